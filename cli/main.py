@@ -1,0 +1,59 @@
+"""The ``topo`` entry point: a click group whose subcommands load on first use.
+
+Subcommands are imported only when they run (or when ``--help`` lists them), so
+``topo --help`` starts without numpy, scipy or torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+#: command name -> "module:attribute" of its click command, in the order --help lists them
+COMMANDS: dict[str, str] = {
+    "inspect": "topo_cli.inspect:inspect_command",
+    "export": "topo_cli.export:export_command",
+}
+
+
+class TopoGroup(click.Group):
+    """A group that imports subcommands lazily and turns library errors into one line."""
+
+    def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.lazy_commands) + sorted(set(super().list_commands(ctx)) - set(self.lazy_commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str):
+        target = self.lazy_commands.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = target.split(":")
+        return getattr(importlib.import_module(module_name), attribute)
+
+    def invoke(self, ctx: click.Context):
+        from topo_cli.errors import user_errors_as_click
+
+        with user_errors_as_click():
+            return super().invoke(ctx)
+
+
+@click.group(cls=TopoGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="topo-toolkit", prog_name="topo")
+def main() -> None:
+    """topo: measure the connectivity of sparse neural networks.
+
+    Reads checkpoints (topo's own, and other libraries' where supported), views every
+    weight mask as a layer of a layered directed graph, and measures it: fan-in and
+    its coefficient of variation, hubs, topology distances, drift.
+
+    Run `topo COMMAND --help` for a command's options.
+    """
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""topo: a graph-theoretic toolkit for the connectivity of sparse neural networks.
+
+Read a network (topo's own checkpoint or another library's), view its weight masks
+as a layered directed graph, and measure it.
+
+>>> import topo
+>>> net = topo.load("runs/demo/checkpoints/epoch_0030.safetensors")
+>>> topo.fan_in_cv(net)
+"""
+
+from topo._version import __version__
+from topo.analysis.degree import (
+    LayerDegree,
+    NetworkDegree,
+    degree_summary,
+    fan_in,
+    fan_in_cv,
+    fan_out,
+    layer_degrees,
+)
+from topo.checkpoint import (
+    list_checkpoints,
+    load_checkpoint,
+    read_metrics,
+    read_run_config,
+    save_checkpoint,
+)
+from topo.errors import TopoError
+from topo.formats import load
+from topo.graph import to_igraph, to_networkx, write_edgelist, write_gexf, write_graphml
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "__version__",
+    "Layer",
+    "Topology",
+    "TopoError",
+    "load",
+    "save_checkpoint",
+    "load_checkpoint",
+    "list_checkpoints",
+    "read_run_config",
+    "read_metrics",
+    "to_networkx",
+    "to_igraph",
+    "write_graphml",
+    "write_gexf",
+    "write_edgelist",
+    "fan_in",
+    "fan_out",
+    "fan_in_cv",
+    "layer_degrees",
+    "degree_summary",
+    "LayerDegree",
+    "NetworkDegree",
+]

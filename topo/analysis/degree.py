@@ -1,0 +1,168 @@
+"""Degree basics: fan-in, fan-out and their per-layer and whole-network summaries.
+
+Everything is read off the CSR masks with numpy; no graph is walked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "fan_in",
+    "fan_out",
+    "coefficient_of_variation",
+    "fan_in_cv",
+    "LayerDegree",
+    "NetworkDegree",
+    "layer_degree",
+    "layer_degrees",
+    "degree_summary",
+]
+
+
+def _layer(topology: Topology, layer: int | str) -> Layer:
+    return topology[layer]
+
+
+def fan_in(topology: Topology, layer: int | str) -> np.ndarray:
+    """Number of inputs of each output neuron of ``layer``.
+
+    Parameters
+    ----------
+    topology : Topology
+    layer : int or str
+        Index or name of the layer.
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape ``(out,)``
+    """
+    return _layer(topology, layer).fan_in
+
+
+def fan_out(topology: Topology, layer: int | str) -> np.ndarray:
+    """Number of outputs of each input neuron of ``layer``, shape ``(in,)``."""
+    return _layer(topology, layer).fan_out
+
+
+def coefficient_of_variation(values: np.ndarray) -> float:
+    """Population standard deviation over mean; NaN when the mean is 0 or there are no values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    mean = values.mean()
+    if mean == 0:
+        return float("nan")
+    return float(values.std() / mean)
+
+
+def fan_in_cv(topology: Topology) -> list[float]:
+    """Coefficient of variation of the fan-in, per layer.
+
+    Returns
+    -------
+    list of float
+        ``std(fan_in) / mean(fan_in)`` (population std) for each layer; NaN for a
+        layer without connections.
+    """
+    return [coefficient_of_variation(layer.fan_in) for layer in topology]
+
+
+@dataclass(frozen=True)
+class LayerDegree:
+    """Degree figures of one layer.
+
+    ``no_inputs`` counts this layer's output neurons with fan-in 0; ``no_outputs``
+    counts its input neurons that feed no output of this layer (fan-out 0).
+    """
+
+    name: str
+    n_in: int
+    n_out: int
+    nnz: int
+    density: float
+    fan_in_mean: float
+    fan_in_std: float
+    fan_in_cv: float
+    fan_in_min: int
+    fan_in_max: int
+    fan_out_mean: float
+    fan_out_max: int
+    no_inputs: int
+    no_outputs: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class NetworkDegree:
+    """Whole-network degree figures."""
+
+    n_layers: int
+    n_neurons: int
+    nnz: int
+    size: int
+    density: float
+    fan_in_cv_mean: float
+    fan_in_cv_max: float
+    no_inputs: int
+    no_outputs: int
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def layer_degree(layer: Layer) -> LayerDegree:
+    """Degree figures of one layer; see :class:`LayerDegree`."""
+    fin = layer.fan_in
+    fout = layer.fan_out
+    has_in = fin.size > 0
+    return LayerDegree(
+        name=layer.name,
+        n_in=layer.n_in,
+        n_out=layer.n_out,
+        nnz=layer.nnz,
+        density=layer.density,
+        fan_in_mean=float(fin.mean()) if has_in else float("nan"),
+        fan_in_std=float(fin.std()) if has_in else float("nan"),
+        fan_in_cv=coefficient_of_variation(fin),
+        fan_in_min=int(fin.min()) if has_in else 0,
+        fan_in_max=int(fin.max()) if has_in else 0,
+        fan_out_mean=float(fout.mean()) if fout.size else float("nan"),
+        fan_out_max=int(fout.max()) if fout.size else 0,
+        no_inputs=int(np.count_nonzero(fin == 0)),
+        no_outputs=int(np.count_nonzero(fout == 0)),
+    )
+
+
+def layer_degrees(topology: Topology) -> list[LayerDegree]:
+    """Degree figures of every layer, in order."""
+    return [layer_degree(layer) for layer in topology]
+
+
+def degree_summary(topology: Topology) -> NetworkDegree:
+    """Whole-network figures: sizes, density, fan-in CV over layers, dead neurons.
+
+    ``no_inputs`` counts neurons outside the network's input layers that receive no
+    connection; ``no_outputs`` counts neurons that feed nothing, among all neurons
+    that are inputs of some layer (the final outputs are not counted).
+    """
+    per_layer = layer_degrees(topology)
+    cvs = np.array([d.fan_in_cv for d in per_layer], dtype=np.float64)
+    finite = cvs[np.isfinite(cvs)]
+    return NetworkDegree(
+        n_layers=len(topology),
+        n_neurons=topology.n_neurons,
+        nnz=topology.nnz,
+        size=topology.size,
+        density=topology.density,
+        fan_in_cv_mean=float(finite.mean()) if finite.size else float("nan"),
+        fan_in_cv_max=float(finite.max()) if finite.size else float("nan"),
+        no_inputs=sum(d.no_inputs for d in per_layer),
+        no_outputs=sum(d.no_outputs for d in per_layer),
+    )

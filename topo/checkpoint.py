@@ -1,0 +1,456 @@
+"""topo's own checkpoint format and run folders.
+
+A checkpoint is one ``.safetensors`` file. Per layer ``i`` it holds the tensors
+
+- ``layers.{i}.mask``   bool ``[out, in]``
+- ``layers.{i}.weight`` float ``[out, in]`` (optional)
+- ``layers.{i}.bias``   float ``[out]`` (optional)
+- ``layers.{i}.stats.{name}`` float ``[out]``: per-neuron statistics (optional)
+
+and string metadata: ``format`` (``"topo-checkpoint"``), ``format_version``, ``layers``
+(a JSON list of the layers' names, sources, flags and info, in order), ``epoch``,
+``step``, ``run`` (free-form JSON about the run) and ``info`` (the topology's info).
+
+Reading uses safetensors' numpy interface, so analysing topo's own checkpoints never
+imports torch.
+
+A run folder is::
+
+    RUN/run.json                         the configuration (JSON)
+    RUN/metrics.jsonl                    one JSON object per line, one line per epoch
+    RUN/checkpoints/epoch_0000.safetensors
+    RUN/checkpoints/epoch_0003_step_00000450.safetensors   (taken inside epoch 3, at global step 450)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "is_topo_checkpoint",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "checkpoint_name",
+    "parse_checkpoint_name",
+    "list_checkpoints",
+    "is_run_folder",
+    "write_run_config",
+    "read_run_config",
+    "append_metrics",
+    "read_metrics",
+    "CHECKPOINT_DIR",
+    "RUN_CONFIG",
+    "METRICS_FILE",
+    "write_metrics",
+]
+
+FORMAT_NAME = "topo-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoints"
+RUN_CONFIG = "run.json"
+METRICS_FILE = "metrics.jsonl"
+_SAFETENSORS_SUFFIX = ".safetensors"
+_NAME_RE = re.compile(r"^epoch_(\d+)(?:_step_(\d+))?\.safetensors$")
+
+
+# -- atomic writes -----------------------------------------------------------------
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    A reader never sees a half-written file, and an interrupted write leaves the old
+    file (if any) in place.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text (UTF-8) atomically; see :func:`atomic_write_bytes`."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (Path, os.PathLike)):
+        return os.fspath(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+# -- checkpoints -------------------------------------------------------------------
+def save_checkpoint(
+    topology: Topology,
+    path: str | os.PathLike,
+    *,
+    epoch: int | None = None,
+    step: int | None = None,
+    run_info: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save a topology as one topo checkpoint, atomically.
+
+    Parameters
+    ----------
+    topology : Topology
+        The network to save: masks, and weights, biases and statistics where present.
+    path : path-like
+        Destination ``.safetensors`` file; its folder is created.
+    epoch, step : int, optional
+        Where in training this checkpoint was taken. Default to the topology's own
+        ``info["epoch"]`` / ``info["step"]``.
+    run_info : mapping, optional
+        Free-form facts about the run, stored as JSON.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from safetensors.numpy import save as st_save
+
+    tensors: dict[str, np.ndarray] = {}
+    layer_meta = []
+    for i, layer in enumerate(topology):
+        tensors[f"layers.{i}.mask"] = np.ascontiguousarray(layer.mask.toarray())
+        if layer.weight is not None:
+            tensors[f"layers.{i}.weight"] = np.ascontiguousarray(layer.weight)
+        if layer.bias is not None:
+            tensors[f"layers.{i}.bias"] = np.ascontiguousarray(layer.bias)
+        for key, value in layer.stats.items():
+            tensors[f"layers.{i}.stats.{key}"] = np.ascontiguousarray(value)
+        layer_meta.append(
+            {
+                "name": layer.name,
+                "source": layer.source,
+                "standalone": bool(layer.standalone),
+                "shape": list(layer.shape),
+                "info": dict(layer.info),
+                "stats": sorted(layer.stats),
+            }
+        )
+    info = {k: v for k, v in topology.info.items() if k not in ("path", "format")}
+    epoch = info.pop("epoch", None) if epoch is None else epoch
+    step = info.pop("step", None) if step is None else step
+    info.pop("epoch", None)
+    info.pop("step", None)
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "layers": _dumps(layer_meta),
+        "epoch": "" if epoch is None else str(int(epoch)),
+        "step": "" if step is None else str(int(step)),
+        "run": _dumps(dict(run_info or {})),
+        "info": _dumps(info),
+    }
+    try:
+        data = st_save(tensors, metadata=metadata)
+    except Exception as exc:  # safetensors refuses e.g. object arrays
+        raise TopoError(f"cannot serialise checkpoint: {exc}", path=path) from exc
+    return atomic_write_bytes(path, data)
+
+
+def _open(path: Path):
+    from safetensors import safe_open
+
+    if not path.exists():
+        raise TopoError("no such file", path=path)
+    if path.is_dir():
+        raise TopoError("is a folder, expected a checkpoint file", path=path)
+    try:
+        return safe_open(str(path), framework="np")
+    except Exception as exc:
+        raise TopoError(f"not a readable safetensors file ({_one_line(exc)})", path=path) from exc
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """Read a topo checkpoint's metadata without loading any tensor.
+
+    Returns
+    -------
+    dict
+        ``format_version``, ``layers`` (list of dicts), ``epoch``, ``step``, ``run``, ``info``.
+
+    Raises
+    ------
+    TopoError
+        If the file is missing, not safetensors, or not a topo checkpoint.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        raw = handle.metadata() or {}
+    return _parse_metadata(raw, path)
+
+
+def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
+    if raw.get("format") != FORMAT_NAME:
+        raise TopoError("a safetensors file, but not a topo checkpoint (no topo metadata)", path=path)
+    try:
+        version = int(raw.get("format_version", ""))
+    except ValueError:
+        raise TopoError("checkpoint has no valid format_version", path=path) from None
+    if version > FORMAT_VERSION:
+        raise TopoError(
+            f"checkpoint format version {version} is newer than this topo reads ({FORMAT_VERSION}); upgrade topo",
+            path=path,
+        )
+    try:
+        layers = json.loads(raw["layers"])
+        run = json.loads(raw.get("run") or "{}")
+        info = json.loads(raw.get("info") or "{}")
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise TopoError(f"checkpoint metadata is corrupt ({_one_line(exc)})", path=path) from None
+    epoch = raw.get("epoch") or None
+    step = raw.get("step") or None
+    return {
+        "format_version": version,
+        "layers": layers,
+        "epoch": None if epoch is None else int(epoch),
+        "step": None if step is None else int(step),
+        "run": run,
+        "info": info,
+    }
+
+
+def is_topo_checkpoint(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a readable topo checkpoint (reads only the header)."""
+    try:
+        read_checkpoint_metadata(path)
+    except TopoError:
+        return False
+    return True
+
+
+def load_checkpoint(path: str | os.PathLike, *, weights: bool = True) -> Topology:
+    """Load a topo checkpoint as a Topology, without importing torch.
+
+    Parameters
+    ----------
+    path : path-like
+        A ``.safetensors`` file written by :func:`save_checkpoint`.
+    weights : bool
+        Also load weight values. Masks, biases and statistics are always loaded;
+        analyses of connectivity alone can skip the weights and read less.
+
+    Returns
+    -------
+    Topology
+        Its ``info`` holds ``epoch``, ``step``, ``run``, ``path`` and ``format``.
+
+    Raises
+    ------
+    TopoError
+        If the file is missing, truncated, corrupt or not a topo checkpoint.
+    """
+    path = Path(path)
+    with _open(path) as handle:
+        meta = _parse_metadata(handle.metadata() or {}, path)
+        keys = set(handle.keys())
+        layers = []
+        try:
+            for i, entry in enumerate(meta["layers"]):
+                prefix = f"layers.{i}."
+                mask = handle.get_tensor(prefix + "mask")
+                weight = handle.get_tensor(prefix + "weight") if weights and prefix + "weight" in keys else None
+                bias = handle.get_tensor(prefix + "bias") if prefix + "bias" in keys else None
+                stats = {
+                    key[len(prefix + "stats."):]: handle.get_tensor(key)
+                    for key in sorted(keys)
+                    if key.startswith(prefix + "stats.")
+                }
+                layers.append(
+                    Layer.from_mask(
+                        entry["name"],
+                        mask,
+                        weight=weight,
+                        bias=bias,
+                        stats=stats,
+                        source=entry.get("source", ""),
+                        standalone=bool(entry.get("standalone", False)),
+                        info=entry.get("info") or {},
+                    )
+                )
+        except TopoError as exc:
+            raise TopoError(f"checkpoint is inconsistent: {exc}", path=path) from None
+        except Exception as exc:  # truncated data, wrong dtypes, missing tensors
+            raise TopoError(f"checkpoint is corrupt ({_one_line(exc)})", path=path) from exc
+    info = dict(meta["info"])
+    info.update(epoch=meta["epoch"], step=meta["step"], run=meta["run"], path=str(path), format=FORMAT_NAME)
+    try:
+        return Topology(layers, info=info)
+    except TopoError as exc:
+        raise TopoError(str(exc), path=path) from None
+
+
+# -- run folders -------------------------------------------------------------------
+def checkpoint_name(epoch: int, step: int | None = None) -> str:
+    """File name of a run's checkpoint: ``epoch_0003.safetensors`` or ``epoch_0003_step_00000450.safetensors``."""
+    if step is None:
+        return f"epoch_{int(epoch):04d}{_SAFETENSORS_SUFFIX}"
+    return f"epoch_{int(epoch):04d}_step_{int(step):08d}{_SAFETENSORS_SUFFIX}"
+
+
+def parse_checkpoint_name(name: str) -> tuple[int, int | None] | None:
+    """``(epoch, step)`` from a checkpoint file name, or None if it is not one."""
+    match = _NAME_RE.match(name)
+    if not match:
+        return None
+    return int(match.group(1)), (None if match.group(2) is None else int(match.group(2)))
+
+
+def is_run_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a topo run folder (has ``run.json`` or a ``checkpoints/`` folder)."""
+    path = Path(path)
+    return path.is_dir() and ((path / RUN_CONFIG).is_file() or (path / CHECKPOINT_DIR).is_dir())
+
+
+def list_checkpoints(run: str | os.PathLike, *, include_steps: bool = True) -> list[Path]:
+    """A run's checkpoints in training order.
+
+    ``epoch_0000`` holds the initial masks and ``epoch_E`` the state at the end of
+    epoch E. A checkpoint taken inside epoch E is named ``epoch_E_step_S`` (E the
+    epoch in progress, S the global step) and sorts after ``epoch_{E-1}`` and before
+    ``epoch_E``.
+
+    Parameters
+    ----------
+    run : path-like
+        The run folder.
+    include_steps : bool
+        Also list checkpoints taken inside epochs.
+
+    Raises
+    ------
+    TopoError
+        If ``run`` is not a run folder.
+    """
+    run = Path(run)
+    if not run.exists():
+        raise TopoError("no such run folder", path=run)
+    if not is_run_folder(run):
+        raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run)
+    found: list[tuple[tuple[int, int], Path]] = []
+    folder = run / CHECKPOINT_DIR
+    if folder.is_dir():
+        for entry in folder.iterdir():
+            parsed = parse_checkpoint_name(entry.name)
+            if parsed is None:
+                continue
+            epoch, step = parsed
+            if step is None:
+                # the end of epoch e sorts after all checkpoints taken inside epoch e
+                key = (epoch, 1 << 62)
+            else:
+                if not include_steps:
+                    continue
+                key = (epoch, step)
+            found.append((key, entry))
+    found.sort(key=lambda item: (item[0], item[1].name))
+    return [p for _, p in found]
+
+
+def write_run_config(run: str | os.PathLike, config: Mapping[str, Any]) -> Path:
+    """Write ``run.json`` atomically (creates the run folder)."""
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    return atomic_write_text(run / RUN_CONFIG, json.dumps(dict(config), default=_json_default, indent=2) + "\n")
+
+
+def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
+    """Read ``run.json``; an empty dict when the run has none."""
+    path = Path(run) / RUN_CONFIG
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TopoError(f"run configuration is unreadable ({_one_line(exc)})", path=path) from None
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
+    """Append one JSON line to ``metrics.jsonl`` and flush it to disk.
+
+    Non-finite floats are written as ``null`` so that the file stays valid JSON.
+    """
+    path = Path(run) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps({k: _finite(v) for k, v in record.items()}, default=_json_default)
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read ``metrics.jsonl``; a last line cut short by an interruption is ignored."""
+    path = Path(run) / METRICS_FILE
+    if not path.exists():
+        return []
+    records = []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break  # a write cut short at the end
+            raise TopoError(f"line {number} is not valid JSON", path=path) from None
+    return records
+
+
+def write_metrics(run: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
+    """Replace ``metrics.jsonl`` with ``records`` atomically (used when a run resumes)."""
+    text = "".join(json.dumps({k: _finite(v) for k, v in r.items()}, default=_json_default) + "\n" for r in records)
+    return atomic_write_text(Path(run) / METRICS_FILE, text)
+

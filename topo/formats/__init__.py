@@ -1,0 +1,81 @@
+"""Readers that turn checkpoint files into Topology objects.
+
+Each module here handles one format and offers ``sniff(path) -> bool`` (decided by
+content: magic bytes and headers, not only the extension) and
+``read(path, **options) -> Topology``, and may list the file suffixes it claims in
+``EXTENSIONS``: a file with such a suffix that no reader sniffs is handed to that
+reader, whose error then says what is wrong with it (truncated, corrupt, ...). :func:`load` tries them in the order of
+:data:`READERS` and uses the first whose ``sniff`` says yes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+from topo.errors import TopoError
+from topo.topology import Topology
+
+__all__ = ["READERS", "detect_format", "load"]
+
+#: Format name -> module under ``topo.formats``; tried in this order.
+READERS: dict[str, str] = {
+    "topo": "topo.formats.native",
+}
+
+
+def _module(name: str):
+    return importlib.import_module(READERS[name])
+
+
+def detect_format(path: str | os.PathLike) -> str | None:
+    """The name of the first reader whose ``sniff`` accepts ``path``, or None."""
+    for name in READERS:
+        try:
+            if _module(name).sniff(Path(path)):
+                return name
+        except TopoError:
+            continue
+    return None
+
+
+def _claimed_by_extension(path: Path) -> str | None:
+    """A reader whose ``EXTENSIONS`` include the file's suffix: when no reader's sniff
+    accepted the file, that reader's ``read`` says precisely what is wrong with it."""
+    suffix = path.suffix.lower()
+    for name in READERS:
+        if suffix and suffix in getattr(_module(name), "EXTENSIONS", ()):
+            return name
+    return None
+
+
+def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) -> Topology:
+    """Read any supported checkpoint (a file or a folder) as a Topology.
+
+    Parameters
+    ----------
+    path : path-like
+        A checkpoint file, or a folder that one reader understands (a topo run folder
+        gives its last checkpoint).
+    format : str, optional
+        Skip detection and use this reader (a key of :data:`READERS`).
+    **options
+        Passed to the reader (e.g. ``weights=False``).
+
+    Raises
+    ------
+    TopoError
+        If the path does not exist, no reader recognises it, or the reader fails.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TopoError("no such file or folder", path=path)
+    if format is None:
+        format = detect_format(path) or _claimed_by_extension(path)
+        if format is None:
+            raise TopoError("not a checkpoint format topo recognises", path=path)
+    elif format not in READERS:
+        raise TopoError(f"unknown format {format!r}; known: {', '.join(READERS)}")
+    return _module(format).read(path, **options)

@@ -1,0 +1,33 @@
+"""topo's own checkpoints (``.safetensors`` with topo metadata) and run folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from topo.checkpoint import is_run_folder, is_topo_checkpoint, list_checkpoints, load_checkpoint
+from topo.errors import TopoError
+from topo.topology import Topology
+
+__all__ = ["EXTENSIONS", "sniff", "read"]
+
+EXTENSIONS = (".safetensors",)
+
+
+def sniff(path: Path) -> bool:
+    """A topo checkpoint file, or a run folder with at least one checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        return is_run_folder(path) and bool(list_checkpoints(path))
+    return path.is_file() and is_topo_checkpoint(path)
+
+
+def read(path: Path, *, weights: bool = True, **_: Any) -> Topology:
+    """Load a checkpoint file, or a run folder's last checkpoint."""
+    path = Path(path)
+    if path.is_dir():
+        checkpoints = list_checkpoints(path)
+        if not checkpoints:
+            raise TopoError("run folder has no checkpoints", path=path)
+        path = checkpoints[-1]
+    return load_checkpoint(path, weights=weights)

@@ -1,0 +1,237 @@
+"""Graph views of a Topology (networkx, igraph) and graph file writers.
+
+Nodes are ``(node_layer, neuron)``: node layer 0 holds the network's inputs and node
+layer k+1 the outputs of layer k (see :attr:`topo.Topology.node_slots` for layers
+that stand alone). An edge runs from input neuron j of a layer to its output neuron
+i when ``mask[i, j]``, carrying the weight where the topology has weights.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from topo.checkpoint import atomic_write_bytes
+from topo.errors import TopoError
+from topo.topology import Topology
+
+__all__ = [
+    "node_layers",
+    "edge_arrays",
+    "to_networkx",
+    "to_igraph",
+    "write_graphml",
+    "write_gexf",
+    "write_edgelist",
+    "EXPORT_FORMATS",
+    "export_graph",
+]
+
+EXPORT_FORMATS = ("graphml", "gexf", "edgelist")
+
+
+def node_layers(topology: Topology) -> list[tuple[int, str]]:
+    """``(width, name)`` of every node layer, in order.
+
+    The network's inputs are named ``"input"``; a standalone layer's inputs are
+    named ``"<layer>.input"``; every other node layer carries the name of the layer
+    whose outputs it holds.
+    """
+    slots: list[tuple[int, str]] = []
+    for i, layer in enumerate(topology):
+        if topology.starts_chain(i):
+            slots.append((layer.n_in, "input" if i == 0 else f"{layer.name}.input"))
+        slots.append((layer.n_out, layer.name))
+    return slots
+
+
+def _offsets(topology: Topology) -> np.ndarray:
+    widths = np.array(topology.widths, dtype=np.int64)
+    return np.concatenate([[0], np.cumsum(widths)])
+
+
+def edge_arrays(topology: Topology) -> Iterator[tuple[int, int, int, np.ndarray, np.ndarray, np.ndarray | None]]:
+    """Per layer: ``(layer_index, in_slot, out_slot, sources, targets, weights)``.
+
+    ``sources`` are input neuron indices within node layer ``in_slot`` and
+    ``targets`` output neuron indices within ``out_slot``; ``weights`` is None when
+    the layer has no weight values.
+    """
+    for index, (layer, (in_slot, out_slot)) in enumerate(zip(topology, topology.node_slots)):
+        coo = layer.mask.tocoo()
+        rows = coo.row.astype(np.int64)
+        cols = coo.col.astype(np.int64)
+        weights = None if layer.weight is None else np.asarray(layer.weight[rows, cols], dtype=np.float64)
+        yield index, in_slot, out_slot, cols, rows, weights
+
+
+def _global_edges(topology: Topology) -> tuple[np.ndarray, np.ndarray | None]:
+    offsets = _offsets(topology)
+    pairs = []
+    weights = []
+    any_weights = any(layer.weight is not None for layer in topology)
+    for _, in_slot, out_slot, sources, targets, w in edge_arrays(topology):
+        pairs.append(np.stack([sources + offsets[in_slot], targets + offsets[out_slot]], axis=1))
+        if any_weights:
+            weights.append(w if w is not None else np.full(sources.size, np.nan))
+    edges = np.concatenate(pairs) if pairs else np.empty((0, 2), dtype=np.int64)
+    return edges, (np.concatenate(weights) if any_weights else None)
+
+
+def _node_attributes(topology: Topology) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    slots = node_layers(topology)
+    layer_index = np.concatenate([np.full(w, k, dtype=np.int64) for k, (w, _) in enumerate(slots)])
+    neuron = np.concatenate([np.arange(w, dtype=np.int64) for w, _ in slots])
+    names = [name for w, name in slots for _ in range(w)]
+    return layer_index, neuron, names
+
+
+def to_networkx(topology: Topology, *, weights: bool = True):
+    """The topology as a ``networkx.DiGraph``.
+
+    Parameters
+    ----------
+    topology : Topology
+    weights : bool
+        Put each edge's weight in its ``weight`` attribute where weights exist.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Nodes ``(node_layer, neuron)`` with attributes ``layer`` (node layer index),
+        ``neuron`` and ``layer_name``; edges with ``weight`` where known.
+    """
+    import networkx as nx
+
+    graph = nx.DiGraph()
+    for k, (width, name) in enumerate(node_layers(topology)):
+        graph.add_nodes_from(((k, j), {"layer": k, "neuron": j, "layer_name": name}) for j in range(width))
+    for _, in_slot, out_slot, sources, targets, w in edge_arrays(topology):
+        src = sources.tolist()
+        dst = targets.tolist()
+        if weights and w is not None:
+            graph.add_weighted_edges_from(
+                ((in_slot, s), (out_slot, t), float(x)) for s, t, x in zip(src, dst, w.tolist())
+            )
+        else:
+            graph.add_edges_from(((in_slot, s), (out_slot, t)) for s, t in zip(src, dst))
+    return graph
+
+
+def to_igraph(topology: Topology, *, weights: bool = True):
+    """The topology as a directed ``igraph.Graph``.
+
+    Vertex ``v`` is neuron ``neuron[v]`` of node layer ``layer[v]``, numbered node
+    layer by node layer; vertex attributes ``layer``, ``neuron``, ``layer_name``;
+    edge attribute ``weight`` where weights exist.
+    """
+    import igraph as ig
+
+    edges, edge_weights = _global_edges(topology)
+    layer_index, neuron, names = _node_attributes(topology)
+    graph = ig.Graph(n=int(layer_index.size), edges=edges, directed=True)
+    graph.vs["layer"] = layer_index.tolist()
+    graph.vs["neuron"] = neuron.tolist()
+    graph.vs["layer_name"] = names
+    if weights and edge_weights is not None:
+        graph.es["weight"] = edge_weights.tolist()
+    return graph
+
+
+def _temp_beside(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+def write_graphml(topology: Topology, path: str | os.PathLike, *, weights: bool = True) -> Path:
+    """Write GraphML (through igraph, which streams large graphs quickly), atomically."""
+    path = Path(path)
+    graph = to_igraph(topology, weights=weights)
+    tmp = _temp_beside(path)
+    try:
+        graph.write_graphml(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_gexf(topology: Topology, path: str | os.PathLike, *, weights: bool = True) -> Path:
+    """Write GEXF (through networkx), atomically."""
+    import networkx as nx
+
+    path = Path(path)
+    graph = to_networkx(topology, weights=weights)
+    # GEXF ids are strings; "layer:neuron" keeps them readable
+    graph = nx.relabel_nodes(graph, {node: f"{node[0]}:{node[1]}" for node in graph.nodes}, copy=False)
+    tmp = _temp_beside(path)
+    try:
+        nx.write_gexf(graph, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_edgelist(topology: Topology, path: str | os.PathLike, *, weights: bool = True) -> Path:
+    """Write an edge-list CSV, atomically.
+
+    Columns: ``source_layer, source_neuron, target_layer, target_neuron, layer_name``
+    and ``weight`` where weights exist. Layers are node-layer indices.
+    """
+    import io
+
+    path = Path(path)
+    any_weights = weights and any(layer.weight is not None for layer in topology)
+    header = "source_layer,source_neuron,target_layer,target_neuron,layer_name" + (",weight" if any_weights else "")
+    buffer = io.StringIO()
+    buffer.write(header + "\n")
+    for index, in_slot, out_slot, sources, targets, w in edge_arrays(topology):
+        name = topology[index].name.replace('"', '""')
+        quoted = f'"{name}"' if ("," in name or '"' in name) else name
+        if sources.size == 0:
+            continue
+        columns: list[Any] = [
+            np.full(sources.size, in_slot).astype(str),
+            sources.astype(str),
+            np.full(sources.size, out_slot).astype(str),
+            targets.astype(str),
+            np.full(sources.size, quoted, dtype=object),
+        ]
+        if any_weights:
+            columns.append(np.char.mod("%.9g", w) if w is not None else np.full(sources.size, ""))
+        rows = columns[0].astype(object)
+        for col in columns[1:]:
+            rows = rows + "," + col.astype(object)
+        buffer.write("\n".join(rows.tolist()))
+        buffer.write("\n")
+    return atomic_write_bytes(path, buffer.getvalue().encode("utf-8"))
+
+
+_WRITERS = {"graphml": write_graphml, "gexf": write_gexf, "edgelist": write_edgelist}
+
+
+def export_graph(topology: Topology, path: str | os.PathLike, fmt: str, *, weights: bool = True) -> Path:
+    """Write the topology's graph in one of :data:`EXPORT_FORMATS`.
+
+    Raises
+    ------
+    TopoError
+        If ``fmt`` is not a known format or the file cannot be written.
+    """
+    try:
+        writer = _WRITERS[fmt]
+    except KeyError:
+        raise TopoError(f"unknown graph format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}") from None
+    try:
+        return writer(topology, path, weights=weights)
+    except OSError as exc:
+        raise TopoError(f"cannot write graph ({exc.strerror or exc})", path=path) from None

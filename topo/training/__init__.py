@@ -1,0 +1,1 @@
+"""Training sparse networks: see the modules of this package."""

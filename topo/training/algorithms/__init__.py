@@ -1,0 +1,1 @@
+"""Sparse-training algorithms: one base class, a registry keyed by name."""
