@@ -15,6 +15,7 @@ import click
 COMMANDS: dict[str, str] = {
     "inspect": "topo_cli.inspect:inspect_command",
     "export": "topo_cli.export:export_command",
+    "audit": "topo_cli.audit:audit_command",
 }
 
 

@@ -67,6 +67,30 @@ def print_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str]) -> None
     click.echo(buffer.getvalue(), nl=False)
 
 
+def print_markdown(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    *,
+    headers: Mapping[str, str] | None = None,
+) -> None:
+    """A GitHub-flavoured markdown table; number columns right-aligned, ``|`` in cells escaped."""
+    headers = headers or {}
+    rows = list(rows)
+
+    def text(value: Any) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    def numeric(column: str) -> bool:
+        values = [clean(row.get(column)) for row in rows]
+        return all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in values)
+
+    lines = ["| " + " | ".join(text(headers.get(c, c)) for c in columns) + " |"]
+    lines.append("|" + "|".join("---:" if numeric(c) else ":---" for c in columns) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(text(cell(row.get(c))) for c in columns) + " |")
+    click.echo("\n".join(lines))
+
+
 def print_table(
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
@@ -104,5 +128,7 @@ def emit(
         print_json(json_payload if json_payload is not None else list(rows))
     elif fmt == "csv":
         print_csv(rows, columns)
+    elif fmt == "markdown":
+        print_markdown(rows, columns, headers=headers)
     else:
         print_table(rows, columns, title=title, headers=headers, caption=caption)

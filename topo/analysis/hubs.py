@@ -1,0 +1,178 @@
+"""Hub neurons: the neurons with the largest fan-in, and how they persist.
+
+A layer's hubs are its output neurons with the most inputs, either the top fraction
+(``rule="top"``) or those whose fan-in lies more than ``z`` standard deviations above
+the layer's mean (``rule="z"``). Two networks' hubs are compared per layer by the
+Jaccard index of the hub sets, either by neuron index (same neurons, e.g. checkpoints
+of one run) or after matching the neurons with NNSTD (independently trained networks,
+whose neurons carry no common labels).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from topo.analysis.distance import _labels_in_a, nnstd
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+
+__all__ = ["RULES", "hub_indices", "hub_overlap", "hub_persistence", "jaccard"]
+
+#: Names accepted by ``rule``.
+RULES = ("top", "z")
+
+
+def hub_indices(layer: Layer, *, fraction: float = 0.1, rule: str = "top", z: float = 2.0) -> np.ndarray:
+    """The hub neurons of a layer, by fan-in.
+
+    Parameters
+    ----------
+    layer : Layer
+    fraction : float
+        For ``rule="top"``: the share of output neurons that are hubs, in ``(0, 1]``;
+        ``ceil(fraction * n_out)`` neurons, at least 1. Ties in fan-in go to the lower
+        index.
+    rule : {"top", "z"}
+        ``"top"``: the ``fraction`` with the largest fan-in. ``"z"``: every neuron
+        whose fan-in exceeds ``mean + z * std`` (population std); may be empty.
+    z : float
+        Threshold of ``rule="z"`` in standard deviations.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Indices of the hubs, ascending.
+
+    Raises
+    ------
+    TopoError
+        If ``rule`` is unknown or ``fraction`` is outside ``(0, 1]``.
+    """
+    fan_in = layer.fan_in
+    n = fan_in.size
+    if rule == "top":
+        if not (0.0 < fraction <= 1.0):
+            raise TopoError(f"hub fraction must be in (0, 1], got {fraction}")
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        # round first: 0.1 * 30 is 3.0000000000000004 in floating point, not above 3
+        count = max(1, math.ceil(round(fraction * n, 9)))
+        order = np.argsort(-fan_in, kind="stable")
+        return np.sort(order[:count]).astype(np.int64)
+    if rule == "z":
+        if n == 0:
+            return np.zeros(0, dtype=np.int64)
+        values = fan_in.astype(np.float64)
+        threshold = values.mean() + float(z) * values.std()
+        return np.flatnonzero(values > threshold).astype(np.int64)
+    raise TopoError(f"unknown hub rule {rule!r}; known: {', '.join(RULES)}")
+
+
+def jaccard(first: np.ndarray, second: np.ndarray) -> float:
+    """``|A & B| / |A | B|`` of two index sets; NaN when both are empty."""
+    first = np.unique(np.asarray(first))
+    second = np.unique(np.asarray(second))
+    union = np.union1d(first, second).size
+    if union == 0:
+        return float("nan")
+    return np.intersect1d(first, second, assume_unique=True).size / union
+
+
+def hub_overlap(
+    a: Topology,
+    b: Topology,
+    *,
+    matched: bool = False,
+    fraction: float = 0.1,
+    rule: str = "top",
+    z: float = 2.0,
+    match_output: bool = True,
+) -> list[float]:
+    """Jaccard index of two networks' hub sets, per layer.
+
+    Parameters
+    ----------
+    a, b : Topology
+        Networks with the same number of layers.
+    matched : bool
+        False: compare hubs by neuron index. True: first map ``b``'s hubs into ``a``'s
+        neurons through the NNSTD matchings (:func:`topo.analysis.distance.nnstd`),
+        so a copy of ``a`` with its hidden neurons permuted overlaps fully.
+    fraction, rule, z
+        How hubs are chosen; see :func:`hub_indices`.
+    match_output : bool
+        Passed to ``nnstd`` when ``matched``: False keeps output neurons by index.
+
+    Returns
+    -------
+    list of float
+        One Jaccard index per layer, in ``[0, 1]``; NaN where neither layer has a hub
+        (possible with ``rule="z"``).
+
+    Raises
+    ------
+    TopoError
+        If the numbers of layers differ, the networks cannot be matched, or the hub
+        rule is invalid.
+    """
+    if len(a) != len(b):
+        name_a = a.info.get("path") or "network 1"
+        name_b = b.info.get("path") or "network 2"
+        raise TopoError(f"cannot compare hubs: {name_a} has {len(a)} layers, {name_b} has {len(b)}")
+    matchings = None
+    if matched:
+
+        matchings = nnstd(a, b, match_output=match_output).matchings
+    overlaps = []
+    for k, (layer_a, layer_b) in enumerate(zip(a, b)):
+        hubs_a = hub_indices(layer_a, fraction=fraction, rule=rule, z=z)
+        hubs_b = hub_indices(layer_b, fraction=fraction, rule=rule, z=z)
+        if matchings is not None:
+            hubs_b = _labels_in_a(matchings[k], layer_b.n_out)[hubs_b]
+        overlaps.append(jaccard(hubs_a, hubs_b))
+    return overlaps
+
+
+def hub_persistence(
+    topologies: Sequence[Topology], *, fraction: float = 0.1, rule: str = "top", z: float = 2.0
+) -> np.ndarray:
+    """How much of each checkpoint's hub set survives to the last checkpoint.
+
+    Parameters
+    ----------
+    topologies : sequence of Topology
+        Checkpoints of one run, in training order (the same neurons throughout, so
+        hubs are compared by index).
+    fraction, rule, z
+        How hubs are chosen; see :func:`hub_indices`.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``(n_checkpoints, n_layers)``
+        Row ``t``: the Jaccard index of checkpoint ``t``'s hubs with the last
+        checkpoint's, per layer; the last row is 1 (NaN where a layer has no hub).
+
+    Raises
+    ------
+    TopoError
+        If no topology is given or their numbers of layers differ.
+    """
+    topologies = list(topologies)
+    if not topologies:
+        raise TopoError("hub persistence needs at least one checkpoint")
+    last = topologies[-1]
+    final = [hub_indices(layer, fraction=fraction, rule=rule, z=z) for layer in last]
+    result = np.empty((len(topologies), len(last)), dtype=np.float64)
+    for t, topology in enumerate(topologies):
+        if len(topology) != len(last):
+            name = topology.info.get("path") or f"checkpoint {t}"
+            last_name = last.info.get("path") or "the last checkpoint"
+            raise TopoError(
+                f"cannot follow hubs: {name} has {len(topology)} layers, {last_name} has {len(last)}"
+            )
+        for k, layer in enumerate(topology):
+            result[t, k] = jaccard(hub_indices(layer, fraction=fraction, rule=rule, z=z), final[k])
+    return result
