@@ -22,10 +22,11 @@ Which layer's fan-in is fitted
 ------------------------------
 ``best_fit`` is the best of :func:`topo.analysis.fits.fit_fan_in` on the fan-in of
 one layer: the layer with the most output neurons (the largest sample of fan-in
-values) among those whose fan-in is not constant; ties go to the layer with more
-connections, then the earlier one. Constant fan-in (a dense layer, a fixed-fan-in
-sparse layer) has nothing to fit. One fit per checkpoint keeps audits of hundreds of
-checkpoints fast; ``best_fit_layer`` names the layer used.
+values) among those whose nonzero fan-in is not constant; ties go to the layer with
+more connections, then the earlier one. Constant fan-in (a dense layer, a
+fixed-fan-in sparse layer) has nothing to fit, so such a layer is used only when all
+are constant, and ``best_fit`` is then ``"constant"``. One fit per checkpoint keeps
+audits of hundreds of checkpoints fast; ``best_fit_layer`` names the layer used.
 """
 
 from __future__ import annotations
@@ -91,8 +92,8 @@ class AuditRow:
         Output neurons that receive nothing, and input neurons that feed nothing,
         summed over layers (as in :func:`~topo.analysis.degree.degree_summary`).
     best_fit : str or None
-        Best-fitting fan-in distribution of ``best_fit_layer`` (see the module notes);
-        None when no layer has a fan-in that varies.
+        Best-fitting fan-in distribution of ``best_fit_layer`` (see the module notes):
+        a name from :func:`~topo.analysis.fits.fit_fan_in` (``"constant"`` when no layer's fan-in varies).
     best_fit_layer : str or None
         The layer whose fan-in was fitted.
     hub_share : float or None
@@ -280,14 +281,14 @@ def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _fit_layer(layers: Sequence[Any]) -> Any | None:
+def _fit_layer(layers: Sequence[Any]) -> Any:
+    """The layer whose fan-in is fitted: see the module notes."""
     best = None
     best_key = None
     for index, layer in enumerate(layers):
-        fan_in = layer.fan_in
-        if fan_in.size < 2 or fan_in.min() == fan_in.max():
-            continue
-        key = (layer.n_out, layer.nnz, -index)
+        positive = layer.fan_in[layer.fan_in > 0]  # fit_fan_in leaves zeros out
+        varies = positive.size >= 2 and positive.min() != positive.max()
+        key = (varies, layer.n_out, layer.nnz, -index)
         if best_key is None or key > best_key:
             best, best_key = layer, key
     return best
@@ -320,16 +321,15 @@ def _measure(topology: Any, path: Path, fmt: str | None, pattern: str | None) ->
     cvs = np.array([d.fan_in_cv for d in degrees], dtype=np.float64)
     cvs = cvs[np.isfinite(cvs)]
 
+    from topo.analysis.fits import fit_fan_in
+
     best_fit = best_fit_layer = None
     fit_layer = _fit_layer(layers)
-    if fit_layer is not None:
-        from topo.analysis.fits import fit_fan_in
-
-        try:
-            best_fit = str(fit_fan_in(fit_layer.fan_in).best)
-            best_fit_layer = fit_layer.name
-        except TopoError as exc:
-            warnings.append(f"fan-in fit of {fit_layer.name!r} failed: {_message(exc, path)}")
+    try:
+        best_fit = str(fit_fan_in(fit_layer.fan_in).best)
+        best_fit_layer = fit_layer.name
+    except TopoError as exc:
+        warnings.append(f"fan-in fit of {fit_layer.name!r} failed: {_message(exc, path)}")
 
     from topo.analysis.hubs import hub_indices
 

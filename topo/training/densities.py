@@ -198,7 +198,7 @@ def apportion(weights, total: int, lower, upper) -> np.ndarray:
             left -= len(take)
             order = order[counts[order] < hi[order]]
     elif left < 0:
-        order = np.argsort(fraction, kind="stable")[::-1][::-1]
+        order = np.argsort(fraction, kind="stable")
         order = order[counts[order] > lo[order]]
         while left < 0:
             take = order[:-left]

@@ -1,0 +1,329 @@
+"""NNSTD, the NNSTD matrix and mask turnover (topo.analysis.distance)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.optimize import linear_sum_assignment
+
+import topo
+from topo.analysis.distance import layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
+from topo.errors import TopoError
+
+
+# -- a plain implementation: Python sets, loops over neuron pairs -------------------------
+def plain_nnstd(masks_a, masks_b, match_output=True):
+    """NNSTD written out the slow way, for chained layers given as dense [out, in] masks.
+
+    Returns (distance, layer distances, matchings). Unequal widths: an unmatched neuron
+    of network 1 costs 1; unmatched neurons of network 2 become extra input labels
+    n_1, n_1 + 1, ... (in index order) of the next layer.
+    """
+    layer_distances, matchings = [], []
+    label = None  # network 2's input j -> its label in network 1's index space
+    for k, (mask_a, mask_b) in enumerate(zip(masks_a, masks_b)):
+        sets_a = [set(np.flatnonzero(row).tolist()) for row in mask_a]
+        sets_b = []
+        for row in mask_b:
+            inputs = np.flatnonzero(row).tolist()
+            sets_b.append({label[j] for j in inputs} if label is not None else set(inputs))
+        cost = []
+        for a in sets_a:
+            cost_row = []
+            for b in sets_b:
+                if not a and not b:
+                    cost_row.append(0.0)
+                else:
+                    shared = len(a & b)
+                    cost_row.append((len(a) + len(b) - 2 * shared) / (len(a) + len(b) - shared))
+            cost.append(cost_row)
+        cost = np.array(cost, dtype=np.float64).reshape(len(sets_a), len(sets_b))
+        if match_output or k < len(masks_a) - 1:
+            rows, cols = linear_sum_assignment(cost)
+        else:
+            rows = cols = np.arange(min(len(sets_a), len(sets_b)))
+        match = [-1] * len(sets_a)
+        total = 0.0
+        for r, c in zip(rows, cols):
+            match[r] = int(c)
+            total += cost[r, c]
+        total += len(sets_a) - len(rows)
+        layer_distances.append(total / len(sets_a))
+        matchings.append(match)
+        label = {}
+        for i, c in enumerate(match):
+            if c >= 0:
+                label[c] = i
+        extra = len(sets_a)
+        for c in range(len(sets_b)):
+            if c not in label:
+                label[c] = extra
+                extra += 1
+    return sum(layer_distances) / len(layer_distances), layer_distances, matchings
+
+
+def random_masks(widths, density, rng, empty_rows=0):
+    """Dense bool masks [out, in] for a chain of node-layer ``widths``, some rows emptied."""
+    masks = []
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        mask = rng.random((n_out, n_in)) < density
+        if empty_rows:
+            mask[rng.choice(n_out, size=min(empty_rows, n_out), replace=False)] = False
+        masks.append(mask)
+    return masks
+
+
+def distinct_masks(widths, rng):
+    """Masks without empty or duplicate neurons (their NNSTD matching is unique)."""
+    while True:
+        masks = random_masks(widths, 0.4, rng)
+        if all(
+            m.any(axis=1).all() and len({row.tobytes() for row in m}) == m.shape[0] for m in masks
+        ):
+            return masks
+
+
+def permuted_copy(masks, rng):
+    """The same network with every hidden layer's neurons permuted; the permutations."""
+    masks = [m.copy() for m in masks]
+    perms = []
+    for k in range(len(masks) - 1):
+        perm = rng.permutation(masks[k].shape[0])
+        masks[k] = masks[k][perm]
+        masks[k + 1] = masks[k + 1][:, perm]
+        perms.append(perm)
+    return masks, perms
+
+
+def topology(masks, path=None):
+    return topo.Topology.from_masks(masks, info={"path": path} if path else None)
+
+
+# -- cost of two neurons ------------------------------------------------------------------
+def test_cost_matrix_values():
+    a = np.array([[1, 1, 0, 0], [0, 0, 0, 0], [1, 0, 1, 1]], dtype=bool)
+    b = np.array([[1, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]], dtype=bool)
+    import scipy.sparse as sp
+
+    cost = layer_cost_matrix(sp.csr_matrix(a), sp.csr_matrix(b))
+    assert cost.dtype == np.float64
+    assert cost[0, 0] == 0.0  # same inputs
+    assert cost[0, 1] == 1.0  # nothing shared
+    assert cost[1, 2] == 0.0  # both empty
+    assert cost[1, 0] == 1.0  # one empty
+    # {0,2,3} vs {2,3}: (3 + 2 - 4) / 3, in exactly this arithmetic
+    assert cost[2, 1] == (3 + 2 - 2 * 2) / (3 + 2 - 2)
+    assert cost[2, 0] == (3 + 2 - 2 * 1) / (3 + 2 - 1)
+
+
+# -- nnstd --------------------------------------------------------------------------------
+def test_self_distance_is_zero(small_topology):
+    result = nnstd(small_topology, small_topology)
+    assert result.distance == 0.0
+    assert result.layer_distances == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_permuted_copy_is_at_distance_zero_and_matching_inverts_the_permutation(seed):
+    rng = np.random.default_rng(seed)
+    masks = distinct_masks([15, 12, 10, 6], rng)
+    copy, perms = permuted_copy(masks, rng)
+    result = nnstd(topology(masks), topology(copy))
+    assert result.distance == 0.0
+    assert result.layer_distances == [0.0, 0.0, 0.0]
+    # copy's neuron i is the original's perm[i], so original j matches copy argsort(perm)[j]
+    for k, perm in enumerate(perms):
+        np.testing.assert_array_equal(result.matchings[k], np.argsort(perm))
+        np.testing.assert_array_equal(np.asarray(perm)[result.matchings[k]], np.arange(perm.size))
+    np.testing.assert_array_equal(result.matchings[-1], np.arange(6))
+    # the other direction too
+    assert nnstd(topology(copy), topology(masks)).distance == 0.0
+
+
+def test_unpropagated_permutation_would_not_be_zero():
+    """The permuted copy is only at distance 0 because the match propagates."""
+    rng = np.random.default_rng(5)
+    masks = distinct_masks([15, 12, 10, 6], rng)
+    copy, _ = permuted_copy(masks, rng)
+    alone = [nnstd(topology([m]), topology([c])).distance for m, c in zip(masks, copy)]
+    assert alone[0] == 0.0  # rows permuted only
+    assert alone[1] > 0.0 and alone[2] > 0.0  # columns permuted
+
+
+def test_layer_with_no_shared_inputs_has_distance_one():
+    rng = np.random.default_rng(3)
+    first = np.zeros((8, 20), dtype=bool)
+    second = np.zeros((8, 20), dtype=bool)
+    first[:, :10] = rng.random((8, 10)) < 0.5
+    second[:, 10:] = rng.random((8, 10)) < 0.5
+    first[np.arange(8), rng.integers(0, 10, 8)] = True  # no empty neuron
+    second[np.arange(8), rng.integers(10, 20, 8)] = True
+    out = rng.random((4, 8)) < 0.5
+    result = nnstd(topology([first, out]), topology([second, out]))
+    assert result.layer_distances[0] == 1.0
+    assert 0.0 <= result.distance <= 1.0
+
+
+def test_empty_layers_are_at_distance_zero():
+    empty = np.zeros((5, 7), dtype=bool)
+    assert nnstd(topology([empty]), topology([empty])).distance == 0.0
+    full = np.ones((5, 7), dtype=bool)
+    assert nnstd(topology([empty]), topology([full])).distance == 1.0
+
+
+@pytest.mark.parametrize(
+    "widths_a, widths_b, empty_rows",
+    [
+        ([12, 9, 9, 4], [12, 9, 9, 4], 0),
+        ([12, 9, 9, 4], [12, 9, 9, 4], 2),  # empty neurons: ties between them
+        ([12, 9, 7, 4], [12, 11, 5, 4], 2),  # unequal hidden widths, both directions
+        ([10, 6, 3], [10, 8, 5], 1),  # unequal output widths
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+@pytest.mark.parametrize("match_output", [True, False])
+def test_equals_plain_implementation(widths_a, widths_b, empty_rows, seed, match_output):
+    rng = np.random.default_rng(seed)
+    masks_a = random_masks(widths_a, 0.3, rng, empty_rows)
+    masks_b = random_masks(widths_b, 0.3, rng, empty_rows)
+    for first, second in ((masks_a, masks_b), (masks_b, masks_a)):
+        expected, expected_layers, expected_matchings = plain_nnstd(first, second, match_output)
+        result = nnstd(topology(first), topology(second), match_output=match_output)
+        assert result.distance == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert result.layer_distances == pytest.approx(expected_layers, rel=1e-12, abs=1e-15)
+        for got, want in zip(result.matchings, expected_matchings):
+            np.testing.assert_array_equal(got, want)
+        assert 0.0 <= result.distance <= 1.0
+        assert all(0.0 <= d <= 1.0 for d in result.layer_distances)
+
+
+def test_unmatched_output_compares_neurons_by_index():
+    rng = np.random.default_rng(7)
+    masks = distinct_masks([10, 8, 5], rng)
+    swapped = [masks[0], masks[1][::-1].copy()]
+    assert nnstd(topology(masks), topology(swapped)).distance == 0.0
+    result = nnstd(topology(masks), topology(swapped), match_output=False)
+    np.testing.assert_array_equal(result.matchings[-1], np.arange(5))
+    assert result.layer_distances[0] == 0.0
+    assert result.layer_distances[1] > 0.0
+
+
+def test_not_symmetric_with_unequal_widths():
+    rng = np.random.default_rng(11)
+    a = topology(random_masks([10, 6, 3], 0.4, rng))
+    b = topology(random_masks([10, 9, 3], 0.4, rng))
+    assert nnstd(a, b).distance != nnstd(b, a).distance
+
+
+def test_standalone_layers_are_compared_without_propagation():
+    rng = np.random.default_rng(4)
+    first, block, head = distinct_masks([10, 8, 6], rng)[0], *distinct_masks([5, 6, 4], rng)
+    perm = rng.permutation(6)
+    layers_a = [
+        topo.Layer.from_mask("first", first),
+        topo.Layer.from_mask("block", block, standalone=True),
+        topo.Layer.from_mask("head", head),
+    ]
+    # the block's neurons permuted, and the head's inputs as if the block fed it
+    layers_b = [
+        topo.Layer.from_mask("first", first[rng.permutation(8)]),
+        topo.Layer.from_mask("block", block[perm], standalone=True),
+        topo.Layer.from_mask("head", head[:, perm]),
+    ]
+    result = nnstd(topo.Topology(layers_a), topo.Topology(layers_b))
+    assert result.layer_distances[0] == 0.0
+    assert result.layer_distances[1] == 0.0
+    head_alone = nnstd(topology([head]), topology([head[:, perm]])).distance
+    assert head_alone > 0.0
+    assert result.layer_distances[2] == head_alone
+
+
+def test_incomparable_topologies_raise_naming_both():
+    rng = np.random.default_rng(0)
+    a = topology(random_masks([10, 6, 3], 0.4, rng), path="first.safetensors")
+    b = topology(random_masks([10, 6, 4, 3], 0.4, rng), path="second.safetensors")
+    with pytest.raises(TopoError, match="first.safetensors.*second.safetensors"):
+        nnstd(a, b)
+    c = topology(random_masks([11, 6, 3], 0.4, rng), path="third.safetensors")
+    with pytest.raises(TopoError, match="first.safetensors.*10 inputs.*third.safetensors.*11"):
+        nnstd(a, c)
+
+
+# -- the matrix ---------------------------------------------------------------------------
+def _three_networks():
+    rng = np.random.default_rng(21)
+    return [
+        topology(random_masks([10, 7, 3], 0.35, rng)),
+        topology(random_masks([10, 9, 3], 0.35, rng)),
+        topology(random_masks([10, 7, 3], 0.35, rng)),
+    ]
+
+
+def test_matrix_holds_every_ordered_pair():
+    nets = _three_networks()
+    calls = []
+    matrix = nnstd_matrix(nets, progress=lambda done, total: calls.append((done, total)))
+    assert matrix.shape == (3, 3)
+    np.testing.assert_array_equal(np.diag(matrix), 0.0)
+    for i in range(3):
+        for j in range(3):
+            if i != j:
+                assert matrix[i, j] == nnstd(nets[i], nets[j]).distance
+    assert not np.allclose(matrix, matrix.T)  # unequal widths: not symmetric
+    assert calls[-1] == (6, 6)
+
+
+def test_matrix_from_paths_in_processes(tmp_path):
+    nets = _three_networks()
+    paths = []
+    for i, net in enumerate(nets):
+        paths.append(tmp_path / f"net{i}.safetensors")
+        topo.save_checkpoint(net, paths[-1])
+    expected = nnstd_matrix(nets, match_output=False)
+    np.testing.assert_array_equal(nnstd_matrix(paths, match_output=False), expected)
+    np.testing.assert_array_equal(nnstd_matrix([str(p) for p in paths], match_output=False, workers=2), expected)
+
+
+def test_matrix_reports_unreadable_path(tmp_path):
+    nets = _three_networks()
+    with pytest.raises(TopoError, match="missing.safetensors"):
+        nnstd_matrix([nets[0], tmp_path / "missing.safetensors"])
+
+
+# -- mask turnover ------------------------------------------------------------------------
+def test_mask_turnover():
+    a = np.array([[1, 1, 0], [0, 1, 0]], dtype=bool)
+    b = np.array([[1, 0, 0], [0, 1, 1]], dtype=bool)  # 2 of 3 kept, 1 removed, 1 added
+    empty = np.zeros((2, 3), dtype=bool)
+    out = np.ones((1, 2), dtype=bool)
+    turnover = mask_turnover(topology([a, out]), topology([b, out]))
+    assert turnover == [pytest.approx(2 / 6), 0.0]
+    assert mask_turnover(topology([a]), topology([~a])) == [1.0]
+    assert mask_turnover(topology([empty]), topology([empty])) == [0.0]
+    with pytest.raises(TopoError, match="shapes"):
+        mask_turnover(topology([a]), topology([a.T.copy()]))
+
+
+# -- the SET networks of Liu et al. -------------------------------------------------------
+def test_set_networks(shared_data):
+    from set_mlp import load_set_network
+
+    folder = shared_data / "set-mlp"
+    if not folder.is_dir():
+        pytest.skip("set-mlp networks not in the shared data folder")
+    first = load_set_network(folder, 0, 190)
+    second = load_set_network(folder, 1, 190)
+    assert nnstd(first, first).distance == 0.0
+    result = nnstd(first, second)
+    assert 0.0 < result.distance <= 1.0
+    assert len(result.layer_distances) == 4
+    assert all(0.0 <= d <= 1.0 for d in result.layer_distances)
+    # the real networks have many empty neurons, whose ties the matching must break
+    # exactly as the plain implementation does; two layers keep the test short
+    masks_a = [first[k].mask.toarray() for k in range(2)]
+    masks_b = [second[k].mask.toarray() for k in range(2)]
+    expected, expected_layers, expected_matchings = plain_nnstd(masks_a, masks_b)
+    short = nnstd(topology(masks_a), topology(masks_b))
+    assert short.layer_distances == pytest.approx(expected_layers, rel=1e-12)
+    assert short.layer_distances == pytest.approx(result.layer_distances[:2], rel=1e-12)
+    np.testing.assert_array_equal(short.matchings[1], expected_matchings[1])

@@ -1,0 +1,610 @@
+"""How a run's fan-in distribution drifts toward an equilibrium.
+
+Dynamic sparse training (RigL, SET) moves connections between neurons, and the fan-in
+distribution of each layer drifts from its initial shape toward a stationary one.
+:func:`drift` measures that drift over a run's checkpoints, per layer:
+
+- the distance of each checkpoint's *normalised* fan-in (fan-in / mean fan-in, so
+  that layers and densities compare) to the equilibrium's: Wasserstein-1
+  (:func:`scipy.stats.wasserstein_distance`) and the two-sample KS statistic
+  (:func:`scipy.stats.ks_2samp`);
+- the fan-in coefficient of variation of each checkpoint;
+- where the layer converges: the first checkpoint after which the Wasserstein
+  distance stays within ``tolerance``;
+- mask turnover between consecutive checkpoints
+  (:func:`topo.analysis.distance.mask_turnover`);
+- a lognormal fit of the equilibrium (``mu``, ``sigma`` of ln fan-in,
+  ``cv = sqrt(exp(sigma**2) - 1)``), which :func:`save_profile` writes as a *profile
+  file* that training can start from (``--init equilibrium:FILE``).
+
+The equilibrium is by default the pooled normalised fan-ins of the run's last
+``last_k`` checkpoints. It can instead be another run (its topologies or its folder,
+whose last ``last_k`` checkpoints are pooled the same way) or a profile (a file or a
+mapping); a profile stands for the lognormal it describes, represented by ``n``
+deterministic samples: the fan-in quantiles ``exp(mu + sigma * Phi^-1(u_i))`` at
+``u_i = (i + 0.5) / n``, rounded to whole fan-ins of at least 1 (fan-in is discrete,
+so the data it is compared with is too) and normalised by their mean. ``n`` is the
+layer's number of neurons, at least 1000.
+
+Profile file (JSON)::
+
+    {"kind": "topo-fanin-profile", "version": 1, "distribution": "lognormal",
+     "layers": {"fc1": {"mu": 3.2, "sigma": 0.41, "cv": 0.43, "mean_fan_in": 26.8}, ...}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+from scipy import special, stats
+
+from topo.analysis.degree import coefficient_of_variation
+from topo.analysis.fits import lognormal_params
+from topo.errors import TopoError
+from topo.topology import Topology
+
+__all__ = [
+    "PROFILE_KIND",
+    "PROFILE_VERSION",
+    "DriftResult",
+    "drift",
+    "equilibrium_profile",
+    "load_run",
+    "normalised_fan_in",
+    "profile_samples",
+    "read_profile",
+    "save_profile",
+    "validate_profile",
+]
+
+PROFILE_KIND = "topo-fanin-profile"
+PROFILE_VERSION = 1
+_MIN_PROFILE_SAMPLES = 1000
+_NAN = float("nan")
+
+Progress = Callable[[int, int], None]
+
+
+# -- results -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DriftResult:
+    """Drift of a run's fan-in distributions toward their equilibrium.
+
+    Attributes
+    ----------
+    layers : list of str
+        Layer names, in order.
+    labels : list of str
+        One label per checkpoint: its epoch where known (``"3"``; ``"3@450"`` when
+        several checkpoints share epoch 3 and the step tells them apart), else
+        ``"#i"`` with ``i`` its position.
+    epochs, steps : list of int or None
+        Each checkpoint's epoch and global step, where known.
+    wasserstein, ks, cv : numpy.ndarray, shape ``[n_checkpoints, n_layers]``
+        Wasserstein-1 and KS distance of the normalised fan-in to the equilibrium,
+        and the fan-in coefficient of variation; NaN for a layer without connections.
+    turnover : numpy.ndarray, shape ``[n_checkpoints - 1, n_layers]``
+        Mask turnover from checkpoint ``i`` to ``i + 1``; NaN where shapes differ.
+    convergence : list of int or None
+        Per layer, the first checkpoint index from which every later Wasserstein
+        distance is ``<= tolerance``; None if the last one is not.
+    equilibrium_fit : dict of str to dict
+        Per layer, the lognormal fit of the equilibrium fan-in: ``mu``, ``sigma``,
+        ``cv``, ``mean_fan_in``.
+    tolerance : float
+    last_k : int
+        Checkpoints pooled for the equilibrium (when it came from a run).
+    equilibrium_source : str
+        What the equilibrium was: ``"last 3 checkpoints"``, a path, ``"profile"``.
+    """
+
+    layers: list[str]
+    labels: list[str]
+    epochs: list[int | None]
+    steps: list[int | None]
+    wasserstein: np.ndarray
+    ks: np.ndarray
+    cv: np.ndarray
+    turnover: np.ndarray
+    convergence: list[int | None]
+    equilibrium_fit: dict[str, dict[str, float]]
+    tolerance: float = 0.05
+    last_k: int = 3
+    equilibrium_source: str = ""
+
+    @property
+    def n_checkpoints(self) -> int:
+        return len(self.labels)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One dict per (checkpoint, layer): ``checkpoint`` (index), ``label``,
+        ``epoch``, ``step``, ``layer``, ``cv``, ``wasserstein``, ``ks``, ``turnover``
+        (from the previous checkpoint; NaN for the first)."""
+        rows = []
+        for i, label in enumerate(self.labels):
+            for j, name in enumerate(self.layers):
+                rows.append(
+                    {
+                        "checkpoint": i,
+                        "label": label,
+                        "epoch": self.epochs[i],
+                        "step": self.steps[i],
+                        "layer": name,
+                        "cv": float(self.cv[i, j]),
+                        "wasserstein": float(self.wasserstein[i, j]),
+                        "ks": float(self.ks[i, j]),
+                        "turnover": float(self.turnover[i - 1, j]) if i > 0 else _NAN,
+                    }
+                )
+        return rows
+
+    def layer_rows(self) -> list[dict[str, Any]]:
+        """One dict per layer: where it converged and the equilibrium's lognormal fit."""
+        rows = []
+        for j, name in enumerate(self.layers):
+            at = self.convergence[j]
+            fit = self.equilibrium_fit.get(name, {})
+            rows.append(
+                {
+                    "layer": name,
+                    "converged_at": at,
+                    "converged_label": None if at is None else self.labels[at],
+                    "final_wasserstein": float(self.wasserstein[-1, j]),
+                    "mu": fit.get("mu", _NAN),
+                    "sigma": fit.get("sigma", _NAN),
+                    "cv": fit.get("cv", _NAN),
+                    "mean_fan_in": fit.get("mean_fan_in", _NAN),
+                }
+            )
+        return rows
+
+    def profile(self) -> dict[str, dict[str, float]]:
+        """The equilibrium fit as a profile mapping, ready for :func:`save_profile`."""
+        return {name: dict(self.equilibrium_fit[name]) for name in self.layers}
+
+
+# -- helpers -------------------------------------------------------------------------
+def normalised_fan_in(fan_in: np.ndarray) -> np.ndarray | None:
+    """Fan-in divided by its mean (zeros kept); None when the mean is 0 or there are no values."""
+    values = np.asarray(fan_in, dtype=np.float64).ravel()
+    if values.size == 0:
+        return None
+    mean = values.mean()
+    if not mean > 0:
+        return None
+    return values / mean
+
+
+def profile_samples(mu: float, sigma: float, n: int) -> np.ndarray:
+    """Deterministic fan-in samples of a lognormal profile, normalised by their mean.
+
+    The quantiles ``exp(mu + sigma * Phi^-1((i + 0.5) / n))`` for ``i < n``, rounded to
+    whole numbers of at least 1, divided by their mean.
+
+    Parameters
+    ----------
+    mu, sigma : float
+        Mean and standard deviation of ln fan-in.
+    n : int
+        Number of samples (at least 1).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape ``(n,)``
+    """
+    n = max(int(n), 1)
+    u = (np.arange(n) + 0.5) / n
+    fan_in = np.maximum(np.rint(np.exp(mu + sigma * special.ndtri(u))), 1.0)
+    return fan_in / fan_in.mean()
+
+
+def _labels(topologies: Sequence[Topology]) -> tuple[list[str], list[int | None], list[int | None]]:
+    epochs = [t.epoch for t in topologies]
+    steps = [t.step for t in topologies]
+    labels = []
+    for i, (epoch, step) in enumerate(zip(epochs, steps)):
+        if epoch is None:
+            labels.append(f"#{i}")
+        elif epochs.count(epoch) > 1 and step is not None:
+            labels.append(f"{epoch}@{step}")
+        else:
+            labels.append(str(epoch))
+    return labels, epochs, steps
+
+
+def _where(topology: Topology, index: int) -> str:
+    path = topology.info.get("path")
+    return str(path) if path else f"checkpoint {index}"
+
+
+def _check_layers(topologies: Sequence[Topology], names: list[str], what: str) -> None:
+    for i, topology in enumerate(topologies):
+        if topology.names != names:
+            raise TopoError(
+                f"{what} {_where(topology, i)} has layers {topology.names}, expected {names} "
+                "(all checkpoints of a run must have the same layers)"
+            )
+
+
+def load_run(
+    run: str | os.PathLike | Sequence[str | os.PathLike],
+    *,
+    last_k: int | None = None,
+    progress: Progress | None = None,
+) -> list[Topology]:
+    """Load a run's checkpoints in training order, masks and statistics only.
+
+    Parameters
+    ----------
+    run : path-like or sequence of path-like
+        A run folder (its checkpoints from :func:`topo.checkpoint.list_checkpoints`)
+        or checkpoint files in order.
+    last_k : int, optional
+        Load only the last ``last_k`` checkpoints.
+    progress : callable, optional
+        ``progress(done, total)`` after each checkpoint.
+
+    Raises
+    ------
+    TopoError
+        If the run folder has no checkpoints or a file cannot be read.
+    """
+    from topo.checkpoint import list_checkpoints
+    from topo.formats import load
+
+    if isinstance(run, (str, os.PathLike)):
+        paths = list_checkpoints(run)
+        if not paths:
+            raise TopoError("run folder has no checkpoints", path=run)
+    else:
+        paths = [Path(p) for p in run]
+        if not paths:
+            raise TopoError("no checkpoints given")
+    if last_k is not None:
+        paths = paths[-max(int(last_k), 1):]
+    topologies = []
+    for done, path in enumerate(paths, start=1):
+        topologies.append(load(path, weights=False))
+        if progress is not None:
+            progress(done, len(paths))
+    return topologies
+
+
+def _pooled(topologies: Sequence[Topology], names: list[str], last_k: int, what: str):
+    """Pooled normalised fan-ins and raw-fan-in lognormal fits of the last K checkpoints."""
+    tail = list(topologies)[-last_k:]
+    for i, topology in enumerate(tail):
+        missing = [name for name in names if name not in topology.names]
+        if missing:
+            raise TopoError(f"{what} {_where(topology, i)} has no layer {missing[0]!r}")
+    samples: dict[str, np.ndarray | None] = {}
+    fits: dict[str, dict[str, float]] = {}
+    for name in names:
+        parts = [normalised_fan_in(t[name].fan_in) for t in tail]
+        parts = [p for p in parts if p is not None]
+        samples[name] = np.concatenate(parts) if parts else None
+        fits[name] = lognormal_params(np.concatenate([t[name].fan_in for t in tail]))
+    return samples, fits
+
+
+def _resolve_equilibrium(
+    equilibrium: Any,
+    topologies: Sequence[Topology],
+    names: list[str],
+    last_k: int,
+    n_samples: Mapping[str, int],
+):
+    """Equilibrium samples per layer, its fit per layer, and a description."""
+    if equilibrium is None:
+        samples, fits = _pooled(topologies, names, last_k, "checkpoint")
+        return samples, fits, f"last {min(last_k, len(topologies))} checkpoints"
+    if isinstance(equilibrium, Topology):
+        equilibrium = [equilibrium]
+    if isinstance(equilibrium, (str, os.PathLike)):
+        from topo.checkpoint import is_run_folder
+
+        path = Path(equilibrium)
+        if path.is_dir() and is_run_folder(path):
+            others = load_run(path, last_k=last_k)
+            samples, fits = _pooled(others, names, last_k, "equilibrium checkpoint")
+            return samples, fits, str(path)
+        profile = read_profile(path)
+        source = str(path)
+    elif isinstance(equilibrium, Mapping):
+        profile = validate_profile(equilibrium)
+        source = "profile"
+    elif isinstance(equilibrium, Sequence) and equilibrium and all(isinstance(t, Topology) for t in equilibrium):
+        samples, fits = _pooled(equilibrium, names, last_k, "equilibrium checkpoint")
+        return samples, fits, "given topologies"
+    else:
+        raise TopoError(
+            "equilibrium must be None, topologies, a profile mapping, a profile file or a run folder; "
+            f"got {type(equilibrium).__name__}"
+        )
+    samples = {}
+    fits = {}
+    for name in names:
+        if name not in profile:
+            raise TopoError(f"profile has no layer {name!r} (it has {', '.join(profile)})", path=None if source == "profile" else source)
+        entry = profile[name]
+        samples[name] = profile_samples(entry["mu"], entry["sigma"], max(n_samples[name], _MIN_PROFILE_SAMPLES))
+        fits[name] = dict(entry)
+    return samples, fits, source
+
+
+def _convergence(distances: np.ndarray, tolerance: float) -> int | None:
+    within = distances <= tolerance  # NaN counts as outside
+    if within.size == 0 or not within[-1]:
+        return None
+    outside = np.flatnonzero(~within)
+    return int(outside[-1] + 1) if outside.size else 0
+
+
+def _turnover(a: Topology, b: Topology) -> list[float]:
+    from topo.analysis.distance import mask_turnover
+
+    if all(la.shape == lb.shape for la, lb in zip(a, b)):
+        return [float(v) for v in mask_turnover(a, b)]
+    values = []
+    for la, lb in zip(a, b):
+        if la.shape != lb.shape:
+            values.append(_NAN)
+        else:
+            values.append(float(mask_turnover(Topology([la]), Topology([lb]))[0]))
+    return values
+
+
+# -- the analysis ----------------------------------------------------------------------
+def drift(
+    topologies: Sequence[Topology],
+    *,
+    equilibrium: Any = None,
+    last_k: int = 3,
+    tolerance: float = 0.05,
+    progress: Progress | None = None,
+) -> DriftResult:
+    """Distance of every checkpoint's fan-in distribution to the equilibrium, per layer.
+
+    Parameters
+    ----------
+    topologies : sequence of Topology
+        A run's checkpoints in training order (see :func:`load_run`), all with the same
+        layer names.
+    equilibrium : optional
+        None (default): the pooled normalised fan-ins of the last ``last_k`` checkpoints
+        of ``topologies``. Otherwise another run (a sequence of Topology, or a run
+        folder path; its last ``last_k`` checkpoints are pooled), or a lognormal profile
+        (a mapping ``{layer: {"mu", "sigma", ...}}`` or a profile file path).
+    last_k : int
+        Checkpoints pooled for a run's equilibrium (at least 1; all when fewer).
+    tolerance : float
+        Wasserstein-1 distance (on normalised fan-in) within which a layer counts as
+        converged.
+    progress : callable, optional
+        ``progress(done, total)`` after each checkpoint.
+
+    Returns
+    -------
+    DriftResult
+
+    Raises
+    ------
+    TopoError
+        If there are no checkpoints, their layers differ, ``last_k`` or ``tolerance``
+        is out of range, or the equilibrium lacks a layer or cannot be read.
+    """
+    topologies = list(topologies)
+    if not topologies:
+        raise TopoError("drift needs at least one checkpoint")
+    if int(last_k) < 1:
+        raise TopoError(f"last_k must be at least 1, got {last_k}")
+    last_k = int(last_k)
+    tolerance = float(tolerance)
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise TopoError(f"tolerance must be a non-negative number, got {tolerance}")
+    names = topologies[0].names
+    _check_layers(topologies, names, "checkpoint")
+    n_samples = {name: topologies[-1][name].n_out for name in names}
+    eq_samples, eq_fits, source = _resolve_equilibrium(equilibrium, topologies, names, last_k, n_samples)
+
+    n_ckpt, n_layers = len(topologies), len(names)
+    wasserstein = np.full((n_ckpt, n_layers), np.nan)
+    ks = np.full((n_ckpt, n_layers), np.nan)
+    cv = np.full((n_ckpt, n_layers), np.nan)
+    turnover = np.full((max(n_ckpt - 1, 0), n_layers), np.nan)
+    for i, topology in enumerate(topologies):
+        for j, name in enumerate(names):
+            fan_in = topology[name].fan_in
+            cv[i, j] = coefficient_of_variation(fan_in)
+            values = normalised_fan_in(fan_in)
+            reference = eq_samples[name]
+            if values is None or reference is None:
+                continue
+            wasserstein[i, j] = stats.wasserstein_distance(values, reference)
+            # the statistic alone is needed; "asymp" skips the slow exact p-value
+            ks[i, j] = stats.ks_2samp(values, reference, method="asymp").statistic
+        if i > 0:
+            turnover[i - 1] = _turnover(topologies[i - 1], topology)
+        if progress is not None:
+            progress(i + 1, n_ckpt)
+    labels, epochs, steps = _labels(topologies)
+    return DriftResult(
+        layers=list(names),
+        labels=labels,
+        epochs=epochs,
+        steps=steps,
+        wasserstein=wasserstein,
+        ks=ks,
+        cv=cv,
+        turnover=turnover,
+        convergence=[_convergence(wasserstein[:, j], tolerance) for j in range(n_layers)],
+        equilibrium_fit={name: dict(eq_fits[name]) for name in names},
+        tolerance=tolerance,
+        last_k=last_k,
+        equilibrium_source=source,
+    )
+
+
+def equilibrium_profile(topologies: Sequence[Topology], *, last_k: int = 3) -> dict[str, dict[str, float]]:
+    """The lognormal profile of a run's equilibrium: the raw fan-ins of its last ``last_k``
+    checkpoints pooled per layer (zeros excluded), ``mu``/``sigma`` of their logarithm,
+    ``cv`` and ``mean_fan_in``.
+
+    Raises
+    ------
+    TopoError
+        If there are no checkpoints or their layers differ.
+    """
+    topologies = list(topologies)
+    if not topologies:
+        raise TopoError("an equilibrium needs at least one checkpoint")
+    names = topologies[0].names
+    _check_layers(topologies, names, "checkpoint")
+    _, fits = _pooled(topologies, names, max(int(last_k), 1), "checkpoint")
+    return fits
+
+
+# -- profile files -------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def validate_profile(layers: Mapping[str, Any], *, path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
+    """Check a profile mapping ``{layer: {"mu", "sigma", "cv"?, "mean_fan_in"?}}``.
+
+    ``mu`` (finite) and ``sigma`` (finite, >= 0) are required; ``cv`` defaults to
+    ``sqrt(exp(sigma**2) - 1)`` and ``mean_fan_in`` to the lognormal mean
+    ``exp(mu + sigma**2 / 2)``; where given they must be finite (``cv >= 0``,
+    ``mean_fan_in > 0``).
+
+    Returns
+    -------
+    dict
+        A clean copy with plain floats.
+
+    Raises
+    ------
+    TopoError
+        On anything malformed, naming ``path`` when given.
+    """
+    if not isinstance(layers, Mapping) or not layers:
+        raise TopoError("profile must map at least one layer name to its parameters", path=path)
+    clean: dict[str, dict[str, float]] = {}
+    for name, entry in layers.items():
+        if not isinstance(entry, Mapping):
+            raise TopoError(f"profile layer {name!r} must be an object with mu and sigma", path=path)
+        mu, sigma = _number(entry.get("mu")), _number(entry.get("sigma"))
+        if mu is None:
+            raise TopoError(f"profile layer {name!r}: mu must be a finite number, got {entry.get('mu')!r}", path=path)
+        if sigma is None or sigma < 0:
+            raise TopoError(
+                f"profile layer {name!r}: sigma must be a finite number >= 0, got {entry.get('sigma')!r}", path=path
+            )
+        values = {"mu": mu, "sigma": sigma}
+        for key, default, ok in (
+            ("cv", math.sqrt(math.expm1(sigma**2)), lambda v: v >= 0),
+            ("mean_fan_in", math.exp(mu + sigma**2 / 2), lambda v: v > 0),
+        ):
+            if entry.get(key) is None:
+                values[key] = default
+                continue
+            number = _number(entry[key])
+            if number is None or not ok(number):
+                raise TopoError(f"profile layer {name!r}: {key} is invalid ({entry[key]!r})", path=path)
+            values[key] = number
+        clean[str(name)] = values
+    return clean
+
+
+def save_profile(result_or_mapping: DriftResult | Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write an equilibrium profile file (JSON, atomically).
+
+    Parameters
+    ----------
+    result_or_mapping : DriftResult or mapping
+        A drift result (its ``equilibrium_fit``) or a mapping ``{layer: {"mu",
+        "sigma", "cv"?, "mean_fan_in"?}}``.
+    path : path-like
+        The file to write.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    TopoError
+        If the mapping is not a valid profile (e.g. a layer's fit is NaN because it
+        has no connections).
+    """
+    from topo.checkpoint import atomic_write_text
+
+    layers = result_or_mapping.profile() if isinstance(result_or_mapping, DriftResult) else result_or_mapping
+    clean = validate_profile(layers)
+    payload = {
+        "kind": PROFILE_KIND,
+        "version": PROFILE_VERSION,
+        "distribution": "lognormal",
+        "layers": clean,
+    }
+    return atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_profile(path: str | os.PathLike, *, last_k: int = 3) -> dict[str, dict[str, float]]:
+    """Read an equilibrium profile: a profile file, or a run folder's equilibrium.
+
+    Parameters
+    ----------
+    path : path-like
+        A profile file written by :func:`save_profile`, or a run folder, whose last
+        ``last_k`` checkpoints give the profile (:func:`equilibrium_profile`).
+    last_k : int
+        Checkpoints pooled when ``path`` is a run folder.
+
+    Returns
+    -------
+    dict
+        ``{layer: {"mu", "sigma", "cv", "mean_fan_in"}}``.
+
+    Raises
+    ------
+    TopoError
+        Naming the file, if it is missing, not JSON, of another kind or a newer
+        version, not a lognormal profile, or has a malformed layer entry.
+    """
+    from topo.checkpoint import is_run_folder
+
+    path = Path(path)
+    if not path.exists():
+        raise TopoError("no such profile file or run folder", path=path)
+    if path.is_dir():
+        if not is_run_folder(path):
+            raise TopoError("a folder, but neither a profile file nor a topo run folder", path=path)
+        return equilibrium_profile(load_run(path, last_k=last_k), last_k=last_k)
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TopoError(f"cannot read profile ({exc.__class__.__name__})", path=path) from None
+    except json.JSONDecodeError as exc:
+        raise TopoError(f"profile is not valid JSON (line {exc.lineno}: {exc.msg})", path=path) from None
+    if not isinstance(document, dict) or document.get("kind") != PROFILE_KIND:
+        raise TopoError(f"not a topo fan-in profile (expected \"kind\": \"{PROFILE_KIND}\")", path=path)
+    version = document.get("version")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise TopoError(f"profile has no valid version, got {version!r}", path=path)
+    if version > PROFILE_VERSION:
+        raise TopoError(
+            f"profile version {version} is newer than this topo reads ({PROFILE_VERSION}); upgrade topo", path=path
+        )
+    if document.get("distribution", "lognormal") != "lognormal":
+        raise TopoError(f"unsupported profile distribution {document.get('distribution')!r} (only lognormal)", path=path)
+    return validate_profile(document.get("layers"), path=path)

@@ -1,0 +1,269 @@
+"""A masked multi-layer perceptron (torch) and its conversion to and from Topology.
+
+Every ``Linear`` layer carries one boolean mask ``[out, in]`` as a buffer. The weights
+at masked positions are kept exactly zero: :meth:`MaskedMLP.apply_masks` re-applies
+the masks after every optimiser step, :meth:`MaskedMLP.mask_gradients` zeroes the
+gradient there before the step, and :func:`reset_optimizer_state` zeroes momentum
+and Adam moments at positions that are switched off or newly grown. Because masked
+weights are zero, the forward pass uses the plain weight, and ``weight.grad`` after a
+backward pass is the dense gradient ``dL/d(W*M)`` at every position, which RigL's
+grow step and the ``grad_mean`` statistic need.
+
+torch is imported inside the functions, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "MaskedMLP",
+    "build_model",
+    "layer_names",
+    "layer_shapes",
+    "to_topology",
+    "from_topology",
+    "reset_optimizer_state",
+]
+
+
+def layer_names(n_layers: int) -> list[str]:
+    """``["fc1", "fc2", ...]``."""
+    return [f"fc{i + 1}" for i in range(n_layers)]
+
+
+def layer_shapes(n_features: int, hidden: Sequence[int], n_classes: int) -> list[tuple[int, int]]:
+    """Weight shapes ``[out, in]`` of the MLP ``n_features - hidden... - n_classes``."""
+    widths = [int(n_features), *[int(h) for h in hidden], int(n_classes)]
+    return [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
+
+
+def _module_class():
+    import torch
+
+    class MaskedMLP(torch.nn.Module):
+        """An MLP with ReLU between layers and one boolean mask per layer.
+
+        Parameters
+        ----------
+        shapes : sequence of (out, in)
+            Weight shapes, chained.
+        masks : sequence of bool arrays, optional
+            One ``[out, in]`` mask per layer; all ones (dense) when omitted.
+        seed : int
+            Seeds the weight initialisation.
+
+        Notes
+        -----
+        Weights are drawn from a normal distribution with standard deviation
+        ``sqrt(2 / fan_in_i)`` where ``fan_in_i`` is output neuron i's number of active
+        inputs (He initialisation scaled to the sparse fan-in, so that a sparse layer's
+        activations have the variance of a dense one's); biases start at zero.
+        """
+
+        def __init__(self, shapes: Sequence[tuple[int, int]], masks: Sequence[Any] | None = None, *, seed: int = 0):
+            super().__init__()
+            shapes = [(int(o), int(i)) for o, i in shapes]
+            for prev, nxt in zip(shapes, shapes[1:]):
+                if prev[0] != nxt[1]:
+                    raise TopoError(f"layer shapes do not chain: {prev} then {nxt}")
+            self.names = layer_names(len(shapes))
+            self.layers = torch.nn.ModuleList(torch.nn.Linear(i, o) for o, i in shapes)
+            if masks is None:
+                masks = [np.ones(s, dtype=bool) for s in shapes]
+            if len(masks) != len(shapes):
+                raise TopoError(f"{len(masks)} masks for {len(shapes)} layers")
+            for k, (mask, shape) in enumerate(zip(masks, shapes)):
+                mask_t = torch.as_tensor(np.asarray(mask), dtype=torch.bool)
+                if tuple(mask_t.shape) != shape:
+                    raise TopoError(f"mask of {self.names[k]} has shape {tuple(mask_t.shape)}, expected {shape}")
+                self.register_buffer(f"mask{k}", mask_t.clone())
+            self.reset_parameters(seed)
+
+        # -- masks ------------------------------------------------------------------
+        @property
+        def masks(self) -> list["torch.Tensor"]:
+            return [getattr(self, f"mask{k}") for k in range(len(self.layers))]
+
+        def set_mask(self, k: int, mask) -> None:
+            """Replace layer k's mask (a bool tensor or array) and zero the weights it switches off."""
+            current = getattr(self, f"mask{k}")
+            new = torch.as_tensor(mask, dtype=torch.bool, device=current.device)
+            if new.shape != current.shape:
+                raise TopoError(f"mask of {self.names[k]} has shape {tuple(new.shape)}, expected {tuple(current.shape)}")
+            current.copy_(new)
+            with torch.no_grad():
+                self.layers[k].weight.mul_(current)
+
+        @torch.no_grad()
+        def apply_masks(self) -> None:
+            """Set every masked weight to exactly zero."""
+            for layer, mask in zip(self.layers, self.masks):
+                layer.weight.mul_(mask)
+
+        @torch.no_grad()
+        def mask_gradients(self) -> None:
+            """Zero the gradient at masked positions (call after reading the dense gradient)."""
+            for layer, mask in zip(self.layers, self.masks):
+                if layer.weight.grad is not None:
+                    layer.weight.grad.mul_(mask)
+
+        @torch.no_grad()
+        def reset_parameters(self, seed: int = 0) -> None:
+            generator = torch.Generator().manual_seed(int(seed))
+            for layer, mask in zip(self.layers, self.masks):
+                fan_in = mask.sum(dim=1, keepdim=True).clamp(min=1).to(torch.float32)
+                std = torch.sqrt(2.0 / fan_in)
+                values = torch.randn(layer.weight.shape, generator=generator) * std.cpu()
+                layer.weight.copy_(values.to(layer.weight.device))
+                layer.bias.zero_()
+            self.apply_masks()
+
+        def forward(self, x):
+            last = len(self.layers) - 1
+            for k, layer in enumerate(self.layers):
+                x = layer(x)
+                if k < last:
+                    x = torch.relu(x)
+            return x
+
+        @property
+        def shapes(self) -> list[tuple[int, int]]:
+            return [tuple(layer.weight.shape) for layer in self.layers]
+
+        def nnz(self) -> list[int]:
+            return [int(m.sum()) for m in self.masks]
+
+        def densities(self) -> list[float]:
+            return [int(m.sum()) / m.numel() for m in self.masks]
+
+    return MaskedMLP
+
+
+_MASKED_MLP = None
+
+
+def __getattr__(name: str):
+    # MaskedMLP is built on first use so that importing this module does not import torch
+    global _MASKED_MLP
+    if name == "MaskedMLP":
+        if _MASKED_MLP is None:
+            _MASKED_MLP = _module_class()
+        return _MASKED_MLP
+    raise AttributeError(name)
+
+
+def build_model(shapes: Sequence[tuple[int, int]], masks: Sequence[Any] | None = None, *, seed: int = 0):
+    """A :class:`MaskedMLP` with the given weight shapes ``[out, in]`` and masks.
+
+    Parameters
+    ----------
+    shapes : sequence of (out, in)
+    masks : sequence of bool arrays, optional
+        Dense when omitted.
+    seed : int
+        Seeds the initial weights.
+
+    Returns
+    -------
+    MaskedMLP
+
+    Raises
+    ------
+    TopoError
+        If the shapes do not chain or a mask has the wrong shape.
+    """
+    return __getattr__("MaskedMLP")(shapes, masks, seed=seed)
+
+
+def to_topology(
+    model,
+    *,
+    stats: Sequence[Mapping[str, Any]] | None = None,
+    info: Mapping[str, Any] | None = None,
+    source: str = "topo train",
+) -> Topology:
+    """The model's masks, weights [out, in] (float32), biases and statistics as a Topology.
+
+    Parameters
+    ----------
+    model : MaskedMLP
+    stats : sequence of mappings, optional
+        Per layer, per-output-neuron statistics (e.g. ``{"grad_mean": array}``).
+    info : mapping, optional
+        The topology's info (epoch, step, metrics, ...).
+    source : str
+        Recorded as every layer's source.
+    """
+    import torch
+
+    layers = []
+    with torch.no_grad():
+        for k, (name, layer, mask) in enumerate(zip(model.names, model.layers, model.masks)):
+            mask_np = mask.detach().cpu().numpy().astype(bool)
+            weight = layer.weight.detach().to(torch.float32).cpu().numpy().copy()
+            weight[~mask_np] = 0.0
+            bias = layer.bias.detach().to(torch.float32).cpu().numpy().copy()
+            layer_stats = {key: np.asarray(value, dtype=np.float32) for key, value in (stats[k] if stats else {}).items()}
+            layers.append(
+                Layer.from_mask(
+                    name,
+                    mask_np,
+                    weight=weight,
+                    bias=bias,
+                    stats=layer_stats,
+                    source=source,
+                    info={"kind": "linear", "activation": "relu" if k < len(model.layers) - 1 else "none"},
+                )
+            )
+    return Topology(layers, info=info)
+
+
+def from_topology(topology: Topology, *, seed: int = 0):
+    """A :class:`MaskedMLP` with the topology's masks, and its weights and biases where present.
+
+    Layers without weights get the model's initialisation (seeded by ``seed``).
+
+    Raises
+    ------
+    TopoError
+        If the layers do not chain (standalone layers are not an MLP).
+    """
+    import torch
+
+    if any(layer.standalone for layer in topology):
+        raise TopoError("a topology with standalone layers is not an MLP")
+    model = build_model([layer.shape for layer in topology], [layer.mask.toarray() for layer in topology], seed=seed)
+    with torch.no_grad():
+        for module, layer in zip(model.layers, topology):
+            if layer.weight is not None:
+                module.weight.copy_(torch.as_tensor(np.asarray(layer.weight, dtype=np.float32)))
+            if layer.bias is not None:
+                module.bias.copy_(torch.as_tensor(np.asarray(layer.bias, dtype=np.float32)))
+    model.apply_masks()
+    return model
+
+
+def reset_optimizer_state(optimizer, param, positions) -> None:
+    """Zero the optimiser's per-weight state of ``param`` at ``positions`` (bool, param's shape).
+
+    Covers SGD's ``momentum_buffer`` and Adam's ``exp_avg`` / ``exp_avg_sq`` (and any
+    other state tensor of the parameter's shape). Call it for weights that were switched
+    off or grown, so that a grown weight starts without history and a dropped one
+    cannot carry stale momentum back.
+    """
+    import torch
+
+    state = optimizer.state.get(param)
+    if not state:
+        return
+    with torch.no_grad():
+        keep = (~positions.to(device=param.device, dtype=torch.bool)).to(param.dtype)
+        for value in state.values():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                value.mul_(keep.to(value.dtype))
