@@ -14,7 +14,15 @@ import click
 #: command name -> "module:attribute" of its click command, in the order --help lists them
 COMMANDS: dict[str, str] = {
     "inspect": "topo_cli.inspect:inspect_command",
+    "plot": "topo_cli.plot:plot_group",
+    "report": "topo_cli.report:report_command",
+    "train": "topo_cli.train:train_command",
+    "compare": "topo_cli.compare:compare_command",
+    "distance": "topo_cli.distance:distance_command",
+    "hubs": "topo_cli.hubs:hubs_command",
     "export": "topo_cli.export:export_command",
+    "data": "topo_cli.data:data_group",
+    "drift": "topo_cli.drift:drift_command",
     "audit": "topo_cli.audit:audit_command",
 }
 

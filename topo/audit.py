@@ -14,7 +14,10 @@ What counts as one checkpoint
   files are skipped silently.
 - A folder that a reader recognises as one checkpoint (a Hugging Face model folder,
   a SET epoch folder); it is not descended into. A topo run folder is not one
-  checkpoint: each checkpoint inside it is audited, in training order.
+  checkpoint: each checkpoint inside it is audited, in training order. Nor is a
+  recognised folder that directly holds topo checkpoint files, or whose subfolders
+  are themselves recognised (a reader may read a whole run as its last
+  checkpoint): such a folder is walked, and each checkpoint in it audited.
 - Files and folders whose names start with a dot are skipped (temporary files of
   interrupted atomic writes, caches).
 
@@ -150,17 +153,36 @@ def _sort_key(entry: Path) -> tuple:
     return (0, epoch, (1 << 62) if step is None else step, entry.name)
 
 
-def _is_unit_folder(folder: Path) -> bool:
-    """A folder that a reader reads as one checkpoint (not a topo run folder)."""
-    from topo.checkpoint import is_run_folder
+def _recognised_folder(folder: Path) -> bool:
     from topo.formats import detect_format
 
-    if is_run_folder(folder):
-        return False
     try:
         return detect_format(folder) is not None
     except OSError:
         return False
+
+
+def _is_unit_folder(folder: Path) -> bool:
+    """A folder that a reader reads as one checkpoint.
+
+    Not a topo run folder, not a folder that directly holds a topo checkpoint file
+    (each of those is a whole network: the folder is a collection, e.g. a run's
+    ``checkpoints/``), and not a folder whose own subfolders are recognised
+    checkpoints (a reader may read a whole run, e.g. a SET network's epoch folders,
+    as its last checkpoint; an audit wants each of them).
+    """
+    from topo.checkpoint import is_run_folder, is_topo_checkpoint
+
+    if is_run_folder(folder) or not _recognised_folder(folder):
+        return False
+    try:
+        children = [c for c in folder.iterdir() if not c.name.startswith(".")]
+    except OSError:
+        return True
+    for child in children:
+        if child.suffix == ".safetensors" and child.is_file() and is_topo_checkpoint(child):
+            return False
+    return not any(_recognised_folder(child) for child in children if child.is_dir())
 
 
 def _wanted_file(path: Path) -> bool:

@@ -191,6 +191,19 @@ def _draw_layer_lines(ax, x: Sequence[Any], series: Mapping[str, Sequence[Any]],
         ax.legend(fontsize="small", frameon=True)
 
 
+def _plain_log_labels(axis) -> None:
+    """Label a log axis with plain numbers (2, 30, 0.1), minor ticks too when the range is narrow."""
+    from matplotlib.ticker import LogFormatter
+
+    class _Plain(LogFormatter):
+        # LogFormatter decides which ticks get a label; write those as plain numbers
+        def __call__(self, x, pos=None):
+            return f"{x:g}" if super().__call__(x, pos) else ""
+
+    axis.set_major_formatter(_Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+    axis.set_minor_formatter(_Plain(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
 def _note(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.4")
 
@@ -306,13 +319,14 @@ def fanin_ridge(
                 if annotate_cv:
                     cv = coefficient_of_variation(values)
                     ax.text(
-                        0.99, base + 0.12, "" if not np.isfinite(cv) else f"CV {cv:.2f}",
-                        transform=ax.get_yaxis_transform(), ha="right", va="bottom",
+                        1.01, base, "" if not np.isfinite(cv) else f"CV {cv:.2f}",
+                        transform=ax.get_yaxis_transform(), ha="left", va="center", clip_on=False,
                         fontsize=6.5, color="0.25", zorder=2 * n_rows + 5,
                     )
             ax.set_xlim(edges[0], edges[-1])
             if log_x:
                 ax.set_xscale("log")
+                _plain_log_labels(ax.xaxis)
             ax.set_ylim(-0.15, n_rows - 1 + overlap + 0.15)
             ax.set_yticks(range(n_rows))
             ax.set_yticklabels([_label_text(labels[n_rows - 1 - i]) for i in range(n_rows)])
@@ -536,6 +550,18 @@ def _param(params: Mapping[str, float], *names: str) -> float | None:
     return None
 
 
+def _conditioned(model: Any, x: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """P(X >= x) of a continuous model discretised to whole fan-ins, conditioned on the
+    observed range (as :mod:`topo.analysis.fits` scores it) and scaled to the share of
+    neurons with positive fan-in."""
+    positive = values[values >= 1]
+    low = float(positive.min())
+    denominator = model.sf(low - 0.5)
+    if not denominator > 0:
+        return np.full(x.shape, np.nan)
+    return positive.size / values.size * model.sf(x - 0.5) / denominator
+
+
 def _fit_ccdf(name: str, params: Mapping[str, float], x: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """P(X >= x) under a fitted distribution, or None when its parameters are not understood."""
     from scipy import special, stats
@@ -545,12 +571,12 @@ def _fit_ccdf(name: str, params: Mapping[str, float], x: np.ndarray, values: np.
         mu, sigma = _param(params, "mu"), _param(params, "sigma")
         if mu is None or sigma is None or sigma <= 0:
             return None
-        return x, stats.lognorm.sf(x, s=sigma, scale=math.exp(mu))
+        return x, _conditioned(stats.lognorm(s=sigma, scale=math.exp(mu)), x, values)
     if name == "normal":
         mu, sigma = _param(params, "mu", "mean", "loc"), _param(params, "sigma", "std", "scale")
         if mu is None or sigma is None or sigma <= 0:
             return None
-        return x, stats.norm.sf(x, loc=mu, scale=sigma)
+        return x, _conditioned(stats.norm(loc=mu, scale=sigma), x, values)
     if name == "exponential":
         rate = _param(params, "lambda", "lam", "rate")
         if rate is None:
@@ -558,9 +584,8 @@ def _fit_ccdf(name: str, params: Mapping[str, float], x: np.ndarray, values: np.
             rate = None if not scale else 1.0 / scale
         if rate is None or rate <= 0:
             return None
-        loc = _param(params, "loc", "x_min", "xmin") or 0.0
-        return x, stats.expon.sf(x, loc=loc, scale=1.0 / rate)
-    if name == "powerlaw":
+        return x, _conditioned(stats.expon(scale=1.0 / rate), x, values)
+    if name.startswith("powerlaw"):
         alpha = _param(params, "alpha")
         x_min = _param(params, "x_min", "xmin")
         if alpha is None or x_min is None or alpha <= 1 or x_min <= 0:
@@ -593,8 +618,10 @@ def degree_distribution(
         Layer name -> an object with ``fits`` (name -> Fit with ``name``, ``params``
         and ``ks``) and ``best``, as :func:`topo.analysis.fits.fit_fan_in` returns
         (plain dicts of the same shape work too). Distributions understood:
-        ``lognormal`` (mu, sigma), ``normal`` (mu, sigma), ``exponential`` (lambda),
-        ``powerlaw`` (alpha, x_min; drawn from x_min on).
+        ``lognormal`` (mu, sigma), ``normal`` (mean, std), ``exponential`` (rate),
+        ``powerlaw`` (alpha, x_min; the discrete tail, drawn from x_min on). Continuous
+        models are drawn discretised and conditioned on the observed range, as the
+        fits score them; ``powerlaw_full`` (the comparison's helper) is not drawn.
     kind : {"ccdf", "pmf"}
         ``ccdf``: the share of neurons with fan-in at least x, the usual view for
         heavy tails; ``pmf``: the share with fan-in exactly x (fits are drawn as
@@ -643,12 +670,14 @@ def degree_distribution(
                 grid = np.unique(np.round(np.geomspace(xs.min(), xs.max(), 200)))
                 colours = _palette(len(entries))
                 for colour, (fit_name, fit) in zip(colours, entries.items()):
+                    if fit_name == "powerlaw_full":
+                        continue  # the comparison's helper fit; the tail fit is the one to see
                     dist, params, ks = _fit_parts(fit)
                     curve = _fit_ccdf(dist or fit_name, params, grid, values)
                     if curve is None:
                         continue
                     cx, cy = curve
-                    keep = cy > 0
+                    keep = np.isfinite(cy) & (cy > 0)
                     label = f"{fit_name}" + (f" (KS {ks:.3f})" if ks is not None and np.isfinite(ks) else "")
                     if fit_name == best:
                         label += " best"
@@ -656,6 +685,10 @@ def degree_distribution(
                             linestyle="-" if fit_name == best else "--", label=label, zorder=2)
             ax.set_xscale("log")
             ax.set_yscale("log")
+            _plain_log_labels(ax.xaxis)
+            _plain_log_labels(ax.yaxis)
+            # a fitted tail that plunges must not squash the data into the top of the panel
+            ax.set_ylim(ys.min() * 0.3, 1.6 * ys.max())
             ax.legend(fontsize="x-small")
         if title:
             fig.suptitle(title)
@@ -793,11 +826,7 @@ def nnstd_clustermap(
         # clustermap draws through pyplot; take the figure out of pyplot's registry
         plt.close(fig)
         grid.ax_heatmap.tick_params(axis="y", rotation=0)
-        fig.suptitle(title)
-        fig.canvas = None  # detach from the pyplot manager
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        FigureCanvasAgg(fig)
+        grid.ax_col_dendrogram.set_title(title)
     return _finish(fig, path, dpi)
 
 

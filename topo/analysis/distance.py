@@ -29,6 +29,7 @@ masks of the same shapes, with no matching.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Sequence, Union
@@ -107,13 +108,36 @@ def layer_cost_matrix(mask_a: sp.spmatrix, mask_b: sp.spmatrix) -> np.ndarray:
     return _cost_matrix(_as_int_csr(a), _as_int_csr(b))
 
 
-def _cost_matrix(a: sp.csr_matrix, b: sp.csr_matrix) -> np.ndarray:
-    """Cost matrix of int32 CSR masks with equal column counts (see :func:`layer_cost_matrix`)."""
+_scratch = threading.local()
+
+
+def _scratch_matrix(n_rows: int, n_cols: int) -> np.ndarray:
+    """A C-contiguous float64 ``(n_rows, n_cols)`` view of a buffer this thread reuses.
+
+    A fresh 5 MB matrix per layer costs more in page faults than filling it; the
+    cost matrix is dead once its layer is matched, so one buffer serves every layer.
+    """
+    size = n_rows * n_cols
+    buffer = getattr(_scratch, "buffer", None)
+    if buffer is None or buffer.size < size:
+        buffer = np.empty(size, dtype=np.float64)
+        _scratch.buffer = buffer
+    return buffer[:size].reshape(n_rows, n_cols)
+
+
+def _cost_matrix(a: sp.csr_matrix, b: sp.csr_matrix, *, reuse: bool = False) -> np.ndarray:
+    """Cost matrix of int32 CSR masks with equal column counts (see :func:`layer_cost_matrix`).
+
+    With ``reuse`` the matrix lives in this thread's scratch buffer and is overwritten
+    by the next call.
+    """
     size_a = np.diff(a.indptr).astype(np.int64)
     size_b = np.diff(b.indptr).astype(np.int64)
+    shape = (a.shape[0], b.shape[0])
+    cost = _scratch_matrix(*shape) if reuse else np.empty(shape, dtype=np.float64)
     # Pairs that share no input cost (|a|+|b|)/(|a|+|b|) == 1.0 exactly, so only the
     # nonzero intersections of the one product need the formula.
-    cost = np.ones((a.shape[0], b.shape[0]), dtype=np.float64)
+    cost.fill(1.0)
     shared = (a @ b.T).tocoo()
     rows, cols = shared.row, shared.col
     both = shared.data.astype(np.int64)
@@ -230,7 +254,7 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
             width = max(layer_a.n_in, layer_b.n_in)
             mask_a = _as_int_csr(layer_a.mask, width)
             mask_b = _relabel_inputs(layer_b.mask, previous, width)
-        cost = _cost_matrix(mask_a, mask_b)
+        cost = _cost_matrix(mask_a, mask_b, reuse=True)
         optimal = match_output or k < n_layers - 1
         total, match = _match(cost, optimal)
         n_a = layer_a.n_out
@@ -317,7 +341,8 @@ def nnstd_matrix(
     workers : int
         Local processes (1: in this process).
     scheduler : str, optional
-        Address of a running Dask distributed scheduler, ``"tcp://host:port"``.
+        Address of a running Dask distributed scheduler, ``"tcp://host:port"``;
+        paths must then be readable on the cluster's workers.
     progress : callable, optional
         ``progress(done, total)`` over the ``N * (N - 1)`` pairs.
 
@@ -342,7 +367,11 @@ def nnstd_matrix(
             # weights and statistics are not needed; do not ship them to workers
             resolved.append(_masks_only(item) if (workers > 1 or scheduler) else item)
         else:
-            resolved.append(os.fspath(item))
+            path = os.fspath(item)
+            if not os.path.exists(path):
+                # fail before any worker starts, not after a part of the pairs
+                raise TopoError("no such file or folder", path=path)
+            resolved.append(path)
     n = len(resolved)
     pairs = _tiled_pairs(n)
     jobs = [(resolved[i], resolved[j], bool(match_output)) for i, j in pairs]

@@ -573,7 +573,8 @@ def read_profile(path: str | os.PathLike, *, last_k: int = 3) -> dict[str, dict[
     Returns
     -------
     dict
-        ``{layer: {"mu", "sigma", "cv", "mean_fan_in"}}``.
+        ``{layer: {"mu", "sigma", "cv", "mean_fan_in"}}``. From a run folder, a layer
+        without connections has NaN entries (a file never does).
 
     Raises
     ------

@@ -33,13 +33,19 @@ How the parts are computed, and why:
   ``alpha = 1 + n / sum(ln(x / (x_min - 0.5)))`` with its matching continuity-corrected
   CDF ``P(X >= x) = ((x - 0.5) / (x_min - 0.5)) ** (1 - alpha)``, which Clauset et al.
   show to be accurate to about 1% there. The chosen ``x_min`` is then refitted with the
-  exact MLE, and its reported KS distance, log-likelihood and AIC are exact.
+  exact MLE, and its reported KS distance, log-likelihood and AIC are exact. Every
+  distinct value is a candidate (except the largest, and tails of fewer than 10
+  values) for layers with up to 2,000 distinct fan-ins; beyond that an evenly spaced
+  subset keeps the scan under a second (see :func:`powerlaw_xmin_scan`).
 - **Fair comparison.** The tail fit ``"powerlaw"`` sees only ``x >= x_min``, so its
   likelihood is not comparable with the others'. For the comparison a second power
   law, ``"powerlaw_full"``, is fitted to all the data with ``x_min`` fixed at ``min(x)``.
   :attr:`FanInFits.best` is the family with the lowest AIC among ``"lognormal"``,
   ``"exponential"``, ``"normal"`` and ``"powerlaw_full"`` (reported as ``"powerlaw"``);
-  :attr:`FanInFits.best_fit` gives the fit that won.
+  :attr:`FanInFits.best_fit` gives the fit that won. AIC counts ``k`` = 2 for the
+  lognormal and the normal, 1 for the exponential and ``"powerlaw_full"`` (its
+  ``x_min = min(x)`` is the lower bound every model is conditioned on), and 2 for the
+  tail fit (``alpha`` and ``x_min``).
 - **Degenerate input.** Fewer than two positive values gives ``best == "none"``; all
   values equal gives ``best == "constant"``. Neither raises: every fit is returned, with
   the parameters that are defined (``mu = ln c``, ``sigma = 0``, ``mean = c``, ...) and
@@ -76,6 +82,9 @@ _EXACT_XMIN_BELOW = 6
 _ALPHA_MAX = 50.0
 #: Elements per block in the vectorised KS scan (bounds memory to ~16 MB per array).
 _BLOCK_ELEMENTS = 2_000_000
+#: Work budget of the automatic candidate cap (candidates x distinct values), and its floor.
+_SCAN_CELLS = 4_000_000
+_MIN_AUTO_CANDIDATES = 300
 
 _NAN = float("nan")
 
@@ -295,7 +304,7 @@ def powerlaw_xmin_scan(
     counts: np.ndarray,
     *,
     min_tail: int = 10,
-    max_candidates: int = 1000,
+    max_candidates: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """KS distance of the fitted power-law tail for every candidate ``x_min``, vectorised.
 
@@ -307,9 +316,12 @@ def powerlaw_xmin_scan(
         How often each occurs.
     min_tail : int
         Candidates whose tail holds fewer values are skipped (unless none would remain).
-    max_candidates : int
-        With more distinct values than this, candidates are thinned to this many, evenly
-        spaced in rank; those below 6 are always kept.
+    max_candidates : int, optional
+        With more candidates than this, they are thinned to this many, evenly spaced in
+        rank (those below 6 are always kept). By default every candidate is scanned
+        while ``candidates * distinct values <= 4e6`` (up to 2,000 distinct values),
+        else ``4e6 / distinct values`` of them, at least 300; this bounds the time of
+        a layer with very many distinct fan-ins.
 
     Returns
     -------
@@ -330,6 +342,8 @@ def powerlaw_xmin_scan(
     keep = tail_n[index] >= min_tail
     if keep.any():
         index = index[keep]
+    if max_candidates is None:
+        max_candidates = max(_MIN_AUTO_CANDIDATES, _SCAN_CELLS // max(n_unique, 1))
     if index.size > max_candidates:
         small = index[support[index] < _EXACT_XMIN_BELOW]
         spread = index[np.unique(np.linspace(0, index.size - 1, max_candidates).round().astype(np.int64))]
@@ -365,15 +379,19 @@ def powerlaw_xmin_scan(
     for start in range(0, approx.size, block):
         rows = approx[start : start + block]
         i = index[rows][:, None]
-        valid = columns[None, :] >= i
+        # candidates ascend, so no row of this block looks left of its first candidate
+        first = int(i[0, 0])
+        cols = columns[first:]
+        valid = cols[None, :] >= i
         exponent = (1.0 - alphas[rows])[:, None]
         log_xmin = np.log(x_min[rows] - 0.5)[:, None]
-        ecdf = (cum[None, :] - before[i]) / n_tail[rows][:, None]
-        cdf_at = -np.expm1(exponent * (log_at[None, :] - log_xmin))
-        cdf_gap = -np.expm1(exponent * (log_gap[None, :] - log_xmin))
+        ecdf = (cum[None, first:] - before[i]) / n_tail[rows][:, None]
+        # clipping at 0 leaves valid cells alone (v + 0.5 > x_min - 0.5) and keeps the rest finite
+        cdf_at = -np.expm1(exponent * np.maximum(log_at[None, first:] - log_xmin, 0.0))
+        cdf_gap = -np.expm1(exponent * np.maximum(log_gap[None, first:] - log_xmin, 0.0))
         dist_at = np.where(valid, np.abs(ecdf - cdf_at), 0.0)
         # the gap after the largest value is closed by the model's own tail; skip it
-        gap_valid = valid & (columns[None, :] < n_unique - 1)
+        gap_valid = valid & (cols[None, :] < n_unique - 1)
         dist_gap = np.where(gap_valid, np.abs(ecdf - cdf_gap), 0.0)
         ks[rows] = np.maximum(dist_at.max(axis=1), dist_gap.max(axis=1))
     return x_min, alphas, ks
@@ -420,7 +438,7 @@ def fit_fan_in(
     *,
     x_min: float | None = None,
     min_tail: int = 10,
-    max_candidates: int = 1000,
+    max_candidates: int | None = None,
 ) -> FanInFits:
     """Fit lognormal, discrete power-law, exponential and normal distributions to fan-in.
 
@@ -434,8 +452,9 @@ def fit_fan_in(
         Fix the power-law tail's lower bound instead of choosing it by KS distance.
     min_tail : int
         Smallest tail the ``x_min`` scan considers (when any candidate has that many).
-    max_candidates : int
-        Most ``x_min`` candidates scanned; see :func:`powerlaw_xmin_scan`.
+    max_candidates : int, optional
+        Most ``x_min`` candidates scanned; by default all while the layer has up to
+        2,000 distinct fan-in values; see :func:`powerlaw_xmin_scan`.
 
     Returns
     -------
@@ -460,7 +479,9 @@ def fit_fan_in(
         return _degenerate(positive, n_excluded)
     if x_min is not None and not (math.isfinite(float(x_min)) and float(x_min) >= 1):
         raise TopoError(f"x_min must be a positive whole number, got {x_min!r}")
-    support, counts = np.unique(positive, return_counts=True)
+    starts = np.flatnonzero(np.concatenate(([True], positive[1:] != positive[:-1])))
+    support = positive[starts]
+    counts = np.diff(np.append(starts, positive.size))
     n = int(positive.size)
     fits: dict[str, Fit] = {}
 
@@ -496,7 +517,7 @@ def fit_fan_in(
     fits["powerlaw_full"] = _powerlaw_fit("powerlaw_full", support, counts, float(support[0]), k=1)
 
     compared = ("lognormal", "powerlaw_full", "exponential", "normal")
-    scores = [(fits[key].aic if math.isfinite(fits[key].aic) or fits[key].aic == math.inf else math.inf, key) for key in compared]
+    scores = [(math.inf if math.isnan(fits[key].aic) else fits[key].aic, key) for key in compared]
     best_key = min(scores)[1]
     best = "powerlaw" if best_key == "powerlaw_full" else best_key
     return FanInFits(fits=fits, best=best, n=n, n_excluded=n_excluded, compared=compared)

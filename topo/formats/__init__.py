@@ -23,6 +23,11 @@ __all__ = ["READERS", "detect_format", "load"]
 #: Format name -> module under ``topo.formats``; tried in this order.
 READERS: dict[str, str] = {
     "topo": "topo.formats.native",
+    "safetensors": "topo.formats.safetensors_hf",
+    "pytorch": "topo.formats.pytorch",
+    "keras-h5": "topo.formats.keras_h5",
+    "numpy": "topo.formats.numpy_npz",
+    "onnx": "topo.formats.onnx_model",
 }
 
 

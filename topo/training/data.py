@@ -148,7 +148,7 @@ _DOWNLOAD_CHUNK = 1 << 16
 
 
 # -- the result ----------------------------------------------------------------------
-@dataclass
+@dataclass(eq=False)
 class Dataset:
     """A data set split into training, validation and test parts.
 
@@ -297,7 +297,8 @@ def _emnist_instructions(name: str, folder: Path, *, list_files: bool = True) ->
     split = name.split("-", 1)[1] if "-" in name else "<split>"
     files = "these files" if not list_files else ", ".join(
         f"emnist-{split}-{part}.gz"
-        for part in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "test-images-idx3-ubyte", "test-labels-idx1-ubyte")
+        for part in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                     "test-images-idx3-ubyte", "test-labels-idx1-ubyte")
     )
     return (
         f"EMNIST is published as one zip file (gzip.zip, about 535 MB) at {EMNIST_URL} "
@@ -767,6 +768,12 @@ def load_dataset(
 
 
 def _load_path(path: Path, name: str, *, label_column, test_fraction, val_fraction, seed) -> Dataset:
+    if path.is_dir():
+        raise TopoError(
+            f"a folder, not a data file: to read a data set from it, name the data set "
+            f"({', '.join(DATASETS)}) and pass this folder as the data folder (--data-dir)",
+            path=path,
+        )
     if not path.is_file():
         raise TopoError("no such data file", path=path)
     lowered = path.name.lower()
@@ -848,7 +855,7 @@ def _check_covtype_content(path: Path) -> str | None:
     return None
 
 
-def _verify(path: Path, filename: str, expected: tuple[str | None, str | None], dataset: str) -> str | None:
+def _verify(path: Path, expected: tuple[str | None, str | None], dataset: str) -> str | None:
     """None when the downloaded file is right, else what is wrong with it."""
     shipped, content = expected
     if shipped is None and content is None:
@@ -877,7 +884,8 @@ def _parse_content_range(value: str | None) -> tuple[int, int | None] | None:
     return int(match.group(1)), None if match.group(3) == "*" else int(match.group(3))
 
 
-def _fetch(url: str, part: Path, report: Callable[[int, int], None], timeout: float, *, allow_resume: bool = True) -> None:
+def _fetch(url: str, part: Path, report: Callable[[int, int], None], timeout: float, *,
+           allow_resume: bool = True) -> None:
     """Download ``url`` into ``part``, continuing a partial file with a Range request."""
     import urllib.error
     import urllib.request
@@ -1006,7 +1014,7 @@ def download(
     for filename, table_value in DOWNLOAD_FILES[key].items():
         expected = (checksums[filename], None) if filename in checksums else table_value
         target = folder / filename
-        if target.is_file() and _verify(target, filename, expected, key) is None:
+        if target.is_file() and _verify(target, expected, key) is None:
             finished_bytes += target.stat().st_size
             report(0, 0)
             continue
@@ -1022,7 +1030,7 @@ def download(
         else:
             kept = f"; the partial file {part} is kept and resumed next time" if part.exists() else ""
             raise TopoError(f"could not download {filename}: {'; '.join(failures)}{kept}")
-        problem = _verify(part, filename, expected, key)
+        problem = _verify(part, expected, key)
         if problem is not None:
             part.unlink(missing_ok=True)
             raise TopoError(f"{problem}; the download from {url} was deleted", path=target)

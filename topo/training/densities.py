@@ -102,44 +102,57 @@ def _solve_scale(weights: np.ndarray, total: float, lower: np.ndarray, upper: np
     """Real ``x = clip(c * weights, lower, upper)`` with ``sum(x) == total``.
 
     ``g(c) = sum(clip(c * w, lo, hi))`` is continuous, non-decreasing and piecewise
-    linear in ``c``; its breakpoints are ``lo / w`` and ``hi / w``.  Evaluating ``g`` at
-    the sorted breakpoints with cumulative slopes finds the segment where it reaches
-    ``total``, which is then solved exactly.  Entries with weight 0 sit at ``lower``
-    unless the others are all at ``upper`` and budget is left, in which case the left
-    budget is spread over them evenly.
+    linear in ``c``, with breakpoints ``lo / w`` and ``hi / w``.  A binary search over
+    the sorted breakpoints (evaluating ``g`` directly, so that breakpoints many orders
+    of magnitude apart lose no precision) finds the segment where ``g`` reaches
+    ``total``; there the clipped entries are known and ``c`` is solved exactly.
+    Entries with weight 0 sit at ``lower`` unless the others are all at ``upper`` and
+    budget is left, in which case the left budget is spread over them evenly.
 
     Returns the real ``x`` (float64) and the scale ``c`` (``inf`` in that last case).
     """
     w = np.asarray(weights, dtype=np.float64)
     lo = np.asarray(lower, dtype=np.float64)
     hi = np.asarray(upper, dtype=np.float64)
-    positive = w > 0
+    top = w.max() if w.size else 0.0
+    if top > 0:
+        w = w / top
+    # Weights this small would put their breakpoints beyond float range; they count as 0.
+    positive = w > 1e-200
     base = lo.sum()
     reach = base + (hi[positive] - lo[positive]).sum()
     if total <= base:
         return lo.copy(), 0.0
-    if total > reach:
+    if total >= reach:
         # The weighted entries are all full; the rest share what remains, evenly.
         x = np.where(positive, hi, lo)
         rest = ~positive
-        x_rest, _ = _solve_scale(np.ones(int(rest.sum())), total - hi[positive].sum(), lo[rest], hi[rest])
-        x[rest] = x_rest
+        if total > reach and rest.any():
+            x_rest, _ = _solve_scale(np.ones(int(rest.sum())), total - hi[positive].sum(), lo[rest], hi[rest])
+            x[rest] = x_rest
         return x, math.inf
     wp, lop, hip = w[positive], lo[positive], hi[positive]
-    starts = lop / wp
-    stops = hip / wp
-    points = np.concatenate([starts, stops])
-    slopes = np.concatenate([wp, -wp])
-    order = np.argsort(points, kind="stable")
-    points = points[order]
-    slope_after = np.cumsum(slopes[order])
-    # g at each breakpoint: g(p_0) = base; g(p_k) = g(p_{k-1}) + slope * (p_k - p_{k-1}).
-    gains = slope_after[:-1] * np.diff(points)
-    values = base + np.concatenate([[0.0], np.cumsum(gains)])
-    k = int(np.searchsorted(values, total, side="left"))
-    k = min(max(k, 1), len(points) - 1)
-    slope = slope_after[k - 1]
-    scale = points[k - 1] + (total - values[k - 1]) / slope if slope > 0 else points[k]
+    fixed_low = lo[~positive].sum()
+
+    def filled(scale: float) -> float:
+        return fixed_low + np.clip(scale * wp, lop, hip).sum()
+
+    points = np.unique(np.concatenate([lop / wp, hip / wp]))
+    # First breakpoint where g reaches the total; g(points[0]) == base < total.
+    left, right = 0, len(points) - 1
+    while right - left > 1:
+        middle = (left + right) // 2
+        if filled(points[middle]) >= total:
+            right = middle
+        else:
+            left = middle
+    probe = 0.5 * (points[left] + points[right])
+    scaled = probe * wp
+    at_low = scaled <= lop
+    at_high = scaled >= hip
+    active = ~(at_low | at_high)
+    rest = total - fixed_low - lop[at_low].sum() - hip[at_high].sum()
+    scale = rest / wp[active].sum()
     x = lo.copy()
     x[positive] = np.clip(scale * wp, lop, hip)
     return x, float(scale)

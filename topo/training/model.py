@@ -29,6 +29,7 @@ __all__ = [
     "to_topology",
     "from_topology",
     "reset_optimizer_state",
+    "install_masks",
 ]
 
 
@@ -90,6 +91,23 @@ def _module_class():
         def masks(self) -> list["torch.Tensor"]:
             return [getattr(self, f"mask{k}") for k in range(len(self.layers))]
 
+        def float_masks(self) -> list["torch.Tensor"]:
+            """The masks as 0/1 tensors of the weights' dtype, cached until a mask changes.
+
+            Multiplying by a float mask avoids the temporary that a bool mask costs on
+            every step; the cache is keyed by each mask's in-place version counter.
+            """
+            cache = self.__dict__.setdefault("_float_masks", {})
+            out = []
+            for k, (layer, mask) in enumerate(zip(self.layers, self.masks)):
+                key = (mask._version, mask.data_ptr(), mask.device, layer.weight.dtype)
+                hit = cache.get(k)
+                if hit is None or hit[0] != key:
+                    hit = (key, mask.to(layer.weight.dtype))
+                    cache[k] = hit
+                out.append(hit[1])
+            return out
+
         def set_mask(self, k: int, mask) -> None:
             """Replace layer k's mask (a bool tensor or array) and zero the weights it switches off."""
             current = getattr(self, f"mask{k}")
@@ -103,13 +121,13 @@ def _module_class():
         @torch.no_grad()
         def apply_masks(self) -> None:
             """Set every masked weight to exactly zero."""
-            for layer, mask in zip(self.layers, self.masks):
+            for layer, mask in zip(self.layers, self.float_masks()):
                 layer.weight.mul_(mask)
 
         @torch.no_grad()
         def mask_gradients(self) -> None:
             """Zero the gradient at masked positions (call after reading the dense gradient)."""
-            for layer, mask in zip(self.layers, self.masks):
+            for layer, mask in zip(self.layers, self.float_masks()):
                 if layer.weight.grad is not None:
                     layer.weight.grad.mul_(mask)
 
@@ -267,3 +285,39 @@ def reset_optimizer_state(optimizer, param, positions) -> None:
         for value in state.values():
             if torch.is_tensor(value) and value.shape == param.shape:
                 value.mul_(keep.to(value.dtype))
+
+
+def install_masks(model, optimizer, new_masks) -> list[bool]:
+    """Give ``model`` new masks, as algorithms return them; which layers changed.
+
+    Weights switched off become zero, grown weights start at zero (they were masked,
+    hence zero), and the optimiser state is zeroed at every position that was switched
+    off or grown (:func:`reset_optimizer_state`), so momentum and Adam moments never
+    carry over a change of connectivity.
+
+    Parameters
+    ----------
+    model : MaskedMLP
+    optimizer : torch.optim.Optimizer or None
+    new_masks : sequence of bool tensors or arrays, one per layer
+
+    Returns
+    -------
+    list of bool
+        Per layer, whether its mask changed.
+    """
+    import torch
+
+    changed = []
+    for k, new in enumerate(new_masks):
+        old = model.masks[k]
+        new = torch.as_tensor(new).to(device=old.device, dtype=torch.bool)
+        if torch.equal(old, new):
+            changed.append(False)
+            continue
+        positions = ~(old & new)
+        model.set_mask(k, new)
+        if optimizer is not None:
+            reset_optimizer_state(optimizer, model.layers[k].weight, positions)
+        changed.append(True)
+    return changed

@@ -152,8 +152,6 @@ def _largest_parameter(name: str, n: int) -> float:
         return 80.0
     # exponential, power, sigmoid, gaussian, ushaped: neighbouring points differ by
     # a factor exp(-c t / n) (gaussian: exp(-c t**2 / n**2)); make that negligible.
-    if name == "gaussian":
-        return 80.0 * n
     return 80.0 * n
 
 
@@ -306,7 +304,8 @@ def fan_in_profile(
         None for ``random`` and None or 0 for ``constant``.
     hub_placement : {"index", "shuffled"}
         ``"index"``: the shape in neuron order (neuron 0 largest for the decreasing
-        families); ``"shuffled"``: neurons permuted with ``rng``.
+        families); ``"shuffled"``: neurons permuted with ``rng``.  ``random`` is
+        unordered already and ignores it.
     rng : numpy.random.Generator or int, optional
         Randomness for ``random`` and ``"shuffled"``; an int is a seed, None is seed 0.
 

@@ -1,0 +1,132 @@
+"""NNSTD between the SET networks of Liu et al. (784-784-784-784-10, ../shared/data/set-mlp).
+
+Goal: at most 40 ms per pair in one process (the published code takes about 20 s).
+Measured: one pair (w0 vs w1 at epoch 190), the 10 x 10 matrix at epoch 190 (90
+ordered pairs) in one process and in two local processes from checkpoint files, and
+a naive baseline written here: the same algorithm with Python sets and a loop over
+every pair of neurons (as the published code loops), on the same pair.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import median_time, verdict  # noqa: E402
+
+import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from scipy.optimize import linear_sum_assignment  # noqa: E402
+
+GOAL_S = 0.040
+EPOCH = 190
+
+
+def data_folder() -> Path | None:
+    root = Path(os.environ.get("TOPO_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+    folder = root / "set-mlp"
+    return folder if (folder / "e5_s0_w0" / f"epoch_{EPOCH:03d}").is_dir() else None
+
+
+def load_set(folder: Path, network: int, epoch: int = EPOCH):
+    """A SET network as a Topology: weight_lK.npz is (n_in + 1, n_out), last row the bias."""
+    import topo
+
+    base = folder / f"e5_s0_w{network}" / f"epoch_{epoch:03d}"
+    layers = []
+    for k in range(4):
+        matrix = sp.load_npz(base / f"weight_l{k}.npz").tocsr()
+        layers.append(topo.Layer.from_mask(f"l{k}", matrix[:-1].T.tocsr()))
+    return topo.Topology(layers, info={"path": str(base)})
+
+
+def median_wall_cpu(func, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU (this process) seconds of ``func()`` after one warm-up run.
+
+    CPU time is printed beside wall time because a shared machine's other processes
+    stretch wall time; NNSTD runs on one thread, so on an idle machine they agree.
+    """
+    func()
+    walls, cpus = [], []
+    for _ in range(repeats):
+        wall, cpu = time.perf_counter(), time.process_time()
+        func()
+        cpus.append(time.process_time() - cpu)
+        walls.append(time.perf_counter() - wall)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def naive_nnstd(a, b) -> list[float]:
+    """NNSTD with Python sets and a loop over every pair of neurons; per-layer distances."""
+    distances = []
+    label = None
+    for layer_a, layer_b in zip(a, b):
+        rows_a, rows_b = layer_a.mask.tolil().rows, layer_b.mask.tolil().rows
+        sets_a = [set(r) for r in rows_a]
+        sets_b = [set(r) if label is None else {label[j] for j in r} for r in rows_b]
+        cost = np.empty((len(sets_a), len(sets_b)))
+        for i, x in enumerate(sets_a):
+            for j, y in enumerate(sets_b):
+                if not x and not y:
+                    cost[i, j] = 0.0
+                else:
+                    shared = len(x & y)
+                    cost[i, j] = (len(x) + len(y) - 2 * shared) / (len(x) + len(y) - shared)
+        rows, cols = linear_sum_assignment(cost)
+        distances.append(cost[rows, cols].sum() / len(sets_a))
+        label = {int(c): int(r) for r, c in zip(rows, cols)}
+    return distances
+
+
+def main() -> None:
+    folder = data_folder()
+    if folder is None:
+        print("skipped: ../shared/data/set-mlp not found (set TOPO_DATA_DIR)")
+        return
+    import topo
+    from topo.analysis.distance import nnstd, nnstd_matrix
+
+    nets = [load_set(folder, w) for w in range(10)]
+    a, b = nets[0], nets[1]
+    print(f"networks: 10 SET MLPs {'-'.join(map(str, a.widths))}, epoch {EPOCH}, "
+          f"{a.nnz:,} connections each (w0)")
+
+    pair_time, pair_cpu = median_wall_cpu(lambda: nnstd(a, b), repeats=15)
+    result = nnstd(a, b)
+    print(f"nnstd, one pair      median {pair_time * 1e3:7.1f} ms wall, {pair_cpu * 1e3:.1f} ms CPU over 15 "
+          f"(goal <= 40 ms: {verdict(pair_time, GOAL_S)})  NNSTD(w0, w1) = {result.distance:.6f}")
+
+    matrix_time, matrix_cpu = median_wall_cpu(lambda: nnstd_matrix(nets), repeats=5)
+    matrix = nnstd_matrix(nets)
+    print(f"10 x 10 matrix       median {matrix_time:7.2f} s wall, {matrix_cpu:.2f} s CPU over 5 "
+          f"= {matrix_time / 90 * 1e3:.1f} ms wall per ordered pair (90 pairs, one process; "
+          f"goal: {verdict(matrix_time / 90, GOAL_S)})")
+    off = matrix[~np.eye(10, dtype=bool)]
+    asym = np.abs(matrix - matrix.T).max()
+    print(f"                     off-diagonal NNSTD {off.min():.4f} .. {off.max():.4f}, "
+          f"mean {off.mean():.4f}; largest |D - D.T| {asym:.4f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = []
+        for i, net in enumerate(nets):
+            paths.append(topo.save_checkpoint(net, Path(tmp) / f"w{i}.safetensors"))
+        procs_time = median_time(lambda: nnstd_matrix(paths, workers=2), repeats=3, warmup=0)
+        same = np.array_equal(nnstd_matrix(paths, workers=2), matrix)
+    print(f"10 x 10, 2 processes median {procs_time:7.2f} s over 3   (from files, process start included; "
+          f"{matrix_time / procs_time:.2f}x the one-process time; identical matrix: {same})")
+
+    naive = naive_nnstd(a, b)
+    naive_time, naive_cpu = median_wall_cpu(lambda: naive_nnstd(a, b), repeats=5)
+    agree = np.allclose(naive, result.layer_distances, rtol=1e-12, atol=0)
+    print(f"naive (Python sets)  median {naive_time:7.2f} s wall, {naive_cpu:.2f} s CPU over 5 "
+          f"(whole pair, not extrapolated) -> nnstd is {naive_time / pair_time:.0f}x faster "
+          f"({naive_cpu / pair_cpu:.0f}x in CPU time); same layer distances: {agree}")
+
+
+if __name__ == "__main__":
+    main()

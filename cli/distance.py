@@ -1,0 +1,92 @@
+"""``topo distance``: the NNSTD matrix of many checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import click
+
+from topo_cli.render import emit, format_option
+
+
+def _unique_labels(paths: tuple[str, ...]) -> list[str]:
+    """The paths as given, with a suffix where one is given twice."""
+    labels: list[str] = []
+    seen: dict[str, int] = {}
+    for path in paths:
+        count = seen.get(path, 0) + 1
+        seen[path] = count
+        labels.append(path if count == 1 else f"{path} ({count})")
+    return labels
+
+
+def matrix_csv(labels: list[str], matrix) -> str:
+    """CSV text: a header row ``checkpoint,<labels>``, then one row per checkpoint."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["checkpoint", *labels])
+    for label, row in zip(labels, matrix):
+        writer.writerow([label, *(repr(float(v)) for v in row)])
+    return buffer.getvalue()
+
+
+@click.command("distance")
+@click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Local processes that compute pairs.")
+@click.option("--scheduler", metavar="ADDR", default=None,
+              help="Run the pairs on a Dask cluster, e.g. tcp://127.0.0.1:8786 (needs the dask extra).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Also write the matrix as CSV (header row of labels) to this file.")
+@click.option("--no-match-output", is_flag=True,
+              help="Keep output neurons by index instead of matching them.")
+@format_option()
+def distance_command(
+    checkpoints: tuple[str, ...], workers: int, scheduler: str | None, output: str | None,
+    no_match_output: bool, fmt: str,
+) -> None:
+    """NNSTD between every ordered pair of CHECKPOINTS (at least two).
+
+    Row i, column j is the distance from network i to network j (Liu et al. 2020),
+    normalised by network i's widths and so not symmetric in general; every ordered
+    pair is computed and the diagonal is 0. A progress bar is drawn on stderr.
+    """
+    if len(checkpoints) < 2:
+        raise click.UsageError("give at least two checkpoints")
+    from topo.analysis.distance import nnstd_matrix
+    from topo.checkpoint import atomic_write_text
+    from topo_cli.progress import progress_bar
+
+    labels = _unique_labels(checkpoints)
+    with progress_bar("NNSTD pairs") as progress:
+        matrix = nnstd_matrix(
+            list(checkpoints), match_output=not no_match_output, workers=workers,
+            scheduler=scheduler, progress=progress,
+        )
+    if output is not None:
+        atomic_write_text(output, matrix_csv(labels, matrix))
+        click.echo(f"wrote {output} ({len(labels)} x {len(labels)} NNSTD matrix)", err=True)
+    if fmt == "csv":
+        click.echo(matrix_csv(labels, matrix), nl=False)
+        return
+    n = len(labels)
+    columns = ["#", "path", *(f"#{j}" for j in range(n))]
+    rows = [
+        {"#": i, "path": labels[i], **{f"#{j}": float(matrix[i, j]) for j in range(n)}}
+        for i in range(n)
+    ]
+    off_diagonal = [float(matrix[i, j]) for i in range(n) for j in range(n) if i != j]
+    emit(
+        rows,
+        columns,
+        fmt,
+        title="NNSTD from row to column",
+        headers={"path": "checkpoint"},
+        caption=f"{n} checkpoints; mean off-diagonal NNSTD {sum(off_diagonal) / len(off_diagonal):.4g}",
+        json_payload={
+            "labels": labels,
+            "match_output": not no_match_output,
+            "matrix": matrix.tolist(),
+        },
+    )

@@ -1,0 +1,105 @@
+"""``topo drift``: how a run's fan-in distributions drift toward their equilibrium."""
+
+from __future__ import annotations
+
+import click
+
+from topo_cli.render import emit, format_option
+
+COLUMNS = ["label", "layer", "cv", "wasserstein", "ks", "turnover"]
+HEADERS = {"label": "epoch", "cv": "CV", "wasserstein": "W1", "ks": "KS", "turnover": "turnover"}
+LAYER_COLUMNS = ["layer", "converged_label", "final_wasserstein", "mu", "sigma", "cv", "mean_fan_in"]
+LAYER_HEADERS = {
+    "converged_label": "converged at",
+    "final_wasserstein": "last W1",
+    "mu": "eq. mu",
+    "sigma": "eq. sigma",
+    "cv": "eq. CV",
+    "mean_fan_in": "eq. mean fan-in",
+}
+
+
+@click.command("drift")
+@click.argument("run", nargs=-1, required=True, type=click.Path(path_type=str))
+@click.option("--last-k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Checkpoints pooled for the equilibrium.")
+@click.option("--tolerance", type=click.FloatRange(min=0), default=0.05, show_default=True,
+              help="W1 distance within which a layer counts as converged.")
+@click.option("--equilibrium", "equilibrium", type=click.Path(exists=True, path_type=str), default=None,
+              metavar="RUN_OR_PROFILE",
+              help="Compare with another run's equilibrium or a profile file instead of RUN's own last checkpoints.")
+@click.option("--save-profile", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="FILE",
+              help="Write the equilibrium's lognormal profile (JSON) for `topo train --init equilibrium:FILE`.")
+@format_option()
+def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibrium: str | None,
+                  save_profile: str | None, fmt: str) -> None:
+    """Drift of RUN's fan-in distributions toward their equilibrium.
+
+    RUN is a run folder (all its checkpoints, in training order) or checkpoint files
+    in order. Per checkpoint and layer: fan-in CV, the Wasserstein-1 (W1) and KS
+    distances of the normalised fan-in (fan-in / mean) to the equilibrium, and the
+    mask turnover from the previous checkpoint. Then per layer: the checkpoint from
+    which W1 stays within --tolerance, and the lognormal fit of the equilibrium
+    (mu and sigma of ln fan-in, CV).
+
+    The equilibrium is the pooled fan-in of RUN's last --last-k checkpoints, unless
+    --equilibrium names another run or a profile file. --format csv prints the
+    per-checkpoint table only; json prints both.
+    """
+    from pathlib import Path
+
+    from topo.analysis.drift import drift, load_run, save_profile as write_profile
+    from topo.checkpoint import is_run_folder
+    from topo.errors import TopoError
+    from topo_cli.progress import progress_bar
+
+    if len(run) == 1 and Path(run[0]).is_dir():
+        if not is_run_folder(run[0]):
+            raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run[0])
+        source = run[0]
+    else:
+        for path in run:
+            if Path(path).is_dir():
+                raise TopoError("give one run folder, or checkpoint files", path=path)
+        source = list(run)
+    with progress_bar("loading checkpoints") as progress:
+        topologies = load_run(source, progress=progress)
+    result = drift(topologies, equilibrium=equilibrium, last_k=last_k, tolerance=tolerance)
+
+    rows = result.to_rows()
+    layer_rows = result.layer_rows()
+    if save_profile:
+        written = write_profile(result, save_profile)
+        click.echo(f"wrote profile {written} ({len(result.layers)} layers)", err=True)
+
+    name = run[0] if len(run) == 1 else f"{len(run)} checkpoints"
+    payload = {
+        "run": list(run) if len(run) > 1 else run[0],
+        "equilibrium": result.equilibrium_source,
+        "last_k": result.last_k,
+        "tolerance": result.tolerance,
+        "checkpoints": rows,
+        "layers": layer_rows,
+    }
+    if fmt == "json":
+        emit(rows, COLUMNS, fmt, json_payload=payload)
+        return
+    if fmt == "csv":
+        emit(rows, COLUMNS + ["checkpoint", "epoch", "step"], fmt)
+        return
+    emit(
+        rows,
+        COLUMNS,
+        fmt,
+        title=f"{name}: drift toward the equilibrium",
+        headers=HEADERS,
+        caption=f"equilibrium: {result.equilibrium_source}",
+    )
+    emit(
+        layer_rows,
+        LAYER_COLUMNS,
+        fmt,
+        title="per layer: convergence and equilibrium",
+        headers=LAYER_HEADERS,
+        caption=f"converged: W1 <= {result.tolerance:g} from that checkpoint on; '-' = not converged",
+    )

@@ -1,0 +1,320 @@
+"""topo.audit: finding checkpoints, one row per checkpoint, error rows, parallel runs."""
+
+from __future__ import annotations
+
+import math
+import os
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import topo
+from topo import Topology, TopoError
+from topo.analysis.degree import degree_summary, fan_in_cv
+from topo.analysis.fits import fit_fan_in
+from topo.analysis.hubs import hub_indices
+from topo.audit import AuditRow, audit_path, audit_paths, find_checkpoints
+from topo.checkpoint import checkpoint_name, save_checkpoint, write_run_config
+
+from conftest import random_sparse_weights
+
+SHAPES = [(40, 30), (50, 40), (10, 50)]
+NAMES = ["fc1", "fc2", "out"]
+
+
+def make_net(seed: int, density: float = 0.3) -> Topology:
+    weights = random_sparse_weights(SHAPES, density, seed=seed)
+    return Topology.from_weights(weights, names=NAMES)
+
+
+class Evil:
+    """A pickle whose loading would create a marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """Loose checkpoints, a run folder, junk, and hostile or broken files."""
+    root = tmp_path / "models"
+    (root / "sub").mkdir(parents=True)
+    save_checkpoint(make_net(1), root / "a.safetensors", epoch=7)
+    save_checkpoint(make_net(2), root / "sub" / "b.safetensors")
+    run = root / "run"
+    write_run_config(run, {"seed": 0})
+    for epoch in (0, 1, 2):
+        save_checkpoint(make_net(10 + epoch), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    save_checkpoint(make_net(20), run / "checkpoints" / checkpoint_name(2, 55), epoch=2, step=55)
+    (root / "notes.txt").write_text("not a checkpoint")
+    (root / ".hidden.safetensors").write_bytes(b"")
+    (root / "empty.pt").write_bytes(b"")
+    good = (root / "a.safetensors").read_bytes()
+    (root / "truncated.safetensors").write_bytes(good[: len(good) // 2])
+    (root / "garbage.ckpt").write_bytes(os.urandom(256))
+    marker = tmp_path / "MARKER"
+    with open(root / "evil.pt", "wb") as handle:
+        pickle.dump({"fc1.weight": Evil(marker)}, handle)
+    (root / "nothing").mkdir()
+    return types.SimpleNamespace(root=root, run=run, marker=marker)
+
+
+def by_name(rows):
+    return {Path(row.path).name: row for row in rows}
+
+
+# -- finding ----------------------------------------------------------------------
+def test_find_checkpoints_walks_and_orders(tree):
+    found = find_checkpoints([tree.root])
+    names = [p.relative_to(tree.root).as_posix() for p in found]
+    assert names == [
+        "a.safetensors",
+        "empty.pt",
+        "evil.pt",
+        "garbage.ckpt",
+        # a run's checkpoints in training order: the step inside epoch 2 before its end
+        "run/checkpoints/epoch_0000.safetensors",
+        "run/checkpoints/epoch_0001.safetensors",
+        "run/checkpoints/epoch_0002_step_00000055.safetensors",
+        "run/checkpoints/epoch_0002.safetensors",
+        "sub/b.safetensors",
+        "truncated.safetensors",
+    ]
+
+
+def test_find_checkpoints_explicit_paths_and_duplicates(tree):
+    a = tree.root / "a.safetensors"
+    notes = tree.root / "notes.txt"
+    # a file named explicitly is always audited; a path found twice appears once
+    assert find_checkpoints([a, notes, a]) == [a, notes]
+    assert find_checkpoints([tree.root / "nothing"]) == []
+    with pytest.raises(TopoError, match="no such file or folder"):
+        find_checkpoints([tree.root / "missing"])
+
+
+def test_folder_recognised_as_one_checkpoint_is_not_descended(tmp_path, monkeypatch):
+    """A folder that a reader reads whole (HF model, SET epoch) is one row."""
+    reader = types.ModuleType("fake_folder_reader")
+
+    def sniff(path):
+        return Path(path).is_dir() and (Path(path) / "model.marker").is_file()
+
+    def read(path, **options):
+        return make_net(5).with_info(format="fakefolder", warnings=["made up for a test"])
+
+    reader.sniff, reader.read, reader.EXTENSIONS = sniff, read, ()
+    monkeypatch.setitem(sys.modules, "fake_folder_reader", reader)
+    monkeypatch.setitem(topo.formats.READERS, "fakefolder", "fake_folder_reader")
+
+    model = tmp_path / "zoo" / "model"
+    model.mkdir(parents=True)
+    (model / "model.marker").write_text("")
+    (model / "extra.ckpt").write_bytes(b"part of the model")  # found only if descended into
+    save_checkpoint(make_net(7), tmp_path / "zoo" / "loose.safetensors")
+
+    assert find_checkpoints([tmp_path / "zoo"]) == [tmp_path / "zoo" / "loose.safetensors", model]
+    assert find_checkpoints([model]) == [model]
+
+    # a recognised folder of recognised folders (a whole run) is walked, not one row
+    run = tmp_path / "run"
+    for epoch in ("epoch_010", "epoch_000"):
+        (run / epoch).mkdir(parents=True)
+        (run / epoch / "model.marker").write_text("")
+    (run / "model.marker").write_text("")
+    assert find_checkpoints([run]) == [run / "epoch_000", run / "epoch_010"]
+    rows = audit_paths([tmp_path / "zoo"])
+    assert [row.status for row in rows] == ["ok", "ok"]
+    assert rows[1].format == "fakefolder"
+    assert rows[1].warnings == ("made up for a test",)
+
+
+# -- measuring --------------------------------------------------------------------
+def test_row_values_match_degree_analysis(tree):
+    path = tree.root / "a.safetensors"
+    row = audit_path(path)
+    net = topo.load(path, weights=False)
+    summary = degree_summary(net)
+    assert row.status == "ok" and row.error is None
+    assert row.format == "topo"
+    assert row.epoch == 7 and row.step is None
+    assert row.n_layers == 3
+    assert row.nnz == summary.nnz == net.nnz
+    assert row.total == summary.size == sum(o * i for o, i in SHAPES)
+    assert row.density == pytest.approx(summary.density)
+    assert row.layer_density_mean == pytest.approx(np.mean(net.densities))
+    assert row.layer_density_max == pytest.approx(max(net.densities))
+    assert row.fan_in_cv_mean == pytest.approx(summary.fan_in_cv_mean)
+    assert row.fan_in_cv_max == pytest.approx(max(fan_in_cv(net)))
+    assert row.no_inputs == summary.no_inputs
+    assert row.no_outputs == summary.no_outputs
+    # the fitted layer: most output neurons among layers whose fan-in varies
+    assert row.best_fit_layer == "fc2"
+    assert row.best_fit == fit_fan_in(net["fc2"].fan_in).best
+    into_hubs = sum(int(layer.fan_in[hub_indices(layer, fraction=0.1)].sum()) for layer in net)
+    assert row.hub_share == pytest.approx(into_hubs / net.nnz)
+    assert 0.1 < row.hub_share < 1.0
+
+
+def test_constant_fan_in_and_dead_neurons(tmp_path):
+    mask1 = np.zeros((6, 4), dtype=bool)
+    mask1[:, :2] = True  # every neuron has fan-in 2; inputs 2 and 3 feed nothing
+    mask2 = np.ones((3, 6), dtype=bool)
+    mask2[:, 5] = False  # hidden neuron 5 feeds nothing
+    net = Topology.from_masks([mask1, mask2], names=["h", "o"])
+    save_checkpoint(net, tmp_path / "c.safetensors")
+    row = audit_path(tmp_path / "c.safetensors")
+    assert row.best_fit == "constant"
+    assert row.best_fit_layer == "h"  # the larger layer when none varies
+    assert row.fan_in_cv_mean == 0.0 and row.fan_in_cv_max == 0.0
+    assert row.no_inputs == 0 and row.no_outputs == 3
+    # top 10% by fan-in is one neuron per layer: 2 of 12 and 5 of 15 connections
+    assert row.hub_share == pytest.approx((2 + 5) / 27)
+
+
+def test_layers_regex(tree):
+    path = tree.root / "a.safetensors"
+    net = topo.load(path, weights=False)
+    row = audit_path(path, layers=r"^fc")
+    assert row.n_layers == 2
+    assert row.nnz == net["fc1"].nnz + net["fc2"].nnz
+    assert row.fan_in_cv_max == pytest.approx(max(fan_in_cv(net)[:2]))
+    skipped = audit_path(path, layers="nomatch")
+    assert skipped.status == "skipped" and "nomatch" in skipped.error
+    with pytest.raises(TopoError, match="regular expression"):
+        audit_paths([path], layers="(")
+
+
+# -- bad input --------------------------------------------------------------------
+def test_error_rows_and_the_audit_goes_on(tree):
+    rows = by_name(audit_paths([tree.root]))
+    assert len(rows) == 10
+    ok = {name for name, row in rows.items() if row.status == "ok"}
+    assert ok == {
+        "a.safetensors", "b.safetensors", "epoch_0000.safetensors", "epoch_0001.safetensors",
+        "epoch_0002.safetensors", "epoch_0002_step_00000055.safetensors",
+    }
+    assert rows["empty.pt"].error == "empty file (0 bytes)"
+    truncated = rows["truncated.safetensors"]
+    assert truncated.status == "error"
+    assert any(word in truncated.error for word in ("truncated", "corrupt", "safetensors"))
+    assert rows["garbage.ckpt"].status == "error"
+    for row in rows.values():
+        if row.status == "error":
+            # one line, the reason without repeating the path, and no figures
+            assert row.error and "\n" not in row.error
+            assert not row.error.startswith(row.path)
+            assert row.nnz is None and row.density is None
+
+
+def _torch_save(obj, path):
+    torch = pytest.importorskip("torch")
+    torch.save(obj, path)
+
+
+def _pickle_v2(obj, path):
+    with open(path, "wb") as handle:
+        pickle.dump(obj, handle, protocol=2)
+
+
+@pytest.mark.parametrize(
+    "name, write, row_is_folder",
+    [
+        ("evil.pt", _torch_save, False),  # a torch.save file with a hostile object inside
+        ("pytorch_model.bin", _pickle_v2, True),  # makes its folder a Hugging Face model folder
+    ],
+)
+def test_hostile_pickle_is_refused_without_running(tmp_path, name, write, row_is_folder):
+    marker = tmp_path / "MARKER"
+    folder = tmp_path / "models"
+    folder.mkdir()
+    path = folder / name
+    write({"fc1.weight": np.zeros((3, 3), dtype=np.float32), "payload": Evil(marker)}, path)
+    rows = audit_paths([folder])
+    assert not marker.exists(), "auditing executed code from a pickle"
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.status == "error"
+    assert row.path == str(folder if row_is_folder else path)
+    if "pytorch" in topo.formats.READERS:
+        # refused for what it is (not "corrupt"), and the reason says why
+        assert "refused" in row.error and "unsafe pickle" in row.error
+    else:
+        assert "not a checkpoint format topo recognises" in row.error
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="running as root: file permissions are not enforced, chmod 000 cannot be tested")
+def test_unreadable_permissions(tmp_path):
+    path = tmp_path / "locked.safetensors"
+    save_checkpoint(make_net(1), path)
+    path.chmod(0)
+    try:
+        row = audit_path(path)
+    finally:
+        path.chmod(0o644)
+    assert row.status == "error" and "ermission" in row.error
+
+
+def test_missing_path_row_and_raise(tmp_path):
+    row = audit_path(tmp_path / "gone.pt")
+    assert row == AuditRow(path=str(tmp_path / "gone.pt"), status="error", error="no such file or folder")
+    with pytest.raises(TopoError, match="no such file or folder"):
+        audit_paths([tmp_path / "gone.pt"])
+    assert audit_paths([tmp_path]) == []
+
+
+# -- where it runs ----------------------------------------------------------------
+def comparable(rows):
+    return [row.as_dict() for row in rows]
+
+
+def test_two_workers_give_the_same_rows(tree):
+    one = audit_paths([tree.root], workers=1)
+    two = audit_paths([tree.root], workers=2)
+    assert comparable(two) == comparable(one)
+
+
+def test_dask_cluster_gives_the_same_rows(tree):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    one = audit_paths([tree.root], workers=1)
+    done = []
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, protocol="tcp://", host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        rows = audit_paths([tree.root], scheduler=cluster.scheduler_address, progress=lambda d, t: done.append((d, t)))
+    assert comparable(rows) == comparable(one)
+    assert done[-1] == (len(one), len(one))
+    assert not tree.marker.exists()
+
+
+def test_scheduler_without_dask_names_the_extra(tree, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed -> ImportError
+    with pytest.raises(TopoError, match=r"topo-toolkit\[dask\]"):
+        audit_paths([tree.root / "a.safetensors"], scheduler="tcp://127.0.0.1:1")
+
+
+# -- real data ----------------------------------------------------------------------
+def test_set_network_folder(shared_data):
+    epoch = shared_data / "set-mlp" / "e5_s0_w0" / "epoch_190"
+    if not epoch.is_dir():
+        pytest.skip(f"{epoch} not found")
+    if topo.formats.detect_format(epoch) is None:
+        pytest.skip("no reader recognises a SET epoch folder yet")
+    rows = audit_paths([epoch.parent])
+    by_path = {row.path: row for row in rows}
+    row = by_path[str(epoch)]
+    assert len(rows) >= 9 and all(r.status == "ok" for r in rows)
+    assert row.n_layers == 4
+    assert row.total == 784 * 784 * 3 + 784 * 10
+    net = topo.load(epoch, weights=False)
+    assert row.nnz == net.nnz
+    assert row.fan_in_cv_mean == pytest.approx(degree_summary(net).fan_in_cv_mean)
+    assert not math.isnan(row.hub_share)

@@ -1,0 +1,123 @@
+"""The HTML report: topo.report and `topo report`."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from plot_runs import make_run
+from topo.errors import TopoError
+from topo.report import REPORT_SECTIONS, build_report, layer_table, load_run_data, run_summary
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    return make_run(root / "rigl_a", epochs=3), make_run(root / "rigl_b", epochs=2, seed=7, grads=False)
+
+
+@pytest.fixture(scope="module")
+def report_path(runs, tmp_path_factory):
+    """`topo report` on two runs, written once for the tests below."""
+    from topo_cli.main import main
+
+    path = tmp_path_factory.mktemp("out") / "report.html"
+    result = CliRunner().invoke(main, ["report", str(runs[0]), str(runs[1]), "-o", str(path), "--dpi", "50"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"wrote {path}"
+    return path
+
+
+def test_report_has_every_section(report_path):
+    text = report_path.read_text(encoding="utf-8")
+    assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
+    assert 'id="comparison"' in text
+    for run in (1, 2):
+        for section in REPORT_SECTIONS:
+            assert f'id="run{run}-{section}"' in text, f"run{run}-{section} missing"
+            assert f'href="#run{run}-{section}"' in text  # listed in the contents
+    assert "<h2>rigl_a</h2>" in text and "<h2>rigl_b</h2>" in text
+
+
+def test_report_is_self_contained(report_path):
+    text = report_path.read_text(encoding="utf-8")
+    images = re.findall(r'<img src="([^"]*)"', text)
+    # comparison: curves and NNSTD; run 1: 7 figures; run 2: 6 (no gradients)
+    assert len(images) == 2 + 7 + 6
+    for src in images:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", text)
+    assert "<script" not in text.lower()
+    assert "<link" not in text.lower()
+    assert "@import" not in text
+
+
+def test_report_content(report_path):
+    text = report_path.read_text(encoding="utf-8")
+    # the configuration is shown, escaped
+    assert "config.method" in text and "rigl" in text
+    assert "&lt;b&gt;escaped&lt;/b&gt; &amp; kept" in text
+    assert "<b>escaped</b>" not in text
+    # final metrics of run 1 (epoch 3): test_acc 0.48 + 0.15
+    assert ">0.63<" in text
+    # the run without gradient statistics says so instead of failing
+    run2 = text[text.index('id="run2-gradients"'):]
+    assert "Not available" in run2[: run2.index("</section>")]
+    # per-layer table
+    assert "W1 to equilibrium" in text and "gradient concentration" in text
+
+
+def test_summary_and_layer_table(runs):
+    data = load_run_data(runs[0])
+    summary = run_summary(data)
+    assert summary["method"] == "rigl" and summary["dataset"] == "synthetic"
+    assert summary["epochs"] == 3 and summary["checkpoints"] == 4
+    assert summary["final"]["test_acc"] == pytest.approx(0.63)
+    assert summary["best_val_acc"] == pytest.approx(0.65)
+    assert summary["density"] == pytest.approx(data.topologies[-1].density)
+    assert summary["converged"].endswith("/3")
+    rows = layer_table(data)
+    assert [r["layer"] for r in rows] == ["fc1", "fc2", "fc3"]
+    assert rows[0]["shape"] == "24×16"
+    assert np.isfinite(rows[0]["concentration"]) and np.isfinite(rows[0]["w1_final"])
+
+
+def test_report_handles_runs_without_metrics_or_checkpoints(tmp_path):
+    bare = tmp_path / "bare"
+    (bare / "checkpoints").mkdir(parents=True)
+    text = build_report([bare])
+    for section in REPORT_SECTIONS:
+        assert f'id="run1-{section}"' in text
+    assert "No metrics recorded" in text and "No checkpoints" in text
+    with pytest.raises(TopoError, match="not a topo run folder"):
+        build_report([tmp_path])
+    with pytest.raises(TopoError, match="no such run folder"):
+        build_report([tmp_path / "missing"])
+
+
+def test_report_renders_in_headless_chromium(report_path, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium) so the report is not rendered")
+    import matplotlib.image
+
+    shot = tmp_path / "shot.png"
+    command = [
+        chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-quic", "--no-first-run", "--disable-component-update", "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
+        report_path.resolve().as_uri(),
+    ]
+    subprocess.run(command, check=False, capture_output=True, timeout=120)
+    assert shot.is_file(), "chromium wrote no screenshot"
+    pixels = matplotlib.image.imread(str(shot))
+    assert pixels.shape[:2] == (2000, 1280)
+    assert float(pixels[..., :3].var()) > 0  # not blank

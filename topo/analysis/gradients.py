@@ -1,0 +1,198 @@
+"""The gradient hierarchy: do high-fan-in neurons (hubs) receive larger gradients?
+
+Training stores a per-neuron gradient statistic in every checkpoint,
+``layer.stats["grad_mean"]``: the mean over an epoch's steps of the mean ``|dL/dW|``
+over the neuron's incoming weights, taken over the *dense* gradient (all positions,
+active or not). From it:
+
+- :func:`gradient_concentration`: mean gradient of the hub neurons (the top 10% by
+  fan-in) over the mean gradient of all neurons. About 1 for random masks; structured
+  fan-in profiles are reported at 2-5x.
+- :func:`hierarchy_strength`: Spearman rank correlation of fan-in with the gradient.
+- :func:`cv_concentration_correlation`: across many networks, the Pearson correlation
+  of a layer's fan-in CV with its gradient concentration.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from typing import Iterable
+
+import numpy as np
+from scipy import stats
+
+from topo.analysis.degree import coefficient_of_variation
+from topo.analysis.hubs import hub_indices
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "gradient_concentration",
+    "hierarchy_strength",
+    "cv_concentration_correlation",
+    "layer_gradient_stat",
+    "gradient_rows",
+]
+
+_NAN = float("nan")
+
+
+def layer_gradient_stat(layer: Layer, stat: str = "grad_mean") -> np.ndarray:
+    """The per-neuron statistic ``stat`` of ``layer`` as float64.
+
+    Raises
+    ------
+    TopoError
+        If the layer does not carry it (the checkpoint has no gradient statistics).
+    """
+    if stat not in layer.stats:
+        have = f" (it has: {', '.join(sorted(layer.stats))})" if layer.stats else ""
+        raise TopoError(
+            f"layer {layer.name!r} has no {stat!r} statistic{have}: the checkpoint has no gradient "
+            "statistics (topo train writes them)"
+        )
+    return np.asarray(layer.stats[stat], dtype=np.float64)
+
+
+def gradient_concentration(layer: Layer, *, fraction: float = 0.1, stat: str = "grad_mean") -> float:
+    """Mean gradient of the hub neurons over the mean gradient of all neurons.
+
+    Parameters
+    ----------
+    layer : Layer
+        A layer with the per-neuron statistic ``stat``.
+    fraction : float
+        Share of neurons counted as hubs: the top ``ceil(fraction * n)`` by fan-in (at
+        least one), ties broken by lower index (:func:`topo.analysis.hubs.hub_indices`).
+    stat : str
+        The statistic's name.
+
+    Returns
+    -------
+    float
+        About 1 when gradients do not depend on fan-in; NaN when the layer has no
+        neurons or the mean gradient is 0 (or not finite).
+
+    Raises
+    ------
+    TopoError
+        If the layer lacks ``stat`` or ``fraction`` is not in ``(0, 1]``.
+    """
+    if not 0 < float(fraction) <= 1:
+        raise TopoError(f"hub fraction must be in (0, 1], got {fraction}")
+    grad = layer_gradient_stat(layer, stat)
+    if grad.size == 0:
+        return _NAN
+    overall = float(grad.mean())
+    if not (math.isfinite(overall) and overall != 0):
+        return _NAN
+    hubs = hub_indices(layer, fraction=float(fraction), rule="top")
+    return float(grad[hubs].mean() / overall)
+
+
+def hierarchy_strength(layer: Layer, *, stat: str = "grad_mean") -> float:
+    """Spearman rank correlation between fan-in and the gradient statistic.
+
+    Returns
+    -------
+    float
+        In ``[-1, 1]``; positive when higher-fan-in neurons get larger gradients. NaN
+        when either is constant or there are fewer than 2 neurons.
+
+    Raises
+    ------
+    TopoError
+        If the layer lacks ``stat``.
+    """
+    grad = layer_gradient_stat(layer, stat)
+    fan_in = layer.fan_in
+    if grad.size < 2 or np.all(fan_in == fan_in[0]) or np.all(grad == grad[0]) or not np.all(np.isfinite(grad)):
+        return _NAN
+    return float(stats.spearmanr(fan_in, grad).statistic)
+
+
+def _topologies(items: Iterable[Topology | str | os.PathLike]) -> list[Topology]:
+    out = []
+    for item in items:
+        if isinstance(item, Topology):
+            out.append(item)
+        else:
+            from topo.formats import load
+
+            out.append(load(item, weights=False))
+    return out
+
+
+def gradient_rows(
+    topologies: Iterable[Topology | str | os.PathLike] | Topology,
+    *,
+    fraction: float = 0.1,
+    stat: str = "grad_mean",
+) -> list[dict]:
+    """Per (network, layer) with the statistic: ``network`` (index), ``layer``,
+    ``fan_in_cv``, ``concentration``, ``hierarchy``. Layers without it are skipped."""
+    if isinstance(topologies, Topology):
+        topologies = [topologies]
+    rows = []
+    for index, topology in enumerate(_topologies(topologies)):
+        for layer in topology:
+            if stat not in layer.stats:
+                continue
+            rows.append(
+                {
+                    "network": index,
+                    "layer": layer.name,
+                    "fan_in_cv": coefficient_of_variation(layer.fan_in),
+                    "concentration": gradient_concentration(layer, fraction=fraction, stat=stat),
+                    "hierarchy": hierarchy_strength(layer, stat=stat),
+                }
+            )
+    return rows
+
+
+def cv_concentration_correlation(
+    topologies: Iterable[Topology | str | os.PathLike],
+    *,
+    fraction: float = 0.1,
+    stat: str = "grad_mean",
+) -> float:
+    """Pearson correlation of per-layer fan-in CV with gradient concentration.
+
+    Every layer of every network that carries ``stat`` contributes one point
+    ``(fan-in CV, gradient concentration)``; layers without it are skipped, as are
+    points where either value is NaN.
+
+    Parameters
+    ----------
+    topologies : iterable of Topology or path-like
+        Networks (paths are loaded with :func:`topo.formats.load`, masks only).
+    fraction, stat
+        As in :func:`gradient_concentration`.
+
+    Returns
+    -------
+    float
+        Pearson r; NaN with fewer than 3 points or when either value is constant.
+
+    Raises
+    ------
+    TopoError
+        If no layer of any network has the statistic.
+    """
+    rows = gradient_rows(topologies, fraction=fraction, stat=stat)
+    if not rows:
+        raise TopoError(
+            f"no layer has the {stat!r} statistic: the checkpoints have no gradient statistics "
+            "(topo train writes them)"
+        )
+    cv = np.array([r["fan_in_cv"] for r in rows], dtype=np.float64)
+    conc = np.array([r["concentration"] for r in rows], dtype=np.float64)
+    keep = np.isfinite(cv) & np.isfinite(conc)
+    cv, conc = cv[keep], conc[keep]
+    if cv.size < 3 or np.ptp(cv) == 0 or np.ptp(conc) == 0:
+        return _NAN
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(stats.pearsonr(cv, conc).statistic)

@@ -1,0 +1,608 @@
+"""Shared machinery of the foreign-format readers: named tensors in, a Topology out.
+
+Every reader turns its file into a list of :class:`Tensor` records (a key, the
+array as stored, an explicit mask where the format has one, and the array's
+layout) and hands them to :func:`build_topology`, which
+
+- classifies them: 2-D arrays are linear layers, 3-D to 5-D arrays convolutions
+  (channel-level layers), 1-D arrays biases (attached to the weight with the same
+  prefix) or skipped, scalars and known buffers skipped;
+- orders them: the format's own order, or a natural sort of the names
+  (``layers.2`` before ``layers.10``) where the format has none;
+- selects them by a regular expression over layer names (the ``layers`` option);
+- turns every array into the ``[out, in]`` layout once, builds masks (explicit
+  masks where given, otherwise the nonzero pattern) and weights;
+- decides which layers chain: a layer whose inputs do not match the previous
+  layer's outputs, an embedding or an attention projection becomes a
+  *standalone* layer, and a warning saying so lands in ``topology.info["warnings"]``.
+
+It also holds the guards that every reader shares: size limits checked against
+declared sizes before anything is allocated, and the wrapper that turns any
+failure inside a reader into one :class:`~topo.errors.TopoError` naming the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+
+__all__ = [
+    "Tensor",
+    "MAX_TENSOR_BYTES",
+    "MAX_EXPANSION",
+    "EXPANSION_FLOOR_BYTES",
+    "natural_key",
+    "natural_sorted",
+    "layer_name_from_key",
+    "check_declared_size",
+    "pair_masks",
+    "build_topology",
+    "reading",
+    "one_line",
+    "read_head",
+    "finite_int",
+]
+
+#: Largest single array a reader allocates (declared size, before reading it).
+MAX_TENSOR_BYTES = 4 * 1024**3
+#: Largest ratio of a compressed member's declared size to its archive's size...
+MAX_EXPANSION = 50
+#: ...applied only above this size, so that small, very compressible arrays still load.
+EXPANSION_FLOOR_BYTES = 64 * 1024**2
+
+_NUMERIC_KINDS = "biuf"
+
+# Buffers that are 2-D but not weights: position ids, causal masks, rotary tables.
+_BUFFER_RE = re.compile(
+    r"(^|[._/])(position_ids|token_type_ids|num_batches_tracked|inv_freq|masked_bias|"
+    r"causal_mask|rotary_emb\.\w+|attn\.bias|attention\.bias)(:\d+)?$"
+)
+_EMBEDDING_RE = re.compile(
+    r"(^|[._/])(embed[a-z_]*|wte|wpe|tok_embeddings|word_embeddings|position_embeddings|"
+    r"token_type_embeddings|embeddings|shared)([._/:]|$)",
+    re.IGNORECASE,
+)
+# Query / key / value projections: parallel branches of an attention block, not a chain.
+_ATTENTION_RE = re.compile(
+    r"(^|[._/])(q|k|v|qkv|query|key|value|q_proj|k_proj|v_proj|qkv_proj|c_attn|q_attn|"
+    r"in_proj|wqkv|query_key_value|to_q|to_k|to_v|to_qkv|wq|wk|wv)$",
+    re.IGNORECASE,
+)
+_WEIGHT_SUFFIX_RE = re.compile(r"([._/](weight|kernel|w)|_weight)(:\d+)?$", re.IGNORECASE)
+_INDEX_SUFFIX_RE = re.compile(r":\d+$")
+
+
+@dataclass
+class Tensor:
+    """One array of a file, as the reader found it.
+
+    Parameters
+    ----------
+    key : str
+        Its name in the file (state-dict key, variable name, initializer name).
+    value : numpy.ndarray or scipy.sparse matrix
+        The values as stored (a memory map is fine).
+    mask : array-like, optional
+        An explicit mask of the same shape as ``value`` (nonzero means kept).
+    layout : {"out_in", "in_out"}
+        For 2-D arrays, ``[out, in]`` (torch ``Linear``) or ``[in, out]`` (Keras,
+        ONNX ``MatMul``, GPT-2 ``Conv1D``). For convolutions, ``"out_in"`` means
+        ``[out, in, *kernel]`` (torch, ONNX) and ``"in_out"`` ``[*kernel, in, out]`` (Keras).
+    name : str, optional
+        The layer name; derived from ``key`` when omitted (``fc1.weight`` -> ``fc1``).
+    kind : str, optional
+        ``"embedding"``, ``"attention"`` or ``"recurrent"`` force a standalone layer;
+        detected from the name when omitted.
+    bias : array-like, optional
+        A bias found by the reader; otherwise looked up among the 1-D tensors.
+    groups : int
+        Convolution groups (ONNX ``group``): the kernel's ``in`` is per group.
+    source : str
+        Where it came from (free text), e.g. ``"model.pt:fc1.weight"``.
+    note : str
+        A remark kept in the layer's ``info["note"]`` (e.g. how the mask was found).
+    """
+
+    key: str
+    value: Any
+    mask: Any = None
+    layout: str = "out_in"
+    name: str | None = None
+    kind: str | None = None
+    bias: Any = None
+    groups: int = 1
+    source: str = ""
+    note: str = ""
+    info: dict = field(default_factory=dict)
+
+
+# -- names --------------------------------------------------------------------------
+def natural_key(name: str) -> tuple:
+    """Sort key that orders digit runs by value: ``layers.2`` before ``layers.10``."""
+    parts = re.split(r"(\d+)", str(name))
+    return tuple((0, int(p)) if i % 2 else (1, p.lower()) for i, p in enumerate(parts))
+
+
+def natural_sorted(names: Iterable[str]) -> list[str]:
+    """``names`` in natural order (see :func:`natural_key`)."""
+    return sorted(names, key=natural_key)
+
+
+def layer_name_from_key(key: str) -> str:
+    """The layer a weight key belongs to: ``fc1.weight`` -> ``fc1``, ``dense/kernel:0`` -> ``dense``."""
+    stripped = _WEIGHT_SUFFIX_RE.sub("", key)
+    stripped = _INDEX_SUFFIX_RE.sub("", stripped)
+    return stripped or _INDEX_SUFFIX_RE.sub("", key) or key
+
+
+def _bias_candidates(key: str, name: str) -> list[str]:
+    """Keys where the bias of weight ``key`` (layer ``name``) would be stored."""
+    out = []
+    base = _INDEX_SUFFIX_RE.sub("", key)
+    suffix = key[len(base):]
+    for sep in (".", "/", "_"):
+        out.append(f"{name}{sep}bias")
+        out.append(f"{name}{sep}bias{suffix}")
+    for word in ("weight", "kernel"):
+        if word in base:
+            head, _, tail = base.rpartition(word)
+            out.append(f"{head}bias{tail}{suffix}")
+    return out
+
+
+# -- guards -------------------------------------------------------------------------
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (or its type name)."""
+    text = str(exc).strip().splitlines()
+    line = text[0].strip() if text else ""
+    return line[:300] if line else type(exc).__name__
+
+
+def read_head(path: Path, n: int = 64) -> bytes:
+    """The first ``n`` bytes of a file, or ``b""`` when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(n)
+    except OSError:
+        return b""
+
+
+def check_declared_size(
+    nbytes: int,
+    *,
+    path: Path,
+    what: str,
+    available: int | None = None,
+    compressed: bool = False,
+    limit: int | None = None,
+) -> None:
+    """Refuse an array whose declared size is implausible, before allocating it.
+
+    Parameters
+    ----------
+    nbytes : int
+        The size the file declares for the array, in bytes.
+    path : Path
+        The file (for the message).
+    what : str
+        What the array is (for the message), e.g. ``"member 'w.npy'"``.
+    available : int, optional
+        Bytes the file really has for it. Uncompressed data may not exceed this;
+        compressed data may not exceed :data:`MAX_EXPANSION` times this once it is
+        larger than :data:`EXPANSION_FLOOR_BYTES`.
+    compressed : bool
+        Whether ``available`` is a compressed size.
+    limit : int, optional
+        Absolute limit; :data:`MAX_TENSOR_BYTES` by default.
+
+    Raises
+    ------
+    TopoError
+        If the declared size is over a limit.
+    """
+    limit = MAX_TENSOR_BYTES if limit is None else int(limit)
+    if nbytes < 0:
+        raise TopoError(f"{what} declares a negative size", path=path)
+    if nbytes > limit:
+        raise TopoError(
+            f"refused: {what} declares {nbytes:,} bytes, more than the limit of {limit:,} bytes",
+            path=path,
+        )
+    if available is None:
+        return
+    if not compressed and nbytes > available:
+        raise TopoError(
+            f"{what} declares {nbytes:,} bytes but the file holds only {available:,} (truncated or corrupt)",
+            path=path,
+        )
+    if compressed and nbytes > max(MAX_EXPANSION * available, EXPANSION_FLOOR_BYTES):
+        raise TopoError(
+            f"refused: {what} would expand to {nbytes:,} bytes, more than {MAX_EXPANSION}x the "
+            f"archive's {available:,} bytes (a decompression bomb?)",
+            path=path,
+        )
+
+
+@contextlib.contextmanager
+def reading(path: Path, what: str) -> Iterator[None]:
+    """Turn every failure inside a reader into one TopoError that names the file."""
+    try:
+        yield
+    except TopoError as exc:
+        if exc.path is None:
+            raise TopoError(str(exc), path=path) from None
+        raise
+    except MemoryError:
+        raise TopoError(f"not enough memory to read this {what}", path=path) from None
+    except RecursionError:
+        raise TopoError(f"not a readable {what} (nested too deeply)", path=path) from None
+    except Exception as exc:  # corrupt input surfaces as any exception type of any library
+        raise TopoError(f"not a readable {what} ({one_line(exc)})", path=path) from None
+
+
+# -- masks beside weights -----------------------------------------------------------
+_MASK_KEY_RE = re.compile(r"^(?P<head>.*?)(?P<sep>[._/])?(?P<word>weight_mask|mask)(?P<idx>:\d+)?$")
+
+
+def pair_masks(tensors: Sequence[Tensor]) -> tuple[list[Tensor], list[str]]:
+    """Attach tensors named like masks to the weights they belong to.
+
+    ``X.weight`` is paired with ``X.weight_mask``, ``X.mask``, ``X_mask`` or
+    ``X.weight.mask`` of the same shape. Masks without a weight stay as tensors of
+    their own (a mask-only layer). Returns the tensors and a list of notes.
+    """
+    by_key = {t.key: t for t in tensors}
+    used: set[str] = set()
+    notes: list[str] = []
+    for t in tensors:
+        match = _MASK_KEY_RE.match(t.key)
+        if match is None or t.key in used:
+            continue
+        head = match.group("head")
+        candidates = [
+            head,
+            f"{head}.weight",
+            f"{head}/kernel{match.group('idx') or ''}",
+            f"{head}.kernel",
+            f"{head}_weight",
+        ]
+        if match.group("word") == "weight_mask":
+            candidates.insert(0, f"{head}{match.group('sep') or ''}weight")
+        for cand in candidates:
+            target = by_key.get(cand)
+            if target is None or target is t or target.mask is not None:
+                continue
+            if np.shape(target.value) != np.shape(t.value):
+                continue
+            target.mask = t.value
+            target.note = (target.note + "; " if target.note else "") + f"mask from {t.key!r}"
+            used.add(t.key)
+            break
+    return [t for t in tensors if t.key not in used], notes
+
+
+# -- conversion to [out, in] ----------------------------------------------------------
+def _numeric(value: Any, key: str, path: Path) -> None:
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        raise TopoError(f"{key!r} is not an array", path=path)
+    if np.dtype(dtype).kind not in _NUMERIC_KINDS:
+        raise TopoError(
+            f"{key!r} has non-numeric dtype {np.dtype(dtype)}; topo reads numeric weights only",
+            path=path,
+        )
+
+
+def _n_out(t: Tensor) -> int:
+    shape = np.shape(t.value)
+    return int(shape[-1] if t.layout == "in_out" else shape[0])
+
+
+def _nan_count(values: Any) -> int:
+    if sp.issparse(values):
+        values = values.data
+    arr = np.asarray(values)
+    if arr.dtype.kind != "f":
+        return 0
+    return int(np.count_nonzero(np.isnan(arr)))
+
+
+def _linear(t: Tensor, weights: bool) -> tuple[Any, np.ndarray | None, dict]:
+    """Mask (CSR or dense bool) and weight, both [out, in], of a 2-D tensor."""
+    value = t.value
+    transpose = t.layout == "in_out"
+    info: dict[str, Any] = {"kind": "linear"}
+    if transpose:
+        info["stored_layout"] = "[in, out]"
+    if sp.issparse(value):
+        csr = sp.csr_matrix(value.T if transpose else value)
+        if t.mask is not None:
+            mask = _dense_or_sparse_mask(t.mask, transpose)
+        else:
+            csr.eliminate_zeros()  # explicit zeros are not connections; NaN stays (NaN != 0)
+            mask = csr.astype(bool)
+        weight = np.asarray(csr.toarray()) if weights and csr.dtype != bool else None
+        return mask, weight, info
+    arr = np.asarray(value)
+    if transpose:
+        arr = arr.T
+    mask = _dense_or_sparse_mask(t.mask, transpose) if t.mask is not None else (arr != 0)
+    weight = arr if weights and arr.dtype != bool else None
+    return mask, weight, info
+
+
+def _dense_or_sparse_mask(mask: Any, transpose: bool) -> Any:
+    if sp.issparse(mask):
+        m = sp.csr_matrix(mask.T if transpose else mask)
+        m.eliminate_zeros()
+        return m.astype(bool)
+    arr = np.asarray(mask)
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise TopoError(f"mask has non-numeric dtype {arr.dtype}")
+    arr = arr.T if transpose else arr
+    return arr != 0
+
+
+def _conv(t: Tensor) -> tuple[np.ndarray, dict]:
+    """Channel-level mask [out, in * groups] of a convolution kernel, and its facts."""
+    arr = np.asarray(t.value.toarray() if sp.issparse(t.value) else t.value)
+    mask_src = arr if t.mask is None else np.asarray(t.mask)
+    if mask_src.shape != arr.shape:
+        raise TopoError(f"{t.key!r}: mask shape {mask_src.shape} differs from weight shape {arr.shape}")
+    nd = arr.ndim
+    if t.layout == "in_out":  # Keras [*kernel, in, out] -> [out, in, *kernel]
+        mask_src = np.transpose(mask_src, (nd - 1, nd - 2, *range(nd - 2)))
+    kernel_mask = mask_src != 0
+    n_out, n_in_group = kernel_mask.shape[:2]
+    kernel_size = [int(s) for s in kernel_mask.shape[2:]]
+    channel = kernel_mask.reshape(n_out, n_in_group, -1).any(axis=2)
+    groups = max(int(t.groups or 1), 1)
+    if groups > 1 and n_out % groups == 0:
+        # Output channel i of group g sees input channels g*n_in_group ... (g+1)*n_in_group - 1.
+        full = np.zeros((n_out, n_in_group * groups), dtype=bool)
+        per_group = n_out // groups
+        for g in range(groups):
+            rows = slice(g * per_group, (g + 1) * per_group)
+            full[rows, g * n_in_group:(g + 1) * n_in_group] = channel[rows]
+        channel = full
+    info = {
+        "kind": "conv",
+        "kernel_size": kernel_size,
+        "kernel_density": float(kernel_mask.mean()) if kernel_mask.size else 0.0,
+        "kernel_nnz": int(np.count_nonzero(kernel_mask)),
+        "groups": groups,
+    }
+    return channel, info
+
+
+# -- warnings -----------------------------------------------------------------------
+def _summarise(category: str, items: list[str], limit: int = 5) -> str:
+    shown = ", ".join(items[:limit])
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return f"{category}: {shown}{more}"
+
+
+# -- the assembler ------------------------------------------------------------------
+def build_topology(
+    tensors: Sequence[Tensor],
+    *,
+    path: Path,
+    format: str,
+    natural_order: bool = False,
+    layers: str | None = None,
+    weights: bool = True,
+    info: Mapping[str, Any] | None = None,
+    warnings: Sequence[str] = (),
+    skipped: Sequence[str] = (),
+) -> Topology:
+    """Turn a reader's tensors into a Topology.
+
+    Parameters
+    ----------
+    tensors : sequence of Tensor
+        In the format's own order (state-dict order, node order, ``layer_names``).
+    path : Path
+        The file or folder read (for messages and ``info["path"]``).
+    format : str
+        The reader's name, stored as ``info["format"]``.
+    natural_order : bool
+        Sort layers by a natural sort of their names instead of keeping the given
+        order (for formats without an order of their own).
+    layers : str, optional
+        Regular expression; keep only layers whose name it matches (``re.search``).
+    weights : bool
+        Keep weight values (False keeps masks and biases only, to save memory).
+    info : mapping, optional
+        Extra facts for the topology's ``info`` (epoch, step, config, ...).
+    warnings, skipped : sequence of str
+        Warnings and skipped keys the reader already collected.
+
+    Returns
+    -------
+    Topology
+        ``info`` holds ``format``, ``path``, ``warnings`` (list of str), ``skipped``
+        (keys that became no layer), ``order`` and what the reader added.
+
+    Raises
+    ------
+    TopoError
+        Non-numeric arrays, a bad ``layers`` expression, no layer left, or
+        inconsistent shapes.
+    """
+    path = Path(path)
+    warnings = list(warnings)
+    skipped = list(skipped)
+    biases: dict[str, Tensor] = {}
+    matrices: list[Tensor] = []
+    for t in tensors:
+        _numeric(t.value, t.key, path)
+        last = re.split(r"[./]", _INDEX_SUFFIX_RE.sub("", t.key))[-1]
+        if _BUFFER_RE.search(t.key):
+            skipped.append(t.key)
+            continue
+        ndim = len(np.shape(t.value))
+        if ndim == 0 or 0 in np.shape(t.value):
+            skipped.append(t.key)
+        elif ndim == 1:
+            biases[t.key] = t
+        elif last.lower() in ("bias", "biases"):
+            skipped.append(t.key)
+        elif ndim > 5:
+            skipped.append(t.key)
+            warnings.append(f"{t.key!r} has {ndim} dimensions; not a layer topo understands, skipped")
+        else:
+            matrices.append(t)
+
+    # Names: from the key unless the reader chose one; keep them unique.
+    seen: dict[str, int] = {}
+    for t in matrices:
+        name = t.name or layer_name_from_key(t.key)
+        if name in seen:
+            name = t.key if t.key not in seen else f"{t.key}#{seen[name]}"
+        seen[name] = seen.get(name, 0) + 1
+        t.name = name
+
+    # Biases: the 1-D tensor with the same prefix and the right length.
+    used_bias: set[str] = set()
+    for t in matrices:
+        if t.bias is not None:
+            continue
+        for cand in _bias_candidates(t.key, t.name or ""):
+            b = biases.get(cand)
+            if b is not None and cand not in used_bias and np.shape(b.value)[0] == _n_out(t):
+                t.bias = b.value
+                used_bias.add(cand)
+                break
+    skipped.extend(k for k in biases if k not in used_bias)
+
+    if natural_order:
+        matrices = sorted(matrices, key=lambda t: natural_key(t.name or t.key))
+
+    if layers is not None:
+        try:
+            pattern = re.compile(layers)
+        except re.error as exc:
+            raise TopoError(f"option layers={layers!r} is not a valid regular expression ({exc})") from None
+        matrices = [t for t in matrices if pattern.search(t.name or "")]
+        if not matrices:
+            raise TopoError(f"no layer name matches layers={layers!r}", path=path)
+    if not matrices:
+        raise TopoError(f"no weight matrix found (a {format} file with no 2-D or convolution weights)", path=path)
+
+    built: list[tuple[Tensor, Layer]] = []
+    nan_layers: list[str] = []
+    for t in matrices:
+        name = t.name or t.key
+        ndim = len(np.shape(t.value))
+        if t.mask is not None and np.shape(t.mask) != np.shape(t.value):
+            raise TopoError(
+                f"{t.key!r}: mask shape {tuple(np.shape(t.mask))} differs from weight shape "
+                f"{tuple(np.shape(t.value))}",
+                path=path,
+            )
+        n_nan = _nan_count(t.value)
+        if n_nan:
+            nan_layers.append(f"{name} ({n_nan})")
+        layer_info: dict[str, Any] = {"key": t.key}
+        weight = None
+        kind = t.kind
+        if kind is None:
+            if _EMBEDDING_RE.search(t.key):
+                kind = "embedding"
+                if ndim == 2:
+                    # Embedding tables are stored [vocab, dim] in every framework: token j feeds
+                    # feature i, so topo's [out, in] is the transpose.
+                    t.layout = "in_out" if t.layout == "out_in" else "out_in"
+            elif _ATTENTION_RE.search(name):
+                kind = "attention"
+        if ndim == 2:
+            mask, weight, facts = _linear(t, weights)
+        else:
+            mask, facts = _conv(t)
+        layer_info.update(facts)
+        layer_info.update(t.info)
+        if t.note:
+            layer_info["note"] = t.note
+        if kind is not None and kind != layer_info.get("kind"):
+            layer_info["role"] = kind
+        bias = t.bias
+        n_out = mask.shape[0]
+        if bias is not None and np.size(bias) != n_out:
+            warnings.append(f"{name}: bias of length {np.size(bias)} does not match {n_out} outputs; dropped")
+            bias = None
+        if bias is not None:
+            bias = np.asarray(bias)
+            if bias.dtype.kind not in "fiu":
+                bias = None
+        layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
+        if weight is not None:
+            weight = np.asarray(weight)
+            if weight.dtype.kind != "f":
+                weight = weight.astype(np.float32)
+            layer = Layer.from_weight(name, weight, mask=mask, **layer_kwargs)
+        else:
+            layer = Layer.from_mask(name, mask, **layer_kwargs)
+        t.kind = kind
+        built.append((t, layer))
+
+    # Chaining: standalone where the parts do not form a chain, always with a warning.
+    out_layers: list[Layer] = []
+    standalone_by: dict[str, list[str]] = {"embedding": [], "attention": [], "recurrent": []}
+    mismatches: list[str] = []
+    for t, layer in built:
+        standalone = False
+        if t.kind in standalone_by:
+            standalone = True
+            standalone_by[t.kind].append(layer.name)
+        elif out_layers and not out_layers[-1].standalone and out_layers[-1].n_out != layer.n_in:
+            prev = out_layers[-1]
+            standalone = True
+            mismatches.append(f"{layer.name} [in={layer.n_in}] after {prev.name} [out={prev.n_out}]")
+        out_layers.append(layer.with_(standalone=True) if standalone else layer)
+    if standalone_by["embedding"]:
+        warnings.append(_summarise("embeddings kept as standalone layers", standalone_by["embedding"]))
+    if standalone_by["attention"]:
+        warnings.append(
+            _summarise(
+                "attention projections (parallel branches, not a chain) kept standalone",
+                standalone_by["attention"],
+            )
+        )
+    if standalone_by["recurrent"]:
+        warnings.append(_summarise("recurrent kernels kept standalone", standalone_by["recurrent"]))
+    if mismatches:
+        warnings.append(_summarise("layers that do not chain to the previous one kept standalone", mismatches))
+    if nan_layers:
+        warnings.append(_summarise("NaN weights (counted as connections in the mask)", nan_layers))
+
+    meta: dict[str, Any] = {
+        "format": format,
+        "path": str(path),
+        "order": "natural sort of names" if natural_order else "the format's own order",
+    }
+    meta.update(info or {})
+    meta["warnings"] = warnings
+    meta["skipped"] = skipped
+    try:
+        return Topology(out_layers, info=meta)
+    except TopoError as exc:
+        raise TopoError(str(exc), path=path) from None
+
+
+def finite_int(value: Any) -> int | None:
+    """``value`` as an int when it is a finite number, else None."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if math.isfinite(number) else None

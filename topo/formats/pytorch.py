@@ -1,0 +1,406 @@
+"""PyTorch checkpoints: ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` (zip-based and legacy pickle).
+
+Files are read only through ``torch.load(path, weights_only=True, map_location="cpu")``
+(memory-mapped where the file is a zip archive), so nothing in the file can run code:
+a file that needs arbitrary Python objects is refused. TorchScript archives (which
+carry code) are refused before torch sees them.
+
+What is understood:
+
+- the state dict, found at the top level or under ``state_dict`` (Lightning),
+  ``model_state_dict``, ``model``, ``net``, ...; ``module.`` (DataParallel) and
+  ``_orig_mod.`` (``torch.compile``) prefixes are removed;
+- ``torch.nn.utils.prune`` re-parametrisation: ``X.weight_orig`` and
+  ``X.weight_mask`` give the mask ``weight_mask`` and the weight ``orig * mask``;
+- ``torch.nn.utils.parametrize`` / ``torch.ao.pruning`` parametrisations:
+  ``X.parametrizations.weight.original`` with a ``X.parametrizations.weight.0.mask``
+  buffer (``FakeSparsity``); squashed weights are plain weights with zeros;
+- mask dictionaries saved beside the weights: ``{"masks": {name: tensor}}`` or
+  ``{"mask": {"masks": {...}}}``;
+- sparse COO / CSR / CSC / BSR tensors;
+- otherwise the mask is the weight's nonzero pattern.
+
+Layers come in the state dict's insertion order, which is the order in which the
+modules were registered: the format's own order.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings as _warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from topo.errors import TopoError
+from topo.formats._assemble import (
+    Tensor,
+    build_topology,
+    finite_int,
+    one_line,
+    pair_masks,
+    read_head,
+    reading,
+)
+from topo.topology import Topology
+
+__all__ = ["EXTENSIONS", "LEGACY_MAGIC", "REFUSED_MESSAGE", "sniff", "read", "load_state_dict", "state_dict_tensors"]
+
+EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
+
+#: ``torch.save``'s legacy (non-zip) files start with a pickled magic number.
+LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+
+REFUSED_MESSAGE = (
+    "refused: the file needs arbitrary Python objects to load (unsafe pickle); "
+    "topo reads only weights_only-safe files"
+)
+
+# Where trainers put the model's state dict inside a checkpoint dictionary.
+_STATE_KEYS = (
+    "state_dict", "model_state_dict", "model", "net", "network", "module",
+    "model_state", "weights", "params", "state_dict_ema",
+)
+# Checkpoint entries that hold tensors but not the model's weights.
+_NOT_WEIGHTS_RE = re.compile(r"^(optimizer|optim|scheduler|lr_scheduler|scaler|amp|ema|optimizer_states|"
+                             r"lr_schedulers|loops|callbacks|hyper_parameters|rng|mask|masks|sparsifier)", re.I)
+_PREFIXES = ("module.", "_orig_mod.")
+
+
+def _zip_names(path: Path) -> list[str] | None:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.namelist()
+    except Exception:
+        return None
+
+
+def _is_torch_zip(names: list[str]) -> bool:
+    return any(n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1) for n in names)
+
+
+def _is_torchscript(names: list[str]) -> bool:
+    return any(n.endswith("constants.pkl") for n in names) or any("/code/" in n or n.startswith("code/") for n in names)
+
+
+def sniff(path: Path) -> bool:
+    """A zip archive with a top-level ``data.pkl`` or a legacy ``torch.save`` pickle."""
+    try:
+        path = Path(path)
+        if not path.is_file():
+            return False
+        head = read_head(path, len(LEGACY_MAGIC))
+        if head.startswith(LEGACY_MAGIC):
+            return True
+        if head[:4] == b"PK\x03\x04":
+            names = _zip_names(path)
+            return bool(names) and _is_torch_zip(names)
+    except Exception:
+        return False
+    return False
+
+
+def load_state_dict(path: Path) -> Any:
+    """``torch.load`` with ``weights_only=True`` on the CPU; errors become TopoError.
+
+    Raises
+    ------
+    TopoError
+        The file is empty, truncated, corrupt, a TorchScript archive, or needs
+        arbitrary Python objects (unsafe pickle).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise TopoError("no such file", path=path)
+    size = path.stat().st_size
+    if size == 0:
+        raise TopoError("empty file, not a torch checkpoint", path=path)
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a core dependency
+        raise TopoError("reading torch files needs torch (pip install torch)", path=path) from None
+    names = _zip_names(path) if read_head(path, 4) == b"PK\x03\x04" else None
+    if names is not None and _is_torchscript(names):
+        raise TopoError(
+            "refused: a TorchScript archive (it carries code); save the model's state_dict() instead",
+            path=path,
+        )
+    try:
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            return torch.load(str(path), weights_only=True, map_location="cpu", mmap=names is not None)
+    except Exception as exc:
+        message = str(exc)
+        inner = message.split("WeightsUnpickler error:")[-1].strip() if "WeightsUnpickler" in message else message
+        corrupt_markers = ("Unsupported operand", "truncated", "EOF", "ran out of input", "out of range")
+        unsafe = "Weights only load failed" in message and not any(m in inner for m in corrupt_markers)
+        if unsafe:
+            raise TopoError(REFUSED_MESSAGE, path=path) from None
+        if isinstance(exc, MemoryError):
+            raise TopoError("not enough memory to read this torch file", path=path) from None
+        raise TopoError(
+            f"not a readable torch file: truncated or corrupt ({one_line(Exception(inner)) if inner else type(exc).__name__})",
+            path=path,
+        ) from None
+
+
+def _is_tensor(value: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Tensors of nested dicts / lists, keyed by dotted paths, in insertion order."""
+    out: dict[str, Any] = {}
+    if _is_tensor(obj):
+        out[prefix or "tensor"] = obj
+    elif isinstance(obj, Mapping):
+        for key, value in obj.items():
+            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(obj, (list, tuple)):
+        for i, value in enumerate(obj):
+            out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+    return out
+
+
+def _has_tensors(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and any(_is_tensor(v) for v in obj.values())
+
+
+def _strip_prefix(key: str) -> str:
+    changed = True
+    while changed:
+        changed = False
+        for prefix in _PREFIXES:
+            if key.startswith(prefix):
+                key = key[len(prefix):]
+                changed = True
+    return key.replace("._orig_mod.", ".")
+
+
+def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
+    """The state dict's tensors, explicit masks, checkpoint facts and notes of a loaded object."""
+    notes: list[str] = []
+    facts: dict[str, Any] = {}
+    masks: dict[str, Any] = {}
+    if _is_tensor(obj):
+        return {"tensor": obj}, masks, facts, notes
+    if not isinstance(obj, Mapping):
+        if isinstance(obj, (list, tuple)):
+            return _flatten(obj), masks, facts, ["a list of tensors, not a state dict"]
+        raise TopoError(f"holds a {type(obj).__name__}, not a state dict of tensors")
+    for key in ("epoch", "global_step", "step"):
+        value = finite_int(obj.get(key)) if not isinstance(obj.get(key), bool) else None
+        if value is not None:
+            facts["step" if key == "global_step" else key] = value
+    # Masks saved beside the weights: {"masks": {...}} or {"mask": {"masks": {...}}} or {"mask": {...}}.
+    for key in ("masks", "mask"):
+        holder = obj.get(key)
+        if isinstance(holder, Mapping):
+            inner = holder.get("masks") if isinstance(holder.get("masks"), Mapping) else holder
+            found = {str(k): v for k, v in _flatten(inner).items() if _is_tensor(v)}
+            if found:
+                masks.update(found)
+                notes.append(f"masks from the checkpoint's {key!r} entry")
+    # torch.ao.pruning sparsifier state saved beside the model: {"state": {fqn: {"mask": tensor}}}.
+    for key, holder in obj.items():
+        state = holder.get("state") if isinstance(holder, Mapping) else None
+        if isinstance(state, Mapping):
+            found = {
+                str(fqn): entry["mask"]
+                for fqn, entry in state.items()
+                if isinstance(entry, Mapping) and _is_tensor(entry.get("mask"))
+            }
+            if found:
+                masks.update(found)
+                notes.append(f"masks from the sparsifier state in {key!r}")
+    for key in _STATE_KEYS:
+        candidate = obj.get(key)
+        if isinstance(candidate, Mapping) and _flatten(candidate):
+            if key != "state_dict":
+                notes.append(f"state dict found under {key!r}")
+            return _flatten(candidate), masks, facts, notes
+    if _has_tensors(obj):
+        state = {k: v for k, v in obj.items() if not (isinstance(k, str) and _NOT_WEIGHTS_RE.match(k) and not _is_tensor(v))}
+        return _flatten(state), masks, facts, notes
+    nested = {k: v for k, v in obj.items() if not (isinstance(k, str) and _NOT_WEIGHTS_RE.match(k))}
+    flat = _flatten(nested)
+    if flat:
+        notes.append("no state dict entry; tensors gathered from nested dictionaries")
+    return flat, masks, facts, notes
+
+
+def _to_numpy(value: Any, key: str) -> Any:
+    """A torch tensor as a numpy array (dense) or a scipy CSR matrix (sparse)."""
+    import torch
+
+    t = value.detach()
+    if t.is_quantized:
+        t = t.dequantize()
+    if t.is_complex():
+        raise TopoError(f"{key!r} has non-numeric dtype {t.dtype}; topo reads real-valued weights only")
+    if t.layout != torch.strided:
+        if t.dim() != 2:
+            raise TopoError(f"{key!r} is a {t.dim()}-D sparse tensor; topo reads 2-D sparse weights only")
+        if t.layout == torch.sparse_csr:
+            values = _dense_numpy(t.values())
+            csr = sp.csr_matrix(
+                (values, t.col_indices().numpy(), t.crow_indices().numpy()), shape=tuple(t.shape)
+            )
+            csr.check_format(full_check=True)
+            return csr
+        coo = (t if t.layout == torch.sparse_coo else t.to_sparse_coo()).coalesce()
+        idx = coo.indices().numpy()
+        return sp.coo_matrix((_dense_numpy(coo.values()), (idx[0], idx[1])), shape=tuple(t.shape)).tocsr()
+    return _dense_numpy(t)
+
+
+def _dense_numpy(t: Any) -> np.ndarray:
+    import torch
+
+    if t.dtype in (torch.bfloat16, torch.float16) or "float8" in str(t.dtype):
+        t = t.float()
+    return t.numpy()
+
+
+def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str, Any], list[str]]:
+    """Turn a loaded torch object into the assembler's tensors, in state-dict order.
+
+    Parameters
+    ----------
+    obj : object
+        What ``torch.load(..., weights_only=True)`` returned.
+    source : str
+        Prefix of every tensor's ``source`` (usually the file name).
+
+    Returns
+    -------
+    tensors : list of Tensor
+    facts : dict
+        ``epoch`` / ``step`` where the checkpoint records them.
+    notes : list of str
+        How the weights and masks were found (for ``info["warnings"]``).
+    """
+    flat, masks, facts, notes = _find_parts(obj)
+    state: dict[str, Any] = {}
+    for key, value in flat.items():
+        state[_strip_prefix(key)] = value
+    masks = {_strip_prefix(k): v for k, v in masks.items()}
+
+    consumed: set[str] = set()
+    unmasked: list[str] = []  # parametrized weights whose mask was not saved with them
+    renamed: dict[str, tuple[str, Any, Any, str]] = {}  # original key -> (new key, value, mask, note)
+
+    for key, value in state.items():
+        # torch.nn.utils.prune: X.weight_orig + X.weight_mask.
+        if key.endswith("_orig") and f"{key[:-5]}_mask" in state:
+            mask_key = f"{key[:-5]}_mask"
+            renamed[key] = (key[:-5], value, state[mask_key], f"torch.nn.utils.prune mask {mask_key!r}")
+            consumed.add(mask_key)
+            continue
+        # torch.nn.utils.parametrize (torch.ao.pruning FakeSparsity keeps its mask as a buffer).
+        match = re.match(r"^(?P<head>.*)\.parametrizations\.(?P<param>[^.]+)\.original(?P<n>\d*)$", key)
+        if match:
+            head, param, n = match.group("head"), match.group("param"), match.group("n")
+            new_key = f"{head}.{param}" if head else param
+            prefix = f"{head}.parametrizations.{param}."
+            mask_keys = [k for k in state if k.startswith(prefix) and re.match(r"^\d+\.mask$", k[len(prefix):])]
+            if n not in ("", "1"):  # weight_norm's original0 is the per-row magnitude g
+                consumed.add(key)
+                continue
+            mask = state[mask_keys[0]] if mask_keys else None
+            consumed.update(mask_keys)
+            note = f"parametrization mask {mask_keys[0]!r}" if mask_keys else f"parametrized weight {key!r}"
+            if not mask_keys:
+                unmasked.append(new_key)
+            renamed[key] = (new_key, value, mask, note)
+            continue
+
+    tensors: list[Tensor] = []
+    for key, value in state.items():
+        if key in consumed:
+            continue
+        new_key, mask, note = key, None, ""
+        if key in renamed:
+            new_key, value, mask, note = renamed[key]
+        array = _to_numpy(value, key)
+        mask_array = None
+        if mask is not None:
+            mask_array = _to_numpy(mask, key)
+        tensors.append(Tensor(key=new_key, value=array, mask=mask_array, source=f"{source}:{key}", note=note))
+
+    # Explicit mask dictionaries: keys name the weight or its module.
+    if masks:
+        by_key = {t.key: t for t in tensors}
+        matched = 0
+        for mask_key, mask in masks.items():
+            for cand in (mask_key, f"{mask_key}.weight", re.sub(r"[._]mask$", "", mask_key),
+                         re.sub(r"[._]mask$", "", mask_key) + ".weight"):
+                target = by_key.get(cand)
+                if target is not None and target.mask is None and np.shape(target.value) == tuple(mask.shape):
+                    target.mask = _to_numpy(mask, mask_key)
+                    target.note = f"mask from the checkpoint's mask entry {mask_key!r}"
+                    matched += 1
+                    break
+        if matched < len(masks):
+            notes.append(f"{len(masks) - matched} of {len(masks)} saved masks match no weight; ignored")
+
+    still = [k for k in unmasked if any(t.key == k and t.mask is None for t in tensors)]
+    if still:
+        notes.append(
+            "parametrized weights without a saved mask (torch.ao.pruning keeps masks in the sparsifier, "
+            "not the state dict; save sparsifier.state_dict() beside it or squash_mask() first); "
+            "their masks are the original weights' nonzero pattern: " + ", ".join(still[:5])
+            + (f", ... ({len(still)} in all)" if len(still) > 5 else "")
+        )
+    tensors, _ = pair_masks(tensors)
+    return tensors, facts, notes
+
+
+def read(
+    path: Path,
+    *,
+    weights: bool = True,
+    layers: str | None = None,
+    **_: Any,
+) -> Topology:
+    """Read a PyTorch checkpoint as a Topology.
+
+    Parameters
+    ----------
+    path : Path
+        A ``torch.save`` file (zip-based or legacy).
+    weights : bool
+        Keep weight values (False keeps masks and biases only).
+    layers : str, optional
+        Regular expression selecting layers by name.
+
+    Returns
+    -------
+    Topology
+        ``info``: ``format`` ``"pytorch"``, ``path``, ``warnings``, ``skipped``, and
+        ``epoch`` / ``step`` where the checkpoint records them.
+
+    Raises
+    ------
+    TopoError
+        Refused (unsafe pickle, TorchScript), truncated, corrupt, or no weights.
+    """
+    path = Path(path)
+    obj = load_state_dict(path)
+    with reading(path, "torch checkpoint"):
+        tensors, facts, notes = state_dict_tensors(obj, source=path.name)
+        return build_topology(
+            tensors,
+            path=path,
+            format="pytorch",
+            layers=layers,
+            weights=weights,
+            info=facts,
+            warnings=notes,
+        )

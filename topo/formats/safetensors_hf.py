@@ -1,0 +1,443 @@
+"""Plain ``.safetensors`` files and Hugging Face model folders.
+
+topo's own checkpoints are ``.safetensors`` too; :mod:`topo.formats.native` reads
+those and comes first in :data:`topo.formats.READERS`. This reader takes the rest:
+
+- a ``.safetensors`` file of any origin;
+- a Hugging Face model folder: ``model.safetensors``, sharded
+  ``model.safetensors.index.json`` (+ shards), or ``pytorch_model.bin`` (sharded:
+  ``pytorch_model.bin.index.json``; read through :mod:`topo.formats.pytorch`, so
+  with ``weights_only=True``), and ``config.json`` where present.
+
+The header is parsed and checked against the file's size before any tensor is
+touched (a header or tensor that declares more bytes than the file has is refused),
+then tensors are read with safetensors' numpy interface (no torch); ``BF16`` and
+``F8`` tensors, which numpy lacks, are widened to float32 from the validated bytes.
+
+Order. safetensors writers sort tensors by dtype and name, and index files list keys
+sorted, so neither carries the model's order (``layers.10`` sorts before
+``layers.2``). Where the file's data order differs from that canonical sort (a
+writer that kept its own order) the file order is used; otherwise names are sorted
+naturally, transformer-aware: embeddings first, then numbered blocks by number
+(``config.json``'s ``num_hidden_layers`` / ``n_layer`` checks the count), inside a
+block attention before the MLP (q, k, v, output; gate/up, down), heads last.
+GPT-2-style ``Conv1D`` weights (``model_type`` gpt2, or ``c_attn`` / ``c_fc`` /
+``c_proj`` keys without a config) are stored ``[in, out]`` and are transposed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import struct
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.formats._assemble import (
+    Tensor,
+    build_topology,
+    check_declared_size,
+    natural_key,
+    one_line,
+    pair_masks,
+    reading,
+)
+from topo.topology import Topology
+
+__all__ = ["EXTENSIONS", "MAX_HEADER_BYTES", "sniff", "read", "read_header", "model_order"]
+
+EXTENSIONS = (".safetensors",)
+
+#: safetensors' own limit on the JSON header.
+MAX_HEADER_BYTES = 100 * 1024**2
+
+_ITEMSIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2,
+    "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8,
+}
+_NUMPY_DTYPE = {
+    "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16,
+    "F16": np.float16, "I32": np.int32, "U32": np.uint32, "F32": np.float32,
+    "I64": np.int64, "U64": np.uint64, "F64": np.float64,
+}
+_GPT2_TYPES = {"gpt2", "openai-gpt", "imagegpt"}
+_CONV1D_RE = re.compile(r"(^|\.)(c_attn|q_attn|c_proj|c_fc)\.weight$")
+_HF_WEIGHT_FILES = (
+    "model.safetensors.index.json", "model.safetensors",
+    "pytorch_model.bin.index.json", "pytorch_model.bin",
+)
+
+
+# -- header ---------------------------------------------------------------------------
+def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
+    """Parse and validate a safetensors header without reading any tensor.
+
+    Returns
+    -------
+    entries : dict
+        Tensor name -> ``{"dtype", "shape", "data_offsets"}``, in the header's order.
+    metadata : dict
+        The ``__metadata__`` strings.
+    data_start : int
+        Byte offset where tensor data begins.
+
+    Raises
+    ------
+    TopoError
+        Too short, a header or tensor that declares more bytes than the file holds,
+        malformed JSON, unknown dtypes or inconsistent shapes.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise TopoError("empty file, not a safetensors file", path=path)
+    if size < 8:
+        raise TopoError("too short to be a safetensors file (truncated)", path=path)
+    with open(path, "rb") as handle:
+        (n,) = struct.unpack("<Q", handle.read(8))
+        if n > size - 8:
+            raise TopoError(
+                f"safetensors header declares {n:,} bytes but the file has only {size - 8:,} after the "
+                "length field (truncated or corrupt)",
+                path=path,
+            )
+        if n > MAX_HEADER_BYTES:
+            raise TopoError(f"refused: safetensors header of {n:,} bytes exceeds {MAX_HEADER_BYTES:,}", path=path)
+        raw = handle.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TopoError(f"safetensors header is not valid JSON ({one_line(exc)})", path=path) from None
+    if not isinstance(header, dict):
+        raise TopoError("safetensors header is not a JSON object", path=path)
+    data_start = 8 + n
+    data_len = size - data_start
+    metadata = header.pop("__metadata__", None) or {}
+    if not isinstance(metadata, dict):
+        raise TopoError("safetensors __metadata__ is not an object", path=path)
+    entries: dict[str, dict[str, Any]] = {}
+    for name, entry in header.items():
+        if not isinstance(entry, dict):
+            raise TopoError(f"safetensors entry {name!r} is not an object", path=path)
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        if dtype not in _ITEMSIZE:
+            raise TopoError(f"tensor {name!r} has dtype {dtype!r}, which topo cannot read", path=path)
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape)
+            or not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        ):
+            raise TopoError(f"tensor {name!r} has a malformed shape or data_offsets", path=path)
+        begin, end = offsets
+        nbytes = math.prod(shape) * _ITEMSIZE[dtype]
+        check_declared_size(nbytes, path=path, what=f"tensor {name!r}", available=data_len)
+        if not 0 <= begin <= end <= data_len or end - begin != nbytes:
+            raise TopoError(
+                f"tensor {name!r} declares bytes {begin}..{end} of {data_len:,} for {nbytes:,} bytes of data "
+                "(truncated or corrupt)",
+                path=path,
+            )
+        entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+    return entries, {str(k): str(v) for k, v in metadata.items()}, data_start
+
+
+def _is_topo(metadata: Mapping[str, str]) -> bool:
+    return metadata.get("format") == "topo-checkpoint"
+
+
+# -- sniff ------------------------------------------------------------------------------
+def _hf_files(folder: Path) -> dict[str, Path]:
+    return {name: folder / name for name in _HF_WEIGHT_FILES if (folder / name).is_file()}
+
+
+def sniff(path: Path) -> bool:
+    """A safetensors file that is not a topo checkpoint, or a Hugging Face model folder."""
+    try:
+        path = Path(path)
+        if path.is_dir():
+            if _hf_files(path):
+                return True
+            return any(p.suffix == ".safetensors" for p in path.iterdir() if p.is_file()) and not (
+                path / "checkpoints"
+            ).is_dir()
+        if not path.is_file():
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(9)
+        if len(head) < 9 or head[8:9] != b"{":
+            return False
+        try:
+            _, metadata, _ = read_header(path)
+        except TopoError:
+            return True  # laid out like safetensors but broken: read() says what is wrong
+        return not _is_topo(metadata)
+    except Exception:
+        return False
+
+
+# -- reading tensors ------------------------------------------------------------------
+def _float8_table(dtype: str) -> np.ndarray:
+    """float32 value of every byte of an 8-bit float (E4M3FN or E5M2)."""
+    codes = np.arange(256, dtype=np.uint32)
+    sign = np.where(codes & 0x80, -1.0, 1.0)
+    if dtype == "F8_E4M3":
+        exp, man, bias, man_bits = (codes >> 3) & 0xF, codes & 0x7, 7, 3
+    else:
+        exp, man, bias, man_bits = (codes >> 2) & 0x1F, codes & 0x3, 15, 2
+    normal = (1 + man / 2**man_bits) * np.power(2.0, exp.astype(np.float64) - bias)
+    subnormal = (man / 2**man_bits) * 2.0 ** (1 - bias)
+    values = sign * np.where(exp == 0, subnormal, normal)
+    if dtype == "F8_E4M3":
+        values[(codes & 0x7F) == 0x7F] = np.nan
+    else:
+        top = exp == 0x1F
+        values[top & (man == 0)] = sign[top & (man == 0)] * np.inf
+        values[top & (man != 0)] = np.nan
+    return values.astype(np.float32)
+
+
+def _read_tensor(path: Path, name: str, entry: Mapping[str, Any], data_start: int, handle: Any) -> np.ndarray:
+    dtype, shape = entry["dtype"], tuple(entry["shape"])
+    if dtype in _NUMPY_DTYPE:
+        return handle.get_tensor(name)
+    begin, end = entry["data_offsets"]
+    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start + begin, shape=(end - begin,)) if end > begin \
+        else np.zeros(0, dtype=np.uint8)
+    if dtype == "BF16":
+        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
+        return bits.view(np.float32).reshape(shape)
+    return _float8_table(dtype)[np.asarray(raw)].reshape(shape)
+
+
+def _safetensors_tensors(path: Path, *, config: Mapping[str, Any] | None, notes: list[str]) -> tuple[list[Tensor], list[str], bool]:
+    """Tensors of one safetensors file; returns them, the header's key order, and whether that order is meaningful."""
+    from safetensors import safe_open
+
+    entries, metadata, data_start = read_header(path)
+    file_order = sorted(entries, key=lambda k: entries[k]["data_offsets"][0])
+    canonical = sorted(entries, key=lambda k: (-_ITEMSIZE[entries[k]["dtype"]], k))
+    meaningful = file_order not in (canonical, sorted(entries))
+    tensors = []
+    with safe_open(str(path), framework="np") as handle:
+        for name in file_order:
+            value = _read_tensor(path, name, entries[name], data_start, handle)
+            tensors.append(Tensor(key=name, value=value, source=f"{path.name}:{name}"))
+    return tensors, file_order, meaningful
+
+
+# -- order ------------------------------------------------------------------------------
+_BLOCK_RE = re.compile(r"^(?P<prefix>(?:.*?[._])?(?:h|layers?|blocks?|block|layer))[._](?P<idx>\d+)(?:[._]|$)")
+_HEAD_RE = re.compile(r"(^|[._])(lm_head|classifier|pooler|score|cls|head|heads|qa_outputs|fc_out|output_projection|logits)([._]|$)")
+_EMBED_RE = re.compile(r"(^|[._])(embed\w*|wte|wpe|shared|patch_embed\w*|tok_embeddings)([._]|$)", re.I)
+_ROLES = (
+    (re.compile(r"(^|[._])(q|q_proj|query|wq|to_q)([._]|$)"), 0.0),
+    (re.compile(r"(^|[._])(k|k_proj|key|wk|to_k)([._]|$)"), 0.1),
+    (re.compile(r"(^|[._])(v|v_proj|value|wv|to_v)([._]|$)"), 0.2),
+    (re.compile(r"(^|[._])(qkv|qkv_proj|c_attn|in_proj|wqkv|query_key_value|to_qkv|q_attn)([._]|$)"), 0.3),
+    (re.compile(r"(^|[._])(o_proj|out_proj|wo_attn|to_out|dense_attn)([._]|$)|attn[._]c_proj|attention[._]output[._]dense|attn[._]proj|attention[._]dense|self_attn[._]o([._]|$)"), 1.0),
+    (re.compile(r"(crossattention|encoder_attn|cross_attn)"), 1.5),
+    (re.compile(r"(^|[._])(gate_proj|w1|fc1|c_fc|fc_in|dense_h_to_4h|wi|wi_0|gate)([._]|$)|intermediate[._]dense"), 2.0),
+    (re.compile(r"(^|[._])(up_proj|w3|wi_1|up)([._]|$)"), 2.1),
+    (re.compile(r"(^|[._])(down_proj|w2|fc2|fc_out|dense_4h_to_h|wo|down)([._]|$)|mlp[._]c_proj|output[._]dense"), 3.0),
+)
+
+
+def _role(rest: str) -> float:
+    for pattern, rank in _ROLES:
+        if pattern.search(rest):
+            return rank
+    return 1.8  # unknown parts of a block: between attention and MLP, by name
+
+
+def model_order(names: Sequence[str], config: Mapping[str, Any] | None = None) -> tuple[list[str], list[str]]:
+    """Order tensor names as a model runs them when the file does not say.
+
+    Embeddings first; other parts outside blocks next (natural sort); numbered
+    blocks by number (encoders before decoders), attention before MLP inside each;
+    heads last. Returns the names in that order and notes (e.g. a block count that
+    disagrees with ``config.json``).
+    """
+    notes: list[str] = []
+    blocks_seen: dict[str, set[int]] = {}
+
+    def key(name: str) -> tuple:
+        if _HEAD_RE.search(name) and not _BLOCK_RE.match(name):
+            return (3, 0, "", 0, 0.0, natural_key(name))
+        if _EMBED_RE.search(name) and not _BLOCK_RE.match(name):
+            return (0, 0, "", 0, 0.0, natural_key(name))
+        match = _BLOCK_RE.match(name)
+        if match is None:
+            return (1, 0, "", 0, 0.0, natural_key(name))
+        prefix, idx = match.group("prefix"), int(match.group("idx"))
+        blocks_seen.setdefault(prefix, set()).add(idx)
+        stack = 1 if "decoder" in prefix else 0
+        rest = name[match.end():]
+        return (2, stack, prefix, idx, _role(rest), natural_key(rest))
+
+    ordered = sorted(names, key=key)
+    n_layers = None
+    for field in ("num_hidden_layers", "n_layer", "num_layers", "n_layers"):
+        if config and isinstance(config.get(field), int):
+            n_layers = config[field]
+            break
+    if n_layers is not None and blocks_seen:
+        counts = {p: len(s) for p, s in blocks_seen.items()}
+        if not any(c == n_layers and s == set(range(n_layers)) for p, s in blocks_seen.items() for c in [counts[p]]):
+            notes.append(
+                f"config.json says {n_layers} layers but the weights have blocks "
+                + ", ".join(f"{p}: {counts[p]}" for p in counts)
+            )
+    return ordered, notes
+
+
+# -- folders ----------------------------------------------------------------------------
+def _read_json(path: Path, what: str) -> Any:
+    size = path.stat().st_size
+    if size > 64 * 1024**2:
+        raise TopoError(f"refused: {what} of {size:,} bytes is too large", path=path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TopoError(f"{what} is not valid JSON ({one_line(exc)})", path=path) from None
+
+
+def _shard_files(folder: Path, index_path: Path) -> list[Path]:
+    index = _read_json(index_path, "index file")
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise TopoError("index file has no weight_map", path=index_path)
+    shards: list[Path] = []
+    for shard in weight_map.values():
+        if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+            raise TopoError(f"index names shard {shard!r} outside the model folder; refused", path=index_path)
+        shard_path = folder / shard
+        if shard_path not in shards:
+            if not shard_path.is_file():
+                raise TopoError(f"index names shard {shard!r}, which is missing", path=index_path)
+            shards.append(shard_path)
+    return sorted(shards, key=lambda p: natural_key(p.name))
+
+
+def _conv1d_transpose(tensors: list[Tensor], config: Mapping[str, Any] | None, notes: list[str]) -> None:
+    model_type = str((config or {}).get("model_type", "")).lower()
+    if config and model_type:
+        if model_type not in _GPT2_TYPES:
+            return
+        reason = f"model_type {model_type!r}"
+    else:
+        reason = "GPT-2 style key names (no config.json)"
+    flipped = []
+    for t in tensors:
+        if _CONV1D_RE.search(t.key) and np.ndim(t.value) == 2:
+            t.layout = "in_out"
+            flipped.append(t.key)
+    if flipped and reason.startswith("GPT-2"):
+        notes.append(f"Conv1D layout [in, out] assumed from {reason} for {len(flipped)} weights")
+
+
+def read(
+    path: Path,
+    *,
+    weights: bool = True,
+    layers: str | None = None,
+    **_: Any,
+) -> Topology:
+    """Read a safetensors file or a Hugging Face model folder as a Topology.
+
+    Parameters
+    ----------
+    path : Path
+        A ``.safetensors`` file, or a folder with ``model.safetensors``,
+        ``model.safetensors.index.json`` + shards, or ``pytorch_model.bin``
+        (+ index), and optionally ``config.json``.
+    weights : bool
+        Keep weight values (False keeps masks and biases only).
+    layers : str, optional
+        Regular expression selecting layers by name.
+
+    Returns
+    -------
+    Topology
+        ``info``: ``format`` (``"safetensors"`` or ``"huggingface"``), ``path``,
+        ``order``, ``warnings``, ``skipped``, and ``model_type`` / ``config`` facts.
+
+    Raises
+    ------
+    TopoError
+        Truncated or corrupt files, headers that declare more than the file holds,
+        shards outside the folder, unsupported dtypes, no weights.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise TopoError("no such file or folder", path=path)
+    notes: list[str] = []
+    config: dict[str, Any] | None = None
+    info: dict[str, Any] = {}
+    with reading(path, "safetensors file" if path.is_file() else "model folder"):
+        if path.is_file():
+            tensors, _, meaningful = _safetensors_tensors(path, config=None, notes=notes)
+            fmt = "safetensors"
+            files = [path]
+        else:
+            fmt = "huggingface"
+            if (path / "config.json").is_file():
+                loaded = _read_json(path / "config.json", "config.json")
+                config = loaded if isinstance(loaded, dict) else None
+                if config:
+                    info["model_type"] = config.get("model_type")
+                    info["architectures"] = config.get("architectures")
+            found = _hf_files(path)
+            if "model.safetensors.index.json" in found:
+                files = _shard_files(path, found["model.safetensors.index.json"])
+            elif "model.safetensors" in found:
+                files = [found["model.safetensors"]]
+            elif "pytorch_model.bin.index.json" in found:
+                files = _shard_files(path, found["pytorch_model.bin.index.json"])
+            elif "pytorch_model.bin" in found:
+                files = [found["pytorch_model.bin"]]
+            else:
+                files = sorted((p for p in path.iterdir() if p.suffix == ".safetensors"), key=lambda p: natural_key(p.name))
+            if not files:
+                raise TopoError("a folder without model weights (no *.safetensors or pytorch_model.bin)", path=path)
+            tensors = []
+            meaningful = True
+            for file in files:
+                if file.suffix == ".safetensors":
+                    part, _, file_meaningful = _safetensors_tensors(file, config=config, notes=notes)
+                    meaningful = meaningful and file_meaningful and len(files) == 1
+                else:
+                    from topo.formats import pytorch
+
+                    with reading(file, "torch checkpoint"):
+                        part, _, more = pytorch.state_dict_tensors(pytorch.load_state_dict(file), source=file.name)
+                    notes.extend(more)
+                tensors.extend(part)
+            if all(f.suffix != ".safetensors" for f in files):
+                meaningful = len(files) == 1  # a single state dict keeps registration order
+        _conv1d_transpose(tensors, config, notes)
+        tensors, _ = pair_masks(tensors)
+        if meaningful:
+            info["order"] = "the file's own order"
+        else:
+            ordered, more = model_order([t.key for t in tensors], config)
+            notes.extend(more)
+            rank = {k: i for i, k in enumerate(ordered)}
+            tensors.sort(key=lambda t: rank[t.key])
+            info["order"] = "natural sort of names, transformer-aware (the file stores no order)"
+        info["files"] = [f.name for f in files]
+        return build_topology(
+            tensors,
+            path=path,
+            format=fmt,
+            layers=layers,
+            weights=weights,
+            info=info,
+            warnings=notes,
+        )

@@ -1,0 +1,551 @@
+"""One self-contained HTML report of one or more training runs.
+
+The report opens offline in any browser: figures are embedded as base64 PNG
+(``<img src="data:image/png;base64,...">``), the styling is a short embedded style
+sheet, there is no JavaScript and nothing is fetched from elsewhere. Everything read
+from files (configuration values, metric names, layer names) is HTML-escaped.
+
+For each run it holds a summary (final metrics, density, fan-in CV, drift
+convergence), a per-layer table, figures (loss and accuracy, fan-in ridge plot, CV /
+drift / turnover, densities, hub persistence, gradient against fan-in, the final
+fan-in distribution with fits) and the run's configuration (``run.json``). With several
+runs it starts with a comparison: a table of the runs, their training curves together
+and, where their shapes agree, the NNSTD between their final checkpoints.
+
+:func:`build_report` returns the HTML text; :func:`write_report` writes it atomically.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+
+__all__ = ["REPORT_SECTIONS", "RunData", "load_run_data", "run_summary", "layer_table", "build_report", "write_report"]
+
+#: The sections every run gets, as the suffixes of their HTML ids (``run1-summary``, ...).
+REPORT_SECTIONS = (
+    "summary",
+    "layers",
+    "curves",
+    "fanin",
+    "drift",
+    "density",
+    "hubs",
+    "gradients",
+    "degree",
+    "configuration",
+)
+
+_TITLES = {
+    "summary": "Summary",
+    "layers": "Layers",
+    "curves": "Loss and accuracy",
+    "fanin": "Fan-in over training",
+    "drift": "Drift toward equilibrium",
+    "density": "Layer densities",
+    "hubs": "Hub persistence",
+    "gradients": "Gradient against fan-in",
+    "degree": "Final fan-in distribution",
+    "configuration": "Configuration",
+}
+
+_CAPTIONS = {
+    "fanin": "Histograms of the integer fan-in of each layer's neurons, one row per checkpoint "
+    "(labelled by epoch, first at the top); CV is each row's coefficient of variation.",
+    "drift": "Left: fan-in CV. Middle: Wasserstein-1 distance of the normalised fan-in to the "
+    "equilibrium (the pooled last checkpoints), dotted lines where a layer converged, dashed the "
+    "tolerance. Right: share of connections that changed between consecutive checkpoints.",
+    "density": "Share of possible connections present, per layer and (dashed) for the network.",
+    "hubs": "Jaccard overlap of each checkpoint's hubs (top 10% of neurons by fan-in) with the final hubs.",
+    "gradients": "Per-neuron mean |gradient| against fan-in at the last checkpoint; concentration is "
+    "the hubs' mean gradient over all neurons' mean, ρ the Spearman correlation.",
+    "degree": "Share of neurons with fan-in at least x, with lognormal, power-law (tail), exponential "
+    "and normal fits; the AIC winner is drawn solid.",
+}
+
+_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a;
+       background: #fbfbfc; margin: 0; line-height: 1.45; }
+main { max-width: 1180px; margin: 0 auto; padding: 1.2rem 1.6rem 3rem; }
+h1 { font-size: 1.6rem; margin: 0.6rem 0 0.2rem; }
+h2 { font-size: 1.3rem; margin-top: 2.4rem; border-bottom: 2px solid #d0d7de; padding-bottom: 0.2rem; }
+h3 { font-size: 1.05rem; margin: 1.6rem 0 0.5rem; }
+.meta { color: #57606a; font-size: 0.9rem; }
+nav { background: #f0f3f6; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.6rem 1rem; font-size: 0.9rem; }
+nav ul { margin: 0.2rem 0; padding-left: 1.2rem; }
+nav a { color: #0b5cad; text-decoration: none; }
+nav ul ul { padding-left: 0.4rem; }
+nav ul ul li { display: inline; margin-right: 0.9rem; }
+table { border-collapse: collapse; font-size: 0.86rem; margin: 0.4rem 0 0.8rem; }
+th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.55rem; text-align: right; }
+th { background: #f0f3f6; }
+td.text, th.text { text-align: left; }
+figure { margin: 0.6rem 0 1rem; }
+figure img { max-width: 100%; height: auto; border: 1px solid #e1e4e8; background: white; }
+figcaption, .note { color: #57606a; font-size: 0.85rem; }
+.note { font-style: italic; }
+.cards { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.5rem 0; }
+.card { background: white; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.45rem 0.8rem; min-width: 8rem; }
+.card .value { font-size: 1.25rem; font-weight: 600; }
+.card .label { color: #57606a; font-size: 0.78rem; }
+pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
+details summary { cursor: pointer; color: #0b5cad; }
+"""
+
+Progress = Callable[[int, int], None]
+
+
+# -- the data of one run ----------------------------------------------------------------------
+@dataclass
+class RunData:
+    """What the report needs from one run, loaded once."""
+
+    path: Path
+    name: str
+    config: dict
+    metrics: list
+    topologies: list = field(default_factory=list)
+    drift: Any = None
+    drift_error: str | None = None
+
+
+def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: Progress | None = None) -> RunData:
+    """Read a run's configuration, metrics and checkpoints (masks and statistics), and its drift.
+
+    Raises
+    ------
+    TopoError
+        If ``run`` is not a topo run folder or a file in it cannot be read.
+    """
+    from topo.analysis.drift import drift
+    from topo.checkpoint import is_run_folder, list_checkpoints, read_metrics, read_run_config
+    from topo.figures import run_checkpoints
+
+    path = Path(run)
+    if not path.exists():
+        raise TopoError("no such run folder", path=run)
+    if not is_run_folder(path):
+        raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run)
+    data = RunData(
+        path=path,
+        name=name or Path(os.path.abspath(path)).name,
+        config=read_run_config(path),
+        metrics=read_metrics(path),
+    )
+    if list_checkpoints(path, include_steps=True):
+        data.topologies = run_checkpoints(path, progress=progress)
+        try:
+            data.drift = drift(data.topologies)
+        except TopoError as exc:
+            data.drift_error = str(exc)
+    return data
+
+
+# -- numbers -----------------------------------------------------------------------------
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (np.integer, int)):
+        return f"{int(value):,}"
+    if _is_number(value):
+        value = float(value)
+        if not math.isfinite(value):
+            return "–"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.3e}"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _config_value(config: Mapping[str, Any], key: str) -> Any:
+    """A configuration value from run.json, at its top level or under ``"config"``."""
+    inner = config.get("config")
+    if isinstance(inner, Mapping) and key in inner:
+        return inner[key]
+    return config.get(key)
+
+
+def run_summary(data: RunData) -> dict[str, Any]:
+    """Headline figures of a run: epochs, final and best metrics, density, CV, drift convergence.
+
+    Returns
+    -------
+    dict
+        ``name``, ``method``, ``dataset``, ``sparsity``, ``epochs``, ``checkpoints``,
+        ``final`` (the numeric fields of the last metrics record), ``best_val_acc``,
+        ``density``, ``nnz``, ``fan_in_cv_mean``, ``converged`` (layers converged /
+        layers) and ``converged_epoch`` (the latest epoch at which a layer converged).
+    """
+    from topo.analysis.degree import fan_in_cv
+
+    summary: dict[str, Any] = {
+        "name": data.name,
+        "method": _config_value(data.config, "method"),
+        "dataset": _config_value(data.config, "dataset"),
+        "sparsity": _config_value(data.config, "sparsity"),
+        "checkpoints": len(data.topologies),
+    }
+    summary["final"] = {k: v for k, v in (data.metrics[-1].items() if data.metrics else []) if _is_number(v)}
+    val = [r.get("val_acc") for r in data.metrics if _is_number(r.get("val_acc"))]
+    summary["best_val_acc"] = max(val) if val else None
+    epochs = [r.get("epoch") for r in data.metrics if _is_number(r.get("epoch"))]
+    last = data.topologies[-1] if data.topologies else None
+    summary["epochs"] = max(epochs) if epochs else (last.epoch if last is not None else None)
+    if last is not None:
+        cvs = np.array(fan_in_cv(last), dtype=np.float64)
+        summary["density"] = last.density
+        summary["nnz"] = last.nnz
+        summary["fan_in_cv_mean"] = float(np.nanmean(cvs)) if np.isfinite(cvs).any() else None
+    else:
+        summary.update(density=None, nnz=None, fan_in_cv_mean=None)
+    if data.drift is not None:
+        result = data.drift
+        done = [at for at in result.convergence if at is not None]
+        summary["converged"] = f"{len(done)}/{len(result.convergence)}"
+        summary["converged_epoch"] = (
+            max(_x_of(result, at) for at in done) if len(done) == len(result.convergence) and done else None
+        )
+    else:
+        summary["converged"] = None
+        summary["converged_epoch"] = None
+    return summary
+
+
+def _x_of(result: Any, index: int) -> Any:
+    epoch = result.epochs[index]
+    return epoch if epoch is not None else result.labels[index]
+
+
+def layer_table(data: RunData) -> list[dict[str, Any]]:
+    """One row per layer of the last checkpoint: shape, density and fan-in CV at the first
+    and last checkpoint, drift (final W1, converged epoch, equilibrium CV), and the gradient
+    concentration and Spearman correlation where the checkpoint has gradient statistics."""
+    from topo.analysis.degree import coefficient_of_variation
+    from topo.analysis.gradients import gradient_concentration, hierarchy_strength
+
+    if not data.topologies:
+        return []
+    first, last = data.topologies[0], data.topologies[-1]
+    rows = []
+    for j, layer in enumerate(last):
+        row: dict[str, Any] = {
+            "layer": layer.name,
+            "shape": f"{layer.n_out}×{layer.n_in}",
+            "nnz": layer.nnz,
+            "density_first": first[layer.name].density if layer.name in first.names else None,
+            "density": layer.density,
+            "fan_in_mean": float(layer.fan_in.mean()) if layer.n_out else None,
+            "cv_first": coefficient_of_variation(first[layer.name].fan_in) if layer.name in first.names else None,
+            "cv": coefficient_of_variation(layer.fan_in),
+        }
+        result = data.drift
+        if result is not None and layer.name in result.layers:
+            k = result.layers.index(layer.name)
+            at = result.convergence[k]
+            row["w1_final"] = float(result.wasserstein[-1, k])
+            row["converged_at"] = None if at is None else _x_of(result, at)
+            row["equilibrium_cv"] = result.equilibrium_fit.get(layer.name, {}).get("cv")
+        if "grad_mean" in layer.stats:
+            row["concentration"] = gradient_concentration(layer)
+            row["spearman"] = hierarchy_strength(layer)
+        rows.append(row)
+    return rows
+
+
+# -- HTML pieces ---------------------------------------------------------------------------
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, text_columns=()) -> str:
+    if not rows:
+        return '<p class="note">nothing to show</p>'
+    head = "".join(
+        f'<th class="text">{_e(title)}</th>' if key in text_columns else f"<th>{_e(title)}</th>" for key, title in columns
+    )
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in columns:
+            css = ' class="text"' if key in text_columns else ""
+            cells.append(f"<td{css}>{_e(_fmt(row.get(key)))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _image(fig, alt: str, *, dpi: int) -> str:
+    from topo.plot import figure_bytes
+
+    data = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
+
+
+def _figure_html(make: Callable[[], Any], alt: str, caption: str | None, *, dpi: int) -> str:
+    """A figure, or a note saying why it is not available (a problem the data has, not a bug)."""
+    try:
+        fig = make()
+    except TopoError as exc:
+        return f'<p class="note">Not available: {_e(exc)}</p>'
+    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
+    return f"<figure>{_image(fig, alt, dpi=dpi)}{cap}</figure>"
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        items: list[tuple[str, Any]] = []
+        for key, inner in value.items():
+            items.extend(_flatten(inner, f"{prefix}.{key}" if prefix else str(key)))
+        return items
+    if isinstance(value, list):
+        return [(prefix, json.dumps(value, default=str))]
+    return [(prefix, value)]
+
+
+def _cards(items: Sequence[tuple[str, Any]]) -> str:
+    cards = "".join(
+        f'<div class="card"><div class="value">{_e(_fmt(v))}</div><div class="label">{_e(k)}</div></div>'
+        for k, v in items
+    )
+    return f'<div class="cards">{cards}</div>'
+
+
+_LAYER_COLUMNS = [
+    ("layer", "layer"), ("shape", "out×in"), ("nnz", "connections"),
+    ("density_first", "density (first)"), ("density", "density"), ("fan_in_mean", "fan-in mean"),
+    ("cv_first", "CV (first)"), ("cv", "CV"), ("w1_final", "W1 to equilibrium"),
+    ("converged_at", "converged at epoch"), ("equilibrium_cv", "equilibrium CV"),
+    ("concentration", "gradient concentration"), ("spearman", "Spearman ρ"),
+]
+
+
+def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> tuple[str, list[tuple[str, str]]]:
+    from topo import figures
+
+    toc: list[tuple[str, str]] = []
+    parts: list[str] = []
+
+    def section(key: str, body: str) -> None:
+        anchor = f"{prefix}-{key}"
+        toc.append((anchor, _TITLES[key]))
+        parts.append(f'<section id="{anchor}"><h3>{_e(_TITLES[key])}</h3>{body}</section>')
+        tick()
+
+    summary = run_summary(data)
+    final = summary["final"]
+    cards = [(k, final[k]) for k in ("test_acc", "val_acc", "train_loss") if k in final]
+    cards += [
+        ("best val_acc", summary["best_val_acc"]),
+        ("epochs", summary["epochs"]),
+        ("density", summary["density"]),
+        ("mean fan-in CV", summary["fan_in_cv_mean"]),
+        ("layers converged", summary["converged"]),
+        ("all converged by epoch", summary["converged_epoch"]),
+    ]
+    facts = [(k, summary[k]) for k in ("method", "dataset", "sparsity") if summary[k] is not None]
+    fact_line = ", ".join(f"{k} {_fmt(v)}" for k, v in facts)
+    body = (f'<p class="meta">{_e(data.path)}' + (f" — {_e(fact_line)}" if fact_line else "") + "</p>") + _cards(
+        [(k, v) for k, v in cards if v is not None]
+    )
+    if final:
+        body += "<p>Last metrics record:</p>" + _table([final], [(k, k) for k in final])
+    if data.drift_error:
+        body += f'<p class="note">Drift not computed: {_e(data.drift_error)}</p>'
+    section("summary", body)
+
+    rows = layer_table(data)
+    columns = [c for c in _LAYER_COLUMNS if any(c[0] in r for r in rows)]
+    section("layers", _table(rows, columns, text_columns=("layer", "shape")) if rows else '<p class="note">No checkpoints.</p>')
+
+    if data.metrics:
+        section("curves", _figure_html(lambda: figures.curves_figure(data.path), "loss and accuracy", None, dpi=dpi))
+    else:
+        section("curves", '<p class="note">No metrics recorded (metrics.jsonl is missing or empty).</p>')
+
+    topologies = data.topologies
+    if topologies:
+        section("fanin", _figure_html(lambda: figures.fanin_figure(topologies, max_rows=max_ridge_rows), "fan-in ridge plot", _CAPTIONS["fanin"], dpi=dpi))
+        if data.drift is not None:
+            section("drift", _figure_html(lambda: figures.drift_figure(data.drift), "fan-in CV, drift and turnover", _CAPTIONS["drift"], dpi=dpi))
+        else:
+            section("drift", f'<p class="note">Not available: {_e(data.drift_error or "no drift")}</p>')
+        section("density", _figure_html(lambda: figures.density_figure(topologies), "layer densities", _CAPTIONS["density"], dpi=dpi))
+        section("hubs", _figure_html(lambda: figures.hubs_figure(topologies), "hub persistence", _CAPTIONS["hubs"], dpi=dpi))
+        section("gradients", _figure_html(lambda: figures.gradients_figure(topologies[-1]), "gradient against fan-in", _CAPTIONS["gradients"], dpi=dpi))
+        section("degree", _figure_html(lambda: figures.degree_figure(topologies[-1]), "fan-in distribution with fits", _CAPTIONS["degree"], dpi=dpi))
+    else:
+        for key in ("fanin", "drift", "density", "hubs", "gradients", "degree"):
+            section(key, '<p class="note">No checkpoints in this run.</p>')
+
+    if data.config:
+        flat = [{"key": k, "value": v if _is_number(v) or v is None or isinstance(v, bool) else str(v)} for k, v in _flatten(data.config)]
+        raw = json.dumps(data.config, indent=2, sort_keys=True, default=str)
+        body = _table(flat, [("key", "key"), ("value", "value")], text_columns=("key", "value"))
+        body += f"<details><summary>run.json</summary><pre>{_e(raw)}</pre></details>"
+    else:
+        body = '<p class="note">No run.json.</p>'
+    section("configuration", body)
+    return "".join(parts), toc
+
+
+def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
+    from topo import figures
+
+    rows = []
+    for data in runs:
+        summary = run_summary(data)
+        final = summary["final"]
+        rows.append(
+            {
+                "name": data.name, "method": summary["method"], "dataset": summary["dataset"],
+                "sparsity": summary["sparsity"], "epochs": summary["epochs"],
+                "test_acc": final.get("test_acc"), "best_val_acc": summary["best_val_acc"],
+                "train_loss": final.get("train_loss"), "density": summary["density"],
+                "fan_in_cv_mean": summary["fan_in_cv_mean"], "converged": summary["converged"],
+            }
+        )
+    columns = [
+        ("name", "run"), ("method", "method"), ("dataset", "dataset"), ("sparsity", "sparsity"),
+        ("epochs", "epochs"), ("test_acc", "final test_acc"), ("best_val_acc", "best val_acc"),
+        ("train_loss", "final train_loss"), ("density", "density"), ("fan_in_cv_mean", "mean fan-in CV"),
+        ("converged", "layers converged"),
+    ]
+    body = _table(rows, columns, text_columns=("name", "method", "dataset", "converged"))
+    with_metrics = [d for d in runs if d.metrics]
+    if with_metrics:
+        body += _figure_html(lambda: figures.curves_figure([d.path for d in with_metrics]), "loss and accuracy of all runs", None, dpi=dpi)
+    finals = [d.topologies[-1] for d in runs if d.topologies]
+    if len(finals) >= 2:
+        labels = [d.name for d in runs if d.topologies]
+
+        def distance():
+            from topo.analysis.distance import nnstd_matrix
+
+            matrix = nnstd_matrix(finals)
+            return figures.distance_figure(matrix=matrix, labels=figures._unique(labels))
+
+        body += "<h3>Topology distance between the final checkpoints</h3>" + _figure_html(
+            distance, "NNSTD between final checkpoints", "NNSTD: neuron-matched topology distance (0: the same graph up to relabelling).", dpi=dpi
+        )
+    return f'<section id="comparison"><h2>Comparison</h2>{body}</section>'
+
+
+def build_report(
+    runs: Sequence[str | os.PathLike | RunData] | str | os.PathLike,
+    *,
+    title: str | None = None,
+    dpi: int = 100,
+    max_ridge_rows: int = 10,
+    progress: Progress | None = None,
+) -> str:
+    """The HTML text of a report on one or more runs.
+
+    Parameters
+    ----------
+    runs : run folder(s), or :class:`RunData` already loaded
+    title : str, optional
+        Default: ``"topo report: NAME"`` (or the number of runs).
+    dpi : int
+        Resolution of the embedded figures.
+    max_ridge_rows : int
+        Checkpoints shown in the fan-in ridge plot (spread evenly).
+    progress : callable, optional
+        ``progress(done, total)`` over loading and drawing.
+
+    Returns
+    -------
+    str
+        A complete HTML document, self-contained.
+
+    Raises
+    ------
+    TopoError
+        If a path is not a run folder or a file cannot be read.
+    """
+    from topo import __version__
+
+    if isinstance(runs, (str, os.PathLike, RunData)):
+        runs = [runs]
+    runs = list(runs)
+    if not runs:
+        raise TopoError("no runs to report on")
+    steps_per_run = 1 + len(REPORT_SECTIONS)
+    total = steps_per_run * len(runs) + (1 if len(runs) > 1 else 0)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    loaded: list[RunData] = []
+    names: list[str] = []
+    for run in runs:
+        data = run if isinstance(run, RunData) else load_run_data(run)
+        # runs with the same folder name get a suffix so that headings and anchors stay apart
+        base = data.name
+        count = sum(1 for n in names if n == base or n.startswith(base + " ("))
+        data.name = base if count == 0 else f"{base} ({count + 1})"
+        names.append(data.name)
+        loaded.append(data)
+        tick()
+
+    title = title or (f"topo report: {loaded[0].name}" if len(loaded) == 1 else f"topo report: {len(loaded)} runs")
+    toc_items: list[str] = []
+    body: list[str] = []
+    if len(loaded) > 1:
+        body.append(_comparison(loaded, dpi=dpi))
+        toc_items.append('<li><a href="#comparison">Comparison</a></li>')
+        tick()
+    for index, data in enumerate(loaded, start=1):
+        prefix = f"run{index}"
+        html_sections, toc = _run_sections(data, prefix, dpi=dpi, max_ridge_rows=max_ridge_rows, tick=tick)
+        body.append(f'<section id="{prefix}" class="run"><h2>{_e(data.name)}</h2>{html_sections}</section>')
+        links = "".join(f'<li><a href="#{anchor}">{_e(text)}</a></li>' for anchor, text in toc)
+        toc_items.append(f'<li><a href="#{prefix}">{_e(data.name)}</a><ul>{links}</ul></li>')
+    generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body><main><h1>{_e(title)}</h1>"
+        f'<p class="meta">Generated by topo {_e(__version__)} on {_e(generated)} from '
+        f"{_e(', '.join(str(d.path) for d in loaded))}.</p>"
+        f'<nav><strong>Contents</strong><ul>{"".join(toc_items)}</ul></nav>'
+        f'{"".join(body)}</main></body></html>\n'
+    )
+
+
+def write_report(
+    runs: Sequence[str | os.PathLike] | str | os.PathLike,
+    path: str | os.PathLike,
+    **options: Any,
+) -> Path:
+    """Build the report (see :func:`build_report`) and write it to ``path`` atomically.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    from topo.checkpoint import atomic_write_text
+
+    return atomic_write_text(path, build_report(runs, **options))

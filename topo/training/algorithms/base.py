@@ -1,0 +1,222 @@
+"""The base class of sparse-training algorithms and the registry keyed by CLI name.
+
+An algorithm decides the connectivity; the trainer does the optimisation. Its hooks:
+
+- :meth:`Algorithm.initial_masks`: the masks training starts from;
+- :meth:`Algorithm.setup`: told the schedule (steps per epoch, total steps) once;
+- :meth:`Algorithm.is_update_step` / :meth:`Algorithm.update`: on a training step, may
+  return new masks computed from the weights and the dense gradient of the current
+  batch; the trainer then skips that step's optimiser step (RigL's rule);
+- :meth:`Algorithm.after_epoch`: at the end of an epoch, may return new masks.
+
+Masks returned by a hook replace the model's: the trainer zeroes the weights switched
+off, grown weights start at zero (masked weights are always exactly zero), and the
+optimiser's state (momentum, Adam moments) is reset to zero wherever a weight was
+switched off or grown. Hooks get CPU tensors and must not modify them in place.
+
+The registry follows jaxpruner's layout (``algorithms/`` plus an ``api``-like lookup):
+``@register("name")`` on a subclass, :func:`get_algorithm` to build one by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+
+__all__ = [
+    "Algorithm",
+    "register",
+    "get_algorithm",
+    "get_algorithm_class",
+    "available_algorithms",
+    "select_positions",
+    "cosine_drop_fraction",
+]
+
+_REGISTRY: dict[str, type["Algorithm"]] = {}
+
+
+def register(name: str) -> Callable[[type["Algorithm"]], type["Algorithm"]]:
+    """Class decorator: make an :class:`Algorithm` subclass available under ``name``."""
+
+    def decorate(cls: type["Algorithm"]) -> type["Algorithm"]:
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"algorithm name {name!r} registered twice")
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def available_algorithms() -> tuple[str, ...]:
+    """Registered algorithm names, in registration order."""
+    return tuple(_REGISTRY)
+
+
+def get_algorithm_class(name: str) -> type["Algorithm"]:
+    """The class registered as ``name``.
+
+    Raises
+    ------
+    TopoError
+        For an unknown name; the message lists the known ones.
+    """
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise TopoError(f"unknown training method {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def get_algorithm(name: str, **options: Any) -> "Algorithm":
+    """Build the algorithm registered as ``name`` with its options.
+
+    Options the algorithm does not take are ignored, so a caller can pass the whole
+    set of algorithm options of the command line.
+
+    Raises
+    ------
+    TopoError
+        For an unknown name (listing the known ones) or an option out of range.
+    """
+    cls = get_algorithm_class(name)
+    wanted = {k: v for k, v in options.items() if k in cls.option_names}
+    return cls(**wanted)
+
+
+def cosine_drop_fraction(step: int, alpha: float, end_step: int) -> float:
+    """RigL's drop fraction at ``step``: ``alpha * (1 + cos(pi * step / end_step)) / 2``."""
+    if end_step <= 0:
+        return 0.0
+    return float(alpha) * (1.0 + float(np.cos(np.pi * min(step, end_step) / end_step))) / 2.0
+
+
+def select_positions(scores, candidates, n: int, generator, *, largest: bool):
+    """Flat indices of the ``n`` candidates with the smallest (or largest) scores.
+
+    Ties are broken at random by ``generator``: the candidates are put in a random
+    order first and then sorted stably, which is the same as adding infinitesimal
+    noise to the scores (and, unlike real noise, never reorders distinct values).
+
+    Parameters
+    ----------
+    scores : torch.Tensor
+        Flat (1-D) scores.
+    candidates : torch.Tensor
+        Flat bool tensor: which positions may be picked.
+    n : int
+        How many to pick; at most the number of candidates.
+    generator : torch.Generator
+    largest : bool
+        Pick the largest scores (True) or the smallest (False).
+
+    Returns
+    -------
+    torch.Tensor of int64
+    """
+    import torch
+
+    index = torch.nonzero(candidates, as_tuple=False).reshape(-1)
+    n = int(min(max(int(n), 0), index.numel()))
+    if n == 0:
+        return index[:0]
+    index = index[torch.randperm(index.numel(), generator=generator)]
+    order = torch.sort(scores[index], stable=True, descending=largest).indices[:n]
+    return index[order]
+
+
+def random_positions(candidates, n: int, generator):
+    """Flat indices of ``n`` candidates drawn uniformly without replacement."""
+    import torch
+
+    index = torch.nonzero(candidates, as_tuple=False).reshape(-1)
+    n = int(min(max(int(n), 0), index.numel()))
+    return index[torch.randperm(index.numel(), generator=generator)[:n]]
+
+
+class Algorithm:
+    """A sparse-training algorithm: how the masks start and how they change.
+
+    Subclasses set ``option_names`` (the constructor's keyword options, named as the
+    :class:`~topo.training.config.TrainConfig` fields they come from) and override the
+    hooks they need. The base class keeps the masks fixed (that is ``static``).
+    """
+
+    name: ClassVar[str] = ""
+    option_names: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **options: Any) -> None:
+        unknown = set(options) - set(self.option_names)
+        if unknown:
+            raise TopoError(f"{self.name}: unknown options {', '.join(sorted(unknown))}")
+        self.options = dict(options)
+        self.total_steps = 0
+        self.steps_per_epoch = 0
+        self.epochs = 0
+        #: indices of layers the algorithm leaves alone (those that start fully dense)
+        self.frozen: set[int] = set()
+
+    # -- hooks ----------------------------------------------------------------------
+    def initial_masks(self, shapes: Sequence[tuple[int, int]], **mask_options: Any):
+        """The masks training starts from: :func:`topo.training.masks.initial_masks`.
+
+        Returns
+        -------
+        InitialMasks
+        """
+        from topo.training.masks import initial_masks
+
+        return initial_masks(shapes, **mask_options)
+
+    def setup(self, *, masks: Sequence[Any], steps_per_epoch: int, epochs: int, total_steps: int) -> None:
+        """Called once before training (not again on resume: state comes from :meth:`load_state_dict`).
+
+        ``epochs`` is the number of training epochs before any retraining phase and
+        ``total_steps`` the number of optimiser steps of the whole run.
+        """
+        self.steps_per_epoch = int(steps_per_epoch)
+        self.epochs = int(epochs)
+        self.total_steps = int(total_steps)
+        self.frozen = {k for k, m in enumerate(masks) if bool(np.asarray(_to_numpy(m)).all())}
+
+    def is_update_step(self, step: int) -> bool:
+        """Whether :meth:`update` wants to run at global step ``step`` (1-based)."""
+        return False
+
+    def update(self, step: int, weights, grads, masks, generator) -> list | None:
+        """New masks at an update step, or None. ``grads`` are dense gradients of the batch."""
+        return None
+
+    def after_epoch(self, epoch: int, weights, masks, generator) -> list | None:
+        """New masks at the end of epoch ``epoch`` (1-based), or None."""
+        return None
+
+    # -- state ----------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values needed to resume (saved with torch.save, read with weights_only=True)."""
+        return {
+            "name": self.name,
+            "total_steps": self.total_steps,
+            "steps_per_epoch": self.steps_per_epoch,
+            "epochs": self.epochs,
+            "frozen": sorted(self.frozen),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.total_steps = int(state["total_steps"])
+        self.steps_per_epoch = int(state["steps_per_epoch"])
+        self.epochs = int(state["epochs"])
+        self.frozen = {int(k) for k in state.get("frozen", [])}
+
+    def describe(self) -> dict[str, Any]:
+        """Name and options, for run.json."""
+        return {"name": self.name, **self.options}
+
+
+def _to_numpy(value):
+    if hasattr(value, "detach"):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)

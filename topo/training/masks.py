@@ -1,0 +1,187 @@
+"""Initial sparse masks of a network: layer budgets, then a fan-in profile per layer.
+
+:func:`initial_masks` splits the network's weight budget over its layers
+(:func:`topo.training.densities.layer_budgets`), gives each layer's neurons fan-ins
+from a profile (:func:`topo.training.profiles.fan_in_profile`) and draws every
+neuron's inputs uniformly without replacement
+(:func:`topo.training.profiles.sample_mask`).  All randomness comes from one
+``numpy.random.default_rng(seed)``, used layer by layer in order (fan-ins, then the
+mask; a dense layer draws nothing), so the same arguments and seed give the same
+masks bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.training.densities import _check_shapes, _resolve_layer, layer_budgets
+from topo.training.profiles import HUB_PLACEMENTS, PROFILES, fan_in_profile, sample_mask
+
+__all__ = ["InitialMasks", "initial_masks"]
+
+
+@dataclass(frozen=True)
+class InitialMasks:
+    """Initial masks of a network and what they came to.
+
+    Attributes
+    ----------
+    masks : list of numpy.ndarray of bool
+        One ``[out, in]`` mask per layer.
+    achieved_cv : list of float
+        Fan-in CV (population std over mean) of each mask; 0 for a dense layer, NaN
+        for a layer without weights.
+    budgets : list of int
+        Number of weights of each mask.
+    """
+
+    masks: list[np.ndarray]
+    achieved_cv: list[float]
+    budgets: list[int]
+
+
+def _layer_profiles(profile, cv, hub_placement, profile_per_layer, n_layers, names):
+    """Profile, cv and placement of each layer, with the per-layer overrides applied."""
+    settings = [{"profile": profile, "cv": cv, "hub_placement": hub_placement} for _ in range(n_layers)]
+    if profile_per_layer is None:
+        return settings
+    if isinstance(profile_per_layer, Mapping):
+        items = [
+            (_resolve_layer(key, n_layers, names, "profile_per_layer"), value)
+            for key, value in profile_per_layer.items()
+        ]
+    else:
+        entries = list(profile_per_layer)
+        if len(entries) != n_layers:
+            raise TopoError(f"profile_per_layer has {len(entries)} entries for {n_layers} layers")
+        items = list(enumerate(entries))
+    for index, entry in items:
+        if entry is None:
+            continue
+        if isinstance(entry, Mapping):
+            unknown = set(entry) - {"profile", "cv", "hub_placement"}
+            if unknown:
+                raise TopoError(f"profile_per_layer: unknown keys {sorted(unknown)} for layer {index}")
+            override = dict(entry)
+        elif isinstance(entry, (tuple, list)) and len(entry) == 2:
+            override = {"profile": entry[0], "cv": entry[1]}
+        else:
+            raise TopoError(
+                f"profile_per_layer: entry for layer {index} must be (profile, cv), a dict or None, got {entry!r}"
+            )
+        settings[index].update(override)
+    return settings
+
+
+def initial_masks(
+    shapes: Sequence[tuple[int, int]],
+    sparsity: float,
+    *,
+    density: str = "erk",
+    profile: str = "random",
+    cv: float | None = None,
+    hub_placement: str = "index",
+    dense_output: bool = False,
+    density_map: Mapping[int | str, float] | None = None,
+    seed: int = 0,
+    names: Sequence[str] | None = None,
+    profile_per_layer=None,
+) -> InitialMasks:
+    """Sparse initial masks for layers of the given shapes.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        ``(out, in)`` of each layer.
+    sparsity : float
+        Fraction of all weights that are zero, in ``[0, 1)``.
+    density : {"erk", "uniform"}
+        How the budget is split over layers (see :func:`layer_budgets`).
+    profile : str
+        Fan-in profile within each layer, one of
+        :data:`topo.training.profiles.PROFILES`; ``"random"`` is uniform placement.
+    cv : float, optional
+        Target fan-in CV for a parametric profile.
+    hub_placement : {"index", "shuffled"}
+        Where the largest fan-ins sit (see :func:`fan_in_profile`).
+    dense_output : bool
+        Keep the last layer dense.
+    density_map : mapping of int or str to float, optional
+        Explicit densities of some layers, by index or name.
+    seed : int
+        Seed of the one generator all draws come from.
+    names : sequence of str, optional
+        Layer names (for ``density_map`` / ``profile_per_layer`` keys and messages).
+    profile_per_layer : sequence or mapping, optional
+        Per-layer overrides of ``profile`` / ``cv`` / ``hub_placement``: either a
+        sequence with one entry per layer, or a mapping from layer index or name to an
+        entry; an entry is ``None`` (no override), a ``(profile, cv)`` pair, or a dict
+        with some of the keys ``"profile"``, ``"cv"``, ``"hub_placement"``.  For
+        example ``[("lognormal", 1.2), ("lognormal", 0.8), None]``.
+
+    Returns
+    -------
+    InitialMasks
+        ``masks`` (bool ``[out, in]``), ``achieved_cv`` and ``budgets`` per layer; a
+        layer whose budget is its whole size is all True whatever its profile.
+
+    Raises
+    ------
+    TopoError
+        For bad shapes, sparsity, rule, profile, placement or cv, or a layer whose
+        budget the profile cannot meet (message names the layer).
+    """
+    layers = _check_shapes(shapes)
+    n_layers = len(layers)
+    if names is not None:
+        names = [str(n) for n in names]
+        if len(names) != n_layers:
+            raise TopoError(f"{len(names)} layer names given for {n_layers} layers")
+    try:
+        seed = int(seed)
+    except (TypeError, ValueError):
+        raise TopoError(f"seed must be an integer, got {seed!r}") from None
+    if seed < 0:
+        raise TopoError(f"seed must be >= 0, got {seed}")
+    budgets = layer_budgets(
+        layers, sparsity, rule=density, density_map=density_map, dense_output=dense_output, names=names
+    )
+    settings = _layer_profiles(profile, cv, hub_placement, profile_per_layer, n_layers, names)
+    for index, setting in enumerate(settings):
+        label = names[index] if names is not None else f"layer {index}"
+        if setting["profile"] not in PROFILES:
+            raise TopoError(
+                f"{label}: unknown fan-in profile {setting['profile']!r} (choose from {', '.join(PROFILES)})"
+            )
+        if setting["hub_placement"] not in HUB_PLACEMENTS:
+            raise TopoError(f"{label}: unknown hub placement {setting['hub_placement']!r}")
+
+    rng = np.random.default_rng(seed)
+    masks: list[np.ndarray] = []
+    achieved: list[float] = []
+    for index, ((n_out, n_in), budget, setting) in enumerate(zip(layers, budgets, settings)):
+        label = names[index] if names is not None else f"layer {index}"
+        if budget == n_out * n_in:
+            masks.append(np.ones((n_out, n_in), dtype=bool))
+            achieved.append(0.0)
+            continue
+        try:
+            fan_in = fan_in_profile(
+                setting["profile"],
+                n_out,
+                n_in,
+                budget,
+                cv=setting["cv"],
+                hub_placement=setting["hub_placement"],
+                rng=rng,
+            )
+        except TopoError as error:
+            raise TopoError(f"{label}: {error}") from None
+        masks.append(sample_mask(fan_in, n_in, rng))
+        mean = fan_in.mean()
+        achieved.append(float(fan_in.std() / mean) if mean > 0 else float("nan"))
+    return InitialMasks(masks=masks, achieved_cv=achieved, budgets=[int(b) for b in budgets])

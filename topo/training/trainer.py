@@ -1,0 +1,707 @@
+"""Training runs: masked MLP + algorithm + data -> a run folder of checkpoints and metrics.
+
+A run folder (see :mod:`topo.checkpoint`) holds ``run.json`` (the whole configuration,
+the data set, versions, device, the initial masks' achieved fan-in CVs),
+``metrics.jsonl`` (one record per epoch, epoch 0 being the untrained network),
+``checkpoints/epoch_NNNN.safetensors`` (``epoch_0000`` holds the initial masks before
+any training; ``--checkpoint-every`` adds ``epoch_E_step_S`` inside epochs) and
+``state/last.pt``, everything :func:`resume` needs (model, optimiser, algorithm, the
+epoch and step), written atomically after every epoch and read back with
+``torch.load(weights_only=True)``.
+
+Every checkpoint carries ``stats["grad_mean"]`` per output neuron: the mean over the
+epoch's steps of the mean ``|dL/dW|`` over the neuron's incoming weights, using the
+dense gradient (all positions). For ``epoch_0000`` it is the same mean over the first
+``grad_batches`` training batches (in data-set order) of the untrained network,
+computed without updating anything.
+
+Determinism: an epoch's randomness (the shuffling and the algorithm's tie-breaks and
+random growth) comes from torch generators seeded by ``(seed, epoch)`` alone, the
+learning rate is a function of the global step, and torch is set to deterministic
+algorithms with a fixed number of threads. A run interrupted and resumed from its
+last complete epoch therefore ends with the same masks, weights and metrics (timing
+fields aside) as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from topo.checkpoint import (
+    CHECKPOINT_DIR,
+    append_metrics,
+    atomic_write_bytes,
+    checkpoint_name,
+    list_checkpoints,
+    parse_checkpoint_name,
+    read_metrics,
+    read_run_config,
+    save_checkpoint,
+    write_metrics,
+    write_run_config,
+)
+from topo.errors import TopoError
+from topo.training.config import TrainConfig
+
+__all__ = [
+    "TrainResult",
+    "train",
+    "resume",
+    "default_run_dir",
+    "learning_rate",
+    "equilibrium_profile_per_layer",
+    "STATE_FILE",
+    "TIMING_FIELDS",
+]
+
+STATE_FILE = Path("state") / "last.pt"
+STATE_FORMAT = "topo-train-state"
+STATE_VERSION = 1
+#: metrics fields that measure time, and so differ between otherwise identical runs
+TIMING_FIELDS = ("epoch_time", "elapsed", "time")
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or resumed) training run produced.
+
+    Attributes
+    ----------
+    run_dir : Path
+    config : TrainConfig
+    epochs_done : int
+        Last complete epoch.
+    metrics : list of dict
+        All records of ``metrics.jsonl`` (epoch 0 included).
+    checkpoints : list of Path
+        The run's checkpoints in training order.
+    resumed_from : int or None
+        The epoch a resumed run continued from.
+    """
+
+    run_dir: Path
+    config: TrainConfig
+    epochs_done: int
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    checkpoints: list[Path] = field(default_factory=list)
+    resumed_from: int | None = None
+
+
+# -- small pieces -------------------------------------------------------------------
+def default_run_dir(config: TrainConfig, *, root: str | os.PathLike = "runs") -> Path:
+    """``runs/<dataset>-<method>-<YYYYmmdd-HHMMSS>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    dataset = Path(str(config.dataset)).stem if ("/" in str(config.dataset) or os.sep in str(config.dataset)) else config.dataset
+    return Path(root) / f"{dataset}-{config.method}-{stamp}"
+
+
+def learning_rate(config: TrainConfig, step_index: int, total_steps: int) -> float:
+    """The learning rate of 0-based step ``step_index`` of ``total_steps``.
+
+    ``constant``: ``lr``; ``cosine``: ``lr (1 + cos(π i / total)) / 2``; ``step``:
+    ``lr`` times 0.1 after half and again after three quarters of the steps.
+    """
+    base = float(config.lr)
+    if total_steps <= 0 or config.schedule == "constant":
+        return base
+    progress = step_index / total_steps
+    if config.schedule == "cosine":
+        return base * 0.5 * (1.0 + math.cos(math.pi * progress))
+    if config.schedule == "step":
+        return base * (0.1 ** (int(progress >= 0.5) + int(progress >= 0.75)))
+    raise TopoError(f"unknown --schedule {config.schedule!r}")
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed mixed from integers (numpy's SeedSequence)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def _generator(*parts: int):
+    import torch
+
+    return torch.Generator().manual_seed(_seed(*parts))
+
+
+# purposes of per-epoch generators
+_SHUFFLE, _ALGORITHM = 1, 2
+
+
+def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``profile_per_layer`` for ``--init equilibrium:RUN_OR_FILE``: lognormal, the profile's CVs.
+
+    Raises
+    ------
+    TopoError
+        If the profile cannot be read or names none of the network's layers.
+    """
+    spec = str(init)
+    if not spec.startswith("equilibrium:") or not spec[len("equilibrium:"):]:
+        raise TopoError(f"--init: expected equilibrium:RUN_OR_FILE, got {spec!r}")
+    try:
+        from topo.analysis.drift import read_profile
+    except ImportError:  # pragma: no cover - the drift module ships with topo
+        raise TopoError("--init equilibrium needs topo.analysis.drift.read_profile, which this topo lacks") from None
+    profile = read_profile(spec[len("equilibrium:"):])
+    per_layer = {}
+    for name in names:
+        entry = profile.get(name)
+        if entry is None:
+            continue
+        cv = float(entry["cv"])
+        if not math.isfinite(cv):
+            continue
+        per_layer[name] = {"profile": "lognormal", "cv": cv}
+    if not per_layer:
+        raise TopoError(
+            f"--init: the profile names none of this network's layers ({', '.join(names)}); it has {', '.join(profile) or 'none'}"
+        )
+    return per_layer
+
+
+def _resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TopoError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return name
+
+
+def _set_determinism(config: TrainConfig, device: str) -> int:
+    import torch
+
+    threads = int(config.threads) if config.threads else min(os.cpu_count() or 1, 8)
+    torch.set_num_threads(threads)
+    if device == "cuda":
+        # cuBLAS is deterministic only with a fixed workspace. On the CPU every op the
+        # trainer uses is deterministic already, and the switch costs seconds of imports.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return threads
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    from topo._version import __version__
+
+    return {"topo": __version__, "torch": torch.__version__, "numpy": np.__version__}
+
+
+# -- the run ------------------------------------------------------------------------
+class _Run:
+    """The state of one training run, shared by :func:`train` and :func:`resume`."""
+
+    def __init__(self, config: TrainConfig, run_dir: Path, dataset, device: str, progress, on_epoch, on_step):
+        import torch
+
+        self.torch = torch
+        self.config = config
+        self.run_dir = run_dir
+        self.device = device
+        self.progress = progress
+        self.on_epoch = on_epoch
+        self.on_step = on_step
+        self.data = dataset
+        self.X_train = torch.as_tensor(dataset.X_train, dtype=torch.float32, device=device)
+        self.y_train = torch.as_tensor(dataset.y_train, dtype=torch.int64, device=device)
+        self.n_train = int(self.X_train.shape[0])
+        if self.n_train == 0:
+            raise TopoError(f"data set {dataset.name!r} has no training examples")
+        self.steps_per_epoch = math.ceil(self.n_train / int(config.batch_size))
+        self.total_epochs = config.total_epochs
+        self.total_steps = self.steps_per_epoch * self.total_epochs
+        self.step = 0
+        self.epoch = 0
+
+    # -- building -------------------------------------------------------------------
+    def build(self, masks) -> None:
+        from topo.training.algorithms import get_algorithm
+        from topo.training.model import build_model, layer_shapes
+
+        config = self.config
+        self.shapes = layer_shapes(self.data.n_features, config.hidden, self.data.n_classes)
+        self.model = build_model(self.shapes, masks, seed=config.seed).to(self.device)
+        self.names = list(self.model.names)
+        params = self.model.parameters()
+        if config.optimizer == "sgd":
+            self.optimizer = self.torch.optim.SGD(
+                params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+            )
+        else:
+            self.optimizer = self.torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        self.algorithm = get_algorithm(config.method, **config.algorithm_options())
+
+    # -- one pass -------------------------------------------------------------------
+    def _loss(self, x, y):
+        logits = self.model(x)
+        return self.torch.nn.functional.cross_entropy(logits, y), logits
+
+    def _check_finite(self, loss_value: float, epoch: int, batch: int) -> None:
+        if not math.isfinite(loss_value):
+            kept = list_checkpoints(self.run_dir)
+            last = kept[-1].name if kept else "none"
+            raise TopoError(
+                f"training diverged: the loss is {loss_value} at epoch {epoch}, step {batch} of "
+                f"{self.steps_per_epoch} (global step {self.step + 1}); stopped, the last good checkpoint "
+                f"is {last}; try a smaller --lr",
+                path=self.run_dir,
+            )
+
+    @property
+    def weights(self):
+        return [layer.weight for layer in self.model.layers]
+
+    def _grad_abs_mean(self):
+        torch = self.torch
+        # the L1 norm of a row over its length: mean |g| without an |g| temporary
+        return [
+            torch.linalg.vector_norm(layer.weight.grad.detach(), ord=1, dim=1) / layer.weight.shape[1]
+            for layer in self.model.layers
+        ]
+
+    def initial_grad_mean(self) -> list[np.ndarray]:
+        """grad_mean of the untrained network over the first grad_batches batches (no update)."""
+        torch = self.torch
+        batches = min(int(self.config.grad_batches), self.steps_per_epoch)
+        if batches == 0:
+            return [np.zeros(o, dtype=np.float32) for o, _ in self.shapes]
+        sums = [torch.zeros(o, device=self.device) for o, _ in self.shapes]
+        size = int(self.config.batch_size)
+        for b in range(batches):
+            x = self.X_train[b * size:(b + 1) * size]
+            y = self.y_train[b * size:(b + 1) * size]
+            self.model.zero_grad(set_to_none=False)
+            loss, _ = self._loss(x, y)
+            loss.backward()
+            for s, g in zip(sums, self._grad_abs_mean()):
+                s += g
+        self.model.zero_grad(set_to_none=True)
+        self._init_loss = float(loss.detach())
+        return [(s / batches).cpu().numpy().astype(np.float32) for s in sums]
+
+    @property
+    def _layer_names(self):
+        return self.names
+
+    def evaluate(self, X, y) -> tuple[float | None, float | None]:
+        """(mean loss, accuracy) on a split; (None, None) when it is empty."""
+        torch = self.torch
+        if X is None or len(X) == 0:
+            return None, None
+        X = torch.as_tensor(X, dtype=torch.float32, device=self.device)
+        y = torch.as_tensor(y, dtype=torch.int64, device=self.device)
+        self.model.eval()
+        total_loss, correct = 0.0, 0
+        with torch.no_grad():
+            for start in range(0, X.shape[0], 4096):
+                logits = self.model(X[start:start + 4096])
+                target = y[start:start + 4096]
+                total_loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
+                correct += int((logits.argmax(dim=1) == target).sum())
+        self.model.train()
+        n = int(X.shape[0])
+        return total_loss / n, correct / n
+
+    def apply_new_masks(self, new_masks) -> bool:
+        """Install masks from an algorithm (see :func:`topo.training.model.install_masks`)."""
+        from topo.training.model import install_masks
+
+        return any(install_masks(self.model, self.optimizer, new_masks))
+
+    def _cpu(self, tensors):
+        return [t.detach().cpu() for t in tensors]
+
+    # -- checkpoints and state --------------------------------------------------------
+    def topology(self, grad_mean, info: Mapping[str, Any]):
+        from topo.training.model import to_topology
+
+        stats = [{"grad_mean": g} for g in grad_mean]
+        return to_topology(self.model, stats=stats, info=info)
+
+    def save(self, name: str, grad_mean, *, epoch: int, step: int, metrics: Mapping[str, Any] | None = None) -> Path:
+        info = {"method": self.config.method, "dataset": self.data.name, "seed": self.config.seed}
+        if metrics:
+            info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
+        topology = self.topology(grad_mean, info)
+        return save_checkpoint(
+            topology,
+            self.run_dir / CHECKPOINT_DIR / name,
+            epoch=epoch,
+            step=step,
+            run_info={"config": self.config.to_dict()},
+        )
+
+    def save_state(self) -> None:
+        torch = self.torch
+        state = {
+            "format": STATE_FORMAT,
+            "version": STATE_VERSION,
+            "epoch": int(self.epoch),
+            "step": int(self.step),
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": _to_cpu(self.optimizer.state_dict()),
+            "algorithm": self.algorithm.state_dict(),
+        }
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(self.run_dir / STATE_FILE, buffer.getvalue())
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.model.to(self.device)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.algorithm.load_state_dict(state["algorithm"])
+        self.epoch = int(state["epoch"])
+        self.step = int(state["step"])
+
+    # -- records --------------------------------------------------------------------
+    def record(self, epoch: int, train_loss, train_acc, epoch_time: float, extra: Mapping[str, Any]) -> dict[str, Any]:
+        from topo.analysis.degree import coefficient_of_variation
+
+        val_loss, val_acc = self.evaluate(self.data.X_val, self.data.y_val)
+        test_loss, test_acc = self.evaluate(self.data.X_test, self.data.y_test)
+        masks = self.model.masks
+        nnz = [int(m.sum()) for m in masks]
+        size = sum(m.numel() for m in masks)
+        record = {
+            "epoch": int(epoch),
+            "step": int(self.step),
+            "train_loss": train_loss,
+            "train_acc": train_acc,
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "lr": learning_rate(self.config, max(self.step - 1, 0), self.total_steps),
+            "nnz": int(sum(nnz)),
+            "density": sum(nnz) / size,
+            "densities": [n / m.numel() for n, m in zip(nnz, masks)],
+            "fan_in_cv": [coefficient_of_variation(m.sum(dim=1).cpu().numpy()) for m in masks],
+        }
+        record.update(extra)
+        record["epoch_time"] = float(epoch_time)
+        return record
+
+    # -- the loop -------------------------------------------------------------------
+    def run_epoch(self, epoch: int) -> None:
+        torch = self.torch
+        config = self.config
+        started = time.perf_counter()
+        shuffle = _generator(config.seed, epoch, _SHUFFLE)
+        algo_rng = _generator(config.seed, epoch, _ALGORITHM)
+        order = torch.randperm(self.n_train, generator=shuffle).to(self.device)
+        size = int(config.batch_size)
+        grad_sums = [torch.zeros(o, device=self.device) for o, _ in self.shapes]
+        loss_sum = torch.zeros((), device=self.device, dtype=torch.float64)
+        correct = torch.zeros((), device=self.device, dtype=torch.int64)
+        updates = 0
+        self.model.train()
+        for batch in range(1, self.steps_per_epoch + 1):
+            index = order[(batch - 1) * size: batch * size]
+            x, y = self.X_train[index], self.y_train[index]
+            lr = learning_rate(config, self.step, self.total_steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            self.optimizer.zero_grad(set_to_none=False)
+            loss, logits = self._loss(x, y)
+            loss.backward()
+            loss_value = float(loss.detach())
+            self._check_finite(loss_value, epoch, batch)
+            loss_sum += loss.detach().to(torch.float64) * x.shape[0]
+            correct += (logits.detach().argmax(dim=1) == y).sum()
+            for s, g in zip(grad_sums, self._grad_abs_mean()):
+                s += g
+            step = self.step + 1
+            changed = False
+            if self.algorithm.is_update_step(step):
+                new_masks = self.algorithm.update(
+                    step,
+                    self._cpu(self.weights),
+                    self._cpu([w.grad for w in self.weights]),
+                    self._cpu(self.model.masks),
+                    algo_rng,
+                )
+                if new_masks is not None:
+                    changed = self.apply_new_masks(new_masks)
+            if changed:
+                # RigL: the step that changes the masks does not also move the weights
+                updates += 1
+            else:
+                self.model.mask_gradients()
+                self.optimizer.step()
+                self.model.apply_masks()
+            self.step = step
+            if self.progress is not None:
+                self.progress(self.step, self.total_steps)
+            if self.on_step is not None:
+                self.on_step(epoch, self.step)
+            every = config.checkpoint_every
+            if every and self.step % int(every) == 0 and batch < self.steps_per_epoch:
+                grad_mean = [(s / batch).cpu().numpy().astype(np.float32) for s in grad_sums]
+                self.save(checkpoint_name(epoch, self.step), grad_mean, epoch=epoch, step=self.step)
+        train_loss = float(loss_sum) / self.n_train
+        train_acc = int(correct) / self.n_train
+        grad_mean = [(s / self.steps_per_epoch).cpu().numpy().astype(np.float32) for s in grad_sums]
+        record = self.record(epoch, train_loss, train_acc, 0.0, {"mask_updates": updates})
+        after = self.algorithm.after_epoch(
+            epoch, self._cpu(self.weights), self._cpu(self.model.masks), algo_rng
+        )
+        record["masks_changed_after_epoch"] = bool(after is not None and self.apply_new_masks(after))
+        if record["masks_changed_after_epoch"]:
+            nnz = [int(m.sum()) for m in self.model.masks]
+            record["nnz_after_epoch"] = int(sum(nnz))
+        self.epoch = epoch
+        record["epoch_time"] = time.perf_counter() - started
+        self.save(checkpoint_name(epoch), grad_mean, epoch=epoch, step=self.step, metrics=record)
+        append_metrics(self.run_dir, record)
+        self.save_state()
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+
+    def loop(self) -> None:
+        for epoch in range(self.epoch + 1, self.total_epochs + 1):
+            self.run_epoch(epoch)
+
+
+def _to_cpu(value):
+    if hasattr(value, "detach"):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    return value
+
+
+# -- public entry points -------------------------------------------------------------
+def _load_data(config: TrainConfig, data_dir=None):
+    from topo.training.data import load_dataset
+
+    return load_dataset(
+        config.dataset,
+        data_dir=data_dir if data_dir is not None else config.data_dir,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+
+
+def _check_fresh(run_dir: Path) -> None:
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise TopoError(
+            "the run folder already exists and is not empty; resume it with --resume or choose another --out",
+            path=run_dir,
+        )
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    dataset=None,
+) -> TrainResult:
+    """Train a masked MLP as ``config`` says and write a run folder.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path-like, optional
+        Where the run goes; default ``config.out``, else :func:`default_run_dir`. It
+        must not exist yet or be empty.
+    progress : callable, optional
+        ``progress(steps_done, total_steps)`` after every step.
+    on_epoch : callable, optional
+        ``on_epoch(record)`` after every epoch with its metrics record (also called
+        with the epoch-0 record of the untrained network).
+    on_step : callable, optional
+        ``on_step(epoch, global_step)`` after every step (for tests and tools).
+    dataset : Dataset, optional
+        Use this data instead of loading ``config.dataset``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TopoError
+        For a bad option, missing data, an existing run folder, or a loss that became
+        NaN or infinite (the checkpoints written so far are kept).
+    """
+    from topo.training.model import layer_names, layer_shapes
+
+    config.validate()
+    run_dir = Path(run_dir if run_dir is not None else (config.out or default_run_dir(config)))
+    _check_fresh(run_dir)
+    device = _resolve_device(config.device)
+    threads = _set_determinism(config, device)
+    data = dataset if dataset is not None else _load_data(config)
+    shapes = layer_shapes(data.n_features, config.hidden, data.n_classes)
+    names = layer_names(len(shapes))
+    from topo.training.algorithms import get_algorithm
+
+    algorithm = get_algorithm(config.method, **config.algorithm_options())
+    profile_per_layer = equilibrium_profile_per_layer(config.init, names) if config.init else None
+    init = algorithm.initial_masks(
+        shapes,
+        sparsity=config.sparsity,
+        density=config.density,
+        profile=config.profile,
+        cv=config.cv,
+        hub_placement=config.hub_placement,
+        dense_output=config.dense_output,
+        density_map=config.density_map,
+        seed=config.seed,
+        names=names,
+        profile_per_layer=profile_per_layer,
+    )
+    run = _Run(config, run_dir, data, device, progress, on_epoch, on_step)
+    run.build(init.masks)
+    run.algorithm.setup(
+        masks=init.masks, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs, total_steps=run.total_steps
+    )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_config(
+        run_dir,
+        {
+            "kind": "topo-train-run",
+            "config": config.to_dict(),
+            "dataset": {
+                "name": data.name,
+                "source": data.source,
+                "n_features": int(data.n_features),
+                "n_classes": int(data.n_classes),
+                "n_train": int(len(data.y_train)),
+                "n_val": int(len(data.y_val)),
+                "n_test": int(len(data.y_test)),
+            },
+            "network": {"layers": names, "shapes": [list(s) for s in shapes]},
+            "algorithm": run.algorithm.describe(),
+            "initial": {
+                "achieved_cv": [float(c) for c in init.achieved_cv],
+                "budgets": [int(b) for b in init.budgets],
+                "profile_per_layer": profile_per_layer,
+            },
+            "versions": _versions(),
+            "seed": int(config.seed),
+            "device": device,
+            "threads": threads,
+            "steps_per_epoch": run.steps_per_epoch,
+            "total_epochs": run.total_epochs,
+            "total_steps": run.total_steps,
+            "started": datetime.now().isoformat(timespec="seconds"),
+        },
+    )
+    started = time.perf_counter()
+    grad_mean = run.initial_grad_mean()
+    record = run.record(0, getattr(run, "_init_loss", None), None, 0.0, {"mask_updates": 0})
+    record["epoch_time"] = time.perf_counter() - started
+    run.save(checkpoint_name(0), grad_mean, epoch=0, step=0, metrics=record)
+    append_metrics(run_dir, record)
+    run.save_state()
+    if on_epoch is not None:
+        on_epoch(record)
+    run.loop()
+    return TrainResult(run_dir, config, run.epoch, read_metrics(run_dir), list_checkpoints(run_dir))
+
+
+def resume(
+    run_dir: str | os.PathLike,
+    *,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    device: str | None = None,
+    data_dir: str | os.PathLike | None = None,
+    dataset=None,
+) -> TrainResult:
+    """Continue a run from its last complete epoch.
+
+    Checkpoints and metrics of later (incomplete) epochs are removed, the model,
+    optimiser and algorithm state are restored from ``RUN/state/last.pt``, and the
+    remaining epochs run with the run's own configuration. A finished run is left as
+    it is.
+
+    Parameters
+    ----------
+    run_dir : path-like
+        A run folder written by :func:`train`.
+    progress, on_epoch, on_step : callable, optional
+        As for :func:`train`.
+    device : str, optional
+        Override the device (``cpu``, ``cuda``, ``auto``).
+    data_dir : path-like, optional
+        Override where the data set is read from.
+    dataset : Dataset, optional
+        Use this data instead of loading it.
+
+    Raises
+    ------
+    TopoError
+        If the folder is not a topo training run or its state is missing or unreadable.
+    """
+    import torch
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise TopoError("no such run folder", path=run_dir)
+    meta = read_run_config(run_dir)
+    if meta.get("kind") != "topo-train-run" or "config" not in meta:
+        raise TopoError("not a run written by topo train (run.json has no training configuration)", path=run_dir)
+    config = TrainConfig.from_dict(meta["config"])
+    if device is not None:
+        config.device = device
+    if data_dir is not None:
+        config.data_dir = str(data_dir)
+    config.validate()
+    state_path = run_dir / STATE_FILE
+    if not state_path.is_file():
+        raise TopoError("the run has no saved training state (state/last.pt); it cannot be resumed", path=run_dir)
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        text = str(exc).strip().splitlines()
+        raise TopoError(f"training state is unreadable ({text[0] if text else type(exc).__name__})", path=state_path) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TopoError("not a topo training state file", path=state_path)
+    if int(state.get("version", 0)) > STATE_VERSION:
+        raise TopoError("training state was written by a newer topo; upgrade topo", path=state_path)
+    epoch = int(state["epoch"])
+
+    # drop what the interrupted epoch left behind
+    for path in list_checkpoints(run_dir):
+        parsed = parse_checkpoint_name(path.name)
+        if parsed is None:
+            continue
+        ck_epoch, ck_step = parsed
+        if ck_epoch > epoch or (ck_step is not None and ck_epoch > epoch):
+            path.unlink()
+    write_metrics(run_dir, [r for r in read_metrics(run_dir) if int(r.get("epoch", -1)) <= epoch])
+
+    resolved = _resolve_device(config.device)
+    _set_determinism(config, resolved)
+    data = dataset if dataset is not None else _load_data(config)
+    run = _Run(config, run_dir, data, resolved, progress, on_epoch, on_step)
+    shapes = [tuple(s) for s in meta["network"]["shapes"]]
+    run.build([np.ones(s, dtype=bool) for s in shapes])
+    run.load_state(state)
+    if run.total_steps != int(meta.get("total_steps", run.total_steps)):
+        raise TopoError("the data set's size differs from the run's; cannot resume with other data", path=run_dir)
+    run.loop()
+    return TrainResult(run_dir, config, run.epoch, read_metrics(run_dir), list_checkpoints(run_dir), resumed_from=epoch)
