@@ -151,7 +151,10 @@ def train_command(ctx: click.Context, **options) -> None:
 
     def on_epoch(record: dict) -> None:
         if not quiet:
-            click.echo(_summary_line(record, state["total"] or record["epoch"]), err=True)
+            # sys.stderr, not click.echo: while the bar is live, rich swaps sys.stderr for a
+            # proxy that prints above the bar, and click.echo would bypass it
+            sys.stderr.write(_summary_line(record, state["total"] or record["epoch"]) + "\n")
+            sys.stderr.flush()
 
     try:
         with progress_bar("training", enabled=not quiet) as progress:

@@ -62,7 +62,9 @@ def tree(tmp_path):
     marker = tmp_path / "MARKER"
     with open(root / "evil.pt", "wb") as handle:
         pickle.dump({"fc1.weight": Evil(marker)}, handle)
-    (root / "nothing").mkdir()
+    (root / "links").mkdir()
+    (root / "links" / "gone.pt").symlink_to(root / "links" / "missing.pt")
+    (root / "links" / "gone.txt").symlink_to(root / "links" / "missing.txt")
     return types.SimpleNamespace(root=root, run=run, marker=marker)
 
 
@@ -79,6 +81,7 @@ def test_find_checkpoints_walks_and_orders(tree):
         "empty.pt",
         "evil.pt",
         "garbage.ckpt",
+        "links/gone.pt",  # a broken link with a checkpoint suffix gets a row
         # a run's checkpoints in training order: the step inside epoch 2 before its end
         "run/checkpoints/epoch_0000.safetensors",
         "run/checkpoints/epoch_0001.safetensors",
@@ -94,7 +97,7 @@ def test_find_checkpoints_explicit_paths_and_duplicates(tree):
     notes = tree.root / "notes.txt"
     # a file named explicitly is always audited; a path found twice appears once
     assert find_checkpoints([a, notes, a]) == [a, notes]
-    assert find_checkpoints([tree.root / "nothing"]) == []
+    assert find_checkpoints([tree.root / "sub"]) == [tree.root / "sub" / "b.safetensors"]
     with pytest.raises(TopoError, match="no such file or folder"):
         find_checkpoints([tree.root / "missing"])
 
@@ -194,7 +197,8 @@ def test_layers_regex(tree):
 # -- bad input --------------------------------------------------------------------
 def test_error_rows_and_the_audit_goes_on(tree):
     rows = by_name(audit_paths([tree.root]))
-    assert len(rows) == 10
+    assert len(rows) == 11
+    assert rows["gone.pt"].error == "broken symbolic link"
     ok = {name for name, row in rows.items() if row.status == "ok"}
     assert ok == {
         "a.safetensors", "b.safetensors", "epoch_0000.safetensors", "epoch_0001.safetensors",
@@ -276,8 +280,11 @@ def comparable(rows):
 
 
 def test_two_workers_give_the_same_rows(tree):
-    one = audit_paths([tree.root], workers=1)
-    two = audit_paths([tree.root], workers=2)
+    # topo files and error rows only: a worker that reads a .pt file would import torch (slow)
+    paths = [tree.run, tree.root / "truncated.safetensors", tree.root / "empty.pt", tree.root / "sub"]
+    one = audit_paths(paths, workers=1)
+    two = audit_paths(paths, workers=2)
+    assert len(one) == 7 and [row.status for row in one].count("error") == 2
     assert comparable(two) == comparable(one)
 
 

@@ -163,3 +163,18 @@ def test_truncated_and_empty_files(tmp_path):
     (tmp_path / "empty.safetensors").write_bytes(b"")
     with pytest.raises(TopoError, match="empty.safetensors"):
         load(tmp_path / "empty.safetensors")
+
+
+def test_hf_folder_with_pytorch_model_bin_keeps_state_dict_order(tmp_path):
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "bert_like"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for i in (0, 1, 2, 10, 11):  # registration order, not sorted
+        state[f"encoder.layer.{i}.dense.weight"] = torch.randn(6, 6, generator=gen)
+    torch.save(state, folder / "pytorch_model.bin")
+    (folder / "config.json").write_text(json.dumps({"model_type": "bert", "num_hidden_layers": 5}))
+    net = load(folder)
+    assert net.names == [f"encoder.layer.{i}.dense" for i in (0, 1, 2, 10, 11)]
+    assert net.info["format"] == "huggingface" and net.info["order"] == "the file's own order"

@@ -201,3 +201,21 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_good_checkpoints(tmp_path):
         train(_config(lr=1e12, momentum=0.0, schedule="constant", epochs=3), run_dir=run)
     assert [p.name for p in list_checkpoints(run)] == ["epoch_0000.safetensors"]
     load_checkpoint(run / "checkpoints" / "epoch_0000.safetensors")
+
+
+def test_init_equilibrium_uses_the_profile_cvs(tmp_path):
+    profile = tmp_path / "profile.json"
+    profile.write_text(json.dumps({
+        "kind": "topo-fanin-profile", "version": 1, "distribution": "lognormal",
+        "layers": {"fc1": {"mu": 2.0, "sigma": 0.7, "cv": 0.8, "mean_fan_in": 9.0}},
+    }))
+    run = tmp_path / "run"
+    train(_config(epochs=0, hidden=(256,), init=f"equilibrium:{profile}"), run_dir=run)
+    meta = read_run_config(run)
+    assert meta["initial"]["profile_per_layer"] == {"fc1": {"profile": "lognormal", "cv": 0.8}}
+    assert abs(meta["initial"]["achieved_cv"][0] - 0.8) < 0.2
+    with pytest.raises(TopoError, match="names none of this network's layers"):
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps({"kind": "topo-fanin-profile", "version": 1, "distribution": "lognormal",
+                                     "layers": {"conv1": {"mu": 1.0, "sigma": 0.5, "cv": 0.5, "mean_fan_in": 3.0}}}))
+        train(_config(epochs=0, init=f"equilibrium:{other}"), run_dir=tmp_path / "run2")

@@ -77,7 +77,8 @@ class AuditRow:
         ``"ok"``; ``"error"`` when it could not be read (see ``error``); ``"skipped"``
         when it was read but ``layers`` matched none of its layers.
     format : str or None
-        The reader that read it (a key of :data:`topo.formats.READERS`).
+        The reader that read it, or recognised it before failing (a key of
+        :data:`topo.formats.READERS`).
     epoch, step : int or None
         Where in training it was taken, when the file says.
     n_layers : int or None
@@ -222,8 +223,11 @@ def _walk(folder: Path, found: list[Path], seen: set[str]) -> None:
                 found.append(entry)
             else:
                 _walk(entry, found, seen)
-        elif entry.is_file() and _wanted_file(entry):
-            found.append(entry)
+        elif entry.is_file():
+            if _wanted_file(entry):
+                found.append(entry)
+        elif entry.is_symlink() and entry.suffix.lower() in CHECKPOINT_SUFFIXES:
+            found.append(entry)  # a broken link to a checkpoint: its row says so
 
 
 def find_checkpoints(paths: Iterable[str | os.PathLike]) -> list[Path]:
@@ -411,12 +415,13 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRo
     reason = _unreadable(path)
     if reason is not None:
         return AuditRow(path=str(path), status="error", error=reason)
+    fmt = None
     try:
         fmt = detect_format(path)
         topology = load(path, format=fmt, weights=False)
         return _measure(topology, path, fmt, layers)
     except Exception as exc:  # one bad file must not stop an audit of thousands
-        return AuditRow(path=str(path), status="error", error=_message(exc, path))
+        return AuditRow(path=str(path), status="error", format=fmt, error=_message(exc, path))
 
 
 def _compile(pattern: str) -> re.Pattern:

@@ -114,10 +114,15 @@ def _finish(fig, path, dpi):
 
 # -- matplotlib set-up -----------------------------------------------------------------
 def _matplotlib():
+    import sys
+
     import matplotlib
 
-    # figures are only ever written to files; never open a window
-    matplotlib.use("Agg")
+    # figures are only ever written to files: never open a window. Where pyplot is
+    # already in use (a notebook, an interactive session) its backend is the user's
+    # choice, and switching it would close the user's figures, so leave it alone.
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     return matplotlib
 
 
@@ -740,7 +745,7 @@ def nnstd_heatmap(
     matrix, labels = _square(matrix, labels)
     n = matrix.shape[0]
     annotate = n <= 12 if annotate is None else annotate
-    side = min(14.0, max(4.5, 0.45 * n + 2.5))
+    side = min(14.0, max(3.6, 0.45 * n + 2.5))
     with _style("white") as sns:
         from matplotlib.figure import Figure
 

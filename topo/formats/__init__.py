@@ -63,11 +63,18 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     ----------
     path : path-like
         A checkpoint file, or a folder that one reader understands (a topo run folder
-        gives its last checkpoint).
+        gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
+        (``.pt``/``.pth``/``.bin``/``.ckpt``, read with ``weights_only=True``),
+        safetensors files and Hugging Face model folders, ONNX models, Keras HDF5
+        files, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
+        (``weight_l0.npz`` ...; a run folder of ``epoch_*`` folders gives its last epoch).
     format : str, optional
         Skip detection and use this reader (a key of :data:`READERS`).
     **options
-        Passed to the reader (e.g. ``weights=False``).
+        Passed to the reader: ``weights=False`` keeps masks only (less memory);
+        foreign formats also take ``layers=REGEX`` (keep layers whose name matches).
+        What a reader had to guess (layers kept standalone, NaN weights, assumed
+        layouts) is listed in ``topology.info["warnings"]``.
 
     Raises
     ------

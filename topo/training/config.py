@@ -8,7 +8,7 @@ resumed run continues with exactly the options it started with.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Mapping
 
 from topo.errors import TopoError
@@ -114,7 +114,6 @@ class TrainConfig:
     out: str | None = None
     checkpoint_every: int | None = None
     grad_batches: int = 4
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.hidden = parse_hidden(self.hidden)

@@ -689,8 +689,8 @@ def resume(
         parsed = parse_checkpoint_name(path.name)
         if parsed is None:
             continue
-        ck_epoch, ck_step = parsed
-        if ck_epoch > epoch or (ck_step is not None and ck_epoch > epoch):
+        # epoch_E (end of E) and epoch_E_step_S (inside E) both belong to epoch E
+        if parsed[0] > epoch:
             path.unlink()
     write_metrics(run_dir, [r for r in read_metrics(run_dir) if int(r.get("epoch", -1)) <= epoch])
 

@@ -1,0 +1,120 @@
+"""Training benchmark on MNIST, 784-300-100-10.
+
+1. Speed: epoch time of RigL at 90% sparsity against dense training of the same network
+   in the same process (median over a few epochs each; goal: ratio <= 1.25), and one
+   RigL mask update as a share of an epoch.
+2. Quality: RigL with ERK at 90% sparsity, 20 epochs, test accuracy (goal >= 97.5% and
+   within 0.6 points of the dense network trained the same way).
+
+Usage: python benchmarks/bench_training.py [--quick] [--epochs N] [--batch-size B]
+(--quick: 3 epochs of quality training). Skips with a printed reason when MNIST is not
+in $TOPO_DATA_DIR or ../shared/data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path | None:
+    for candidate in (os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 epochs of quality training instead of 20")
+    parser.add_argument("--epochs", type=int, default=None, help="quality epochs (default 20, 3 with --quick)")
+    parser.add_argument("--timing-epochs", type=int, default=3, help="epochs timed per variant")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    quality_epochs = args.epochs if args.epochs is not None else (3 if args.quick else 20)
+
+    folder = data_dir()
+    if folder is None:
+        print("SKIP bench_training: no data folder (set TOPO_DATA_DIR or place it at ../shared/data)")
+        return 0
+    from topo.errors import TopoError
+    from topo.training.data import load_dataset
+
+    try:
+        dataset = load_dataset("mnist", data_dir=folder, seed=0)
+    except TopoError as exc:
+        print(f"SKIP bench_training: MNIST not available ({exc})")
+        return 0
+
+    import torch
+
+    from topo.training.algorithms import get_algorithm
+    from topo.training.config import TrainConfig
+    from topo.training.model import layer_shapes
+    from topo.training.trainer import train
+
+    print(f"MNIST: {len(dataset.y_train)} train / {len(dataset.y_val)} val / {len(dataset.y_test)} test; "
+          f"784-300-100-10, batch {args.batch_size}, device {args.device}, torch threads {torch.get_num_threads()}")
+
+    def config(method: str, sparsity: float, epochs: int) -> TrainConfig:
+        return TrainConfig(dataset="mnist", hidden=(300, 100), sparsity=sparsity, density="erk", method=method,
+                           epochs=epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=0)
+
+    with tempfile.TemporaryDirectory(prefix="topo-bench-") as tmp:
+        # -- 1. speed ----------------------------------------------------------------
+        times = {}
+        for label, method, sparsity in (("dense", "static", 0.0), ("rigl-90", "rigl", 0.9)):
+            result = train(config(method, sparsity, args.timing_epochs), run_dir=Path(tmp) / f"time-{label}", dataset=dataset)
+            times[label] = [m["epoch_time"] for m in result.metrics[1:]]
+            print(f"  {label:8s} epoch times: " + ", ".join(f"{t:.2f}s" for t in times[label]))
+        dense_t = statistics.median(times["dense"])
+        rigl_t = statistics.median(times["rigl-90"])
+        ratio = rigl_t / dense_t
+        print(f"epoch time (median of {args.timing_epochs}): dense {dense_t:.2f}s, RigL 90% {rigl_t:.2f}s, "
+              f"ratio {ratio:.3f} (goal <= 1.25: {'met' if ratio <= 1.25 else 'NOT met'})")
+
+        shapes = layer_shapes(784, (300, 100), 10)
+        from topo.training.masks import initial_masks
+
+        masks = [torch.from_numpy(m) for m in initial_masks(shapes, 0.9, density="erk", seed=0).masks]
+        weights = [torch.randn(s) * m for s, m in zip(shapes, masks)]
+        grads = [torch.randn(s) for s in shapes]
+        algo = get_algorithm("rigl", update_every=100, drop_fraction=0.3, end_fraction=0.75)
+        algo.setup(masks=masks, steps_per_epoch=1000, epochs=10, total_steps=10_000)
+        update_times = []
+        for repeat in range(5):
+            gen = torch.Generator().manual_seed(repeat)
+            start = time.perf_counter()
+            algo.update(100, weights, grads, masks, gen)
+            update_times.append(time.perf_counter() - start)
+        update_t = statistics.median(update_times)
+        print(f"one RigL mask update (all layers, alpha=0.3): {1000 * update_t:.1f} ms, "
+              f"{100 * update_t / rigl_t:.2f}% of a RigL epoch")
+
+        # -- 2. quality --------------------------------------------------------------
+        accuracy = {}
+        for label, method, sparsity in (("dense", "static", 0.0), ("rigl-90", "rigl", 0.9)):
+            start = time.perf_counter()
+            result = train(config(method, sparsity, quality_epochs), run_dir=Path(tmp) / f"quality-{label}", dataset=dataset)
+            accuracy[label] = result.metrics[-1]["test_acc"]
+            print(f"  {label:8s} {quality_epochs} epochs: test accuracy {100 * accuracy[label]:.2f}% "
+                  f"({time.perf_counter() - start:.0f}s)")
+        gap = 100 * (accuracy["dense"] - accuracy["rigl-90"])
+        ok = accuracy["rigl-90"] >= 0.975 and gap <= 0.6
+        print(f"quality: RigL 90% ERK {100 * accuracy['rigl-90']:.2f}%, dense {100 * accuracy['dense']:.2f}%, "
+              f"gap {gap:.2f} points (goal >= 97.5% and gap <= 0.6: {'met' if ok else 'NOT met'}"
+              f"{'; quick run, not the 20-epoch goal' if quality_epochs < 20 else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
