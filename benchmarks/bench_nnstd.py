@@ -152,7 +152,7 @@ def main() -> None:
         procs_time = median_time(lambda: nnstd_matrix(paths, workers=2), repeats=3, warmup=0)
         same = np.array_equal(nnstd_matrix(paths, workers=2), matrix)
     print(f"10 x 10, 2 processes median {procs_time:7.2f} s over 3   (from files, process start included; "
-          f"{matrix_time / procs_time:.2f}x the one-process time; identical matrix: {same})")
+          f"speed-up {matrix_time / procs_time:.2f}x over one process; identical matrix: {same})")
 
     naive = naive_nnstd(a, b)
     naive_time, naive_cpu = median_wall_cpu(lambda: naive_nnstd(a, b), repeats=5)

@@ -153,3 +153,14 @@ def test_loading_topo_checkpoints_does_not_import_torch(tmp_path, small_topology
     )
     out = subprocess.run([sys.executable, "-c", "import json\n" + code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) is False
+
+
+def test_written_files_get_the_usual_permissions(tmp_path, small_topology):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(small_topology, tmp_path / "c.safetensors")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644

@@ -28,12 +28,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from topo.atomic import atomic_write_bytes, atomic_write_text
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
 
@@ -67,36 +67,6 @@ RUN_CONFIG = "run.json"
 METRICS_FILE = "metrics.jsonl"
 _SAFETENSORS_SUFFIX = ".safetensors"
 _NAME_RE = re.compile(r"^epoch_(\d+)(?:_step_(\d+))?\.safetensors$")
-
-
-# -- atomic writes -----------------------------------------------------------------
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    A reader never sees a half-written file, and an interrupted write leaves the old
-    file (if any) in place.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text (UTF-8) atomically; see :func:`atomic_write_bytes`."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _json_default(value: Any) -> Any:

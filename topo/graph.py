@@ -9,13 +9,12 @@ i when ``mask[i, j]``, carrying the weight where the topology has weights.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
 
-from topo.checkpoint import atomic_write_bytes
+from topo.atomic import atomic_output, atomic_write_bytes
 from topo.errors import TopoError
 from topo.topology import Topology
 
@@ -142,24 +141,12 @@ def to_igraph(topology: Topology, *, weights: bool = True):
     return graph
 
 
-def _temp_beside(path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    return tmp
-
-
 def write_graphml(topology: Topology, path: str | os.PathLike, *, weights: bool = True) -> Path:
     """Write GraphML (through igraph, which streams large graphs quickly), atomically."""
     path = Path(path)
     graph = to_igraph(topology, weights=weights)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_output(path) as tmp:
         graph.write_graphml(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -171,13 +158,8 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, weights: bool = T
     graph = to_networkx(topology, weights=weights)
     # GEXF ids are strings; "layer:neuron" keeps them readable
     graph = nx.relabel_nodes(graph, {node: f"{node[0]}:{node[1]}" for node in graph.nodes}, copy=False)
-    tmp = _temp_beside(path)
-    try:
+    with atomic_output(path) as tmp:
         nx.write_gexf(graph, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
