@@ -43,6 +43,11 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
         f"{summary['n_layers']} layers, {summary['nnz']:,} of {summary['size']:,} connections "
         f"(density {summary['density']:.4g}), mean fan-in CV {summary['fan_in_cv_mean']:.4g}"
     )
+    warnings = list(topology.info.get("warnings") or [])
+    if warnings:
+        caption += f"\n{len(warnings)} reader warning(s): " + "; ".join(warnings[:3]) + (
+            " ..." if len(warnings) > 3 else ""
+        )
     emit(
         rows,
         COLUMNS,
@@ -57,5 +62,6 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
             "step": topology.step,
             "layers": rows,
             "summary": summary,
+            "warnings": warnings,
         },
     )
