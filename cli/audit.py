@@ -71,7 +71,7 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers) -> Non
     could not be read or a folder holds no checkpoint.
     """
     from topo.audit import audit_paths, find_checkpoints
-    from topo.checkpoint import atomic_write_text
+    from topo.atomic import atomic_write_text
     from topo_cli.progress import progress_bar
 
     found = []

@@ -91,6 +91,13 @@ def print_markdown(
     click.echo("\n".join(lines))
 
 
+def _numeric(rows: Sequence[Mapping[str, Any]], column: str) -> bool:
+    """Whether every present value of ``column`` is a number (those are right-aligned)."""
+    values = [clean(row.get(column)) for row in rows]
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present)
+
+
 def print_table(
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
@@ -104,8 +111,9 @@ def print_table(
 
     headers = headers or {}
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    rows = list(rows)
     for column in columns:
-        table.add_column(headers.get(column, column), justify="left" if column in ("name", "layer", "path") else "right")
+        table.add_column(headers.get(column, column), justify="right" if _numeric(rows, column) else "left")
     for row in rows:
         table.add_row(*(cell(row.get(c)) for c in columns))
     # piped output has no terminal width; do not squeeze columns into 80 characters

@@ -227,11 +227,22 @@ def _pickle_v2(obj, path):
         pickle.dump(obj, handle, protocol=2)
 
 
+def _npy(obj, path):
+    np.save(path, np.array([obj["payload"]], dtype=object), allow_pickle=True)
+
+
+def _npz(obj, path):
+    np.savez(path, w=np.array([obj["payload"]], dtype=object))
+
+
 @pytest.mark.parametrize(
     "name, write, row_is_folder",
     [
         ("evil.pt", _torch_save, False),  # a torch.save file with a hostile object inside
         ("pytorch_model.bin", _pickle_v2, True),  # makes its folder a Hugging Face model folder
+        ("lightning.ckpt", _torch_save, False),
+        ("evil.npy", _npy, False),  # an object array: pickled inside a numpy file
+        ("evil.npz", _npz, False),
     ],
 )
 def test_hostile_pickle_is_refused_without_running(tmp_path, name, write, row_is_folder):
@@ -246,9 +257,10 @@ def test_hostile_pickle_is_refused_without_running(tmp_path, name, write, row_is
     row = rows[0]
     assert row.status == "error"
     assert row.path == str(folder if row_is_folder else path)
-    if "pytorch" in topo.formats.READERS:
+    reader = "numpy" if name.startswith("evil.np") else "pytorch"
+    if reader in topo.formats.READERS:
         # refused for what it is (not "corrupt"), and the reason says why
-        assert "refused" in row.error and "unsafe pickle" in row.error
+        assert "refused" in row.error and "pickle" in row.error
     else:
         assert "not a checkpoint format topo recognises" in row.error
 

@@ -167,3 +167,31 @@ def test_layers_option(folder):
     assert row["n_layers"] == 2 and row["nnz"] == net["fc1"].nnz + net["fc2"].nnz
     result = run(folder, "--layers", "(")
     assert result.exit_code == 1 and "regular expression" in result.stderr
+
+
+def test_scheduler_option_gives_the_same_output(folder):
+    distributed = pytest.importorskip("distributed", reason="the dask extra is not installed")
+    local = run(folder, "--format", "json")
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, protocol="tcp://", host="127.0.0.1",
+        dashboard_address=None,
+    ) as cluster:
+        remote = run(folder, "--format", "json", "--scheduler", cluster.scheduler_address)
+    assert remote.exit_code == 0, remote.output
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+
+
+def test_workers_option_reaches_the_library(folder, monkeypatch):
+    import topo.audit
+
+    seen = {}
+    real = topo.audit.audit_paths
+
+    def spy(paths, **options):
+        seen.update(options)
+        return real(paths, **{**options, "workers": 1})
+
+    monkeypatch.setattr(topo.audit, "audit_paths", spy)
+    result = run(folder, "--workers", "3", "--format", "csv")
+    assert result.exit_code == 0 and seen["workers"] == 3 and seen["scheduler"] is None
+    assert run(folder, "--workers", "0").exit_code == 2  # click's usage error

@@ -39,9 +39,21 @@ def _as_csr_mask(mask: Any, name: str) -> sp.csr_matrix:
             raise TopoError(f"layer {name!r}: mask must be 2-D [out, in], got shape {arr.shape}")
         if arr.dtype.kind not in "biuf":
             raise TopoError(f"layer {name!r}: mask has non-numeric dtype {arr.dtype}")
-        csr = sp.csr_matrix(arr != 0)
+        csr = _dense_to_csr(arr != 0)
     csr.sort_indices()
     return csr
+
+
+def _dense_to_csr(nonzero: np.ndarray) -> sp.csr_matrix:
+    """A boolean CSR matrix from a dense boolean array, built directly from the flat
+    nonzero positions, faster than scipy's general conversion)."""
+    n_out, n_in = nonzero.shape
+    flat = np.flatnonzero(nonzero)
+    indices = (flat % n_in).astype(np.int32) if n_in else flat.astype(np.int32)
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(nonzero, axis=1), out=indptr[1:])
+    data = np.ones(flat.size, dtype=bool)
+    return sp.csr_matrix((data, indices, indptr), shape=(n_out, n_in))
 
 
 def _frozen_stats(stats: Mapping[str, Any] | None, n_out: int, name: str) -> Mapping[str, np.ndarray]:

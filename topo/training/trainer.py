@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -55,6 +55,7 @@ from topo.training.config import TrainConfig
 __all__ = [
     "TrainResult",
     "train",
+    "iter_train",
     "resume",
     "default_run_dir",
     "learning_rate",
@@ -397,7 +398,7 @@ class _Run:
         return record
 
     # -- the loop -------------------------------------------------------------------
-    def run_epoch(self, epoch: int) -> None:
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
         torch = self.torch
         config = self.config
         started = time.perf_counter()
@@ -471,6 +472,7 @@ class _Run:
         self.save_state()
         if self.on_epoch is not None:
             self.on_epoch(record)
+        return record
 
     def loop(self) -> None:
         for epoch in range(self.epoch + 1, self.total_epochs + 1):
@@ -507,42 +509,20 @@ def _check_fresh(run_dir: Path) -> None:
         )
 
 
-def train(
+def iter_train(
     config: TrainConfig,
     *,
     run_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
-    on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     dataset=None,
-) -> TrainResult:
-    """Train a masked MLP as ``config`` says and write a run folder.
+) -> Iterator[dict[str, Any]]:
+    """Train as :func:`train` does, one epoch per ``next()``: yields each epoch's record.
 
-    Parameters
-    ----------
-    config : TrainConfig
-    run_dir : path-like, optional
-        Where the run goes; default ``config.out``, else :func:`default_run_dir`. It
-        must not exist yet or be empty.
-    progress : callable, optional
-        ``progress(steps_done, total_steps)`` after every step.
-    on_epoch : callable, optional
-        ``on_epoch(record)`` after every epoch with its metrics record (also called
-        with the epoch-0 record of the untrained network).
-    on_step : callable, optional
-        ``on_step(epoch, global_step)`` after every step (for tests and tools).
-    dataset : Dataset, optional
-        Use this data instead of loading ``config.dataset``.
-
-    Returns
-    -------
-    TrainResult
-
-    Raises
-    ------
-    TopoError
-        For a bad option, missing data, an existing run folder, or a loss that became
-        NaN or infinite (the checkpoints written so far are kept).
+    The first record is epoch 0 (the untrained network, written when it is yielded);
+    every further ``next()`` trains one epoch, writes its checkpoint, metrics and
+    state, and yields its record. Useful to interleave runs (benchmarks) or to stop
+    early. Parameters as for :func:`train`.
     """
     from topo.training.model import layer_names, layer_shapes
 
@@ -571,7 +551,7 @@ def train(
         names=names,
         profile_per_layer=profile_per_layer,
     )
-    run = _Run(config, run_dir, data, device, progress, on_epoch, on_step)
+    run = _Run(config, run_dir, data, device, progress, None, on_step)
     run.build(init.masks)
     run.algorithm.setup(
         masks=init.masks, steps_per_epoch=run.steps_per_epoch, epochs=config.epochs, total_steps=run.total_steps
@@ -615,10 +595,56 @@ def train(
     run.save(checkpoint_name(0), grad_mean, epoch=0, step=0, metrics=record)
     append_metrics(run_dir, record)
     run.save_state()
-    if on_epoch is not None:
-        on_epoch(record)
-    run.loop()
-    return TrainResult(run_dir, config, run.epoch, read_metrics(run_dir), list_checkpoints(run_dir))
+    yield record
+    for epoch in range(1, run.total_epochs + 1):
+        yield run.run_epoch(epoch)
+
+
+
+def train(
+    config: TrainConfig,
+    *,
+    run_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    dataset=None,
+) -> TrainResult:
+    """Train a masked MLP as ``config`` says and write a run folder.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path-like, optional
+        Where the run goes; default ``config.out``, else :func:`default_run_dir`. It
+        must not exist yet or be empty.
+    progress : callable, optional
+        ``progress(steps_done, total_steps)`` after every step.
+    on_epoch : callable, optional
+        ``on_epoch(record)`` after every epoch with its metrics record (also called
+        with the epoch-0 record of the untrained network).
+    on_step : callable, optional
+        ``on_step(epoch, global_step)`` after every step (for tests and tools).
+    dataset : Dataset, optional
+        Use this data instead of loading ``config.dataset``.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    TopoError
+        For a bad option, missing data, an existing run folder, or a loss that became
+        NaN or infinite (the checkpoints written so far are kept).
+    """
+    run_dir = Path(run_dir if run_dir is not None else (config.out or default_run_dir(config)))
+    epochs_done = 0
+    for record in iter_train(config, run_dir=run_dir, progress=progress, on_step=on_step, dataset=dataset):
+        epochs_done = int(record["epoch"])
+        if on_epoch is not None:
+            on_epoch(record)
+    return TrainResult(run_dir, config, epochs_done, read_metrics(run_dir), list_checkpoints(run_dir))
 
 
 def resume(
