@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=None, help="quality epochs (default 20, 3 with --quick)")
     parser.add_argument("--timing-epochs", type=int, default=5, help="epochs timed per variant (interleaved)")
     parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.05)
+    parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9, cosine), both networks")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     quality_epochs = args.epochs if args.epochs is not None else (3 if args.quick else 20)

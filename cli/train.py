@@ -38,7 +38,8 @@ def _summary_line(record: dict, total_epochs: int) -> str:
         f"density {record.get('density', float('nan')):.4f}",
     ]
     if record.get("mask_updates"):
-        parts.append(f"{record['mask_updates']} mask updates")
+        count = record["mask_updates"]
+        parts.append(f"{count} mask update{'' if count == 1 else 's'}")
     if record.get("masks_changed_after_epoch"):
         parts.append("masks changed")
     parts.append(f"{record.get('epoch_time', 0.0):.2f}s")

@@ -227,6 +227,7 @@ class _Run:
         self.total_steps = self.steps_per_epoch * self.total_epochs
         self.step = 0
         self.epoch = 0
+        self._init_loss: float | None = None
 
     # -- building -------------------------------------------------------------------
     def build(self, masks) -> None:
@@ -293,10 +294,6 @@ class _Run:
         self.model.zero_grad(set_to_none=True)
         self._init_loss = float(loss.detach())
         return [(s / batches).cpu().numpy().astype(np.float32) for s in sums]
-
-    @property
-    def _layer_names(self):
-        return self.names
 
     def evaluate(self, X, y) -> tuple[float | None, float | None]:
         """(mean loss, accuracy) on a split; (None, None) when it is empty."""
@@ -590,7 +587,7 @@ def iter_train(
     )
     started = time.perf_counter()
     grad_mean = run.initial_grad_mean()
-    record = run.record(0, getattr(run, "_init_loss", None), None, 0.0, {"mask_updates": 0})
+    record = run.record(0, run._init_loss, None, 0.0, {"mask_updates": 0})
     record["epoch_time"] = time.perf_counter() - started
     run.save(checkpoint_name(0), grad_mean, epoch=0, step=0, metrics=record)
     append_metrics(run_dir, record)

@@ -24,7 +24,6 @@ A layer already below its target keeps its mask (nothing is grown back).
 
 from __future__ import annotations
 
-import math
 
 from topo.errors import TopoError
 from topo.training.algorithms.base import Algorithm, register, select_positions
