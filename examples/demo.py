@@ -1,5 +1,5 @@
-"""The `make demo` job: train the default sparse network on digits, then compare its
-first and last checkpoints with topo's own commands.
+"""The `make demo` job: train the default sparse network on digits, compare its first
+and last checkpoints, and write the HTML report (figures of the fan-in drift and more).
 
 Usage: python examples/demo.py [RUN_DIR]     (default runs/demo)
 
@@ -16,9 +16,6 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 def topo(*args: str) -> None:
     command = [sys.executable, "-m", "topo_cli.main", *args]
@@ -43,14 +40,12 @@ def main(argv: list[str]) -> int:
     topo("train", "--out", str(run))
     first = run / "checkpoints" / "epoch_0000.safetensors"
     last = sorted((run / "checkpoints").glob("epoch_[0-9][0-9][0-9][0-9].safetensors"))[-1]
-    if (REPO / "cli" / "compare.py").is_file():
-        print("\ndemo: how far the topology moved from the initial masks to the trained network")
-        topo("compare", str(first), str(last))
-    else:
-        print("\ndemo: `topo compare` is not available; the degree tables of both ends instead")
-        topo("inspect", str(first))
-        topo("inspect", str(last))
-    print(f"\ndemo: done. The run is in {run}; its training metrics are in {run / 'metrics.jsonl'}.")
+    print("\ndemo: how far the topology moved from the initial masks to the trained network")
+    topo("compare", str(first), str(last))
+    report = run / "report.html"
+    print("\ndemo: one HTML report with the figures")
+    topo("report", str(run), "-o", str(report))
+    print(f"\ndemo: done. The run is in {run}; open {report.resolve()} in a browser.")
     return 0
 
 
