@@ -54,3 +54,20 @@ def test_cv_of_empty_or_zero_mean_is_nan():
     assert math.isnan(coefficient_of_variation(np.array([])))
     assert math.isnan(coefficient_of_variation(np.zeros(4)))
     assert coefficient_of_variation(np.array([2, 2, 2])) == 0.0
+
+
+def test_public_api_reexports_analysis_lazily():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, topo\n"
+        "assert 'scipy.stats' not in sys.modules\n"
+        "from topo.analysis.distance import nnstd\n"
+        "assert topo.nnstd is nnstd and topo.analysis.nnstd is nnstd\n"
+        "from topo.analysis.fits import fit_fan_in\n"
+        "assert topo.fit_fan_in is fit_fan_in\n"
+        "import topo.analysis.drift\n"
+        "assert callable(topo.analysis.drift.drift)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -6,6 +6,7 @@ as a layered directed graph, and measure it.
 >>> import topo
 >>> net = topo.load("runs/demo/checkpoints/epoch_0030.safetensors")
 >>> topo.fan_in_cv(net)
+>>> topo.nnstd(net, topo.load("other.pt")).distance
 """
 
 from topo._version import __version__
@@ -30,6 +31,27 @@ from topo.formats import load
 from topo.graph import to_igraph, to_networkx, write_edgelist, write_gexf, write_graphml
 from topo.topology import Layer, Topology
 
+# analysis functions beyond degree basics, imported on first use (see topo.analysis)
+_ANALYSIS = (
+    "fit_fan_in",
+    "hub_indices",
+    "hub_overlap",
+    "hub_persistence",
+    "nnstd",
+    "nnstd_matrix",
+    "mask_turnover",
+    "gradient_concentration",
+    "hierarchy_strength",
+)
+
+
+def __getattr__(name: str):
+    if name in _ANALYSIS:
+        import topo.analysis
+
+        return getattr(topo.analysis, name)
+    raise AttributeError(f"module 'topo' has no attribute {name!r}")
+
 __all__ = [
     "__version__",
     "Layer",
@@ -53,4 +75,5 @@ __all__ = [
     "degree_summary",
     "LayerDegree",
     "NetworkDegree",
+    *_ANALYSIS,
 ]
