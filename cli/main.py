@@ -24,6 +24,9 @@ COMMANDS: dict[str, str] = {
     "data": "topo_cli.data:data_group",
     "drift": "topo_cli.drift:drift_command",
     "audit": "topo_cli.audit:audit_command",
+    "features": "topo_cli.features:features_command",
+    "predict": "topo_cli.predict:predict_group",
+    "sweep": "topo_cli.sweep:sweep_command",
 }
 
 

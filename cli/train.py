@@ -57,7 +57,7 @@ def _summary_line(record: dict, total_epochs: int) -> str:
 @click.option("--profile", default="random", show_default=True, help="Fan-in profile of the initial masks (see topo.training.profiles.PROFILES).")
 @click.option("--cv", type=float, default=None, help="Target fan-in CV of a parametric --profile.")
 @click.option("--hub-placement", type=click.Choice(["index", "shuffled"]), default="index", show_default=True, help="Where the largest fan-ins sit.")
-@click.option("--init", "init_spec", default=None, metavar="equilibrium:RUN_OR_FILE", help="Lognormal fan-in per layer with the CVs of a saved equilibrium profile (topo drift).")
+@click.option("--init", "init_spec", default=None, metavar="equilibrium:RUN_OR_FILE|masks:CHECKPOINT|ws:k=K,p=P|ba:m=M", help="equilibrium:RUN_OR_FILE: lognormal fan-in per layer with the CVs of a saved equilibrium profile (topo drift); masks:CHECKPOINT: start from a saved network's masks; ws:k=K,p=P / ba:m=M: masks from a Watts-Strogatz small-world / Barabasi-Albert preferential-attachment graph per layer, each meeting the layer's budget exactly (k, m default to the budget's mean degree; p to 0.1; see topo.training.priors).")
 @click.option("--method", type=click.Choice(["static", "rigl", "set", "ggr", "prune"]), default="rigl", show_default=True, help="Sparse-training algorithm.")
 @click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True, help="Training epochs (prune: before pruning); 0 writes the initial checkpoint only.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)

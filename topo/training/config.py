@@ -68,7 +68,10 @@ class TrainConfig:
     dense baseline), ``density`` (``"erk"`` or ``"uniform"``), ``density_map`` (layer
     name or index -> density, overriding the rule), ``dense_output``, ``profile`` and
     ``cv`` (fan-in profile), ``hub_placement``, ``init`` (``"equilibrium:RUN_OR_FILE"``:
-    lognormal fan-in per layer with the CVs of a saved profile).
+    lognormal fan-in per layer with the CVs of a saved profile; ``"masks:CHECKPOINT"``:
+    the masks of a saved network, read with :func:`topo.formats.load`; ``"ws:k=K,p=P"`` /
+    ``"ba:m=M"``: masks from a Watts-Strogatz / Barabási-Albert random-graph prior, see
+    :mod:`topo.training.priors`).
     Algorithm: ``method`` and its options ``update_every``, ``drop_fraction``,
     ``end_fraction``, ``explore_fraction``, ``ggr_normalise``, ``prune_class``,
     ``prune_steps``, ``retrain_epochs``.
@@ -178,8 +181,17 @@ class TrainConfig:
             raise TopoError(f"--threads: must be positive, got {self.threads!r}")
         if self.cv is not None and (not math.isfinite(self.cv) or self.cv < 0):
             raise TopoError(f"--cv: must be a non-negative number, got {self.cv!r}")
-        if self.init is not None and not str(self.init).startswith("equilibrium:"):
-            raise TopoError(f"--init: expected equilibrium:RUN_OR_FILE, got {self.init!r}")
+        if self.init is not None:
+            from topo.training.priors import is_prior_spec, parse_prior
+
+            if is_prior_spec(str(self.init)):
+                parse_prior(str(self.init))  # a bad prior fails here, before any training
+                if self.profile != "random" or self.cv is not None:
+                    raise TopoError(f"--init {self.init}: a prior replaces the fan-in profile; drop --profile/--cv")
+            elif not str(self.init).startswith(("equilibrium:", "masks:")):
+                raise TopoError(
+                    f"--init: expected equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P or ba:m=M, got {self.init!r}"
+                )
         if self.density_map:
             for key, value in self.density_map.items():
                 if not (0.0 < value <= 1.0):

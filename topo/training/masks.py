@@ -7,7 +7,8 @@ neuron's inputs uniformly without replacement
 (:func:`topo.training.profiles.sample_mask`).  All randomness comes from one
 ``numpy.random.default_rng(seed)``, used layer by layer in order (fan-ins, then the
 mask; a dense layer draws nothing), so the same arguments and seed give the same
-masks bit for bit.
+masks bit for bit.  With ``prior`` (``"ws:..."`` / ``"ba:..."``), a random-graph
+model (:mod:`topo.training.priors`) draws each layer's mask instead of a profile.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ def initial_masks(
     seed: int = 0,
     names: Sequence[str] | None = None,
     profile_per_layer=None,
+    prior=None,
 ) -> InitialMasks:
     """Sparse initial masks for layers of the given shapes.
 
@@ -132,8 +134,8 @@ def initial_masks(
     Raises
     ------
     TopoError
-        For bad shapes, sparsity, rule, profile, placement or cv, or a layer whose
-        budget the profile cannot meet (message names the layer).
+        For bad shapes, sparsity, rule, profile, placement, cv or prior, or a layer
+        whose budget the profile cannot meet (message names the layer).
     """
     layers = _check_shapes(shapes)
     n_layers = len(layers)
@@ -150,6 +152,14 @@ def initial_masks(
     budgets = layer_budgets(
         layers, sparsity, rule=density, density_map=density_map, dense_output=dense_output, names=names
     )
+    if prior is not None:
+        from topo.training.priors import parse_prior
+
+        prior = parse_prior(prior)
+        if profile != "random" or cv is not None or profile_per_layer is not None:
+            raise TopoError(
+                f"the prior {prior.spec!r} replaces the fan-in profile; leave profile at 'random', cv and profile_per_layer unset"
+            )
     settings = _layer_profiles(profile, cv, hub_placement, profile_per_layer, n_layers, names)
     for index, setting in enumerate(settings):
         label = names[index] if names is not None else f"layer {index}"
@@ -168,6 +178,18 @@ def initial_masks(
         if budget == n_out * n_in:
             masks.append(np.ones((n_out, n_in), dtype=bool))
             achieved.append(0.0)
+            continue
+        if prior is not None:
+            from topo.training.priors import prior_mask
+
+            try:
+                mask = prior_mask(prior, n_out, n_in, budget, rng)
+            except TopoError as error:
+                raise TopoError(f"{label}: {error}") from None
+            masks.append(mask)
+            row_counts = mask.sum(axis=1)
+            mean = row_counts.mean()
+            achieved.append(float(row_counts.std() / mean) if mean > 0 else float("nan"))
             continue
         try:
             fan_in = fan_in_profile(

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -51,6 +51,7 @@ from topo.checkpoint import (
 )
 from topo.errors import TopoError
 from topo.training.config import TrainConfig
+from topo.training.priors import is_prior_spec
 
 __all__ = [
     "TrainResult",
@@ -60,6 +61,7 @@ __all__ = [
     "default_run_dir",
     "learning_rate",
     "equilibrium_profile_per_layer",
+    "checkpoint_initial_masks",
     "STATE_FILE",
     "TIMING_FIELDS",
 ]
@@ -169,6 +171,59 @@ def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict
             f"--init: the profile names none of this network's layers ({', '.join(names)}); it has {', '.join(profile) or 'none'}"
         )
     return per_layer
+
+
+def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names: Sequence[str]):
+    """Initial masks for ``--init masks:CHECKPOINT``: the masks of a saved network.
+
+    The checkpoint is read with :func:`topo.formats.load` (masks only), so it may be a
+    topo checkpoint, a run folder (its last checkpoint) or a foreign checkpoint topo
+    reads. Its layers are taken in order and must have the network's shapes.
+
+    Parameters
+    ----------
+    init : str
+        ``"masks:PATH"``.
+    shapes : sequence of (int, int)
+        ``(out, in)`` of the network's layers.
+    names : sequence of str
+        The network's layer names (for messages).
+
+    Returns
+    -------
+    InitialMasks
+        The checkpoint's masks (bool ``[out, in]``), their fan-in CVs and sizes.
+
+    Raises
+    ------
+    TopoError
+        If ``init`` names no path, the checkpoint cannot be read, or its layer count
+        or a layer's shape differs from the network's.
+    """
+    from topo.analysis.degree import coefficient_of_variation
+    from topo.formats import load
+    from topo.training.masks import InitialMasks
+
+    spec = str(init)
+    path = spec[len("masks:"):]
+    if not spec.startswith("masks:") or not path:
+        raise TopoError(f"--init: expected masks:CHECKPOINT, got {spec!r}")
+    topology = load(path, weights=False)
+    if len(topology) != len(shapes):
+        raise TopoError(
+            f"--init masks: the checkpoint has {len(topology)} layers, the network {len(shapes)}", path=path
+        )
+    masks: list[np.ndarray] = []
+    for layer, shape, name in zip(topology, shapes, names):
+        if tuple(layer.shape) != tuple(shape):
+            raise TopoError(
+                f"--init masks: layer {layer.name} is {layer.shape[0]}x{layer.shape[1]} ([out, in]), "
+                f"the network's {name} is {shape[0]}x{shape[1]}",
+                path=path,
+            )
+        masks.append(layer.mask.toarray().astype(bool))
+    achieved = [coefficient_of_variation(m.sum(axis=1)) if m.any() else float("nan") for m in masks]
+    return InitialMasks(masks=masks, achieved_cv=achieved, budgets=[int(m.sum()) for m in masks])
 
 
 def _resolve_device(name: str) -> str:
@@ -534,7 +589,12 @@ def iter_train(
     from topo.training.algorithms import get_algorithm
 
     algorithm = get_algorithm(config.method, **config.algorithm_options())
-    profile_per_layer = equilibrium_profile_per_layer(config.init, names) if config.init else None
+    masks_init = str(config.init or "").startswith("masks:")
+    # --init ws:... / ba:...: a random-graph prior draws the masks (topo.training.priors)
+    prior = str(config.init) if config.init and is_prior_spec(str(config.init)) else None
+    profile_per_layer = (
+        equilibrium_profile_per_layer(config.init, names) if config.init and not masks_init and prior is None else None
+    )
     init = algorithm.initial_masks(
         shapes,
         sparsity=config.sparsity,
@@ -547,7 +607,11 @@ def iter_train(
         seed=config.seed,
         names=names,
         profile_per_layer=profile_per_layer,
+        **({"prior": prior} if prior is not None else {}),
     )
+    if masks_init:
+        # start from a saved network's masks (e.g. a perturbed copy of another run's)
+        init = checkpoint_initial_masks(config.init, shapes, names)
     run = _Run(config, run_dir, data, device, progress, None, on_step)
     run.build(init.masks)
     run.algorithm.setup(
@@ -574,6 +638,7 @@ def iter_train(
                 "achieved_cv": [float(c) for c in init.achieved_cv],
                 "budgets": [int(b) for b in init.budgets],
                 "profile_per_layer": profile_per_layer,
+                "prior": prior,
             },
             "versions": _versions(),
             "seed": int(config.seed),

@@ -1,0 +1,461 @@
+"""Study: global gradient-based redistribution (GGR) against fixed layer densities.
+
+Parger et al. (2022, "Gradient-based Weight Density Balancing for Robust Dynamic Sparse
+Training") let dynamic sparse training move weights *between* layers: at each RigL
+update the dropped weights of all layers are pooled and regrown where the gradient is
+largest, network-wide (topo's ``method="ggr"``). They report that GGR
+
+1. finds better performing sparse subnetworks at very high sparsity (90% and more)
+   than fixed per-layer densities, and
+2. is less prone to an unbalanced weight distribution at initialisation (it starts
+   from ERK or uniform densities and rebalances them).
+
+This study trains, at 95%, 98% and 99% sparsity:
+
+- ``static-erk``: fixed ERK masks;
+- ``rigl-erk``, ``rigl-uniform``: RigL, layer densities fixed at ERK / uniform;
+- ``ggr-erk``, ``ggr-uniform``: GGR started from ERK / uniform densities;
+
+and reports the final test accuracy (mean over seeds, Welch's t-test of GGR against
+RigL with the same initial densities) and the layer densities over training (from
+each run's ``metrics.jsonl``; :func:`topo.plot.density_curves`).
+
+Modes: full (default; MNIST, Fashion-MNIST, covtype and digits, 5 seeds; hours on two
+cores), ``--quick`` (digits, 3 seeds, and covtype, 2 seeds, few epochs: minutes) and
+``--smoke`` (seconds, for the test suite). RigL/GGR update every ``update_every``
+steps (default 100); the small data sets use a shorter interval (see the README this
+writes, or ``--update-every``).
+
+Usage::
+
+    python examples/ggr_density.py --quick [--data-dir DIR] [--out DIR]
+
+Results go to ``examples/results/ggr_density/`` (README.md, results.csv, *.png); the
+training runs to ``<out>/runs/`` (git-ignored), reused when the script runs again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STUDY = "ggr_density"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "examples" / "results" / STUDY
+DPI = 100
+
+#: the compared configurations: training method and initial density rule
+ARMS: dict[str, dict[str, str]] = {
+    "static-erk": {"method": "static", "density": "erk"},
+    "rigl-erk": {"method": "rigl", "density": "erk"},
+    "ggr-erk": {"method": "ggr", "density": "erk"},
+    "rigl-uniform": {"method": "rigl", "density": "uniform"},
+    "ggr-uniform": {"method": "ggr", "density": "uniform"},
+}
+
+
+@dataclass
+class Mode:
+    name: str
+    datasets: tuple[str, ...]
+    hidden: tuple[int, ...]
+    sparsities: tuple[float, ...]
+    epochs: dict[str, int]
+    update_every: dict[str, int]
+    seeds: dict[str, tuple[int, ...]]
+    arms: tuple[str, ...] = tuple(ARMS)
+    batch_size: int = 64
+    notes: list[str] = field(default_factory=list)
+
+
+def make_mode(name: str) -> Mode:
+    if name == "smoke":
+        return Mode(name="smoke", datasets=("digits",), hidden=(16, 16), sparsities=(0.95,),
+                    epochs={"digits": 1}, update_every={"digits": 2}, seeds={"digits": (0,)},
+                    arms=("rigl-erk", "ggr-erk", "ggr-uniform"))
+    if name == "quick":
+        return Mode(name="quick", datasets=("digits", "covtype"), hidden=(256, 256), sparsities=(0.95, 0.98, 0.99),
+                    epochs={"digits": 25, "covtype": 6}, update_every={"digits": 5, "covtype": 20},
+                    seeds={"digits": (0, 1, 2), "covtype": (0, 1)})
+    return Mode(name="full", datasets=("mnist", "fashion-mnist", "covtype", "digits"), hidden=(256, 256),
+                sparsities=(0.95, 0.98, 0.99),
+                epochs={"mnist": 30, "fashion-mnist": 30, "covtype": 30, "digits": 60},
+                update_every={"mnist": 100, "fashion-mnist": 100, "covtype": 40, "digits": 5},
+                seeds={n: tuple(range(5)) for n in ("mnist", "fashion-mnist", "covtype", "digits")})
+
+
+# -- small helpers (as in the other studies) -----------------------------------------
+def data_folder(option: str | None) -> Path | None:
+    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository."""
+    for candidate in (option, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def load_data(names, data_dir):
+    """Each data set once; those that cannot be read are skipped with the reason."""
+    from topo.errors import TopoError
+    from topo.training.data import load_dataset
+
+    loaded, skipped = {}, {}
+    for name in dict.fromkeys(names):
+        try:
+            loaded[name] = load_dataset(name, data_dir=data_dir)
+        except TopoError as error:
+            skipped[name] = str(error).splitlines()[0]
+            print(f"{STUDY}: skipping {name}: {skipped[name]}", flush=True)
+    return loaded, skipped
+
+
+_IGNORED_FIELDS = ("out", "threads", "data_dir", "device")
+
+
+def _comparable(config: dict) -> dict:
+    data = {k: v for k, v in config.items() if k not in _IGNORED_FIELDS}
+    data["hidden"] = list(data.get("hidden", []))
+    return data
+
+
+def run_or_reuse(config, run_dir: Path, dataset) -> tuple[list[dict], str]:
+    """Train ``config`` into ``run_dir``, or reuse / resume the run already there."""
+    from topo.checkpoint import is_run_folder, read_metrics, read_run_config
+    from topo.errors import TopoError
+    from topo.training.trainer import STATE_FILE, resume, train
+
+    if run_dir.exists() and any(run_dir.iterdir()):
+        try:
+            meta = read_run_config(run_dir)
+            records = read_metrics(run_dir)
+        except TopoError:
+            meta, records = None, []
+        if meta is not None and _comparable(meta.get("config", {})) == _comparable(config.to_dict()):
+            done = max((int(r.get("epoch", -1)) for r in records), default=-1)
+            if done >= config.total_epochs:
+                return records, "reused"
+            if (run_dir / STATE_FILE).is_file():
+                resume(run_dir, dataset=dataset)
+                return read_metrics(run_dir), "resumed"
+        if not is_run_folder(run_dir):
+            raise TopoError("exists and is not a topo run folder; choose another --runs folder", path=run_dir)
+        shutil.rmtree(run_dir)  # a scratch run with other settings, or broken: train it again
+    train(config, run_dir=run_dir, dataset=dataset)
+    return read_metrics(run_dir), "trained"
+
+
+def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    from topo.checkpoint import atomic_write_text
+
+    columns: list[str] = []
+    for row in rows:
+        columns += [k for k in row if k not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def welch(a: list[float], b: list[float]) -> dict[str, float]:
+    """Mean difference a - b, Welch's t-test (two-sided) and Cohen's d (pooled SD)."""
+    from scipy import stats
+
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    out = {"diff": float(x.mean() - y.mean()) if len(x) and len(y) else math.nan, "p": math.nan, "d": math.nan}
+    if len(x) >= 2 and len(y) >= 2:
+        with np.errstate(all="ignore"):
+            out["p"] = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+            pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2.0)
+            out["d"] = out["diff"] / pooled if pooled > 0 else math.nan
+    return out
+
+
+def pct(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{100 * value:+.2f}%"
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# -- the study ------------------------------------------------------------------------
+def train_dataset(mode: Mode, name: str, dataset, runs: Path, log) -> list[dict]:
+    from topo.checkpoint import read_run_config
+    from topo.training.config import TrainConfig
+
+    rows = []
+    for sparsity in mode.sparsities:
+        for seed in mode.seeds[name]:
+            for arm in mode.arms:
+                config = TrainConfig(
+                    dataset=name, hidden=mode.hidden, sparsity=sparsity, profile="random",
+                    update_every=mode.update_every[name], epochs=mode.epochs[name], batch_size=mode.batch_size,
+                    seed=seed, threads=1, **ARMS[arm],
+                )
+                run_dir = runs / name / f"{arm}-sp{sparsity:g}-s{seed}"
+                records, how = run_or_reuse(config, run_dir, dataset)
+                log(f"{name} {arm} sparsity {sparsity:g} seed {seed}: {how}, test acc {records[-1]['test_acc']:.4f}")
+                layers = read_run_config(run_dir)["network"]["layers"]
+                row = {"dataset": name, "arm": arm, "method": ARMS[arm]["method"], "density": ARMS[arm]["density"],
+                       "sparsity": sparsity, "seed": seed, "epochs": mode.epochs[name],
+                       "test_acc": float(records[-1]["test_acc"]),
+                       "best_val_acc": max(r["val_acc"] for r in records if r.get("val_acc") is not None),
+                       "network_density": float(records[-1]["density"])}
+                for l, d in zip(layers, records[0]["densities"]):
+                    row[f"initial_density_{l}"] = float(d)
+                for l, d in zip(layers, records[-1]["densities"]):
+                    row[f"final_density_{l}"] = float(d)
+                row["run"] = run_dir
+                row["layers"] = layers
+                row["records"] = records
+                rows.append(row)
+    return rows
+
+
+def mean_acc(rows, name, arm, sparsity) -> list[float]:
+    return [r["test_acc"] for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity]
+
+
+def figures(mode: Mode, name: str, rows: list[dict], out: Path) -> list[Path]:
+    """Accuracy against sparsity, and layer densities over training of GGR from ERK and from uniform."""
+    from matplotlib.figure import Figure
+
+    from topo.plot import density_curves, save_figure
+
+    files = []
+
+    fig = Figure(figsize=(5.6, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(mode.sparsities))
+    for arm in mode.arms:
+        values = [mean_acc(rows, name, arm, s) for s in mode.sparsities]
+        means = [100 * np.mean(v) if v else np.nan for v in values]
+        sds = [100 * np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in values]
+        ax.errorbar(x, means, yerr=sds, marker="o", capsize=3, label=arm,
+                    linestyle="--" if arm.endswith("uniform") else "-")
+    ax.set_xticks(x, [f"{s:.0%}" for s in mode.sparsities])
+    ax.set_xlabel("sparsity")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{name}: final test accuracy (mean ± SD over seeds)")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)
+    path = out / f"accuracy_{name}.png"
+    save_figure(fig, path, dpi=DPI)
+    files.append(path)
+
+    seed = mode.seeds[name][0]
+    for sparsity in mode.sparsities:
+        series, epochs, overall = {}, None, None
+        for arm in ("ggr-erk", "ggr-uniform", "rigl-erk"):
+            if arm not in mode.arms:
+                continue
+            run = next(r for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity
+                       and r["seed"] == seed)
+            records = run["records"]
+            epochs = [r["epoch"] for r in records]
+            overall = [r["density"] for r in records]
+            for j, layer in enumerate(run["layers"]):
+                if arm == "rigl-erk":
+                    label = f"ERK (fixed) {layer}"
+                else:
+                    label = f"{arm} {layer}"
+                series[label] = [r["densities"][j] for r in records]
+        fig = density_curves(epochs, series, overall=overall)
+        fig.axes[0].set_title(f"{name}, {sparsity:.0%} sparse, seed {seed}: layer densities")
+        fig.axes[0].set_yscale("log")
+        path = out / f"density_{name}_sp{round(100 * sparsity)}.png"
+        save_figure(fig, path, dpi=DPI)
+        files.append(path)
+    return files
+
+
+# -- the report -------------------------------------------------------------------------
+def verdict(diff: float, p: float, n: int) -> str:
+    if n < 2 or not math.isfinite(p):
+        return "n/a (fewer than 2 seeds)"
+    if diff > 0 and p < 0.05:
+        return "yes"
+    if diff > 0:
+        return "direction only (not significant)"
+    return "no"
+
+
+def write_report(mode, argv, out, rows, files, skipped, elapsed, counts) -> None:
+    from topo.checkpoint import atomic_write_text
+
+    command = shlex.join(["python", "examples/ggr_density.py", *argv])
+    names = [n for n in mode.datasets if any(r["dataset"] == n for r in rows)]
+    settings = [[n, mode.epochs[n], mode.update_every[n], len(mode.seeds[n]), ", ".join(map(str, mode.seeds[n]))] for n in names]
+    lines = ["# GGR against fixed ERK layer densities at very high sparsity", "",
+             f"Command: `{command}`", "",
+             f"Mode **{mode.name}**: MLP hidden {'-'.join(map(str, mode.hidden))}, sparsities "
+             f"{', '.join(f'{s:.0%}' for s in mode.sparsities)}, arms {', '.join(mode.arms)}; RigL and GGR drop 30% "
+             "(cosine decay, updates end at 75% of training), GGR explores 10% of the regrowth at random and "
+             "ranks raw |gradient| globally (ggr_normalise off); SGD momentum 0.9, cosine LR 0.05, batch "
+             f"{mode.batch_size}, threads=1. Wall time of this invocation: {elapsed / 60:.1f} min "
+             f"({counts.get('trained', 0)} runs trained, {counts.get('reused', 0)} reused, {counts.get('resumed', 0)} resumed).",
+             "",
+             markdown_table(["data set", "epochs", "update every (steps)", "seeds", "seed values"], settings), "",
+             "The default update interval of 100 steps would give the small data sets (digits: 21 steps per epoch; "
+             "covtype sample: 169) only a few updates, so they use the shorter intervals above.", ""]
+    if skipped:
+        lines += ["Skipped data sets: " + "; ".join(f"{k} ({v})" for k, v in skipped.items()) + ".", ""]
+
+    claim_rows = []
+    top = [s for s in mode.sparsities if s >= 0.98] or [max(mode.sparsities)]
+    for name in names:
+        n_seeds = len(mode.seeds[name])
+        setting = f"{mode.name}, {plural(n_seeds, 'seed')}, {plural(mode.epochs[name], 'epoch')}"
+        parts, verdicts = [], []
+        for s in mode.sparsities:
+            g, r, st = (mean_acc(rows, name, a, s) for a in ("ggr-erk", "rigl-erk", "static-erk"))
+            if not g or not r:
+                continue
+            vs_rigl = welch(g, r)
+            text = f"{s:.0%}: {pct(vs_rigl['diff'])} vs RigL-ERK (p = {vs_rigl['p']:.2g})"
+            if st:
+                text += f", {pct(welch(g, st)['diff'])} vs static ERK"
+            parts.append(text)
+            if s in top:
+                verdicts.append(verdict(vs_rigl["diff"], vs_rigl["p"], n_seeds))
+        claim_rows.append([f"GGR finds better subnetworks than fixed ERK densities at very high sparsity ({name})",
+                           "better at very high sparsity (>= 90%)", "; ".join(parts) + f" ({setting})",
+                           _combine(verdicts)])
+        parts, verdicts = [], []
+        for s in mode.sparsities:
+            gu, ru, ge, re_ = (mean_acc(rows, name, a, s) for a in ("ggr-uniform", "rigl-uniform", "ggr-erk", "rigl-erk"))
+            if not gu or not ru:
+                continue
+            test = welch(gu, ru)
+            penalty = ""
+            if ge and re_:
+                penalty = (f"; uniform-init penalty GGR {pct(np.mean(ge) - np.mean(gu))}, "
+                           f"RigL {pct(np.mean(re_) - np.mean(ru))}")
+            parts.append(f"{s:.0%}: GGR-uniform {pct(test['diff'])} vs RigL-uniform (p = {test['p']:.2g}){penalty}")
+            if s in top:
+                verdicts.append(verdict(test["diff"], test["p"], n_seeds))
+        if parts:
+            claim_rows.append([f"GGR is less prone to an unbalanced (uniform) density at initialisation ({name})",
+                               "less prone to unbalanced weight distribution at initialisation",
+                               "; ".join(parts) + f" ({setting})", _combine(verdicts)])
+    lines += ["## Claims", "", markdown_table(["claim", "paper", "topo (setting)", "agrees?"], claim_rows), "",
+              "Rules for *agrees?*: judged at the sparsities of 98% and above; *yes* when GGR's mean final test "
+              "accuracy is higher with Welch p < 0.05 (two-sided) at each of them, *direction only* when higher but "
+              "not significant, *no* when lower, *mixed* when the sparsities disagree. The uniform-init penalty is "
+              "mean accuracy from ERK minus mean accuracy from uniform densities, for the same method.", ""]
+
+    for name in names:
+        lines += [f"## {name}", ""]
+        header = ["sparsity"] + list(mode.arms)
+        table = []
+        for s in mode.sparsities:
+            row = [f"{s:.0%}"]
+            for arm in mode.arms:
+                v = mean_acc(rows, name, arm, s)
+                row.append(f"{100 * np.mean(v):.2f} ± {100 * np.std(v, ddof=1):.2f}" if len(v) > 1
+                           else (f"{100 * v[0]:.2f}" if v else "n/a"))
+            table.append(row)
+        lines += ["Final test accuracy (%), mean ± SD over seeds:", "", markdown_table(header, table), ""]
+        layers = next(r["layers"] for r in rows if r["dataset"] == name)
+        header = ["sparsity", "arm"] + [f"{l} initial -> final" for l in layers]
+        table = []
+        for s in mode.sparsities:
+            for arm in mode.arms:
+                sel = [r for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == s]
+                if not sel:
+                    continue
+                table.append([f"{s:.0%}", arm] + [
+                    f"{np.mean([r[f'initial_density_{l}'] for r in sel]):.4f} -> {np.mean([r[f'final_density_{l}'] for r in sel]):.4f}"
+                    for l in layers])
+        lines += ["Layer densities (mean over seeds), initial -> final:", "", markdown_table(header, table), ""]
+        mine = [p for p in files if f"_{name}" in p.name]
+        lines += ["Figures: " + ", ".join(f"[{p.name}]({p.name})" for p in mine), ""]
+        lines += [f"![{p.name}]({p.name})" for p in mine[:2]] + [""]
+    lines += ["Files: results.csv (one row per run: accuracies, initial and final layer densities). "
+              "Run folders are in runs/ (not committed).", ""]
+    atomic_write_text(out / "README.md", "\n".join(lines))
+
+
+def _combine(verdicts: list[str]) -> str:
+    if not verdicts:
+        return "n/a"
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    return "mixed (" + ", ".join(verdicts) + ")"
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", action="store_true", help="minutes: digits (3 seeds) and covtype (2 seeds)")
+    group.add_argument("--smoke", action="store_true", help="seconds: tiny network, 1 epoch, 1 seed, digits")
+    parser.add_argument("--data-dir", help="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)")
+    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)})")
+    parser.add_argument("--runs", type=Path, default=None, help="scratch folder of the training runs (default OUT/runs)")
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration, for every data set")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs for every data set")
+    parser.add_argument("--update-every", type=int, default=None, help="update interval for every data set")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    mode = make_mode("smoke" if args.smoke else "quick" if args.quick else "full")
+    if args.seeds is not None:
+        mode.seeds = {n: tuple(range(args.seeds)) for n in mode.datasets}
+    for option, target in ((args.epochs, mode.epochs), (args.update_every, mode.update_every)):
+        if option is not None:
+            for key in target:
+                target[key] = int(option)
+    out = Path(args.out) if args.out is not None else DEFAULT_OUT
+    runs = Path(args.runs) if args.runs is not None else out / "runs" / mode.name
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    counts: dict[str, int] = {}
+
+    def log(message: str) -> None:
+        for how in ("trained", "reused", "resumed"):
+            if f": {how}," in message:
+                counts[how] = counts.get(how, 0) + 1
+        print(f"{STUDY} [{time.perf_counter() - started:6.1f}s] {message}", flush=True)
+
+    data, skipped = load_data(mode.datasets, data_folder(args.data_dir))
+    rows, files = [], []
+    for name in mode.datasets:
+        if name in data:
+            mine = train_dataset(mode, name, data[name], runs, log)
+            rows += mine
+            files += figures(mode, name, mine, out)
+    write_csv(out / "results.csv", [{k: v for k, v in r.items() if k not in ("records", "layers", "run")} for r in rows])
+    write_report(mode, argv, out, rows, files, skipped, time.perf_counter() - started, counts)
+    log(f"done: {out / 'README.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""examples/nnstd_evolution.py --smoke: the README, CSVs and figures are written."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from pathlib import Path
+
+from conftest import REPO, shared_data_dir
+
+
+def _study():
+    spec = importlib.util.spec_from_file_location("nnstd_evolution", REPO / "examples" / "nnstd_evolution.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_smoke_writes_the_report(tmp_path):
+    data = shared_data_dir()
+    argv = ["--smoke", "--out", str(tmp_path)] + (["--data-dir", str(data)] if data else [])
+    assert _study().main(argv) == 0
+    readme = (tmp_path / "README.md").read_text()
+    assert readme.startswith("# NNSTD evolution")
+    assert "Command: `python examples/nnstd_evolution.py --smoke" in readme
+    assert "| claim | paper | topo (setting) | agrees? |" in readme
+    rows = list(csv.DictReader((tmp_path / "results.csv").open()))
+    families = {r["family"] for r in rows}
+    # topo's own runs need only digits: always there, at epochs 0 and 1, 3 networks each
+    for family in ("topo SET (digits)", "topo RigL (digits)"):
+        mine = [r for r in rows if r["family"] == family]
+        assert [int(r["epoch"]) for r in mine] == [0, 1]
+        assert all(int(r["networks"]) == 3 for r in mine)
+        assert all(0.0 <= float(r["nnstd_mean"]) <= 1.0 for r in mine)
+        # the variants start apart, but close: 1% of the connections moved per step
+        assert 0.0 < float(mine[0]["nnstd_mean"]) < float(mine[0]["random_reference"])
+        assert f"| {family.split(' (')[0]}: networks from masks 1% apart drift apart, accuracy alike |" in readme
+    for name in ("topo_set_nnstd_epoch000.png", "topo_rigl_nnstd_epoch001.png", "topo_nnstd_over_epochs.png"):
+        assert (tmp_path / name).stat().st_size > 1000
+    accuracy = list(csv.DictReader((tmp_path / "accuracy.csv").open()))
+    assert sum(r["family"].startswith("topo ") for r in accuracy) == 6
+    if data is not None and (Path(data) / "set-mlp").is_dir():
+        published = [r for r in rows if r["family"].startswith("published SET")]
+        assert [int(r["epoch"]) for r in published] == [0, 190]
+        assert float(published[1]["nnstd_mean"]) > float(published[0]["nnstd_mean"])
+        assert "| Their topologies drift far apart during training |" in readme
+        assert (tmp_path / "set_mlp_nnstd_epoch190.png").is_file()
