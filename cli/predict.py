@@ -122,7 +122,8 @@ def fit_command(results: str, target: str, output: str, folds: int, seed: int, c
          title=f"cross-validated R² for {data.target_column}",
          headers={"r2": "R² (pooled)", "fold_mean": "R² fold mean", "fold_std": "fold std"}, caption=caption)
     if importances:
-        emit(importances, ["feature", "importance"], fmt, title="feature importances (gradient boosting)")
+        emit(importances, ["feature", "importance"], fmt, title="feature importances",
+             caption="gradient boosting, impurity-based")
 
 
 @predict_group.command("run")

@@ -240,11 +240,17 @@ def mean_acc(rows, name, arm, sparsity) -> list[float]:
     return [r["test_acc"] for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity]
 
 
+def _run_row(rows, name, arm, sparsity, seed) -> dict:
+    return next(r for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity
+                and r["seed"] == seed)
+
+
 def figures(mode: Mode, name: str, rows: list[dict], out: Path) -> list[Path]:
     """Accuracy against sparsity, and layer densities over training of GGR from ERK and from uniform."""
     from matplotlib.figure import Figure
 
-    from topo.plot import density_curves, save_figure
+    from topo.figures import density_figure
+    from topo.plot import save_figure
 
     files = []
 
@@ -267,33 +273,61 @@ def figures(mode: Mode, name: str, rows: list[dict], out: Path) -> list[Path]:
     save_figure(fig, path, dpi=DPI)
     files.append(path)
 
+    # layer densities over training: every sparsity in one figure (colour = layer, style = arm)
     seed = mode.seeds[name][0]
-    for sparsity in mode.sparsities:
-        series, epochs, overall = {}, None, None
-        for arm in ("ggr-erk", "ggr-uniform", "rigl-erk"):
-            if arm not in mode.arms:
-                continue
-            run = next(r for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity
-                       and r["seed"] == seed)
-            records = run["records"]
-            epochs = [r["epoch"] for r in records]
-            overall = [r["density"] for r in records]
+    shown = [a for a in ("ggr-erk", "ggr-uniform", "rigl-erk", "rigl-uniform") if a in mode.arms]
+    styles = {"ggr-erk": "-", "ggr-uniform": "--", "rigl-erk": ":", "rigl-uniform": "-."}
+    fig = Figure(figsize=(4.2 * len(mode.sparsities), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(mode.sparsities), squeeze=False)[0]
+    colours = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9"]
+    for ax, sparsity in zip(axes, mode.sparsities):
+        for arm in shown:
+            run = _run_row(rows, name, arm, sparsity, seed)
+            epochs = [r["epoch"] for r in run["records"]]
             for j, layer in enumerate(run["layers"]):
-                if arm == "rigl-erk":
-                    label = f"ERK (fixed) {layer}"
-                else:
-                    label = f"{arm} {layer}"
-                series[label] = [r["densities"][j] for r in records]
-        fig = density_curves(epochs, series, overall=overall)
-        fig.axes[0].set_title(f"{name}, {sparsity:.0%} sparse, seed {seed}: layer densities")
-        fig.axes[0].set_yscale("log")
-        path = out / f"density_{name}_sp{round(100 * sparsity)}.png"
-        save_figure(fig, path, dpi=DPI)
-        files.append(path)
+                ax.plot(epochs, [r["densities"][j] for r in run["records"]], linestyle=styles[arm],
+                        color=colours[j % len(colours)], label=f"{arm} {layer}")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"{sparsity:.0%} sparse")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].set_ylabel("layer density")
+    axes[-1].legend(fontsize="x-small", ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.suptitle(f"{name}: layer densities over training (seed {seed}; RigL keeps its initial densities)")
+    path = out / f"densities_{name}.png"
+    save_figure(fig, path, dpi=DPI)
+    files.append(path)
+    # the library's density figure of GGR from each initial rule at the highest sparsity
+    top = max(mode.sparsities)
+    for arm in ("ggr-uniform", "ggr-erk"):
+        if arm in mode.arms:
+            fig = density_figure(_run_row(rows, name, arm, top, seed)["run"])
+            fig.axes[0].set_title(f"{name}: {arm}, {top:.0%} sparse, seed {seed}")
+            path = out / f"density_{name}_{arm}_sp{round(100 * top)}.png"
+            save_figure(fig, path, dpi=DPI)
+            files.append(path)
     return files
 
 
 # -- the report -------------------------------------------------------------------------
+def density_gap(rows, name, sparsity) -> tuple[float, float] | None:
+    """Largest relative gap between the layer densities of GGR from ERK and from uniform
+    (means over seeds), at the start and at the end of training: ``|a - b| / max(a, b)``."""
+    sel = {arm: [r for r in rows if r["dataset"] == name and r["arm"] == arm and r["sparsity"] == sparsity]
+           for arm in ("ggr-erk", "ggr-uniform")}
+    if not all(sel.values()):
+        return None
+    layers = sel["ggr-erk"][0]["layers"]
+    gaps = []
+    for when in ("initial", "final"):
+        worst = 0.0
+        for l in layers:
+            a, b = (float(np.mean([r[f"{when}_density_{l}"] for r in sel[arm]])) for arm in ("ggr-erk", "ggr-uniform"))
+            worst = max(worst, abs(a - b) / max(a, b))
+        gaps.append(worst)
+    return gaps[0], gaps[1]
+
+
 def verdict(diff: float, p: float, n: int) -> str:
     if n < 2 or not math.isfinite(p):
         return "n/a (fewer than 2 seeds)"
@@ -310,7 +344,7 @@ def write_report(mode, argv, out, rows, files, skipped, elapsed, counts) -> None
     command = shlex.join(["python", "examples/ggr_density.py", *argv])
     names = [n for n in mode.datasets if any(r["dataset"] == n for r in rows)]
     settings = [[n, mode.epochs[n], mode.update_every[n], len(mode.seeds[n]), ", ".join(map(str, mode.seeds[n]))] for n in names]
-    lines = ["# GGR against fixed ERK layer densities at very high sparsity", "",
+    lines = ["# ggr_density: GGR against fixed ERK layer densities at very high sparsity", "",
              f"Command: `{command}`", "",
              f"Mode **{mode.name}**: MLP hidden {'-'.join(map(str, mode.hidden))}, sparsities "
              f"{', '.join(f'{s:.0%}' for s in mode.sparsities)}, arms {', '.join(mode.arms)}; RigL and GGR drop 30% "
@@ -330,43 +364,50 @@ def write_report(mode, argv, out, rows, files, skipped, elapsed, counts) -> None
     for name in names:
         n_seeds = len(mode.seeds[name])
         setting = f"{mode.name}, {plural(n_seeds, 'seed')}, {plural(mode.epochs[name], 'epoch')}"
-        parts, verdicts = [], []
+        vs_rigl, vs_static, verdicts = [], [], []
         for s in mode.sparsities:
             g, r, st = (mean_acc(rows, name, a, s) for a in ("ggr-erk", "rigl-erk", "static-erk"))
             if not g or not r:
                 continue
-            vs_rigl = welch(g, r)
-            text = f"{s:.0%}: {pct(vs_rigl['diff'])} vs RigL-ERK (p = {vs_rigl['p']:.2g})"
+            test = welch(g, r)
+            vs_rigl.append(f"{s:.0%} {pct(test['diff'])} (p = {test['p']:.2g})")
             if st:
-                text += f", {pct(welch(g, st)['diff'])} vs static ERK"
-            parts.append(text)
+                vs_static.append(f"{s:.0%} {pct(welch(g, st)['diff'])}")
             if s in top:
-                verdicts.append(verdict(vs_rigl["diff"], vs_rigl["p"], n_seeds))
+                verdicts.append(verdict(test["diff"], test["p"], n_seeds))
+        text = "GGR-ERK vs RigL-ERK: " + ", ".join(vs_rigl)
+        if vs_static:
+            text += "; vs static ERK: " + ", ".join(vs_static)
         claim_rows.append([f"GGR finds better subnetworks than fixed ERK densities at very high sparsity ({name})",
-                           "better at very high sparsity (>= 90%)", "; ".join(parts) + f" ({setting})",
-                           _combine(verdicts)])
-        parts, verdicts = [], []
+                           "better at very high sparsity (>= 90%)", f"{text} ({setting})", _combine(verdicts)])
+        vs_uniform, penalties, verdicts = [], [], []
         for s in mode.sparsities:
             gu, ru, ge, re_ = (mean_acc(rows, name, a, s) for a in ("ggr-uniform", "rigl-uniform", "ggr-erk", "rigl-erk"))
             if not gu or not ru:
                 continue
             test = welch(gu, ru)
-            penalty = ""
+            vs_uniform.append(f"{s:.0%} {pct(test['diff'])} (p = {test['p']:.2g})")
             if ge and re_:
-                penalty = (f"; uniform-init penalty GGR {pct(np.mean(ge) - np.mean(gu))}, "
-                           f"RigL {pct(np.mean(re_) - np.mean(ru))}")
-            parts.append(f"{s:.0%}: GGR-uniform {pct(test['diff'])} vs RigL-uniform (p = {test['p']:.2g}){penalty}")
+                penalties.append(f"{s:.0%} {pct(np.mean(ge) - np.mean(gu))} / {pct(np.mean(re_) - np.mean(ru))}")
             if s in top:
                 verdicts.append(verdict(test["diff"], test["p"], n_seeds))
-        if parts:
+        if vs_uniform:
+            text = "GGR-uniform vs RigL-uniform: " + ", ".join(vs_uniform)
+            if penalties:
+                text += "; uniform-init penalty GGR / RigL: " + ", ".join(penalties)
+            gap = density_gap(rows, name, max(mode.sparsities))
+            if gap is not None:
+                text += (f"; at {max(mode.sparsities):.0%} GGR's layer densities from ERK and from uniform differ by "
+                         f"{gap[0]:.0%} at the start, {gap[1]:.0%} at the end (largest relative gap)")
             claim_rows.append([f"GGR is less prone to an unbalanced (uniform) density at initialisation ({name})",
                                "less prone to unbalanced weight distribution at initialisation",
-                               "; ".join(parts) + f" ({setting})", _combine(verdicts)])
+                               f"{text} ({setting})", _combine(verdicts)])
     lines += ["## Claims", "", markdown_table(["claim", "paper", "topo (setting)", "agrees?"], claim_rows), "",
               "Rules for *agrees?*: judged at the sparsities of 98% and above; *yes* when GGR's mean final test "
               "accuracy is higher with Welch p < 0.05 (two-sided) at each of them, *direction only* when higher but "
-              "not significant, *no* when lower, *mixed* when the sparsities disagree. The uniform-init penalty is "
-              "mean accuracy from ERK minus mean accuracy from uniform densities, for the same method.", ""]
+              "not significant, *no* when lower, *mixed* when the sparsities disagree. Differences are in "
+              "percentage points of test accuracy. The uniform-init penalty is mean accuracy from ERK minus mean "
+              "accuracy from uniform densities, for the same method.", ""]
 
     for name in names:
         lines += [f"## {name}", ""]

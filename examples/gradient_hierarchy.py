@@ -54,9 +54,10 @@ HUB_FRACTION = 0.1
 #: the published figures
 CLAIM_CONCENTRATION = (2.0, 5.0)
 CLAIM_R = 0.93
-#: "about 1x" for random masks, and "a strong correlation" when checking r
+#: "about 1x" for random masks; an r within R_TOLERANCE of the published one agrees, one above WEAK_R partly
 RANDOM_BAND = (0.8, 1.25)
-STRONG_R = 0.8
+R_TOLERANCE = 0.1
+WEAK_R = 0.5
 
 
 @dataclass
@@ -76,7 +77,7 @@ def _modes() -> dict[str, Mode]:
     from topo.training.profiles import PARAMETRIC_PROFILES
 
     return {
-        "smoke": Mode("smoke", "digits", (16, 16), 1, (0,), (0.5, 2.0), ("lognormal", "exponential")),
+        "smoke": Mode("smoke", "digits", (64, 32), 1, (0,), (0.5, 2.0), ("lognormal", "exponential")),
         "quick": Mode("quick", "digits", (300, 100), 20, (0,), (0.5, 1.0, 2.0), tuple(PARAMETRIC_PROFILES)),
         "full": Mode("full", "mnist", (300, 100), 20, (0, 1, 2), (0.5, 1.0, 1.5, 2.0, 2.5), tuple(PARAMETRIC_PROFILES)),
     }
@@ -121,8 +122,10 @@ def configurations(mode: Mode) -> list[tuple[str, float | None]]:
 def make_config(mode: Mode, profile: str, cv: float | None, seed: int, device: str):
     from topo.training.config import TrainConfig
 
+    # the output layer stays dense (as in psn_static_profiles): a profile on its 10 neurons would starve
+    # some classes of inputs, and under ERK at 90% it is 63-100% dense anyway
     return TrainConfig(dataset=mode.dataset, hidden=mode.hidden, sparsity=SPARSITY, density="erk", profile=profile,
-                       cv=cv, method="static", epochs=mode.epochs, seed=seed, threads=1, device=device)
+                       cv=cv, dense_output=True, method="static", epochs=mode.epochs, seed=seed, threads=1, device=device)
 
 
 def run_name(config, data) -> str:
@@ -187,7 +190,7 @@ def measure_run(run_dir: Path) -> list[dict]:
     for layer, items in by_layer.items():
         final = next(r for r in items if r["network"] == last)
         conc = np.array([r["concentration"] for r in items], dtype=np.float64)
-        hier = np.array([r["hierarchy"] for r in items], dtype=np.float64)
+        hier = np.array([r["hierarchy"] for r in items], dtype=np.float64)  # NaN for a dense layer
         out.append({
             "layer": layer,
             "fan_in_cv": final["fan_in_cv"],
@@ -238,16 +241,18 @@ def scatter_figure(rows: list[dict], correlations: dict, path: Path, setting: st
         ax.axhspan(*CLAIM_CONCENTRATION, color="0.9", zorder=0)
         ax.axhline(1.0, color="0.4", lw=0.8)
         c = correlations[key]
-        ax.text(0.03, 0.97, f"Pearson r (CV, concentration) = {c['r_all']:.2f}  [paper {CLAIM_R}]\n"
-                f"hidden layers only: r = {c['r_hidden']:.2f}\n"
-                f"r (CV, Spearman hierarchy) = {c['r_hier_all']:.2f}",
+        ax.text(0.03, 0.97, f"hidden layers: Pearson r (CV, concentration) = {c['r_hidden']:.2f}  [paper {CLAIM_R}]\n"
+                f"with the dense output layer: r = {c['r_all']:.2f}\n"
+                f"hidden layers: r (CV, Spearman rho) = {c['r_hier_hidden']:.2f}",
                 transform=ax.transAxes, ha="left", va="top", fontsize=8,
                 bbox={"boxstyle": "round,pad=0.3", "facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
         ax.set_xlabel("fan-in CV of the layer")
         ax.set_title(f"{title} ({setting})")
         ax.grid(alpha=0.4)
     axes[0].set_ylabel(f"gradient concentration (top {HUB_FRACTION:.0%} by fan-in)")
-    handles = [axes[0].scatter([], [], color="0.3", marker=markers[layer], label=layer) for layer in layers]
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="0.3", marker=markers[layer], linestyle="none", label=layer) for layer in layers]
     first = axes[1].legend(handles=handles, title="layer", fontsize=7, loc="upper right")
     axes[1].add_artist(first)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=7, title="profile")
@@ -259,6 +264,11 @@ def _md_table(header: list[str], body: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
     return "\n".join(lines)
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
 
 
 def _f(value: float, digits: int = 2) -> str:
@@ -282,15 +292,20 @@ def write_csv(rows: list[dict], path: Path) -> None:
 
 def correlations_of(rows: list[dict], final_topologies: list, hidden: set[str]) -> dict:
     from topo.analysis.gradients import cv_concentration_correlation
+    from topo.topology import Topology
 
+    hidden_topologies = [Topology([layer for layer in t if layer.name in hidden], info=t.info) for t in final_topologies]
     out = {}
     for key in ("final", "mean"):
         hidden_rows = [r for r in rows if r["layer"] in hidden]
         out[key] = {
-            # the library's measure where it applies directly (the final checkpoints)
+            # the library's measure where it applies directly (the final checkpoints); the epoch
+            # averages are not one checkpoint, so their r is the same Pearson r over the rows
             "r_all": (cv_concentration_correlation(final_topologies, fraction=HUB_FRACTION) if key == "final"
                       else pearson([r["fan_in_cv"] for r in rows], [r["concentration_mean"] for r in rows])),
-            "r_hidden": pearson([r["fan_in_cv"] for r in hidden_rows], [r[f"concentration_{key}"] for r in hidden_rows]),
+            "r_hidden": (cv_concentration_correlation(hidden_topologies, fraction=HUB_FRACTION) if key == "final"
+                         else pearson([r["fan_in_cv"] for r in hidden_rows],
+                                      [r["concentration_mean"] for r in hidden_rows])),
             "r_hier_all": pearson([r["fan_in_cv"] for r in rows], [r[f"hierarchy_{key}"] for r in rows]),
             "r_hier_hidden": pearson([r["fan_in_cv"] for r in hidden_rows], [r[f"hierarchy_{key}"] for r in hidden_rows]),
         }
@@ -327,12 +342,15 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
     for key, label in (("mean", "mean over epochs 1..E"), ("final", "final checkpoint")):
         s = values(structured, f"concentration_{key}")
         rnd = values(random_, f"concentration_{key}")
+        by_cv = ", ".join(
+            f"CV {cv:g}: {np.nanmedian(values(lambda r, cv=cv: structured(r) and r['cv'] == cv, f'concentration_{key}')):.2f}x"
+            for cv in mode.cvs)
         claims.append([
             f"hub gradient concentration 2-5x for structured profiles ({label})",
             "2-5x",
-            f"hidden layers, families at CV {', '.join(f'{c:g}' for c in mode.cvs)}: median {np.nanmedian(s):.2f}x, "
-            f"range {np.nanmin(s):.2f}-{np.nanmax(s):.2f}x ({mode.name}, {mode.dataset}, {len(mode.seeds)} seed(s), "
-            f"{mode.epochs} epochs)",
+            f"hidden layers of the {len(mode.families)} families: median {np.nanmedian(s):.2f}x, "
+            f"range {np.nanmin(s):.2f}-{np.nanmax(s):.2f}x; median by target {by_cv} "
+            f"({mode.name}, {mode.dataset}, {len(mode.seeds)} seed(s), {mode.epochs} epochs)",
             _range_verdict(s, *CLAIM_CONCENTRATION),
         ])
         claims.append([
@@ -343,14 +361,15 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
             _range_verdict(rnd, *RANDOM_BAND),
         ])
         c = correlations[key]
-        verdict = "n/a" if not math.isfinite(c["r_all"]) else ("yes" if c["r_all"] >= STRONG_R else
-                                                                 "partly" if c["r_all"] > 0.3 else "no")
+        r = c["r_hidden"]
+        verdict = "n/a" if not math.isfinite(r) else ("yes" if r >= CLAIM_R - R_TOLERANCE else
+                                                       "partly" if r >= WEAK_R else "no")
         claims.append([
             f"correlation of fan-in CV with hierarchy strength ({label})",
             f"r = {CLAIM_R}",
-            f"Pearson r(CV, concentration) = {_f(c['r_all'])} over all layers ({_f(c['r_hidden'])} hidden only); "
-            f"r(CV, Spearman rho) = {_f(c['r_hier_all'])} ({_f(c['r_hier_hidden'])} hidden only); "
-            f"{len(rows)} layer points",
+            f"Pearson r(CV, concentration) = {_f(r)} over hidden layers ({len([x for x in rows if x['layer'] in hidden])} "
+            f"points; {_f(c['r_all'])} with the dense output layer, inflated by its cluster at CV 0); "
+            f"r(CV, Spearman rho) = {_f(c['r_hier_hidden'])} (hidden layers)",
             verdict,
         ])
 
@@ -364,15 +383,15 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         for layer in layers:
             lr = [r for r in mine if r["layer"] == layer]
             cells.append(f"{_f(np.mean([r['fan_in_cv'] for r in lr]))} / "
-                         f"{_f(np.nanmean([r['concentration_final'] for r in lr]))} / "
-                         f"{_f(np.nanmean([r['concentration_mean'] for r in lr]))} / "
-                         f"{_f(np.nanmean([r['hierarchy_mean'] for r in lr]))}")
+                         f"{_f(_nanmean([r['concentration_final'] for r in lr]))} / "
+                         f"{_f(_nanmean([r['concentration_mean'] for r in lr]))} / "
+                         f"{_f(_nanmean([r['hierarchy_mean'] for r in lr]))}")
         cells.append(f"{100 * np.mean([r['test_acc'] for r in mine if r['layer'] == layers[0]]):.2f}")
         body.append(cells)
 
     setting = (f"Mode **{mode.name}**: {mode.dataset} ({len(data.y_train)} training rows), MLP "
                f"{data.n_features}-{'-'.join(map(str, mode.hidden))}-{data.n_classes}, method static, "
-               f"{SPARSITY:.0%} sparsity with ERK layer densities, hub placement by index, {mode.epochs} epochs, "
+               f"{SPARSITY:.0%} sparsity with ERK layer densities and a dense output layer (the profiles shape the hidden layers), hub placement by index, {mode.epochs} epochs, "
                f"seeds {', '.join(map(str, mode.seeds))}, SGD (lr 0.05, momentum 0.9, cosine, batch 64), torch threads 1. "
                f"Profiles: random, constant, and {len(mode.families)} families at target CV "
                f"{', '.join(f'{c:g}' for c in mode.cvs)}. Hubs: the top {HUB_FRACTION:.0%} of a layer's neurons by "
@@ -386,14 +405,15 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         "",
         "Reported: both the concentration at the **final checkpoint** and its **mean over the trained epochs "
         "1..E** (each epoch's grad_mean is itself an average over that epoch's steps); the claim rows give both. "
-        "The 2-5x and about-1x rows count hidden layers only (the output layer has "
-        f"{data.n_classes} neurons, so its 'hubs' are one neuron, and its fan-in CV is capped by its near-dense "
-        "ERK budget); the correlations are given over all layers (the library's "
-        "cv_concentration_correlation on the final checkpoints) and over hidden layers.", "",
+        "The 2-5x and about-1x rows count hidden layers only (the output layer is dense: fan-in CV 0, and its "
+        f"'hub' is one of {data.n_classes} neurons picked by index); the correlations are given over all layers "
+        "(the library's cv_concentration_correlation on the final checkpoints; the output layer adds one point "
+        "at CV 0 per network) and over the hidden layers alone.", "",
         "## Claims", "",
         _md_table(["claim", "paper", "topo (setting)", "agrees?"], claims), "",
         f"Criteria: a concentration agrees when it lies in 2-5x (structured) or {RANDOM_BAND[0]}-{RANDOM_BAND[1]}x "
-        f"(random); a correlation agrees when r >= {STRONG_R} (partly: 0.3 < r < {STRONG_R}).", "",
+        f"(random); a correlation (hidden layers) agrees when r >= {CLAIM_R - R_TOLERANCE:.2f} (within {R_TOLERANCE} of "
+        f"the published {CLAIM_R}), partly when {WEAK_R} <= r < {CLAIM_R - R_TOLERANCE:.2f}.", "",
         "![concentration vs CV](concentration_vs_cv.png)", "",
         "## Per configuration (mean over seeds)", "",
         "Each layer cell: achieved fan-in CV / concentration at the final checkpoint / concentration averaged "

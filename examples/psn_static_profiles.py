@@ -89,7 +89,7 @@ def _modes() -> dict[str, Mode]:
         "smoke": Mode(
             name="smoke",
             datasets=("digits",),
-            hidden=(16, 16),
+            hidden=(64, 32),
             epochs={"digits": 1},
             seeds={"digits": (0,)},
             train_rows={},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import sys
 from pathlib import Path
 
 from conftest import REPO, shared_data_dir
@@ -12,6 +13,7 @@ from conftest import REPO, shared_data_dir
 def _study():
     spec = importlib.util.spec_from_file_location("nnstd_evolution", REPO / "examples" / "nnstd_evolution.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
     spec.loader.exec_module(module)
     return module
 

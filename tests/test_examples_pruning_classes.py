@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import sys
 
 from conftest import REPO
 
@@ -11,6 +12,7 @@ from conftest import REPO
 def _study():
     spec = importlib.util.spec_from_file_location("pruning_classes", REPO / "examples" / "pruning_classes.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
     spec.loader.exec_module(module)
     return module
 

@@ -48,7 +48,11 @@ def test_smoke_writes_table_csv_and_figures(tmp_path):
     assert float(dense["density"]) == 1.0
     sparse = next(r for r in main_rows if r["profile"] == "lognormal")
     assert abs(float(sparse["density"]) - 0.1) < 0.01
-    assert {r["part"] for r in rows} == {"main", "sparsity", "cv"}
+    assert {r["part"] for r in rows} == {"main", "profiled-output", "sparsity", "cv"}
+    # the main comparison keeps the output layer dense; the variant profiles it too
+    assert {r["dense_output"] for r in main_rows if r["profile"] != "dense"} == {"True"}
+    assert {r["dense_output"] for r in rows if r["part"] == "profiled-output"} == {"False"}
+    assert "| profile | digits | digits, profiled output |" in readme
     # the runs went to the scratch folder under --out, and a second call reuses them all
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert len(runs) == len({r["run"] for r in rows})

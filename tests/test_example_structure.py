@@ -1,0 +1,24 @@
+"""The structure-predicts-performance study's --smoke mode runs end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_study_smoke(tmp_path):
+    spec = importlib.util.spec_from_file_location("structure_study", REPO / "examples" / "structure_predicts_performance.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    results = tmp_path / "report"
+    assert study.main(["--smoke", "--out", str(tmp_path / "sweep"), "--results", str(results)]) == 0
+    readme = (results / "README.md").read_text()
+    assert readme.startswith("# Structure predicts performance")
+    assert "--smoke" in readme and "gradient boosting" in readme and "## Verdict" in readme
+    assert (results / "predicted_vs_measured.png").stat().st_size > 10_000
+    payload = json.loads((results / "study.json").read_text())
+    assert payload["used"] == payload["networks"] == 8
+    assert set(payload["last"]["cv"]) == {"boosting", "linear", "shuffled"}
