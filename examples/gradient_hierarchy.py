@@ -401,7 +401,9 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         f"# {STUDY}: gradient concentration at hubs against fan-in CV", "",
         "```", command, "```", "",
         setting, "",
-        f"Wall time of this invocation: {elapsed:.0f} s ({counts['trained']} runs trained, {counts['reused']} reused).",
+        f"Wall time of this invocation: {elapsed:.0f} s ({counts['trained']} runs trained, {counts['reused']} reused); "
+        f"the runs' own training time (sum of their epoch times, whenever they were trained): "
+        f"{counts.get('train_seconds', 0.0):.0f} s.",
         "",
         "Reported: both the concentration at the **final checkpoint** and its **mean over the trained epochs "
         "1..E** (each epoch's grad_mean is itself an average over that epoch's steps); the claim rows give both. "
@@ -422,6 +424,19 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         "Gradient against fan-in per neuron at the final checkpoint (topo.figures.gradients_figure):", "",
         "![gradients, structured](gradients_structured.png) ![gradients, random](gradients_random.png)", "",
     ]
+    if mode.name == "quick":
+        parts += ["## Reading of these quick-mode results", "",
+                  "- The concentration grows with the fan-in CV (see the medians by CV in the claim rows): random and "
+                  "constant masks sit near 1x as reported, but the 2-5x band is reached only at the highest CV "
+                  "(2), not by structured profiles in general; at CV 0.5-1 most families give 1-1.6x.",
+                  "- The CV-concentration correlation over hidden layers is clearly positive but below 0.93. Counting "
+                  "the dense output layer too raises r to about 0.9, only because its points cluster at CV 0 with "
+                  "low concentration (its 'hub' is one output neuron); a published r near 0.93 may include such "
+                  "layers. The Spearman rho of fan-in and gradient within a layer stays modest (at most about 0.5, at CV 2): "
+                  "the hub effect is a shift of the top neurons more than a ranking of all of them.",
+                  "- Limits: one seed on digits (1294 training rows, 20 epochs); hubs are the top 10% of 100-300 "
+                  "neurons with mean fan-ins of a few to a few tens; full mode (MNIST, 3 seeds, CVs up to 2.5) is the fairer test.",
+                  ""]
     atomic_write_text(out / "README.md", "\n".join(parts) + "\n")
     return {"claims": claims, "correlations": correlations}
 
@@ -461,7 +476,9 @@ def main(argv: list[str] | None = None) -> int:
         config = make_config(mode, profile, cv, seed, args.device)
         tick = time.perf_counter()
         run_dir = train_or_reuse(config, data, runs_dir, counts)
-        test_acc = read_metrics(run_dir)[-1]["test_acc"]
+        records = read_metrics(run_dir)
+        test_acc = records[-1]["test_acc"]
+        counts["train_seconds"] = counts.get("train_seconds", 0.0) + sum(float(r.get("epoch_time") or 0) for r in records)
         for layer_row in measure_run(run_dir):
             rows.append({"profile": profile, "cv": cv, "seed": seed, "test_acc": test_acc, "run": run_dir.name,
                          **layer_row})
