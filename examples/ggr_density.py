@@ -20,8 +20,9 @@ and reports the final test accuracy (mean over seeds, Welch's t-test of GGR agai
 RigL with the same initial densities) and the layer densities over training (from
 each run's ``metrics.jsonl``; :func:`topo.plot.density_curves`).
 
-Modes: full (default; MNIST, Fashion-MNIST, covtype and digits, 5 seeds; hours on two
-cores), ``--quick`` (digits, 3 seeds, and covtype, 2 seeds, few epochs: minutes) and
+Modes: full (default; MNIST, Fashion-MNIST, covtype and digits, 5 seeds; about 3-4 hours
+on one core), ``--quick`` (digits, 3 seeds, and covtype, 2 seeds, few epochs: about 2-4
+minutes) and
 ``--smoke`` (seconds, for the test suite). RigL/GGR update every ``update_every``
 steps (default 100); the small data sets use a shorter interval (see the README this
 writes, or ``--update-every``).

@@ -21,8 +21,9 @@ Two parts (issue 7, study 3):
    and Cohen's d. Reported: +0.16% on Fashion-MNIST (p = 0.036, d = 1.07), +0.43% on
    EMNIST, +0.49% on Forest Cover.
 
-Modes: full (default; hours on two cores), ``--quick`` (a few minutes: digits and the
-covtype sample, 5 seeds) and ``--smoke`` (seconds, for the test suite). RigL updates
+Modes: full (default; Fashion-MNIST, EMNIST where present, covtype, digits; 10 seeds;
+about an hour on one core), ``--quick`` (about 3 minutes: digits and the covtype
+sample, 5 seeds) and ``--smoke`` (seconds, for the test suite). RigL updates
 its masks every ``update_every`` steps (default 100); the small data sets have only
 tens of steps per epoch, so this study uses a smaller interval there (see the table
 of settings in the README it writes, or ``--update-every``).
@@ -446,7 +447,7 @@ def write_report(mode, argv, out, drift_out, compare_out, skipped, elapsed, coun
         spread = compare_out[name]["seed_spread"] if name in compare_out and len(mode.seeds) > 1 else None
         verdict, text, _ = drift_verdict(d["pairwise"], d["rows"], d["layers"], spread)
         claim_rows.append([f"RigL from different starts converges to a characteristic fan-in distribution ({name})",
-                           "all starts drift to one distribution", f"{text} ({mode.name}, 1 seed, {mode.epochs[name]} epochs)",
+                           "all starts drift to one distribution", f"{text} ({mode.name}, 1 seed, {mode.epochs[name]} epoch{'s' if mode.epochs[name] != 1 else ''})",
                            verdict])
     for name, c in compare_out.items():
         s = c["stats"]
@@ -455,7 +456,7 @@ def write_report(mode, argv, out, drift_out, compare_out, skipped, elapsed, coun
             f"Lognormal init matched to the equilibrium beats ERK ({name}{source})",
             PAPER.get(name, "not in the paper"),
             f"{pct(s['diff'])} ({100 * s['mean_treated']:.2f}% vs {100 * s['mean_control']:.2f}%), paired p = {s['p_paired']:.3g}, "
-            f"Welch p = {s['p_welch']:.3g}, d = {s['d']:.2f} ({mode.name}, {s['n']} seeds, {mode.epochs[name]} epochs)",
+            f"Welch p = {s['p_welch']:.3g}, d = {s['d']:.2f} ({mode.name}, {s['n']} seeds, {mode.epochs[name]} epoch{'s' if mode.epochs[name] != 1 else ''})",
             compare_verdict(s),
         ])
     if "emnist-balanced" not in compare_out:
