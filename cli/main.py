@@ -13,20 +13,23 @@ import click
 
 #: command name -> "module:attribute" of its click command, in the order --help lists them
 COMMANDS: dict[str, str] = {
-    "inspect": "topo_cli.inspect:inspect_command",
-    "plot": "topo_cli.plot:plot_group",
-    "report": "topo_cli.report:report_command",
+    # produce networks
     "train": "topo_cli.train:train_command",
+    "sweep": "topo_cli.sweep:sweep_command",
+    "data": "topo_cli.data:data_group",
+    # measure them
+    "inspect": "topo_cli.inspect:inspect_command",
     "compare": "topo_cli.compare:compare_command",
     "distance": "topo_cli.distance:distance_command",
     "hubs": "topo_cli.hubs:hubs_command",
-    "export": "topo_cli.export:export_command",
-    "data": "topo_cli.data:data_group",
     "drift": "topo_cli.drift:drift_command",
-    "audit": "topo_cli.audit:audit_command",
     "features": "topo_cli.features:features_command",
     "predict": "topo_cli.predict:predict_group",
-    "sweep": "topo_cli.sweep:sweep_command",
+    "audit": "topo_cli.audit:audit_command",
+    # show and share them
+    "plot": "topo_cli.plot:plot_group",
+    "report": "topo_cli.report:report_command",
+    "export": "topo_cli.export:export_command",
 }
 
 

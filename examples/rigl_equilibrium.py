@@ -451,7 +451,7 @@ def write_report(mode, argv, out, drift_out, compare_out, skipped, elapsed, coun
                            verdict])
     for name, c in compare_out.items():
         s = c["stats"]
-        source = "" if name != "covtype" else f" [{c.get('source', '')}]"
+        source = "" if name != "covtype" else f" [{Path(c.get('source', '')).name}]"
         claim_rows.append([
             f"Lognormal init matched to the equilibrium beats ERK ({name}{source})",
             PAPER.get(name, "not in the paper"),
