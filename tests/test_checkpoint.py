@@ -164,3 +164,18 @@ def test_written_files_get_the_usual_permissions(tmp_path, small_topology):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_checkpoints_folder_stands_for_its_run_and_flat_folders_are_not_one_model(tmp_path, small_topology):
+    run = tmp_path / "run"
+    write_run_config(run, {})
+    for epoch in (0, 1):
+        save_checkpoint(small_topology, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    assert topo.load(run / "checkpoints").epoch == 1
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for epoch in (0, 1):
+        save_checkpoint(small_topology, flat / checkpoint_name(epoch), epoch=epoch)
+    # two separate networks must not be merged into one model
+    with pytest.raises(TopoError, match="not a checkpoint format"):
+        topo.load(flat)

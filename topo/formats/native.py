@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from topo.checkpoint import is_run_folder, is_topo_checkpoint, list_checkpoints, load_checkpoint
+from topo.checkpoint import CHECKPOINT_DIR, is_run_folder, is_topo_checkpoint, list_checkpoints, load_checkpoint
 from topo.errors import TopoError
 from topo.topology import Topology
 
@@ -14,11 +14,19 @@ __all__ = ["EXTENSIONS", "sniff", "read"]
 EXTENSIONS = (".safetensors",)
 
 
+def _run_of(path: Path) -> Path:
+    """The run folder that ``path`` stands for: itself, or the run of its ``checkpoints/`` folder."""
+    if path.name == CHECKPOINT_DIR and is_run_folder(path.parent) and not is_run_folder(path):
+        return path.parent
+    return path
+
+
 def sniff(path: Path) -> bool:
-    """A topo checkpoint file, or a run folder with at least one checkpoint."""
+    """A topo checkpoint file, or a run folder (or its ``checkpoints/``) with at least one checkpoint."""
     path = Path(path)
     if path.is_dir():
-        return is_run_folder(path) and bool(list_checkpoints(path))
+        run = _run_of(path)
+        return is_run_folder(run) and bool(list_checkpoints(run))
     return path.is_file() and is_topo_checkpoint(path)
 
 
@@ -26,7 +34,7 @@ def read(path: Path, *, weights: bool = True, **_: Any) -> Topology:
     """Load a checkpoint file, or a run folder's last checkpoint."""
     path = Path(path)
     if path.is_dir():
-        checkpoints = list_checkpoints(path)
+        checkpoints = list_checkpoints(_run_of(path))
         if not checkpoints:
             raise TopoError("run folder has no checkpoints", path=path)
         path = checkpoints[-1]

@@ -164,9 +164,11 @@ def sniff(path: Path) -> bool:
         if path.is_dir():
             if _hf_files(path):
                 return True
-            return any(p.suffix == ".safetensors" for p in path.iterdir() if p.is_file()) and not (
-                path / "checkpoints"
-            ).is_dir()
+            files = [p for p in path.iterdir() if p.is_file() and p.suffix == ".safetensors"]
+            # a folder of topo checkpoints is a collection of networks, not one model
+            return bool(files) and not (path / "checkpoints").is_dir() and not any(
+                _is_topo(read_header(p)[1]) for p in files[:8] if _header_readable(p)
+            )
         if not path.is_file():
             return False
         with open(path, "rb") as handle:
@@ -180,6 +182,14 @@ def sniff(path: Path) -> bool:
         return not _is_topo(metadata)
     except Exception:
         return False
+
+
+def _header_readable(path: Path) -> bool:
+    try:
+        read_header(path)
+    except TopoError:
+        return False
+    return True
 
 
 # -- reading tensors ------------------------------------------------------------------
