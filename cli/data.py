@@ -59,7 +59,7 @@ def download_command(name: str, data_dir: str | None, base_url: str | None) -> N
     interrupted download resumes where it stopped. EMNIST is not downloaded: the
     error message says where to get it and where to put its files.
     """
-    from topo.training.data import download
+    from topo.training.download import download
 
     from topo_cli.progress import progress_bar
 

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from topo.errors import TopoError
 from topo.training import data
+from topo.training import download as dl
 from topo.training.data import Dataset, load_dataset, read_idx, stratified_split
 from topo_cli.main import main
 
@@ -452,14 +453,14 @@ def serve_mnist_like(server: Server, tmp_path: Path, prefix: str, monkeypatch,
     payloads = {p.name: p.read_bytes() for p in source.iterdir()}
     for name, payload in payloads.items():
         server.files[f"{prefix}/{name}"] = payload
-    monkeypatch.setitem(data.DOWNLOAD_FILES, dataset, {name: (md5(p), None) for name, p in payloads.items()})
+    monkeypatch.setitem(dl.DOWNLOAD_FILES, dataset, {name: (md5(p), None) for name, p in payloads.items()})
     return payloads
 
 
 def test_download_verifies_and_loads(server, tmp_path, monkeypatch):
     payloads = serve_mnist_like(server, tmp_path, "/files", monkeypatch)
     calls = []
-    folder = data.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/files",
+    folder = dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/files",
                            progress=lambda done, total: calls.append((done, total)))
     assert folder == tmp_path / "data" / "mnist"
     for name, payload in payloads.items():
@@ -471,14 +472,14 @@ def test_download_verifies_and_loads(server, tmp_path, monkeypatch):
     assert len(ds.y_train) + len(ds.y_val) == 200 and ds.n_features == 64
     # a second call finds the files complete and fetches nothing
     server.log.clear()
-    data.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/files")
+    dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/files")
     assert server.log == []
 
 
 def test_download_checksum_mismatch_leaves_no_file(server, tmp_path, monkeypatch):
     serve_mnist_like(server, tmp_path, "", monkeypatch)
     with pytest.raises(TopoError, match="checksum mismatch") as err:
-        data.download("mnist", data_dir=tmp_path / "data", base_url=server.url,
+        dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url,
                       checksums={"train-images-idx3-ubyte.gz": "0" * 32})
     assert "train-images-idx3-ubyte.gz" in str(err.value)
     assert not (tmp_path / "data" / "mnist" / "train-images-idx3-ubyte.gz").exists()
@@ -492,7 +493,7 @@ def test_download_resumes_a_partial_file_with_a_range_request(server, tmp_path, 
     folder.mkdir(parents=True)
     half = len(payloads[name]) // 2
     (folder / f"{name}.part").write_bytes(payloads[name][:half])
-    data.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
+    dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
     assert (f"/{name}", f"bytes={half}-") in server.log
     assert (folder / name).read_bytes() == payloads[name]
 
@@ -504,7 +505,7 @@ def test_download_restarts_when_the_server_ignores_range(server, tmp_path, monke
     folder = tmp_path / "data" / "mnist"
     folder.mkdir(parents=True)
     (folder / f"{name}.part").write_bytes(payloads[name][:100])
-    data.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
+    dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
     assert (folder / name).read_bytes() == payloads[name]
 
 
@@ -513,10 +514,10 @@ def test_download_interrupted_keeps_part_and_next_call_resumes(server, tmp_path,
     name = "train-images-idx3-ubyte.gz"
     server.cut_once[f"/{name}"] = 1000
     with pytest.raises(TopoError, match="could not download train-images-idx3-ubyte.gz.*kept"):
-        data.download("mnist", data_dir=tmp_path / "data", base_url=server.url, timeout=5)
+        dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url, timeout=5)
     part = tmp_path / "data" / "mnist" / f"{name}.part"
     assert part.stat().st_size == 1000
-    data.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
+    dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url)
     assert (f"/{name}", "bytes=1000-") in server.log
     assert (tmp_path / "data" / "mnist" / name).read_bytes() == payloads[name]
 
@@ -524,28 +525,28 @@ def test_download_interrupted_keeps_part_and_next_call_resumes(server, tmp_path,
 def test_download_from_mirror_env_and_unreachable_urls(server, tmp_path, monkeypatch):
     serve_mnist_like(server, tmp_path, "/mirror/fashion-mnist", monkeypatch, dataset="fashion-mnist")
     monkeypatch.setenv("TOPO_DATA_MIRROR", server.url + "/mirror/")
-    folder = data.download("fashion-mnist", data_dir=tmp_path / "data")
+    folder = dl.download("fashion-mnist", data_dir=tmp_path / "data")
     assert len(list(folder.glob("*.gz"))) == 4
     with pytest.raises(TopoError, match="HTTP 404"):
-        data.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/nothing-here")
+        dl.download("mnist", data_dir=tmp_path / "data", base_url=server.url + "/nothing-here")
 
 
 def test_download_covtype_checked_by_content(server, tmp_path, monkeypatch):
     table = covtype_table(70)
     server.files["/covtype.data.gz"] = gzip.compress(table_text(table).encode())
-    monkeypatch.setattr(data, "COVTYPE_ROWS", 70)
-    folder = data.download("covtype", data_dir=tmp_path / "data", base_url=server.url)
+    monkeypatch.setattr(dl, "COVTYPE_ROWS", 70)
+    folder = dl.download("covtype", data_dir=tmp_path / "data", base_url=server.url)
     assert (folder / "covtype.data.gz").exists()
     assert load_dataset("covtype", data_dir=tmp_path / "data").n_features == 54
-    monkeypatch.setattr(data, "COVTYPE_ROWS", 581_012)
+    monkeypatch.setattr(dl, "COVTYPE_ROWS", 581_012)
     with pytest.raises(TopoError, match="70 rows, expected 581,012"):
-        data.download("covtype", data_dir=tmp_path / "other", base_url=server.url)
+        dl.download("covtype", data_dir=tmp_path / "other", base_url=server.url)
     assert not list((tmp_path / "other" / "covtype").iterdir())
 
 
 def test_download_emnist_says_where_to_get_it(tmp_path):
     with pytest.raises(TopoError, match=r"nist\.gov.*emnist-letters-train-images-idx3-ubyte\.gz") as err:
-        data.download("emnist-letters", data_dir=tmp_path)
+        dl.download("emnist-letters", data_dir=tmp_path)
     assert str(tmp_path / "emnist") in str(err.value)
 
 
