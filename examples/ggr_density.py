@@ -38,19 +38,17 @@ training runs to ``<out>/runs/`` (git-ignored), reused when the script runs agai
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
-import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import cohens_d, data_folder, load_datasets, markdown_table, pct, welch_p, write_csv  # noqa: E402
 
 STUDY = "ggr_density"
 REPO = Path(__file__).resolve().parents[1]
@@ -98,105 +96,10 @@ def make_mode(name: str) -> Mode:
 
 
 # -- small helpers (as in the other studies) -----------------------------------------
-def data_folder(option: str | None) -> Path | None:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository."""
-    for candidate in (option, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def load_data(names, data_dir):
-    """Each data set once; those that cannot be read are skipped with the reason."""
-    from topo.errors import TopoError
-    from topo.training.data import load_dataset
-
-    loaded, skipped = {}, {}
-    for name in dict.fromkeys(names):
-        try:
-            loaded[name] = load_dataset(name, data_dir=data_dir)
-        except TopoError as error:
-            skipped[name] = str(error).splitlines()[0]
-            print(f"{STUDY}: skipping {name}: {skipped[name]}", flush=True)
-    return loaded, skipped
-
-
-_IGNORED_FIELDS = ("out", "threads", "data_dir", "device")
-
-
-def _comparable(config: dict) -> dict:
-    data = {k: v for k, v in config.items() if k not in _IGNORED_FIELDS}
-    data["hidden"] = list(data.get("hidden", []))
-    return data
-
-
-def run_or_reuse(config, run_dir: Path, dataset) -> tuple[list[dict], str]:
-    """Train ``config`` into ``run_dir``, or reuse / resume the run already there."""
-    from topo.checkpoint import is_run_folder, read_metrics, read_run_config
-    from topo.errors import TopoError
-    from topo.training.trainer import STATE_FILE, resume, train
-
-    if run_dir.exists() and any(run_dir.iterdir()):
-        try:
-            meta = read_run_config(run_dir)
-            records = read_metrics(run_dir)
-        except TopoError:
-            meta, records = None, []
-        if meta is not None and _comparable(meta.get("config", {})) == _comparable(config.to_dict()):
-            done = max((int(r.get("epoch", -1)) for r in records), default=-1)
-            if done >= config.total_epochs:
-                return records, "reused"
-            if (run_dir / STATE_FILE).is_file():
-                resume(run_dir, dataset=dataset)
-                return read_metrics(run_dir), "resumed"
-        if not is_run_folder(run_dir):
-            raise TopoError("exists and is not a topo run folder; choose another --runs folder", path=run_dir)
-        shutil.rmtree(run_dir)  # a scratch run with other settings, or broken: train it again
-    train(config, run_dir=run_dir, dataset=dataset)
-    return read_metrics(run_dir), "trained"
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(value):
-        if isinstance(value, float):
-            return "n/a" if not math.isfinite(value) else f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
 def welch(a: list[float], b: list[float]) -> dict[str, float]:
     """Mean difference a - b, Welch's t-test (two-sided) and Cohen's d (pooled SD)."""
-    from scipy import stats
-
-    x, y = np.asarray(a, float), np.asarray(b, float)
-    out = {"diff": float(x.mean() - y.mean()) if len(x) and len(y) else math.nan, "p": math.nan, "d": math.nan}
-    if len(x) >= 2 and len(y) >= 2:
-        with np.errstate(all="ignore"):
-            out["p"] = float(stats.ttest_ind(x, y, equal_var=False).pvalue)
-            pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2.0)
-            out["d"] = out["diff"] / pooled if pooled > 0 else math.nan
-    return out
-
-
-def pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:+.2f}%"
+    diff = float(np.mean(a) - np.mean(b)) if len(a) and len(b) else math.nan
+    return {"diff": diff, "p": welch_p(a, b), "d": cohens_d(a, b)}
 
 
 def plural(n: int, word: str) -> str:
@@ -207,6 +110,7 @@ def plural(n: int, word: str) -> str:
 def train_dataset(mode: Mode, name: str, dataset, runs: Path, log) -> list[dict]:
     from topo.checkpoint import read_run_config
     from topo.training.config import TrainConfig
+    from topo.training.trainer import train_or_resume
 
     rows = []
     for sparsity in mode.sparsities:
@@ -218,7 +122,8 @@ def train_dataset(mode: Mode, name: str, dataset, runs: Path, log) -> list[dict]
                     seed=seed, threads=1, **ARMS[arm],
                 )
                 run_dir = runs / name / f"{arm}-sp{sparsity:g}-s{seed}"
-                records, how = run_or_reuse(config, run_dir, dataset)
+                result, how = train_or_resume(config, run_dir, dataset=dataset, replace_other=True)
+                records = result.metrics
                 log(f"{name} {arm} sparsity {sparsity:g} seed {seed}: {how}, test acc {records[-1]['test_acc']:.4f}")
                 layers = read_run_config(run_dir)["network"]["layers"]
                 row = {"dataset": name, "arm": arm, "method": ARMS[arm]["method"], "density": ARMS[arm]["density"],
@@ -486,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts[how] = counts.get(how, 0) + 1
         print(f"{STUDY} [{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
-    data, skipped = load_data(mode.datasets, data_folder(args.data_dir))
+    data, skipped = load_datasets(mode.datasets, data_folder(args.data_dir), STUDY)
     rows, files = [], []
     for name in mode.datasets:
         if name in data:

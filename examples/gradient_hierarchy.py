@@ -30,20 +30,17 @@ Writes ``README.md``, ``results.csv`` and PNG figures into
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
-import json
 import math
-import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import data_folder, markdown_table, run_digest, write_csv  # noqa: E402
 
 STUDY = "gradient_hierarchy"
 REPO = Path(__file__).resolve().parents[1]
@@ -84,16 +81,6 @@ def _modes() -> dict[str, Mode]:
 
 
 # -- data and runs --------------------------------------------------------------------------
-def data_folder(option: str | None) -> Path:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data next to the repository."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("TOPO_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return REPO.parent / "shared" / "data"
-
-
 def load_data(mode: Mode, data_dir: Path):
     """The mode's data set (training/validation rows cut as the mode says); None if absent."""
     from topo.errors import TopoError
@@ -130,46 +117,18 @@ def make_config(mode: Mode, profile: str, cv: float | None, seed: int, device: s
 
 def run_name(config, data) -> str:
     """Readable and unique: the settings, plus a hash of the whole configuration and data size."""
-    key = config.to_dict()
-    for volatile in ("threads", "out", "device", "data_dir"):
-        key.pop(volatile, None)
-    key["rows"] = [len(data.y_train), len(data.y_val), len(data.y_test)]
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    digest = run_digest(config, data)
     cv = "" if config.cv is None else f"-cv{config.cv:g}"
     return f"{data.name}-{config.profile}{cv}-sp{config.sparsity:g}-seed{config.seed}-{digest}"
 
 
-def _finished(run_dir: Path, epochs: int) -> bool:
-    from topo.checkpoint import read_metrics
-
-    if not (run_dir / "metrics.jsonl").is_file():
-        return False
-    try:
-        records = read_metrics(run_dir)
-    except Exception:
-        return False
-    return bool(records) and int(records[-1].get("epoch", -1)) >= epochs
-
-
 def train_or_reuse(config, data, runs_dir: Path, counts: dict) -> Path:
     """The run folder of ``config``: reused when finished, resumed when interrupted, else trained."""
-    from topo.errors import TopoError
-    from topo.training.trainer import resume, train
+    from topo.training.trainer import train_or_resume
 
     run_dir = runs_dir / run_name(config, data)
-    if _finished(run_dir, config.total_epochs):
-        counts["reused"] += 1
-        return run_dir
-    if (run_dir / "state" / "last.pt").is_file():
-        try:
-            resume(run_dir, dataset=data)
-        except TopoError:
-            pass
-    if not _finished(run_dir, config.total_epochs):
-        if run_dir.exists():
-            shutil.rmtree(run_dir)
-        train(config, run_dir=run_dir, dataset=data)
-    counts["trained"] += 1
+    _, how = train_or_resume(config, run_dir, dataset=data, replace_other=True)
+    counts["reused" if how == "reused" else "trained"] += 1
     return run_dir
 
 
@@ -260,12 +219,6 @@ def scatter_figure(rows: list[dict], correlations: dict, path: Path, setting: st
 
 
 # -- report ---------------------------------------------------------------------------------
-def _md_table(header: list[str], body: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
 def _nanmean(values) -> float:
     values = np.asarray(values, dtype=np.float64)
     return float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else math.nan
@@ -277,17 +230,6 @@ def _f(value: float, digits: int = 2) -> str:
 
 COLUMNS = ["profile", "cv", "seed", "layer", "fan_in_cv", "concentration_final", "concentration_mean",
            "hierarchy_final", "hierarchy_mean", "epochs", "test_acc", "run"]
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: ("" if row.get(c) is None else row.get(c)) for c in COLUMNS})
-    atomic_write_text(path, buffer.getvalue())
 
 
 def correlations_of(rows: list[dict], final_topologies: list, hidden: set[str]) -> dict:
@@ -412,7 +354,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         "(the library's cv_concentration_correlation on the final checkpoints; the output layer adds one point "
         "at CV 0 per network) and over the hidden layers alone.", "",
         "## Claims", "",
-        _md_table(["claim", "paper", "topo (setting)", "agrees?"], claims), "",
+        markdown_table(["claim", "paper", "topo (setting)", "agrees?"], claims, cell=str), "",
         f"Criteria: a concentration agrees when it lies in 2-5x (structured) or {RANDOM_BAND[0]}-{RANDOM_BAND[1]}x "
         f"(random); a correlation (hidden layers) agrees when r >= {CLAIM_R - R_TOLERANCE:.2f} (within {R_TOLERANCE} of "
         f"the published {CLAIM_R}), partly when {WEAK_R} <= r < {CLAIM_R - R_TOLERANCE:.2f}.", "",
@@ -420,7 +362,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
         "## Per configuration (mean over seeds)", "",
         "Each layer cell: achieved fan-in CV / concentration at the final checkpoint / concentration averaged "
         "over epochs / Spearman rho (fan-in, gradient) averaged over epochs.", "",
-        _md_table(["profile", "CV", *layers, "test acc (%)"], body), "",
+        markdown_table(["profile", "CV", *layers, "test acc (%)"], body, cell=str), "",
         "Gradient against fan-in per neuron at the final checkpoint (topo.figures.gradients_figure):", "",
         "![gradients, structured](gradients_structured.png) ![gradients, random](gradients_random.png)", "",
     ]
@@ -463,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", f"examples/{STUDY}.py", *argv])
     started = time.perf_counter()
-    data = load_data(mode, data_folder(args.data_dir))
+    data = load_data(mode, data_folder(args.data_dir, existing=False))
     if data is None:
         print(f"[{STUDY}] no data; nothing written")
         return 0
@@ -492,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({time.perf_counter() - tick:.1f} s)", flush=True)
     for name, run_dir in examples.items():
         gradients_figure(run_dir, fraction=HUB_FRACTION, path=out / f"gradients_{name}.png", dpi=80)
-    write_csv(rows, out / "results.csv")
+    write_csv(out / "results.csv", rows, COLUMNS, float_format=None)
     result = report(rows, mode, out, command, time.perf_counter() - started, counts, finals, data)
     for claim in result["claims"]:
         print(f"[{STUDY}] {claim[0]}: {claim[2]} -> {claim[3]}")

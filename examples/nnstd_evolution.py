@@ -28,18 +28,18 @@ examples/results/nnstd_evolution/ (``--out``); training runs go to ``<out>/runs/
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import data_folder, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "nnstd_evolution"
@@ -76,14 +76,6 @@ DROP_FRACTION = 0.3      # SET's zeta and RigL's initial drop fraction (the pape
 
 
 # -- small helpers --------------------------------------------------------------------
-def data_folder(explicit: str | None) -> Path | None:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository."""
-    for candidate in (explicit, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
 def off_diagonal(matrix: np.ndarray) -> np.ndarray:
     n = matrix.shape[0]
     return matrix[~np.eye(n, dtype=bool)]
@@ -277,41 +269,19 @@ def perturb(masks: list[np.ndarray], fraction: float, rng) -> list[np.ndarray]:
     return new
 
 
-def run_is_complete(run_dir: Path, epochs: int) -> bool:
-    from topo.checkpoint import read_metrics
-
-    if not (run_dir / "metrics.jsonl").is_file():
-        return False
-    records = read_metrics(run_dir)
-    return bool(records) and int(records[-1].get("epoch", -1)) >= epochs
-
-
-def ensure_run(config, run_dir: Path, dataset, log) -> None:
-    """Train into run_dir, or resume it, or leave it when it already reached its epochs."""
-    from topo.training.trainer import resume, train
-
-    if run_is_complete(run_dir, config.total_epochs):
-        log(f"  reuse {run_dir.relative_to(REPO) if run_dir.is_relative_to(REPO) else run_dir}")
-        return
-    if (run_dir / "state" / "last.pt").is_file():
-        log(f"  resume {run_dir.name}")
-        resume(run_dir, dataset=dataset)
-        return
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    train(config, run_dir=run_dir, dataset=dataset)
-
-
 def variant_checkpoints(mode: Mode, dataset, runs: Path, log) -> list[Path]:
     """The base network's initial masks and the chain of 1% variants, as checkpoints."""
     from topo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
     from topo.topology import Topology
     from topo.training.config import TrainConfig
+    from topo.training.trainer import train_or_resume
 
     base_run = runs / "base"
     base = TrainConfig(dataset=mode.dataset, hidden=mode.hidden, sparsity=mode.sparsity, density="uniform",
                        dense_output=True, method="static", epochs=0, seed=0, threads=1, device="cpu")
-    ensure_run(base, base_run, dataset, log)
+    _, how = train_or_resume(base, base_run, dataset=dataset, replace_other=True)
+    if how != "trained":
+        log(f"  {how} {base_run.name}")
     paths = [list_checkpoints(base_run)[0]]
     rng = np.random.default_rng(2020)
     topology = load_checkpoint(paths[0], weights=False)
@@ -331,6 +301,7 @@ def own_runs_part(mode: Mode, data_dir: Path | None, out: Path, runs: Path, log)
     from topo.errors import TopoError
     from topo.training.config import TrainConfig
     from topo.training.data import load_dataset
+    from topo.training.trainer import train_or_resume
 
     try:
         dataset = load_dataset(mode.dataset, data_dir=data_dir)
@@ -353,7 +324,9 @@ def own_runs_part(mode: Mode, data_dir: Path | None, out: Path, runs: Path, log)
             )
             run_dir = runs / method / f"w{k}"
             started = time.perf_counter()
-            ensure_run(config, run_dir, dataset, log)
+            _, how = train_or_resume(config, run_dir, dataset=dataset, replace_other=True)
+            if how != "trained":
+                log(f"  {how} {run_dir.name}")
             run_dirs.append(run_dir)
             records = read_metrics(run_dir)
             final = records[-1]
@@ -393,20 +366,6 @@ def spread(values) -> dict:
         return {"n": 0, "mean": float("nan"), "std": float("nan"), "min": float("nan"), "max": float("nan")}
     return {"n": int(values.size), "mean": float(values.mean()), "std": float(values.std(ddof=1)) if values.size > 1 else 0.0,
             "min": float(values.min()), "max": float(values.max())}
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
 
 
 def verdict(first: dict, last: dict) -> str:

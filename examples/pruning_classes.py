@@ -25,18 +25,18 @@ are reused when the script is run again.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import data_folder, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "pruning_classes"
@@ -66,39 +66,6 @@ MODES = {
 
 
 # -- helpers --------------------------------------------------------------------------
-def data_folder(explicit: str | None) -> Path | None:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository."""
-    for candidate in (explicit, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def run_is_complete(run_dir: Path, epochs: int) -> bool:
-    from topo.checkpoint import read_metrics
-
-    if not (run_dir / "metrics.jsonl").is_file():
-        return False
-    records = read_metrics(run_dir)
-    return bool(records) and int(records[-1].get("epoch", -1)) >= epochs
-
-
-def ensure_run(config, run_dir: Path, dataset, log) -> None:
-    """Train into run_dir, or resume it, or leave it when it already reached its epochs."""
-    from topo.training.trainer import resume, train
-
-    if run_is_complete(run_dir, config.total_epochs):
-        log(f"  reuse {run_dir.name}")
-        return
-    if (run_dir / "state" / "last.pt").is_file():
-        log(f"  resume {run_dir.name}")
-        resume(run_dir, dataset=dataset)
-        return
-    if run_dir.exists():
-        shutil.rmtree(run_dir)
-    train(config, run_dir=run_dir, dataset=dataset)
-
-
 def checkpoint_test_accuracy(checkpoint: Path, dataset) -> float:
     """Test accuracy of a checkpoint's weights (topo's MaskedMLP)."""
     import torch
@@ -144,20 +111,6 @@ def paired_test(a, b) -> tuple[float, float, float]:
     return diff, float(result.statistic), float(result.pvalue)
 
 
-def write_csv(path: Path, rows: list[dict]) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    columns: list[str] = []
-    for row in rows:
-        columns.extend(k for k in row if k not in columns)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
 # -- the study ------------------------------------------------------------------------
 def config_for(mode: Mode, variant: str, seed: int):
     from topo.training.config import TrainConfig
@@ -173,6 +126,7 @@ def config_for(mode: Mode, variant: str, seed: int):
 
 def run_study(mode: Mode, dataset, runs: Path, log) -> list[dict]:
     from topo.checkpoint import list_checkpoints, load_checkpoint, read_metrics
+    from topo.training.trainer import train_or_resume
 
     rows = []
     for seed in mode.seeds:
@@ -180,7 +134,9 @@ def run_study(mode: Mode, dataset, runs: Path, log) -> list[dict]:
             config = config_for(mode, variant, seed)
             run_dir = runs / f"{variant}-seed{seed}"
             started = time.perf_counter()
-            ensure_run(config, run_dir, dataset, log)
+            _, how = train_or_resume(config, run_dir, dataset=dataset, replace_other=True)
+            if how != "trained":
+                log(f"  {how} {run_dir.name}")
             records = read_metrics(run_dir)
             final = records[-1]
             at_prune = next(r for r in records if int(r["epoch"]) == mode.epochs)

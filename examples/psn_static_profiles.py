@@ -29,20 +29,17 @@ Writes ``README.md``, ``results.csv`` and PNG figures into
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
-import io
-import json
 import math
-import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import data_folder, markdown_table, run_digest, write_csv  # noqa: E402
 
 STUDY = "psn_static_profiles"
 REPO = Path(__file__).resolve().parents[1]
@@ -147,16 +144,6 @@ def _modes() -> dict[str, Mode]:
 
 
 # -- data -------------------------------------------------------------------------------
-def data_folder(option: str | None) -> Path:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data next to the repository."""
-    if option:
-        return Path(option).expanduser()
-    env = os.environ.get("TOPO_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    return REPO.parent / "shared" / "data"
-
-
 def load_data(name: str, mode: Mode, data_dir: Path):
     """The data set, with the mode's training/validation rows (stratified, seed 0); None if absent."""
     from topo.errors import TopoError
@@ -207,50 +194,20 @@ def make_config(dataset: str, mode: Mode, *, sparsity: float, profile: str, cv: 
 
 def run_name(config, data) -> str:
     """Readable and unique: the settings, plus a hash of the whole configuration and data size."""
-    key = config.to_dict()
-    for volatile in ("threads", "out", "device", "data_dir"):
-        key.pop(volatile, None)
-    key["rows"] = [len(data.y_train), len(data.y_val), len(data.y_test)]
-    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    digest = run_digest(config, data)
     cv = "" if config.cv is None else f"-cv{config.cv:g}"
     label = "dense" if config.sparsity == 0 else f"{config.profile}{cv}-sp{config.sparsity:g}"
     return f"{data.name}-{label}-seed{config.seed}-{digest}"
 
 
-def _finished(run_dir: Path, epochs: int) -> bool:
-    from topo.checkpoint import read_metrics
-
-    if not (run_dir / "metrics.jsonl").is_file():
-        return False
-    try:
-        records = read_metrics(run_dir)
-    except Exception:
-        return False
-    return bool(records) and int(records[-1].get("epoch", -1)) >= epochs
-
-
 def train_or_reuse(config, data, runs_dir: Path, counts: dict) -> dict:
     """Train the run (or resume it, or reuse it when finished); its final metrics record."""
     from topo.checkpoint import read_metrics, read_run_config
-    from topo.errors import TopoError
-    from topo.training.trainer import resume, train
+    from topo.training.trainer import train_or_resume
 
     run_dir = runs_dir / run_name(config, data)
-    if _finished(run_dir, config.total_epochs):
-        counts["reused"] += 1
-    else:
-        resumed = False
-        if (run_dir / "state" / "last.pt").is_file():
-            try:
-                resume(run_dir, dataset=data)
-                resumed = _finished(run_dir, config.total_epochs)
-            except TopoError:
-                resumed = False
-        if not resumed:
-            if run_dir.exists():
-                shutil.rmtree(run_dir)
-            train(config, run_dir=run_dir, dataset=data)
-        counts["trained"] += 1
+    _, how = train_or_resume(config, run_dir, dataset=data, replace_other=True)
+    counts["reused" if how == "reused" else "trained"] += 1
     records = read_metrics(run_dir)
     final = records[-1]
     if run_dir.name not in counts.setdefault("timed", set()):  # a run shared by several parts counts once
@@ -486,23 +443,8 @@ def sweep_figure(series: dict, xs: list[float], xlabel: str, title: str, path: P
 
 
 # -- the report ---------------------------------------------------------------------------
-def _md_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in body]
-    return "\n".join(lines)
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    columns = ["part", "dataset", "profile", "cv", "sparsity", "seed", "dense_output", "epochs", "n_train", "hidden", "status",
-               "test_acc", "val_acc", "train_acc", "density", "achieved_cv", "run", "error"]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({c: row.get(c, "") for c in columns})
-    atomic_write_text(path, buffer.getvalue())
+COLUMNS = ["part", "dataset", "profile", "cv", "sparsity", "seed", "dense_output", "epochs", "n_train", "hidden", "status",
+           "test_acc", "val_acc", "train_acc", "density", "achieved_cv", "run", "error"]
 
 
 def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float, counts: dict,
@@ -615,33 +557,33 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
               f"{counts['reused']} reused: finished before, or shared between parts); the runs' own training time (sum of their "
               f"epoch times, whenever they were trained): {counts.get('train_seconds', 0.0):.0f} s.", "",
               "## Claims", "",
-              _md_table(["claim", "paper", "topo (setting)", "agrees?"], claims), "",
+              markdown_table(["claim", "paper", "topo (setting)", "agrees?"], claims, cell=str), "",
               "A gap at or below 0.6 pp counts as agreeing (a sparse network that beats dense is within the band too).",
               "", "How much the profile matters at 90% (gap of the worst profile minus the best, and random's own gap): "
               + "; ".join(_spread(name, table[name]) for name in names) + ".",
               "",
               f"## Gap to dense at {MAIN_SPARSITY:.0%} sparsity (pp)", "",
-              _md_table(["profile", *names],
+              markdown_table(["profile", *names],
                         [["dense accuracy (%)", *[
                             f"{next((g['dense'] for g in table[d].values() if g and g['status'] == 'ok'), math.nan):.2f}"
                             for d in names]]]
-                        + [[lab, *[_fmt_gap(table[d].get(lab)) for d in names]] for lab in labels]),
+                        + [[lab, *[_fmt_gap(table[d].get(lab)) for d in names]] for lab in labels], cell=str),
               "", "Why the output layer matters: a decreasing profile at CV 1 on the 10-neuron output layer gives "
               "the last classes' output neurons a single input each (e.g. fan-ins 100,100,100,100,100,100,29,1,1,1 on "
               "digits), so those classes hinge on one hidden neuron; accuracy then varies a lot between seeds.",
               "", "![gap per profile](gap_per_profile.png)", ""]
     if sweep:
         parts += [f"## Sparsity sweep on {mode.sweep_dataset} (gap to dense, pp)", "",
-                  _md_table(["profile", *[f"{s:g}" for s in mode.sweep_sparsities]],
-                            [[_label(p, _cv_of(p, MAIN_CV, 0.9)), *[_fmt_gap(g) for g in v]] for p, v in sweep.items()]),
+                  markdown_table(["profile", *[f"{s:g}" for s in mode.sweep_sparsities]],
+                            [[_label(p, _cv_of(p, MAIN_CV, 0.9)), *[_fmt_gap(g) for g in v]] for p, v in sweep.items()], cell=str),
                   "", "\"infeasible\": the masks cannot be built; topo says: "
                   + "; ".join(sorted({f"{r['profile']} at {r['sparsity']:g}: {r['error']}" for r in sweep_rows
                                       if r["status"] != "ok"})) + ".", "",
                   "![sparsity sweep](sparsity_sweep.png)", ""]
     if cv_sweep:
         parts += [f"## CV sweep at {MAIN_SPARSITY:.0%} sparsity on {mode.cv_dataset} (gap to dense, pp)", "",
-                  _md_table(["family", *[f"CV {c:g}" for c in mode.cv_values]],
-                            [[f, *[_fmt_gap(g) for g in v]] for f, v in cv_sweep.items()]),
+                  markdown_table(["family", *[f"CV {c:g}" for c in mode.cv_values]],
+                            [[f, *[_fmt_gap(g) for g in v]] for f, v in cv_sweep.items()], cell=str),
                   "", "![CV sweep](cv_sweep.png)", ""]
     if mode.name == "quick":
         parts += ["## Reading of these quick-mode results", "",
@@ -682,9 +624,9 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", f"examples/{STUDY}.py", *argv])
     started = time.perf_counter()
-    rows, counts, skipped = collect(mode, data_folder(args.data_dir), runs_dir, args.device)
+    rows, counts, skipped = collect(mode, data_folder(args.data_dir, existing=False), runs_dir, args.device)
     rows = _dedupe(rows)
-    write_csv(rows, out / "results.csv")
+    write_csv(out / "results.csv", rows, COLUMNS, float_format=None)
     result = report(rows, mode, out, command, time.perf_counter() - started, counts, skipped)
     for claim in result["claims"]:
         print(f"[{STUDY}] {claim[0]}: {claim[2]} -> {claim[3]}")

@@ -40,12 +40,8 @@ reused when the script runs again.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
-import os
 import shlex
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -53,6 +49,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import cohens_d, data_folder, load_datasets, markdown_table, pct, welch_p, write_csv  # noqa: E402
 
 STUDY = "rigl_equilibrium"
 REPO = Path(__file__).resolve().parents[1]
@@ -122,110 +121,20 @@ def make_mode(name: str) -> Mode:
 
 
 # -- small helpers -------------------------------------------------------------------
-def data_folder(option: str | None) -> Path | None:
-    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository."""
-    for candidate in (option, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if candidate and Path(candidate).is_dir():
-            return Path(candidate)
-    return None
-
-
-def load_data(names, data_dir):
-    """Each data set once; those that cannot be read are skipped with the reason."""
-    from topo.errors import TopoError
-    from topo.training.data import load_dataset
-
-    loaded, skipped = {}, {}
-    for name in dict.fromkeys(names):
-        try:
-            loaded[name] = load_dataset(name, data_dir=data_dir)
-        except TopoError as error:
-            skipped[name] = str(error).splitlines()[0]
-            print(f"{STUDY}: skipping {name}: {skipped[name]}", flush=True)
-    return loaded, skipped
-
-
-_IGNORED_FIELDS = ("out", "threads", "data_dir", "device")
-
-
-def _comparable(config: dict) -> dict:
-    data = {k: v for k, v in config.items() if k not in _IGNORED_FIELDS}
-    data["hidden"] = list(data.get("hidden", []))
-    return data
-
-
-def run_or_reuse(config, run_dir: Path, dataset) -> tuple[list[dict], str]:
-    """Train ``config`` into ``run_dir``, or reuse / resume the run already there."""
-    from topo.checkpoint import is_run_folder, read_metrics, read_run_config
-    from topo.errors import TopoError
-    from topo.training.trainer import STATE_FILE, resume, train
-
-    if run_dir.exists() and any(run_dir.iterdir()):
-        try:
-            meta = read_run_config(run_dir)
-            records = read_metrics(run_dir)
-        except TopoError:
-            meta, records = None, []
-        if meta is not None and _comparable(meta.get("config", {})) == _comparable(config.to_dict()):
-            done = max((int(r.get("epoch", -1)) for r in records), default=-1)
-            if done >= config.total_epochs:
-                return records, "reused"
-            if (run_dir / STATE_FILE).is_file():
-                resume(run_dir, dataset=dataset)
-                return read_metrics(run_dir), "resumed"
-        if not is_run_folder(run_dir):
-            raise TopoError("exists and is not a topo run folder; choose another --runs folder", path=run_dir)
-        shutil.rmtree(run_dir)  # a scratch run with other settings, or broken: train it again
-    train(config, run_dir=run_dir, dataset=dataset)
-    return read_metrics(run_dir), "trained"
-
-
-def markdown_table(header: list[str], rows: list[list[Any]]) -> str:
-    def cell(value):
-        if isinstance(value, float):
-            return "n/a" if not math.isfinite(value) else f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    from topo.checkpoint import atomic_write_text
-
-    columns: list[str] = []
-    for row in rows:
-        columns += [k for k in row if k not in columns]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buffer.getvalue())
-
-
 def paired_stats(treated: list[float], control: list[float]) -> dict[str, float]:
     """Mean difference, paired and Welch t-tests (two-sided) and Cohen's d (pooled SD)."""
     from scipy import stats
 
     a, b = np.asarray(treated, float), np.asarray(control, float)
     out = {"n": len(a), "mean_treated": float(a.mean()), "mean_control": float(b.mean()),
-           "diff": float(a.mean() - b.mean()), "p_paired": math.nan, "p_welch": math.nan,
-           "d": math.nan, "d_z": math.nan}
+           "diff": float(a.mean() - b.mean()), "p_paired": math.nan, "p_welch": welch_p(a, b),
+           "d": cohens_d(a, b), "d_z": math.nan}
     if len(a) >= 2:
         with np.errstate(all="ignore"):
             out["p_paired"] = float(stats.ttest_rel(a, b).pvalue)
-            out["p_welch"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-            pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2.0)
-            out["d"] = out["diff"] / pooled if pooled > 0 else math.nan
             sd_diff = float(np.std(a - b, ddof=1))
             out["d_z"] = out["diff"] / sd_diff if sd_diff > 0 else math.nan
     return out
-
-
-def pct(value: float) -> str:
-    return "n/a" if not math.isfinite(value) else f"{100 * value:+.2f}%"
 
 
 # -- the study ------------------------------------------------------------------------
@@ -244,13 +153,15 @@ def drift_part(mode, name, dataset, runs, out, log):
     from topo.analysis.drift import drift, load_run
     from topo.figures import drift_figure, fanin_figure
     from topo.plot import drift_overview, fanin_ridge, save_figure
+    from topo.training.trainer import train_or_resume
 
     run_dirs, results, to_common, tops = {}, {}, {}, {}
     rows = []
     for start in mode.starts:
         config = rigl_config(mode, name, mode.drift_seed, **STARTS[start])
         run_dir = runs / name / f"drift-{start}-s{mode.drift_seed}"
-        records, how = run_or_reuse(config, run_dir, dataset)
+        result, how = train_or_resume(config, run_dir, dataset=dataset, replace_other=True)
+        records = result.metrics
         log(f"{name} drift {start}: {how}, test acc {records[-1]['test_acc']:.4f}")
         run_dirs[start] = run_dir
         tops[start] = load_run(run_dir)
@@ -336,6 +247,7 @@ def _milestones(epochs) -> list[int]:
 def compare_part(mode, name, dataset, runs, out, reference_result, reference_dir, log):
     """RigL from the erk run's equilibrium profile against RigL from ERK, paired by seed."""
     from topo.analysis.drift import read_profile, save_profile
+    from topo.training.trainer import train_or_resume
 
     profile_path = runs / name / "equilibrium_profile.json"
     save_profile(reference_result, profile_path)
@@ -346,7 +258,8 @@ def compare_part(mode, name, dataset, runs, out, reference_result, reference_dir
     for seed in mode.seeds:
         for arm, options in arms.items():
             config = rigl_config(mode, name, seed, **options)
-            records, how = run_or_reuse(config, runs / name / f"compare-{arm}-s{seed}", dataset)
+            result, how = train_or_resume(config, runs / name / f"compare-{arm}-s{seed}", dataset=dataset, replace_other=True)
+            records = result.metrics
             log(f"{name} compare {arm} seed {seed}: {how}, test acc {records[-1]['test_acc']:.4f}")
             acc[arm].append(float(records[-1]["test_acc"]))
             rows.append({"part": "compare", "dataset": name, "arm": arm, "seed": seed,
@@ -580,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts[how] = counts.get(how, 0) + 1
         print(f"{STUDY} [{time.perf_counter() - started:6.1f}s] {message}", flush=True)
 
-    data, skipped = load_data(mode.drift_datasets + mode.compare_datasets, data_folder(args.data_dir))
+    data, skipped = load_datasets(mode.drift_datasets + mode.compare_datasets, data_folder(args.data_dir), STUDY)
     drift_out, compare_out = {}, {}
     for name in mode.drift_datasets:
         if name in data:

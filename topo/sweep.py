@@ -47,6 +47,10 @@ gives the same ids, so running a sweep again
 - deletes and restarts a run folder without state (the run crashed before its first
   checkpointed state); new runs get status ``done``.
 
+These rules are :func:`topo.training.trainer.train_or_resume`'s; a non-empty folder
+there that is not a topo run, or a run of another configuration, is the run's error
+(left alone, not deleted).
+
 A run that fails (a :class:`~topo.errors.TopoError` such as a loss that became NaN,
 or any other exception) gets status ``error`` and its message; the sweep goes on.
 Runs that have not finished yet are listed as ``pending``.
@@ -79,7 +83,6 @@ import json
 import math
 import os
 import re
-import shutil
 import typing
 import uuid
 from dataclasses import dataclass, field, fields
@@ -87,7 +90,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from topo.errors import TopoError
-from topo.training.config import TrainConfig, parse_hidden
+from topo.training.config import IDENTITY_EXCLUDED, TrainConfig, config_identity, parse_hidden
 
 __all__ = [
     "SweepSpec",
@@ -107,8 +110,6 @@ ProgressCallback = Callable[[int, int], None]
 
 #: what a row's ``status`` can be
 STATUSES = ("done", "resumed", "skipped", "error", "pending")
-#: configuration fields that say where or how a run trains; they do not enter its id
-IDENTITY_EXCLUDED = ("out", "data_dir", "threads", "device")
 RUNS_DIR = "runs"
 SUMMARIES_DIR = "summaries"
 RESULTS_FILE = "results.csv"
@@ -409,16 +410,9 @@ def read_sweep_spec(path: str | os.PathLike) -> SweepSpec:
 
 
 # -- expanding the grid -------------------------------------------------------------------
-def _identity(config: TrainConfig) -> dict[str, Any]:
-    data = config.to_dict()
-    for key in IDENTITY_EXCLUDED:
-        data.pop(key, None)
-    return data
-
-
 def run_id_for(config: TrainConfig, name: str) -> str:
     """``<name>-<8 hex digits of the configuration's hash>`` (see the module notes)."""
-    text = json.dumps(_identity(config), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(config_identity(config), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     return f"{name}-{digest}" if name else digest
 
@@ -573,35 +567,6 @@ def expand_grid(spec: SweepSpec, *, notes: list[str] | None = None) -> list[Swee
 
 
 # -- one run (in a worker) ----------------------------------------------------------------
-def _same_config(stored: Mapping[str, Any], config: TrainConfig) -> bool:
-    try:
-        other = TrainConfig.from_dict(stored)
-    except (TopoError, TypeError):
-        return False
-    return _identity(other) == _identity(config)
-
-
-def _run_state(run_dir: Path, config: TrainConfig) -> str:
-    """``"new"``, ``"finished"``, ``"partial"`` (resumable) or ``"stale"`` (delete, restart)."""
-    from topo.checkpoint import read_metrics, read_run_config
-    from topo.training.trainer import STATE_FILE
-
-    if not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir())):
-        return "new"
-    if not run_dir.is_dir():
-        raise TopoError("expected a run folder, found a file", path=run_dir)
-    meta = read_run_config(run_dir)
-    if meta and "config" in meta and not _same_config(meta["config"], config):
-        raise TopoError(
-            "the run folder holds a run of another configuration; move it away to rerun this one", path=run_dir
-        )
-    if not (run_dir / STATE_FILE).is_file() or not meta:
-        return "stale"
-    metrics = read_metrics(run_dir)
-    done = max((int(r.get("epoch", -1)) for r in metrics), default=-1)
-    return "finished" if done >= config.total_epochs else "partial"
-
-
 def _finite_or_nan(value: Any) -> float:
     if value is None:
         return math.nan
@@ -704,23 +669,11 @@ def _sweep_job(job: Mapping[str, Any]) -> dict[str, Any]:
             config.data_dir = str(job["data_dir"])
         if job.get("single_thread"):
             config.threads = 1
-        state = _run_state(run_dir, config)
-        cached = None
-        if state == "finished":
-            row["status"] = "skipped"
-            cached = _cached_figures(summary_path, run_dir)
-        elif state == "partial":
-            from topo.training.trainer import resume
+        from topo.training.trainer import train_or_resume
 
-            resume(run_dir, data_dir=job.get("data_dir"))
-            row["status"] = "resumed"
-        else:
-            from topo.training.trainer import train
-
-            if state == "stale":
-                shutil.rmtree(run_dir)
-            train(config, run_dir=run_dir)
-            row["status"] = "done"
+        _, status = train_or_resume(config, run_dir, data_dir=job.get("data_dir"))
+        row["status"] = {"reused": "skipped", "resumed": "resumed", "trained": "done"}[status]
+        cached = _cached_figures(summary_path, run_dir) if status == "reused" else None
         row.update(cached if cached is not None else _figures(run_dir))
     except Exception as exc:  # noqa: BLE001 - one failed run must not stop the sweep
         row["status"] = "error"

@@ -21,6 +21,8 @@ __all__ = [
     "DENSITY_RULES",
     "PRUNE_CLASSES",
     "parse_hidden",
+    "IDENTITY_EXCLUDED",
+    "config_identity",
 ]
 
 METHODS = ("static", "rigl", "set", "ggr", "prune")
@@ -30,6 +32,9 @@ DENSITY_RULES = ("erk", "uniform")
 PRUNE_CLASSES = ("class-blinded", "class-uniform", "class-distribution")
 DEVICES = ("auto", "cpu", "cuda")
 HUB_PLACEMENTS = ("index", "shuffled")
+#: fields that say where or how a run trains, not what it trains; two configurations
+#: that differ only in these are the same run (sweep ids, reusing a run folder)
+IDENTITY_EXCLUDED = ("out", "data_dir", "threads", "device")
 
 
 def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
@@ -252,3 +257,21 @@ class TrainConfig:
         if not isinstance(data, dict):
             raise TopoError("training configuration must be a JSON object")
         return cls.from_dict(data)
+
+
+def config_identity(config: TrainConfig) -> dict[str, Any]:
+    """What a configuration trains: :meth:`TrainConfig.to_dict` less :data:`IDENTITY_EXCLUDED`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+
+    Returns
+    -------
+    dict
+        JSON-ready values; equal for two configurations that train the same run.
+    """
+    data = config.to_dict()
+    for key in IDENTITY_EXCLUDED:
+        data.pop(key, None)
+    return data

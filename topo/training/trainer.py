@@ -50,7 +50,7 @@ from topo.checkpoint import (
     write_run_config,
 )
 from topo.errors import TopoError
-from topo.training.config import TrainConfig
+from topo.training.config import TrainConfig, config_identity
 from topo.training.priors import is_prior_spec
 
 __all__ = [
@@ -58,6 +58,8 @@ __all__ = [
     "train",
     "iter_train",
     "resume",
+    "train_or_resume",
+    "RUN_STATUSES",
     "default_run_dir",
     "learning_rate",
     "equilibrium_profile_per_layer",
@@ -73,6 +75,8 @@ STATE_VERSION = 1
 TIMING_FIELDS = ("epoch_time", "elapsed", "time")
 
 ProgressCallback = Callable[[int, int], None]
+#: what :func:`train_or_resume` did
+RUN_STATUSES = ("trained", "resumed", "reused")
 
 
 @dataclass
@@ -793,3 +797,103 @@ def resume(
         raise TopoError("the data set's size differs from the run's; cannot resume with other data", path=run_dir)
     run.loop()
     return TrainResult(run_dir, config, run.epoch, read_metrics(run_dir), list_checkpoints(run_dir), resumed_from=epoch)
+
+
+def _holds_same_run(meta: Mapping[str, Any], config: TrainConfig) -> bool:
+    try:
+        stored = TrainConfig.from_dict(meta["config"])
+    except (TopoError, TypeError, ValueError):
+        return False
+    return config_identity(stored) == config_identity(config)
+
+
+def train_or_resume(
+    config: TrainConfig,
+    run_dir: str | os.PathLike,
+    *,
+    dataset=None,
+    data_dir: str | os.PathLike | None = None,
+    progress: ProgressCallback | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    replace_other: bool = False,
+) -> tuple[TrainResult, str]:
+    """Bring the run of ``config`` in ``run_dir`` to its end, doing only what is left.
+
+    - a missing or empty folder: train (status ``"trained"``);
+    - a run of the same configuration whose metrics reached ``config.total_epochs``:
+      nothing is trained, the result is read from the folder (``"reused"``);
+    - a run of the same configuration with training state (``state/last.pt``) but
+      unfinished: :func:`resume` it (``"resumed"``);
+    - a topo run folder without training state (the run crashed before its first
+      epoch ended): delete it and train (``"trained"``).
+
+    "The same configuration" compares every field but those that say where or how a
+    run trains (:data:`topo.training.config.IDENTITY_EXCLUDED`: ``out``,
+    ``data_dir``, ``threads``, ``device``).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    run_dir : path-like
+        The run's folder.
+    dataset : Dataset, optional
+        Use this data instead of loading ``config.dataset``.
+    data_dir : path-like, optional
+        Where the data set is read from (overrides ``config.data_dir``).
+    progress, on_epoch : callable, optional
+        As for :func:`train`; not called for a reused run.
+    replace_other : bool
+        Delete a topo run folder that holds another configuration and train this one
+        in its place (for scratch folders); by default that is an error.
+
+    Returns
+    -------
+    (TrainResult, str)
+        The run and what was done: ``"trained"``, ``"resumed"`` or ``"reused"``.
+
+    Raises
+    ------
+    TopoError
+        If ``run_dir`` is a file, a non-empty folder that is not a topo run, or a run
+        of another configuration (unless ``replace_other``); and as :func:`train`
+        and :func:`resume` raise.
+    """
+    import shutil
+    from dataclasses import replace
+
+    from topo.checkpoint import is_run_folder
+
+    run_dir = Path(run_dir)
+    if data_dir is not None:
+        config = replace(config, data_dir=str(data_dir))
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TopoError("expected a run folder, found a file", path=run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        if not is_run_folder(run_dir):
+            raise TopoError("the folder is not empty and not a topo run folder; choose another folder", path=run_dir)
+        meta = read_run_config(run_dir)
+        if meta and "config" in meta and not _holds_same_run(meta, config):
+            if not replace_other:
+                raise TopoError(
+                    "the run folder holds a run of another configuration; move it away to rerun this one",
+                    path=run_dir,
+                )
+            shutil.rmtree(run_dir)
+        elif not meta or not (run_dir / STATE_FILE).is_file():
+            shutil.rmtree(run_dir)  # died before its first state was saved: nothing to resume
+        else:
+            metrics = read_metrics(run_dir)
+            done = max((int(r.get("epoch", -1)) for r in metrics), default=-1)
+            if done >= config.total_epochs:
+                return TrainResult(run_dir, config, done, metrics, list_checkpoints(run_dir)), "reused"
+            result = resume(
+                run_dir,
+                progress=progress,
+                on_epoch=on_epoch,
+                device=config.device,
+                data_dir=config.data_dir,
+                dataset=dataset,
+            )
+            return result, "resumed"
+    result = train(config, run_dir=run_dir, progress=progress, on_epoch=on_epoch, dataset=dataset)
+    return result, "trained"

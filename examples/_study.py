@@ -1,0 +1,155 @@
+"""Helpers the study scripts in examples/ share: data folder, tables, CSV, run names, statistics.
+
+Not a study itself. The scripts import it with the examples folder on ``sys.path``
+(they are run as ``python examples/<study>.py`` and loaded by file in the tests).
+Training a configuration into a run folder, reusing or resuming it, is
+:func:`topo.training.trainer.train_or_resume`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+__all__ = [
+    "REPO",
+    "data_folder",
+    "load_datasets",
+    "markdown_table",
+    "write_csv",
+    "run_digest",
+    "pct",
+    "welch_p",
+    "cohens_d",
+]
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# -- data ---------------------------------------------------------------------------------
+def data_folder(option: str | None, *, existing: bool = True) -> Path | None:
+    """--data-dir, else $TOPO_DATA_DIR, else ../shared/data beside the repository.
+
+    Parameters
+    ----------
+    option : str or None
+        The script's ``--data-dir``.
+    existing : bool
+        True: the first of the three that is a folder, else None (the data sets'
+        own default). False: the first that is given, whether it exists or not (a
+        missing folder then makes the data sets fail to load, and be skipped).
+    """
+    for candidate in (option, os.environ.get("TOPO_DATA_DIR"), REPO.parent / "shared" / "data"):
+        if not candidate:
+            continue
+        path = Path(candidate).expanduser()
+        if not existing or path.is_dir():
+            return path
+    return None
+
+
+def load_datasets(names: Sequence[str], data_dir: Path | None, study: str) -> tuple[dict, dict]:
+    """Each data set once: ``({name: Dataset}, {name: why it was skipped})``; skips are printed."""
+    from topo.errors import TopoError
+    from topo.training.data import load_dataset
+
+    loaded, skipped = {}, {}
+    for name in dict.fromkeys(names):
+        try:
+            loaded[name] = load_dataset(name, data_dir=data_dir)
+        except TopoError as error:
+            skipped[name] = str(error).splitlines()[0]
+            print(f"{study}: skipping {name}: {skipped[name]}", flush=True)
+    return loaded, skipped
+
+
+def run_digest(config, data) -> str:
+    """8 hex digits of the configuration (less where/how it trains) and the data set's row counts."""
+    from topo.training.config import config_identity
+
+    key = config_identity(config)
+    key["rows"] = [len(data.y_train), len(data.y_val), len(data.y_test)]
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+
+
+# -- tables -------------------------------------------------------------------------------
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|")
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, cell: Callable[[Any], str] = _cell) -> str:
+    """A markdown table; by default floats as 4 significant digits ("n/a" if not finite), ``|`` escaped.
+
+    ``cell=str`` writes the cells as they are (for rows already formatted).
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str] | None = None, *,
+              float_format: str | None = ".6g") -> None:
+    """Write ``rows`` as CSV, atomically.
+
+    Parameters
+    ----------
+    path : Path
+    rows : sequence of dict
+    columns : sequence of str, optional
+        The columns, in order; keys of a row that are not among them are left out.
+        Default: every key of every row, in order of first appearance.
+    float_format : str or None
+        Format of float cells; None writes them as Python does. None cells are empty.
+    """
+    from topo.checkpoint import atomic_write_text
+
+    if columns is None:
+        columns = []
+        for row in rows:
+            columns += [k for k in row if k not in columns]
+
+    def value(v: Any) -> Any:
+        return format(v, float_format) if float_format and isinstance(v, float) else v
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: value(v) for k, v in row.items() if k in writer.fieldnames})
+    atomic_write_text(path, buffer.getvalue())
+
+
+def pct(value: float) -> str:
+    """A signed difference of fractions in percent: ``+1.23%`` ("n/a" if not finite)."""
+    return "n/a" if not math.isfinite(value) else f"{100 * value:+.2f}%"
+
+
+# -- statistics ---------------------------------------------------------------------------
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
+    """Two-sided p of Welch's t-test of a against b; NaN with fewer than 2 values on a side."""
+    from scipy import stats
+
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    with np.errstate(all="ignore"):
+        return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:
+    """(mean a - mean b) / the pooled SD sqrt((var a + var b) / 2); NaN with fewer than 2 a side or no spread."""
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan
+    pooled = math.sqrt((x.var(ddof=1) + y.var(ddof=1)) / 2.0)
+    return float(x.mean() - y.mean()) / pooled if pooled > 0 else math.nan
