@@ -8,7 +8,6 @@ import json
 import pickle
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 import math
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from example_scripts import load_example
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("gradient_hierarchy", REPO / "examples" / "gradient_hierarchy.py")
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_example("gradient_hierarchy")
 
 
 def test_smoke_writes_table_csv_and_figures(tmp_path):

@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 from pathlib import Path
 
-from conftest import REPO, shared_data_dir
+from conftest import shared_data_dir
+
+from example_scripts import load_example
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("nnstd_evolution", REPO / "examples" / "nnstd_evolution.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_example("nnstd_evolution")
 
 
 def test_smoke_writes_the_report(tmp_path):
@@ -27,7 +23,6 @@ def test_smoke_writes_the_report(tmp_path):
     assert "Command: `python examples/nnstd_evolution.py --smoke" in readme
     assert "| claim | paper | topo (setting) | agrees? |" in readme
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
-    families = {r["family"] for r in rows}
     # topo's own runs need only digits: always there, at epochs 0 and 1, 3 networks each
     for family in ("topo SET (digits)", "topo RigL (digits)"):
         mine = [r for r in rows if r["family"] == family]

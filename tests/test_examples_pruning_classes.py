@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
-import sys
 
-from conftest import REPO
+
+from example_scripts import load_example
 
 
 def _study():
-    spec = importlib.util.spec_from_file_location("pruning_classes", REPO / "examples" / "pruning_classes.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up in sys.modules
-    spec.loader.exec_module(module)
-    return module
+    return load_example("pruning_classes")
 
 
 def test_smoke_writes_the_report(tmp_path):

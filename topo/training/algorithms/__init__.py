@@ -15,16 +15,12 @@ from topo.training.algorithms.base import (
     register,
     select_positions,
 )
-from topo.training.algorithms import static as _static  # noqa: F401  (registers "static")
-from topo.training.algorithms import rigl as _rigl  # noqa: F401
-from topo.training.algorithms import set as _set  # noqa: F401
-from topo.training.algorithms import ggr as _ggr  # noqa: F401
-from topo.training.algorithms import prune as _prune  # noqa: F401
-from topo.training.algorithms.ggr import GGR, ggr_update
-from topo.training.algorithms.prune import Prune, magnitude_prune
-from topo.training.algorithms.rigl import RigL, magnitude_drop, rigl_update
-from topo.training.algorithms.set import SET, set_update
-from topo.training.algorithms.static import Static
+# importing each algorithm registers it; this order is the order the registry lists them
+from topo.training.algorithms.static import Static  # isort: skip
+from topo.training.algorithms.rigl import RigL, magnitude_drop, rigl_update  # isort: skip
+from topo.training.algorithms.set import SET, set_update  # isort: skip
+from topo.training.algorithms.ggr import GGR, ggr_update  # isort: skip
+from topo.training.algorithms.prune import Prune, magnitude_prune  # isort: skip
 
 __all__ = [
     "Algorithm",
