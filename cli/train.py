@@ -2,27 +2,94 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from topo.errors import TopoError
+from topo.training.config import OPTION_GROUPS, TrainConfig, methods_taking, training_options
+from topo.training.schema import OptionField, check_value, describe_range, value_type
+from topo_cli.grouped import GroupedCommand, GroupedOption
+
+_METHOD_GROUPS = ("Method", "Method options")
+
+
+class _OptionType(click.ParamType):
+    """A training option's value from the command line, checked by the option's schema.
+
+    A bad value is a usage error (exit 2) naming the flag and what is wrong.
+    """
+
+    def __init__(self, item: OptionField) -> None:
+        self.item = item
+        self.inner, _ = value_type(item.type)
+        self.name = getattr(self.inner, "__name__", "value")
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
+        allowed = self.item.spec.allowed()
+        if allowed is not None:
+            return "[" + "|".join(allowed) + "]"
+        if self.item.spec.metavar:
+            return self.item.spec.metavar
+        return {int: "INTEGER", float: "FLOAT"}.get(self.inner, "TEXT")
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        allowed = self.item.spec.allowed() or ()
+        return [CompletionItem(c) for c in allowed if c.startswith(incomplete)]
+
+    def convert(self, value, param, ctx):
+        spec = self.item.spec
+        try:
+            if isinstance(value, str):
+                if spec.parse is not None:
+                    value = spec.parse(value)
+                elif self.inner is int:
+                    try:
+                        value = int(value)
+                    except ValueError:
+                        raise TopoError(f"{self.item.flag}: {value!r} is not an integer") from None
+                elif self.inner is float:
+                    try:
+                        value = float(value)
+                    except ValueError:
+                        raise TopoError(f"{self.item.flag}: {value!r} is not a number") from None
+            check_value(self.item.name, self.item.type, spec, value)
+        except TopoError as exc:
+            self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+        return value
+
+
+def _help(item: OptionField) -> str:
+    text = item.spec.help
+    where = describe_range(item.spec)
+    if where and value_type(item.type)[0] is float:
+        text += f" Range {where}."
+    if item.spec.group in _METHOD_GROUPS and item.name != "method":
+        takers = methods_taking(item.name)
+        if takers:
+            text += f" Used by: {', '.join(takers)}."
+    return text
+
+
+def _click_option(item: OptionField) -> click.Option:
+    """The click option of one training option, generated from its schema."""
+    if value_type(item.type)[0] is bool:
+        flags = [item.flag] if not item.default else [f"{item.flag}/--no-{item.flag[2:]}"]
+        return GroupedOption([*flags, item.name], is_flag=True, default=bool(item.default), help=_help(item),
+                             help_group=item.spec.group)
+    # a tuple default (widths) is given as the text a user would type, so --help shows it so
+    default = ",".join(str(v) for v in item.default) if isinstance(item.default, tuple) else item.default
+    return GroupedOption(
+        [item.flag, item.name], type=_OptionType(item), default=default, show_default=default is not None,
+        help=_help(item), help_group=item.spec.group,
+    )
+
+
+_CLI_OPTIONS = [item for item in training_options() if item.spec.cli]
 #: options that --resume accepts besides itself (the rest come from the run's run.json)
-_RESUME_OPTIONS = {"resume", "device", "data_dir", "quiet"}
-
-
-def _density_map(text: str | None):
-    if text is None:
-        return None
-    from topo.errors import TopoError
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise TopoError(f"--density-map: not valid JSON ({exc.msg}); expected e.g. '{{\"fc1\": 0.2, \"fc3\": 1.0}}'") from None
-    if not isinstance(value, dict):
-        raise TopoError("--density-map: expected a JSON object mapping layer names or indices to densities")
-    return value
+_RESUME_OPTIONS = {"resume", "quiet"} | {item.name for item in _CLI_OPTIONS if item.spec.with_resume}
 
 
 def _summary_line(record: dict, total_epochs: int) -> str:
@@ -46,40 +113,10 @@ def _summary_line(record: dict, total_epochs: int) -> str:
     return "  ".join(parts)
 
 
-@click.command("train")
-@click.option("--dataset", default="digits", show_default=True, help="Data set name (digits, mnist, fashion-mnist, covtype, ...) or a .npz/.csv path.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None, help="Folder with the data files (default $TOPO_DATA_DIR).")
-@click.option("--hidden", default="256,256", show_default=True, help="Hidden layer widths, comma-separated.")
-@click.option("--sparsity", type=float, default=0.9, show_default=True, help="Share of zero weights; 0 trains the dense baseline.")
-@click.option("--density", "density_rule", type=click.Choice(["erk", "uniform"]), default="erk", show_default=True, help="How the weight budget is split over layers.")
-@click.option("--density-map", default=None, help='JSON layer -> density overriding the rule, e.g. \'{"fc3": 1.0}\'.')
-@click.option("--dense-output", is_flag=True, help="Keep the output layer dense.")
-@click.option("--profile", default="random", show_default=True, help="Fan-in profile of the initial masks (see topo.training.profiles.PROFILES).")
-@click.option("--cv", type=float, default=None, help="Target fan-in CV of a parametric --profile.")
-@click.option("--hub-placement", type=click.Choice(["index", "shuffled"]), default="index", show_default=True, help="Where the largest fan-ins sit.")
-@click.option("--init", "init_spec", default=None, metavar="equilibrium:RUN_OR_FILE|masks:CHECKPOINT|ws:k=K,p=P|ba:m=M", help="equilibrium:RUN_OR_FILE: lognormal fan-in per layer with the CVs of a saved equilibrium profile (topo drift); masks:CHECKPOINT: start from a saved network's masks; ws:k=K,p=P / ba:m=M: masks from a Watts-Strogatz small-world / Barabasi-Albert preferential-attachment graph per layer, each meeting the layer's budget exactly (k, m default to the budget's mean degree; p to 0.1; see topo.training.priors).")
-@click.option("--method", type=click.Choice(["static", "rigl", "set", "ggr", "prune"]), default="rigl", show_default=True, help="Sparse-training algorithm.")
-@click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True, help="Training epochs (prune: before pruning); 0 writes the initial checkpoint only.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--lr", type=float, default=0.05, show_default=True, help="Learning rate.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
-@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]), default="cosine", show_default=True, help="Learning-rate schedule over all steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None, help="Run folder (default runs/<dataset>-<method>-<timestamp>).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads (default min(cores, 8)).")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="STEPS", help="Also checkpoint every STEPS steps inside epochs.")
-@click.option("--resume", type=click.Path(file_okay=False, path_type=str), default=None, metavar="RUN", help="Continue RUN from its last complete epoch.")
-@click.option("--update-every", type=click.IntRange(min=1), default=100, show_default=True, help="rigl/ggr: steps between mask updates (ΔT).")
-@click.option("--drop-fraction", type=float, default=0.3, show_default=True, help="rigl/ggr: α; set: ζ.")
-@click.option("--end-fraction", type=float, default=0.75, show_default=True, help="rigl/ggr: share of steps after which masks stay fixed.")
-@click.option("--explore-fraction", type=float, default=0.1, show_default=True, help="ggr: share of regrowth placed at random (β).")
-@click.option("--ggr-normalise", is_flag=True, help="ggr: normalise |gradient| per layer by its mean over inactive positions.")
-@click.option("--prune-class", type=click.Choice(["class-blinded", "class-uniform", "class-distribution"]), default="class-blinded", show_default=True)
-@click.option("--prune-steps", type=click.IntRange(min=1), default=1, show_default=True, help="prune: reach the sparsity in this many equal steps.")
-@click.option("--retrain-epochs", type=click.IntRange(min=0), default=5, show_default=True, help="prune: epochs of training after pruning, mask fixed.")
+@click.command("train", cls=GroupedCommand, group_order=OPTION_GROUPS,
+               params=[_click_option(item) for item in _CLI_OPTIONS])
+@click.option("--resume", type=click.Path(file_okay=False, path_type=str), default=None, metavar="RUN",
+              cls=GroupedOption, help_group="Run", help="Continue RUN from its last complete epoch.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
@@ -90,7 +127,6 @@ def train_command(ctx: click.Context, **options) -> None:
     RUN/checkpoints/epoch_NNNN.safetensors; epoch_0000 holds the initial masks.
     Progress and one line per epoch go to stderr.
     """
-    from topo.training.config import TrainConfig
     from topo.training.trainer import resume, train
 
     quiet = options.pop("quiet")
@@ -106,40 +142,10 @@ def train_command(ctx: click.Context, **options) -> None:
             raise click.UsageError(f"--resume continues with the run's own options; drop {flags}")
         total = None
     else:
-        config = TrainConfig(
-            dataset=options["dataset"],
-            data_dir=options["data_dir"],
-            hidden=options["hidden"],
-            sparsity=options["sparsity"],
-            density=options["density_rule"],
-            density_map=_density_map(options["density_map"]),
-            dense_output=options["dense_output"],
-            profile=options["profile"],
-            cv=options["cv"],
-            hub_placement=options["hub_placement"],
-            init=options["init_spec"],
-            method=options["method"],
-            update_every=options["update_every"],
-            drop_fraction=options["drop_fraction"],
-            end_fraction=options["end_fraction"],
-            explore_fraction=options["explore_fraction"],
-            ggr_normalise=options["ggr_normalise"],
-            prune_class=options["prune_class"],
-            prune_steps=options["prune_steps"],
-            retrain_epochs=options["retrain_epochs"],
-            epochs=options["epochs"],
-            batch_size=options["batch_size"],
-            lr=options["lr"],
-            optimizer=options["optimizer"],
-            momentum=options["momentum"],
-            weight_decay=options["weight_decay"],
-            schedule=options["schedule"],
-            seed=options["seed"],
-            device=options["device"],
-            threads=options["threads"],
-            out=options["out"],
-            checkpoint_every=options["checkpoint_every"],
-        ).validate()
+        try:
+            config = TrainConfig(**{item.name: options[item.name] for item in _CLI_OPTIONS}).validate()
+        except TopoError as exc:
+            raise click.UsageError(str(exc)) from None
         if config.out is None:
             from topo.training.trainer import default_run_dir
 

@@ -47,10 +47,10 @@ def test_train_prints_the_run_and_how_to_look_at_it(tmp_path):
 
 def test_bad_options_are_one_line_errors(tmp_path):
     result = CliRunner().invoke(main, ["train", "--density-map", "{oops", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1
-    assert "Error: --density-map: not valid JSON" in result.output
+    assert result.exit_code == 2  # a usage error
+    assert "--density-map" in result.output and "not valid JSON" in result.output
     result = CliRunner().invoke(main, ["train", "--sparsity", "1.5", "--out", str(tmp_path / "r")])
-    assert result.exit_code == 1 and "--sparsity" in result.output
+    assert result.exit_code == 2 and "--sparsity" in result.output
     result = CliRunner().invoke(main, ["train", "--resume", str(tmp_path), "--epochs", "3"])
     assert result.exit_code == 2 and "--epochs" in result.output
 

@@ -83,14 +83,13 @@ import json
 import math
 import os
 import re
-import typing
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from topo.errors import TopoError
-from topo.training.config import IDENTITY_EXCLUDED, TrainConfig, config_identity, parse_hidden
+from topo.training.config import IDENTITY_EXCLUDED, TrainConfig, coerce_option, config_identity, training_options
 
 __all__ = [
     "SweepSpec",
@@ -226,60 +225,17 @@ class SweepResult:
         return sum(1 for row in self.rows if row.get("status") == status)
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TrainConfig)
-
-
 def _describe(value: Any) -> str:
     return repr(value) if not isinstance(value, str) else json.dumps(value)
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
-    """``value`` as TrainConfig field ``name`` wants it; TopoError naming ``where name``."""
-    kind = _field_types()[name]
-    args = typing.get_args(kind)
-    optional = type(None) in args
-    if optional:
-        inner = [a for a in args if a is not type(None)]
-        kind = inner[0] if len(inner) == 1 else kind
-        if isinstance(value, str) and value.strip().lower() == "none":
-            return None
-    label = f"{where} {name}"
-    if name == "hidden":
-        if isinstance(value, bool) or not isinstance(value, (int, str, list)):
-            raise TopoError(f"{label}: expected widths such as [256, 256] or \"256,256\", got {_describe(value)}")
-        try:
-            return parse_hidden(value)
-        except TopoError as exc:
-            raise TopoError(f"{label}: {str(exc).split(': ', 1)[-1]}") from None
-    origin = typing.get_origin(kind)
-    if origin is dict:
-        if not isinstance(value, dict) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
-        ):
-            raise TopoError(f"{label}: expected a table of layer = density, got {_describe(value)}")
-        return {str(k): float(v) for k, v in value.items()}
-    if kind is bool:
-        if not isinstance(value, bool):
-            raise TopoError(f"{label}: expected true or false, got {_describe(value)}")
-        return value
-    if kind is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TopoError(f"{label}: expected an integer, got {_describe(value)}")
-        return value
-    if kind is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TopoError(f"{label}: expected a number, got {_describe(value)}")
-        return float(value)
-    if kind is str:
-        if not isinstance(value, str):
-            raise TopoError(f"{label}: expected a string, got {_describe(value)}")
-        return value
-    raise TopoError(f"{label}: unsupported value {_describe(value)}")  # pragma: no cover
+    """``value`` as training option ``name`` wants it (the option's schema); TopoError naming ``where name``."""
+    return coerce_option(name, value, where)
 
 
 def _check_keys(table: Mapping[str, Any], where: str) -> None:
-    known = {f.name for f in fields(TrainConfig)}
+    known = {item.name for item in training_options()}
     for key in table:
         if key == "out":
             raise TopoError(f"{where} out: the sweep places each run under OUT/runs; set [sweep] out instead")

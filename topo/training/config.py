@@ -1,40 +1,58 @@
-"""The whole configuration of a training run: one dataclass, JSON round-trip.
+"""The whole configuration of a training run: one schema, written once.
 
-``TrainConfig`` holds every option ``topo train`` accepts. It is written into the
-run's ``run.json`` (under ``"config"``) and read back by ``topo train --resume``, so a
-resumed run continues with exactly the options it started with.
+:class:`TrainConfig` holds every option ``topo train`` accepts. Each option is a
+dataclass field made with :func:`topo.training.schema.option`, which carries its type,
+default, range, choices, help and ``--help`` group; from that one declaration come
+
+- the ``topo train`` command-line options (``cli/train.py`` generates them),
+- the sweep spec's TOML validation (:func:`coerce_option`, used by :mod:`topo.sweep`),
+- :meth:`TrainConfig.validate` and the ``run.json`` round-trip
+  (:meth:`TrainConfig.to_dict` / :meth:`TrainConfig.from_dict`; a resumed run continues
+  with exactly the options it started with).
+
+The choices of ``method``, ``profile``, ``density``, ``hub_placement`` and
+``prune_class`` are read from their registries. An algorithm may declare options of its
+own in its class (``Algorithm.declared_options``, a dict of :func:`option` fields);
+:class:`TrainConfig` picks them up as fields after the core ones, so adding a method is
+one new module plus its registration in :mod:`topo.training.algorithms`.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
+import dataclasses
+import json
+import typing
+from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from topo.errors import TopoError
+from topo.training.schema import OptionField, check_value, coerce_value, option, option_fields
 
 __all__ = [
     "TrainConfig",
-    "METHODS",
     "OPTIMIZERS",
     "SCHEDULES",
-    "DENSITY_RULES",
-    "PRUNE_CLASSES",
+    "DEVICES",
+    "OPTION_GROUPS",
     "parse_hidden",
+    "parse_density_map",
+    "training_options",
+    "training_option",
+    "coerce_option",
+    "methods_taking",
     "IDENTITY_EXCLUDED",
     "config_identity",
 ]
 
-METHODS = ("static", "rigl", "set", "ggr", "prune")
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "constant")
-DENSITY_RULES = ("erk", "uniform")
-PRUNE_CLASSES = ("class-blinded", "class-uniform", "class-distribution")
 DEVICES = ("auto", "cpu", "cuda")
-HUB_PLACEMENTS = ("index", "shuffled")
-#: fields that say where or how a run trains, not what it trains; two configurations
-#: that differ only in these are the same run (sweep ids, reusing a run folder)
-IDENTITY_EXCLUDED = ("out", "data_dir", "threads", "device")
+
+#: ``--help`` sections, in the order they are listed
+DATA, MASKS, METHOD, METHOD_OWN, OPTIMISATION, RUN = (
+    "Data and network", "Initial masks", "Method", "Method options", "Optimisation", "Run",
+)
+OPTION_GROUPS = (DATA, MASKS, METHOD, METHOD_OWN, OPTIMISATION, RUN)
 
 
 def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
@@ -45,6 +63,8 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
     TopoError
         If a width is not a positive integer.
     """
+    if isinstance(text, bool) or not isinstance(text, (int, str, tuple, list)):
+        raise TopoError(f"--hidden: expected widths such as [256, 256] or \"256,256\", got {text!r}")
     if isinstance(text, int):
         values = [text]
     elif isinstance(text, (tuple, list)):
@@ -58,70 +78,129 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
             except ValueError:
                 raise TopoError(f"--hidden: {part!r} is not an integer width (expected e.g. 300,100)") from None
     for value in values:
-        if int(value) != value or int(value) < 1:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or int(value) < 1:
             raise TopoError(f"--hidden: widths must be positive integers, got {value!r}")
     return tuple(int(v) for v in values)
 
 
-@dataclass
-class TrainConfig:
-    """Every option of a training run.
+def parse_density_map(value: str | Mapping[str, Any]) -> dict[str, float]:
+    """Layer name or index -> density, from a mapping or its JSON text.
 
-    Data and network: ``dataset``, ``data_dir``, ``val_fraction``, ``hidden`` (widths of
-    the hidden layers; the MLP is ``n_features - hidden... - n_classes``).
-    Initial masks (see :func:`topo.training.masks.initial_masks`): ``sparsity`` (0 is the
-    dense baseline), ``density`` (``"erk"`` or ``"uniform"``), ``density_map`` (layer
-    name or index -> density, overriding the rule), ``dense_output``, ``profile`` and
-    ``cv`` (fan-in profile), ``hub_placement``, ``init`` (``"equilibrium:RUN_OR_FILE"``:
-    lognormal fan-in per layer with the CVs of a saved profile; ``"masks:CHECKPOINT"``:
-    the masks of a saved network, read with :func:`topo.formats.load`; ``"ws:k=K,p=P"`` /
-    ``"ba:m=M"``: masks from a Watts-Strogatz / Barabási-Albert random-graph prior, see
-    :mod:`topo.training.priors`).
-    Algorithm: ``method`` and its options ``update_every``, ``drop_fraction``,
-    ``end_fraction``, ``explore_fraction``, ``ggr_normalise``, ``prune_class``,
-    ``prune_steps``, ``retrain_epochs``.
-    Optimisation: ``epochs``, ``batch_size``, ``lr``, ``optimizer``, ``momentum``,
-    ``weight_decay``, ``schedule``.
-    Run: ``seed``, ``device``, ``threads`` (torch CPU threads; None picks
-    ``min(cpu count, 8)``), ``out``, ``checkpoint_every`` (steps; adds checkpoints
-    inside epochs), ``grad_batches`` (batches used for the gradient statistic of the
-    initial checkpoint).
+    Raises
+    ------
+    TopoError
+        If the text is not JSON or the value not a mapping of numbers.
     """
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise TopoError(
+                f"--density-map: not valid JSON ({exc.msg}); expected e.g. '{{\"fc1\": 0.2, \"fc3\": 1.0}}'"
+            ) from None
+    if not isinstance(value, Mapping) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
+    ):
+        raise TopoError(f"--density-map: expected a table of layer = density, got {value!r}")
+    return {str(k): float(v) for k, v in value.items()}
 
-    dataset: str = "digits"
-    data_dir: str | None = None
-    val_fraction: float = 0.1
-    hidden: tuple[int, ...] = (256, 256)
-    sparsity: float = 0.9
-    density: str = "erk"
-    density_map: dict[str, float] | None = None
-    dense_output: bool = False
-    profile: str = "random"
-    cv: float | None = None
-    hub_placement: str = "index"
-    init: str | None = None
-    method: str = "rigl"
-    update_every: int = 100
-    drop_fraction: float = 0.3
-    end_fraction: float = 0.75
-    explore_fraction: float = 0.1
-    ggr_normalise: bool = False
-    prune_class: str = "class-blinded"
-    prune_steps: int = 1
-    retrain_epochs: int = 5
-    epochs: int = 30
-    batch_size: int = 64
-    lr: float = 0.05
-    optimizer: str = "sgd"
-    momentum: float = 0.9
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    out: str | None = None
-    checkpoint_every: int | None = None
-    grad_batches: int = 4
+
+def _methods() -> tuple[str, ...]:
+    from topo.training.algorithms import available_algorithms
+
+    return available_algorithms()
+
+
+def _profiles() -> tuple[str, ...]:
+    from topo.training.profiles import PROFILES
+
+    return PROFILES
+
+
+def _hub_placements() -> tuple[str, ...]:
+    from topo.training.profiles import HUB_PLACEMENTS
+
+    return HUB_PLACEMENTS
+
+
+def _density_rules() -> tuple[str, ...]:
+    from topo.training.densities import DENSITY_RULES
+
+    return DENSITY_RULES
+
+
+def _prune_classes() -> tuple[str, ...]:
+    from topo.training.algorithms.prune import PRUNE_CLASSES
+
+    return PRUNE_CLASSES
+
+
+_INIT_METAVAR = "equilibrium:RUN_OR_FILE|masks:CHECKPOINT|ws:k=K,p=P|ba:m=M"
+
+
+@dataclass
+class _CoreConfig:
+    """The options every run has; :class:`TrainConfig` adds the algorithms' own."""
+
+    # -- data and network ------------------------------------------------------------
+    dataset: str = option("digits", group=DATA, help="Data set name (digits, mnist, fashion-mnist, covtype, ...) or a .npz/.csv path.")
+    data_dir: str | None = option(None, group=DATA, metavar="DIR", describes_where=True, with_resume=True,
+                                  help="Folder with the data files (default $TOPO_DATA_DIR).")
+    val_fraction: float = option(0.1, group=DATA, low=0.0, high=1.0, high_open=True,
+                                 help="Share of the training set held out for validation.")
+    hidden: tuple[int, ...] = option((256, 256), group=DATA, parse=parse_hidden, metavar="WIDTHS",
+                                     help="Hidden layer widths, comma-separated ('' for none).")
+    # -- initial masks ---------------------------------------------------------------
+    sparsity: float = option(0.9, group=MASKS, low=0.0, high=1.0, high_open=True,
+                             help="Share of zero weights; 0 trains the dense baseline.")
+    density: str = option("erk", group=MASKS, choices=_density_rules, help="How the weight budget is split over layers.")
+    density_map: dict[str, float] | None = option(None, group=MASKS, parse=parse_density_map, metavar="JSON",
+                                                  help='Layer -> density overriding the rule, e.g. \'{"fc3": 1.0}\'.')
+    dense_output: bool = option(False, group=MASKS, help="Keep the output layer dense.")
+    profile: str = option("random", group=MASKS, choices=_profiles, choice_noun="fan-in profile",
+                          help="Fan-in profile of the initial masks (topo.training.profiles).")
+    cv: float | None = option(None, group=MASKS, low=0.0, help="Target fan-in CV of a parametric --profile.")
+    hub_placement: str = option("index", group=MASKS, choices=_hub_placements, help="Where the largest fan-ins sit.")
+    init: str | None = option(
+        None, group=MASKS, metavar=_INIT_METAVAR,
+        help="equilibrium:RUN_OR_FILE: lognormal fan-in per layer with the CVs of a saved equilibrium profile "
+             "(topo drift); masks:CHECKPOINT: start from a saved network's masks; ws:k=K,p=P / ba:m=M: masks from "
+             "a Watts-Strogatz small-world / Barabasi-Albert preferential-attachment graph per layer, each meeting "
+             "the layer's budget exactly (k, m default to the budget's mean degree; p to 0.1; see topo.training.priors).",
+    )
+    # -- method ----------------------------------------------------------------------
+    method: str = option("rigl", group=METHOD, choices=_methods, choice_noun="method", help="Sparse-training algorithm.")
+    update_every: int = option(100, group=METHOD, low=1, metavar="STEPS", help="Steps between mask updates (ΔT).")
+    drop_fraction: float = option(0.3, group=METHOD, low=0.0, high=1.0,
+                                  help="Share of active weights moved per update (rigl/ggr: α, set: ζ).")
+    end_fraction: float = option(0.75, group=METHOD, low=0.0, high=1.0,
+                                 help="Share of the steps after which the masks stay fixed.")
+    explore_fraction: float = option(0.1, group=METHOD, low=0.0, high=1.0, help="Share of regrowth placed at random (β).")
+    ggr_normalise: bool = option(False, group=METHOD,
+                                 help="Normalise |gradient| per layer by its mean over inactive positions.")
+    prune_class: str = option("class-blinded", group=METHOD, choices=_prune_classes, help="Which weights magnitude pruning compares.")
+    prune_steps: int = option(1, group=METHOD, low=1, help="Reach the sparsity in this many equal pruning steps.")
+    retrain_epochs: int = option(5, group=METHOD, low=0, help="Epochs of training after pruning, mask fixed.")
+    # -- optimisation ----------------------------------------------------------------
+    epochs: int = option(30, group=OPTIMISATION, low=0,
+                         help="Training epochs (prune: before pruning); 0 writes the initial checkpoint only.")
+    batch_size: int = option(64, group=OPTIMISATION, low=1, help="Examples per step.")
+    lr: float = option(0.05, group=OPTIMISATION, low=0.0, low_open=True, help="Learning rate.")
+    optimizer: str = option("sgd", group=OPTIMISATION, choices=OPTIMIZERS, help="Optimiser.")
+    momentum: float = option(0.9, group=OPTIMISATION, low=0.0, high=1.0, high_open=True, help="SGD momentum.")
+    weight_decay: float = option(1e-4, group=OPTIMISATION, low=0.0, help="L2 weight decay.")
+    schedule: str = option("cosine", group=OPTIMISATION, choices=SCHEDULES, help="Learning-rate schedule over all steps.")
+    # -- run -------------------------------------------------------------------------
+    seed: int = option(0, group=RUN, low=0, help="Seed of the masks, the initial weights and the batch order.")
+    device: str = option("auto", group=RUN, choices=DEVICES, describes_where=True, with_resume=True, help="Where to train.")
+    threads: int | None = option(None, group=RUN, low=1, describes_where=True,
+                                 help="torch CPU threads (default min(cores, 8)).")
+    out: str | None = option(None, group=RUN, metavar="DIR", describes_where=True,
+                             help="Run folder (default runs/<dataset>-<method>-<timestamp>).")
+    checkpoint_every: int | None = option(None, group=RUN, low=1, metavar="STEPS",
+                                          help="Also checkpoint every STEPS steps inside epochs.")
+    grad_batches: int = option(4, group=RUN, low=0,
+                               help="Batches used for the gradient statistic of the initial checkpoint.")
 
     def __post_init__(self) -> None:
         self.hidden = parse_hidden(self.hidden)
@@ -130,62 +209,15 @@ class TrainConfig:
 
     # -- checks -------------------------------------------------------------------
     def validate(self) -> "TrainConfig":
-        """Check every option; returns self.
+        """Check every option against its schema, then the rules between options; returns self.
 
         Raises
         ------
         TopoError
-            Naming the first option that is out of range.
+            Naming the first option that is out of range (as its flag, ``--name``).
         """
-
-        def choice(name: str, allowed: tuple[str, ...]) -> None:
-            value = getattr(self, name)
-            if value not in allowed:
-                raise TopoError(f"--{name.replace('_', '-')}: {value!r} is not one of {', '.join(allowed)}")
-
-        def in_range(name: str, low: float, high: float, *, low_open=False, high_open=False) -> None:
-            value = getattr(self, name)
-            bad = (
-                value is None
-                or not math.isfinite(float(value))
-                or (value <= low if low_open else value < low)
-                or (value >= high if high_open else value > high)
-            )
-            if bad:
-                lo = "(" if low_open else "["
-                hi = ")" if high_open else "]"
-                raise TopoError(f"--{name.replace('_', '-')}: {value!r} is outside {lo}{low}, {high}{hi}")
-
-        from topo.training.algorithms import available_algorithms
-
-        if self.method not in available_algorithms():
-            raise TopoError(f"--method: unknown method {self.method!r}; known: {', '.join(available_algorithms())}")
-        choice("optimizer", OPTIMIZERS)
-        choice("schedule", SCHEDULES)
-        choice("density", DENSITY_RULES)
-        choice("prune_class", PRUNE_CLASSES)
-        choice("device", DEVICES)
-        choice("hub_placement", HUB_PLACEMENTS)
-        in_range("sparsity", 0.0, 1.0, high_open=True)
-        in_range("val_fraction", 0.0, 1.0, high_open=True)
-        in_range("drop_fraction", 0.0, 1.0)
-        in_range("end_fraction", 0.0, 1.0)
-        in_range("explore_fraction", 0.0, 1.0)
-        in_range("lr", 0.0, math.inf, low_open=True, high_open=True)
-        in_range("momentum", 0.0, 1.0, high_open=True)
-        in_range("weight_decay", 0.0, math.inf, high_open=True)
-        for name in ("epochs", "retrain_epochs", "seed", "grad_batches"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 0:
-                raise TopoError(f"--{name.replace('_', '-')}: must be a non-negative integer, got {getattr(self, name)!r}")
-        for name in ("batch_size", "update_every", "prune_steps"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise TopoError(f"--{name.replace('_', '-')}: must be a positive integer, got {getattr(self, name)!r}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 1:
-            raise TopoError(f"--checkpoint-every: must be a positive number of steps, got {self.checkpoint_every!r}")
-        if self.threads is not None and self.threads < 1:
-            raise TopoError(f"--threads: must be positive, got {self.threads!r}")
-        if self.cv is not None and (not math.isfinite(self.cv) or self.cv < 0):
-            raise TopoError(f"--cv: must be a non-negative number, got {self.cv!r}")
+        for item in training_options():
+            check_value(item.name, item.type, item.spec, getattr(self, item.name))
         if self.init is not None:
             from topo.training.priors import is_prior_spec, parse_prior
 
@@ -201,7 +233,10 @@ class TrainConfig:
             for key, value in self.density_map.items():
                 if not (0.0 < value <= 1.0):
                     raise TopoError(f"--density-map: density of {key!r} must be in (0, 1], got {value!r}")
-        return self
+        from topo.training.algorithms import get_algorithm_class
+
+        get_algorithm_class(self.method).check_config(self)
+        return self  # type: ignore[return-value]
 
     # -- derived ------------------------------------------------------------------
     @property
@@ -225,31 +260,36 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise.
+        """Inverse of :meth:`to_dict`; each value is checked against its option's type.
+
+        Options missing from ``data`` take their defaults (a run written before an
+        option existed reads back as it trained).
 
         Raises
         ------
         TopoError
-            If ``data`` has keys that are not options.
+            If ``data`` has keys that are not options, or a value of the wrong type.
         """
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        known = {item.name: item for item in training_options()}
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise TopoError(f"unknown training options in configuration: {', '.join(unknown)}")
-        values = dict(data)
-        if "hidden" in values:
-            values["hidden"] = parse_hidden(values["hidden"])
-        return cls(**values)
+        values = {k: coerce_value(k, known[k].type, known[k].spec, v, "configuration") for k, v in data.items()}
+        return TrainConfig(**values)
 
     def to_json(self) -> str:
-        import json
-
+        """:meth:`to_dict` as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
-        import json
+        """Inverse of :meth:`to_json`.
 
+        Raises
+        ------
+        TopoError
+            If the text is not a JSON object of training options.
+        """
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -259,8 +299,96 @@ class TrainConfig:
         return cls.from_dict(data)
 
 
+def _declared_fields() -> list[tuple[str, Any, dataclasses.Field]]:
+    """The options the registered algorithms declare in their classes, each once."""
+    from topo.training.algorithms import available_algorithms, get_algorithm_class
+
+    core = {f.name for f in dataclasses.fields(_CoreConfig)}
+    seen: dict[str, tuple[str, Any, dataclasses.Field]] = {}
+    for method in available_algorithms():
+        for name, declared in get_algorithm_class(method).declared_options.items():
+            if name in core:
+                raise TypeError(f"algorithm {method!r} declares option {name!r}, which is a core TrainConfig option")
+            kind = declared.metadata.get("topo.type")
+            if kind is None:
+                raise TypeError(f"algorithm {method!r}: option {name!r} needs option(..., type=...)")
+            if name not in seen:
+                seen[name] = (name, kind, declared)
+    return list(seen.values())
+
+
+if typing.TYPE_CHECKING:
+
+    class TrainConfig(_CoreConfig):
+        """Every option of a training run (see the module notes)."""
+
+else:
+    TrainConfig = dataclasses.make_dataclass(
+        "TrainConfig",
+        _declared_fields(),
+        bases=(_CoreConfig,),
+        namespace={
+            "__doc__": (
+                "Every option of a training run: the core options, then those the registered "
+                "algorithms declare.\n\nEach field is a :func:`topo.training.schema.option`; "
+                "``topo train --help`` lists them by group with their ranges and defaults.\n"
+            ),
+            "__module__": __name__,
+        },
+    )
+
+
+def training_options() -> list[OptionField]:
+    """Every training option (name, type, default, :class:`~topo.training.schema.Option`), in order."""
+    return _OPTIONS
+
+
+def training_option(name: str) -> OptionField:
+    """One training option by name.
+
+    Raises
+    ------
+    TopoError
+        If there is no such option.
+    """
+    for item in _OPTIONS:
+        if item.name == name:
+            return item
+    raise TopoError(f"{name}: not a training option")
+
+
+def coerce_option(name: str, value: Any, where: str) -> Any:
+    """A TOML/JSON value as option ``name`` wants it; errors read ``"<where> <name>: ..."``.
+
+    Raises
+    ------
+    TopoError
+        For an unknown option or a value of the wrong type.
+    """
+    item = training_option(name)
+    return coerce_value(name, item.type, item.spec, value, where)
+
+
+def methods_taking(name: str) -> tuple[str, ...]:
+    """The registered methods whose constructor takes option ``name``."""
+    from topo.training.algorithms import available_algorithms, get_algorithm_class
+
+    return tuple(m for m in available_algorithms() if name in get_algorithm_class(m).option_names)
+
+
+_OPTIONS: list[OptionField] = option_fields(TrainConfig)
+
+#: fields that say where or how a run trains, not what it trains; two configurations
+#: that differ only in these are the same run (sweep ids, reusing a run folder)
+IDENTITY_EXCLUDED = tuple(item.name for item in _OPTIONS if item.spec.describes_where)
+_DECLARED = frozenset(name for name, _, _ in _declared_fields())
+
+
 def config_identity(config: TrainConfig) -> dict[str, Any]:
     """What a configuration trains: :meth:`TrainConfig.to_dict` less :data:`IDENTITY_EXCLUDED`.
+
+    An algorithm's own declared options count only for the method that takes them, so
+    adding a method with options of its own leaves every other run's identity as it was.
 
     Parameters
     ----------
@@ -274,4 +402,8 @@ def config_identity(config: TrainConfig) -> dict[str, Any]:
     data = config.to_dict()
     for key in IDENTITY_EXCLUDED:
         data.pop(key, None)
+    taken = set(config.algorithm_options()) if config.method in _methods() else set()
+    for key in _DECLARED - taken:
+        data.pop(key, None)
     return data
+

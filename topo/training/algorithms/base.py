@@ -46,6 +46,9 @@ def register(name: str) -> Callable[[type["Algorithm"]], type["Algorithm"]]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"algorithm name {name!r} registered twice")
         cls.name = name
+        # options the class declares itself are constructor options too
+        missing = tuple(k for k in cls.declared_options if k not in cls.option_names)
+        cls.option_names = tuple(cls.option_names) + missing
         _REGISTRY[name] = cls
         return cls
 
@@ -143,10 +146,30 @@ class Algorithm:
     Subclasses set ``option_names`` (the constructor's keyword options, named as the
     :class:`~topo.training.config.TrainConfig` fields they come from) and override the
     hooks they need. The base class keeps the masks fixed (that is ``static``).
+
+    A method with options no other method has declares them in ``declared_options``:
+    ``{"name": topo.training.schema.option(default, type=..., help=..., ...)}``. They
+    become :class:`~topo.training.config.TrainConfig` fields, ``topo train`` flags and
+    sweep keys, and are added to ``option_names`` on registration. Checks between
+    options go in :meth:`check_config`.
     """
 
     name: ClassVar[str] = ""
     option_names: ClassVar[tuple[str, ...]] = ()
+    declared_options: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def check_config(cls, config: Any) -> None:
+        """Check a whole :class:`~topo.training.config.TrainConfig` for this method.
+
+        Called by ``TrainConfig.validate`` after every option passed its own range
+        check; the base class accepts everything.
+
+        Raises
+        ------
+        TopoError
+            Naming the option (as ``--name``) that does not suit this method.
+        """
 
     def __init__(self, **options: Any) -> None:
         unknown = set(options) - set(self.option_names)
