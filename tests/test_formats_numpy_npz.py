@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from topo.errors import TopoError
-from topo.formats import _assemble, detect_format, load
+from topo.formats import _policy, detect_format, load
 from topo.formats.numpy_npz import list_epochs
 
 
@@ -128,14 +128,14 @@ def test_non_numeric_object_and_nan_arrays(tmp_path):
 
 
 def test_decompression_bomb_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(_assemble, "EXPANSION_FLOOR_BYTES", 1024**2)
+    monkeypatch.setattr(_policy, "EXPANSION_FLOOR_BYTES", 1024**2)
     path = tmp_path / "bomb.npz"
     np.savez_compressed(path, w=np.zeros((2048, 2048), np.float32))  # 16 MiB of zeros, a few KiB on disk
     with pytest.raises(TopoError, match="would expand"):
         load(path)
-    monkeypatch.setattr(_assemble, "EXPANSION_FLOOR_BYTES", 64 * 1024**2)
-    monkeypatch.setattr(_assemble, "MAX_TENSOR_BYTES", 1024**2)
-    with pytest.raises(TopoError, match="more than the limit"):
+    monkeypatch.setattr(_policy, "EXPANSION_FLOOR_BYTES", 64 * 1024**2)
+    monkeypatch.setenv("TOPO_MAX_TENSOR_BYTES", str(1024**2))
+    with pytest.raises(TopoError, match="more than the limit.*TOPO_MAX_TENSOR_BYTES"):
         load(path)
 
 

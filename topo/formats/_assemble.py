@@ -34,6 +34,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.errors import TopoError
+from topo.formats import _policy
+from topo.formats._policy import check_declared_size
 from topo.topology import Layer, Topology
 
 __all__ = [
@@ -53,12 +55,14 @@ __all__ = [
     "finite_int",
 ]
 
-#: Largest single array a reader allocates (declared size, before reading it).
-MAX_TENSOR_BYTES = 4 * 1024**3
-#: Largest ratio of a compressed member's declared size to its archive's size...
-MAX_EXPANSION = 50
+# The budget lives in topo.formats._policy (configurable through TOPO_MAX_* variables);
+# these names are its defaults, kept for readers that quote them.
+#: Largest single array a reader allocates by default (declared size, before reading it).
+MAX_TENSOR_BYTES = _policy.Limits.tensor_bytes
+#: Default largest ratio of compressed data's declared size to its archive's size...
+MAX_EXPANSION = _policy.Limits.expansion
 #: ...applied only above this size, so that small, very compressible arrays still load.
-EXPANSION_FLOOR_BYTES = 64 * 1024**2
+EXPANSION_FLOOR_BYTES = _policy.EXPANSION_FLOOR_BYTES
 
 _NUMERIC_KINDS = "biuf"
 
@@ -175,62 +179,6 @@ def read_head(path: Path, n: int = 64) -> bytes:
             return handle.read(n)
     except OSError:
         return b""
-
-
-def check_declared_size(
-    nbytes: int,
-    *,
-    path: Path,
-    what: str,
-    available: int | None = None,
-    compressed: bool = False,
-    limit: int | None = None,
-) -> None:
-    """Refuse an array whose declared size is implausible, before allocating it.
-
-    Parameters
-    ----------
-    nbytes : int
-        The size the file declares for the array, in bytes.
-    path : Path
-        The file (for the message).
-    what : str
-        What the array is (for the message), e.g. ``"member 'w.npy'"``.
-    available : int, optional
-        Bytes the file really has for it. Uncompressed data may not exceed this;
-        compressed data may not exceed :data:`MAX_EXPANSION` times this once it is
-        larger than :data:`EXPANSION_FLOOR_BYTES`.
-    compressed : bool
-        Whether ``available`` is a compressed size.
-    limit : int, optional
-        Absolute limit; :data:`MAX_TENSOR_BYTES` by default.
-
-    Raises
-    ------
-    TopoError
-        If the declared size is over a limit.
-    """
-    limit = MAX_TENSOR_BYTES if limit is None else int(limit)
-    if nbytes < 0:
-        raise TopoError(f"{what} declares a negative size", path=path)
-    if nbytes > limit:
-        raise TopoError(
-            f"refused: {what} declares {nbytes:,} bytes, more than the limit of {limit:,} bytes",
-            path=path,
-        )
-    if available is None:
-        return
-    if not compressed and nbytes > available:
-        raise TopoError(
-            f"{what} declares {nbytes:,} bytes but the file holds only {available:,} (truncated or corrupt)",
-            path=path,
-        )
-    if compressed and nbytes > max(MAX_EXPANSION * available, EXPANSION_FLOOR_BYTES):
-        raise TopoError(
-            f"refused: {what} would expand to {nbytes:,} bytes, more than {MAX_EXPANSION}x the "
-            f"archive's {available:,} bytes (a decompression bomb?)",
-            path=path,
-        )
 
 
 @contextlib.contextmanager
@@ -392,6 +340,39 @@ def _summarise(category: str, items: list[str], limit: int = 5) -> str:
     return f"{category}: {shown}{more}"
 
 
+# -- budget ---------------------------------------------------------------------------
+def _check_layer_budget(t: Tensor, weights: bool, path: Path, warnings: list[str]) -> bool:
+    """Check the layer ``t`` will become against the budget before it is built.
+
+    Returns whether its weights can be kept: a sparse array whose dense weight matrix
+    would be over the dense-cell budget is kept as a mask only, with a warning.
+    """
+    shape = tuple(int(s) for s in np.shape(t.value))
+    what = f"layer {t.key!r}"
+    if len(shape) == 2:
+        n_out, n_in = (shape[1], shape[0]) if t.layout == "in_out" else shape
+        dense_value = not sp.issparse(t.value)
+        _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=dense_value)
+        if dense_value or not weights:
+            return weights
+        try:
+            _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=True)
+        except TopoError:
+            warnings.append(f"{t.key}: weights not kept (a dense {n_out:,} x {n_in:,} matrix is over the "
+                            "TOPO_MAX_DENSE_CELLS budget); mask only")
+            return False
+        return weights
+    # convolutions: the kernel mask and the channel mask [out, in * groups] are dense
+    if t.layout == "in_out":
+        n_out, n_in_group = shape[-1], shape[-2]
+    else:
+        n_out, n_in_group = shape[0], shape[1]
+    groups = max(int(t.groups or 1), 1)
+    _policy.check_layer_shape(n_out, n_in_group * groups, path=path, what=what, dense=True)
+    _policy.check_dense_cells(math.prod(shape), path=path, what=f"the kernel of {what}")
+    return weights
+
+
 # -- the assembler ------------------------------------------------------------------
 def build_topology(
     tensors: Sequence[Tensor],
@@ -440,6 +421,7 @@ def build_topology(
         inconsistent shapes.
     """
     path = Path(path)
+    _policy.check_array_count(len(tensors), path=path)
     warnings = list(warnings)
     skipped = list(skipped)
     biases: dict[str, Tensor] = {}
@@ -498,6 +480,7 @@ def build_topology(
             raise TopoError(f"no layer name matches layers={layers!r}", path=path)
     if not matrices:
         raise TopoError(f"no weight matrix found (a {format} file with no 2-D or convolution weights)", path=path)
+    _policy.check_layer_count(len(matrices), path=path)
 
     built: list[tuple[Tensor, Layer]] = []
     nan_layers: list[str] = []
@@ -525,8 +508,9 @@ def build_topology(
                     t.layout = "in_out" if t.layout == "out_in" else "out_in"
             elif _ATTENTION_RE.search(name):
                 kind = "attention"
+        keep_weights = _check_layer_budget(t, weights, path, warnings)
         if ndim == 2:
-            mask, weight, facts = _linear(t, weights)
+            mask, weight, facts = _linear(t, keep_weights)
         else:
             mask, facts = _conv(t)
         layer_info.update(facts)

@@ -35,7 +35,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.errors import TopoError
-from topo.formats import _assemble
+from topo.formats import _assemble, _policy
 from topo.formats._assemble import (
     Tensor,
     build_topology,
@@ -71,6 +71,14 @@ def _set_files(folder: Path) -> list[Path]:
         return []
     found.sort()
     return [p for _, p in found]
+
+
+def _confined_set_files(folder: Path, root: Path) -> list[Path]:
+    """:func:`_set_files`, each refused when it links out of ``root`` (the folder the user gave)."""
+    files = _set_files(folder)
+    for file in files:
+        _policy.confine(file, root, what="SET weight file")
+    return files
 
 
 def is_set_folder(path: Path) -> bool:
@@ -196,8 +204,14 @@ def _checked_npz(path: Path) -> tuple[list[str], dict[str, tuple[tuple[int, ...]
     declared: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
     names: list[str] = []
     with zipfile.ZipFile(path) as archive:
-        for member in archive.infolist():
+        members = archive.infolist()
+        _policy.check_array_count(len(members), path=path)
+        compressed = any(m.compress_type != zipfile.ZIP_STORED for m in members)
+        # one budget for the whole archive: many small bombs add up
+        budget = _policy.FileBudget(path, available=archive_size, compressed=compressed)
+        for member in members:
             what = f"member {member.filename!r}"
+            _policy.check_member_name(member.filename, path=path)
             if not member.filename.endswith(".npy"):
                 raise TopoError(f"{what} is not a .npy array; not an .npz archive", path=path)
             check_declared_size(
@@ -206,6 +220,7 @@ def _checked_npz(path: Path) -> tuple[list[str], dict[str, tuple[tuple[int, ...]
             )
             if member.compress_type == zipfile.ZIP_STORED:
                 check_declared_size(member.file_size, path=path, what=what, available=member.compress_size)
+            budget.take(member.file_size, what)
             with archive.open(member) as handle:
                 shape, dtype, _, header_len = _npy_header(handle, what, path)
             nbytes = math.prod(shape) * dtype.itemsize
@@ -215,6 +230,8 @@ def _checked_npz(path: Path) -> tuple[list[str], dict[str, tuple[tuple[int, ...]
                     "(truncated or corrupt)",
                     path=path,
                 )
+            if len(shape) == 2:
+                _policy.check_layer_shape(shape[0], shape[1], path=path, what=what)
             key = member.filename[:-4]
             declared[key] = (shape, dtype)
             names.append(key)
@@ -254,9 +271,14 @@ def _as_sparse(arrays: dict[str, np.ndarray], path: Path) -> sp.csr_matrix | Non
     fmt = fmt.item() if fmt.shape == () else None
     if isinstance(fmt, bytes):
         fmt = fmt.decode("ascii", "replace")
-    shape = tuple(int(s) for s in np.asarray(arrays["shape"]).reshape(-1))
-    if len(shape) != 2 or min(shape) < 0:
+    shape_array = np.asarray(arrays["shape"])
+    if shape_array.dtype.kind not in "iu" or shape_array.size != 2:
+        raise TopoError(f"sparse matrix has shape {shape_array.tolist()!r}, expected two integers", path=path)
+    shape = tuple(int(s) for s in shape_array.reshape(-1))
+    if min(shape) < 0:
         raise TopoError(f"sparse matrix has shape {shape}, expected 2-D", path=path)
+    # the declared shape decides what CSR conversion allocates (indptr of length rows + 1)
+    _policy.check_layer_shape(shape[0], shape[1], path=path, what=f"sparse matrix of shape {shape}", dense=False)
     data = arrays["data"]
     if data.dtype.kind not in "biuf":
         raise TopoError(f"sparse matrix has non-numeric dtype {data.dtype}", path=path)
@@ -299,8 +321,8 @@ def _set_layer(path: Path, index: int, weights: bool) -> Tensor:
         )
 
 
-def _read_set_folder(folder: Path, *, weights: bool, layers: str | None) -> Topology:
-    files = _set_files(folder)
+def _read_set_folder(folder: Path, *, weights: bool, layers: str | None, root: Path | None = None) -> Topology:
+    files = _confined_set_files(folder, folder if root is None else root)
     indices = [int(_SET_FILE_RE.match(p.name).group(1)) for p in files]  # type: ignore[union-attr]
     if indices != list(range(len(files))):
         raise TopoError(f"SET folder has layers {indices}; expected weight_l0 ... without gaps", path=folder)
@@ -369,7 +391,8 @@ def read(
         if is_set_folder(path):
             return _read_set_folder(path, weights=weights, layers=layers)
         epochs = list_epochs(path)
-        topology = _read_set_folder(epochs[-1], weights=weights, layers=layers)
+        _policy.confine(epochs[-1], path, what="epoch folder")
+        topology = _read_set_folder(epochs[-1], weights=weights, layers=layers, root=path)
         return topology.with_info(path=str(path), epochs=[p.name for p in epochs])
 
     with reading(path, "NumPy file"):

@@ -37,6 +37,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from topo.errors import TopoError
+from topo.formats import _policy
 from topo.formats._assemble import (
     Tensor,
     build_topology,
@@ -319,20 +320,22 @@ def _read_json(path: Path, what: str) -> Any:
 
 
 def _shard_files(folder: Path, index_path: Path) -> list[Path]:
+    _policy.confine(index_path, folder, what="index file")
     index = _read_json(index_path, "index file")
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not isinstance(weight_map, dict) or not weight_map:
         raise TopoError("index file has no weight_map", path=index_path)
-    shards: list[Path] = []
+    shards: dict[str, Path] = {}
     for shard in weight_map.values():
+        if isinstance(shard, str) and shard in shards:
+            continue
         if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
             raise TopoError(f"index names shard {shard!r} outside the model folder; refused", path=index_path)
         shard_path = folder / shard
-        if shard_path not in shards:
-            if not shard_path.is_file():
-                raise TopoError(f"index names shard {shard!r}, which is missing", path=index_path)
-            shards.append(shard_path)
-    return sorted(shards, key=lambda p: natural_key(p.name))
+        if not shard_path.is_file():
+            raise TopoError(f"index names shard {shard!r}, which is missing", path=index_path)
+        shards[shard] = shard_path
+    return sorted(shards.values(), key=lambda p: natural_key(p.name))
 
 
 def _conv1d_transpose(tensors: list[Tensor], config: Mapping[str, Any] | None, notes: list[str]) -> None:
@@ -398,6 +401,7 @@ def read(
         else:
             fmt = "huggingface"
             if (path / "config.json").is_file():
+                _policy.confine(path / "config.json", path, what="config.json")
                 loaded = _read_json(path / "config.json", "config.json")
                 config = loaded if isinstance(loaded, dict) else None
                 if config:
@@ -416,6 +420,8 @@ def read(
                 files = sorted((p for p in path.iterdir() if p.suffix == ".safetensors"), key=lambda p: natural_key(p.name))
             if not files:
                 raise TopoError("a folder without model weights (no *.safetensors or pytorch_model.bin)", path=path)
+            for file in files:
+                _policy.confine(file, path, what="weight file")
             tensors = []
             meaningful = True
             for file in files:

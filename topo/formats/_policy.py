@@ -1,0 +1,372 @@
+"""The size and path policy that every reader obeys.
+
+A checkpoint from a stranger is untrusted input. Two rules keep reading it harmless:
+
+**Paths.** A file that a reader opens on its own (a shard named by an index, a
+``model.safetensors`` inside a model folder, a run's checkpoint, a SET folder's
+``weight_lK.npz``, an archive member) must resolve inside the folder the user gave;
+a symbolic link that leads elsewhere is refused with a reason
+(:func:`confine`). The path the user names is taken as given. One layout is known
+and allowed: a Hugging Face cache snapshot
+(``models--ORG--NAME/snapshots/REV/x -> ../../blobs/HASH``) stays inside its
+``models--ORG--NAME`` folder. ``TOPO_FOLLOW_LINKS=1`` lifts the rule.
+Archive member names must be plain relative names (:func:`check_member_name`).
+
+**Budgets.** Sizes are checked as the file declares them, before anything is
+allocated: one array (``TOPO_MAX_TENSOR_BYTES``), all arrays of one file together
+(``TOPO_MAX_FILE_BYTES``; compressed data also at most ``TOPO_MAX_EXPANSION`` times
+the archive), the number of arrays and of layers in one file
+(``TOPO_MAX_ARRAYS``, ``TOPO_MAX_LAYERS``), the neurons on either side of a layer
+(``TOPO_MAX_NEURONS``) and the cells of any layer that is held densely
+(``TOPO_MAX_DENSE_CELLS``). :func:`limits` reads these environment variables each
+time it is called, so a user can raise a limit for one command. A
+:class:`FileBudget` accumulates one file's declared bytes.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from topo.errors import TopoError
+
+__all__ = [
+    "Limits",
+    "limits",
+    "FileBudget",
+    "check_declared_size",
+    "check_layer_shape",
+    "check_layer_count",
+    "check_dense_cells",
+    "check_array_count",
+    "confine",
+    "check_member_name",
+    "follow_links",
+    "MAX_HEADER_BYTES",
+    "EXPANSION_FLOOR_BYTES",
+]
+
+#: The safetensors library's own limit on a file's JSON header (not configurable).
+MAX_HEADER_BYTES = 100_000_000
+#: Compressed data may expand beyond ``max_expansion`` times its archive up to this size,
+#: so that small, very compressible files still load.
+EXPANSION_FLOOR_BYTES = 64 * 1024**2
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The budget readers check declared sizes against (see the module docstring).
+
+    Every field has an environment variable ``TOPO_MAX_<FIELD>`` (upper case),
+    e.g. ``TOPO_MAX_NEURONS=50000000``; :func:`limits` reads them.
+    """
+
+    #: Bytes of one array as declared (4 GiB).
+    tensor_bytes: int = 4 * 1024**3
+    #: Bytes of all arrays of one file (or one model folder) together (64 GiB).
+    file_bytes: int = 64 * 1024**3
+    #: Largest ratio of declared (uncompressed) bytes to the compressed file's size.
+    expansion: int = 50
+    #: Arrays (tensors, members, datasets, initializers) in one file.
+    arrays: int = 1_000_000
+    #: Layers (2-D and convolution weights) in one network.
+    layers: int = 100_000
+    #: Neurons on either side (in or out) of one layer.
+    neurons: int = 10_000_000
+    #: Cells (out x in) of one layer held as a dense array (2**31: a 2 GiB boolean mask).
+    dense_cells: int = 2**31
+
+
+_ENV = {name: f"TOPO_MAX_{name.upper()}" for name in Limits.__dataclass_fields__}
+
+
+def limits() -> Limits:
+    """The current limits: the defaults of :class:`Limits`, overridden by ``TOPO_MAX_*``.
+
+    Raises
+    ------
+    TopoError
+        If such an environment variable is set but is not a positive integer.
+    """
+    values: dict[str, int] = {}
+    for name, variable in _ENV.items():
+        raw = os.environ.get(variable)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            value = int(raw.strip().replace("_", ""))
+        except ValueError:
+            raise TopoError(f"environment variable {variable}={raw!r} is not an integer") from None
+        if value <= 0:
+            raise TopoError(f"environment variable {variable}={raw!r} must be positive")
+        values[name] = value
+    return Limits(**values)
+
+
+def _refused(what: str, amount: str, limit: str, variable: str) -> str:
+    return f"refused: {what} {amount}, more than the limit of {limit} (raise {variable} to allow it)"
+
+
+# -- sizes ----------------------------------------------------------------------------
+def check_declared_size(
+    nbytes: int,
+    *,
+    path: Path | str,
+    what: str,
+    available: int | None = None,
+    compressed: bool = False,
+    limit: int | None = None,
+) -> None:
+    """Refuse one array whose declared size is implausible, before allocating it.
+
+    Parameters
+    ----------
+    nbytes : int
+        The size the file declares for the array, in bytes.
+    path : path-like
+        The file (for the message).
+    what : str
+        What the array is (for the message), e.g. ``"member 'w.npy'"``.
+    available : int, optional
+        Bytes the file really has for it. Uncompressed data may not exceed this;
+        compressed data may not exceed ``expansion`` times this once it is larger
+        than :data:`EXPANSION_FLOOR_BYTES`.
+    compressed : bool
+        Whether ``available`` is a compressed size.
+    limit : int, optional
+        Absolute limit; ``limits().tensor_bytes`` by default.
+
+    Raises
+    ------
+    TopoError
+        If the declared size is negative or over a limit.
+    """
+    current = limits()
+    limit = current.tensor_bytes if limit is None else int(limit)
+    nbytes = int(nbytes)
+    if nbytes < 0:
+        raise TopoError(f"{what} declares a negative size", path=path)
+    if nbytes > limit:
+        raise TopoError(
+            _refused(what, f"declares {nbytes:,} bytes", f"{limit:,} bytes", _ENV["tensor_bytes"]), path=path
+        )
+    if available is None:
+        return
+    if not compressed and nbytes > available:
+        raise TopoError(
+            f"{what} declares {nbytes:,} bytes but the file holds only {available:,} (truncated or corrupt)",
+            path=path,
+        )
+    if compressed and nbytes > max(current.expansion * available, EXPANSION_FLOOR_BYTES):
+        raise TopoError(
+            _refused(
+                what,
+                f"would expand to {nbytes:,} bytes from {available:,} (a decompression bomb?)",
+                f"{current.expansion}x",
+                _ENV["expansion"],
+            ),
+            path=path,
+        )
+
+
+class FileBudget:
+    """The declared bytes of one file (or model folder), added up before allocation.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (for messages).
+    available : int, optional
+        The file's size on disk. With ``compressed=True`` the declared total may be
+        at most ``expansion`` times this (above :data:`EXPANSION_FLOOR_BYTES`).
+    compressed : bool
+        Whether the arrays are stored compressed.
+
+    Examples
+    --------
+    >>> budget = FileBudget("model.npz", available=1000, compressed=True)
+    >>> budget.take(4000, "member 'w.npy'")
+    >>> budget.total
+    4000
+    """
+
+    def __init__(self, path: Path | str, *, available: int | None = None, compressed: bool = False) -> None:
+        self.path = path
+        self.available = available
+        self.compressed = compressed
+        self.limits = limits()
+        self.total = 0
+        self.count = 0
+
+    def take(self, nbytes: int, what: str) -> None:
+        """Add one array's declared size; refuse it, or the file, when over budget.
+
+        Raises
+        ------
+        TopoError
+            The array alone is over ``tensor_bytes``; the file's total is over
+            ``file_bytes`` or over ``expansion`` times a compressed file; or the file
+            has more than ``arrays`` arrays.
+        """
+        check_declared_size(nbytes, path=self.path, what=what, limit=self.limits.tensor_bytes)
+        self.total += int(nbytes)
+        self.count += 1
+        check_array_count(self.count, path=self.path)
+        if self.total > self.limits.file_bytes:
+            raise TopoError(
+                _refused(
+                    "the arrays of this file",
+                    f"declare {self.total:,} bytes in all",
+                    f"{self.limits.file_bytes:,} bytes",
+                    _ENV["file_bytes"],
+                ),
+                path=self.path,
+            )
+        if self.available is None:
+            return
+        if not self.compressed and self.total > self.available:
+            raise TopoError(
+                f"the arrays declare {self.total:,} bytes but the file holds only {self.available:,} "
+                "(truncated or corrupt)",
+                path=self.path,
+            )
+        if self.compressed and self.total > max(self.limits.expansion * self.available, EXPANSION_FLOOR_BYTES):
+            raise TopoError(
+                _refused(
+                    f"the arrays of this {self.available:,}-byte archive",
+                    f"would expand to {self.total:,} bytes in all (a decompression bomb?)",
+                    f"{self.limits.expansion}x",
+                    _ENV["expansion"],
+                ),
+                path=self.path,
+            )
+
+
+def check_array_count(count: int, *, path: Path | str) -> None:
+    """Refuse a file that holds more than ``limits().arrays`` arrays."""
+    cap = limits().arrays
+    if count > cap:
+        raise TopoError(
+            _refused("this file", f"holds more than {cap:,} arrays", f"{cap:,}", _ENV["arrays"]), path=path
+        )
+
+
+def check_layer_count(count: int, *, path: Path | str) -> None:
+    """Refuse a network of more than ``limits().layers`` layers."""
+    cap = limits().layers
+    if count > cap:
+        raise TopoError(
+            _refused("this network", f"has {count:,} layers", f"{cap:,} layers", _ENV["layers"]), path=path
+        )
+
+
+def check_layer_shape(n_out: int, n_in: int, *, path: Path | str, what: str, dense: bool = True) -> None:
+    """Refuse a layer whose declared shape is over budget, before it is built.
+
+    Parameters
+    ----------
+    n_out, n_in : int
+        The layer's outputs and inputs as declared.
+    path : path-like
+        The file (for the message).
+    what : str
+        The layer or array (for the message).
+    dense : bool
+        Whether the layer will be held as a dense ``n_out x n_in`` array (then
+        ``dense_cells`` applies too); sparse layers are limited by ``neurons`` only.
+
+    Raises
+    ------
+    TopoError
+        If either side has more than ``neurons`` neurons, or a dense layer more than
+        ``dense_cells`` cells.
+    """
+    current = limits()
+    n_out, n_in = int(n_out), int(n_in)
+    if n_out < 0 or n_in < 0:
+        raise TopoError(f"{what} declares a negative dimension", path=path)
+    widest = max(n_out, n_in)
+    if widest > current.neurons:
+        raise TopoError(
+            _refused(what, f"declares {n_out:,} x {n_in:,} neurons", f"{current.neurons:,} neurons per side",
+                     _ENV["neurons"]),
+            path=path,
+        )
+    if dense and n_out * n_in > current.dense_cells:
+        raise TopoError(
+            _refused(what, f"would be a dense {n_out:,} x {n_in:,} array", f"{current.dense_cells:,} cells",
+                     _ENV["dense_cells"]),
+            path=path,
+        )
+
+
+def check_dense_cells(cells: int, *, path: Path | str, what: str) -> None:
+    """Refuse a dense array of more than ``limits().dense_cells`` cells before it is allocated."""
+    cap = limits().dense_cells
+    if int(cells) > cap:
+        raise TopoError(
+            _refused(what, f"would be a dense array of {int(cells):,} cells", f"{cap:,} cells",
+                     _ENV["dense_cells"]),
+            path=path,
+        )
+
+
+# -- paths ----------------------------------------------------------------------------
+def follow_links() -> bool:
+    """Whether ``TOPO_FOLLOW_LINKS`` lifts the path rule (``1``, ``true``, ``yes``)."""
+    return os.environ.get("TOPO_FOLLOW_LINKS", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _allowed_root(folder: Path) -> Path:
+    """``folder`` (resolved), or the ``models--*`` repository folder of a Hugging Face
+    cache snapshot, whose files are links into the repository's ``blobs/``."""
+    parts = folder.parts
+    if len(parts) >= 3 and parts[-2] == "snapshots" and parts[-3].startswith(("models--", "datasets--")):
+        return folder.parent.parent
+    return folder
+
+
+def confine(member: Path | str, folder: Path | str, *, what: str = "file") -> Path:
+    """``member`` resolved, provided it stays inside ``folder``.
+
+    Parameters
+    ----------
+    member : path-like
+        A file or folder that a reader is about to open on its own (not the path
+        the user named).
+    folder : path-like
+        The folder the user gave (or that holds the file the user gave).
+    what : str
+        What the member is (for the message), e.g. ``"shard"``.
+
+    Returns
+    -------
+    Path
+        The resolved path.
+
+    Raises
+    ------
+    TopoError
+        Naming ``member``, when it (or a link on its way) leads outside ``folder``,
+        unless ``TOPO_FOLLOW_LINKS`` is set.
+    """
+    member = Path(member)
+    try:
+        real = member.resolve()
+        root = _allowed_root(Path(folder).resolve())
+    except (OSError, RuntimeError) as exc:  # a loop of links
+        raise TopoError(f"{what} cannot be resolved ({exc.__class__.__name__}: link loop?)", path=member) from None
+    if follow_links() or real == root or root in real.parents:
+        return real
+    raise TopoError(
+        f"refused: {what} is a link to {real}, outside the folder {Path(folder)} (set TOPO_FOLLOW_LINKS=1 to allow)",
+        path=member,
+    )
+
+
+def check_member_name(name: str, *, path: Path | str, what: str = "member") -> None:
+    """Refuse an archive member name that is absolute or climbs out (``..``)."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
+        raise TopoError(f"refused: {what} {name!r} names a path outside the archive", path=path)
