@@ -1,12 +1,17 @@
 """PyTorch checkpoints: ``.pt`` / ``.pth`` / ``.bin`` / ``.ckpt`` (zip-based and legacy pickle).
 
-Files are read only through ``torch.load(path, weights_only=True, map_location="cpu")``
-(memory-mapped where the file is a zip archive), so nothing in the file can run code:
-a file that needs arbitrary Python objects is refused. TorchScript archives (which
-carry code) are refused before torch sees them.
+Files are read without torch and without running anything: the pickle inside is
+executed by topo's inert unpickler (:mod:`topo.formats._unpickle`), which imports
+no module the file names and calls none of its functions; tensors are rebuilt from
+the archive's raw storages with numpy (memory-mapped). Whole pickled modules
+(``torch.save(model)``) and checkpoints holding arbitrary objects are read through
+the records the unpickler makes of them. TorchScript archives (which carry code)
+are refused.
 
 What is understood:
 
+- whole pickled modules: their parameters and buffers, keyed as ``state_dict()``
+  keys them;
 - the state dict, found at the top level or under ``state_dict`` (Lightning),
   ``model_state_dict``, ``model``, ``net``, ...; ``module.`` (DataParallel) and
   ``_orig_mod.`` (``torch.compile``) prefixes are removed;
@@ -48,17 +53,18 @@ from topo.formats._assemble import (
 )
 from topo.topology import Topology
 
-__all__ = ["EXTENSIONS", "LEGACY_MAGIC", "REFUSED_MESSAGE", "sniff", "read", "load_state_dict", "state_dict_tensors"]
+__all__ = ["EXTENSIONS", "LEGACY_MAGIC", "sniff", "read", "load_checkpoint", "load_state_dict", "state_dict_tensors"]
 
 EXTENSIONS = (".pt", ".pth", ".bin", ".ckpt")
 
-#: ``torch.save``'s legacy (non-zip) files start with a pickled magic number.
+#: ``torch.save``'s legacy (non-zip) files start with a pickled magic number (here at protocol 2).
 LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+_MAGIC_OPCODES = LEGACY_MAGIC[2:]  # LONG1 of the magic number, after the protocol (and a frame)
 
-REFUSED_MESSAGE = (
-    "refused: the file needs arbitrary Python objects to load (unsafe pickle); "
-    "topo reads only weights_only-safe files"
-)
+
+def _is_legacy(head: bytes) -> bool:
+    """A pickle (protocol 2 to 5) whose first value is torch's magic number."""
+    return len(head) > 2 and head[0] == 0x80 and 2 <= head[1] <= 5 and _MAGIC_OPCODES in head[2:13 + len(_MAGIC_OPCODES)]
 
 # Where trainers put the model's state dict inside a checkpoint dictionary.
 _STATE_KEYS = (
@@ -93,8 +99,8 @@ def sniff(path: Path) -> bool:
         path = Path(path)
         if not path.is_file():
             return False
-        head = read_head(path, len(LEGACY_MAGIC))
-        if head.startswith(LEGACY_MAGIC):
+        head = read_head(path, 32)
+        if _is_legacy(head):
             return True
         if head[:4] == b"PK\x03\x04":
             names = _zip_names(path)
@@ -105,53 +111,68 @@ def sniff(path: Path) -> bool:
 
 
 def load_state_dict(path: Path) -> Any:
-    """``torch.load`` with ``weights_only=True`` on the CPU; errors become TopoError.
+    """The file's contents as plain dicts, lists and stored tensors (see :func:`load_checkpoint`)."""
+    return load_checkpoint(path)[0]
+
+
+def load_checkpoint(path: Path) -> tuple[Any, list[str]]:
+    """Unpickle a ``torch.save`` file inertly with numpy: nothing imported, nothing run.
+
+    Tensors come back as :class:`~topo.formats._unpickle.StoredTensor`; every other
+    object the pickle names is an inert record, and pickled modules become their
+    state dicts (see :func:`topo.formats._unpickle.plain`). torch is never imported.
+
+    Returns
+    -------
+    obj : object
+        Plain dicts, lists, numbers and stored tensors.
+    notes : list of str
+        What was found that a user should know (a whole pickled module).
 
     Raises
     ------
     TopoError
-        The file is empty, truncated, corrupt, a TorchScript archive, or needs
-        arbitrary Python objects (unsafe pickle).
+        The file is empty, truncated, corrupt, a TorchScript archive (it carries
+        code), or declares sizes over the limits.
     """
+    from topo.formats import _unpickle
+
     path = Path(path)
     if not path.is_file():
         raise TopoError("no such file", path=path)
-    size = path.stat().st_size
-    if size == 0:
+    if path.stat().st_size == 0:
         raise TopoError("empty file, not a torch checkpoint", path=path)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        raise TopoError("reading torch files needs torch (pip install torch)", path=path) from None
-    names = _zip_names(path) if read_head(path, 4) == b"PK\x03\x04" else None
-    if names is not None and _is_torchscript(names):
-        raise TopoError(
-            "refused: a TorchScript archive (it carries code); save the model's state_dict() instead",
-            path=path,
-        )
-    try:
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")
-            return torch.load(str(path), weights_only=True, map_location="cpu", mmap=names is not None)
-    except Exception as exc:
-        message = str(exc)
-        inner = message.split("WeightsUnpickler error:")[-1].strip() if "WeightsUnpickler" in message else message
-        corrupt_markers = ("Unsupported operand", "truncated", "EOF", "ran out of input", "out of range")
-        unsafe = "Weights only load failed" in message and not any(m in inner for m in corrupt_markers)
-        if unsafe:
-            raise TopoError(REFUSED_MESSAGE, path=path) from None
-        if isinstance(exc, MemoryError):
-            raise TopoError("not enough memory to read this torch file", path=path) from None
-        raise TopoError(
-            f"not a readable torch file: truncated or corrupt ({one_line(Exception(inner)) if inner else type(exc).__name__})",
-            path=path,
-        ) from None
+    head = read_head(path, 32)
+    with reading(path, "torch file"):
+        if head[:4] == b"PK\x03\x04":
+            try:
+                archive = zipfile.ZipFile(path)
+            except (zipfile.BadZipFile, OSError, ValueError) as exc:
+                raise TopoError(f"not a readable torch file: truncated or corrupt zip ({one_line(exc)})") from None
+            with archive:
+                names = archive.namelist()
+                if _is_torchscript(names):
+                    raise TopoError(
+                        "refused: a TorchScript archive (it carries code); save the model's state_dict() instead"
+                    )
+                pickles = [n for n in names if n == "data.pkl" or (n.endswith("/data.pkl") and n.count("/") == 1)]
+                if not pickles:
+                    raise TopoError("a zip archive without data.pkl, not a torch checkpoint")
+                obj = _unpickle.load_zip(path, archive, pickles[0])
+        elif _is_legacy(head):
+            obj = _unpickle.load_legacy(path)
+        else:
+            raise TopoError("not a torch file (neither a torch zip archive nor a legacy torch.save pickle)")
+        notes = []
+        if _unpickle.is_module_record(obj):
+            notes.append(f"a whole pickled module ({obj.type_name}) read inertly: its parameters and buffers")
+        return _unpickle.plain(obj), notes
 
 
 def _is_tensor(value: Any) -> bool:
-    import torch
+    from topo.formats._unpickle import StoredTensor
 
-    return isinstance(value, torch.Tensor)
+    return isinstance(value, StoredTensor)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
@@ -236,36 +257,12 @@ def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any
 
 
 def _to_numpy(value: Any, key: str) -> Any:
-    """A torch tensor as a numpy array (dense) or a scipy CSR matrix (sparse)."""
-    import torch
-
-    t = value.detach()
-    if t.is_quantized:
-        t = t.dequantize()
-    if t.is_complex():
-        raise TopoError(f"{key!r} has non-numeric dtype {t.dtype}; topo reads real-valued weights only")
-    if t.layout != torch.strided:
-        if t.dim() != 2:
-            raise TopoError(f"{key!r} is a {t.dim()}-D sparse tensor; topo reads 2-D sparse weights only")
-        if t.layout == torch.sparse_csr:
-            values = _dense_numpy(t.values())
-            csr = sp.csr_matrix(
-                (values, t.col_indices().numpy(), t.crow_indices().numpy()), shape=tuple(t.shape)
-            )
-            csr.check_format(full_check=True)
-            return csr
-        coo = (t if t.layout == torch.sparse_coo else t.to_sparse_coo()).coalesce()
-        idx = coo.indices().numpy()
-        return sp.coo_matrix((_dense_numpy(coo.values()), (idx[0], idx[1])), shape=tuple(t.shape)).tocsr()
-    return _dense_numpy(t)
-
-
-def _dense_numpy(t: Any) -> np.ndarray:
-    import torch
-
-    if t.dtype in (torch.bfloat16, torch.float16) or "float8" in str(t.dtype):
-        t = t.float()
-    return t.numpy()
+    """A stored tensor as a numpy array (dense) or a scipy CSR matrix (sparse)."""
+    if value.dtype_name.startswith("complex"):
+        raise TopoError(f"{key!r} has non-numeric dtype {value.dtype_name}; topo reads real-valued weights only")
+    if value.layout != "strided" and value.ndim != 2:
+        raise TopoError(f"{key!r} is a {value.ndim}-D sparse tensor; topo reads 2-D sparse weights only")
+    return value.array()
 
 
 def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str, Any], list[str]]:
@@ -392,9 +389,11 @@ def read(
         Refused (unsafe pickle, TorchScript), truncated, corrupt, or no weights.
     """
     path = Path(path)
-    obj = load_state_dict(path)
+    obj, found = load_checkpoint(path)
     with reading(path, "torch checkpoint"):
         tensors, facts, notes = state_dict_tensors(obj, source=path.name)
+        if found:
+            notes = found + [n for n in notes if not n.startswith("no state dict entry")]
         return build_topology(
             tensors,
             path=path,
