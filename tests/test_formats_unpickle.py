@@ -102,7 +102,7 @@ def test_payloads_in_torch_files_never_run(tmp_path, protocol, zipped):
 @pytest.mark.parametrize(
     "opcodes",
     [
-        b"(S'touch {m}'\nios\nsystem\n.",  # protocol 0 INST
+        b"(S'{m}'\nios\nsystem\n.",  # protocol 0 INST
         b"\x80\x02(cos\nsystem\nX{n}{m}o.",  # OBJ
         b"\x80\x02cos\nsystem\nX{n}{m}\x85R.",  # REDUCE
         b"\x80\x02cbuiltins\nexec\nX{n}{m}\x85R.",  # REDUCE of exec on a string of code
