@@ -161,6 +161,8 @@ def load_checkpoint(path: Path) -> tuple[Any, list[str]]:
                 obj = _unpickle.load_zip(path, archive, pickles[0])
         elif _is_legacy(head):
             obj = _unpickle.load_legacy(path)
+        elif head[:1] == b"\x80":
+            raise TopoError("refused: a plain pickle, not a torch.save file (topo unpickles nothing else)")
         else:
             raise TopoError("not a torch file (neither a torch zip archive nor a legacy torch.save pickle)")
         notes = []
