@@ -179,3 +179,110 @@ def test_checkpoints_folder_stands_for_its_run_and_flat_folders_are_not_one_mode
     # two separate networks must not be merged into one model
     with pytest.raises(TopoError, match="not a checkpoint format"):
         topo.load(flat)
+
+
+# -- mask encoding: dense bool or CSR indices, whichever is smaller ---------------------
+def _random_csr(rng, n_out, n_in, fan_in):
+    """A boolean CSR mask with exactly ``fan_in`` distinct inputs per neuron."""
+    import scipy.sparse as sp
+
+    indices = np.concatenate([np.sort(rng.choice(n_in, size=fan_in, replace=False)) for _ in range(n_out)])
+    indptr = np.arange(n_out + 1, dtype=np.int64) * fan_in
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in))
+
+
+def _stored_tensors(path):
+    """The checkpoint's tensors as safetensors wrote them (numpy, no topo)."""
+    from safetensors.numpy import load_file
+
+    return load_file(str(path))
+
+
+def test_sparse_mask_is_stored_as_csr_indices_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    sparse_mask = _random_csr(rng, 300, 400, 3)  # 1% dense: indices are far smaller
+    dense_mask = rng.random((6, 300)) < 0.7  # dense: one byte per entry is smaller
+    net = Topology([Layer.from_mask("wide", sparse_mask), Layer.from_mask("head", dense_mask)])
+    path = save_checkpoint(net, tmp_path / "mixed.safetensors")
+    stored = _stored_tensors(path)
+    assert "layers.0.mask" not in stored
+    indptr, indices = stored["layers.0.mask.indptr"], stored["layers.0.mask.indices"]
+    assert indptr.dtype == np.int32 and indices.dtype == np.int32
+    np.testing.assert_array_equal(indptr, np.arange(301) * 3)
+    rebuilt = np.zeros((300, 400), dtype=bool)
+    rebuilt[np.repeat(np.arange(300), np.diff(indptr)), indices] = True
+    np.testing.assert_array_equal(rebuilt, sparse_mask.toarray())
+    assert stored["layers.1.mask"].dtype == np.bool_ and stored["layers.1.mask"].shape == (6, 300)
+    assert read_checkpoint_metadata(path)["format_version"] == 2
+    loaded = load_checkpoint(path)
+    np.testing.assert_array_equal(loaded[0].mask.toarray(), sparse_mask.toarray())
+    np.testing.assert_array_equal(loaded[1].mask.toarray(), dense_mask)
+    assert loaded[0].mask.dtype == np.bool_ and loaded[0].mask.has_sorted_indices
+
+
+def test_dense_only_checkpoints_stay_version_1_and_old_files_load(tmp_path):
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(1)
+    mask = rng.random((4, 6)) < 0.5
+    path = save_checkpoint(Topology.from_masks([mask]), tmp_path / "dense.safetensors")
+    assert "layers.0.mask" in _stored_tensors(path)
+    assert read_checkpoint_metadata(path)["format_version"] == 1
+    # a file as topo wrote them before sparse masks existed: dense bool mask, version 1
+    old = tmp_path / "old.safetensors"
+    layers = json.dumps([{"name": "fc", "source": "", "standalone": False, "shape": [4, 6], "info": {}, "stats": []}])
+    save_file(
+        {"layers.0.mask": mask, "layers.0.weight": np.where(mask, 0.5, 0.0).astype(np.float32)},
+        str(old),
+        metadata={"format": "topo-checkpoint", "format_version": "1", "layers": layers,
+                  "epoch": "2", "step": "", "run": "{}", "info": "{}"},
+    )
+    loaded = load_checkpoint(old)
+    np.testing.assert_array_equal(loaded[0].mask.toarray(), mask)
+    assert loaded.epoch == 2 and loaded[0].weight.dtype == np.float32
+
+
+def test_wide_sparse_network_checkpoint_is_small_and_loads_without_dense_masks(tmp_path):
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    width, fan_in = 16000, 16  # 0.1% density
+    masks = [_random_csr(rng, width, width, fan_in) for _ in range(3)]
+    path = save_checkpoint(Topology.from_masks(masks), tmp_path / "wide.safetensors")
+    dense_bytes = 3 * width * width  # one byte per entry: 768 MB
+    assert path.stat().st_size < 4 * (3 * (width + 1 + width * fan_in)) + 10_000  # int32 indices + header
+    assert path.stat().st_size * 200 < dense_bytes
+    tracemalloc.start()
+    try:
+        loaded = load_checkpoint(path, weights=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000_000  # a dense mask of one layer alone would be 256 MB
+    for got, want in zip(loaded, masks):
+        assert got.shape == (width, width) and got.nnz == want.nnz
+        assert (got.mask != want).nnz == 0
+
+
+@pytest.mark.parametrize(
+    "indptr, indices, problem",
+    [
+        (np.array([0, 1, 2], dtype=np.int32), np.array([0, 9], dtype=np.int32), "outside"),
+        (np.array([0, 2, 1], dtype=np.int32), np.array([0, 1], dtype=np.int32), "non-decreasing"),
+        (np.array([0, 1], dtype=np.int32), np.array([0], dtype=np.int32), "entries for 2 rows"),
+        (np.array([0, 1, 2], dtype=np.float32), np.array([0, 1], dtype=np.int32), "integers"),
+    ],
+)
+def test_corrupt_sparse_mask_raises_naming_file(tmp_path, indptr, indices, problem):
+    from safetensors.numpy import save_file
+
+    layers = json.dumps([{"name": "fc", "source": "", "standalone": False, "shape": [2, 3], "info": {}, "stats": []}])
+    bad = tmp_path / "bad.safetensors"
+    save_file(
+        {"layers.0.mask.indptr": indptr, "layers.0.mask.indices": indices},
+        str(bad),
+        metadata={"format": "topo-checkpoint", "format_version": "2", "layers": layers,
+                  "epoch": "", "step": "", "run": "{}", "info": "{}"},
+    )
+    with pytest.raises(TopoError, match=f"bad.safetensors.*{problem}"):
+        load_checkpoint(bad)

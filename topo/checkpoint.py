@@ -2,7 +2,9 @@
 
 A checkpoint is one ``.safetensors`` file. Per layer ``i`` it holds the tensors
 
-- ``layers.{i}.mask``   bool ``[out, in]``
+- ``layers.{i}.mask``   bool ``[out, in]``, or, where that is smaller, the mask's CSR
+  index arrays ``layers.{i}.mask.indptr`` (``[out + 1]``) and ``layers.{i}.mask.indices``
+  (``[nnz]``, sorted within each row), int32 where the counts fit, else int64
 - ``layers.{i}.weight`` float ``[out, in]`` (optional)
 - ``layers.{i}.bias``   float ``[out]`` (optional)
 - ``layers.{i}.stats.{name}`` float ``[out]``: per-neuron statistics (optional)
@@ -61,7 +63,9 @@ __all__ = [
 ]
 
 FORMAT_NAME = "topo-checkpoint"
-FORMAT_VERSION = 1
+# Version 2 stores masks as CSR indices where that is smaller; a file whose masks are
+# all dense is still written as version 1, which older readers read.
+FORMAT_VERSION = 2
 CHECKPOINT_DIR = "checkpoints"
 RUN_CONFIG = "run.json"
 METRICS_FILE = "metrics.jsonl"
@@ -119,8 +123,12 @@ def save_checkpoint(
 
     tensors: dict[str, np.ndarray] = {}
     layer_meta = []
+    version = 1
     for i, layer in enumerate(topology):
-        tensors[f"layers.{i}.mask"] = np.ascontiguousarray(layer.mask.toarray())
+        mask_tensors = _encode_mask(layer.mask)
+        if len(mask_tensors) > 1:
+            version = 2
+        tensors.update({f"layers.{i}.{key}": value for key, value in mask_tensors.items()})
         if layer.weight is not None:
             tensors[f"layers.{i}.weight"] = np.ascontiguousarray(layer.weight)
         if layer.bias is not None:
@@ -144,7 +152,7 @@ def save_checkpoint(
     info.pop("step", None)
     metadata = {
         "format": FORMAT_NAME,
-        "format_version": str(FORMAT_VERSION),
+        "format_version": str(version),
         "layers": _dumps(layer_meta),
         "epoch": "" if epoch is None else str(int(epoch)),
         "step": "" if step is None else str(int(step)),
@@ -156,6 +164,63 @@ def save_checkpoint(
     except Exception as exc:  # safetensors refuses e.g. object arrays
         raise TopoError(f"cannot serialise checkpoint: {exc}", path=path) from exc
     return atomic_write_bytes(path, data)
+
+
+def _encode_mask(mask) -> dict[str, np.ndarray]:
+    """A mask's tensors: dense bool ``mask``, or CSR ``mask.indptr``/``mask.indices`` if smaller.
+
+    Dense costs one byte per ``[out, in]`` entry; CSR costs ``(out + 1 + nnz)`` index
+    entries, int32 where ``nnz`` and the width fit. At 0.1% density CSR is about 250x
+    smaller than dense (three 16,000-wide layers: 0.77 GB dense, 3 MB as indices).
+    """
+    n_out, n_in = mask.shape
+    nnz = int(mask.nnz)
+    index_dtype = np.int32 if max(nnz, n_in) <= np.iinfo(np.int32).max else np.int64
+    sparse_bytes = (n_out + 1 + nnz) * np.dtype(index_dtype).itemsize
+    if sparse_bytes >= n_out * n_in:
+        return {"mask": np.ascontiguousarray(mask.toarray())}
+    csr = mask.tocsr()
+    csr.sort_indices()
+    return {
+        "mask.indptr": np.ascontiguousarray(csr.indptr, dtype=index_dtype),
+        "mask.indices": np.ascontiguousarray(csr.indices, dtype=index_dtype),
+    }
+
+
+def _decode_mask(handle, keys: set[str], prefix: str, shape: Any):
+    """The mask of one layer, dense or from CSR indices, checked against its declared shape.
+
+    CSR indices become a scipy CSR matrix directly; the dense ``[out, in]`` array is
+    never formed. Raises TopoError if the arrays do not describe a valid mask.
+    """
+    if prefix + "mask.indptr" not in keys:
+        return handle.get_tensor(prefix + "mask")
+    import scipy.sparse as sp
+
+    try:
+        n_out, n_in = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise TopoError(f"layer {prefix[:-1]!r} stores a sparse mask without a valid shape") from None
+    indptr = handle.get_tensor(prefix + "mask.indptr")
+    indices = handle.get_tensor(prefix + "mask.indices")
+    where = f"layer {prefix[:-1]!r} sparse mask"
+    if indptr.dtype.kind not in "iu" or indices.dtype.kind not in "iu" or indptr.ndim != 1 or indices.ndim != 1:
+        raise TopoError(f"{where}: index arrays must be 1-D integers")
+    if n_out < 0 or n_in < 0 or indptr.size != n_out + 1:
+        raise TopoError(f"{where}: indptr has {indptr.size} entries for {n_out} rows")
+    indptr = indptr.astype(np.int64, copy=False)
+    if indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
+        raise TopoError(f"{where}: indptr is not a non-decreasing run from 0 to {indices.size}")
+    if indices.size and (indices.min() < 0 or indices.max() >= n_in):
+        raise TopoError(f"{where}: an input index lies outside 0..{n_in - 1}")
+    data = np.ones(indices.size, dtype=bool)
+    index_dtype = np.int32 if max(indices.size, n_in) <= np.iinfo(np.int32).max else np.int64
+    csr = sp.csr_matrix(
+        (data, indices.astype(index_dtype, copy=False), indptr.astype(index_dtype, copy=False)),
+        shape=(n_out, n_in),
+    )
+    csr.sum_duplicates()  # sorted rows, and a repeated index counts one connection once
+    return csr
 
 
 def _open(path: Path):
@@ -263,7 +328,7 @@ def load_checkpoint(path: str | os.PathLike, *, weights: bool = True) -> Topolog
         try:
             for i, entry in enumerate(meta["layers"]):
                 prefix = f"layers.{i}."
-                mask = handle.get_tensor(prefix + "mask")
+                mask = _decode_mask(handle, keys, prefix, entry.get("shape"))
                 weight = handle.get_tensor(prefix + "weight") if weights and prefix + "weight" in keys else None
                 bias = handle.get_tensor(prefix + "bias") if prefix + "bias" in keys else None
                 stats = {
