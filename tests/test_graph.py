@@ -76,3 +76,59 @@ def test_masks_without_weights_and_standalone_layers(tmp_path):
     assert to_igraph(topology).ecount() == 11
     with pytest.raises(TopoError, match="unknown graph format"):
         export_graph(topology, tmp_path / "x", "dot")
+
+
+def test_gexf_is_streamed_and_reads_back_as_the_networkx_view(tmp_path, monkeypatch):
+    rng = np.random.default_rng(3)
+    weight = np.where(rng.random((7, 5)) < 0.5, rng.normal(size=(7, 5)), 0.0)
+    layers = [
+        Layer.from_weight('fc <1> & "x"', weight),
+        Layer.from_mask("head", rng.random((3, 7)) < 0.6),  # no weights
+        Layer.from_mask("emb", np.ones((2, 4)), standalone=True),
+    ]
+    topology = Topology(layers)
+    expected = to_networkx(topology)
+    import topo.graph
+
+    def no_graph(*args, **kwargs):
+        raise AssertionError("the GEXF writer must not build a networkx graph")
+
+    monkeypatch.setattr(topo.graph, "to_networkx", no_graph)
+    graph = nx.read_gexf(write_gexf(topology, tmp_path / "g.gexf"))
+    assert graph.is_directed()
+    nodes = {node: {k: v for k, v in data.items() if k != "label"} for node, data in graph.nodes(data=True)}
+    assert nodes == {f"{k}:{j}": data for (k, j), data in expected.nodes(data=True)}
+    edges = {(s, t): {k: v for k, v in d.items() if k != "id"} for s, t, d in graph.edges(data=True)}
+    want = {(f"{s[0]}:{s[1]}", f"{t[0]}:{t[1]}"): d for s, t, d in expected.edges(data=True)}
+    assert edges == want  # weights round-trip exactly (17 significant digits)
+    assert sorted(int(d["id"]) for _, _, d in graph.edges(data=True)) == list(range(topology.nnz))
+    # without weights: no weight attribute at all
+    bare = nx.read_gexf(write_gexf(topology, tmp_path / "bare.gexf", weights=False))
+    assert all("weight" not in d for _, _, d in bare.edges(data=True))
+
+
+def test_gexf_memory_is_bounded_by_a_chunk_not_the_graph(tmp_path):
+    import tracemalloc
+
+    import scipy.sparse as sp
+
+    n = 2000
+    layers = [
+        Layer.from_mask(f"l{k}", sp.random(n, n, density=0.015, random_state=k, format="csr")) for k in range(4)
+    ]
+
+    def peak_and_size(topology, name):
+        tracemalloc.start()
+        try:
+            write_gexf(topology, tmp_path / name)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return peak, (tmp_path / name).stat().st_size
+
+    one_peak, one_size = peak_and_size(Topology(layers[:1]), "one.gexf")
+    four_peak, four_size = peak_and_size(Topology(layers), "four.gexf")  # 240,000 edges
+    assert four_size > 3.5 * one_size > 10_000_000
+    # four layers cost what one does: a chunk of text and one layer's index arrays
+    assert four_peak < 1.3 * one_peak
+    assert four_peak < four_size / 2
