@@ -9,12 +9,14 @@ from topo_cli.render import emit, format_option
 COLUMNS = [
     "name", "n_in", "n_out", "nnz", "density",
     "fan_in_mean", "fan_in_std", "fan_in_cv", "fan_in_min", "fan_in_max",
-    "no_inputs", "no_outputs",
+    "no_inputs", "no_outputs", "pattern", "pattern_compliance", "compliance_2_4", "runs_2_4",
+    "sparsity", "requested_sparsity",
 ]
 HEADERS = {
     "name": "layer", "n_in": "in", "n_out": "out", "fan_in_mean": "fan-in mean",
     "fan_in_std": "std", "fan_in_cv": "CV", "fan_in_min": "min", "fan_in_max": "max",
-    "no_inputs": "no inputs", "no_outputs": "no outputs",
+    "no_inputs": "no inputs", "no_outputs": "no outputs", "pattern_compliance": "complies",
+    "compliance_2_4": "2:4 share", "runs_2_4": "2:4 kernel", "requested_sparsity": "requested",
 }
 
 
@@ -22,17 +24,34 @@ HEADERS = {
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @format_option()
 def inspect_command(checkpoint: str, fmt: str) -> None:
-    """Per-layer density and fan-in of CHECKPOINT.
+    """Per-layer density, fan-in and sparsity pattern of CHECKPOINT.
 
     CHECKPOINT is a checkpoint file or a run folder (its last checkpoint). Columns:
     connections (nnz), density, fan-in mean / std / CV / min / max, output neurons
-    with no inputs, and input neurons that feed nothing in that layer.
+    with no inputs, input neurons that feed nothing in that layer, and whether the
+    layer is really sparse: its pattern (dense, unstructured, N:M along the inputs
+    such as 2:4 or 4:8, block RxC such as block 4x1), the share of its blocks that
+    comply with it, the share of 4-input blocks holding at most 2 connections, and
+    whether a 2:4 kernel could run it. Where the file records the sparsity it asked
+    for (a topo run's configuration), requested and achieved sparsity are shown side
+    by side. JSON gives the same per layer ("pattern", "pattern_compliance", ...).
     """
     from topo.analysis.degree import degree_summary, layer_degrees
+    from topo.analysis.patterns import layer_patterns, pattern_summary, sparsity_report
     from topo.formats import load
 
     topology = load(checkpoint, weights=False)
-    rows = [d.as_dict() for d in layer_degrees(topology)]
+    patterns = layer_patterns(topology)
+    report = sparsity_report(topology)
+    rows = []
+    for degree, found, wanted in zip(layer_degrees(topology), patterns, report.layers):
+        row = degree.as_dict()
+        row.update(
+            pattern=found.pattern, pattern_compliance=found.pattern_compliance, n=found.n, m=found.m,
+            block=None if found.block is None else list(found.block), compliance_2_4=found.compliance_2_4,
+            runs_2_4=found.runs_2_4, sparsity=wanted.achieved, requested_sparsity=wanted.requested,
+        )
+        rows.append(row)
     summary = degree_summary(topology).as_dict()
     where = []
     if topology.epoch is not None:
@@ -42,7 +61,15 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
     caption = (
         f"{summary['n_layers']} layers, {summary['nnz']:,} of {summary['size']:,} connections "
         f"(density {summary['density']:.4g}), mean fan-in CV {summary['fan_in_cv_mean']:.4g}"
+        f"\npatterns: {pattern_summary(patterns)}; a 2:4 kernel could run "
+        f"{sum(p.runs_2_4 for p in patterns)} of {len(patterns)} layers"
     )
+    if report.requested is not None:
+        caption += f"\nsparsity requested {report.requested:.4g}, achieved {report.achieved:.4g}"
+    columns = COLUMNS
+    if not any(layer.requested is not None for layer in report.layers):
+        # achieved beside requested only where the file records a request (density says the rest)
+        columns = [c for c in COLUMNS if c not in ("sparsity", "requested_sparsity")]
     warnings = list(topology.info.get("warnings") or [])
     if warnings:
         caption += f"\n{len(warnings)} reader warning(s): " + "; ".join(warnings[:3]) + (
@@ -50,7 +77,7 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
         )
     emit(
         rows,
-        COLUMNS,
+        columns,
         fmt,
         title=f"{checkpoint}" + (f" ({', '.join(where)})" if where else ""),
         headers=HEADERS,
@@ -61,7 +88,13 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
             "epoch": topology.epoch,
             "step": topology.step,
             "layers": rows,
-            "summary": summary,
+            "summary": {
+                **summary,
+                "pattern": pattern_summary(patterns),
+                "layers_2_4": sum(p.runs_2_4 for p in patterns),
+                "sparsity": report.achieved,
+                "requested_sparsity": report.requested,
+            },
             "warnings": warnings,
         },
     )

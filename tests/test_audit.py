@@ -81,7 +81,6 @@ def test_find_checkpoints_walks_and_orders(tree):
         "empty.pt",
         "evil.pt",
         "garbage.ckpt",
-        "links/gone.pt",  # a broken link with a checkpoint suffix gets a row
         # a run's checkpoints in training order: the step inside epoch 2 before its end
         "run/checkpoints/epoch_0000.safetensors",
         "run/checkpoints/epoch_0001.safetensors",
@@ -197,8 +196,11 @@ def test_layers_regex(tree):
 # -- bad input --------------------------------------------------------------------
 def test_error_rows_and_the_audit_goes_on(tree):
     rows = by_name(audit_paths([tree.root]))
-    assert len(rows) == 11
-    assert rows["gone.pt"].error == "broken symbolic link"
+    assert len(rows) == 14  # every file under the folder, each once
+    assert rows["gone.pt"].status == rows["gone.txt"].status == "refused"
+    assert rows["gone.pt"].error == rows["gone.txt"].error == "broken symbolic link"
+    assert rows["notes.txt"].status == "skipped" and rows["notes.txt"].error.startswith("not a checkpoint")
+    assert rows[".hidden.safetensors"].status == "skipped" and "hidden" in rows[".hidden.safetensors"].error
     ok = {name for name, row in rows.items() if row.status == "ok"}
     assert ok == {
         "a.safetensors", "b.safetensors", "epoch_0000.safetensors", "epoch_0001.safetensors",
@@ -206,11 +208,11 @@ def test_error_rows_and_the_audit_goes_on(tree):
     }
     assert rows["empty.pt"].error == "empty file (0 bytes)"
     truncated = rows["truncated.safetensors"]
-    assert truncated.status == "error"
+    assert truncated.status == "refused"
     assert any(word in truncated.error for word in ("truncated", "corrupt", "safetensors"))
-    assert rows["garbage.ckpt"].status == "error"
+    assert rows["garbage.ckpt"].status == "refused"
     for row in rows.values():
-        if row.status == "error":
+        if row.status != "ok":
             # one line, the reason without repeating the path, and no figures
             assert row.error and "\n" not in row.error
             assert not row.error.startswith(row.path)
@@ -255,7 +257,7 @@ def test_hostile_pickle_is_refused_without_running(tmp_path, name, write, row_is
     assert not marker.exists(), "auditing executed code from a pickle"
     assert len(rows) == 1
     row = rows[0]
-    assert row.status == "error"
+    assert row.status == "refused"
     assert row.path == str(folder if row_is_folder else path)
     reader = "numpy" if name.startswith("evil.np") else "pytorch"
     if write is _torch_save:
@@ -278,12 +280,12 @@ def test_unreadable_permissions(tmp_path):
         row = audit_path(path)
     finally:
         path.chmod(0o644)
-    assert row.status == "error" and "ermission" in row.error
+    assert row.status == "refused" and "ermission" in row.error
 
 
 def test_missing_path_row_and_raise(tmp_path):
     row = audit_path(tmp_path / "gone.pt")
-    assert row == AuditRow(path=str(tmp_path / "gone.pt"), status="error", error="no such file or folder")
+    assert row == AuditRow(path=str(tmp_path / "gone.pt"), status="refused", error="no such file or folder")
     with pytest.raises(TopoError, match="no such file or folder"):
         audit_paths([tmp_path / "gone.pt"])
     assert audit_paths([tmp_path]) == []
@@ -299,7 +301,7 @@ def test_two_workers_give_the_same_rows(tree):
     paths = [tree.run, tree.root / "truncated.safetensors", tree.root / "empty.pt", tree.root / "sub"]
     one = audit_paths(paths, workers=1)
     two = audit_paths(paths, workers=2)
-    assert len(one) == 7 and [row.status for row in one].count("error") == 2
+    assert len(one) == 7 and [row.status for row in one].count("refused") == 2
     assert comparable(two) == comparable(one)
 
 
@@ -313,7 +315,8 @@ def test_dask_cluster_gives_the_same_rows(tree):
     ) as cluster:
         rows = audit_paths([tree.root], scheduler=cluster.scheduler_address, progress=lambda d, t: done.append((d, t)))
     assert comparable(rows) == comparable(one)
-    assert done[-1] == (len(one), len(one))
+    n_read = len(find_checkpoints([tree.root]))
+    assert done[-1] == (n_read, n_read)
     assert not tree.marker.exists()
 
 
@@ -333,10 +336,175 @@ def test_set_network_folder(shared_data):
     rows = audit_paths([epoch.parent])
     by_path = {row.path: row for row in rows}
     row = by_path[str(epoch)]
-    assert len(rows) >= 9 and all(r.status == "ok" for r in rows)
+    epochs = [r for r in rows if Path(r.path).name.startswith("epoch_")]
+    assert len(epochs) >= 9 and all(r.status == "ok" for r in epochs)
+    # the rest (testacc.txt) is listed, not dropped
+    assert all(r.status == "skipped" and r.error.startswith("not a checkpoint") for r in rows if r not in epochs)
     assert row.n_layers == 4
     assert row.total == 784 * 784 * 3 + 784 * 10
     net = topo.load(epoch, weights=False)
     assert row.nnz == net.nnz
     assert row.fan_in_cv_mean == pytest.approx(degree_summary(net).fan_in_cv_mean)
     assert not math.isnan(row.hub_share)
+
+
+# -- folders: one model only when it is a model folder ----------------------------------
+def save_mlp(path, widths, seed=0):
+    """A plain (non-topo) safetensors file of Linear weights ``[out, in]`` for ``widths``."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        weight = rng.standard_normal((n_out, n_in)).astype(np.float32)
+        weight[rng.random(weight.shape) < 0.5] = 0.0
+        tensors[f"layers.{i}.weight"] = weight
+        tensors[f"layers.{i}.bias"] = np.zeros(n_out, np.float32)
+    save_file(tensors, str(path))
+    return tensors
+
+
+def total_of(widths):
+    return sum(a * b for a, b in zip(widths[:-1], widths[1:]))
+
+
+def test_folder_of_separate_models_gives_a_row_each(tmp_path):
+    torch = pytest.importorskip("torch")
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    a = save_mlp(folder / "model_a.safetensors", [20, 30, 10], seed=1)
+    b = save_mlp(folder / "model_b.safetensors", [40, 50, 5], seed=2)
+    torch.save({"fc.weight": torch.ones(3, 7)}, folder / "other.pt")
+    rows = by_name(audit_paths([folder]))
+    assert sorted(rows) == ["model_a.safetensors", "model_b.safetensors", "other.pt"]
+    assert all(row.status == "ok" for row in rows.values()), rows
+    for name, tensors, widths in (("model_a.safetensors", a, [20, 30, 10]), ("model_b.safetensors", b, [40, 50, 5])):
+        row = rows[name]
+        assert row.n_layers == 2 and row.total == total_of(widths)
+        assert row.nnz == sum(int(np.count_nonzero(t)) for key, t in tensors.items() if key.endswith("weight"))
+    assert rows["other.pt"].total == 21 and rows["other.pt"].nnz == 21
+
+
+def test_nine_corrupt_files_give_nine_rows(tmp_path):
+    folder = tmp_path / "corrupt"
+    folder.mkdir()
+    suffixes = [".safetensors", ".pt", ".pth", ".bin", ".ckpt", ".onnx", ".h5", ".npz", ".keras"]
+    rng = np.random.default_rng(3)
+    for i, suffix in enumerate(suffixes):
+        (folder / f"broken_{i}{suffix}").write_bytes(rng.bytes(64 + i))
+    rows = audit_paths([folder])
+    assert len(rows) == 9
+    assert sorted(Path(row.path).name for row in rows) == sorted(f"broken_{i}{s}" for i, s in enumerate(suffixes))
+    for row in rows:
+        assert row.status == "refused" and row.error and "\n" not in row.error
+
+
+def test_nested_model_folders(tmp_path):
+    zoo = tmp_path / "zoo"
+    hf = zoo / "org" / "hf-model"  # config.json beside the weights: one model
+    hf.mkdir(parents=True)
+    save_mlp(hf / "model.safetensors", [8, 6, 4])
+    (hf / "config.json").write_text('{"model_type": "mlp"}')
+    (hf / "tokenizer.json").write_text("{}")
+    sharded = zoo / "sharded"  # an index JSON and its shards: one model
+    sharded.mkdir()
+    from safetensors.numpy import save_file
+
+    save_file({"layers.0.weight": np.ones((6, 8), np.float32)}, str(sharded / "model-00001-of-00002.safetensors"))
+    save_file({"layers.1.weight": np.ones((4, 6), np.float32)}, str(sharded / "model-00002-of-00002.safetensors"))
+    (sharded / "model.safetensors.index.json").write_text(
+        '{"weight_map": {"layers.0.weight": "model-00001-of-00002.safetensors",'
+        ' "layers.1.weight": "model-00002-of-00002.safetensors"}}'
+    )
+    loose = zoo / "loose"  # safetensors files without config or index: separate models
+    loose.mkdir()
+    save_mlp(loose / "x.safetensors", [5, 4, 3])
+    save_mlp(loose / "y.safetensors", [5, 4, 3])
+    save_checkpoint(make_net(4), loose / "z.safetensors")
+    (zoo / "README.md").write_text("a zoo")
+    rows = audit_paths([zoo])
+    got = [(Path(row.path).relative_to(zoo).as_posix(), row.status) for row in rows]
+    assert got == [
+        ("README.md", "skipped"),
+        ("loose/x.safetensors", "ok"),
+        ("loose/y.safetensors", "ok"),
+        ("loose/z.safetensors", "ok"),
+        ("org/hf-model", "ok"),
+        ("sharded", "ok"),
+    ]
+    by_path = {Path(row.path).relative_to(zoo).as_posix(): row for row in rows}
+    assert by_path["org/hf-model"].total == total_of([8, 6, 4])
+    assert by_path["loose/x.safetensors"].total == total_of([5, 4, 3])
+    assert by_path["sharded"].total == total_of([8, 6, 4]) and by_path["sharded"].n_layers == 2
+    assert by_path["README.md"].error.startswith("not a checkpoint")
+
+
+# -- symbolic links -------------------------------------------------------------------
+@pytest.fixture
+def linked(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    save_checkpoint(make_net(1), outside / "secret.safetensors")
+    (outside / "dir").mkdir()
+    save_checkpoint(make_net(2), outside / "dir" / "c.safetensors")
+    root = tmp_path / "audited"
+    (root / "hf").mkdir(parents=True)
+    save_checkpoint(make_net(3), root / "own.safetensors")
+    (root / "alias.safetensors").symlink_to(root / "own.safetensors")  # stays inside
+    (root / "out.safetensors").symlink_to(outside / "secret.safetensors")
+    (root / "outdir").symlink_to(outside / "dir")
+    (root / "up").symlink_to(root)  # a loop back into the audited folder
+    save_mlp(outside / "weights.safetensors", [6, 5, 4])
+    (root / "hf" / "config.json").write_text("{}")
+    (root / "hf" / "model.safetensors").symlink_to(outside / "weights.safetensors")
+    return types.SimpleNamespace(root=root, outside=outside)
+
+
+def test_links_out_of_the_folder_are_refused(linked):
+    rows = by_name(audit_paths([linked.root]))
+    assert rows["own.safetensors"].status == "ok"
+    assert rows["alias.safetensors"].status == "ok"  # a link inside the folder is followed
+    assert rows["alias.safetensors"].nnz == rows["own.safetensors"].nnz
+    for name, target in (("out.safetensors", "secret.safetensors"), ("outdir", "dir"), ("hf", "weights.safetensors")):
+        row = rows[name]
+        assert row.status == "refused" and row.nnz is None
+        assert "outside the audited folder" in row.error and target in row.error
+        assert "--follow-symlinks" in row.error
+    assert "c.safetensors" not in rows  # nothing behind the refused folder link was read
+    assert rows["up"].status == "skipped" and "already searched" in rows["up"].error
+
+
+def test_follow_symlinks_reads_them(linked):
+    rows = by_name(audit_paths([linked.root], follow_symlinks=True))
+    assert rows["out.safetensors"].status == "ok"
+    assert rows["out.safetensors"].nnz == make_net(1).nnz
+    assert rows["c.safetensors"].status == "ok"
+    assert rows["hf"].status == "ok" and rows["hf"].total == total_of([6, 5, 4])
+
+
+# -- patterns and requested sparsity in rows ---------------------------------------------
+def test_rows_carry_layer_patterns_and_requested_sparsity(tmp_path):
+    rng = np.random.default_rng(5)
+    keep = np.argsort(rng.random((16, 8, 4)), axis=2)[:, :, :2]
+    two_four = np.zeros((16, 8, 4), dtype=bool)
+    np.put_along_axis(two_four, keep, True, axis=2)
+    two_four = two_four.reshape(16, 32)
+    unstructured = rng.random((8, 16)) < 0.3
+    net = Topology.from_masks([two_four, unstructured, np.ones((3, 8), dtype=bool)], names=["a", "b", "c"])
+    path = tmp_path / "run" / "checkpoints" / checkpoint_name(1)
+    save_checkpoint(net, path, epoch=1, run_info={"config": {"sparsity": 0.6, "dense_output": True}})
+    row = audit_path(path)
+    assert row.status == "ok" and row.pattern == "2:4, unstructured, dense" and row.layers_2_4 == 1
+    masks = [two_four, unstructured, np.ones((3, 8), dtype=bool)]
+    nnz = sum(int(m.sum()) for m in masks)
+    assert row.sparsity == pytest.approx(1 - nnz / sum(m.size for m in masks))
+    assert row.requested_sparsity == 0.6  # from the run's configuration
+    a, b, c = row.layers
+    assert (a["name"], a["pattern"], a["pattern_compliance"], a["runs_2_4"]) == ("a", "2:4", 1.0, True)
+    assert b["pattern"] == "unstructured" and b["pattern_compliance"] is None
+    counts = unstructured.reshape(8, 4, 4).sum(axis=2)
+    assert b["compliance_2_4"] == pytest.approx(np.mean(counts <= 2))
+    assert b["sparsity"] == pytest.approx(1 - unstructured.mean())
+    assert c["pattern"] == "dense" and c["requested_sparsity"] == 0.0  # dense_output
+    assert a["requested_sparsity"] is None
+    assert row.as_dict()["layers"][0]["pattern"] == "2:4"

@@ -8,6 +8,7 @@ import json
 import pickle
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -41,7 +42,7 @@ def folder(tmp_path):
     write_run_config(root / "run", {"seed": 0})
     for epoch in (0, 1):
         save_checkpoint(make_net(10 + epoch), root / "run" / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
-    (root / "readme.txt").write_text("skipped silently")
+    (root / "readme.txt").write_text("not a checkpoint: a skipped row")
     return root
 
 
@@ -70,7 +71,12 @@ def test_csv_carries_the_right_values(folder):
     result = run(folder, "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    assert [Path(r["path"]).name for r in rows] == ["a.safetensors", "epoch_0000.safetensors", "epoch_0001.safetensors"]
+    assert [Path(r["path"]).name for r in rows] == [
+        "a.safetensors", "readme.txt", "epoch_0000.safetensors", "epoch_0001.safetensors",
+    ]
+    skipped = rows.pop(1)
+    assert skipped["status"] == "skipped" and skipped["error"].startswith("not a checkpoint")
+    assert skipped["nnz"] == ""
     for row in rows:
         want = expected(Path(row["path"]))
         assert row["status"] == "ok" and row["format"] == "topo"
@@ -87,7 +93,7 @@ def test_json_and_markdown(folder):
     result = run(folder, "--format", "json")
     assert result.exit_code == 0
     rows = json.loads(result.stdout)
-    assert len(rows) == 3
+    assert [row["status"] for row in rows] == ["ok", "skipped", "ok", "ok"]
     want = expected(folder / "a.safetensors")
     assert rows[0]["nnz"] == want["nnz"]
     assert rows[0]["density"] == pytest.approx(want["density"])
@@ -98,7 +104,7 @@ def test_json_and_markdown(folder):
     result = run(folder, "--format", "markdown")
     assert result.exit_code == 0
     lines = result.stdout.strip().splitlines()
-    assert len(lines) == 2 + 3
+    assert len(lines) == 2 + 4
     header = [c.strip() for c in lines[0].strip("|").split("|")]
     assert header[:3] == ["path", "status", "format"] and "CV mean" in header
     assert set(lines[1].replace("|", "").replace(":", "")) == {"-"}
@@ -112,14 +118,14 @@ def test_json_and_markdown(folder):
 def test_table_and_output_file(folder, tmp_path):
     result = run(folder)
     assert result.exit_code == 0
-    assert "a.safetensors" in result.stdout and "3 checkpoints, 0 unreadable" in result.stdout
+    assert "a.safetensors" in result.stdout and "4 rows: 3 ok, 0 refused, 1 skipped" in result.stdout
 
     out = tmp_path / "report" / "audit.csv"
     out.parent.mkdir()
     result = run(folder, "--format", "csv", "-o", out)
     assert result.exit_code == 0 and result.stdout == ""
     rows = list(csv.DictReader(io.StringIO(out.read_text())))
-    assert len(rows) == 3 and all(r["status"] == "ok" for r in rows)
+    assert [r["status"] for r in rows] == ["ok", "skipped", "ok", "ok"]
     assert [p.name for p in out.parent.iterdir()] == ["audit.csv"]  # no temporary file left
 
 
@@ -129,15 +135,15 @@ def test_unreadable_rows_and_strict(broken, tmp_path):
     assert result.exception is None or isinstance(result.exception, SystemExit)
     rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
     assert rows["empty.safetensors"]["error"] == "empty file (0 bytes)"
-    assert rows["cut.safetensors"]["status"] == "error"
-    assert rows["evil.pth"]["status"] == "error"
+    assert rows["cut.safetensors"]["status"] == "refused"
+    assert rows["evil.pth"]["status"] == "refused"
     assert not (tmp_path / "MARKER").exists()
-    assert "3 of 6 checkpoints could not be read" in result.stderr
+    assert "3 of 7 refused" in result.stderr
     assert "Traceback" not in result.output
 
     result = run(broken, "--format", "csv", "--strict")
     assert result.exit_code == 3
-    assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == 6  # the rows still come
+    assert len(list(csv.DictReader(io.StringIO(result.stdout)))) == 7  # the rows still come
 
     result = run(broken / "a.safetensors", "--strict")
     assert result.exit_code == 0
@@ -156,7 +162,8 @@ def test_missing_path_and_empty_folder(folder, tmp_path):
     assert result.exit_code == 0
     assert result.stderr.strip() == f"no checkpoints found under {empty}"
     assert run(empty, "--strict").exit_code == 3
-    assert json.loads(run(empty, "--format", "json").stdout) == []
+    rows = json.loads(run(empty, "--format", "json").stdout)
+    assert [(Path(r["path"]).name, r["status"]) for r in rows] == [("notes.md", "skipped")]
 
 
 def test_layers_option(folder):
@@ -184,13 +191,64 @@ def test_workers_option_reaches_the_library(folder, monkeypatch):
     import topo.audit
 
     seen = {}
-    real = topo.audit.audit_paths
+    real = topo.audit.audit_entries
 
-    def spy(paths, **options):
+    def spy(entries, **options):
         seen.update(options)
-        return real(paths, **{**options, "workers": 1})
+        return real(entries, **{**options, "workers": 1})
 
-    monkeypatch.setattr(topo.audit, "audit_paths", spy)
+    monkeypatch.setattr(topo.audit, "audit_entries", spy)
     result = run(folder, "--workers", "3", "--format", "csv")
     assert result.exit_code == 0 and seen["workers"] == 3 and seen["scheduler"] is None
     assert run(folder, "--workers", "0").exit_code == 2  # click's usage error
+
+
+def test_symlink_rows_and_follow_option(folder, tmp_path):
+    outside = tmp_path / "outside.safetensors"
+    save_checkpoint(make_net(9), outside)
+    (folder / "link.safetensors").symlink_to(outside)
+    result = run(folder, "--format", "json", "--strict")
+    assert result.exit_code == 3  # a refused row counts under --strict
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["link.safetensors"]["status"] == "refused"
+    assert "outside the audited folder" in rows["link.safetensors"]["error"]
+    assert rows["link.safetensors"]["nnz"] is None
+
+    result = run(folder, "--format", "json", "--follow-symlinks", "--strict")
+    assert result.exit_code == 0, result.output
+    rows = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    assert rows["link.safetensors"]["status"] == "ok"
+    assert rows["link.safetensors"]["nnz"] == make_net(9).nnz
+    assert "--follow-symlinks" in CliRunner().invoke(main, ["audit", "--help"]).output
+
+
+def two_four_net(seed=0):
+    rng = np.random.default_rng(seed)
+    keep = np.argsort(rng.random((12, 6, 4)), axis=2)[:, :, :2]
+    mask = np.zeros((12, 6, 4), dtype=bool)
+    np.put_along_axis(mask, keep, True, axis=2)
+    return Topology.from_masks([mask.reshape(12, 24), rng.random((5, 12)) < 0.4], names=["pruned", "head"])
+
+
+def test_pattern_fields_in_audit_and_inspect(tmp_path):
+    path = tmp_path / "pruned.safetensors"
+    save_checkpoint(two_four_net(), path, run_info={"config": {"sparsity": 0.5}})
+    row = json.loads(run(path, "--format", "json").stdout)[0]
+    assert row["pattern"] == "2:4, unstructured" and row["layers_2_4"] == 1
+    assert row["requested_sparsity"] == 0.5
+    assert [(layer["name"], layer["pattern"], layer["pattern_compliance"]) for layer in row["layers"]] == [
+        ("pruned", "2:4", 1.0), ("head", "unstructured", None),
+    ]
+    table = run(path).stdout
+    assert "2:4, unstructured" in table and "requested" in table
+    assert "pattern" in next(csv.DictReader(io.StringIO(run(path, "--format", "csv").stdout)))
+
+    runner = CliRunner()
+    data = json.loads(runner.invoke(main, ["inspect", str(path), "--format", "json"]).stdout)
+    first, second = data["layers"]
+    assert first["pattern"] == "2:4" and first["pattern_compliance"] == 1.0 and first["runs_2_4"] is True
+    assert second["pattern"] == "unstructured" and second["pattern_compliance"] is None
+    assert data["summary"]["requested_sparsity"] == 0.5
+    assert data["summary"]["sparsity"] == pytest.approx(1 - two_four_net().nnz / two_four_net().size)
+    table = runner.invoke(main, ["inspect", str(path)]).stdout
+    assert "2:4" in table and "sparsity requested 0.5, achieved" in table

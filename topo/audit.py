@@ -1,25 +1,49 @@
 """Audit many checkpoints at once: one row of connectivity figures per checkpoint.
 
-:func:`find_checkpoints` walks files and folders and picks out everything that looks
-like a checkpoint; :func:`audit_path` reads one (masks only) and measures it;
-:func:`audit_paths` does that for many, in this process, in local processes or on a
-Dask cluster (:func:`topo.parallel.map_jobs`). A checkpoint that cannot be read gets
-a row with ``status="error"`` and the reason instead of stopping the audit.
+:func:`survey` walks files and folders and decides, for everything it finds, whether
+it is audited, skipped or refused; :func:`audit_path` reads one checkpoint (masks
+only) and measures it; :func:`audit_paths` does that for everything found, in this
+process, in local processes or on a Dask cluster (:func:`topo.parallel.map_jobs`).
+Nothing found disappears: every row has a status, ``ok``, ``refused`` (with the
+reason: unreadable, corrupt, unsafe, a link out of the folder) or ``skipped`` (with
+the reason: not a checkpoint, hidden), and one bad file never stops the audit.
 
 What counts as one checkpoint
 -----------------------------
-- A file that a reader recognises (:func:`topo.formats.detect_format`).
-- A file with a checkpoint-like suffix (:data:`CHECKPOINT_SUFFIXES`) that no reader
-  recognises: it gets a row saying why it could not be read. Other unrecognised
-  files are skipped silently.
-- A folder that a reader recognises as one checkpoint (a Hugging Face model folder,
-  a SET epoch folder); it is not descended into. A topo run folder is not one
-  checkpoint: each checkpoint inside it is audited, in training order. Nor is a
-  recognised folder that directly holds topo checkpoint files, or whose subfolders
-  are themselves recognised (a reader may read a whole run as its last
-  checkpoint): such a folder is walked, and each checkpoint in it audited.
-- Files and folders whose names start with a dot are skipped (temporary files of
-  interrupted atomic writes, caches).
+- A file named on the command line: always audited (if it is not a checkpoint, its
+  row says so).
+- Under a folder, a file that a reader recognises (:func:`topo.formats.detect_format`)
+  or that has a checkpoint suffix (:data:`CHECKPOINT_SUFFIXES`): audited, so a
+  corrupt checkpoint gets a ``refused`` row with the reader's reason. Any other file
+  gets a ``skipped`` row: not a checkpoint.
+- A model folder: a folder that a reader reads as one model (a Hugging Face folder
+  with ``config.json``, an index JSON or ``model.safetensors``; a Keras or Orbax
+  folder; a SET epoch folder). It is one row and is not descended into. Any other
+  folder is walked, and every file in it audited on its own: a folder holding
+  ``model_a.safetensors``, ``model_b.safetensors`` and ``other.pt`` gives three rows.
+  A recognised folder that directly holds topo checkpoint files, or whose
+  subfolders are themselves recognised (a reader may read a whole run as its last
+  checkpoint), is walked too.
+- A topo run folder: each checkpoint in it is a row, in training order; the run's
+  bookkeeping (``run.json``, ``metrics.jsonl``, ``state/``) is part of the run and
+  not listed.
+- Files and folders whose names start with a dot (temporary files of interrupted
+  atomic writes, caches, ``.git``) get a ``skipped`` row and are not read.
+
+Symbolic links
+--------------
+A link that resolves outside the folder named on the command line is refused (a row
+saying where it leads) and not read, and so is a model folder holding such a link,
+unless ``follow_symlinks=True`` (``--follow-symlinks``). Links inside the folder are
+followed; a link back into a folder already searched is skipped; a broken link is
+refused.
+
+Sparsity patterns
+-----------------
+Each ``ok`` row carries, per layer, the pattern of its mask (dense, unstructured,
+N:M such as 2:4, or block; see :mod:`topo.analysis.patterns`), whether a 2:4 kernel
+could run it, and the sparsity the file requested where it records one
+(``topology.info["requested_sparsity"]``) against the sparsity achieved.
 
 Which layer's fan-in is fitted
 ------------------------------
@@ -40,7 +64,7 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -50,9 +74,12 @@ __all__ = [
     "AuditRow",
     "CHECKPOINT_SUFFIXES",
     "HUB_FRACTION",
+    "Entry",
+    "audit_entries",
     "audit_path",
     "audit_paths",
     "find_checkpoints",
+    "survey",
 ]
 
 #: Suffixes of files that are meant to be checkpoints: such a file gets a row even
@@ -74,8 +101,9 @@ class AuditRow:
     path : str
         The checkpoint file or folder.
     status : str
-        ``"ok"``; ``"error"`` when it could not be read (see ``error``); ``"skipped"``
-        when it was read but ``layers`` matched none of its layers.
+        ``"ok"``; ``"refused"`` when it could not or must not be read (see ``error``);
+        ``"skipped"`` when it is not a checkpoint, or was read but ``layers`` matched
+        none of its layers (see ``error``).
     format : str or None
         The reader that read it, or recognised it before failing (a key of
         :data:`topo.formats.READERS`).
@@ -103,10 +131,25 @@ class AuditRow:
     hub_share : float or None
         Share of all connections that go into hub neurons, the top
         :data:`HUB_FRACTION` of each layer's output neurons by fan-in, pooled over layers.
+    sparsity : float or None
+        ``1 - density``: the sparsity achieved.
+    requested_sparsity : float or None
+        The sparsity the file asked for (``topology.info["requested_sparsity"]``, see
+        :func:`topo.analysis.patterns.sparsity_report`), when it records one.
+    pattern : str or None
+        The layers' sparsity patterns in one phrase (``"2:4 x3, dense"``), see
+        :func:`topo.analysis.patterns.pattern_summary`.
+    layers_2_4 : int or None
+        Layers that a 2:4 semi-structured kernel could run as they are.
+    layers : tuple of dict
+        Per audited layer: ``name``, ``n_out``, ``n_in``, ``nnz``, ``density``,
+        ``sparsity``, ``requested_sparsity``, and the fields of
+        :class:`topo.analysis.patterns.LayerPattern` (``pattern``,
+        ``pattern_compliance``, ``n``, ``m``, ``block``, ``compliance_2_4``, ``runs_2_4``).
     warnings : tuple of str
         Warnings the reader attached (``topology.info["warnings"]``) and notes of the audit.
     error : str or None
-        Why the checkpoint could not be read (one line).
+        Why it was refused or skipped (one line).
     """
 
     path: str
@@ -127,6 +170,11 @@ class AuditRow:
     best_fit: str | None = None
     best_fit_layer: str | None = None
     hub_share: float | None = None
+    sparsity: float | None = None
+    requested_sparsity: float | None = None
+    pattern: str | None = None
+    layers_2_4: int | None = None
+    layers: tuple[Mapping[str, Any], ...] = ()
     warnings: tuple[str, ...] = ()
     error: str | None = None
 
@@ -138,10 +186,30 @@ class AuditRow:
         """Field -> value; ``warnings`` as a list."""
         out = asdict(self)
         out["warnings"] = list(self.warnings)
+        out["layers"] = [dict(layer) for layer in self.layers]
         return out
 
 
 # -- finding checkpoints ------------------------------------------------------------
+@dataclass(frozen=True)
+class Entry:
+    """One thing found under an audited path, and what the audit does with it.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    action : str
+        ``"audit"`` (read and measured: a row ``ok`` or ``refused``), ``"skip"`` (a
+        row ``skipped`` with ``reason``) or ``"refuse"`` (a row ``refused`` with
+        ``reason``, without reading it).
+    reason : str or None
+    """
+
+    path: Path
+    action: str
+    reason: str | None = None
+
+
 def _sort_key(entry: Path) -> tuple:
     # a run's checkpoints in training order (end of epoch e after the steps inside e),
     # everything else by name
@@ -164,7 +232,7 @@ def _recognised_folder(folder: Path) -> bool:
 
 
 def _is_unit_folder(folder: Path) -> bool:
-    """A folder that a reader reads as one checkpoint.
+    """A model folder: one that a reader reads as one checkpoint.
 
     Not a topo run folder, not a folder that directly holds a topo checkpoint file
     (each of those is a whole network: the folder is a collection, e.g. a run's
@@ -197,77 +265,151 @@ def _wanted_file(path: Path) -> bool:
         return False
 
 
-def _walk(folder: Path, found: list[Path], seen: set[str]) -> None:
+def _inside(target: str, root: str) -> bool:
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _escaping_link(folder: Path, root: str) -> Path | None:
+    """A symbolic link directly inside a model folder that resolves outside ``root``, or None."""
     try:
+        children = list(folder.iterdir())
+    except OSError:
+        return None
+    for child in sorted(children):
+        if child.is_symlink() and not _inside(os.path.realpath(child), root):
+            return child
+    return None
+
+
+#: What a topo run folder holds besides its checkpoints: part of the run, not listed.
+_RUN_BOOKKEEPING = {"run.json", "metrics.jsonl", "state"}
+
+
+class _Walk:
+    """Walks folders, deciding for every entry: audit, skip (why) or refuse (why)."""
+
+    def __init__(self, follow_symlinks: bool) -> None:
+        self.follow_symlinks = follow_symlinks
+        self.found: list[Entry] = []
+        self.seen: set[str] = set()
+
+    def folder(self, folder: Path, root: str) -> None:
+        from topo.checkpoint import is_run_folder
+
         real = os.path.realpath(folder)
-    except OSError:
-        real = str(folder)
-    if real in seen:  # a symbolic link back up the tree
-        return
-    seen.add(real)
-    try:
-        entries = sorted(folder.iterdir(), key=_sort_key)
-    except OSError:
-        # an unreadable folder: audit_path says why in its row
-        found.append(folder)
-        return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
+        if real in self.seen:  # a symbolic link back into a folder already searched
+            self.found.append(Entry(folder, "skip", "symbolic link to a folder already searched"))
+            return
+        self.seen.add(real)
         try:
-            is_dir = entry.is_dir()
+            entries = sorted(folder.iterdir(), key=_sort_key)
         except OSError:
-            is_dir = False
+            # an unreadable folder: audit_path says why in its row
+            self.found.append(Entry(folder, "audit"))
+            return
+        run = is_run_folder(folder)
+        for entry in entries:
+            if run and entry.name in _RUN_BOOKKEEPING:
+                continue
+            self.entry(entry, root)
+
+    def entry(self, entry: Path, root: str) -> None:
+        if entry.name.startswith("."):
+            kind = "folder" if entry.is_dir() else "file"
+            self.found.append(Entry(entry, "skip", f"hidden {kind} (name starts with a dot)"))
+            return
+        if entry.is_symlink():
+            if not entry.exists():
+                self.found.append(Entry(entry, "refuse", "broken symbolic link"))
+                return
+            target = os.path.realpath(entry)
+            if not self.follow_symlinks and not _inside(target, root):
+                self.found.append(Entry(
+                    entry, "refuse",
+                    f"symbolic link to {target}, outside the audited folder (--follow-symlinks follows it)",
+                ))
+                return
+        try:
+            is_dir, is_file = entry.is_dir(), entry.is_file()
+        except OSError:
+            is_dir = is_file = False
         if is_dir:
             if _is_unit_folder(entry):
-                found.append(entry)
+                escaping = None if self.follow_symlinks else _escaping_link(entry, root)
+                if escaping is not None:
+                    self.found.append(Entry(
+                        entry, "refuse",
+                        f"{escaping.name} is a symbolic link to {os.path.realpath(escaping)}, outside the "
+                        "audited folder (--follow-symlinks follows it)",
+                    ))
+                else:
+                    self.found.append(Entry(entry, "audit"))
             else:
-                _walk(entry, found, seen)
-        elif entry.is_file():
+                self.folder(entry, root)
+        elif is_file:
             if _wanted_file(entry):
-                found.append(entry)
-        elif entry.is_symlink() and entry.suffix.lower() in CHECKPOINT_SUFFIXES:
-            found.append(entry)  # a broken link to a checkpoint: its row says so
+                self.found.append(Entry(entry, "audit"))
+            else:
+                self.found.append(Entry(entry, "skip", "not a checkpoint: no reader recognises its content"))
+        else:
+            self.found.append(Entry(entry, "skip", "not a checkpoint: not a regular file"))
 
 
-def find_checkpoints(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Every checkpoint under ``paths``, in order, without duplicates.
+def survey(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False) -> list[Entry]:
+    """Everything under ``paths``, each with what the audit does with it, in order.
 
     Parameters
     ----------
     paths : iterable of path-like
-        Files and folders. A file named here is always returned (if it is not a
-        checkpoint its audit row says so). A folder that a reader recognises as one
-        checkpoint is returned as it is; any other folder (a topo run folder
-        included) is walked: see the module notes for what is picked up.
+        Files and folders. A file named here is always audited (if it is not a
+        checkpoint, its row says so). A model folder (see the module notes) is
+        audited as one checkpoint; any other folder is walked, and every entry in
+        it is audited, skipped or refused.
+    follow_symlinks : bool
+        Follow symbolic links that lead out of the folder being walked; by default
+        such a link is refused (a row saying where it leads), not read.
 
     Returns
     -------
-    list of pathlib.Path
-        Possibly empty when the folders hold no checkpoints.
+    list of Entry
+        No path twice.
 
     Raises
     ------
     TopoError
         If a path does not exist.
     """
-    found: list[Path] = []
+    walk = _Walk(follow_symlinks)
     for raw in paths:
         path = Path(raw)
         if not os.path.lexists(path) or not path.exists():
             raise TopoError("no such file or folder", path=path)
         if path.is_dir() and not _is_unit_folder(path):
-            _walk(path, found, set())
+            walk.folder(path, os.path.realpath(path))
         else:
-            found.append(path)
-    unique: list[Path] = []
+            walk.found.append(Entry(path, "audit"))
+    unique: list[Entry] = []
     seen: set[str] = set()
-    for path in found:
-        key = os.path.abspath(path)
+    for entry in walk.found:
+        key = os.path.abspath(entry.path)
         if key not in seen:
             seen.add(key)
-            unique.append(path)
+            unique.append(entry)
     return unique
+
+
+def find_checkpoints(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False) -> list[Path]:
+    """The paths under ``paths`` that the audit reads (see :func:`survey`), in order.
+
+    Files named in ``paths`` are always included; under folders, files that a reader
+    recognises or that have a checkpoint suffix, and model folders.
+
+    Raises
+    ------
+    TopoError
+        If a path does not exist.
+    """
+    return [entry.path for entry in survey(paths, follow_symlinks=follow_symlinks) if entry.action == "audit"]
 
 
 # -- auditing one checkpoint ----------------------------------------------------------
@@ -320,7 +462,7 @@ def _fit_layer(layers: Sequence[Any]) -> Any:
     return best
 
 
-def _measure(topology: Any, path: Path, fmt: str | None, pattern: str | None) -> AuditRow:
+def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None) -> AuditRow:
     from topo.analysis.degree import layer_degree
 
     info = topology.info
@@ -332,13 +474,13 @@ def _measure(topology: Any, path: Path, fmt: str | None, pattern: str | None) ->
         step=None if info.get("step") is None else int(info["step"]),
     )
     layers = list(topology)
-    if pattern is not None:
-        regex = re.compile(pattern)
+    if layer_regex is not None:
+        regex = re.compile(layer_regex)
         layers = [layer for layer in layers if regex.search(layer.name)]
         if not layers:
             return AuditRow(
                 status="skipped", n_layers=0, warnings=tuple(warnings),
-                error=f"no layer name matches {pattern!r}", **common,
+                error=f"no layer name matches {layer_regex!r}", **common,
             )
     degrees = [layer_degree(layer) for layer in layers]
     nnz = sum(d.nnz for d in degrees)
@@ -364,6 +506,17 @@ def _measure(topology: Any, path: Path, fmt: str | None, pattern: str | None) ->
         if layer.nnz:
             hubs = hub_indices(layer, fraction=HUB_FRACTION)
             into_hubs += int(layer.fan_in[np.asarray(hubs, dtype=np.int64)].sum())
+    from topo.analysis.patterns import layer_pattern, pattern_summary, sparsity_report
+
+    patterns = [layer_pattern(layer) for layer in layers]
+    report = sparsity_report(topology)
+    requested = {entry.name: entry.requested for entry in report.layers}
+    per_layer = []
+    for layer, found in zip(layers, patterns):
+        data = found.as_dict()
+        data["sparsity"] = 1.0 - found.density
+        data["requested_sparsity"] = requested.get(layer.name)
+        per_layer.append(data)
     return AuditRow(
         status="ok",
         n_layers=len(layers),
@@ -379,6 +532,11 @@ def _measure(topology: Any, path: Path, fmt: str | None, pattern: str | None) ->
         best_fit=best_fit,
         best_fit_layer=best_fit_layer,
         hub_share=into_hubs / nnz if nnz else None,
+        sparsity=1.0 - nnz / total if total else None,
+        requested_sparsity=report.requested,
+        pattern=pattern_summary(patterns),
+        layers_2_4=sum(p.runs_2_4 for p in patterns),
+        layers=tuple(per_layer),
         warnings=tuple(warnings),
         **common,
     )
@@ -399,7 +557,7 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRo
     Returns
     -------
     AuditRow
-        ``status="error"`` with the reason when the checkpoint cannot be read; this
+        ``status="refused"`` with the reason when the checkpoint cannot be read; this
         function does not raise for unreadable, corrupt or refused files.
 
     Raises
@@ -414,14 +572,14 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRo
         _compile(layers)
     reason = _unreadable(path)
     if reason is not None:
-        return AuditRow(path=str(path), status="error", error=reason)
+        return AuditRow(path=str(path), status="refused", error=reason)
     fmt = None
     try:
         fmt = detect_format(path)
         topology = load(path, format=fmt, weights=False)
         return _measure(topology, path, fmt, layers)
     except Exception as exc:  # one bad file must not stop an audit of thousands
-        return AuditRow(path=str(path), status="error", format=fmt, error=_message(exc, path))
+        return AuditRow(path=str(path), status="refused", format=fmt, error=_message(exc, path))
 
 
 def _compile(pattern: str) -> re.Pattern:
@@ -438,27 +596,31 @@ def audit_paths(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     layers: str | None = None,
+    follow_symlinks: bool = False,
 ) -> list[AuditRow]:
-    """Audit every checkpoint under ``paths``: one row each, in the order found.
+    """Audit everything under ``paths``: one row per entry of :func:`survey`, in its order.
 
     Parameters
     ----------
     paths : iterable of path-like
-        Files and folders, walked by :func:`find_checkpoints`.
+        Files and folders, walked by :func:`survey`.
     workers : int
         Local processes to read with (1: this process).
     scheduler : str, optional
         Address of a running Dask distributed scheduler to read on instead
         (needs the ``dask`` extra).
     progress : callable, optional
-        ``progress(done, total)`` after each checkpoint.
+        ``progress(done, total)`` after each checkpoint read.
     layers : str, optional
         Regular expression selecting layers by name (see :func:`audit_path`).
+    follow_symlinks : bool
+        Follow symbolic links out of the audited folders (see :func:`survey`).
 
     Returns
     -------
     list of AuditRow
-        Empty when no checkpoint was found.
+        ``ok`` and ``refused`` rows for what was read, ``skipped`` and ``refused``
+        rows (with the reason) for what was not; empty when the paths hold nothing.
 
     Raises
     ------
@@ -468,10 +630,38 @@ def audit_paths(
     """
     if layers is not None:
         _compile(layers)
-    found = find_checkpoints(paths)
-    if not found:
-        return []
-    from topo.parallel import map_jobs
+    return audit_entries(
+        survey(paths, follow_symlinks=follow_symlinks),
+        workers=workers, scheduler=scheduler, progress=progress, layers=layers,
+    )
 
-    job = functools.partial(audit_path, layers=layers)
-    return map_jobs(job, [str(p) for p in found], workers=workers, scheduler=scheduler, progress=progress)
+
+def audit_entries(
+    entries: Sequence[Entry],
+    *,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    layers: str | None = None,
+) -> list[AuditRow]:
+    """One row per entry of :func:`survey`: the ``audit`` entries read, the others as they were decided.
+
+    Parameters are those of :func:`audit_paths`.
+    """
+    if layers is not None:
+        _compile(layers)
+    to_read = [str(entry.path) for entry in entries if entry.action == "audit"]
+    read: list[AuditRow] = []
+    if to_read:
+        from topo.parallel import map_jobs
+
+        job = functools.partial(audit_path, layers=layers)
+        read = map_jobs(job, to_read, workers=workers, scheduler=scheduler, progress=progress)
+    rows = iter(read)
+    status = {"skip": "skipped", "refuse": "refused"}
+    return [
+        next(rows) if entry.action == "audit" else AuditRow(
+            path=str(entry.path), status=status[entry.action], error=entry.reason
+        )
+        for entry in entries
+    ]

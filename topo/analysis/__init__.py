@@ -3,7 +3,8 @@
 One topic per module: ``degree`` (fan-in, fan-out, CV), ``fits`` (fan-in distribution
 fits), ``hubs`` (hub identity, overlap, persistence), ``distance`` (NNSTD, mask
 turnover), ``drift`` (toward the equilibrium fan-in; its function ``drift`` is not re-exported, the module has that name), ``gradients`` (gradient
-hierarchy). The most used functions are re-exported here; they are imported on first
+hierarchy), ``patterns`` (dense, unstructured, N:M and block sparsity; requested
+against achieved sparsity). The most used functions are re-exported here; they are imported on first
 use, so that ``import topo`` stays quick.
 """
 
@@ -40,6 +41,11 @@ _LAZY = {
     "gradient_concentration": "topo.analysis.gradients",
     "hierarchy_strength": "topo.analysis.gradients",
     "cv_concentration_correlation": "topo.analysis.gradients",
+    "LayerPattern": "topo.analysis.patterns",
+    "layer_pattern": "topo.analysis.patterns",
+    "layer_patterns": "topo.analysis.patterns",
+    "pattern_summary": "topo.analysis.patterns",
+    "sparsity_report": "topo.analysis.patterns",
 }
 
 __all__ = [

@@ -11,7 +11,7 @@ from topo.formats import _policy
 from topo.formats._assemble import reading
 from topo.topology import Topology
 
-__all__ = ["EXTENSIONS", "sniff", "read"]
+__all__ = ["EXTENSIONS", "sniff", "read", "requested_sparsity"]
 
 EXTENSIONS = (".safetensors",)
 
@@ -50,4 +50,40 @@ def read(path: Path, *, weights: bool = True, **_: Any) -> Topology:
         path = checkpoints[-1]
         _policy.confine(path, run, what="checkpoint")
     with reading(path, "topo checkpoint"):
-        return load_checkpoint(path, weights=weights)
+        topology = load_checkpoint(path, weights=weights)
+    requested = requested_sparsity(topology.info.get("run"), topology.names)
+    if requested is not None and "requested_sparsity" not in topology.info:
+        topology = topology.with_info(requested_sparsity=requested)
+    return topology
+
+
+def requested_sparsity(run: Any, names: list[str]) -> dict[str, float] | None:
+    """The sparsity a topo training run asked for, from the run facts in its checkpoints.
+
+    Returns the ``topology.info["requested_sparsity"]`` convention of
+    :mod:`topo.analysis.patterns`: ``"*"`` is the whole network's ``sparsity``; layers
+    fixed by ``density_map`` (by name or index) or ``dense_output`` (the last layer)
+    get their own. None when the checkpoint was not written by ``topo train``.
+    """
+    config = run.get("config") if isinstance(run, dict) else None
+    if not isinstance(config, dict):
+        return None
+    try:
+        requested = {"*": float(config["sparsity"])}
+    except (KeyError, TypeError, ValueError):
+        return None
+    density_map = config.get("density_map")
+    if isinstance(density_map, dict):
+        for key, density in density_map.items():
+            try:
+                index = int(key)
+            except (TypeError, ValueError):
+                index = None
+            name = names[index] if index is not None and -len(names) <= index < len(names) else str(key)
+            try:
+                requested[name] = 1.0 - float(density)
+            except (TypeError, ValueError):
+                continue
+    if config.get("dense_output") is True and names:
+        requested[names[-1]] = 0.0
+    return requested

@@ -163,13 +163,7 @@ def sniff(path: Path) -> bool:
     try:
         path = Path(path)
         if path.is_dir():
-            if _hf_files(path):
-                return True
-            files = [p for p in path.iterdir() if p.is_file() and p.suffix == ".safetensors"]
-            # a folder of topo checkpoints is a collection of networks, not one model
-            return bool(files) and not (path / "checkpoints").is_dir() and not any(
-                _is_topo(read_header(p)[1]) for p in files[:8] if _header_readable(p)
-            )
+            return _is_hf_folder(path)
         if not path.is_file():
             return False
         with open(path, "rb") as handle:
@@ -185,12 +179,18 @@ def sniff(path: Path) -> bool:
         return False
 
 
-def _header_readable(path: Path) -> bool:
-    try:
-        read_header(path)
-    except TopoError:
-        return False
-    return True
+def _is_hf_folder(folder: Path) -> bool:
+    """A Hugging Face model folder: the standard weight names, an index JSON, or a
+    ``config.json`` beside weights. Any other folder of ``.safetensors`` files is a
+    collection of separate models, each read on its own."""
+    if _hf_files(folder):
+        return True
+    names = [p.name for p in folder.iterdir()]
+    if any(name.endswith(".safetensors.index.json") for name in names):
+        return True
+    return "config.json" in names and (folder / "config.json").is_file() and any(
+        name.endswith(".safetensors") and not name.startswith(".") for name in names
+    )
 
 
 # -- reading tensors ------------------------------------------------------------------

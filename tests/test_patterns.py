@@ -1,0 +1,189 @@
+"""topo.analysis.patterns: N:M, block and unstructured masks, compliance shares, requested sparsity.
+
+Every mask here is built with numpy, and every expected share is counted with numpy
+reshapes of the dense mask, independently of the CSR arithmetic under test.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import topo.analysis
+from topo import Topology
+from topo.analysis.patterns import (
+    block_compliance,
+    layer_pattern,
+    layer_patterns,
+    nm_block_counts,
+    nm_compliance,
+    pattern_summary,
+    requested_sparsity,
+    sparsity_report,
+)
+
+
+def n_of_m(rng, n_out, n_in, n, m):
+    """Exactly n connections in every block of m consecutive inputs, placed at random."""
+    scores = rng.random((n_out, n_in // m, m))
+    keep = np.argsort(scores, axis=2)[:, :, :n]
+    mask = np.zeros((n_out, n_in // m, m), dtype=bool)
+    np.put_along_axis(mask, keep, True, axis=2)
+    return mask.reshape(n_out, n_in)
+
+
+def block_counts(mask, m):
+    """Connections per block of m inputs, the last block padded with absent inputs."""
+    n_out, n_in = mask.shape
+    padded = np.zeros((n_out, -(-n_in // m) * m), dtype=np.int64)
+    padded[:, :n_in] = mask
+    return padded.reshape(n_out, -1, m).sum(axis=2)
+
+
+def tile_stats(mask, rows, cols):
+    """(share of tiles empty or full, share of connections in full tiles, share of gaps in empty tiles)."""
+    n_out, n_in = mask.shape
+    comply = full_conn = empty_gaps = tiles = 0
+    for r in range(0, n_out, rows):
+        for c in range(0, n_in, cols):
+            tile = mask[r : r + rows, c : c + cols]
+            tiles += 1
+            if tile.all():
+                comply += 1
+                full_conn += tile.size
+            elif not tile.any():
+                comply += 1
+                empty_gaps += tile.size
+    nnz, gaps = int(mask.sum()), int(mask.size - mask.sum())
+    return comply / tiles, full_conn / nnz if nnz else 1.0, empty_gaps / gaps if gaps else 1.0
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12)
+
+
+@pytest.mark.parametrize("n, m", [(2, 4), (4, 8), (1, 4), (1, 8), (2, 8), (8, 16)])
+def test_exact_n_of_m(rng, n, m):
+    mask = n_of_m(rng, 48, 64, n, m)
+    found = layer_pattern(mask, "fc")
+    assert found.pattern == f"{n}:{m}" and (found.n, found.m) == (n, m)
+    assert found.pattern_compliance == 1.0
+    assert found.nnz == int(mask.sum()) and found.density == pytest.approx(n / m)
+    # 2:4 kernels take anything with at most 2 of every 4 inputs
+    counts4 = block_counts(mask, 4)
+    assert found.compliance_2_4 == pytest.approx(np.mean(counts4 <= 2))
+    assert found.runs_2_4 == bool((counts4 <= 2).all())
+    assert found.runs_2_4 == (n / m <= 0.5 and (n, m) in {(2, 4), (1, 4), (1, 8), (2, 8)})
+
+
+def test_four_of_eight_is_not_two_of_four(rng):
+    mask = n_of_m(rng, 64, 96, 4, 8)
+    assert layer_pattern(mask).pattern == "4:8"
+    share = np.mean(block_counts(mask, 4) <= 2)
+    assert 0.3 < share < 0.8  # 4:8 lets a half-block hold 3 or 4
+    assert layer_pattern(mask).compliance_2_4 == pytest.approx(share)
+    assert not layer_pattern(mask).runs_2_4
+
+
+def test_partly_compliant_two_of_four(rng):
+    mask = n_of_m(rng, 50, 80, 2, 4)
+    blocks = mask.reshape(50, 20, 4)
+    # regrow one connection in 6% of the blocks: they hold 3
+    chosen = rng.choice(blocks.shape[0] * blocks.shape[1], size=60, replace=False)
+    for flat in chosen:
+        row, block = divmod(int(flat), 20)
+        free = np.flatnonzero(~blocks[row, block])
+        blocks[row, block, free[0]] = True
+    mask = blocks.reshape(50, 80)
+    found = layer_pattern(sp.csr_matrix(mask))
+    want = np.mean(block_counts(mask, 4) <= 2)
+    assert want == pytest.approx(1 - 60 / 1000)
+    assert found.pattern == "2:4" and found.pattern_compliance == pytest.approx(want)
+    assert nm_compliance(mask, 2, 4) == pytest.approx(want)
+    assert not found.runs_2_4
+
+
+def test_ragged_last_block():
+    mask = np.zeros((3, 10), dtype=bool)
+    mask[:, [0, 1, 4, 7, 8, 9]] = True  # blocks of 4: 2, 2 and (last, 2 inputs long) 2
+    hist = nm_block_counts(mask, 4)
+    counts = block_counts(mask, 4)
+    assert hist.tolist() == np.bincount(counts.ravel(), minlength=5).tolist()
+    assert nm_compliance(mask, 1, 4) == pytest.approx(np.mean(counts <= 1))
+    found = layer_pattern(mask)
+    assert found.compliance_2_4 == 1.0 and not found.runs_2_4  # 10 inputs: not a multiple of 4
+
+
+@pytest.mark.parametrize("rows, cols", [(4, 1), (1, 4), (8, 1), (2, 2), (4, 4)])
+def test_block_patterns(rng, rows, cols):
+    base = rng.random((64 // rows, 48 // cols)) < 0.6
+    mask = np.kron(base, np.ones((rows, cols), dtype=bool)).astype(bool)
+    found = layer_pattern(mask)
+    assert found.pattern == f"block {rows}x{cols}" and found.block == (rows, cols)
+    assert found.pattern_compliance == 1.0
+    assert block_compliance(mask, rows, cols) == (1.0, 1.0, 1.0)
+    # a tile twice as tall straddles two independent blocks: counted independently
+    got = block_compliance(mask, rows * 2, cols)
+    assert got == pytest.approx(tile_stats(mask, rows * 2, cols))
+    assert got[0] < 1.0
+
+
+def test_block_compliance_with_edges_and_damage(rng):
+    base = rng.random((9, 7)) < 0.5
+    mask = np.kron(base, np.ones((4, 1), dtype=bool)).astype(bool)[:34]  # last tile row cut short
+    mask[0, :] = ~mask[0, :]  # damage one row
+    assert block_compliance(mask, 4, 1) == pytest.approx(tile_stats(mask, 4, 1))
+    assert block_compliance(sp.csr_matrix(mask), 2, 2) == pytest.approx(tile_stats(mask, 2, 2))
+
+
+@pytest.mark.parametrize("density", [0.01, 0.1, 0.3, 0.45, 0.7, 0.97])
+def test_unstructured(rng, density):
+    mask = rng.random((200, 256)) < density
+    found = layer_pattern(mask)
+    assert found.pattern == "unstructured"
+    assert found.pattern_compliance is None and found.n is None and found.block is None
+    assert found.compliance_2_4 == pytest.approx(np.mean(block_counts(mask, 4) <= 2))
+    assert found.runs_2_4 == bool((block_counts(mask, 4) <= 2).all())
+
+
+def test_dense_and_empty():
+    dense = layer_pattern(np.ones((5, 8)))
+    assert dense.pattern == "dense" and dense.pattern_compliance == 1.0 and dense.compliance_2_4 == 0.0
+    empty = layer_pattern(np.zeros((5, 8)))
+    assert empty.pattern == "empty" and empty.runs_2_4 and empty.compliance_2_4 == 1.0
+
+
+def test_stored_zeros_are_not_connections():
+    mask = sp.csr_matrix(np.tile([1.0, 1.0, 0.0, 0.0], (4, 3)))
+    mask.data[0] = 0.0  # an explicit zero in the sparse structure
+    found = layer_pattern(mask)
+    assert found.nnz == 23 and found.pattern == "2:4" and found.runs_2_4
+
+
+def test_layers_of_a_topology_and_summary(rng):
+    net = Topology.from_masks(
+        [n_of_m(rng, 32, 16, 2, 4), n_of_m(rng, 32, 32, 2, 4), rng.random((10, 32)) < 0.3, np.ones((4, 10))],
+        names=["a", "b", "c", "d"],
+    )
+    found = layer_patterns(net)
+    assert [p.name for p in found] == ["a", "b", "c", "d"]
+    assert [p.pattern for p in found] == ["2:4", "2:4", "unstructured", "dense"]
+    assert pattern_summary(found) == "2:4 x2, unstructured, dense"
+    assert topo.analysis.layer_pattern is layer_pattern  # re-exported
+
+
+def test_requested_against_achieved(rng):
+    masks = [rng.random((20, 10)) < 0.25, np.ones((5, 20))]
+    net = Topology.from_masks(masks, names=["fc1", "fc2"])
+    achieved = 1 - sum(m.sum() for m in masks) / sum(m.size for m in masks)
+    assert sparsity_report(net).requested is None and not sparsity_report(net).any_requested
+    report = sparsity_report(net.with_info(requested_sparsity=0.5))
+    assert report.requested == 0.5 and report.achieved == pytest.approx(achieved)
+    assert [layer.requested for layer in report.layers] == [None, None]
+    report = sparsity_report(net.with_info(requested_sparsity={"fc1": 0.75, "fc2": 0.0}))
+    assert report.requested == pytest.approx(0.75 * 200 / 300)  # size-weighted
+    assert report.layers[0].achieved == pytest.approx(1 - masks[0].mean())
+    assert report.layers[0].gap == pytest.approx(report.layers[0].achieved - 0.75)
+    assert requested_sparsity({"requested_sparsity": 1.5}) == (None, {})  # not a share: ignored

@@ -1,0 +1,526 @@
+"""Is it really sparse? The pattern of each layer's mask, and requested against achieved sparsity.
+
+A checkpoint pruned by SparseGPT, Wanda, torch.ao or neural-compressor keeps every
+weight in a dense tensor of the same size, and its config often still says sparsity
+0.0; what was pruned, and how, is only in where the zeros are. This module reads that
+from the mask alone (``[out, in]``, CSR), in vectorised numpy over the stored
+connections: nothing loops over neurons, and the cost grows with the connections,
+not with ``out * in``.
+
+Patterns
+--------
+``dense``
+    Every connection present.
+``empty``
+    No connection present.
+``N:M`` (``2:4``, ``4:8``, ``1:4``, ...)
+    Along the input dimension: the inputs of each output neuron are cut into blocks
+    of ``M`` consecutive inputs (the last block may be shorter), and a block complies
+    when it holds at most ``N`` connections. ``M`` is a power of two from 2 to 128
+    and ``N <= M / 2`` (at least half of every block pruned, as N:M kernels expect).
+    A layer is ``N:M`` when at least :data:`COMPLIANCE_THRESHOLD` of its blocks
+    comply and it holds at least :data:`FILL_THRESHOLD` of the ``N * blocks``
+    connections the pattern allows (so a very sparse unstructured layer, whose
+    blocks comply by chance, is not called ``1:4``). Of the ``N:M`` patterns that
+    fit, the one with the smallest ``M`` is reported (a ``1:2`` layer is also
+    ``2:4``); ``pattern_compliance`` is the share of its blocks that comply.
+``block RxC`` (``block 4x1``: 4 output neurons by 1 input)
+    The mask is tiled by ``R x C`` tiles aligned at 0 (edge tiles may be smaller),
+    and a tile complies when it is all empty or all full. A layer is ``block RxC``
+    when at least :data:`COMPLIANCE_THRESHOLD` of its connections lie in full tiles
+    and at least that share of its missing connections lie in empty tiles (so
+    neither a nearly dense nor a very sparse unstructured layer is called a block
+    pattern). ``R`` and ``C`` are powers of two up to 64; the largest tile that fits
+    is reported (a ``block 8x1`` layer is also ``block 4x1``).
+    ``pattern_compliance`` is the share of all tiles that comply.
+``unstructured``
+    None of the above.
+
+Whatever the pattern, ``compliance_2_4`` is the share of 4-input blocks holding at
+most 2 connections, and ``runs_2_4`` says whether a 2:4 semi-structured kernel
+(NVIDIA sparse tensor cores, ``torch.sparse.to_sparse_semi_structured``) could run
+the layer as it is: every block complies and the number of inputs is a multiple of 4.
+For a convolution the mask is its channel mask (``[out channels, in channels]``).
+
+Requested sparsity
+------------------
+A reader that finds a target sparsity in a file (a topo run's configuration, a
+tfmot / NNI / SparseML recipe) records it as ``topology.info["requested_sparsity"]``:
+either one number in ``[0, 1]`` for the whole network, or a mapping of layer name to
+number for single layers (a ``"*"`` key, when present, is the whole network).
+:func:`sparsity_report` sets that against the sparsity achieved (``1 - density``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = [
+    "BLOCK_SIZES",
+    "COMPLIANCE_THRESHOLD",
+    "FILL_THRESHOLD",
+    "GROUP_SIZES",
+    "LayerPattern",
+    "LayerSparsity",
+    "SparsityReport",
+    "block_compliance",
+    "layer_pattern",
+    "layer_patterns",
+    "nm_block_counts",
+    "nm_compliance",
+    "pattern_summary",
+    "requested_sparsity",
+    "sparsity_report",
+]
+
+#: Share of blocks (N:M) or of connections and gaps (blocks of tiles) that must fit a
+#: pattern for a layer to be reported as having it.
+COMPLIANCE_THRESHOLD = 0.9
+#: Share of the ``N * blocks`` connections an N:M pattern allows that must be present.
+FILL_THRESHOLD = 0.9
+#: Block lengths ``M`` tried for N:M patterns, smallest first.
+GROUP_SIZES = (2, 4, 8, 16, 32, 64, 128)
+#: Tile sides tried for block patterns.
+BLOCK_SIZES = (1, 2, 4, 8, 16, 32, 64)
+
+
+@dataclass(frozen=True)
+class LayerPattern:
+    """The sparsity pattern of one layer's mask.
+
+    Attributes
+    ----------
+    name : str
+        The layer's name.
+    n_out, n_in : int
+        Shape of the mask.
+    nnz : int
+        Connections present.
+    density : float
+        ``nnz / (n_out * n_in)``.
+    pattern : str
+        ``"dense"``, ``"empty"``, ``"N:M"`` (e.g. ``"2:4"``), ``"block RxC"`` (e.g.
+        ``"block 4x1"``) or ``"unstructured"`` (see the module notes).
+    pattern_compliance : float or None
+        Share of blocks (N:M) or tiles (block patterns) that comply with ``pattern``;
+        1.0 for ``dense`` and ``empty``; None for ``unstructured``.
+    n, m : int or None
+        ``N`` and ``M`` of an N:M pattern.
+    block : tuple of int or None
+        ``(R, C)`` of a block pattern.
+    compliance_2_4 : float
+        Share of 4-input blocks holding at most 2 connections.
+    runs_2_4 : bool
+        Whether a 2:4 semi-structured kernel could run the layer as it is.
+    """
+
+    name: str
+    n_out: int
+    n_in: int
+    nnz: int
+    density: float
+    pattern: str
+    pattern_compliance: float | None
+    n: int | None
+    m: int | None
+    block: tuple[int, int] | None
+    compliance_2_4: float
+    runs_2_4: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """Field -> value (``block`` as a list)."""
+        out = asdict(self)
+        out["block"] = None if self.block is None else list(self.block)
+        return out
+
+
+# -- the counting core ----------------------------------------------------------------
+def _csr(mask: Any) -> sp.csr_matrix:
+    """A CSR matrix with sorted indices and no stored zeros (a view when it already is one)."""
+    if isinstance(mask, sp.csr_matrix) and mask.has_sorted_indices and mask.dtype == bool:
+        return mask
+    matrix = sp.csr_matrix(mask)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def _rows(matrix: sp.csr_matrix) -> np.ndarray:
+    """The row of every stored connection (CSR order)."""
+    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+
+
+def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct values of a sorted array and how often each occurs."""
+    if keys.size == 0:
+        return keys, np.zeros(0, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    counts = np.diff(np.r_[starts, keys.size])
+    return keys[starts], counts
+
+
+def _group_counts(matrix: sp.csr_matrix, m: int) -> np.ndarray:
+    """Connections in every occupied block of ``m`` consecutive inputs (CSR order of the blocks)."""
+    n_blocks = -(-matrix.shape[1] // m)
+    keys = _rows(matrix) * n_blocks + matrix.indices.astype(np.int64) // m
+    return _runs(keys)[1]  # CSR order keeps the keys sorted
+
+
+def nm_block_counts(mask: Any, m: int) -> np.ndarray:
+    """How many blocks of ``m`` consecutive inputs hold 0, 1, ..., ``m`` connections.
+
+    Parameters
+    ----------
+    mask : scipy.sparse matrix or array-like
+        ``[out, in]``; nonzero means connected.
+    m : int
+        Block length along the input dimension (the last block of each row may be shorter).
+
+    Returns
+    -------
+    numpy.ndarray
+        Length ``m + 1``: entry ``k`` is the number of blocks holding ``k`` connections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nm_block_counts(np.array([[1, 1, 0, 0, 1, 0, 0, 0]]), 4).tolist()
+    [0, 1, 1, 0, 0]
+    """
+    if int(m) < 1:
+        raise ValueError(f"block length must be positive, got {m}")
+    m = int(m)
+    matrix = _csr(mask)
+    n_out, n_in = matrix.shape
+    counts = _group_counts(matrix, m)
+    hist = np.bincount(counts, minlength=m + 1)[: m + 1]
+    hist[0] += n_out * -(-n_in // m) - counts.size
+    return hist
+
+
+def nm_compliance(mask: Any, n: int, m: int) -> float:
+    """Share of blocks of ``m`` consecutive inputs holding at most ``n`` connections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.array([[1, 1, 0, 0, 1, 1, 1, 0]])  # blocks of 4 hold 2 and 3
+    >>> nm_compliance(mask, 2, 4)
+    0.5
+    """
+    hist = nm_block_counts(mask, m)
+    total = hist.sum()
+    return float(hist[: int(n) + 1].sum() / total) if total else 1.0
+
+
+def _tile_counts(matrix: sp.csr_matrix, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Occupied ``rows x cols`` tiles: their connections and their sizes; and the number of tiles."""
+    n_out, n_in = matrix.shape
+    tile_cols = -(-n_in // cols)
+    tile_row = _rows(matrix) // rows
+    keys = tile_row * tile_cols + matrix.indices.astype(np.int64) // cols
+    if rows > 1:
+        keys = np.sort(keys, kind="stable")  # rows of one tile interleave in CSR order
+    tiles, counts = _runs(keys)
+    tr, tc = np.divmod(tiles, tile_cols)
+    height = np.minimum(rows, n_out - tr * rows)
+    width = np.minimum(cols, n_in - tc * cols)
+    return counts, height * width, -(-n_out // rows) * tile_cols
+
+
+def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, float]:
+    """How well ``rows x cols`` tiles describe a mask.
+
+    Parameters
+    ----------
+    mask : scipy.sparse matrix or array-like
+        ``[out, in]``.
+    rows, cols : int
+        Tile shape: output neurons by inputs; tiles are aligned at 0, edge tiles may be smaller.
+
+    Returns
+    -------
+    compliance : float
+        Share of all tiles that are all empty or all full.
+    in_full : float
+        Share of the connections that lie in full tiles (1.0 when there are none).
+    gaps_in_empty : float
+        Share of the missing connections that lie in empty tiles (1.0 when none are missing).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.zeros((8, 3), dtype=bool)
+    >>> mask[0:4, 0] = mask[4:8, 2] = True
+    >>> block_compliance(mask, 4, 1)
+    (1.0, 1.0, 1.0)
+    >>> block_compliance(mask, 2, 2)[0]  # the tiles over rows 0-3, columns 0-1 are half full
+    0.75
+    """
+    matrix = _csr(mask)
+    n_out, n_in = matrix.shape
+    nnz = matrix.nnz
+    size = n_out * n_in
+    counts, areas, n_tiles = _tile_counts(matrix, int(rows), int(cols))
+    full = counts == areas
+    in_full = float(counts[full].sum() / nnz) if nnz else 1.0
+    missing = size - nnz
+    # gaps outside empty tiles are the gaps of the occupied, not-full tiles
+    gaps_in_empty = 1.0 - float((areas[~full] - counts[~full]).sum() / missing) if missing else 1.0
+    compliance = float((n_tiles - counts.size + full.sum()) / n_tiles) if n_tiles else 1.0
+    return compliance, in_full, gaps_in_empty
+
+
+def _best_nm(matrix: sp.csr_matrix) -> tuple[int, int, float] | None:
+    """The N:M pattern with the smallest M that fits (see the module notes), or None."""
+    n_out, n_in = matrix.shape
+    nnz = matrix.nnz
+    for m in GROUP_SIZES:
+        if m > n_in:
+            break
+        blocks = n_out * -(-n_in // m)
+        # N:M needs N <= M/2 and nnz >= FILL_THRESHOLD * N * blocks; N >= 1
+        n_high = min(m // 2, math.floor(nnz / (FILL_THRESHOLD * blocks)))
+        if n_high < 1:
+            continue
+        counts = _group_counts(matrix, m)
+        hist = np.bincount(counts, minlength=m + 1)
+        complying = (blocks - counts.size) + np.cumsum(hist)[: n_high + 1]
+        for n in range(1, n_high + 1):
+            share = float(complying[n] / blocks)
+            if share >= COMPLIANCE_THRESHOLD:
+                return n, m, share
+    return None
+
+
+def _best_block(matrix: sp.csr_matrix) -> tuple[int, int, float] | None:
+    """The largest ``R x C`` tile pattern that fits (see the module notes), or None."""
+
+    def fits(rows: int, cols: int) -> float | None:
+        if rows > matrix.shape[0] or cols > matrix.shape[1]:
+            return None
+        compliance, in_full, gaps = block_compliance(matrix, rows, cols)
+        if in_full >= COMPLIANCE_THRESHOLD and gaps >= COMPLIANCE_THRESHOLD:
+            return compliance
+        return None
+
+    best: tuple[int, int, float] | None = None
+    # a tile pattern implies the patterns of the tiles inside it, so only shapes whose
+    # halves fit are worth trying: grow from 2x1 and 1x2 by doubling a side
+    frontier = [(2, 1), (1, 2)]
+    tried: set[tuple[int, int]] = set()
+    while frontier:
+        rows, cols = frontier.pop(0)
+        if (rows, cols) in tried or rows > BLOCK_SIZES[-1] or cols > BLOCK_SIZES[-1]:
+            continue
+        tried.add((rows, cols))
+        compliance = fits(rows, cols)
+        if compliance is None:
+            continue
+        if best is None or rows * cols > best[0] * best[1]:
+            best = (rows, cols, compliance)
+        frontier += [(rows * 2, cols), (rows, cols * 2)]
+    return best
+
+
+def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
+    """The sparsity pattern of one mask (see the module notes).
+
+    Parameters
+    ----------
+    mask : Layer, scipy.sparse matrix or array-like
+        A :class:`~topo.topology.Layer` (its mask and name are used) or a mask ``[out, in]``.
+    name : str
+        The layer's name, when ``mask`` is not a Layer.
+
+    Returns
+    -------
+    LayerPattern
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> two_four = np.tile([1, 1, 0, 0, 0, 1, 0, 1], (6, 2))
+    >>> p = layer_pattern(two_four, "fc")
+    >>> p.pattern, p.pattern_compliance, p.runs_2_4
+    ('2:4', 1.0, True)
+    >>> layer_pattern(np.repeat([[1, 1, 1, 0, 1, 1, 0, 1], [0, 1, 1, 1, 1, 0, 1, 1]], 4, axis=0)).pattern
+    'block 4x1'
+    >>> layer_pattern(np.ones((3, 5))).pattern
+    'dense'
+    """
+    if hasattr(mask, "mask") and hasattr(mask, "name"):
+        name = mask.name
+        mask = mask.mask
+    matrix = _csr(mask)
+    n_out, n_in = matrix.shape
+    nnz = int(matrix.nnz)
+    size = n_out * n_in
+    hist_4 = nm_block_counts(matrix, 4) if n_in else np.zeros(5, dtype=np.int64)
+    total_4 = int(hist_4.sum())
+    compliance_2_4 = float(hist_4[:3].sum() / total_4) if total_4 else 1.0
+    runs_2_4 = bool(n_in % 4 == 0 and n_in > 0 and hist_4[3:].sum() == 0)
+    pattern, compliance, n, m, block = "unstructured", None, None, None, None
+    if size and nnz == size:
+        pattern, compliance = "dense", 1.0
+    elif nnz == 0:
+        pattern, compliance = "empty", 1.0
+    else:
+        nm = _best_nm(matrix)
+        if nm is not None:
+            n, m, compliance = nm
+            pattern = f"{n}:{m}"
+        else:
+            tiles = _best_block(matrix)
+            if tiles is not None:
+                rows, cols, compliance = tiles
+                block = (rows, cols)
+                pattern = f"block {rows}x{cols}"
+    return LayerPattern(
+        name=str(name),
+        n_out=int(n_out),
+        n_in=int(n_in),
+        nnz=nnz,
+        density=nnz / size if size else 0.0,
+        pattern=pattern,
+        pattern_compliance=compliance,
+        n=n,
+        m=m,
+        block=block,
+        compliance_2_4=compliance_2_4,
+        runs_2_4=runs_2_4,
+    )
+
+
+def layer_patterns(topology: Iterable[Any]) -> list[LayerPattern]:
+    """:func:`layer_pattern` of every layer of a Topology (or any iterable of Layers), in order."""
+    return [layer_pattern(layer) for layer in topology]
+
+
+def pattern_summary(patterns: Sequence[LayerPattern]) -> str:
+    """One short phrase for a network: each pattern with how many layers have it, in order of first use.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ps = [layer_pattern(np.tile([1, 1, 0, 0], (4, 2))), layer_pattern(np.tile([0, 0, 1, 1], (4, 2))),
+    ...       layer_pattern(np.ones((2, 4)))]
+    >>> pattern_summary(ps)
+    '2:4 x2, dense'
+    """
+    counts: dict[str, int] = {}
+    for p in patterns:
+        counts[p.pattern] = counts.get(p.pattern, 0) + 1
+    return ", ".join(name if k == 1 else f"{name} x{k}" for name, k in counts.items())
+
+
+# -- requested against achieved -------------------------------------------------------
+@dataclass(frozen=True)
+class LayerSparsity:
+    """Requested and achieved sparsity of one layer.
+
+    Attributes
+    ----------
+    name : str
+    requested : float or None
+        What the file asked for this layer (None when it does not say).
+    achieved : float
+        ``1 - density`` of the mask.
+    """
+
+    name: str
+    requested: float | None
+    achieved: float
+
+    @property
+    def gap(self) -> float | None:
+        """``achieved - requested`` (None when nothing was requested)."""
+        return None if self.requested is None else self.achieved - self.requested
+
+
+@dataclass(frozen=True)
+class SparsityReport:
+    """Requested against achieved sparsity of a network.
+
+    Attributes
+    ----------
+    requested : float or None
+        Whole-network target, when the file records one; when it records targets
+        for every layer but none for the whole, their mean weighted by layer size.
+    achieved : float
+        ``1 - density`` of the whole network (connections over possible connections).
+    layers : tuple of LayerSparsity
+        One per layer, in order.
+    """
+
+    requested: float | None
+    achieved: float
+    layers: tuple[LayerSparsity, ...]
+
+    @property
+    def any_requested(self) -> bool:
+        """Whether the file records any target at all."""
+        return self.requested is not None or any(layer.requested is not None for layer in self.layers)
+
+
+def _fraction(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0.0 <= number <= 1.0 else None
+
+
+def requested_sparsity(info: Mapping[str, Any]) -> tuple[float | None, dict[str, float]]:
+    """Read the ``requested_sparsity`` convention from a topology's ``info``.
+
+    Returns
+    -------
+    overall : float or None
+        The whole network's target.
+    per_layer : dict
+        Layer name -> target. Values that are not numbers in ``[0, 1]`` are left out.
+
+    Examples
+    --------
+    >>> requested_sparsity({"requested_sparsity": 0.9})
+    (0.9, {})
+    >>> requested_sparsity({"requested_sparsity": {"*": 0.8, "fc1": 0.5, "fc2": "?"}})
+    (0.8, {'fc1': 0.5})
+    >>> requested_sparsity({})
+    (None, {})
+    """
+    raw = info.get("requested_sparsity")
+    if isinstance(raw, Mapping):
+        per_layer = {str(k): v for k, v in ((k, _fraction(v)) for k, v in raw.items()) if v is not None}
+        return per_layer.pop("*", None), per_layer
+    return _fraction(raw), {}
+
+
+def sparsity_report(topology: Any) -> SparsityReport:
+    """Requested (``topology.info["requested_sparsity"]``) against achieved sparsity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo.topology import Topology
+    >>> net = Topology.from_masks([np.eye(4), np.ones((2, 4))], names=["a", "b"])
+    >>> r = sparsity_report(net.with_info(requested_sparsity={"*": 0.5, "a": 0.75}))
+    >>> r.requested, r.achieved, [(l.name, l.requested, l.achieved) for l in r.layers]
+    (0.5, 0.5, [('a', 0.75, 0.75), ('b', None, 0.0)])
+    """
+    overall, per_layer = requested_sparsity(getattr(topology, "info", {}) or {})
+    layers = tuple(
+        LayerSparsity(name=layer.name, requested=per_layer.get(layer.name), achieved=1.0 - layer.density)
+        for layer in topology
+    )
+    size = sum(layer.size for layer in topology)
+    nnz = sum(layer.nnz for layer in topology)
+    if overall is None and layers and size and all(layer.requested is not None for layer in layers):
+        overall = sum(entry.requested * layer.size for entry, layer in zip(layers, topology)) / size
+    return SparsityReport(requested=overall, achieved=1.0 - nnz / size if size else 0.0, layers=layers)
