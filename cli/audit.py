@@ -114,7 +114,10 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
         click.echo(f"no checkpoints found under {path}", err=True)
 
     with progress_bar("auditing") as progress:
-        rows = audit_entries(entries, workers=workers, scheduler=scheduler, progress=progress, layers=layers)
+        rows = audit_entries(
+            entries, workers=workers, scheduler=scheduler, progress=progress, layers=layers,
+            follow_symlinks=follow_symlinks,
+        )
     refused = [row for row in rows if row.status == "refused"]
     skipped = [row for row in rows if row.status == "skipped"]
     ok = len(rows) - len(refused) - len(skipped)

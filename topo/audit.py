@@ -58,6 +58,7 @@ audits of hundreds of checkpoints fast; ``best_fit_layer`` names the layer used.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -87,6 +88,9 @@ __all__ = [
 CHECKPOINT_SUFFIXES = (
     ".pt", ".pth", ".bin", ".ckpt", ".safetensors", ".onnx", ".h5", ".hdf5", ".keras", ".npz", ".npy",
 )
+
+#: The readers' switch for following links out of a folder (see topo.formats._policy).
+_FOLLOW_LINKS_VARIABLE = "TOPO_FOLLOW_LINKS"
 
 #: Share of each layer's output neurons, by fan-in, counted as hubs for ``hub_share``.
 HUB_FRACTION = 0.1
@@ -367,7 +371,8 @@ def survey(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False)
         it is audited, skipped or refused.
     follow_symlinks : bool
         Follow symbolic links that lead out of the folder being walked; by default
-        such a link is refused (a row saying where it leads), not read.
+        such a link is refused (a row saying where it leads), not read, unless the
+        environment sets ``TOPO_FOLLOW_LINKS=1`` (the readers' own switch).
 
     Returns
     -------
@@ -379,7 +384,9 @@ def survey(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False)
     TopoError
         If a path does not exist.
     """
-    walk = _Walk(follow_symlinks)
+    from topo.formats._policy import follow_links
+
+    walk = _Walk(follow_symlinks or follow_links())
     for raw in paths:
         path = Path(raw)
         if not os.path.lexists(path) or not path.exists():
@@ -542,7 +549,7 @@ def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None
     )
 
 
-def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRow:
+def audit_path(path: str | os.PathLike, *, layers: str | None = None, follow_symlinks: bool = False) -> AuditRow:
     """Read one checkpoint (masks only) and measure it.
 
     Parameters
@@ -553,6 +560,8 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRo
     layers : str, optional
         A regular expression; only layers whose names it matches (``re.search``)
         are audited.
+    follow_symlinks : bool
+        Let the reader follow links out of a model folder (as ``TOPO_FOLLOW_LINKS=1`` does).
 
     Returns
     -------
@@ -575,11 +584,30 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None) -> AuditRo
         return AuditRow(path=str(path), status="refused", error=reason)
     fmt = None
     try:
-        fmt = detect_format(path)
-        topology = load(path, format=fmt, weights=False)
+        with _links_followed(follow_symlinks):
+            fmt = detect_format(path)
+            topology = load(path, format=fmt, weights=False)
         return _measure(topology, path, fmt, layers)
     except Exception as exc:  # one bad file must not stop an audit of thousands
         return AuditRow(path=str(path), status="refused", format=fmt, error=_message(exc, path))
+
+
+@contextlib.contextmanager
+def _links_followed(follow: bool):
+    """Let the readers' path rule (:func:`topo.formats._policy.confine`) follow links
+    out of a model folder too, for one read, when the audit was asked to follow them."""
+    if not follow:
+        yield
+        return
+    previous = os.environ.get(_FOLLOW_LINKS_VARIABLE)
+    os.environ[_FOLLOW_LINKS_VARIABLE] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_FOLLOW_LINKS_VARIABLE, None)
+        else:
+            os.environ[_FOLLOW_LINKS_VARIABLE] = previous
 
 
 def _compile(pattern: str) -> re.Pattern:
@@ -632,7 +660,7 @@ def audit_paths(
         _compile(layers)
     return audit_entries(
         survey(paths, follow_symlinks=follow_symlinks),
-        workers=workers, scheduler=scheduler, progress=progress, layers=layers,
+        workers=workers, scheduler=scheduler, progress=progress, layers=layers, follow_symlinks=follow_symlinks,
     )
 
 
@@ -643,6 +671,7 @@ def audit_entries(
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     layers: str | None = None,
+    follow_symlinks: bool = False,
 ) -> list[AuditRow]:
     """One row per entry of :func:`survey`: the ``audit`` entries read, the others as they were decided.
 
@@ -655,7 +684,7 @@ def audit_entries(
     if to_read:
         from topo.parallel import map_jobs
 
-        job = functools.partial(audit_path, layers=layers)
+        job = functools.partial(audit_path, layers=layers, follow_symlinks=follow_symlinks)
         read = map_jobs(job, to_read, workers=workers, scheduler=scheduler, progress=progress)
     rows = iter(read)
     status = {"skip": "skipped", "refuse": "refused"}
