@@ -25,6 +25,7 @@ READERS: dict[str, str] = {
     "topo": "topo.formats.native",
     "safetensors": "topo.formats.safetensors_hf",
     "pytorch": "topo.formats.pytorch",
+    "keras3": "topo.formats.keras3",
     "keras-h5": "topo.formats.keras_h5",
     "numpy": "topo.formats.numpy_npz",
     "onnx": "topo.formats.onnx_model",
@@ -65,8 +66,8 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
         A checkpoint file, or a folder that one reader understands (a topo run folder
         gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
         (``.pt``/``.pth``/``.bin``/``.ckpt``, read with ``weights_only=True``),
-        safetensors files and Hugging Face model folders, ONNX models, Keras HDF5
-        files, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
+        safetensors files and Hugging Face model folders, ONNX models, Keras 3
+        ``.keras`` archives and ``.weights.h5`` files, Keras 2 HDF5 files, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
         (``weight_l0.npz`` ...; a run folder of ``epoch_*`` folders gives its last epoch).
     format : str, optional
         Skip detection and use this reader (a key of :data:`READERS`).

@@ -19,8 +19,11 @@ Variables are understood by their last name part:
 - scalars and 1-D statistics (``threshold``, ``pruning_step``, ``gamma``,
   ``moving_mean``, ...) are skipped; ``depthwise_kernel`` is skipped with a warning.
 
-Layer order is ``layer_names``. Every dataset's declared size is checked against the
-file size before it is read (HDF5 can declare huge, never-written datasets).
+Layer order is ``layer_names``. Every dataset is read through :mod:`topo.formats._hdf5`:
+external links, external storage and virtual datasets are refused, and a dataset's
+declared size is checked against the storage the file allocated for it before it is
+read (HDF5 can declare huge, never-written datasets). Keras 3 files (``.keras``,
+``.weights.h5``) are read by :mod:`topo.formats.keras3`.
 h5py is imported only when a file is read; without it the error names the ``h5``
 extra.
 """
@@ -34,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from topo.errors import TopoError
+from topo.formats import _hdf5
 from topo.formats._assemble import (
     Tensor,
     build_topology,
-    check_declared_size,
     read_head,
     reading,
 )
@@ -62,16 +65,6 @@ def sniff(path: Path) -> bool:
         return any(head[o:o + 8] == HDF5_SIGNATURE for o in _SIGNATURE_OFFSETS)
     except Exception:
         return False
-
-
-def _h5py(path: Path):
-    try:
-        import h5py
-    except ImportError:
-        raise TopoError(
-            'reading Keras HDF5 files needs h5py: pip install "topo-toolkit[h5]"', path=path
-        ) from None
-    return h5py
 
 
 def _text(value: Any) -> str:
@@ -138,15 +131,15 @@ def read(
     size = path.stat().st_size
     if size == 0:
         raise TopoError("empty file, not an HDF5 file", path=path)
-    h5py = _h5py(path)
+    h5py = _hdf5.h5py_module(path)
     with reading(path, "Keras HDF5 file"):
-        with h5py.File(path, "r") as handle:
-            root = handle["model_weights"] if "model_weights" in handle else handle
+        with _hdf5.open_file(path, path) as handle:
+            root = _hdf5.member(handle, "model_weights", path) if "model_weights" in handle else handle
             layer_names = _string_list_attr(root, "layer_names")
             if layer_names is None:
                 raise TopoError(
-                    "an HDF5 file, but not Keras weights (no layer_names attribute; Keras 3 "
-                    ".weights.h5 files are not supported yet)",
+                    "an HDF5 file, but not Keras weights (no layer_names attribute, and not Keras 3's "
+                    "layers/ and vars/ layout)",
                     path=path,
                 )
             info: dict[str, Any] = {}
@@ -156,26 +149,22 @@ def read(
             tensors: list[Tensor] = []
             warnings: list[str] = []
             skipped: list[str] = []
+            budget = _hdf5.ByteBudget(path, size)
             for layer_name in layer_names:
-                if layer_name not in root:
+                group = _hdf5.member(root, layer_name, path)
+                if not isinstance(group, h5py.Group):
                     warnings.append(f"layer {layer_name!r} is listed in layer_names but has no group; skipped")
                     continue
-                group = root[layer_name]
                 weight_names = _string_list_attr(group, "weight_names") or []
                 arrays: list[tuple[str, np.ndarray]] = []
                 for var in weight_names:
-                    dataset = group.get(var)
-                    if dataset is None or not isinstance(dataset, h5py.Dataset):
+                    dataset = _hdf5.member(group, var, path)
+                    if not isinstance(dataset, h5py.Dataset):
                         warnings.append(f"{layer_name}: variable {var!r} is missing; skipped")
                         continue
-                    what = f"dataset {layer_name}/{var}"
-                    if dataset.dtype.kind not in "biuf":
-                        raise TopoError(f"{what} has non-numeric dtype {dataset.dtype}", path=path)
-                    nbytes = int(np.prod(dataset.shape, dtype=np.float64)) * dataset.dtype.itemsize
-                    # HDF5 can declare datasets it never stored (fill values) or compress them:
-                    # bound the declared size by the file's size with the same ratio as zip members.
-                    check_declared_size(nbytes, path=path, what=what, available=size, compressed=True)
-                    arrays.append((var, dataset[()]))
+                    # External storage, virtual datasets and never-written (fill value) datasets
+                    # are refused there, before anything is allocated.
+                    arrays.append((var, _hdf5.read_dataset(dataset, path, f"{layer_name}/{var}", budget)))
                 tensors.extend(_layer_tensors(layer_name, arrays, path, warnings, skipped))
         return build_topology(
             tensors,

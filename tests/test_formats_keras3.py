@@ -1,0 +1,231 @@
+"""topo.formats.keras3: ``.keras`` archives and ``.weights.h5`` files written by Keras 3.
+
+The fixtures were written by Keras itself (tests/fixtures/keras3/make_fixtures.py); every
+truth here is read straight from those files with zipfile, json and h5py.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+h5py = pytest.importorskip("h5py")
+
+from topo.errors import TopoError  # noqa: E402
+from topo.formats import detect_format, load  # noqa: E402
+
+FIXTURES = Path(__file__).parent / "fixtures" / "keras3"
+
+
+def _h5(path: Path):
+    """The weights HDF5 of a fixture (the archive's member, in memory, for ``.keras``)."""
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path) as archive:
+            return h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r")
+    return h5py.File(path, "r")
+
+
+def _config(path: Path) -> dict:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
+def _vars_name(group) -> str:
+    name = group["vars"].attrs["name"]
+    return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _chain_from_config(config: dict) -> list[str]:
+    """Layer names from the input forward, following each call's keras_history (a chain)."""
+    layers = config["config"]["layers"]
+    consumer = {}
+    for layer in layers:
+        for node in layer.get("inbound_nodes", []):
+            for arg in node["args"]:
+                consumer[arg["config"]["keras_history"][0]] = layer["name"]
+    name = config["config"]["input_layers"][0]
+    order = []
+    while name in consumer:
+        name = consumer[name]
+        order.append(name)
+    return order
+
+
+@pytest.mark.parametrize("name", ["mlp.keras", "mlp.weights.h5"])
+def test_sequential_masks_weights_and_biases(name):
+    path = FIXTURES / name
+    assert detect_format(path) == "keras3"
+    net = load(path)
+    with _h5(path) as f:
+        keys = ["dense", "dense_1", "dense_2"]  # Keras's group names, in model order
+        kernels = [f[f"layers/{k}/vars/0"][()] for k in keys]
+        biases = [f[f"layers/{k}/vars/1"][()] for k in keys]
+        names = [_vars_name(f[f"layers/{k}"]) for k in keys]
+    assert net.names == names
+    assert [layer.shape for layer in net] == [k.T.shape for k in kernels]
+    assert all(not layer.standalone for layer in net)
+    for layer, kernel, bias in zip(net, kernels, biases):
+        assert np.array_equal(layer.mask.toarray(), kernel.T != 0)  # Dense kernels are [in, out]
+        np.testing.assert_array_equal(layer.weight, kernel.T)
+        np.testing.assert_array_equal(layer.bias, bias)
+    assert 0 < net[0].mask.nnz < kernels[0].size  # the fixture is sparse
+    if name.endswith(".keras"):
+        assert net.info["format"] == "keras"
+        assert net.info["keras_version"].startswith("3.")
+        assert net.info["order"] == "the model config's layer list"
+    else:
+        assert net.info["format"] == "keras3-weights"
+        assert "no model config" in net.info["order"]
+
+
+@pytest.mark.parametrize("name", ["functional.keras", "functional.weights.h5"])
+def test_functional_order_is_the_graph(name):
+    path = FIXTURES / name
+    expected = _chain_from_config(_config(FIXTURES / "functional.keras"))
+    assert expected != sorted(expected)  # names sort differently from the graph
+    net = load(path)
+    assert net.names == expected
+    assert all(not layer.standalone for layer in net)
+    assert [layer.n_in for layer in net][1:] == [layer.n_out for layer in net][:-1]
+
+
+def test_functional_config_listed_out_of_order_still_gives_graph_order(tmp_path):
+    """The layer list of a config is not trusted: the calls (inbound_nodes) decide."""
+    source = FIXTURES / "functional.keras"
+    config = _config(source)
+    expected = _chain_from_config(config)
+    config["config"]["layers"] = list(reversed(config["config"]["layers"]))
+    edited = tmp_path / "edited.keras"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(edited, "w") as new:
+        for member in old.namelist():
+            data = json.dumps(config).encode() if member == "config.json" else old.read(member)
+            new.writestr(member, data)
+    net = load(edited)
+    assert net.names == expected
+    assert net.info["order"] == "the model config's layer graph, in topological order"
+
+
+def test_convolutions_become_channel_layers():
+    path = FIXTURES / "cnn.keras"
+    net = load(path)
+    with _h5(path) as f:
+        conv_a = f["layers/conv2d/vars/0"][()]  # [kh, kw, in, out]
+        conv_b = f["layers/conv2d_1/vars/0"][()]
+        dense = f["layers/dense/vars/0"][()]
+    assert net.names == ["conv_a", "conv_b", "logits"]
+    for layer, kernel in zip(net, (conv_a, conv_b)):
+        channel = (kernel != 0).any(axis=(0, 1)).T  # [out, in]
+        assert np.array_equal(layer.mask.toarray(), channel)
+        assert layer.info["kernel_size"] == list(kernel.shape[:2])
+        assert layer.info["kernel_density"] == pytest.approx(np.count_nonzero(kernel) / kernel.size)
+    assert not net[0].mask.toarray().all()  # whole channel pairs were removed
+    assert np.array_equal(net[2].mask.toarray(), dense.T != 0)
+    assert all(not layer.standalone for layer in net)
+
+
+@pytest.mark.parametrize("name", ["nested.keras", "nested.weights.h5"])
+def test_nested_model_layers_in_place(name):
+    path = FIXTURES / name
+    net = load(path)
+    with _h5(path) as f:
+        stem = f["layers/dense/vars/0"][()]
+        inner_a = f["layers/sequential/layers/dense/vars/0"][()]
+        inner_b = f["layers/sequential/layers/dense_1/vars/0"][()]
+        head = f["layers/dense_1/vars/0"][()]
+        block = _vars_name(f["layers/sequential"])
+    assert net.names == ["stem", f"{block}/inner_a", f"{block}/inner_b", "head"]
+    for layer, kernel in zip(net, (stem, inner_a, inner_b, head)):
+        assert np.array_equal(layer.mask.toarray(), kernel.T != 0)
+    assert all(not layer.standalone for layer in net)
+    assert any(key.startswith("layers/batch_normalization") for key in net.info["skipped"])
+
+
+def test_embedding_and_lstm_are_standalone():
+    path = FIXTURES / "rnn.keras"
+    net = load(path)
+    with _h5(path) as f:
+        table = f["layers/embedding/vars/0"][()]
+        kernel = f["layers/lstm/cell/vars/0"][()]
+        recurrent = f["layers/lstm/cell/vars/1"][()]
+        out = f["layers/dense/vars/0"][()]
+    assert net.names == ["tokens", "lstm/kernel", "lstm/recurrent_kernel", "out"]
+    assert net[0].shape == (table.shape[1], table.shape[0])
+    assert net[1].info.get("role") == "recurrent" and net[1].standalone
+    assert np.array_equal(net[2].mask.toarray(), recurrent.T != 0)
+    assert np.array_equal(net[1].mask.toarray(), kernel.T != 0)
+    assert np.array_equal(net[3].mask.toarray(), out.T != 0)
+
+
+def test_weights_false_keeps_masks_only():
+    net = load(FIXTURES / "mlp.keras", weights=False)
+    assert all(layer.weight is None for layer in net)
+    assert net[0].mask.nnz > 0
+
+
+def test_cli_inspect_reads_a_keras_archive():
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    result = CliRunner().invoke(main, ["inspect", str(FIXTURES / "functional.keras"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    text = json.dumps(payload)
+    assert "z_first" in text and "a_head" in text
+
+
+# -- hostile archives ------------------------------------------------------------------
+def _keras_zip(path: Path, h5_bytes: bytes, compress: int = zipfile.ZIP_STORED) -> Path:
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Dense", "config": {"name": "d"}, "name": "d"}]}}
+    with zipfile.ZipFile(path, "w", compression=compress) as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.0.0"}))
+        archive.writestr("model.weights.h5", h5_bytes)
+    return path
+
+
+def _keras3_h5(write) -> bytes:
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        f.create_group("vars")
+        group = f.create_group("layers/dense/vars")
+        group.attrs["name"] = "d"
+        write(group)
+    return buffer.getvalue()
+
+
+def test_external_link_inside_a_keras_archive_is_refused(tmp_path):
+    secret = tmp_path / "secret.h5"
+    with h5py.File(secret, "w") as f:
+        f["w"] = np.ones((3, 2), np.float32)
+    data = _keras3_h5(lambda g: g.__setitem__("0", h5py.ExternalLink(str(secret), "/w")))
+    path = _keras_zip(tmp_path / "linked.keras", data)
+    with pytest.raises(TopoError, match=r"linked\.keras: refused: HDF5 member .* external link"):
+        load(path)
+
+
+def test_external_storage_in_a_weights_file_is_refused(tmp_path):
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(np.arange(6, dtype=np.float32).tobytes())
+    path = tmp_path / "external.weights.h5"
+    with h5py.File(path, "w") as f:
+        f.create_group("vars")
+        group = f.create_group("layers/dense/vars")
+        group.create_dataset("0", shape=(3, 2), dtype="f4", external=[(str(outside), 0, 24)])
+    assert detect_format(path) == "keras3"
+    with pytest.raises(TopoError, match=r"external\.weights\.h5: refused: dataset .* external files"):
+        load(path)
+
+
+def test_archive_without_weights_member_names_the_problem(tmp_path):
+    path = tmp_path / "empty.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", "{}")
+    with pytest.raises(TopoError, match=r"empty\.keras: a zip archive without model\.weights\.h5"):
+        load(path)

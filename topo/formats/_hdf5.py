@@ -1,0 +1,188 @@
+"""Safe reading of HDF5 files: every path inside the file, nothing outside it, bounded sizes.
+
+HDF5 can make a dataset read bytes from anywhere on the machine, or allocate far more
+memory than the file holds:
+
+- *external storage* (``external=[("/etc/passwd", 0, n)]``): the dataset's bytes live
+  in another file;
+- *virtual datasets*: the dataset is a view of datasets in other files;
+- *external links*: a group member that is an object in another file (and *soft links*,
+  paths inside the file, that lead to one);
+- *fill values*: a dataset that was declared but never written costs no bytes in the
+  file, yet reading it allocates its whole declared shape (100 such datasets in a
+  254 KB file ask for 13.6 GB).
+
+Every Keras reader goes through :func:`member` (walks a path one link at a time,
+refusing external links and soft links that leave the file or loop) and
+:func:`read_dataset` (refuses external storage and virtual datasets, and compares the
+storage the file really allocated for the dataset with its declared size before reading
+it). :func:`open_file` opens a path or an in-memory copy of a zip member.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.formats._assemble import check_declared_size
+
+__all__ = ["h5py_module", "open_file", "member", "children", "read_dataset", "ByteBudget"]
+
+_MAX_LINK_DEPTH = 16
+
+
+def h5py_module(path: Path):
+    """The h5py module, or a TopoError naming the ``h5`` extra."""
+    try:
+        import h5py
+    except ImportError:
+        raise TopoError('reading HDF5 files needs h5py: pip install "topo-toolkit[h5]"', path=path) from None
+    return h5py
+
+
+def open_file(source: Path | bytes, path: Path):
+    """Open an HDF5 file read-only: a path, or bytes already in memory (a zip member).
+
+    External-link traversal is left to :func:`member`, which refuses them before h5py
+    would follow one.
+    """
+    h5py = h5py_module(path)
+    if isinstance(source, (bytes, bytearray)):
+        return h5py.File(io.BytesIO(source), "r")
+    return h5py.File(source, "r")
+
+
+def _link(group: Any, name: str, path: Path, where: str) -> Any:
+    try:
+        return group.get(name, getlink=True)
+    except (KeyError, ValueError):
+        return None
+    except Exception as exc:  # a corrupt link table
+        raise TopoError(f"HDF5 member {where!r} cannot be read ({type(exc).__name__})", path=path) from None
+
+
+def member(root: Any, relpath: str, path: Path, *, _depth: int = 0) -> Any:
+    """The object at ``relpath`` under ``root``, or None when there is none.
+
+    Each component is looked up as a link first: an external link is refused, a soft
+    link is followed only as a path inside the same file (with a bound on chains).
+
+    Raises
+    ------
+    TopoError
+        For external links, soft-link loops, or an object that lives in another file.
+    """
+    h5py = h5py_module(path)
+    if _depth > _MAX_LINK_DEPTH:
+        raise TopoError(f"refused: HDF5 soft links nested deeper than {_MAX_LINK_DEPTH} at {relpath!r}", path=path)
+    current = root
+    parts = [p for p in str(relpath).split("/") if p]
+    for i, part in enumerate(parts):
+        where = "/".join(parts[: i + 1])
+        if not isinstance(current, h5py.Group):
+            return None
+        link = _link(current, part, path, where)
+        if link is None:
+            return None
+        if isinstance(link, h5py.ExternalLink):
+            raise TopoError(
+                f"refused: HDF5 member {where!r} is an external link to {link.filename!r}:{link.path!r} "
+                "(topo reads nothing outside the given file)",
+                path=path,
+            )
+        if isinstance(link, h5py.SoftLink):
+            target = link.path
+            base = current.file if target.startswith("/") else current
+            current = member(base, target, path, _depth=_depth + 1)
+            if current is None:
+                return None
+        else:
+            current = current[part]
+        _same_file(current, root, path, where)
+    return current
+
+
+def _same_file(obj: Any, root: Any, path: Path, where: str) -> None:
+    try:
+        same = obj.file.id == root.file.id
+    except Exception:
+        same = False
+    if not same:
+        raise TopoError(f"refused: HDF5 member {where!r} lives in another file", path=path)
+
+
+def children(group: Any, path: Path) -> list[str]:
+    """Names of a group's members (links are resolved later, by :func:`member`)."""
+    try:
+        return [str(k) for k in group.keys()]
+    except Exception as exc:
+        raise TopoError(f"HDF5 group {group.name!r} cannot be listed ({type(exc).__name__})", path=path) from None
+
+
+class ByteBudget:
+    """Declared bytes read so far from one file, against a total for the file.
+
+    Per-tensor limits alone let a file of many modest datasets add up to many GB.
+    """
+
+    def __init__(self, path: Path, file_size: int) -> None:
+        self.path = path
+        self.file_size = int(file_size)
+        self.total = 0
+
+    def take(self, nbytes: int, what: str) -> None:
+        self.total += int(nbytes)
+        check_declared_size(
+            self.total, path=self.path, what=f"the file's datasets up to {what}", available=self.file_size,
+            compressed=True,
+        )
+
+
+def read_dataset(dataset: Any, path: Path, what: str, budget: ByteBudget | None = None) -> np.ndarray:
+    """A numeric dataset as a numpy array, after checking where its bytes come from.
+
+    Parameters
+    ----------
+    dataset : h5py.Dataset
+        The dataset (found through :func:`member`).
+    path : Path
+        The file (for messages).
+    what : str
+        Its name for messages.
+    budget : ByteBudget, optional
+        The running total for the file.
+
+    Raises
+    ------
+    TopoError
+        Non-numeric data; external storage; a virtual dataset; a declared size that
+        the storage the file allocated for it cannot hold (never-written datasets,
+        implausible compression ratios).
+    """
+    if dataset.dtype.kind not in "biuf":
+        raise TopoError(f"dataset {what} has non-numeric dtype {dataset.dtype}", path=path)
+    if getattr(dataset, "is_virtual", False):
+        raise TopoError(f"refused: dataset {what} is a virtual dataset (a view of other files)", path=path)
+    if dataset.external:
+        files = ", ".join(repr(str(entry[0])) for entry in dataset.external[:3])
+        raise TopoError(f"refused: dataset {what} keeps its data in external files ({files})", path=path)
+    shape = dataset.shape
+    if shape is None:
+        raise TopoError(f"dataset {what} has no shape (a null dataspace)", path=path)
+    nbytes = int(np.prod(shape, dtype=np.float64)) * dataset.dtype.itemsize
+    stored = int(dataset.id.get_storage_size())
+    filtered = dataset.chunks is not None and bool(dataset.id.get_create_plist().get_nfilters())
+    if nbytes and stored == 0 and dataset.id.get_create_plist().get_layout() != h5py_module(path).h5d.COMPACT:
+        raise TopoError(
+            f"refused: dataset {what} declares {nbytes:,} bytes but was never written (the file stores none of it)",
+            path=path,
+        )
+    # Uncompressed data must be in the file; compressed data may expand only so far.
+    check_declared_size(nbytes, path=path, what=f"dataset {what}", available=stored, compressed=filtered)
+    if budget is not None:
+        budget.take(nbytes, what)
+    return np.asarray(dataset[()])
