@@ -146,3 +146,156 @@ def test_external_data_outside_the_folder_is_refused(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(TopoError, match="outside|inside the model"):
         load(path)
+
+
+# -- fixtures written by torch.onnx.export and onnx.helper (tests/fixtures/onnx) ----------
+FIXTURES = __import__("pathlib").Path(__file__).parent / "fixtures" / "onnx"
+
+
+def _initializers(model) -> dict:
+    """Every initializer and Constant tensor of a model, subgraphs included, as numpy."""
+    found = {}
+
+    def walk(graph):
+        for init in graph.initializer:
+            found[init.name] = numpy_helper.to_array(init)
+        for node in graph.node:
+            for a in node.attribute:
+                if node.op_type == "Constant" and a.name == "value":
+                    found[node.output[0]] = numpy_helper.to_array(a.t)
+                if a.HasField("g"):
+                    walk(a.g)
+                for g in a.graphs:
+                    walk(g)
+
+    walk(model.graph)
+    return found
+
+
+def test_if_branches_of_a_torch_cond_export():
+    path = FIXTURES / "cond.onnx"
+    model = onnx.load(str(path))
+    assert [n.op_type for n in model.graph.node][-1] == "If"
+    values = _initializers(model)
+    net = load(path)
+    assert net.names == ["stem", "head_pos", "head_neg"]  # then branch, then else branch
+    for layer, key in zip(net, ("stem.weight", "head_pos.weight", "head_neg.weight")):
+        assert np.array_equal(layer.mask.toarray(), values[key] != 0)  # Gemm transB=1: [out, in]
+    assert not net[1].standalone and net[2].standalone  # the two heads are parallel branches
+
+
+def test_constants_and_initializers_inside_if_and_loop_subgraphs():
+    path = FIXTURES / "subgraph_constants.onnx"
+    values = _initializers(onnx.load(str(path)))
+    net = load(path)
+    assert net.names == ["stem", "then", "else", "loop"]
+    assert np.array_equal(net[0].mask.toarray(), values["stem_w"].T != 0)  # MatMul B is [in, out]
+    assert np.array_equal(net[1].mask.toarray(), values["then_w"].T != 0)  # a Constant node in a branch
+    assert np.array_equal(net[2].mask.toarray(), values["else_w"] != 0)  # a branch initializer, transB=1
+    assert np.array_equal(net[3].mask.toarray(), values["loop_w"].T != 0)  # a Constant node in a Loop body
+    assert [layer.standalone for layer in net] == [False, False, True, False]
+
+
+def test_nodes_stored_out_of_order_are_read_in_graph_order():
+    path = FIXTURES / "unsorted.onnx"
+    model = onnx.load(str(path))
+    values = _initializers(model)
+    # The truth: follow the data from the graph input through the MatMuls.
+    by_input = {n.input[0]: n for n in model.graph.node}
+    name, chain = model.graph.input[0].name, []
+    while name in by_input:
+        node = by_input[name]
+        if node.op_type == "MatMul":
+            chain.append(node.input[1])
+        name = node.output[0]
+    assert chain != [n.input[1] for n in model.graph.node if n.op_type == "MatMul"]
+    net = load(path)
+    assert [layer.source.split(":")[1] for layer in net] == chain
+    for layer, key in zip(net, chain):
+        assert np.array_equal(layer.mask.toarray(), values[key].T != 0)
+    assert all(not layer.standalone for layer in net)
+    assert any("not stored in topological order" in w for w in net.info["warnings"])
+
+
+def test_lstm_gru_rnn_matrices_are_recurrent_layers():
+    path = FIXTURES / "recurrent.onnx"
+    model = onnx.load(str(path))
+    values = _initializers(model)
+    net = load(path)
+    expected = []
+    for node in model.graph.node:
+        if node.op_type in ("LSTM", "GRU", "RNN"):
+            w, r = values[node.input[1]], values[node.input[2]]
+            b = values[node.input[3]]
+            for d in range(w.shape[0]):
+                expected.append((w[d], b[d, : w.shape[1]]))
+                expected.append((r[d], b[d, w.shape[1]:]))
+    recurrent = [layer for layer in net if layer.info.get("role") == "recurrent"]
+    assert len(recurrent) == len(expected) == 2 + 4 + 2  # LSTM, bidirectional GRU, RNN
+    for layer, (matrix, bias) in zip(recurrent, expected):
+        assert np.array_equal(layer.mask.toarray(), matrix != 0)  # [gates * hidden, in]: already [out, in]
+        np.testing.assert_array_equal(layer.bias, bias)
+        assert layer.standalone
+    assert recurrent[2].name.endswith("W[forward]") and recurrent[4].name.endswith("W[reverse]")
+    assert net[-1].shape == values["fc.weight"].shape and not net[-1].standalone
+    assert any("recurrent kernels kept standalone" in w for w in net.info["warnings"])
+
+
+def test_grouped_conv_from_torch_export_is_block_diagonal():
+    path = FIXTURES / "grouped_conv.onnx"
+    model = onnx.load(str(path))
+    values = _initializers(model)
+    conv = [n for n in model.graph.node if n.op_type == "Conv"][1]
+    groups = [a.i for a in conv.attribute if a.name == "group"][0]
+    kernel = values[conv.input[1]]  # [out, in / groups, kh, kw]
+    assert groups == 2
+    n_out, n_in_group = kernel.shape[:2]
+    expected = np.zeros((n_out, n_in_group * groups), bool)
+    per_group = n_out // groups
+    for g in range(groups):
+        rows = slice(g * per_group, (g + 1) * per_group)
+        expected[rows, g * n_in_group:(g + 1) * n_in_group] = (kernel[rows] != 0).any(axis=(2, 3))
+    net = load(path)
+    assert np.array_equal(net[1].mask.toarray(), expected)
+    assert net[1].info["groups"] == 2
+    assert [layer.standalone for layer in net] == [False, False, False]
+
+
+def test_conv_with_200000_groups_reads_in_bounded_memory_and_time(tmp_path):
+    """0.8 MB of weights that declare a 200,000 x 200,000 channel mask (40 GB dense)."""
+    import subprocess
+    import sys
+    import textwrap
+    import time
+
+    groups = 200_000
+    weight = np.ones((groups, 1, 1, 1), np.float32)
+    weight[::3] = 0
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], group=groups, name="bomb")],
+        "bomb",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, groups, 1, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, groups, 1, 1])],
+        initializer=[numpy_helper.from_array(weight, "w")],
+    )
+    path = tmp_path / "groups.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    assert path.stat().st_size < 1_000_000
+    script = textwrap.dedent(
+        f"""
+        import resource, sys
+        from topo.formats import load
+        net = load({str(path)!r}, weights=False)
+        layer = net[0]
+        print(layer.shape[0], layer.shape[1], layer.mask.nnz)
+        print("MAXRSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    elapsed = time.perf_counter() - start
+    assert done.returncode == 0, done.stderr
+    shape_line, rss_line = done.stdout.strip().splitlines()[-2:]
+    assert shape_line.split() == [str(groups), str(groups), str(int(np.count_nonzero(weight)))]
+    assert int(rss_line.split()[1]) < 1024**2
+    assert elapsed < 10

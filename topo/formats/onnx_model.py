@@ -1,8 +1,11 @@
-"""ONNX models (``.onnx``): weights from the graph's initializers, order from its nodes.
+"""ONNX models (``.onnx``): weights from the graph's initializers, order from its graph.
 
 (The module is not called ``onnx`` so that it never shadows the ``onnx`` package.)
 
-Walking ``graph.node`` in order, every node that multiplies by a constant weight
+The nodes are walked in the graph's topological order (a node after every node whose
+outputs it reads; ties in the file's order), with the subgraphs of control flow
+expanded in place: an ``If``'s ``then_branch`` then its ``else_branch``, a ``Loop``'s
+or ``Scan``'s ``body``, recursively. Every node that multiplies by a constant weight
 becomes a layer, in that order:
 
 - ``Gemm`` (``Y = A B + C``): ``B`` is ``[out, in]`` when ``transB=1`` (what
@@ -11,14 +14,21 @@ becomes a layer, in that order:
 - ``MatMul``: a constant second input is ``[in, out]``; a constant first input
   (``W @ X``) is ``[out, in]``; a following ``Add`` of a 1-D constant is the bias;
 - ``Conv``: weights ``[out, in / group, *kernel]``, with ``group`` expanded to the
-  block-diagonal channel mask; ``B`` is the bias;
+  block-diagonal channel mask (built sparse, so a huge ``group`` costs its
+  connections, not groups squared); ``B`` is the bias;
+- ``LSTM`` / ``GRU`` / ``RNN``: per direction, the input matrix ``W[d]``
+  ``[gates * hidden, input]`` and the recurrent matrix ``R[d]``
+  ``[gates * hidden, hidden]`` become two layers of kind ``"recurrent"`` (standalone,
+  named ``NODE/W``, ``NODE/R``, with ``[forward]``/``[reverse]`` when bidirectional),
+  with their halves of ``B`` as biases;
 - ``Gather`` of a 2-D constant table: an embedding (standalone).
 
-Constants are initializers, ``Constant`` nodes, and those passed through
-``Identity`` or a 2-D ``Transpose``. Weights in external data files are read only
-from files inside the model's folder. Every tensor's declared size is checked
-before it is converted. ``onnx`` is imported only when a file is read; without it
-the error names the ``onnx`` extra.
+Constants are initializers of the graph or of any subgraph, ``Constant`` nodes
+anywhere, and those passed through ``Identity`` or a 2-D ``Transpose``. Weights in
+external data files are read only from files inside the model's folder. Every
+tensor's declared size is checked before it is converted; subgraph nesting and the
+number of nodes are bounded. ``onnx`` is imported only when a file is read; without
+it the error names the ``onnx`` extra.
 """
 
 from __future__ import annotations
@@ -155,23 +165,20 @@ def read(
         graph = model.graph
         if not graph.node and not graph.initializer:
             raise TopoError("an ONNX model with an empty graph (not an ONNX file?)", path=path)
-        protos: dict[str, Any] = {t.name: t for t in graph.initializer}
-        for node in graph.node:
-            if node.op_type == "Constant" and node.output:
-                for attr in node.attribute:
-                    if attr.name == "value" and attr.HasField("t"):
-                        protos[node.output[0]] = attr.t
+        warnings: list[str] = []
+        nodes, protos = _flatten(graph, path, warnings)
         cache: dict[str, np.ndarray] = {}
+        producers = {out: node for node in nodes for out in node.output if out}
 
-        def const(name: str) -> tuple[np.ndarray | None, bool, str]:
+        def const(name: str, depth: int = 0) -> tuple[np.ndarray | None, bool, str]:
             """Constant value of ``name``, whether it was transposed on the way, and its source name."""
             if name in protos:
                 if name not in cache:
                     cache[name] = _to_array(onnx, protos[name], path, size)
                 return cache[name], False, name
             producer = producers.get(name)
-            if producer is not None and producer.op_type in ("Identity", "Transpose") and producer.input:
-                value, flipped, source = const(producer.input[0])
+            if depth < 64 and producer is not None and producer.op_type in ("Identity", "Transpose") and producer.input:
+                value, flipped, source = const(producer.input[0], depth + 1)
                 if value is None:
                     return None, False, name
                 if producer.op_type == "Transpose":
@@ -182,9 +189,8 @@ def read(
                 return value, flipped, source
             return None, False, name
 
-        producers = {out: node for node in graph.node for out in node.output}
         consumers: dict[str, list[Any]] = {}
-        for node in graph.node:
+        for node in nodes:
             for inp in node.input:
                 consumers.setdefault(inp, []).append(node)
 
@@ -206,8 +212,7 @@ def read(
 
         tensors: list[Tensor] = []
         used: set[str] = set()
-        warnings: list[str] = []
-        for index, node in enumerate(graph.node):
+        for index, node in enumerate(nodes):
             label = node.name or f"{node.op_type}_{index}"
             if node.op_type == "Gemm" and len(node.input) >= 2:
                 b, flipped, source = const(node.input[1])
@@ -255,6 +260,8 @@ def read(
                 t.groups = attr(node, "group", 1)
                 tensors.append(t)
                 used.add(source)
+            elif node.op_type in _RECURRENT_GATES and len(node.input) >= 3:
+                tensors.extend(_recurrent(node, label, const, used, path))
             elif node.op_type == "Gather" and node.input:
                 table, _, source = const(node.input[0])
                 if table is None or table.ndim != 2 or source in used:
@@ -267,6 +274,7 @@ def read(
         info = {
             "producer": f"{model.producer_name} {model.producer_version}".strip(),
             "opset": {o.domain or "ai.onnx": int(o.version) for o in model.opset_import},
+            "order": "the graph's topological order (control-flow subgraphs in place)",
         }
         return build_topology(
             tensors,
@@ -278,6 +286,141 @@ def read(
             warnings=warnings,
             skipped=skipped,
         )
+
+
+# Gates per op: W is [directions, gates * hidden, input], R [directions, gates * hidden, hidden].
+_RECURRENT_GATES = {"LSTM": 4, "GRU": 3, "RNN": 1}
+_DIRECTIONS = {1: ("",), 2: ("[forward]", "[reverse]")}
+#: Subgraphs nested deeper than this are refused (a hostile file could nest without end).
+MAX_SUBGRAPH_DEPTH = 32
+#: Largest number of nodes walked, subgraphs included.
+MAX_NODES = 1_000_000
+
+
+def _subgraphs(node: Any) -> list[Any]:
+    """The graphs a node holds in its attributes (``If`` branches, ``Loop``/``Scan`` bodies)."""
+    out = []
+    # An If's then_branch before its else_branch, whatever order the attributes are stored in.
+    for a in sorted(node.attribute, key=lambda a: (a.name != "then_branch", a.name)):
+        if a.HasField("g"):
+            out.append(a.g)
+        out.extend(a.graphs)
+    return out
+
+
+def _names_used(graph: Any, depth: int = 0) -> set[str]:
+    """Every value name a graph (and its subgraphs) reads: its outer-scope dependencies among them."""
+    names: set[str] = set()
+    if depth > MAX_SUBGRAPH_DEPTH:
+        return names
+    for node in graph.node:
+        names.update(i for i in node.input if i)
+        for sub in _subgraphs(node):
+            names |= _names_used(sub, depth + 1)
+    return names
+
+
+def _topological(nodes: list[Any], warnings: list[str], where: str) -> list[Any]:
+    """``nodes`` in an order where every node comes after the nodes it reads from.
+
+    Ties keep the file's order; a control-flow node depends on everything its subgraphs
+    read from this graph. A cycle keeps the file's order with a warning.
+    """
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for out in node.output:
+            if out:
+                producer.setdefault(out, i)
+    preds: list[set[int]] = []
+    for i, node in enumerate(nodes):
+        reads = {x for x in node.input if x}
+        for sub in _subgraphs(node):
+            reads |= _names_used(sub)
+        preds.append({producer[x] for x in reads if x in producer and producer[x] != i})
+    import heapq
+
+    indegree = [len(p) for p in preds]
+    successors: list[list[int]] = [[] for _ in nodes]
+    for i, p in enumerate(preds):
+        for j in p:
+            successors[j].append(i)
+    ready = [i for i, d in enumerate(indegree) if d == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for k in successors[i]:
+            indegree[k] -= 1
+            if indegree[k] == 0:
+                heapq.heappush(ready, k)
+    if len(order) != len(nodes):
+        warnings.append(f"{where}: the nodes form a cycle; the file's node order kept")
+        return list(nodes)
+    if order != sorted(order):
+        warnings.append(f"{where}: nodes are not stored in topological order; read in graph order")
+    return [nodes[i] for i in order]
+
+
+def _flatten(graph: Any, path: Path, warnings: list[str]) -> tuple[list[Any], dict[str, Any]]:
+    """Every node of the model in network order, subgraphs expanded in place, and every constant.
+
+    Constants are initializers of any (sub)graph and the ``value`` tensors of ``Constant``
+    nodes; ONNX names are unique across nested scopes, so one table holds them all.
+    """
+    nodes: list[Any] = []
+    protos: dict[str, Any] = {}
+
+    def walk(g: Any, depth: int, where: str) -> None:
+        if depth > MAX_SUBGRAPH_DEPTH:
+            raise TopoError(f"refused: subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH} levels", path=path)
+        for init in g.initializer:
+            protos.setdefault(init.name, init)
+        if len(g.sparse_initializer):
+            warnings.append(f"{where}: {len(g.sparse_initializer)} sparse initializers not read")
+        for node in _topological(list(g.node), warnings, where):
+            if len(nodes) >= MAX_NODES:
+                raise TopoError(f"refused: more than {MAX_NODES:,} nodes", path=path)
+            if node.op_type == "Constant" and node.output:
+                for a in node.attribute:
+                    if a.name == "value" and a.HasField("t"):
+                        protos.setdefault(node.output[0], a.t)
+            nodes.append(node)
+            for i, sub in enumerate(_subgraphs(node)):
+                walk(sub, depth + 1, f"{where}/{node.name or node.op_type}:{sub.name or i}")
+
+    walk(graph, 0, "graph")
+    return nodes, protos
+
+
+def _recurrent(node: Any, label: str, const: Any, used: set[str], path: Path) -> list[Tensor]:
+    """``W`` (input) and ``R`` (recurrent) matrices of an LSTM / GRU / RNN node, per direction."""
+    gates = _RECURRENT_GATES[node.op_type]
+    w, _, w_source = const(node.input[1])
+    r, _, r_source = const(node.input[2])
+    if w is None or r is None or w.ndim != 3 or r.ndim != 3 or w_source in used:
+        return []
+    bias = None
+    if len(node.input) >= 4 and node.input[3]:
+        bias, _, b_source = const(node.input[3])
+        if bias is not None:
+            used.add(b_source)
+    directions = _DIRECTIONS.get(w.shape[0], tuple(f"[{d}]" for d in range(w.shape[0])))
+    out = []
+    for d, suffix in enumerate(directions):
+        for matrix, source, part, offset in ((w, w_source, "W", 0), (r, r_source, "R", 1)):
+            b = None
+            if bias is not None and bias.ndim == 2 and bias.shape[0] > d and bias.shape[1] == 2 * matrix.shape[1]:
+                b = bias[d, offset * matrix.shape[1]:(offset + 1) * matrix.shape[1]]
+            t = _tensor(f"{source}{suffix}", matrix[d], "out_in", b,
+                        f"{node.op_type} {part}: {gates} gates stacked [gates * hidden, "
+                        f"{'input' if part == 'W' else 'hidden'}]", path)
+            t.name = f"{label}/{part}{suffix}"
+            t.kind = "recurrent"
+            out.append(t)
+    used.add(w_source)
+    used.add(r_source)
+    return out
 
 
 def _tensor(source: str, value: np.ndarray, layout: str, bias: Any, how: str, path: Path) -> Tensor:
