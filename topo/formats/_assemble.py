@@ -370,7 +370,12 @@ def _check_layer_budget(t: Tensor, weights: bool, path: Path, warnings: list[str
     else:
         n_out, n_in_group = shape[0], shape[1]
     groups = max(int(t.groups or 1), 1)
-    _policy.check_layer_shape(n_out, n_in_group * groups, path=path, what=what, dense=True)
+    # A grouped channel mask is built sparse (block-diagonal): only one group's block
+    # [out, in / groups] is ever dense.
+    grouped = groups > 1 and n_out % groups == 0
+    _policy.check_layer_shape(n_out, n_in_group * groups, path=path, what=what, dense=not grouped)
+    if grouped:
+        _policy.check_dense_cells(n_out * n_in_group, path=path, what=f"the channel blocks of {what}")
     _policy.check_dense_cells(math.prod(shape), path=path, what=f"the kernel of {what}")
     return weights
 
