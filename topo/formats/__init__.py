@@ -29,6 +29,7 @@ READERS: dict[str, str] = {
     "keras-h5": "topo.formats.keras_h5",
     "numpy": "topo.formats.numpy_npz",
     "onnx": "topo.formats.onnx_model",
+    "flax-msgpack": "topo.formats.flax_msgpack",
 }
 
 
@@ -67,7 +68,8 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
         gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
         (``.pt``/``.pth``/``.bin``/``.ckpt``, read with ``weights_only=True``),
         safetensors files and Hugging Face model folders, ONNX models, Keras 3
-        ``.keras`` archives and ``.weights.h5`` files, Keras 2 HDF5 files, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
+        ``.keras`` archives and ``.weights.h5`` files, Keras 2 HDF5 files, Flax msgpack
+        files (``flax.serialization.to_bytes``), NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
         (``weight_l0.npz`` ...; a run folder of ``epoch_*`` folders gives its last epoch).
     format : str, optional
         Skip detection and use this reader (a key of :data:`READERS`).
@@ -75,7 +77,9 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
         Passed to the reader: ``weights=False`` keeps masks only (less memory);
         foreign formats also take ``layers=REGEX`` (keep layers whose name matches).
         What a reader had to guess (layers kept standalone, NaN weights, assumed
-        layouts) is listed in ``topology.info["warnings"]``.
+        layouts) is listed in ``topology.info["warnings"]``. Names decide
+        orientation everywhere: a ``kernel`` is ``[in, out]``, a torch ``weight``
+        ``[out, in]``, whatever the shape.
 
     Raises
     ------

@@ -53,6 +53,8 @@ __all__ = [
     "one_line",
     "read_head",
     "finite_int",
+    "layout_from_name",
+    "apply_name_layouts",
 ]
 
 # The budget lives in topo.formats._policy (configurable through TOPO_MAX_* variables);
@@ -162,6 +164,63 @@ def _bias_candidates(key: str, name: str) -> list[str]:
             head, _, tail = base.rpartition(word)
             out.append(f"{head}bias{tail}{suffix}")
     return out
+
+
+# -- layout from names --------------------------------------------------------------
+_KERNEL_RE = re.compile(r"(^|[._/])(\w*_)?kernel$", re.IGNORECASE)
+_TORCH_WEIGHT_RE = re.compile(r"(^|[._/])(\w*_)?weight(_orig)?$", re.IGNORECASE)
+
+
+def layout_from_name(key: str) -> str | None:
+    """The layout a parameter's name declares, whatever its shape.
+
+    The one rule every reader follows: a ``kernel`` (Keras, Flax, Haiku-style names,
+    also ``recurrent_kernel``) is ``[in, out]`` (convolutions ``[*kernel, in, out]``),
+    a torch ``weight`` (also ``in_proj_weight``, ``weight_orig``) is ``[out, in]``
+    (convolutions ``[out, in, *kernel]``). Square matrices make the difference
+    invisible in the shapes, so only the name can tell.
+
+    Parameters
+    ----------
+    key : str
+        The parameter's full name (``params/Dense_0/kernel``, ``fc1.weight``,
+        ``dense/kernel:0``).
+
+    Returns
+    -------
+    {"in_out", "out_in"} or None
+        None when the name says nothing (``w``, ``W_0``, ``arr_1``).
+
+    Examples
+    --------
+    >>> layout_from_name("params/Dense_0/kernel"), layout_from_name("fc1.weight")
+    ('in_out', 'out_in')
+    >>> layout_from_name("dense/kernel:0"), layout_from_name("layer0") is None
+    ('in_out', True)
+    """
+    stripped = _INDEX_SUFFIX_RE.sub("", str(key))
+    if _KERNEL_RE.search(stripped):
+        return "in_out"
+    if _TORCH_WEIGHT_RE.search(stripped):
+        return "out_in"
+    return None
+
+
+def apply_name_layouts(tensors: Sequence["Tensor"]) -> list[str]:
+    """Set every tensor's layout from its name (:func:`layout_from_name`).
+
+    Tensors whose name says nothing keep the layout the reader gave them; the keys of
+    those with two or more dimensions (masks and known buffers aside) are returned, so the reader can decide them
+    another way and say so in its warnings (never silently).
+    """
+    unknown = []
+    for t in tensors:
+        decided = layout_from_name(t.key)
+        if decided is not None:
+            t.layout = decided
+        elif len(np.shape(t.value)) >= 2 and not _BUFFER_RE.search(t.key) and not _MASK_KEY_RE.match(t.key):
+            unknown.append(t.key)
+    return unknown
 
 
 # -- guards -------------------------------------------------------------------------

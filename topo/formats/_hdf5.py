@@ -30,7 +30,7 @@ import numpy as np
 from topo.errors import TopoError
 from topo.formats._assemble import check_declared_size
 
-__all__ = ["h5py_module", "open_file", "member", "children", "read_dataset", "ByteBudget"]
+__all__ = ["h5py_module", "open_file", "member", "children", "read_dataset", "file_budget"]
 
 _MAX_LINK_DEPTH = 16
 
@@ -123,26 +123,14 @@ def children(group: Any, path: Path) -> list[str]:
         raise TopoError(f"HDF5 group {group.name!r} cannot be listed ({type(exc).__name__})", path=path) from None
 
 
-class ByteBudget:
-    """Declared bytes read so far from one file, against a total for the file.
+def file_budget(path: Path, file_size: int) -> Any:
+    """The running total of one file's declared bytes (HDF5 data may be compressed)."""
+    from topo.formats._policy import FileBudget
 
-    Per-tensor limits alone let a file of many modest datasets add up to many GB.
-    """
-
-    def __init__(self, path: Path, file_size: int) -> None:
-        self.path = path
-        self.file_size = int(file_size)
-        self.total = 0
-
-    def take(self, nbytes: int, what: str) -> None:
-        self.total += int(nbytes)
-        check_declared_size(
-            self.total, path=self.path, what=f"the file's datasets up to {what}", available=self.file_size,
-            compressed=True,
-        )
+    return FileBudget(path, available=int(file_size), compressed=True)
 
 
-def read_dataset(dataset: Any, path: Path, what: str, budget: ByteBudget | None = None) -> np.ndarray:
+def read_dataset(dataset: Any, path: Path, what: str, budget: Any = None) -> np.ndarray:
     """A numeric dataset as a numpy array, after checking where its bytes come from.
 
     Parameters
@@ -153,8 +141,8 @@ def read_dataset(dataset: Any, path: Path, what: str, budget: ByteBudget | None 
         The file (for messages).
     what : str
         Its name for messages.
-    budget : ByteBudget, optional
-        The running total for the file.
+    budget : topo.formats._policy.FileBudget, optional
+        The running total for the file (:func:`file_budget`).
 
     Raises
     ------
@@ -184,5 +172,5 @@ def read_dataset(dataset: Any, path: Path, what: str, budget: ByteBudget | None 
     # Uncompressed data must be in the file; compressed data may expand only so far.
     check_declared_size(nbytes, path=path, what=f"dataset {what}", available=stored, compressed=filtered)
     if budget is not None:
-        budget.take(nbytes, what)
+        budget.take(nbytes, f"dataset {what}")
     return np.asarray(dataset[()])

@@ -289,7 +289,7 @@ class _Walk:
             yield name, cls, group
 
 
-def _variables(group: Any, path: Path, what: str, budget: _hdf5.ByteBudget) -> list[tuple[str, np.ndarray]]:
+def _variables(group: Any, path: Path, what: str, budget: Any) -> list[tuple[str, np.ndarray]]:
     """The numbered datasets of a layer (``vars/0`` ...; a recurrent layer's ``cell/vars``)."""
     h5py = _hdf5.h5py_module(path)
     out = []
@@ -457,7 +457,7 @@ def read(
             fmt = "keras3-weights"
             source = path
             weights_size = size
-        budget = _hdf5.ByteBudget(path, weights_size)
+        budget = _hdf5.file_budget(path, weights_size)
         walk = _Walk(path, warnings)
         tensors: list[Tensor] = []
         with _hdf5.open_file(source, path) as handle:

@@ -149,7 +149,7 @@ def read(
             tensors: list[Tensor] = []
             warnings: list[str] = []
             skipped: list[str] = []
-            budget = _hdf5.ByteBudget(path, size)
+            budget = _hdf5.file_budget(path, size)
             for layer_name in layer_names:
                 group = _hdf5.member(root, layer_name, path)
                 if not isinstance(group, h5py.Group):

@@ -3,8 +3,10 @@
 - A plain ``.npz`` (``np.savez``): every 2-D array a layer, 1-D arrays biases.
   ``np.load`` keeps the archive's member order, which is the order the arrays were
   passed to ``np.savez``, so that order is used (option ``order="natural"`` sorts
-  names naturally instead). Arrays are taken as ``[out, in]``; when they only chain
-  as ``[in, out]`` they are read that way, with a warning (option
+  names naturally instead). Names decide the layout where they can (a ``kernel``
+  is ``[in, out]``, a ``weight`` ``[out, in]``, whatever the shape); other arrays are
+  taken as ``[out, in]``; when they only chain as ``[in, out]`` they are read that way,
+  and when the shapes cannot tell either, a warning says so (option
   ``layout="out_in" | "in_out"`` fixes it).
 - A scipy sparse matrix saved with ``scipy.sparse.save_npz`` (members ``data``,
   ``indices``, ``indptr``, ``format``, ``shape``, or ``row`` / ``col`` for COO): one layer.
@@ -420,14 +422,27 @@ def read(
         tensors, _ = pair_masks(tensors)
         if order == "natural":
             tensors.sort(key=lambda t: natural_key(t.key))
-        chosen = layout
         if layout == "auto":
-            chosen = "out_in"
-            if not _chains(tensors, "out_in") and _chains(tensors, "in_out"):
-                chosen = "in_out"
-                notes.append("arrays chain only as [in, out]; read them transposed (option layout= to override)")
-        for t in tensors:
-            t.layout = chosen
+            # Names decide first (a ``kernel`` is [in, out], a ``weight`` [out, in]); the
+            # shapes decide only for arrays whose names say nothing.
+            unknown = set(_assemble.apply_name_layouts(tensors))
+            if unknown:
+                chosen = "out_in"
+                as_out_in, as_in_out = _chains(tensors, "out_in"), _chains(tensors, "in_out")
+                if not as_out_in and as_in_out:
+                    chosen = "in_out"
+                    notes.append("arrays chain only as [in, out]; read them transposed (option layout= to override)")
+                elif as_out_in == as_in_out and any(np.ndim(t.value) >= 2 for t in tensors if t.key in unknown):
+                    notes.append(
+                        "layout not known from the names or the shapes; arrays read as [out, in] "
+                        "(option layout= to override)"
+                    )
+                for t in tensors:
+                    if t.key in unknown:
+                        t.layout = chosen
+        else:
+            for t in tensors:
+                t.layout = layout
         return build_topology(
             tensors,
             path=path,

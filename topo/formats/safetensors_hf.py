@@ -40,6 +40,7 @@ from topo.errors import TopoError
 from topo.formats import _policy
 from topo.formats._assemble import (
     Tensor,
+    apply_name_layouts,
     build_topology,
     check_declared_size,
     natural_key,
@@ -437,6 +438,12 @@ def read(
                 tensors.extend(part)
             if all(f.suffix != ".safetensors" for f in files):
                 meaningful = len(files) == 1  # a single state dict keeps registration order
+        # The names decide the layout (a Flax/Keras ``kernel`` is [in, out], a torch
+        # ``weight`` [out, in]); GPT-2's Conv1D ``weight`` is the known exception below.
+        unknown = apply_name_layouts(tensors)
+        if unknown:
+            shown = ", ".join(unknown[:5]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 5 else "")
+            notes.append(f"layout not known from the name, read as [out, in] (the torch layout): {shown}")
         _conv1d_transpose(tensors, config, notes)
         tensors, _ = pair_masks(tensors)
         if meaningful:
