@@ -30,6 +30,7 @@ READERS: dict[str, str] = {
     "numpy": "topo.formats.numpy_npz",
     "onnx": "topo.formats.onnx_model",
     "flax-msgpack": "topo.formats.flax_msgpack",
+    "orbax": "topo.formats.orbax",
 }
 
 
@@ -69,7 +70,7 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
         (``.pt``/``.pth``/``.bin``/``.ckpt``, read with ``weights_only=True``),
         safetensors files and Hugging Face model folders, ONNX models, Keras 3
         ``.keras`` archives and ``.weights.h5`` files, Keras 2 HDF5 files, Flax msgpack
-        files (``flax.serialization.to_bytes``), NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
+        files (``flax.serialization.to_bytes``), Orbax checkpoint folders, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders
         (``weight_l0.npz`` ...; a run folder of ``epoch_*`` folders gives its last epoch).
     format : str, optional
         Skip detection and use this reader (a key of :data:`READERS`).
