@@ -43,7 +43,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.errors import TopoError
-from topo.formats._assemble import MAX_TENSOR_BYTES, check_declared_size
+from topo.formats import _policy
+from topo.formats._policy import check_declared_size
 
 __all__ = [
     "InertGlobal",
@@ -213,24 +214,6 @@ class _Storage:
         self.raw: np.ndarray | None = None  # uint8, length nbytes
 
 
-class _Budget:
-    """Bytes that the file's tensors will take once read, checked as they are declared."""
-
-    def __init__(self, path: Path, limit: int = MAX_TENSOR_BYTES) -> None:
-        self.path = path
-        self.limit = int(limit)
-        self.total = 0
-
-    def charge(self, nbytes: int, what: str) -> None:
-        check_declared_size(nbytes, path=self.path, what=what, limit=self.limit)
-        self.total += int(nbytes)
-        if self.total > self.limit:
-            raise TopoError(
-                f"refused: the file's tensors declare more than the limit of {self.limit:,} bytes in all",
-                path=self.path,
-            )
-
-
 def _int_tuple(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise TopoError(f"{what} is not a tuple of integers")
@@ -277,7 +260,7 @@ class StoredTensor:
 
 
 def _strided(storage: _Storage, dtype_name: str, offset: Any, size: Any, stride: Any,
-             budget: _Budget, byteorder: str) -> StoredTensor:
+             path: Path, byteorder: str) -> StoredTensor:
     """A dense view of a storage, checked against it and the budget before any read."""
     shape = _int_tuple(size, "tensor size")
     strides = _int_tuple(stride, "tensor stride")
@@ -298,12 +281,12 @@ def _strided(storage: _Storage, dtype_name: str, offset: Any, size: Any, stride:
         )
     span = last - offset + 1  # distinct elements the view can touch
     nbytes = numel * max(itemsize, np.dtype(_value_dtype(dtype_name)).itemsize)
+    what = f"a tensor of size {shape}"
     if numel > span:
         # Stride 0 or overlapping strides: reading it would repeat the storage's bytes.
-        check_declared_size(nbytes, path=budget.path, what=f"a tensor of size {shape} viewing "
-                            f"{span * itemsize:,} bytes (stride {strides})",
-                            available=span * itemsize, compressed=True)
-    budget.charge(nbytes, f"a tensor of size {shape}")
+        what = f"a tensor of size {shape} viewing {span * itemsize:,} bytes (stride {strides})"
+        check_declared_size(nbytes, path=path, what=what, available=span * itemsize, compressed=True)
+    check_declared_size(nbytes, path=path, what=what)
 
     def read() -> np.ndarray:
         if storage.raw is None:
@@ -321,7 +304,7 @@ def _value_dtype(dtype_name: str) -> str:
     return "f4" if dtype_name in ("bfloat16", "float8_e4m3fn", "float8_e5m2") else _STORED[dtype_name]
 
 
-def _sparse(layout: str, data: Any, budget: _Budget) -> StoredTensor:
+def _sparse(layout: str, data: Any, path: Path) -> StoredTensor:
     """A sparse COO or compressed (CSR/CSC) tensor from its component tensors."""
     if not isinstance(data, tuple) or not data:
         raise TopoError("sparse tensor without its components")
@@ -344,9 +327,10 @@ def _sparse(layout: str, data: Any, budget: _Budget) -> StoredTensor:
     if values.ndim != 1:
         raise TopoError("hybrid sparse tensor (values with dense dimensions); topo reads 2-D sparse weights only")
     nnz = values.shape[0]
+    what = f"a sparse tensor of size {shape}"
+    _policy.check_layer_shape(rows, cols, path=path, what=what, dense=False)
     # What the CSR matrix will take: index pointers for every row, indices and values.
-    need = (rows + 1) * 8 + cols * 8 + nnz * 16
-    budget.charge(need, f"a sparse tensor of size {shape}")
+    check_declared_size((rows + 1) * 8 + nnz * 16, path=path, what=what)
     dtype_name = values.dtype_name
 
     def read() -> sp.csr_matrix:
@@ -496,7 +480,8 @@ class _Loader:
     def __init__(self, path: Path, byteorder: str) -> None:
         self.path = path
         self.byteorder = byteorder
-        self.budget = _Budget(path)
+        # The storages are the file's arrays: together no larger than the file.
+        self.budget = _policy.FileBudget(path, available=path.stat().st_size)
         self.storages: dict[str, _Storage] = {}
         self.read_storage: Callable[[_Storage], None] | None = None
 
@@ -510,7 +495,7 @@ class _Loader:
         found = self.storages.get(key)
         if found is not None:
             return found
-        check_declared_size(nbytes, path=self.path, what=f"storage {key!r}")
+        self.budget.take(nbytes, f"storage {key!r}")
         storage = _Storage(key, dtype_name, nbytes)
         self.storages[key] = storage
         if self.read_storage is not None:
@@ -528,7 +513,7 @@ class _Loader:
         if not isinstance(storage, _Storage):
             raise TopoError("tensor without a storage of the file")
         name = dtype_name or storage.dtype_name
-        return _strided(storage, name, offset, size, stride, self.budget, self.byteorder)
+        return _strided(storage, name, offset, size, stride, self.path, self.byteorder)
 
 
 def _rebuild_tensor(loader: _Loader, storage, offset, size, stride, *_rest):
@@ -555,7 +540,7 @@ def _rebuild_from_type(loader: _Loader, func, new_type, args, *_rest):
 def _rebuild_sparse(loader: _Loader, layout, data, *_rest):
     if not isinstance(layout, str):
         layout = getattr(layout, "name", "") if isinstance(layout, InertGlobal) else ""
-    return _sparse(layout.rpartition(".")[2], data, loader.budget)
+    return _sparse(layout.rpartition(".")[2], data, loader.path)
 
 
 def _get_layout(loader: _Loader, name, *_rest):
