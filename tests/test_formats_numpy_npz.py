@@ -44,7 +44,9 @@ def test_npz_in_out_layout_is_detected_with_a_warning(tmp_path):
     assert [layer.shape for layer in net] == [(30, 20), (10, 30)]
     assert any("[in, out]" in w for w in net.info["warnings"])
     forced = load(tmp_path / "keras_like.npz", layout="out_in")
-    assert forced[1].standalone
+    # read as [out, in], the arrays chain only the other way round: reordered, and said so
+    assert forced.names == ["arr_1", "arr_0"] and not forced[1].standalone
+    assert any("reordered" in w for w in forced.info["warnings"])
 
 
 def test_npy_and_scipy_sparse_single_matrix(tmp_path):

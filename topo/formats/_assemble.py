@@ -439,6 +439,136 @@ def _check_layer_budget(t: Tensor, weights: bool, path: Path, warnings: list[str
     return weights
 
 
+# -- network order and grouped convolutions ----------------------------------------------
+_STANDALONE_KINDS = ("embedding", "attention", "recurrent")
+# Convolutions on a residual branch take the block's input, not the previous layer's output.
+_SIDE_BRANCH_RE = re.compile(r"(^|[._/])(downsample|shortcut|skip|residual|identity)([._/]|$)", re.IGNORECASE)
+#: Most steps spent looking for a shape-consistent order (beyond it the declared order stays).
+MAX_ORDER_STEPS = 200_000
+
+
+def _detect_kind(t: Tensor) -> None:
+    """Set ``t.kind`` from the names where the reader did not (embeddings get their layout flipped)."""
+    if t.kind is not None:
+        return
+    if _EMBEDDING_RE.search(t.key):
+        t.kind = "embedding"
+        if len(np.shape(t.value)) == 2:
+            # Embedding tables are stored [vocab, dim] in every framework: token j feeds
+            # feature i, so topo's [out, in] is the transpose.
+            t.layout = "in_out" if t.layout == "out_in" else "out_in"
+    elif _ATTENTION_RE.search(t.name or t.key):
+        t.kind = "attention"
+
+
+def _dims(t: Tensor) -> tuple[int, int, int]:
+    """``(n_in, n_out, n_in_per_group)`` of a weight as it will be built."""
+    shape = np.shape(t.value)
+    if len(shape) == 2:
+        n_in, n_out = (shape[0], shape[1]) if t.layout == "in_out" else (shape[1], shape[0])
+        return int(n_in), int(n_out), int(n_in)
+    n_out, n_group = (shape[-1], shape[-2]) if t.layout == "in_out" else (shape[0], shape[1])
+    return int(n_group) * max(int(t.groups or 1), 1), int(n_out), int(n_group)
+
+
+def _infer_groups(matrices: Sequence[Tensor]) -> list[str]:
+    """Give a convolution whose file records no groups the groups its neighbours imply.
+
+    A kernel ``[out, in/g, *k]`` after a convolution with ``in`` outputs (``in`` a
+    multiple of ``in/g``, ``out`` a multiple of ``g``) is grouped ``g`` ways (``g = in``:
+    depthwise). Convolutions on a residual side branch (``downsample``, ``shortcut``)
+    are left alone. Returns notes naming what was inferred.
+    """
+    notes: list[str] = []
+    prev: Tensor | None = None
+    for t in matrices:
+        if t.kind in _STANDALONE_KINDS:
+            continue
+        ndim = len(np.shape(t.value))
+        if ndim > 2 and prev is not None and len(np.shape(prev.value)) > 2 and max(int(t.groups or 1), 1) == 1 \
+                and not _SIDE_BRANCH_RE.search(t.key):
+            _, n_out, n_group = _dims(t)
+            prev_out = _dims(prev)[1]
+            if n_group and prev_out != n_group and prev_out % n_group == 0:
+                groups = prev_out // n_group
+                if n_out % groups == 0:
+                    t.groups = groups
+                    t.info = {**t.info, "groups_inferred": True}
+                    notes.append(f"{t.name or t.key} ({groups} groups: [{n_out}, {n_group}, ...] after "
+                                 f"{prev_out} channels)")
+        prev = t
+    return notes
+
+
+def _chain_orders(edges: Sequence[tuple[int, int]], start_nodes: Sequence[int], limit: int) -> list[list[int]]:
+    """Up to two orders of all ``edges`` (n_in, n_out) in which each output feeds the next input.
+
+    A depth-first search (iterative: networks can be deeper than Python's recursion)
+    that tries edges in their declared order, so the first order found is the one
+    closest to the declaration. Returns ``[]`` when there is none; gives up after
+    ``limit`` steps with what it found by then.
+    """
+    leaving: dict[int, list[int]] = {}
+    for i, (n_in, _) in enumerate(edges):
+        leaving.setdefault(n_in, []).append(i)
+    found: list[list[int]] = []
+    steps = 0
+    for start in start_nodes:
+        used = [False] * len(edges)
+        order: list[int] = []
+        # One frame per position in the order: the node it leaves from and the next candidate to try.
+        frames: list[list[int]] = [[start, 0]]
+        while frames and len(found) < 2 and steps <= limit:
+            frame = frames[-1]
+            node, next_candidate = frame
+            candidates = leaving.get(node, [])
+            while next_candidate < len(candidates) and used[candidates[next_candidate]]:
+                next_candidate += 1
+            if next_candidate >= len(candidates):
+                frames.pop()  # dead end: undo the edge that led here
+                if order:
+                    used[order.pop()] = False
+                continue
+            frame[1] = next_candidate + 1
+            edge = candidates[next_candidate]
+            steps += 1
+            used[edge] = True
+            order.append(edge)
+            if len(order) == len(edges):
+                found.append(list(order))
+                used[order.pop()] = False
+                continue
+            frames.append([edges[edge][1], 0])
+        if len(found) >= 2 or steps > limit:
+            break
+    return found
+
+
+def _shape_order(chainable: Sequence[Layer]) -> tuple[list[int] | None, bool]:
+    """An order of ``chainable`` layers in which every layer's outputs are the next one's inputs.
+
+    Returns ``(order, ambiguous)``: ``order`` is None when the declared order already
+    chains or no such order exists; ``ambiguous`` when more than one order chains.
+    """
+    if len(chainable) < 2 or all(a.n_out == b.n_in for a, b in zip(chainable, chainable[1:])):
+        return None, False
+    edges = [(layer.n_in, layer.n_out) for layer in chainable]
+    # An Eulerian trail through the shape graph: it starts where a size is consumed once
+    # less than produced (the network input), or anywhere on a cycle.
+    balance: dict[int, int] = {}
+    for n_in, n_out in edges:
+        balance[n_in] = balance.get(n_in, 0) + 1
+        balance[n_out] = balance.get(n_out, 0) - 1
+    sources = [node for node, b in balance.items() if b == 1]
+    if len(sources) > 1 or any(abs(b) > 1 for b in balance.values()):
+        return None, False
+    starts = sources or list(dict.fromkeys(n_in for n_in, _ in edges))
+    orders = _chain_orders(edges, starts, MAX_ORDER_STEPS)
+    if not orders:
+        return None, False
+    return orders[0], len(orders) > 1
+
+
 # -- the assembler ------------------------------------------------------------------
 def build_topology(
     tensors: Sequence[Tensor],
@@ -451,6 +581,7 @@ def build_topology(
     info: Mapping[str, Any] | None = None,
     warnings: Sequence[str] = (),
     skipped: Sequence[str] = (),
+    keep_order: bool = False,
 ) -> Topology:
     """Turn a reader's tensors into a Topology.
 
@@ -473,6 +604,13 @@ def build_topology(
         Extra facts for the topology's ``info`` (epoch, step, config, ...).
     warnings, skipped : sequence of str
         Warnings and skipped keys the reader already collected.
+    keep_order : bool
+        The given order is authoritative: it comes from the model's graph (ONNX nodes,
+        a Keras or Hugging Face config) or the user asked for it. Otherwise (a state dict's declaration order), where
+        consecutive layers do not chain and another order of them does (each layer's
+        outputs the next one's inputs), that order is used, with a warning; and
+        convolutions whose file records no groups get the groups their neighbours'
+        shapes imply (see :func:`_infer_groups`).
 
     Returns
     -------
@@ -547,6 +685,11 @@ def build_topology(
     if not matrices:
         raise TopoError(f"no weight matrix found (a {format} file with no 2-D or convolution weights)", path=path)
     _policy.check_layer_count(len(matrices), path=path)
+    for t in matrices:
+        _detect_kind(t)
+    inferred_groups = _infer_groups(matrices)
+    if inferred_groups:
+        warnings.append(_summarise("convolution groups inferred from neighbouring shapes", inferred_groups))
 
     built: list[tuple[Tensor, Layer]] = []
     nan_layers: list[str] = []
@@ -565,15 +708,6 @@ def build_topology(
         layer_info: dict[str, Any] = {"key": t.key}
         weight = None
         kind = t.kind
-        if kind is None:
-            if _EMBEDDING_RE.search(t.key):
-                kind = "embedding"
-                if ndim == 2:
-                    # Embedding tables are stored [vocab, dim] in every framework: token j feeds
-                    # feature i, so topo's [out, in] is the transpose.
-                    t.layout = "in_out" if t.layout == "out_in" else "out_in"
-            elif _ATTENTION_RE.search(name):
-                kind = "attention"
         keep_weights = _check_layer_budget(t, weights, path, warnings)
         if ndim == 2:
             mask, weight, facts = _linear(t, keep_weights)
@@ -604,6 +738,23 @@ def build_topology(
             layer = Layer.from_mask(name, mask, **layer_kwargs)
         t.kind = kind
         built.append((t, layer))
+
+    # Order: where the declared order does not chain, the order the shapes imply.
+    order_note = "natural sort of names" if natural_order else "the format's own order"
+    if not keep_order:
+        chain_slots = [i for i, (t, _) in enumerate(built) if t.kind not in _STANDALONE_KINDS]
+        order, ambiguous = _shape_order([built[i][1] for i in chain_slots])
+        if order is not None:
+            moved = [built[chain_slots[j]] for j in order]
+            for slot, item in zip(chain_slots, moved):
+                built[slot] = item
+            names = [layer.name for _, layer in moved]
+            order_note = "inferred from shapes (the declared order does not chain)"
+            warnings.append(_summarise("layers reordered so that each one's outputs feed the next "
+                                       "(the declared order does not chain)", names, limit=8))
+            if ambiguous:
+                warnings.append("the order is ambiguous: more than one order of the layers chains by shape; "
+                                "the one closest to the declared order was kept")
 
     # Chaining: standalone where the parts do not form a chain, always with a warning.
     out_layers: list[Layer] = []
@@ -638,9 +789,11 @@ def build_topology(
     meta: dict[str, Any] = {
         "format": format,
         "path": str(path),
-        "order": "natural sort of names" if natural_order else "the format's own order",
+        "order": order_note,
     }
     meta.update(info or {})
+    if order_note.startswith("inferred"):
+        meta["order"] = order_note
     meta["warnings"] = warnings
     meta["skipped"] = skipped
     try:

@@ -875,6 +875,9 @@ def _module_entries(record: InertObject) -> dict:
             for name, value in holder.items():
                 if isinstance(value, StoredTensor):
                     out[str(name)] = value
+    groups = state.get("groups")
+    if isinstance(groups, int) and not isinstance(groups, bool) and groups > 1:
+        out["__groups__"] = groups  # a convolution's groups: the channel matrix is block diagonal
     modules = state.get("_modules")
     if isinstance(modules, dict):
         for name, child in modules.items():

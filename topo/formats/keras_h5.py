@@ -170,6 +170,7 @@ def read(
             tensors,
             path=path,
             format="keras-h5",
+            keep_order=True,
             layers=layers,
             weights=weights,
             info=info,

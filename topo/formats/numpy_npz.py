@@ -451,4 +451,5 @@ def read(
             weights=weights,
             warnings=notes,
             info={"order": "natural sort of names" if order == "natural" else "the archive's member order"},
+            keep_order=order == "natural",  # asked for by the user
         )

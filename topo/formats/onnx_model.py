@@ -280,6 +280,7 @@ def read(
             tensors,
             path=path,
             format="onnx",
+            keep_order=True,
             layers=layers,
             weights=weights,
             info=info,

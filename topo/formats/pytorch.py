@@ -46,6 +46,7 @@ from topo.formats._assemble import (
     Tensor,
     build_topology,
     finite_int,
+    layer_name_from_key,
     one_line,
     pair_masks,
     read_head,
@@ -75,6 +76,8 @@ _STATE_KEYS = (
 _NOT_WEIGHTS_RE = re.compile(r"^(optimizer|optim|scheduler|lr_scheduler|scaler|amp|ema|optimizer_states|"
                              r"lr_schedulers|loops|callbacks|hyper_parameters|rng|mask|masks|sparsifier)", re.I)
 _PREFIXES = ("module.", "_orig_mod.")
+#: The entry under which a pickled module's convolution groups are kept (see :mod:`topo.formats._unpickle`).
+GROUPS_KEY = "__groups__"
 
 
 def _zip_names(path: Path) -> list[str] | None:
@@ -206,17 +209,27 @@ def _strip_prefix(key: str) -> str:
     return key.replace("._orig_mod.", ".")
 
 
-def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[str]]:
-    """The state dict's tensors, explicit masks, checkpoint facts and notes of a loaded object."""
+def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], list[Any], dict[str, Any], list[str]]:
+    """The state dict's tensors, explicit masks (by name, and rigl-torch's list in weight
+    order), checkpoint facts and notes of a loaded object."""
     notes: list[str] = []
     facts: dict[str, Any] = {}
     masks: dict[str, Any] = {}
+    listed: list[Any] = []
     if _is_tensor(obj):
-        return {"tensor": obj}, masks, facts, notes
+        return {"tensor": obj}, masks, listed, facts, notes
     if not isinstance(obj, Mapping):
         if isinstance(obj, (list, tuple)):
-            return _flatten(obj), masks, facts, ["a list of tensors, not a state dict"]
+            return _flatten(obj), masks, listed, facts, ["a list of tensors, not a state dict"]
+        if obj is None:
+            raise TopoError("holds no tensors (only objects topo does not read)")
         raise TopoError(f"holds a {type(obj).__name__}, not a state dict of tensors")
+    # rigl-torch's RigLScheduler.state_dict(): "backward_masks", one per Linear/Conv2d weight.
+    for key, holder in obj.items():
+        if isinstance(holder, Mapping) and isinstance(holder.get("backward_masks"), list):
+            listed = list(holder["backward_masks"])
+            notes.append(f"masks from rigl-torch's backward_masks in {key!r}")
+            break
     for key in ("epoch", "global_step", "step"):
         value = finite_int(obj.get(key)) if not isinstance(obj.get(key), bool) else None
         if value is not None:
@@ -247,15 +260,15 @@ def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any
         if isinstance(candidate, Mapping) and _flatten(candidate):
             if key != "state_dict":
                 notes.append(f"state dict found under {key!r}")
-            return _flatten(candidate), masks, facts, notes
+            return _flatten(candidate), masks, listed, facts, notes
     if _has_tensors(obj):
         state = {k: v for k, v in obj.items() if not (isinstance(k, str) and _NOT_WEIGHTS_RE.match(k) and not _is_tensor(v))}
-        return _flatten(state), masks, facts, notes
+        return _flatten(state), masks, listed, facts, notes
     nested = {k: v for k, v in obj.items() if not (isinstance(k, str) and _NOT_WEIGHTS_RE.match(k))}
     flat = _flatten(nested)
     if flat:
         notes.append("no state dict entry; tensors gathered from nested dictionaries")
-    return flat, masks, facts, notes
+    return flat, masks, listed, facts, notes
 
 
 def _to_numpy(value: Any, key: str) -> Any:
@@ -265,6 +278,68 @@ def _to_numpy(value: Any, key: str) -> Any:
     if value.layout != "strided" and value.ndim != 2:
         raise TopoError(f"{key!r} is a {value.ndim}-D sparse tensor; topo reads 2-D sparse weights only")
     return value.array()
+
+
+def _unwrap_nni(state: dict[str, Any], notes: list[str]) -> dict[str, Any]:
+    """NNI 3 wrappers: ``X._nni_wrapper.weight`` and its ``weight_mask`` become ``X.weight`` and
+    ``X.weight_mask`` (the module's own ``X.weight`` is the same parameter); bias masks go."""
+    if not any("_nni_wrapper." in key for key in state):
+        return state
+    out: dict[str, Any] = {}
+    wrapped: list[str] = []
+    for key, value in state.items():
+        head, sep, tail = key.rpartition("_nni_wrapper.")
+        if not sep:
+            out[key] = value
+            continue
+        target = head + tail
+        if tail.endswith("_mask"):
+            if not tail.startswith("bias"):
+                out[target] = value
+                wrapped.append(head.rstrip(".") or tail)
+        elif target not in state:
+            out[target] = value
+    if wrapped:
+        notes.append(f"NNI wrapper masks (_nni_wrapper.*_mask) for {len(wrapped)} layers")
+    return out
+
+
+def _recorded_groups(obj: Any) -> dict[str, int]:
+    """Convolution groups that pickled modules record: module path -> groups (paths from any root)."""
+    found: dict[str, int] = {}
+    stack: list[tuple[str, Any]] = [("", obj)]
+    seen: set[int] = set()
+    while stack:
+        prefix, value = stack.pop()
+        if not isinstance(value, Mapping) or id(value) in seen:
+            continue
+        seen.add(id(value))
+        groups = value.get(GROUPS_KEY)
+        if isinstance(groups, int) and not isinstance(groups, bool) and groups > 1:
+            path = _strip_prefix(prefix)
+            # Every suffix of the path, so that a state dict found under "model" still matches.
+            parts = path.split(".")
+            for i in range(len(parts)):
+                found.setdefault(".".join(parts[i:]), groups)
+        for key, child in value.items():
+            if isinstance(child, Mapping):
+                stack.append((f"{prefix}.{key}" if prefix else str(key), child))
+    return found
+
+
+def _attach_listed_masks(tensors: list[Tensor], listed: list[Any], notes: list[str]) -> None:
+    """rigl-torch's masks, one per Linear / Conv2d weight in module order (None: kept dense)."""
+    weights = [t for t in tensors if t.key.endswith("weight") and len(np.shape(t.value)) in (2, 4)]
+    if len(weights) != len(listed):
+        notes.append(f"rigl-torch backward_masks hold {len(listed)} masks for {len(weights)} weights; not used")
+        return
+    pairs = [(t, m) for t, m in zip(weights, listed) if m is not None]
+    if not all(_is_tensor(m) and tuple(m.shape) == tuple(np.shape(t.value)) for t, m in pairs):
+        notes.append("rigl-torch backward_masks do not match the weights' shapes in order; not used")
+        return
+    for t, mask in pairs:
+        t.mask = _to_numpy(mask, t.key)
+        t.note = "mask from rigl-torch's backward_masks"
 
 
 def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str, Any], list[str]]:
@@ -285,11 +360,13 @@ def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str
     notes : list of str
         How the weights and masks were found (for ``info["warnings"]``).
     """
-    flat, masks, facts, notes = _find_parts(obj)
+    flat, masks, listed, facts, notes = _find_parts(obj)
     state: dict[str, Any] = {}
     for key, value in flat.items():
         state[_strip_prefix(key)] = value
     masks = {_strip_prefix(k): v for k, v in masks.items()}
+    state = _unwrap_nni(state, notes)
+    groups = _recorded_groups(obj)
 
     consumed: set[str] = set()
     unmasked: list[str] = []  # parametrized weights whose mask was not saved with them
@@ -331,7 +408,11 @@ def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str
         mask_array = None
         if mask is not None:
             mask_array = _to_numpy(mask, key)
-        tensors.append(Tensor(key=new_key, value=array, mask=mask_array, source=f"{source}:{key}", note=note))
+        tensor = Tensor(key=new_key, value=array, mask=mask_array, source=f"{source}:{key}", note=note)
+        recorded = groups.get(layer_name_from_key(new_key)) if np.ndim(array) > 2 else None
+        if recorded:
+            tensor.groups = recorded
+        tensors.append(tensor)
 
     # Explicit mask dictionaries: keys name the weight or its module.
     if masks:
@@ -348,6 +429,9 @@ def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str
                     break
         if matched < len(masks):
             notes.append(f"{len(masks) - matched} of {len(masks)} saved masks match no weight; ignored")
+
+    if listed:
+        _attach_listed_masks(tensors, listed, notes)
 
     still = [k for k in unmasked if any(t.key == k and t.mask is None for t in tensors)]
     if still:

@@ -248,6 +248,9 @@ def _safetensors_tensors(path: Path, *, config: Mapping[str, Any] | None, notes:
 _BLOCK_RE = re.compile(r"^(?P<prefix>(?:.*?[._])?(?:h|layers?|blocks?|block|layer))[._](?P<idx>\d+)(?:[._]|$)")
 _HEAD_RE = re.compile(r"(^|[._])(lm_head|classifier|pooler|score|cls|head|heads|qa_outputs|fc_out|output_projection|logits)([._]|$)")
 _EMBED_RE = re.compile(r"(^|[._])(embed\w*|wte|wpe|shared|patch_embed\w*|tok_embeddings)([._]|$)", re.I)
+# Among the embeddings, the token table comes first: the network starts from the tokens.
+_TOKEN_TABLE_RE = re.compile(r"(^|[._])(wte|word_embeddings|embed_tokens|tok_embeddings|shared|token_embedding)([._]|$)",
+                             re.I)
 _ROLES = (
     (re.compile(r"(^|[._])(q|q_proj|query|wq|to_q)([._]|$)"), 0.0),
     (re.compile(r"(^|[._])(k|k_proj|key|wk|to_k)([._]|$)"), 0.1),
@@ -283,7 +286,7 @@ def model_order(names: Sequence[str], config: Mapping[str, Any] | None = None) -
         if _HEAD_RE.search(name) and not _BLOCK_RE.match(name):
             return (3, 0, "", 0, 0.0, natural_key(name))
         if _EMBED_RE.search(name) and not _BLOCK_RE.match(name):
-            return (0, 0, "", 0, 0.0, natural_key(name))
+            return (0, 0 if _TOKEN_TABLE_RE.search(name) else 1, "", 0, 0.0, natural_key(name))
         match = _BLOCK_RE.match(name)
         if match is None:
             return (1, 0, "", 0, 0.0, natural_key(name))
@@ -463,4 +466,5 @@ def read(
             weights=weights,
             info=info,
             warnings=notes,
+            keep_order=meaningful or bool(config),  # the file's order, or one from config.json
         )

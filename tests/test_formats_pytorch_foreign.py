@@ -1,0 +1,151 @@
+"""PyTorch checkpoints of other libraries, and network order from shapes.
+
+The fixtures in tests/fixtures/pytorch/ were written by torch, NNI, Torch-Pruning
+and transformers (see make_fixtures.py there); truth.npz holds what those libraries
+held in memory, computed with torch / numpy when the fixtures were written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from topo.analysis.structure import count_paths
+from topo.formats import load
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pytorch"
+TRUTH = np.load(FIXTURES / "truth.npz")
+
+
+def _mask(layer) -> np.ndarray:
+    return layer.mask.toarray()
+
+
+def test_whole_pickled_mlp_with_prune_hooks():
+    net = load(FIXTURES / "mlp_whole.pt")
+    assert net.names == ["0", "2", "4"]
+    for layer in net:
+        np.testing.assert_array_equal(_mask(layer), TRUTH[f"mlp_whole.{layer.name}"])
+    np.testing.assert_allclose(net[0].weight, TRUTH["mlp_whole.0.weight"])
+    assert not any(layer.standalone for layer in net)
+    assert any("whole pickled module" in w and "Sequential" in w for w in net.info["warnings"])
+
+
+@pytest.mark.parametrize("name, inferred", [("cnn_grouped_whole.pt", False), ("cnn_grouped_state.pt", True)])
+def test_grouped_convolution_is_block_diagonal(name, inferred):
+    net = load(FIXTURES / name)
+    assert net.names == ["stem", "grouped", "head"]
+    grouped = net[1]
+    assert grouped.shape == (8, 8) and grouped.info["groups"] == 2
+    np.testing.assert_array_equal(_mask(grouped), TRUTH["cnn.grouped"])
+    assert grouped.density == pytest.approx(TRUTH["cnn.grouped"].mean())
+    assert grouped.density < 0.5  # two 4x4 blocks, one link removed
+    np.testing.assert_array_equal(_mask(net[0]), TRUTH["cnn.stem"])
+    np.testing.assert_array_equal(_mask(net[2]), TRUTH["cnn.head"])
+    assert not any(layer.standalone for layer in net)
+    said = any("groups inferred" in w for w in net.info["warnings"])
+    assert said == inferred  # the whole module records its groups; the state dict does not
+
+
+def test_layers_declared_out_of_order_are_chained_by_shape():
+    net = load(FIXTURES / "out_of_order.pt")
+    assert net.names == list(TRUTH["out_of_order.order"])
+    assert not any(layer.standalone for layer in net)
+    assert count_paths(net, exact=True) == int(TRUTH["out_of_order.paths"])
+    assert net.info["order"].startswith("inferred from shapes")
+    assert any("reordered" in w for w in net.info["warnings"])
+
+
+def test_nni_wrapped_model_and_saved_masks():
+    net = load(FIXTURES / "nni_wrapped.pt")
+    assert net.names == ["0", "2", "4"]
+    for layer in net:
+        np.testing.assert_array_equal(_mask(layer), TRUTH[f"nni.{layer.name}"])
+        assert layer.density == pytest.approx(0.5, abs=0.07)
+    assert any("NNI" in w for w in net.info["warnings"])
+    masks = load(FIXTURES / "nni_masks.pth")  # NNI's defaultdict of masks, saved on its own
+    assert masks.names == ["0", "2", "4"]
+    for layer in masks:
+        np.testing.assert_array_equal(_mask(layer), TRUTH[f"nni.{layer.name}"])
+
+
+def test_rigl_torch_backward_masks_win_over_zero_weights():
+    net = load(FIXTURES / "rigl_torch.pth")
+    assert net.names == ["0", "2", "4"] and net.epoch == 3
+    assert net[0].density == 1.0  # rigl-torch's first layer: no mask, dense
+    for layer in net[1:]:
+        truth = TRUTH[f"rigl.{layer.name}"]
+        np.testing.assert_array_equal(_mask(layer), truth)
+        assert truth[0].any() and not layer.weight[0].any()  # kept connections with zero weights
+
+
+def test_torch_pruning_structurally_pruned_widths():
+    net = load(FIXTURES / "torch_pruning_whole.pt")
+    assert [list(layer.shape) for layer in net] == TRUTH["tp.shapes"].tolist()
+    assert not any(layer.standalone for layer in net)
+
+
+def test_gpt2_token_table_before_position_table():
+    net = load(FIXTURES / "gpt2_tiny")
+    assert net.names[:2] == ["wte", "wpe"]
+    assert net[0].shape == (int(TRUTH["gpt2.wte_shape"][1]), int(TRUTH["gpt2.wte_shape"][0]))
+
+
+# -- order and groups from shapes, on state dicts torch writes here ------------------------
+torch = pytest.importorskip("torch")
+
+
+def _save(tmp_path, state, name="net.pt"):
+    path = tmp_path / name
+    torch.save(state, path)
+    return path
+
+
+def test_ambiguous_order_is_said(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    state = {
+        "c.weight": torch.randn(5, 20, generator=gen),
+        "a.weight": torch.randn(20, 10, generator=gen),
+        "b2.weight": torch.randn(20, 20, generator=gen),
+        "b1.weight": torch.randn(20, 20, generator=gen),
+    }
+    net = load(_save(tmp_path, state))
+    assert net.names == ["a", "b2", "b1", "c"]  # b1 / b2 interchangeable: declared order kept between them
+    assert any("ambiguous" in w for w in net.info["warnings"])
+
+
+def test_no_reorder_when_declared_order_chains_or_no_order_does(tmp_path):
+    gen = torch.Generator().manual_seed(1)
+    chained = {"x.weight": torch.randn(8, 4, generator=gen), "y.weight": torch.randn(8, 8, generator=gen),
+               "z.weight": torch.randn(4, 8, generator=gen)}
+    net = load(_save(tmp_path, chained, "chained.pt"))
+    assert net.names == ["x", "y", "z"] and net.info["order"] == "the format's own order"
+    # A residual block: the downsample takes the block's input, no order chains them all.
+    block = {"conv1.weight": torch.randn(8, 3, 3, 3, generator=gen),
+             "conv2.weight": torch.randn(8, 8, 3, 3, generator=gen),
+             "downsample.0.weight": torch.randn(8, 4, 1, 1, generator=gen)}
+    net = load(_save(tmp_path, block, "block.pt"))
+    assert net.names == ["conv1", "conv2", "downsample.0"]
+    assert net[2].info["groups"] == 1 and net[2].standalone  # not taken for a 2-group convolution
+    assert not any("reordered" in w for w in net.info["warnings"])
+
+
+def test_depthwise_convolution_inferred(tmp_path):
+    gen = torch.Generator().manual_seed(2)
+    state = {"stem.weight": torch.randn(6, 3, 3, 3, generator=gen),
+             "dw.weight": torch.randn(6, 1, 3, 3, generator=gen),
+             "pw.weight": torch.randn(4, 6, 1, 1, generator=gen)}
+    net = load(_save(tmp_path, state))
+    assert net[1].info["groups"] == 6
+    np.testing.assert_array_equal(_mask(net[1]), np.eye(6, dtype=bool))
+    assert not any(layer.standalone for layer in net)
+
+
+def test_stored_mask_named_like_sparseml_wins(tmp_path):
+    gen = torch.Generator().manual_seed(3)
+    weight = torch.randn(6, 5, generator=gen)  # no zero weights
+    mask = torch.rand(6, 5, generator=gen) < 0.4
+    net = load(_save(tmp_path, {"fc.weight": weight, "fc.weight_mask": mask.float()}))
+    np.testing.assert_array_equal(_mask(net[0]), mask.numpy())
