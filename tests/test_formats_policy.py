@@ -123,7 +123,7 @@ def test_array_count_cap(tmp_path, monkeypatch):
     path = tmp_path / "many.npz"
     np.savez(path, **{f"w{i}": _sparse_weights(i, (4, 4)) for i in range(6)})
     monkeypatch.setenv("TOPO_MAX_ARRAYS", "5")
-    with pytest.raises(TopoError, match=r"many\.npz: refused: this file holds more than 5 arrays"):
+    with pytest.raises(TopoError, match=r"many\.npz: refused: this file holds 6 arrays, more than the limit of 5 arrays"):
         load(path)
 
 
@@ -287,3 +287,20 @@ def test_link_loops_are_one_clean_error(tmp_path):
     (folder / "model.safetensors").symlink_to(folder / "model.safetensors")
     with pytest.raises(TopoError):
         load(folder)
+
+
+def test_topo_checkpoint_budget_is_checked_from_the_header(tmp_path, monkeypatch):
+    from topo.checkpoint import save_checkpoint
+    from topo.topology import Topology
+
+    net = Topology.from_masks([_sparse_weights(1, (4, 3)) != 0, _sparse_weights(2, (2, 4)) != 0])
+    path = tmp_path / "epoch_0001.safetensors"
+    save_checkpoint(net, path, epoch=1)
+    assert [layer.nnz for layer in load(path)] == [layer.nnz for layer in net]
+    monkeypatch.setenv("TOPO_MAX_LAYERS", "1")
+    with pytest.raises(TopoError, match=r"epoch_0001\.safetensors: refused: this network has 2 layers"):
+        load(path)
+    monkeypatch.delenv("TOPO_MAX_LAYERS")
+    monkeypatch.setenv("TOPO_MAX_DENSE_CELLS", "10")
+    with pytest.raises(TopoError, match=r"epoch_0001\.safetensors: refused: layer 'layers.0'"):
+        load(path)

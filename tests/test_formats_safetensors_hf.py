@@ -178,3 +178,86 @@ def test_hf_folder_with_pytorch_model_bin_keeps_state_dict_order(tmp_path):
     net = load(folder)
     assert net.names == [f"encoder.layer.{i}.dense" for i in (0, 1, 2, 10, 11)]
     assert net.info["format"] == "huggingface" and net.info["order"] == "the file's own order"
+
+
+# -- budgets and the header (issue: untrusted files) -------------------------------------
+def _raw_safetensors(path, header, data=b""):
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw + data)
+
+
+def test_header_over_the_library_limit_is_refused(tmp_path):
+    path = tmp_path / "big_header.safetensors"
+    n = 100_000_008
+    with open(path, "wb") as handle:
+        handle.write(struct.pack("<Q", n) + b"{")
+        handle.truncate(8 + n + 64)  # a sparse file: nothing is really written
+    with pytest.raises(TopoError, match=r"big_header\.safetensors: refused: .*100,000,008 bytes exceeds .*100,000,000"):
+        load(path)
+
+
+def test_header_is_parsed_once_per_load(tmp_path, monkeypatch):
+    from topo.formats import safetensors_hf
+
+    rng = np.random.default_rng(1)
+    w = _sparse(rng, (5, 4))
+    _raw_safetensors(
+        tmp_path / "meta.safetensors",
+        {"__metadata__": {"note": "x" * 200_000}, "fc.weight": {"dtype": "F32", "shape": [5, 4], "data_offsets": [0, 80]}},
+        w.tobytes(),
+    )
+    calls = []
+    original = safetensors_hf._parse_header
+    monkeypatch.setattr(safetensors_hf, "_parse_header", lambda *a: calls.append(a) or original(*a))
+    safetensors_hf._HEADER_CACHE.clear()
+    net = load(tmp_path / "meta.safetensors")
+    assert len(calls) == 1  # sniffing by both safetensors readers and reading share one parse
+    assert np.array_equal(net[0].mask.toarray(), w != 0)
+    assert np.array_equal(net[0].weight, w)
+
+
+def test_overlapping_tensors_are_refused(tmp_path):
+    spans = [(0, 64), (32, 96), (128, 192)]
+    entries = {f"t{i}.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": list(s)} for i, s in enumerate(spans)}
+    _raw_safetensors(tmp_path / "overlap.safetensors", entries, bytes(192))
+    with pytest.raises(TopoError, match=r"overlap\.safetensors: tensors 't0.weight' and 't1.weight' overlap"):
+        load(tmp_path / "overlap.safetensors")
+    # many names over the same bytes are refused by the file's budget even before that
+    entries = {f"t{i}.weight": {"dtype": "F32", "shape": [4, 4], "data_offsets": [0, 64]} for i in range(3)}
+    _raw_safetensors(tmp_path / "same.safetensors", entries, bytes(64))
+    with pytest.raises(TopoError, match=r"same\.safetensors: the arrays declare 128 bytes but the file holds only 64"):
+        load(tmp_path / "same.safetensors")
+
+
+def test_many_tensors_are_refused_before_any_is_read(tmp_path, monkeypatch):
+    from topo.formats import safetensors_hf
+
+    save_file({f"layers.{i}.weight": np.ones((1, 1), np.float32) for i in range(30)}, str(tmp_path / "many.safetensors"))
+    monkeypatch.setenv("TOPO_MAX_LAYERS", "20")
+    monkeypatch.setattr(safetensors_hf, "_read_stored", lambda *a: pytest.fail("a tensor was read"))
+    with pytest.raises(TopoError, match=r"many\.safetensors: refused: this network has 30 layers.*TOPO_MAX_LAYERS"):
+        load(tmp_path / "many.safetensors")
+    monkeypatch.setenv("TOPO_MAX_ARRAYS", "25")
+    safetensors_hf._HEADER_CACHE.clear()
+    with pytest.raises(TopoError, match=r"many\.safetensors: refused: this file holds 30 arrays"):
+        load(tmp_path / "many.safetensors")
+
+
+def test_tensors_are_read_one_at_a_time(tmp_path):
+    from topo.formats import safetensors_hf
+
+    rng = np.random.default_rng(2)
+    tensors = {f"layers.{i}.weight": _sparse(rng, (16, 16)) for i in range(4)}
+    save_file(tensors, str(tmp_path / "m.safetensors"))
+    entries, _, start = safetensors_hf.read_header(tmp_path / "m.safetensors")
+    stored = [safetensors_hf.StoredTensor(tmp_path / "m.safetensors", k, entries[k], start) for k in tensors]
+    assert stored[0].shape == (16, 16) and stored[0].dtype == np.float32
+    for s in stored:
+        assert np.array_equal(np.asarray(s), tensors[s.name])
+        # only the tensor read last is held
+        assert safetensors_hf._LAST_READ[1] is np.asarray(s)
+    net = load(tmp_path / "m.safetensors", weights=False)
+    assert all(layer.weight is None for layer in net)
+    assert [layer.nnz for layer in net] == [int(np.count_nonzero(tensors[f"layers.{i}.weight"])) for i in range(4)]

@@ -410,14 +410,15 @@ def _check_layer_budget(t: Tensor, weights: bool, path: Path, warnings: list[str
     """
     shape = tuple(int(s) for s in np.shape(t.value))
     what = f"layer {t.key!r}"
+    current = _policy.limits()
     if len(shape) == 2:
         n_out, n_in = (shape[1], shape[0]) if t.layout == "in_out" else shape
         dense_value = not sp.issparse(t.value)
-        _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=dense_value)
+        _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=dense_value, current=current)
         if dense_value or not weights:
             return weights
         try:
-            _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=True)
+            _policy.check_layer_shape(n_out, n_in, path=path, what=what, dense=True, current=current)
         except TopoError:
             warnings.append(f"{t.key}: weights not kept (a dense {n_out:,} x {n_in:,} matrix is over the "
                             "TOPO_MAX_DENSE_CELLS budget); mask only")

@@ -69,9 +69,10 @@ class Limits:
     #: Largest ratio of declared (uncompressed) bytes to the compressed file's size.
     expansion: int = 50
     #: Arrays (tensors, members, datasets, initializers) in one file.
-    arrays: int = 1_000_000
-    #: Layers (2-D and convolution weights) in one network.
-    layers: int = 100_000
+    arrays: int = 100_000
+    #: Layers (2-D and convolution weights) in one network (raise it for the largest
+    #: mixture-of-experts models).
+    layers: int = 10_000
     #: Neurons on either side (in or out) of one layer.
     neurons: int = 10_000_000
     #: Cells (out x in) of one layer held as a dense array (2**31: a 2 GiB boolean mask).
@@ -89,9 +90,12 @@ def limits() -> Limits:
     TopoError
         If such an environment variable is set but is not a positive integer.
     """
+    environ = os.environ
+    raws = tuple(environ.get(variable) for variable in _ENV.values())
+    if raws == _LAST_LIMITS[0]:
+        return _LAST_LIMITS[1]
     values: dict[str, int] = {}
-    for name, variable in _ENV.items():
-        raw = os.environ.get(variable)
+    for (name, variable), raw in zip(_ENV.items(), raws):
         if raw is None or raw.strip() == "":
             continue
         try:
@@ -101,7 +105,12 @@ def limits() -> Limits:
         if value <= 0:
             raise TopoError(f"environment variable {variable}={raw!r} must be positive")
         values[name] = value
-    return Limits(**values)
+    current = Limits(**values)
+    _LAST_LIMITS[:] = [raws, current]
+    return current
+
+
+_LAST_LIMITS: list = [None, None]  # the environment values last read and their Limits
 
 
 def _refused(what: str, amount: str, limit: str, variable: str) -> str:
@@ -117,6 +126,7 @@ def check_declared_size(
     available: int | None = None,
     compressed: bool = False,
     limit: int | None = None,
+    current: Limits | None = None,
 ) -> None:
     """Refuse one array whose declared size is implausible, before allocating it.
 
@@ -136,13 +146,15 @@ def check_declared_size(
         Whether ``available`` is a compressed size.
     limit : int, optional
         Absolute limit; ``limits().tensor_bytes`` by default.
+    current : Limits, optional
+        The limits to apply (read once by a caller that checks many arrays).
 
     Raises
     ------
     TopoError
         If the declared size is negative or over a limit.
     """
-    current = limits()
+    current = limits() if current is None else current
     limit = current.tensor_bytes if limit is None else int(limit)
     nbytes = int(nbytes)
     if nbytes < 0:
@@ -209,10 +221,10 @@ class FileBudget:
             ``file_bytes`` or over ``expansion`` times a compressed file; or the file
             has more than ``arrays`` arrays.
         """
-        check_declared_size(nbytes, path=self.path, what=what, limit=self.limits.tensor_bytes)
+        check_declared_size(nbytes, path=self.path, what=what, current=self.limits)
         self.total += int(nbytes)
         self.count += 1
-        check_array_count(self.count, path=self.path)
+        check_array_count(self.count, path=self.path, current=self.limits)
         if self.total > self.limits.file_bytes:
             raise TopoError(
                 _refused(
@@ -243,12 +255,12 @@ class FileBudget:
             )
 
 
-def check_array_count(count: int, *, path: Path | str) -> None:
+def check_array_count(count: int, *, path: Path | str, current: Limits | None = None) -> None:
     """Refuse a file that holds more than ``limits().arrays`` arrays."""
-    cap = limits().arrays
+    cap = (limits() if current is None else current).arrays
     if count > cap:
         raise TopoError(
-            _refused("this file", f"holds more than {cap:,} arrays", f"{cap:,}", _ENV["arrays"]), path=path
+            _refused("this file", f"holds {count:,} arrays", f"{cap:,} arrays", _ENV["arrays"]), path=path
         )
 
 
@@ -261,7 +273,9 @@ def check_layer_count(count: int, *, path: Path | str) -> None:
         )
 
 
-def check_layer_shape(n_out: int, n_in: int, *, path: Path | str, what: str, dense: bool = True) -> None:
+def check_layer_shape(
+    n_out: int, n_in: int, *, path: Path | str, what: str, dense: bool = True, current: Limits | None = None
+) -> None:
     """Refuse a layer whose declared shape is over budget, before it is built.
 
     Parameters
@@ -275,6 +289,8 @@ def check_layer_shape(n_out: int, n_in: int, *, path: Path | str, what: str, den
     dense : bool
         Whether the layer will be held as a dense ``n_out x n_in`` array (then
         ``dense_cells`` applies too); sparse layers are limited by ``neurons`` only.
+    current : Limits, optional
+        The limits to apply (read once by a caller that checks many layers).
 
     Raises
     ------
@@ -282,7 +298,7 @@ def check_layer_shape(n_out: int, n_in: int, *, path: Path | str, what: str, den
         If either side has more than ``neurons`` neurons, or a dense layer more than
         ``dense_cells`` cells.
     """
-    current = limits()
+    current = limits() if current is None else current
     n_out, n_in = int(n_out), int(n_in)
     if n_out < 0 or n_in < 0:
         raise TopoError(f"{what} declares a negative dimension", path=path)

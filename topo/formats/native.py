@@ -30,7 +30,14 @@ def sniff(path: Path) -> bool:
         if path.is_dir():
             run = _run_of(path)
             return is_run_folder(run) and bool(list_checkpoints(run))
-        return path.is_file() and is_topo_checkpoint(path)
+        if not path.is_file():
+            return False
+        from topo.formats.safetensors_hf import read_header
+
+        # the header is parsed (once, cached) before the safetensors library opens the file
+        if read_header(path)[1].get("format") != "topo-checkpoint":
+            return False
+        return is_topo_checkpoint(path)
     except Exception:  # a damaged file is not this format; detection must never fail
         return False
 
@@ -50,6 +57,7 @@ def read(path: Path, *, weights: bool = True, **_: Any) -> Topology:
         path = checkpoints[-1]
         _policy.confine(path, run, what="checkpoint")
     with reading(path, "topo checkpoint"):
+        _check_budget(path)
         topology = load_checkpoint(path, weights=weights)
     requested = requested_sparsity(topology.info.get("run"), topology.names)
     if requested is not None and "requested_sparsity" not in topology.info:
@@ -70,7 +78,7 @@ def requested_sparsity(run: Any, names: list[str]) -> dict[str, float] | None:
         return None
     try:
         requested = {"*": float(config["sparsity"])}
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         return None
     density_map = config.get("density_map")
     if isinstance(density_map, dict):
@@ -82,8 +90,20 @@ def requested_sparsity(run: Any, names: list[str]) -> dict[str, float] | None:
             name = names[index] if index is not None and -len(names) <= index < len(names) else str(key)
             try:
                 requested[name] = 1.0 - float(density)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 continue
     if config.get("dense_output") is True and names:
         requested[names[-1]] = 0.0
     return requested
+
+
+def _check_budget(path: Path) -> None:
+    """Layer count and mask shapes from the header, checked before any tensor is read."""
+    from topo.formats.safetensors_hf import read_header
+
+    entries, _, _ = read_header(path)  # the file's own budget (sizes, overlaps) is checked here
+    masks = [(key, entry["shape"]) for key, entry in entries.items() if key.endswith(".mask")]
+    _policy.check_layer_count(len(masks), path=path)
+    for key, shape in masks:
+        if len(shape) == 2:  # topo stores masks densely
+            _policy.check_layer_shape(shape[0], shape[1], path=path, what=f"layer {key[: -len('.mask')]!r}")

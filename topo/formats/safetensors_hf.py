@@ -31,6 +31,7 @@ import json
 import math
 import re
 import struct
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -50,12 +51,12 @@ from topo.formats._assemble import (
 )
 from topo.topology import Topology
 
-__all__ = ["EXTENSIONS", "MAX_HEADER_BYTES", "sniff", "read", "read_header", "model_order"]
+__all__ = ["EXTENSIONS", "MAX_HEADER_BYTES", "StoredTensor", "sniff", "read", "read_header", "model_order"]
 
 EXTENSIONS = (".safetensors",)
 
-#: safetensors' own limit on the JSON header.
-MAX_HEADER_BYTES = 100 * 1024**2
+#: safetensors' own limit on the JSON header (100,000,000 bytes).
+MAX_HEADER_BYTES = _policy.MAX_HEADER_BYTES
 
 _ITEMSIZE = {
     "BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1,
@@ -76,8 +77,19 @@ _HF_WEIGHT_FILES = (
 
 
 # -- header ---------------------------------------------------------------------------
+#: Parsed headers of the last few files (keyed by file identity): sniffing, reading and
+#: topo's own reader all need the header, which is parsed once.
+_HEADER_CACHE: "OrderedDict[tuple, tuple[dict, dict, int]]" = OrderedDict()
+_HEADER_CACHE_SIZE = 2
+
+
 def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
     """Parse and validate a safetensors header without reading any tensor.
+
+    The header is parsed once per file (later calls for the same unchanged file reuse
+    it). It may hold at most :data:`MAX_HEADER_BYTES` (the safetensors library's own
+    limit) and at most ``TOPO_MAX_ARRAYS`` tensors, counted before parsing; tensors
+    must lie inside the file without overlapping, as the library requires.
 
     Returns
     -------
@@ -92,10 +104,26 @@ def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], 
     ------
     TopoError
         Too short, a header or tensor that declares more bytes than the file holds,
-        malformed JSON, unknown dtypes or inconsistent shapes.
+        malformed JSON, unknown dtypes, inconsistent shapes, overlapping tensors, or
+        over a budget.
     """
     path = Path(path)
-    size = path.stat().st_size
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    cached = _HEADER_CACHE.get(key)
+    if cached is not None:
+        _HEADER_CACHE.move_to_end(key)
+        entries, metadata, data_start = cached
+        return dict(entries), dict(metadata), data_start
+    parsed = _parse_header(path, stat.st_size)
+    _HEADER_CACHE[key] = parsed
+    while len(_HEADER_CACHE) > _HEADER_CACHE_SIZE:
+        _HEADER_CACHE.popitem(last=False)
+    entries, metadata, data_start = parsed
+    return dict(entries), dict(metadata), data_start
+
+
+def _parse_header(path: Path, size: int) -> tuple[dict[str, dict[str, Any]], dict[str, str], int]:
     if size == 0:
         raise TopoError("empty file, not a safetensors file", path=path)
     if size < 8:
@@ -109,12 +137,18 @@ def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], 
                 path=path,
             )
         if n > MAX_HEADER_BYTES:
-            raise TopoError(f"refused: safetensors header of {n:,} bytes exceeds {MAX_HEADER_BYTES:,}", path=path)
+            raise TopoError(
+                f"refused: safetensors header of {n:,} bytes exceeds the safetensors limit of {MAX_HEADER_BYTES:,}",
+                path=path,
+            )
         raw = handle.read(n)
+    # Count the entries before building a Python object for each of them.
+    _policy.check_array_count(raw.count(b'"data_offsets"'), path=path)
     try:
-        header = json.loads(raw.decode("utf-8"))
+        header = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise TopoError(f"safetensors header is not valid JSON ({one_line(exc)})", path=path) from None
+    del raw
     if not isinstance(header, dict):
         raise TopoError("safetensors header is not a JSON object", path=path)
     data_start = 8 + n
@@ -122,6 +156,8 @@ def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], 
     metadata = header.pop("__metadata__", None) or {}
     if not isinstance(metadata, dict):
         raise TopoError("safetensors __metadata__ is not an object", path=path)
+    budget = _policy.FileBudget(path, available=data_len)
+    _policy.check_array_count(len(header), path=path, current=budget.limits)
     entries: dict[str, dict[str, Any]] = {}
     for name, entry in header.items():
         if not isinstance(entry, dict):
@@ -139,14 +175,20 @@ def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], 
             raise TopoError(f"tensor {name!r} has a malformed shape or data_offsets", path=path)
         begin, end = offsets
         nbytes = math.prod(shape) * _ITEMSIZE[dtype]
-        check_declared_size(nbytes, path=path, what=f"tensor {name!r}", available=data_len)
+        check_declared_size(nbytes, path=path, what=f"tensor {name!r}", available=data_len, current=budget.limits)
         if not 0 <= begin <= end <= data_len or end - begin != nbytes:
             raise TopoError(
                 f"tensor {name!r} declares bytes {begin}..{end} of {data_len:,} for {nbytes:,} bytes of data "
                 "(truncated or corrupt)",
                 path=path,
             )
+        budget.take(nbytes, f"tensor {name!r}")
         entries[name] = {"dtype": dtype, "shape": shape, "data_offsets": [begin, end]}
+    # Tensors may not share bytes: many names over one region would multiply the file.
+    spans = sorted((e["data_offsets"][0], e["data_offsets"][1], k) for k, e in entries.items() if e["data_offsets"][1] > e["data_offsets"][0])
+    for (_, prev_end, prev_name), (begin, _, name) in zip(spans, spans[1:]):
+        if begin < prev_end:
+            raise TopoError(f"tensors {prev_name!r} and {name!r} overlap in the file (corrupt)", path=path)
     return entries, {str(k): str(v) for k, v in metadata.items()}, data_start
 
 
@@ -215,32 +257,87 @@ def _float8_table(dtype: str) -> np.ndarray:
     return values.astype(np.float32)
 
 
-def _read_tensor(path: Path, name: str, entry: Mapping[str, Any], data_start: int, handle: Any) -> np.ndarray:
-    dtype, shape = entry["dtype"], tuple(entry["shape"])
+class StoredTensor:
+    """One tensor of a safetensors file, read from disk only when numpy asks for it.
+
+    It has the ``shape``, ``dtype``, ``ndim`` and ``size`` of the array it stands for
+    and turns into that array through ``numpy.asarray``. The bytes were validated
+    against the header (inside the file, no overlap); ``BF16`` and ``F8`` become
+    float32. Only the most recently read tensor is kept in memory, so reading a
+    model tensor by tensor holds one tensor at a time.
+    """
+
+    __slots__ = ("path", "name", "stored_dtype", "shape", "offset", "nbytes")
+
+    def __init__(self, path: Path, name: str, entry: Mapping[str, Any], data_start: int) -> None:
+        self.path = path
+        self.name = name
+        self.stored_dtype = entry["dtype"]
+        self.shape = tuple(int(s) for s in entry["shape"])
+        begin, end = entry["data_offsets"]
+        self.offset = data_start + begin
+        self.nbytes = end - begin
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(_NUMPY_DTYPE.get(self.stored_dtype, np.float32))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        array = _read_stored(self)
+        return array if dtype is None else array.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StoredTensor({self.path.name}:{self.name}, {self.stored_dtype}, {list(self.shape)})"
+
+
+_LAST_READ: list[Any] = [None, None]  # (key, array) of the last tensor read
+
+
+def _read_stored(tensor: StoredTensor) -> np.ndarray:
+    key = (str(tensor.path), tensor.offset, tensor.nbytes, tensor.stored_dtype, tensor.shape)
+    if _LAST_READ[0] == key:
+        return _LAST_READ[1]
+    _LAST_READ[0] = _LAST_READ[1] = None  # free the previous tensor before reading the next
+    raw = np.empty(tensor.nbytes, dtype=np.uint8)
+    with open(tensor.path, "rb") as handle:
+        handle.seek(tensor.offset)
+        got = handle.readinto(memoryview(raw)) if tensor.nbytes else 0
+    if got != tensor.nbytes:
+        raise TopoError(f"tensor {tensor.name!r} is truncated (file changed while reading?)", path=tensor.path)
+    dtype = tensor.stored_dtype
     if dtype in _NUMPY_DTYPE:
-        return handle.get_tensor(name)
-    begin, end = entry["data_offsets"]
-    raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start + begin, shape=(end - begin,)) if end > begin \
-        else np.zeros(0, dtype=np.uint8)
-    if dtype == "BF16":
-        bits = np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16
-        return bits.view(np.float32).reshape(shape)
-    return _float8_table(dtype)[np.asarray(raw)].reshape(shape)
+        array = raw.view(np.dtype(_NUMPY_DTYPE[dtype]).newbyteorder("<")).reshape(tensor.shape)
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+    elif dtype == "BF16":
+        array = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(tensor.shape)
+    else:
+        array = _float8_table(dtype)[raw].reshape(tensor.shape)
+    _LAST_READ[0], _LAST_READ[1] = key, array
+    return array
 
 
 def _safetensors_tensors(path: Path, *, config: Mapping[str, Any] | None, notes: list[str]) -> tuple[list[Tensor], list[str], bool]:
-    """Tensors of one safetensors file; returns them, the header's key order, and whether that order is meaningful."""
-    from safetensors import safe_open
-
+    """Tensors of one safetensors file, not yet read; returns them, the header's key order,
+    and whether that order is meaningful."""
     entries, metadata, data_start = read_header(path)
+    # an upper bound of the layers, checked before any per-tensor work
+    _policy.check_layer_count(sum(len(e["shape"]) >= 2 for e in entries.values()), path=path)
     file_order = sorted(entries, key=lambda k: entries[k]["data_offsets"][0])
     canonical = sorted(entries, key=lambda k: (-_ITEMSIZE[entries[k]["dtype"]], k))
     meaningful = file_order not in (canonical, sorted(entries))
-    tensors = []
-    with safe_open(str(path), framework="np") as handle:
-        for name in file_order:
-            value = _read_tensor(path, name, entries[name], data_start, handle)
-            tensors.append(Tensor(key=name, value=value, source=f"{path.name}:{name}"))
+    tensors = [
+        Tensor(key=name, value=StoredTensor(path, name, entries[name], data_start), source=f"{path.name}:{name}")
+        for name in file_order
+    ]
     return tensors, file_order, meaningful
 
 
@@ -441,6 +538,7 @@ def read(
                 tensors.extend(part)
             if all(f.suffix != ".safetensors" for f in files):
                 meaningful = len(files) == 1  # a single state dict keeps registration order
+        _policy.check_layer_count(sum(len(np.shape(t.value)) >= 2 for t in tensors), path=path)
         # The names decide the layout (a Flax/Keras ``kernel`` is [in, out], a torch
         # ``weight`` [out, in]); GPT-2's Conv1D ``weight`` is the known exception below.
         unknown = apply_name_layouts(tensors)
