@@ -3,7 +3,8 @@
 >>> from topo.training.algorithms import get_algorithm
 >>> algo = get_algorithm("rigl", update_every=100, drop_fraction=0.3)
 
-Registered: ``static``, ``rigl``, ``set``, ``ggr``, ``prune`` (see each module).
+Registered: ``static``, ``rigl``, ``set``, ``ggr``, ``prune``, ``srigl``, ``granet`` (see each module).
+A new method is one module here plus its import below.
 """
 
 from topo.training.algorithms.base import (
@@ -21,6 +22,8 @@ from topo.training.algorithms.rigl import RigL, magnitude_drop, rigl_update  # i
 from topo.training.algorithms.set import SET, set_update  # isort: skip
 from topo.training.algorithms.ggr import GGR, ggr_update  # isort: skip
 from topo.training.algorithms.prune import Prune, magnitude_prune  # isort: skip
+from topo.training.algorithms.srigl import SRigL, srigl_layer_update  # isort: skip
+from topo.training.algorithms.granet import GraNet, cubic_sparsity  # isort: skip
 
 __all__ = [
     "Algorithm",
@@ -35,9 +38,13 @@ __all__ = [
     "SET",
     "GGR",
     "Prune",
+    "SRigL",
+    "GraNet",
     "rigl_update",
     "magnitude_drop",
     "set_update",
     "ggr_update",
     "magnitude_prune",
+    "srigl_layer_update",
+    "cubic_sparsity",
 ]
