@@ -181,3 +181,16 @@ def test_granet_trains_to_the_target_and_resumes(tmp_path):
     assert first.density == 1.0
     total = sum(layer.mask.shape[0] * layer.mask.shape[1] for layer in last)
     assert sum(layer.mask.nnz for layer in last) == total - round(0.9 * total)
+
+
+def test_sweep_grid_takes_the_new_methods_and_their_own_options():
+    from topo.sweep import expand_grid, parse_sweep_spec
+
+    spec = parse_sweep_spec({"base": {"epochs": 1}, "grid": {"method": ["srigl", "granet"], "ablation_threshold": [0.0, 0.5]}})
+    notes: list[str] = []
+    runs = expand_grid(spec, notes=notes)
+    # granet does not take ablation_threshold, so its two grid cells are one run
+    assert [(r.config.method, r.config.ablation_threshold) for r in runs] == [("srigl", 0.0), ("srigl", 0.5), ("granet", 0.0)]
+    assert any("same run" in note for note in notes)
+    with pytest.raises(TopoError, match=r"\[grid\] ablation_threshold: 1.5 is outside"):
+        expand_grid(parse_sweep_spec({"grid": {"method": ["srigl"], "ablation_threshold": [1.5]}}))

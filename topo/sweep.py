@@ -89,7 +89,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from topo.errors import TopoError
-from topo.training.config import IDENTITY_EXCLUDED, TrainConfig, coerce_option, config_identity, training_options
+from topo.training.config import IDENTITY_EXCLUDED, TrainConfig, coerce_option, config_identity, options_not_taken, training_options
 
 __all__ = [
     "SweepSpec",
@@ -395,7 +395,10 @@ def _run_name(config: TrainConfig, keys: Sequence[str]) -> str:
     if not keys:
         keys = ["dataset", "method"]
     parts = []
+    ignored = options_not_taken(config)  # another method's own option says nothing of this run
     for key in keys:
+        if key in ignored:
+            continue
         value = getattr(config, key)
         prefix = _NAME_PREFIX.get(key, key.replace("_", "-"))
         text = (prefix if value else f"no-{prefix}") if isinstance(value, bool) else prefix + _name_value(value)

@@ -42,6 +42,7 @@ __all__ = [
     "methods_taking",
     "IDENTITY_EXCLUDED",
     "config_identity",
+    "options_not_taken",
 ]
 
 OPTIMIZERS = ("sgd", "adam")
@@ -402,8 +403,22 @@ def config_identity(config: TrainConfig) -> dict[str, Any]:
     data = config.to_dict()
     for key in IDENTITY_EXCLUDED:
         data.pop(key, None)
-    taken = set(config.algorithm_options()) if config.method in _methods() else set()
-    for key in _DECLARED - taken:
+    for key in options_not_taken(config):
         data.pop(key, None)
     return data
+
+
+def options_not_taken(config: TrainConfig) -> frozenset[str]:
+    """The options other methods declare for themselves, which this configuration's method ignores.
+
+    Parameters
+    ----------
+    config : TrainConfig
+
+    Returns
+    -------
+    frozenset of str
+    """
+    taken = set(config.algorithm_options()) if config.method in _methods() else set()
+    return frozenset(_DECLARED - taken)
 
