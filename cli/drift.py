@@ -7,7 +7,18 @@ import click
 from topo_cli.render import emit, format_option
 
 COLUMNS = ["label", "layer", "cv", "wasserstein", "ks", "turnover"]
-HEADERS = {"label": "epoch", "cv": "CV", "wasserstein": "W1", "ks": "KS", "turnover": "turnover"}
+HEADERS = {"label": "epoch", "cv": "CV", "wasserstein": "W1", "ks": "KS", "turnover": "turnover",
+           "explored": "explored", "active": "active"}
+EXPLORATION_COLUMNS = ["layer", "exploration_rate", "initial_density", "width", "active_width", "neurons_removed",
+                       "explored_fan_in_mean", "always_present"]
+EXPLORATION_HEADERS = {
+    "exploration_rate": "explored",
+    "initial_density": "initial density",
+    "active_width": "active width",
+    "neurons_removed": "removed",
+    "explored_fan_in_mean": "explored fan-in (mean)",
+    "always_present": "always present",
+}
 LAYER_COLUMNS = ["layer", "converged_label", "final_wasserstein", "mu", "sigma", "cv", "mean_fan_in"]
 LAYER_HEADERS = {
     "converged_label": "converged at",
@@ -33,7 +44,7 @@ LAYER_HEADERS = {
 @format_option()
 def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibrium: str | None,
                   save_profile: str | None, fmt: str) -> None:
-    """Drift of RUN's fan-in distributions toward their equilibrium.
+    """Drift of RUN's fan-in distributions toward their equilibrium, and its exploration.
 
     RUN is a run folder (all its checkpoints, in training order) or checkpoint files
     in order. Per checkpoint and layer: fan-in CV, the Wasserstein-1 (W1) and KS
@@ -43,12 +54,21 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
     (mu and sigma of ln fan-in, CV).
 
     The equilibrium is the pooled fan-in of RUN's last --last-k checkpoints, unless
-    --equilibrium names another run or a profile file. --format csv prints the
-    per-checkpoint table only; json prints both.
+    --equilibrium names another run or a profile file.
+
+    Exploration (ITOP): per checkpoint, "explored" is the share of a layer's possible
+    connections active in at least one checkpoint so far, and "active" the layer's
+    neurons still present (with an input or an output; methods that remove neurons
+    shrink it). Per layer: the final rate, neurons removed, the mean share of each
+    neuron's possible inputs ever active, and the share of neurons present in every
+    checkpoint. Only the checkpoints given are seen, so the rate is a lower bound.
+
+    --format csv prints the per-checkpoint table only; json prints all three.
     """
     from pathlib import Path
 
     from topo.analysis.drift import drift, load_run, save_profile as write_profile
+    from topo.analysis.exploration import exploration
     from topo.checkpoint import is_run_folder
     from topo.errors import TopoError
     from topo_cli.progress import progress_bar
@@ -68,6 +88,17 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
 
     rows = result.to_rows()
     layer_rows = result.layer_rows()
+    try:
+        explored = exploration(topologies)
+    except TopoError as exc:  # checkpoints of differently shaped networks: drift only
+        explored = None
+        click.echo(f"exploration not computed: {exc}", err=True)
+    if explored is not None:
+        per_checkpoint = {(r["label"], r["layer"]): r for r in explored.to_rows()}
+        for row in rows:
+            found = per_checkpoint.get((row["label"], row["layer"]))
+            row["explored"] = None if found is None else found["exploration_rate"]
+            row["active"] = None if found is None else found["active_width"]
     if save_profile:
         written = write_profile(result, save_profile)
         click.echo(f"wrote profile {written} ({len(result.layers)} layers)", err=True)
@@ -80,16 +111,18 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         "tolerance": result.tolerance,
         "checkpoints": rows,
         "layers": layer_rows,
+        "exploration": None if explored is None else explored.to_dict(),
     }
     if fmt == "json":
         emit(rows, COLUMNS, fmt, json_payload=payload)
         return
+    extra = ["explored", "active"] if explored is not None else []
     if fmt == "csv":
-        emit(rows, COLUMNS + ["checkpoint", "epoch", "step"], fmt)
+        emit(rows, COLUMNS + extra + ["checkpoint", "epoch", "step"], fmt)
         return
     emit(
         rows,
-        COLUMNS,
+        COLUMNS + extra,
         fmt,
         title=f"{name}: drift toward the equilibrium",
         headers=HEADERS,
@@ -103,3 +136,12 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         headers=LAYER_HEADERS,
         caption=f"converged: W1 <= {result.tolerance:g} from that checkpoint on; '-' = not converged",
     )
+    if explored is not None:
+        emit(
+            explored.layer_rows(),
+            EXPLORATION_COLUMNS,
+            fmt,
+            title=f"per layer: exploration (network: {explored.final_rate:.4f} of all possible connections)",
+            headers=EXPLORATION_HEADERS,
+            caption="explored: share of possible connections ever active; removed: neurons with no input and no output",
+        )

@@ -39,6 +39,7 @@ __all__ = [
     "hubs_figure",
     "gradients_figure",
     "density_figure",
+    "exploration_figure",
     "curves_figure",
 ]
 
@@ -360,6 +361,51 @@ def density_figure(
     densities = {name: [t[name].density if name in t.names else np.nan for t in topologies] for name in names}
     overall = [t.density for t in topologies]
     return density_curves(checkpoint_epochs(topologies), densities, overall=overall, path=path, dpi=dpi)
+
+
+def exploration_figure(
+    source: Any,
+    *,
+    layers: Sequence[str] | None = None,
+    path: str | os.PathLike | None = None,
+    dpi: int = 150,
+    progress: Progress | None = None,
+):
+    """Exploration rate and active width over a run; see :func:`topo.plot.exploration_curves`.
+
+    Parameters
+    ----------
+    source : run folder, sequence of Topology, or an ExplorationResult
+        An ExplorationResult (from :func:`topo.analysis.exploration.exploration`) is
+        drawn as it is.
+    layers : sequence of str, optional
+    path, dpi, progress
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from topo.analysis.exploration import ExplorationResult, exploration
+    from topo.plot import exploration_curves
+
+    result = source if isinstance(source, ExplorationResult) else exploration(_topologies(source, progress=progress))
+    if layers:
+        unknown = [name for name in layers if name not in result.layers]
+        if unknown:
+            raise TopoError(f"no layer named {', '.join(map(repr, unknown))}; layers are: {', '.join(result.layers)}")
+    names = [name for name in result.layers if not layers or name in layers]
+    columns = [result.layers.index(name) for name in names]
+    epochs = result.epochs
+    x = [float(e) for e in epochs] if all(e is not None for e in epochs) else [float(i) for i in range(len(epochs))]
+    return exploration_curves(
+        x,
+        {name: result.layer_rate[:, c] for name, c in zip(names, columns)},
+        overall=result.rate,
+        active_share={name: result.active_width[:, c] / max(result.width[c], 1) for name, c in zip(names, columns)},
+        path=path,
+        dpi=dpi,
+    )
 
 
 # -- figures of one checkpoint -----------------------------------------------------------

@@ -43,6 +43,7 @@ __all__ = [
     "hub_persistence_curves",
     "gradient_vs_fanin",
     "density_curves",
+    "exploration_curves",
     "training_curves",
 ]
 
@@ -982,6 +983,58 @@ def density_curves(
         ax.set_ylabel("density")
         ax.set_title("Layer density over training")
         ax.set_ylim(bottom=0)
+    return _finish(fig, path, dpi)
+
+
+def exploration_curves(
+    epochs: Sequence[Any],
+    rates: Mapping[str, Sequence[float]],
+    *,
+    overall: Sequence[float] | None = None,
+    active_share: Mapping[str, Sequence[float]] | None = None,
+    path: str | os.PathLike | None = None,
+    dpi: int = DEFAULT_DPI,
+):
+    """Exploration rate (connections ever active) and active width over training.
+
+    Parameters
+    ----------
+    epochs : sequence of numbers
+    rates : mapping of str to sequence of float
+        Layer name -> share of its possible connections active at least once so far.
+    overall : sequence of float, optional
+        The whole network's exploration rate, drawn as a dashed black line.
+    active_share : mapping of str to sequence of float, optional
+        Layer name -> share of its neurons still present (an input or an output); drawn
+        in a second panel when given.
+    path, dpi
+        See :func:`fanin_ridge`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes (y label ``"exploration rate"``), two with ``active_share`` (the second
+        with y label ``"active width / width"``).
+    """
+    with _style():
+        panels = 2 if active_share is not None else 1
+        fig, axes = _figure(panels, panel_size=(5.0, 3.6), max_columns=2)
+        ax = axes[0]
+        _draw_layer_lines(ax, epochs, rates)
+        if overall is not None:
+            ax.plot(_as_float_array(epochs), _as_float_array(overall), color="black", linestyle="--", linewidth=1.6, label="network")
+            ax.legend(fontsize="small")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("exploration rate")
+        ax.set_title("Connections ever active")
+        ax.set_ylim(bottom=0)
+        if active_share is not None:
+            ax = axes[1]
+            _draw_layer_lines(ax, epochs, active_share)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("active width / width")
+            ax.set_title("Neurons present")
+            ax.set_ylim(0, 1.05)
     return _finish(fig, path, dpi)
 
 

@@ -40,6 +40,7 @@ REPORT_SECTIONS = (
     "curves",
     "fanin",
     "drift",
+    "exploration",
     "density",
     "hubs",
     "gradients",
@@ -53,6 +54,7 @@ _TITLES = {
     "curves": "Loss and accuracy",
     "fanin": "Fan-in over training",
     "drift": "Drift toward equilibrium",
+    "exploration": "Exploration and active width",
     "density": "Layer densities",
     "hubs": "Hub persistence",
     "gradients": "Gradient against fan-in",
@@ -66,6 +68,10 @@ _CAPTIONS = {
     "drift": "Left: fan-in CV. Middle: Wasserstein-1 distance of the normalised fan-in to the "
     "equilibrium (the pooled last checkpoints), dotted lines where a layer converged, dashed the "
     "tolerance. Right: share of connections that changed between consecutive checkpoints.",
+    "exploration": "Left: exploration rate (ITOP), the share of possible connections active in at least "
+    "one checkpoint so far, per layer and (dashed) for the network; it starts at the initial density. "
+    "Right: share of each layer's neurons still present (with an input or an output); a removed "
+    "neuron has neither.",
     "density": "Share of possible connections present, per layer and (dashed) for the network.",
     "hubs": "Jaccard overlap of each checkpoint's hubs (top 10% of neurons by fan-in) with the final hubs.",
     "gradients": "Per-neuron mean |gradient| against fan-in at the last checkpoint; concentration is "
@@ -335,6 +341,27 @@ _LAYER_COLUMNS = [
 ]
 
 
+_EXPLORATION_COLUMNS = [
+    ("layer", "layer"), ("exploration_rate", "exploration rate"), ("initial_density", "initial density"),
+    ("width", "width"), ("active_width", "active width"), ("neurons_removed", "neurons removed"),
+    ("explored_fan_in_mean", "mean explored fan-in share"),
+]
+
+
+def _exploration_html(topologies: Sequence[Any], *, dpi: int) -> str:
+    """The exploration figure and its per-layer table, or a note why there is none."""
+    from topo import figures
+    from topo.analysis.exploration import exploration
+
+    try:
+        result = exploration(topologies)
+    except TopoError as exc:
+        return f'<p class="note">Not available: {_e(exc)}</p>'
+    body = _figure_html(lambda: figures.exploration_figure(result), "exploration rate and active width",
+                        _CAPTIONS["exploration"], dpi=dpi)
+    return body + _table(result.layer_rows(), _EXPLORATION_COLUMNS, text_columns=("layer",))
+
+
 def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> tuple[str, list[tuple[str, str]]]:
     from topo import figures
 
@@ -385,12 +412,13 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
             section("drift", _figure_html(lambda: figures.drift_figure(data.drift), "fan-in CV, drift and turnover", _CAPTIONS["drift"], dpi=dpi))
         else:
             section("drift", f'<p class="note">Not available: {_e(data.drift_error or "no drift")}</p>')
+        section("exploration", _exploration_html(topologies, dpi=dpi))
         section("density", _figure_html(lambda: figures.density_figure(topologies), "layer densities", _CAPTIONS["density"], dpi=dpi))
         section("hubs", _figure_html(lambda: figures.hubs_figure(topologies), "hub persistence", _CAPTIONS["hubs"], dpi=dpi))
         section("gradients", _figure_html(lambda: figures.gradients_figure(topologies[-1]), "gradient against fan-in", _CAPTIONS["gradients"], dpi=dpi))
         section("degree", _figure_html(lambda: figures.degree_figure(topologies[-1]), "fan-in distribution with fits", _CAPTIONS["degree"], dpi=dpi))
     else:
-        for key in ("fanin", "drift", "density", "hubs", "gradients", "degree"):
+        for key in ("fanin", "drift", "exploration", "density", "hubs", "gradients", "degree"):
             section(key, '<p class="note">No checkpoints in this run.</p>')
 
     if data.config:

@@ -4,7 +4,8 @@ One topic per module: ``degree`` (fan-in, fan-out, CV), ``fits`` (fan-in distrib
 fits), ``hubs`` (hub identity, overlap, persistence), ``distance`` (NNSTD, mask
 turnover), ``drift`` (toward the equilibrium fan-in; its function ``drift`` is not re-exported, the module has that name), ``gradients`` (gradient
 hierarchy), ``patterns`` (dense, unstructured, N:M and block sparsity; requested
-against achieved sparsity). The most used functions are re-exported here; they are imported on first
+against achieved sparsity), ``exploration`` (connections ever active, neuron activity
+over a run). The most used functions are re-exported here; they are imported on first
 use, so that ``import topo`` stays quick.
 """
 
@@ -46,6 +47,8 @@ _LAZY = {
     "layer_patterns": "topo.analysis.patterns",
     "pattern_summary": "topo.analysis.patterns",
     "sparsity_report": "topo.analysis.patterns",
+    "exploration": "topo.analysis.exploration",
+    "ExplorationResult": "topo.analysis.exploration",
 }
 
 __all__ = [

@@ -1,0 +1,97 @@
+"""Exploration rate (ITOP) and neuron activity over a run, worked by hand; drift and report show it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from topo.analysis.exploration import active_widths, exploration, present_neurons
+from topo.errors import TopoError
+from topo.topology import Topology
+from topo.training.config import TrainConfig
+from topo.training.trainer import train
+from topo_cli.main import main
+
+
+def _net(first, second, epoch):
+    return Topology.from_masks([np.array(first), np.array(second)], names=["fc1", "fc2"], info={"epoch": epoch})
+
+
+@pytest.fixture
+def three():
+    return [
+        _net([[1, 0], [0, 1], [0, 0]], [[1, 1, 0]], 0),
+        _net([[0, 1], [0, 1], [0, 0]], [[1, 1, 0]], 1),
+        _net([[0, 1], [0, 0], [1, 0]], [[1, 0, 1]], 2),
+    ]
+
+
+def test_rates_by_hand(three):
+    result = exploration(three)
+    # fc1 ever-active: {00, 11} -> + {01} -> + {20}; fc2: {00, 01} -> same -> + {02}
+    np.testing.assert_allclose(result.layer_rate, [[2 / 6, 2 / 3], [3 / 6, 2 / 3], [4 / 6, 1.0]])
+    np.testing.assert_allclose(result.rate, [4 / 9, 5 / 9, 7 / 9])
+    assert result.final_rate == pytest.approx(7 / 9)
+    np.testing.assert_allclose(result.density[:, 0], [2 / 6, 2 / 6, 2 / 6])
+    np.testing.assert_allclose(result.explored_fan_in[0], [1.0, 0.5, 0.5])
+    assert result.labels == ["0", "1", "2"]
+
+
+def test_neuron_activity_by_hand(three):
+    # fc1 neuron 2 has no input and no output at epochs 0 and 1 (removed), neuron 1 at epoch 2
+    assert [p.tolist() for p in present_neurons(three[2])] == [[True, False, True], [True]]
+    result = exploration(three)
+    assert result.active_width[:, 0].tolist() == [2, 2, 2] and result.width == [3, 1]
+    np.testing.assert_allclose(result.active_share[0], [1.0, 2 / 3, 1 / 3])
+    assert result.neurons_removed == [1, 0]
+    rows = {row["layer"]: row for row in result.layer_rows()}
+    assert rows["fc1"]["neurons_removed"] == 1 and rows["fc1"]["always_present"] == pytest.approx(1 / 3)
+    assert active_widths(three[0]) == [2, 1]
+
+
+def test_checkpoints_of_other_networks_are_refused(three):
+    other = Topology.from_masks([np.ones((4, 2)), np.ones((1, 4))], names=["fc1", "fc2"], info={"path": "odd.safetensors"})
+    with pytest.raises(TopoError, match="odd.safetensors has layers"):
+        exploration([three[0], other])
+    with pytest.raises(TopoError, match="at least one checkpoint"):
+        exploration([])
+
+
+@pytest.fixture(scope="module")
+def srigl_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("explore") / "run"
+    config = TrainConfig(dataset="digits", hidden=(32, 16), epochs=3, threads=1, device="cpu", method="srigl",
+                         update_every=3, drop_fraction=0.5, ablation_threshold=0.9, seed=1)
+    train(config, run_dir=run)
+    return run
+
+
+def test_drift_reports_exploration_and_removed_neurons(srigl_run):
+    from topo.checkpoint import list_checkpoints, load_checkpoint
+
+    runner = CliRunner()
+    data = json.loads(runner.invoke(main, ["drift", str(srigl_run), "--format", "json"]).stdout)
+    last = load_checkpoint(list_checkpoints(srigl_run)[-1])
+    fc1, fc2 = last["fc1"], last["fc2"]
+    # a neuron of fc1 is removed when it has no input in fc1 and no output in fc2
+    removed = int(((fc1.fan_in == 0) & (fc2.fan_out == 0)).sum())
+    layers = {row["layer"]: row for row in data["exploration"]["layers"]}
+    assert layers["fc1"]["neurons_removed"] == removed and removed > 0
+    first = load_checkpoint(list_checkpoints(srigl_run)[0])
+    assert data["exploration"]["rate"][0] == pytest.approx(first.density)
+    assert data["exploration"]["final_rate"] > first.density
+    assert data["checkpoints"][-1]["active"] is not None
+    text = runner.invoke(main, ["drift", str(srigl_run)]).stdout
+    assert "per layer: exploration" in text and "removed" in text
+
+
+def test_report_has_the_exploration_figure_and_table(srigl_run, tmp_path):
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(main, ["report", str(srigl_run), "-o", str(out), "--dpi", "40"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    section = text[text.index('id="run1-exploration"'):text.index('id="run1-density"')]
+    assert "<img" in section and "neurons removed" in section
