@@ -16,6 +16,7 @@ HEADERS = {
     "density_a": "density A", "density_b": "density B", "fan_in_cv_a": "CV A",
     "fan_in_cv_b": "CV B", "hub_overlap_index": "hubs by index",
     "hub_overlap_matched": "hubs matched", "nnstd": "NNSTD", "mask_turnover": "turnover",
+    "active_a": "active A", "active_b": "active B",
 }
 
 
@@ -87,14 +88,20 @@ def compare_command(a: str, b: str, fraction: float, no_match_output: bool, fmt:
         "nnstd": result.distance,
         "mask_turnover": overall_turnover,
     }
+    # where a method removed neurons, say how many each side still has
+    shrunk = any(wa < la.n_out or wb < lb.n_out for (wa, wb), la, lb in zip(result.active_widths, topo_a, topo_b))
+    for row, (wa, wb), la, lb in zip(rows, result.active_widths, topo_a, topo_b):
+        row["active_a"], row["active_b"] = f"{wa}/{la.n_out}", f"{wb}/{lb.n_out}"
     caption = (
         f"NNSTD {result.distance:.4g} (from A to B, output layer "
         f"{'matched' if match_output else 'by index'}); hubs: top {fraction:g} by fan-in"
         + ("" if same_shapes else "; layer shapes differ, so no mask turnover")
+        + ("; active: neurons present / width (removed neurons count as empty input sets in NNSTD, "
+           "and hub fractions are of the full width)" if shrunk else "")
     )
     emit(
         rows + [overall],
-        COLUMNS,
+        COLUMNS[:1] + (["active_a", "active_b"] if shrunk else []) + COLUMNS[1:],
         fmt,
         title=f"A = {a}\nB = {b}",
         headers=HEADERS,

@@ -10,7 +10,7 @@ COLUMNS = ["label", "layer", "cv", "wasserstein", "ks", "turnover"]
 HEADERS = {"label": "epoch", "cv": "CV", "wasserstein": "W1", "ks": "KS", "turnover": "turnover",
            "explored": "explored", "active": "active"}
 EXPLORATION_COLUMNS = ["layer", "exploration_rate", "initial_density", "width", "active_width", "neurons_removed",
-                       "explored_fan_in_mean", "always_present"]
+                       "explored_fan_in_mean", "always_present", "fan_in_cv_present"]
 EXPLORATION_HEADERS = {
     "exploration_rate": "explored",
     "initial_density": "initial density",
@@ -18,6 +18,7 @@ EXPLORATION_HEADERS = {
     "neurons_removed": "removed",
     "explored_fan_in_mean": "explored fan-in (mean)",
     "always_present": "always present",
+    "fan_in_cv_present": "last CV (present)",
 }
 LAYER_COLUMNS = ["layer", "converged_label", "final_wasserstein", "mu", "sigma", "cv", "mean_fan_in"]
 LAYER_HEADERS = {

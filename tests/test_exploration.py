@@ -95,3 +95,19 @@ def test_report_has_the_exploration_figure_and_table(srigl_run, tmp_path):
     text = out.read_text(encoding="utf-8")
     section = text[text.index('id="run1-exploration"'):text.index('id="run1-density"')]
     assert "<img" in section and "neurons removed" in section
+
+
+def test_cv_over_present_neurons_and_nnstd_says_what_it_compares(srigl_run):
+    from topo.analysis.degree import fan_in_cv
+    from topo.analysis.distance import nnstd
+    from topo.checkpoint import list_checkpoints, load_checkpoint
+
+    first, last = (load_checkpoint(p) for p in (list_checkpoints(srigl_run)[0], list_checkpoints(srigl_run)[-1]))
+    # srigl: every present neuron has the same fan-in, the removed ones have none
+    assert fan_in_cv(last, present_only=True)[:2] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert fan_in_cv(last)[0] > 0
+    result = nnstd(first, last)
+    assert result.active_widths[0] == (32, active_widths(last)[0]) and active_widths(last)[0] < 32
+    assert exploration([first, last]).final_cv_present[0] == pytest.approx(0.0, abs=1e-12)
+    out = CliRunner().invoke(main, ["compare", str(list_checkpoints(srigl_run)[0]), str(list_checkpoints(srigl_run)[-1])])
+    assert "active B" in out.stdout and f"{active_widths(last)[0]}/32" in out.stdout

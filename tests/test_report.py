@@ -48,8 +48,8 @@ def test_report_has_every_section(report_path):
 def test_report_is_self_contained(report_path):
     text = report_path.read_text(encoding="utf-8")
     images = re.findall(r'<img src="([^"]*)"', text)
-    # comparison: curves and NNSTD; run 1: 7 figures; run 2: 6 (no gradients)
-    assert len(images) == 2 + 7 + 6
+    # comparison: curves and NNSTD; run 1: 8 figures (exploration included); run 2: 7 (no gradients)
+    assert len(images) == 2 + 8 + 7
     for src in images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"

@@ -60,8 +60,16 @@ def coefficient_of_variation(values: np.ndarray) -> float:
     return float(values.std() / mean)
 
 
-def fan_in_cv(topology: Topology) -> list[float]:
+def fan_in_cv(topology: Topology, *, present_only: bool = False) -> list[float]:
     """Coefficient of variation of the fan-in, per layer.
+
+    Parameters
+    ----------
+    topology : Topology
+    present_only : bool
+        Leave out the neurons a method removed (no input and no output; see
+        :func:`topo.analysis.exploration.present_neurons`), so that a layer whose
+        active width shrank is measured over the neurons it still has.
 
     Returns
     -------
@@ -69,7 +77,11 @@ def fan_in_cv(topology: Topology) -> list[float]:
         ``std(fan_in) / mean(fan_in)`` (population std) for each layer; NaN for a
         layer without connections.
     """
-    return [coefficient_of_variation(layer.fan_in) for layer in topology]
+    if not present_only:
+        return [coefficient_of_variation(layer.fan_in) for layer in topology]
+    from topo.analysis.exploration import present_neurons
+
+    return [coefficient_of_variation(layer.fan_in[present]) for layer, present in zip(topology, present_neurons(topology))]
 
 
 @dataclass(frozen=True)

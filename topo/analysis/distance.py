@@ -60,11 +60,18 @@ class NNSTDResult:
         ``matchings[k][i]`` is the output neuron of network 2 matched to output neuron
         ``i`` of network 1 in layer ``k`` (int64, length network 1's width); ``-1``
         where network 1 is wider and neuron ``i`` has no partner.
+    active_widths : list of (int, int)
+        Per layer, the output neurons present in network 1 and in network 2 (with an
+        input or an output; :func:`topo.analysis.exploration.present_neurons`). Where
+        a method removed neurons these are below the widths: a removed neuron is an
+        empty input set, 0 apart from another removed neuron and 1 from any present
+        one, and the layer distance still divides by network 1's full width.
     """
 
     distance: float
     layer_distances: list[float] = field(default_factory=list)
     matchings: list[np.ndarray] = field(default_factory=list)
+    active_widths: list[tuple[int, int]] = field(default_factory=list)
 
 
 # -- one layer -----------------------------------------------------------------------
@@ -264,10 +271,13 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
             layer_distances.append(0.0 if layer_b.n_out == 0 else 1.0)
         matchings.append(match)
         previous = match
+    from topo.analysis.exploration import active_widths
+
     return NNSTDResult(
         distance=float(np.mean(layer_distances)),
         layer_distances=layer_distances,
         matchings=matchings,
+        active_widths=list(zip(active_widths(a), active_widths(b))),
     )
 
 

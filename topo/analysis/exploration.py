@@ -94,6 +94,9 @@ class ExplorationResult:
         Per layer, ``[n_out]``: share of each neuron's possible inputs ever active.
     active_share : list of numpy.ndarray
         Per layer, ``[n_out]``: share of the checkpoints in which each neuron is present.
+    final_cv_present : list of float
+        Per layer, the last checkpoint's fan-in CV over its present neurons (removed
+        neurons left out, so SRigL's constant fan-in reads 0).
     """
 
     labels: list[str]
@@ -106,6 +109,8 @@ class ExplorationResult:
     width: list[int]
     explored_fan_in: list[np.ndarray] = field(default_factory=list)
     active_share: list[np.ndarray] = field(default_factory=list)
+    #: per layer, the fan-in CV of the last checkpoint over its present neurons only
+    final_cv_present: list[float] = field(default_factory=list)
 
     @property
     def final_rate(self) -> float:
@@ -148,6 +153,7 @@ class ExplorationResult:
                 "explored_fan_in_mean": float(explored.mean()) if explored.size else float("nan"),
                 "explored_fan_in_max": float(explored.max()) if explored.size else float("nan"),
                 "always_present": float((share == 1.0).mean()) if share.size else float("nan"),
+                "fan_in_cv_present": float(self.final_cv_present[j]) if self.final_cv_present else float("nan"),
             })
         return rows
 
@@ -242,7 +248,10 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
     ]
     share = [count / n_ckpt for count in present_count]
     labels, epochs = _labels(topologies)
+    from topo.analysis.degree import fan_in_cv
+
     return ExplorationResult(
         labels=labels, epochs=epochs, layers=list(names), rate=rate, layer_rate=layer_rate, density=density,
         active_width=active_width, width=[o for o, _ in shapes], explored_fan_in=explored, active_share=share,
+        final_cv_present=fan_in_cv(topologies[-1], present_only=True),
     )

@@ -6,6 +6,10 @@ the layer's mean (``rule="z"``). Two networks' hubs are compared per layer by th
 Jaccard index of the hub sets, either by neuron index (same neurons, e.g. checkpoints
 of one run) or after matching the neurons with NNSTD (independently trained networks,
 whose neurons carry no common labels).
+
+Where a method removed neurons (no input and no output: SRigL's ablation, chain
+removal), ``fraction`` is still a share of the layer's full width; a removed neuron has
+fan-in 0 and so is a hub only when every neuron of the layer ties at 0.
 """
 
 from __future__ import annotations
