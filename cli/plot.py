@@ -206,6 +206,20 @@ def density_command(run, layers, output, dpi):
     _done(path)
 
 
+@plot_group.command("exploration")
+@click.argument("run", type=click.Path(exists=True, path_type=str))
+@_layers_option
+@_output_options
+def exploration_command(run, layers, output, dpi):
+    """Exploration rate (connections ever active, ITOP) and active width over RUN's checkpoints."""
+    from topo.figures import exploration_figure
+
+    path = _target(output, run, "exploration")
+    with _loading("loading checkpoints") as progress:
+        exploration_figure(run, layers=_split(layers), path=path, dpi=dpi, progress=progress)
+    _done(path)
+
+
 @plot_group.command("curves")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, path_type=str))
 @_output_options

@@ -111,3 +111,11 @@ def test_cv_over_present_neurons_and_nnstd_says_what_it_compares(srigl_run):
     assert exploration([first, last]).final_cv_present[0] == pytest.approx(0.0, abs=1e-12)
     out = CliRunner().invoke(main, ["compare", str(list_checkpoints(srigl_run)[0]), str(list_checkpoints(srigl_run)[-1])])
     assert "active B" in out.stdout and f"{active_widths(last)[0]}/32" in out.stdout
+
+
+def test_plot_exploration_writes_the_figure(srigl_run, tmp_path):
+    out = tmp_path / "explore.svg"
+    result = CliRunner().invoke(main, ["plot", "exploration", str(srigl_run), "-o", str(out), "--layers", "fc1"])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.lstrip().startswith("<?xml") and "exploration rate" in text and "active width / width" in text

@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: The figures ``topo plot`` draws, by subcommand name.
-FIGURE_NAMES = ("fanin", "drift", "degree", "distance", "hubs", "gradients", "density", "curves")
+FIGURE_NAMES = ("fanin", "drift", "degree", "distance", "hubs", "gradients", "density", "exploration", "curves")
 
 Progress = Callable[[int, int], None]
 
