@@ -67,7 +67,7 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     path : path-like
         A checkpoint file, or a folder that one reader understands (a topo run folder
         gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
-        (``.pt``/``.pth``/``.bin``/``.ckpt``, read with ``weights_only=True``),
+        (``.pt``/``.pth``/``.bin``/``.ckpt``, read by an inert unpickler: no torch, no code run),
         safetensors files and Hugging Face model folders, ONNX models, Keras 3
         ``.keras`` archives and ``.weights.h5`` files, Keras 2 HDF5 files, Flax msgpack
         files (``flax.serialization.to_bytes``), Orbax checkpoint folders, NumPy ``.npz``/``.npy`` and scipy sparse files, and SET/NNSTD folders

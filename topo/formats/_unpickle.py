@@ -484,6 +484,14 @@ class _Loader:
         self.budget = _policy.FileBudget(path, available=path.stat().st_size)
         self.storages: dict[str, _Storage] = {}
         self.read_storage: Callable[[_Storage], None] | None = None
+        self._mapped: np.ndarray | None = None
+
+    def file_bytes(self) -> np.ndarray:
+        """The whole file, memory-mapped once (read-only); storages are slices of it."""
+        if self._mapped is None:
+            size = self.path.stat().st_size
+            self._mapped = np.memmap(self.path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+        return self._mapped
 
     # -- persistent ids: storages
     def storage(self, key: Any, storage_type: Any, numel: Any) -> _Storage:
@@ -694,8 +702,7 @@ def load_zip(path: Path, archive: zipfile.ZipFile, pickle_name: str) -> Any:
                 start = _member_data_offset(handle, info)
             if start + storage.nbytes > file_size:
                 raise TopoError(f"storage {storage.key!r} runs past the end of the file (truncated)")
-            storage.raw = (np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(storage.nbytes,))
-                           if storage.nbytes else np.zeros(0, np.uint8))
+            storage.raw = loader.file_bytes()[start:start + storage.nbytes]
         else:
             check_declared_size(storage.nbytes, path=path, what=f"storage {storage.key!r}",
                                 available=info.compress_size, compressed=True)
@@ -787,8 +794,7 @@ def load_legacy(path: Path) -> Any:
             start = handle.tell()
             if start + storage.nbytes > size:
                 raise TopoError(f"storage {key!r} runs past the end of the file (truncated)")
-            storage.raw = (np.memmap(path, dtype=np.uint8, mode="r", offset=start, shape=(storage.nbytes,))
-                           if storage.nbytes else np.zeros(0, np.uint8))
+            storage.raw = loader.file_bytes()[start:start + storage.nbytes]
             handle.seek(start + storage.nbytes)
     for sub, root, start in views:
         if root.raw is not None:

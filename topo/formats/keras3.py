@@ -486,4 +486,5 @@ def read(
             info=info,
             warnings=warnings,
             skipped=skipped,
+            keep_order="graph" in notes or "config" in notes,  # the model config's order
         )
