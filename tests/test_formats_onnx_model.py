@@ -299,3 +299,64 @@ def test_conv_with_200000_groups_reads_in_bounded_memory_and_time(tmp_path):
     assert shape_line.split() == [str(groups), str(groups), str(int(np.count_nonzero(weight)))]
     assert int(rss_line.split()[1]) < 1024**2
     assert elapsed < 10
+
+
+def test_local_functions_from_export_modules_as_functions():
+    """Each block is a call of a local function; its weights arrive as the call's inputs."""
+    path = FIXTURES / "functions.onnx"
+    model = onnx.load(str(path))
+    assert model.functions and all(n.op_type == "Block" for n in model.graph.node)
+    values = _initializers(model)
+    weights = [n.input[1] for n in model.graph.node]  # the actual weight of each call
+    net = load(path)
+    assert len(net) == len(weights) == 3
+    for layer, key in zip(net, weights):
+        assert np.array_equal(layer.mask.toarray(), values[key] != 0)  # Gemm transB=1
+        np.testing.assert_array_equal(layer.bias, values[key.replace("weight", "bias")])
+    assert all(not layer.standalone for layer in net)
+
+
+def test_sparse_initializer_and_sparse_constant(tmp_path):
+    rng = np.random.default_rng(3)
+    dense_a = _sparse(rng, (7, 5))  # MatMul B [in=7, out=5], stored sparse with linear indices
+    dense_b = _sparse(rng, (5, 4))  # a Constant node's sparse_value, [nnz, 2] indices
+    flat = np.flatnonzero(dense_a)
+    sparse_a = helper.make_sparse_tensor(
+        numpy_helper.from_array(dense_a.reshape(-1)[flat], "w_a"),
+        numpy_helper.from_array(flat.astype(np.int64), "w_a_indices"), [7, 5])
+    rows, cols = np.nonzero(dense_b)
+    sparse_b = helper.make_sparse_tensor(
+        numpy_helper.from_array(dense_b[rows, cols], "w_b_values"),
+        numpy_helper.from_array(np.stack([rows, cols], 1).astype(np.int64), "w_b_indices"), [5, 4])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w_a"], ["h"], name="first"),
+         helper.make_node("Constant", [], ["w_b"], sparse_value=sparse_b),
+         helper.make_node("MatMul", ["h", "w_b"], ["y"], name="second")],
+        "sparse",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])],
+        sparse_initializer=[sparse_a],
+    )
+    path = tmp_path / "sparse.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    net = load(path)
+    assert [layer.shape for layer in net] == [(5, 7), (4, 5)]
+    assert np.array_equal(net[0].mask.toarray(), dense_a.T != 0)
+    assert np.array_equal(net[1].mask.toarray(), dense_b.T != 0)
+    np.testing.assert_allclose(net[0].weight, dense_a.T)
+
+
+def test_sparse_initializer_with_indices_outside_its_shape_is_refused(tmp_path):
+    bad = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.ones(2, np.float32), "w"),
+        numpy_helper.from_array(np.array([0, 10**12], np.int64), "w_indices"), [3, 3])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])], "bad",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])],
+        sparse_initializer=[bad],
+    )
+    path = tmp_path / "bad_sparse.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(TopoError, match=r"bad_sparse\.onnx: sparse tensor 'w' has indices outside its shape"):
+        load(path)

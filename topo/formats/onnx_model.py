@@ -5,7 +5,9 @@
 The nodes are walked in the graph's topological order (a node after every node whose
 outputs it reads; ties in the file's order), with the subgraphs of control flow
 expanded in place: an ``If``'s ``then_branch`` then its ``else_branch``, a ``Loop``'s
-or ``Scan``'s ``body``, recursively. Every node that multiplies by a constant weight
+or ``Scan``'s ``body``, recursively; a call of one of the model's local functions
+(``model.functions``, written e.g. by ``export_modules_as_functions``) is replaced by
+the function's nodes, its formal inputs bound to the call's. Every node that multiplies by a constant weight
 becomes a layer, in that order:
 
 - ``Gemm`` (``Y = A B + C``): ``B`` is ``[out, in]`` when ``transB=1`` (what
@@ -23,8 +25,10 @@ becomes a layer, in that order:
   with their halves of ``B`` as biases;
 - ``Gather`` of a 2-D constant table: an embedding (standalone).
 
-Constants are initializers of the graph or of any subgraph, ``Constant`` nodes
-anywhere, and those passed through ``Identity`` or a 2-D ``Transpose``. Weights in
+Constants are initializers of the graph or of any subgraph (sparse initializers
+too: 2-D ``SparseTensorProto`` weights become scipy sparse matrices, their indices
+checked against their shape), ``Constant`` nodes anywhere (``value`` or
+``sparse_value``), and those passed through ``Identity`` or a 2-D ``Transpose``. Weights in
 external data files are read only from files inside the model's folder. Every
 tensor's declared size is checked before it is converted; subgraph nesting and the
 number of nodes are bounded. ``onnx`` is imported only when a file is read; without
@@ -166,7 +170,7 @@ def read(
         if not graph.node and not graph.initializer:
             raise TopoError("an ONNX model with an empty graph (not an ONNX file?)", path=path)
         warnings: list[str] = []
-        nodes, protos = _flatten(graph, path, warnings)
+        nodes, protos = _flatten(graph, path, warnings, model.functions)
         cache: dict[str, np.ndarray] = {}
         producers = {out: node for node in nodes for out in node.output if out}
 
@@ -174,7 +178,11 @@ def read(
             """Constant value of ``name``, whether it was transposed on the way, and its source name."""
             if name in protos:
                 if name not in cache:
-                    cache[name] = _to_array(onnx, protos[name], path, size)
+                    proto = protos[name]
+                    if isinstance(proto, onnx.SparseTensorProto):
+                        cache[name] = _sparse_to_matrix(onnx, proto, path, size)
+                    else:
+                        cache[name] = _to_array(onnx, proto, path, size)
                 return cache[name], False, name
             producer = producers.get(name)
             if depth < 64 and producer is not None and producer.op_type in ("Identity", "Transpose") and producer.input:
@@ -363,35 +371,96 @@ def _topological(nodes: list[Any], warnings: list[str], where: str) -> list[Any]
     return [nodes[i] for i in order]
 
 
-def _flatten(graph: Any, path: Path, warnings: list[str]) -> tuple[list[Any], dict[str, Any]]:
+def _flatten(graph: Any, path: Path, warnings: list[str], functions: Any = ()) -> tuple[list[Any], dict[str, Any]]:
     """Every node of the model in network order, subgraphs expanded in place, and every constant.
 
-    Constants are initializers of any (sub)graph and the ``value`` tensors of ``Constant``
-    nodes; ONNX names are unique across nested scopes, so one table holds them all.
+    Constants are initializers (dense and sparse) of any (sub)graph and the ``value`` /
+    ``sparse_value`` tensors of ``Constant`` nodes; ONNX names are unique across nested
+    scopes, so one table holds them all. A call of one of the model's local functions
+    (``model.functions``, what exporters write for modules kept as functions) is
+    replaced by the function's nodes, its formal inputs and outputs renamed to the
+    call's and its inner names prefixed with the call's name.
     """
+    import onnx
+
     nodes: list[Any] = []
     protos: dict[str, Any] = {}
+    library = {(f.domain, f.name): f for f in functions}
 
-    def walk(g: Any, depth: int, where: str) -> None:
+    def add_constant(node: Any) -> None:
+        for a in node.attribute:
+            if a.name == "value" and a.HasField("t"):
+                protos.setdefault(node.output[0], a.t)
+            elif a.name == "sparse_value" and a.HasField("sparse_tensor"):
+                protos.setdefault(node.output[0], a.sparse_tensor)
+
+    def expand(call: Any, function: Any) -> list[Any]:
+        prefix = call.name or f"{function.name}_call{len(nodes)}"
+        rename = {formal: actual for formal, actual in zip(function.input, call.input)}
+        rename.update({formal: actual for formal, actual in zip(function.output, call.output)})
+        out = []
+        for inner in function.node:
+            copy = onnx.NodeProto()
+            copy.CopyFrom(inner)
+            del copy.input[:]
+            copy.input.extend(rename.get(x, f"{prefix}/{x}") if x else x for x in inner.input)
+            del copy.output[:]
+            copy.output.extend(rename.get(x, f"{prefix}/{x}") if x else x for x in inner.output)
+            copy.name = f"{prefix}/{inner.name or inner.op_type}"
+            out.append(copy)
+        return out
+
+    def walk(node_list: list[Any], inits: Any, sparse_inits: Any, depth: int, where: str) -> None:
         if depth > MAX_SUBGRAPH_DEPTH:
-            raise TopoError(f"refused: subgraphs nested deeper than {MAX_SUBGRAPH_DEPTH} levels", path=path)
-        for init in g.initializer:
+            raise TopoError(f"refused: subgraphs or functions nested deeper than {MAX_SUBGRAPH_DEPTH} levels",
+                            path=path)
+        for init in inits:
             protos.setdefault(init.name, init)
-        if len(g.sparse_initializer):
-            warnings.append(f"{where}: {len(g.sparse_initializer)} sparse initializers not read")
-        for node in _topological(list(g.node), warnings, where):
+        for sparse in sparse_inits:
+            protos.setdefault(sparse.values.name, sparse)
+        for node in _topological(list(node_list), warnings, where):
             if len(nodes) >= MAX_NODES:
                 raise TopoError(f"refused: more than {MAX_NODES:,} nodes", path=path)
+            function = library.get((node.domain, node.op_type))
+            if function is not None:
+                walk(expand(node, function), (), (), depth + 1, f"{where}/{node.name or node.op_type}")
+                continue
             if node.op_type == "Constant" and node.output:
-                for a in node.attribute:
-                    if a.name == "value" and a.HasField("t"):
-                        protos.setdefault(node.output[0], a.t)
+                add_constant(node)
             nodes.append(node)
             for i, sub in enumerate(_subgraphs(node)):
-                walk(sub, depth + 1, f"{where}/{node.name or node.op_type}:{sub.name or i}")
+                walk(sub.node, sub.initializer, sub.sparse_initializer, depth + 1,
+                     f"{where}/{node.name or node.op_type}:{sub.name or i}")
 
-    walk(graph, 0, "graph")
+    walk(graph.node, graph.initializer, graph.sparse_initializer, 0, "graph")
     return nodes, protos
+
+
+def _sparse_to_matrix(onnx: Any, proto: Any, path: Path, size_available: int) -> Any:
+    """A 2-D SparseTensorProto as a scipy CSR matrix (values and indices checked first)."""
+    import scipy.sparse as sp
+
+    name = proto.values.name or "(unnamed)"
+    dims = [int(d) for d in proto.dims]
+    if len(dims) != 2 or any(d < 0 for d in dims):
+        raise TopoError(f"sparse tensor {name!r} has shape {dims}; topo reads 2-D sparse weights only", path=path)
+    values = _to_array(onnx, proto.values, path, size_available).reshape(-1)
+    indices = _to_array(onnx, proto.indices, path, size_available)
+    nnz = values.size
+    cells = dims[0] * dims[1]
+    if indices.ndim == 1 and indices.size == nnz:
+        flat = indices.astype(np.int64)
+        if nnz and (flat.min() < 0 or flat.max() >= cells):
+            raise TopoError(f"sparse tensor {name!r} has indices outside its shape {tuple(dims)}", path=path)
+        rows, cols = np.divmod(flat, dims[1]) if dims[1] else (flat, flat)
+    elif indices.ndim == 2 and indices.shape == (nnz, 2):
+        rows, cols = indices[:, 0].astype(np.int64), indices[:, 1].astype(np.int64)
+        if nnz and (rows.min() < 0 or cols.min() < 0 or rows.max() >= dims[0] or cols.max() >= dims[1]):
+            raise TopoError(f"sparse tensor {name!r} has indices outside its shape {tuple(dims)}", path=path)
+    else:
+        raise TopoError(f"sparse tensor {name!r}: indices of shape {indices.shape} do not match {nnz} values",
+                        path=path)
+    return sp.csr_matrix((values, (rows, cols)), shape=tuple(dims))
 
 
 def _recurrent(node: Any, label: str, const: Any, used: set[str], path: Path) -> list[Tensor]:
