@@ -170,3 +170,26 @@ def test_compressed_dataset_within_ratio_still_reads(tmp_path):
     path = _keras3(tmp_path / "gz.weights.h5", lambda g, n: g.create_dataset(n, data=kernel, compression="gzip"))
     net = load(path)
     assert np.array_equal(net[0].mask.toarray(), kernel.T != 0)
+
+
+def _vlen_ints():
+    data = np.empty(1, dtype=object)
+    data[0] = np.arange(3, dtype=np.int32)
+    return data
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_attribute_that_is_not_a_string_is_refused_before_reading(tmp_path, layout):
+    """A damaged name attribute may claim a variable-length sequence type, which libhdf5
+    can crash on: only string attributes are read."""
+    path = tmp_path / "attr.h5"
+    with h5py.File(path, "w") as f:
+        if layout == "legacy":
+            f.attrs.create("layer_names", data=_vlen_ints(), dtype=h5py.vlen_dtype(np.int32))
+        else:
+            f.create_group("vars")
+            group = f.create_group("layers/dense/vars")
+            group.attrs.create("name", data=_vlen_ints(), dtype=h5py.vlen_dtype(np.int32))
+            group.create_dataset("0", data=np.ones((3, 2), np.float32))
+    with pytest.raises(TopoError, match=r"attr\.h5: HDF5 attribute '(layer_names|name)' .*is not a string"):
+        load(path)

@@ -30,7 +30,7 @@ import numpy as np
 from topo.errors import TopoError
 from topo.formats._assemble import check_declared_size
 
-__all__ = ["h5py_module", "open_file", "member", "children", "read_dataset", "file_budget"]
+__all__ = ["h5py_module", "open_file", "member", "children", "read_dataset", "file_budget", "string_attr"]
 
 _MAX_LINK_DEPTH = 16
 
@@ -121,6 +121,44 @@ def children(group: Any, path: Path) -> list[str]:
         return [str(k) for k in group.keys()]
     except Exception as exc:
         raise TopoError(f"HDF5 group {group.name!r} cannot be listed ({type(exc).__name__})", path=path) from None
+
+
+#: Most strings one attribute may hold (Keras's ``layer_names`` of a very large model).
+MAX_ATTR_STRINGS = 1_000_000
+
+
+def string_attr(obj: Any, name: str, path: Path) -> list[str] | None:
+    """A string (or list of strings) attribute, or None when it is absent.
+
+    The attribute's HDF5 type is checked before it is read: only string types are
+    read. (libhdf5 can crash the process when it reads a corrupt variable-length
+    sequence, which is what a damaged string attribute may claim to be.)
+
+    Raises
+    ------
+    TopoError
+        When the attribute exists but is not a string or list of strings.
+    """
+    h5py = h5py_module(path)
+    try:
+        if name not in obj.attrs:
+            return None
+        attr = h5py.h5a.open(obj.id, name.encode())
+        type_class = attr.get_type().get_class()
+        shape = attr.shape
+    except Exception as exc:
+        raise TopoError(f"HDF5 attribute {name!r} cannot be read ({type(exc).__name__})", path=path) from None
+    if shape is None or shape == (0,):
+        return []  # an empty list (Keras writes a layer without variables this way)
+    if type_class != h5py.h5t.STRING or len(shape) > 1:
+        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r} is not a string or a list of strings", path=path)
+    if shape and shape[0] > MAX_ATTR_STRINGS:
+        raise TopoError(f"refused: HDF5 attribute {name!r} holds {shape[0]:,} strings", path=path)
+    value = obj.attrs[name]
+    out = []
+    for item in np.atleast_1d(value).tolist():
+        out.append(item.decode("utf-8", "replace") if isinstance(item, bytes) else str(item))
+    return out
 
 
 def file_budget(path: Path, file_size: int) -> Any:

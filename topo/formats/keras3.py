@@ -206,10 +206,10 @@ class _Walk:
 
     def _recorded_name(self, group: Any) -> str | None:
         vars_group = _hdf5.member(group, "vars", self.path)
-        name = vars_group.attrs.get("name") if vars_group is not None else None
-        if isinstance(name, bytes):
-            name = name.decode("utf-8", "replace")
-        return str(name) if name is not None else None
+        if vars_group is None:
+            return None
+        names = _hdf5.string_attr(vars_group, "name", self.path)
+        return names[0] if names else None
 
     def _written_order(self, groups: dict[str, Any]) -> list[str]:
         """Keys in the order Keras created the groups (object header addresses grow as it writes)."""

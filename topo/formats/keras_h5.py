@@ -75,19 +75,18 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _string_list_attr(group: Any, name: str) -> list[str] | None:
+def _string_list_attr(group: Any, name: str, path: Path) -> list[str] | None:
     """A list-of-strings attribute, joined from ``name0``, ``name1``, ... when Keras split it."""
     if name in group.attrs:
-        values = group.attrs[name]
-    elif f"{name}0" in group.attrs:
-        parts, i = [], 0
-        while f"{name}{i}" in group.attrs:
-            parts.extend(np.atleast_1d(group.attrs[f"{name}{i}"]).tolist())
-            i += 1
-        values = parts
-    else:
+        return _hdf5.string_attr(group, name, path)
+    if f"{name}0" not in group.attrs:
         return None
-    return [_text(v) for v in np.atleast_1d(values).tolist()]
+    parts: list[str] = []
+    i = 0
+    while f"{name}{i}" in group.attrs:
+        parts.extend(_hdf5.string_attr(group, f"{name}{i}", path) or [])
+        i += 1
+    return parts
 
 
 def _base(var_name: str) -> str:
@@ -135,7 +134,7 @@ def read(
     with reading(path, "Keras HDF5 file"):
         with _hdf5.open_file(path, path) as handle:
             root = _hdf5.member(handle, "model_weights", path) if "model_weights" in handle else handle
-            layer_names = _string_list_attr(root, "layer_names")
+            layer_names = _string_list_attr(root, "layer_names", path)
             if layer_names is None:
                 raise TopoError(
                     "an HDF5 file, but not Keras weights (no layer_names attribute, and not Keras 3's "
@@ -144,8 +143,9 @@ def read(
                 )
             info: dict[str, Any] = {}
             for attr in ("keras_version", "backend"):
-                if attr in root.attrs:
-                    info[attr] = _text(root.attrs[attr])
+                text = _hdf5.string_attr(root, attr, path) if attr in root.attrs else None
+                if text:
+                    info[attr] = text[0]
             tensors: list[Tensor] = []
             warnings: list[str] = []
             skipped: list[str] = []
@@ -155,7 +155,7 @@ def read(
                 if not isinstance(group, h5py.Group):
                     warnings.append(f"layer {layer_name!r} is listed in layer_names but has no group; skipped")
                     continue
-                weight_names = _string_list_attr(group, "weight_names") or []
+                weight_names = _string_list_attr(group, "weight_names", path) or []
                 arrays: list[tuple[str, np.ndarray]] = []
                 for var in weight_names:
                     dataset = _hdf5.member(group, var, path)
