@@ -486,5 +486,6 @@ def read(
             info=info,
             warnings=warnings,
             skipped=skipped,
-            keep_order="graph" in notes or "config" in notes,  # the model config's order
+            # The config's graph, or the order Keras wrote model.layers in, is the model's own.
+            keep_order="names" not in notes,
         )
