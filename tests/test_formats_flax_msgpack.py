@@ -144,3 +144,18 @@ def test_chunked_array_is_reassembled(tmp_path):
     path.write_bytes(msgpack.packb({"params": {"big": {"kernel": chunked}}}))
     net = load(path)
     np.testing.assert_array_equal(net[0].weight, kernel.T)
+
+
+def test_sorted_state_dict_is_read_in_network_order():
+    """Flax writes dict keys as they are (sorted after any jax.tree_map): the shapes decide."""
+    path = FIXTURES / "mlp.msgpack"
+    params = _raw(path)["params"]
+    assert list(params) == sorted(params)  # the file's order is alphabetical, not the network's
+    # The only order using every layer in which each kernel's outputs feed the next one's inputs.
+    shapes = {name: params[name]["kernel"].shape for name in params}
+    first = [n for n in shapes if all(shapes[n][0] != shapes[m][1] for m in shapes if m != n)]
+    assert first == ["z_in"]
+    net = load(path)
+    assert net.names == ["z_in", "a_square", "m_out"]
+    assert all(a.n_out == b.n_in for a, b in zip(net, net.layers[1:]))
+    assert not any(layer.standalone for layer in net)
