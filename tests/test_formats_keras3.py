@@ -229,3 +229,27 @@ def test_archive_without_weights_member_names_the_problem(tmp_path):
         archive.writestr("config.json", "{}")
     with pytest.raises(TopoError, match=r"empty\.keras: a zip archive without model\.weights\.h5"):
         load(path)
+
+
+def test_wrappers_bidirectional_time_distributed_and_a_stored_mask():
+    path = FIXTURES / "wrappers.keras"
+    config = _config(path)
+    net = load(path)
+    with _h5(path) as f:
+        per_step = f["layers/time_distributed/layer/vars/0"][()]
+        forward = f["layers/bidirectional/forward_layer/cell/vars/0"][()]
+        backward_recurrent = f["layers/bidirectional/backward_layer/cell/vars/1"][()]
+        kernel = f["layers/prune_low_magnitude/layer/vars/0"][()]
+        mask = f["layers/prune_low_magnitude/vars/0"][()]
+    names = [layer["name"] for layer in config["config"]["layers"]]
+    assert names[1:] == ["steps", "both_ways", "pruned"]
+    assert net.names == ["steps", "both_ways/forward/kernel", "both_ways/forward/recurrent_kernel",
+                         "both_ways/backward/kernel", "both_ways/backward/recurrent_kernel", "pruned"]
+    assert np.array_equal(net[0].mask.toarray(), per_step.T != 0)
+    assert np.array_equal(net[1].mask.toarray(), forward.T != 0)
+    assert np.array_equal(net[4].mask.toarray(), backward_recurrent.T != 0)
+    assert all(net[i].info.get("role") == "recurrent" for i in range(1, 5))
+    # The stored mask wins over the nonzero pattern: the kernel itself is dense.
+    assert np.count_nonzero(kernel) == kernel.size and 0 < np.count_nonzero(mask) < mask.size
+    assert np.array_equal(net[5].mask.toarray(), mask.T != 0)
+    assert "mask from the wrapper" in net[5].info["note"]

@@ -22,13 +22,17 @@ role comes from the layer class (from the config, else from the group's key):
 - ``SeparableConv``: the pointwise kernel (the depthwise part is not represented,
   with a warning); ``DepthwiseConv``: skipped with a warning; normalisation layers and
   1-D statistics: skipped;
-- other classes: a single 2-D variable is read as a Dense kernel, with a warning.
+- other classes: a single 2-D variable is read as a Dense kernel, with a warning;
+- wrappers: ``Bidirectional`` gives its ``forward_layer`` and ``backward_layer``
+  (``NAME/forward``, ``NAME/backward``); a wrapper with a ``layer`` child
+  (``TimeDistributed``, pruning wrappers) gives the wrapped layer under the wrapper's
+  name, and a variable of the wrapper itself shaped like the wrapped kernel is its
+  mask (as in the TensorFlow Model Optimization ``prune_low_magnitude`` wrapper: the
+  stored mask wins over the nonzero pattern).
 
 Network order: a Sequential model's layer list; a Functional model's graph
 (``inbound_nodes``), in topological order; without a config (a bare
-``.weights.h5``), the order in which Keras wrote the layer groups. Keras 3 stores no
-pruning masks by name (the TensorFlow Model Optimization wrappers, read by the legacy
-``.h5`` reader, do not exist for Keras 3).
+``.weights.h5``), the order in which Keras wrote the layer groups.
 
 The archive's ``model.weights.h5`` is read into memory (after checking its declared
 size), never extracted to disk. Every dataset goes through :mod:`topo.formats._hdf5`:
@@ -281,12 +285,35 @@ class _Walk:
         group.visit(lambda name: found.append(True) if "/vars/" in f"/{name}" else None)
         return bool(found)
 
+    def _inner_class(self, inner: Any, layer: dict | None, field: str, strip: str = "") -> str:
+        """The class of a wrapped layer: from the wrapper's config, else from its recorded name."""
+        cfg = layer.get("config") if isinstance(layer, dict) else None
+        wrapped = cfg.get(field) if isinstance(cfg, dict) else None
+        if isinstance(wrapped, dict) and wrapped.get("class_name"):
+            return _snake(str(wrapped["class_name"]))
+        recorded = self._recorded_name(inner) or ""
+        return _class_of_key(recorded[len(strip):] if recorded.startswith(strip) else recorded)
+
     def _leaf_or_nested(self, group: Any, key: str, cls: str, layer: dict | None, name: str, depth: int):
+        """Nested models recurse; wrappers yield the layers they wrap (with the wrapper, whose
+        own variables may hold a mask); other layers are leaves: (name, class, group, wrapper)."""
+        h5py = _hdf5.h5py_module(self.path)
         nested_layers = _model_layers(layer) if layer is not None else None
         if nested_layers is not None or (layer is None and "layers" in group):
             yield from self.leaves(group, layer, f"{name}/", depth + 1)
-        else:
-            yield name, cls, group
+            return
+        forward = _hdf5.member(group, "forward_layer", self.path)
+        backward = _hdf5.member(group, "backward_layer", self.path)
+        if isinstance(forward, h5py.Group) and isinstance(backward, h5py.Group):  # Bidirectional
+            yield f"{name}/forward", self._inner_class(forward, layer, "layer", "forward_"), forward, None
+            field = "backward_layer" if isinstance((layer or {}).get("config", {}).get("backward_layer"), dict) else "layer"
+            yield f"{name}/backward", self._inner_class(backward, layer, field, "backward_"), backward, None
+            return
+        inner = _hdf5.member(group, "layer", self.path)
+        if isinstance(inner, h5py.Group):  # TimeDistributed, pruning wrappers, ...
+            yield name, self._inner_class(inner, layer, "layer"), inner, group
+            return
+        yield name, cls, group, None
 
 
 def _variables(group: Any, path: Path, what: str, budget: Any) -> list[tuple[str, np.ndarray]]:
@@ -378,6 +405,20 @@ def _layer_tensors(
     return out
 
 
+def _attach_wrapper_mask(
+    tensors: list[Tensor], own: list[tuple[str, np.ndarray]], wrapper_key: str, skipped: list[str]
+) -> None:
+    """A wrapper's own variable shaped like the wrapped kernel is its mask (pruning wrappers
+    such as ``prune_low_magnitude`` keep ``mask``, ``threshold`` and ``pruning_step``)."""
+    kernel = next((t for t in tensors if t.kind is None and t.mask is None), None)
+    for var, array in own:
+        if kernel is not None and kernel.mask is None and array.shape == np.shape(kernel.value):
+            kernel.mask = array
+            kernel.note = (kernel.note + "; " if kernel.note else "") + f"mask from the wrapper's {wrapper_key}/{var}"
+        else:
+            skipped.append(f"{wrapper_key}/{var}")
+
+
 def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     try:
         entry = archive.getinfo(name)
@@ -463,10 +504,15 @@ def read(
         with _hdf5.open_file(source, path) as handle:
             if not is_keras3_weights(handle):
                 raise TopoError("an HDF5 file without Keras 3's layers/ and vars/ groups", path=path)
-            for name, cls, group in walk.leaves(handle, config if isinstance(config, dict) else None, ""):
+            for name, cls, group, wrapper in walk.leaves(handle, config if isinstance(config, dict) else None, ""):
                 key = group.name.lstrip("/")
                 variables = _variables(group, path, key, budget)
-                tensors.extend(_layer_tensors(name, cls, key, variables, path, warnings, skipped))
+                found = _layer_tensors(name, cls, key, variables, path, warnings, skipped)
+                if wrapper is not None:
+                    wrapper_key = wrapper.name.lstrip("/")
+                    own = _variables(wrapper, path, wrapper_key, budget)
+                    _attach_wrapper_mask(found, own, wrapper_key, skipped)
+                tensors.extend(found)
         notes = walk.order_notes
         if "graph" in notes:
             info["order"] = "the model config's layer graph, in topological order"
