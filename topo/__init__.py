@@ -7,6 +7,8 @@ as a layered directed graph, and measure it.
 >>> net = topo.load("runs/demo/checkpoints/epoch_0030.safetensors")
 >>> topo.fan_in_cv(net)
 >>> topo.nnstd(net, topo.load("other.pt")).distance
+>>> live = topo.from_module(model)            # a torch.nn.Module, while it trains
+>>> sparse = topo.sparsify(model, optimizer, method="rigl", density=0.1, epochs=10, steps_per_epoch=len(loader))
 """
 
 from topo._version import __version__
@@ -45,11 +47,25 @@ _ANALYSIS = (
 )
 
 
+# topo in the user's own PyTorch work, imported on first use (see topo.integrations)
+_INTEGRATIONS = (
+    "from_module",
+    "from_state_dict",
+    "sparsify",
+    "SparseController",
+    "TopologyMonitor",
+)
+
+
 def __getattr__(name: str):
     if name in _ANALYSIS:
         import topo.analysis
 
         return getattr(topo.analysis, name)
+    if name in _INTEGRATIONS:
+        import topo.integrations
+
+        return getattr(topo.integrations, name)
     raise AttributeError(f"module 'topo' has no attribute {name!r}")
 
 __all__ = [
@@ -76,4 +92,5 @@ __all__ = [
     "LayerDegree",
     "NetworkDegree",
     *_ANALYSIS,
+    *_INTEGRATIONS,
 ]

@@ -64,7 +64,9 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
 
     Parameters
     ----------
-    path : path-like
+    path : path-like, binary file object, state dict or torch.nn.Module
+        Objects that are not paths go to :func:`topo.integrations.live.load_object`
+        (a ``BytesIO`` of a checkpoint, a state dict, a live module).
         A checkpoint file, or a folder that one reader understands (a topo run folder
         gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
         (``.pt``/``.pth``/``.bin``/``.ckpt``, read by an inert unpickler: no torch, no code run),
@@ -87,6 +89,10 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     TopoError
         If the path does not exist, no reader recognises it, or the reader fails.
     """
+    if not isinstance(path, (str, os.PathLike)):
+        from topo.integrations.live import load_object
+
+        return load_object(path, format=format, **options)
     path = Path(path)
     if not path.exists():
         raise TopoError("no such file or folder", path=path)
