@@ -92,21 +92,12 @@ def _module_class():
             return [getattr(self, f"mask{k}") for k in range(len(self.layers))]
 
         def float_masks(self) -> list["torch.Tensor"]:
-            """The masks as 0/1 tensors of the weights' dtype, cached until a mask changes.
+            """The masks as 0/1 tensors of the weights' dtype, cached until a mask changes
+            (:class:`topo.training.masking.FloatMaskCache`)."""
+            from topo.training.masking import FloatMaskCache
 
-            Multiplying by a float mask avoids the temporary that a bool mask costs on
-            every step; the cache is keyed by each mask's in-place version counter.
-            """
-            cache = self.__dict__.setdefault("_float_masks", {})
-            out = []
-            for k, (layer, mask) in enumerate(zip(self.layers, self.masks)):
-                key = (mask._version, mask.data_ptr(), mask.device, layer.weight.dtype)
-                hit = cache.get(k)
-                if hit is None or hit[0] != key:
-                    hit = (key, mask.to(layer.weight.dtype))
-                    cache[k] = hit
-                out.append(hit[1])
-            return out
+            cache = self.__dict__.setdefault("_float_masks", FloatMaskCache())
+            return cache.get([layer.weight for layer in self.layers], self.masks)
 
         def set_mask(self, k: int, mask) -> None:
             """Replace layer k's mask (a bool tensor or array) and zero the weights it switches off."""
@@ -118,18 +109,17 @@ def _module_class():
             with torch.no_grad():
                 self.layers[k].weight.mul_(current)
 
-        @torch.no_grad()
         def apply_masks(self) -> None:
             """Set every masked weight to exactly zero."""
-            for layer, mask in zip(self.layers, self.float_masks()):
-                layer.weight.mul_(mask)
+            from topo.training.masking import apply_masks
 
-        @torch.no_grad()
+            apply_masks([layer.weight for layer in self.layers], self.float_masks())
+
         def mask_gradients(self) -> None:
             """Zero the gradient at masked positions (call after reading the dense gradient)."""
-            for layer, mask in zip(self.layers, self.float_masks()):
-                if layer.weight.grad is not None:
-                    layer.weight.grad.mul_(mask)
+            from topo.training.masking import mask_gradients
+
+            mask_gradients([layer.weight for layer in self.layers], self.float_masks())
 
         @torch.no_grad()
         def reset_parameters(self, seed: int = 0) -> None:
@@ -268,23 +258,11 @@ def from_topology(topology: Topology, *, seed: int = 0):
 
 
 def reset_optimizer_state(optimizer, param, positions) -> None:
-    """Zero the optimiser's per-weight state of ``param`` at ``positions`` (bool, param's shape).
+    """Zero the optimiser's per-weight state of ``param`` at ``positions``
+    (see :func:`topo.training.masking.reset_optimizer_state`)."""
+    from topo.training.masking import reset_optimizer_state as reset
 
-    Covers SGD's ``momentum_buffer`` and Adam's ``exp_avg`` / ``exp_avg_sq`` (and any
-    other state tensor of the parameter's shape). Call it for weights that were switched
-    off or grown, so that a grown weight starts without history and a dropped one
-    cannot carry stale momentum back.
-    """
-    import torch
-
-    state = optimizer.state.get(param)
-    if not state:
-        return
-    with torch.no_grad():
-        keep = (~positions.to(device=param.device, dtype=torch.bool)).to(param.dtype)
-        for value in state.values():
-            if torch.is_tensor(value) and value.shape == param.shape:
-                value.mul_(keep.to(value.dtype))
+    reset(optimizer, param, positions)
 
 
 def install_masks(model, optimizer, new_masks) -> list[bool]:
@@ -292,8 +270,9 @@ def install_masks(model, optimizer, new_masks) -> list[bool]:
 
     Weights switched off become zero, grown weights start at zero (they were masked,
     hence zero), and the optimiser state is zeroed at every position that was switched
-    off or grown (:func:`reset_optimizer_state`), so momentum and Adam moments never
-    carry over a change of connectivity.
+    off or grown, so momentum and Adam moments never carry over a change of
+    connectivity (:func:`topo.training.masking.install_masks`, shared with
+    :func:`topo.integrations.sparsify`).
 
     Parameters
     ----------
@@ -306,18 +285,6 @@ def install_masks(model, optimizer, new_masks) -> list[bool]:
     list of bool
         Per layer, whether its mask changed.
     """
-    import torch
+    from topo.training.masking import install_masks as install
 
-    changed = []
-    for k, new in enumerate(new_masks):
-        old = model.masks[k]
-        new = torch.as_tensor(new).to(device=old.device, dtype=torch.bool)
-        if torch.equal(old, new):
-            changed.append(False)
-            continue
-        positions = ~(old & new)
-        model.set_mask(k, new)
-        if optimizer is not None:
-            reset_optimizer_state(optimizer, model.layers[k].weight, positions)
-        changed.append(True)
-    return changed
+    return install([layer.weight for layer in model.layers], model.masks, optimizer, new_masks)

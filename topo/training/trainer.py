@@ -327,12 +327,9 @@ class _Run:
         return [layer.weight for layer in self.model.layers]
 
     def _grad_abs_mean(self):
-        torch = self.torch
-        # the L1 norm of a row over its length: mean |g| without an |g| temporary
-        return [
-            torch.linalg.vector_norm(layer.weight.grad.detach(), ord=1, dim=1) / layer.weight.shape[1]
-            for layer in self.model.layers
-        ]
+        from topo.training.masking import grad_abs_mean
+
+        return grad_abs_mean(self.weights)
 
     def initial_grad_mean(self) -> list[np.ndarray]:
         """grad_mean of the untrained network over the first grad_batches batches (no update)."""
@@ -374,13 +371,10 @@ class _Run:
         return total_loss / n, correct / n
 
     def apply_new_masks(self, new_masks) -> bool:
-        """Install masks from an algorithm (see :func:`topo.training.model.install_masks`)."""
-        from topo.training.model import install_masks
+        """Install masks from an algorithm (see :func:`topo.training.masking.install_masks`)."""
+        from topo.training.masking import install_masks
 
-        return any(install_masks(self.model, self.optimizer, new_masks))
-
-    def _cpu(self, tensors):
-        return [t.detach().cpu() for t in tensors]
+        return any(install_masks(self.weights, self.model.masks, self.optimizer, new_masks))
 
     # -- checkpoints and state --------------------------------------------------------
     def topology(self, grad_mean, info: Mapping[str, Any]):
@@ -455,11 +449,13 @@ class _Run:
 
     # -- the loop -------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
+        from topo.training.masking import algorithm_after_epoch, algorithm_generator, algorithm_update
+
         torch = self.torch
         config = self.config
         started = time.perf_counter()
         shuffle = _generator(config.seed, epoch, _SHUFFLE)
-        algo_rng = _generator(config.seed, epoch, _ALGORITHM)
+        algo_rng = algorithm_generator(config.seed, epoch)
         order = torch.randperm(self.n_train, generator=shuffle).to(self.device)
         size = int(config.batch_size)
         grad_sums = [torch.zeros(o, device=self.device) for o, _ in self.shapes]
@@ -483,17 +479,8 @@ class _Run:
             for s, g in zip(grad_sums, self._grad_abs_mean()):
                 s += g
             step = self.step + 1
-            changed = False
-            if self.algorithm.is_update_step(step):
-                new_masks = self.algorithm.update(
-                    step,
-                    self._cpu(self.weights),
-                    self._cpu([w.grad for w in self.weights]),
-                    self._cpu(self.model.masks),
-                    algo_rng,
-                )
-                if new_masks is not None:
-                    changed = self.apply_new_masks(new_masks)
+            # the step shared with sparsify() (topo.training.masking): update, or mask and step
+            changed = algorithm_update(self.algorithm, step, self.weights, self.model.masks, self.optimizer, algo_rng)
             if changed:
                 # RigL: the step that changes the masks does not also move the weights
                 updates += 1
@@ -514,10 +501,9 @@ class _Run:
         train_acc = int(correct) / self.n_train
         grad_mean = [(s / self.steps_per_epoch).cpu().numpy().astype(np.float32) for s in grad_sums]
         record = self.record(epoch, train_loss, train_acc, 0.0, {"mask_updates": updates})
-        after = self.algorithm.after_epoch(
-            epoch, self._cpu(self.weights), self._cpu(self.model.masks), algo_rng
+        record["masks_changed_after_epoch"] = algorithm_after_epoch(
+            self.algorithm, epoch, self.weights, self.model.masks, self.optimizer, algo_rng
         )
-        record["masks_changed_after_epoch"] = bool(after is not None and self.apply_new_masks(after))
         if record["masks_changed_after_epoch"]:
             nnz = [int(m.sum()) for m in self.model.masks]
             record["nnz_after_epoch"] = int(sum(nnz))

@@ -1,0 +1,224 @@
+"""Masked weights in a training step: the one implementation behind ``topo train`` and ``sparsify()``.
+
+A masked weight is a parameter whose first dimension is its output neurons (a
+``Linear`` weight ``[out, in]``, a convolution kernel ``[out, in / groups, *kernel]``)
+with a boolean mask of the same shape. The step of a sparse training loop is, in order:
+
+1. after the backward pass, :func:`grad_abs_mean` reads the dense gradient's per-neuron
+   mean ``|dL/dW|`` (the ``grad_mean`` statistic of every checkpoint);
+2. :func:`algorithm_update` asks the algorithm whether this step changes the masks and
+   installs the new masks (:func:`install_masks`); a step that changed them does not
+   also move the weights (RigL's rule);
+3. otherwise :func:`mask_gradients`, the optimiser's step, :func:`apply_masks`;
+4. at the end of an epoch, :func:`algorithm_after_epoch`.
+
+Algorithms see every weight as the 2-D matrix ``[out, numel / out]`` (a kernel's inputs
+are its input channels times its kernel positions), on the CPU, and never modify what
+they are given. torch is imported inside the functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+__all__ = [
+    "FloatMaskCache",
+    "apply_masks",
+    "mask_gradients",
+    "grad_abs_mean",
+    "install_masks",
+    "reset_optimizer_state",
+    "algorithm_update",
+    "algorithm_after_epoch",
+    "as_matrix",
+    "total_epochs",
+    "algorithm_generator",
+]
+
+
+def as_matrix(tensor):
+    """``tensor`` viewed as ``[out, numel / out]``, detached, on the CPU (a view where it is there)."""
+    t = tensor.detach()
+    t = t.reshape(t.shape[0], -1)
+    return t if t.device.type == "cpu" else t.cpu()
+
+
+class FloatMaskCache:
+    """Masks as 0/1 tensors of the weights' dtype, rebuilt only when a mask changes.
+
+    Multiplying by a float mask avoids the temporary that a bool mask costs on every
+    step; the cache is keyed by each mask's in-place version counter, storage and dtype.
+    """
+
+    def __init__(self) -> None:
+        self._cache: dict[int, tuple[tuple, Any]] = {}
+
+    def get(self, weights: Sequence[Any], masks: Sequence[Any]) -> list[Any]:
+        out = []
+        for k, (weight, mask) in enumerate(zip(weights, masks)):
+            key = (mask._version, mask.data_ptr(), mask.device, weight.dtype)
+            hit = self._cache.get(k)
+            if hit is None or hit[0] != key:
+                hit = (key, mask.to(weight.dtype))
+                self._cache[k] = hit
+            out.append(hit[1])
+        return out
+
+
+def apply_masks(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
+    """Set every masked weight to exactly zero (in place)."""
+    import torch
+
+    with torch.no_grad():
+        for weight, mask in zip(weights, float_masks):
+            weight.mul_(mask)
+
+
+def mask_gradients(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
+    """Zero the gradient at masked positions (after the dense gradient has been read)."""
+    import torch
+
+    with torch.no_grad():
+        for weight, mask in zip(weights, float_masks):
+            if weight.grad is not None:
+                weight.grad.mul_(mask)
+
+
+def grad_abs_mean(weights: Sequence[Any]) -> list[Any]:
+    """Per output neuron, the mean ``|dL/dW|`` over its incoming weights (dense gradient).
+
+    Returns float tensors of length ``out`` on the weights' devices; zeros for a weight
+    without a gradient (a layer the batch did not reach).
+    """
+    import torch
+
+    out = []
+    for weight in weights:
+        grad = weight.grad
+        if grad is None:
+            out.append(torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype))
+            continue
+        g = grad.detach()
+        g = g.reshape(g.shape[0], -1)
+        # the L1 norm of a row over its length: mean |g| without an |g| temporary
+        out.append(torch.linalg.vector_norm(g, ord=1, dim=1) / g.shape[1])
+    return out
+
+
+def reset_optimizer_state(optimizer, param, positions) -> None:
+    """Zero the optimiser's per-weight state of ``param`` at ``positions`` (bool, param's shape).
+
+    Covers SGD's ``momentum_buffer`` and Adam's ``exp_avg`` / ``exp_avg_sq`` (and any
+    other state tensor of the parameter's shape). Called for weights that were switched
+    off or grown, so that a grown weight starts without history and a dropped one
+    cannot carry stale momentum back.
+    """
+    import torch
+
+    state = optimizer.state.get(param)
+    if not state:
+        return
+    with torch.no_grad():
+        keep = (~positions.to(device=param.device, dtype=torch.bool)).to(param.dtype)
+        for value in state.values():
+            if torch.is_tensor(value) and value.shape == param.shape:
+                value.mul_(keep.to(value.dtype))
+
+
+def install_masks(weights: Sequence[Any], masks: Sequence[Any], optimizer, new_masks: Sequence[Any]) -> list[bool]:
+    """Give the weights new masks, as algorithms return them; which layers changed.
+
+    ``masks`` are updated in place. Weights switched off become zero, grown weights
+    start at zero (they were masked, hence zero), and the optimiser state is zeroed at
+    every position switched off or grown (:func:`reset_optimizer_state`).
+
+    Parameters
+    ----------
+    weights : sequence of torch.nn.Parameter
+    masks : sequence of bool tensors
+        The current masks, the weights' shapes; overwritten.
+    optimizer : torch.optim.Optimizer or None
+    new_masks : sequence of bool tensors or arrays
+        One per layer, in the weight's shape or as ``[out, numel / out]``.
+
+    Returns
+    -------
+    list of bool
+        Per layer, whether its mask changed.
+
+    Raises
+    ------
+    TopoError
+        If a new mask has the wrong number of elements.
+    """
+    import torch
+
+    from topo.errors import TopoError
+
+    changed = []
+    for weight, old, new in zip(weights, masks, new_masks):
+        new = torch.as_tensor(new).to(device=old.device, dtype=torch.bool)
+        if new.numel() != old.numel():
+            raise TopoError(f"a new mask of shape {tuple(new.shape)} for a weight of shape {tuple(old.shape)}")
+        new = new.reshape(old.shape)
+        if torch.equal(old, new):
+            changed.append(False)
+            continue
+        positions = ~(old & new)
+        old.copy_(new)
+        with torch.no_grad():
+            weight.mul_(old)
+        if optimizer is not None:
+            reset_optimizer_state(optimizer, weight, positions)
+        changed.append(True)
+    return changed
+
+
+def _grads(weights: Sequence[Any]) -> list[Any]:
+    import torch
+
+    return [as_matrix(w.grad) if w.grad is not None else torch.zeros(as_matrix(w).shape) for w in weights]
+
+
+def algorithm_update(algorithm, step: int, weights: Sequence[Any], masks: Sequence[Any], optimizer, generator) -> bool:
+    """Run the algorithm's update at global step ``step`` (1-based) if it wants one.
+
+    Returns whether any mask changed; the caller then skips this step's optimiser step.
+    """
+    if not algorithm.is_update_step(step):
+        return False
+    new_masks = algorithm.update(
+        step, [as_matrix(w) for w in weights], _grads(weights), [as_matrix(m) for m in masks], generator
+    )
+    if new_masks is None:
+        return False
+    return any(install_masks(weights, masks, optimizer, new_masks))
+
+
+def algorithm_after_epoch(algorithm, epoch: int, weights: Sequence[Any], masks: Sequence[Any], optimizer, generator) -> bool:
+    """Run the algorithm's end-of-epoch hook for epoch ``epoch`` (1-based); whether masks changed."""
+    new_masks = algorithm.after_epoch(epoch, [as_matrix(w) for w in weights], [as_matrix(m) for m in masks], generator)
+    return new_masks is not None and any(install_masks(weights, masks, optimizer, new_masks))
+
+
+def total_epochs(algorithm, epochs: int) -> int:
+    """Epochs a run trains in all: ``epochs``, plus the algorithm's retraining epochs (pruning)."""
+    extra = int(getattr(algorithm, "retrain_epochs", 0) or 0)
+    return int(epochs) + (extra if int(epochs) > 0 else 0)
+
+
+def algorithm_generator(seed: int, epoch: int):
+    """The torch generator of an epoch's algorithm randomness (tie-breaks, random growth).
+
+    Seeded from ``(seed, epoch)`` alone, so a run resumed at an epoch boundary draws
+    what an uninterrupted one draws, in ``topo train`` and in ``sparsify()`` alike.
+    """
+    import numpy as np
+    import torch
+
+    mixed = np.random.SeedSequence([int(seed), int(epoch), _ALGORITHM_PURPOSE]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(mixed >> np.uint64(1)))
+
+
+#: the purpose code of the algorithm's generator among an epoch's generators (1 is shuffling)
+_ALGORITHM_PURPOSE = 2
