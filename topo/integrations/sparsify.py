@@ -144,6 +144,8 @@ class SparseController:
         self.algorithm = cls(**options)
         self.method = method
         self.seed = int(seed)
+        self.density = density
+        self.distribution = distribution
         if epochs is not None and (int(epochs) != epochs or epochs < 0):
             raise TopoError(f"epochs must be a non-negative integer, got {epochs!r}")
         if steps_per_epoch is not None and (int(steps_per_epoch) != steps_per_epoch or steps_per_epoch < 1):
@@ -404,6 +406,8 @@ class SparseController:
         return {
             "kind": "topo-sparsify-run",
             "method": self.method,
+            "sparsity": 1.0 - self.density,
+            "density_rule": self.distribution,
             "algorithm": self.algorithm.describe(),
             "seed": self.seed,
             "epochs": self.epochs,
@@ -424,6 +428,7 @@ class SparseController:
         *,
         epoch: int | None = None,
         metrics: Mapping[str, Any] | None = None,
+        run_info: Mapping[str, Any] | None = None,
     ) -> Path:
         """Write topo's own checkpoint of the model now, with per-neuron gradient means.
 
@@ -442,6 +447,9 @@ class SparseController:
             The loop's figures for this epoch (``train_loss``, ``val_acc``, ...); in a
             run folder they are appended to ``metrics.jsonl`` with the masks' densities
             and fan-in CVs.
+        run_info : mapping, optional
+            Facts about the run for ``run.json`` (e.g. ``{"dataset": "mnist"}``), written
+            with the first checkpoint of a run folder.
 
         Returns
         -------
@@ -479,13 +487,14 @@ class SparseController:
         )
         info = {"metrics": {k: v for k, v in record.items() if k not in ("densities", "fan_in_cv")}}
         topology = self.topology(info=info)
+        config = {**self._run_config(), **dict(run_info or {})}
         if path.suffix == ".safetensors":
-            return save_checkpoint(topology, path, epoch=int(epoch), step=self.step, run_info=self._run_config())
+            return save_checkpoint(topology, path, epoch=int(epoch), step=self.step, run_info=config)
         if not (path / RUN_CONFIG).is_file():
-            write_run_config(path, self._run_config())
+            write_run_config(path, config)
         name = checkpoint_name(int(epoch), self.step) if inside else checkpoint_name(int(epoch))
         written = save_checkpoint(topology, path / CHECKPOINT_DIR / name, epoch=int(epoch), step=self.step,
-                                  run_info=self._run_config())
+                                  run_info=config)
         append_metrics(path, record)
         return written
 
