@@ -248,3 +248,16 @@ def test_errors_are_topo_errors():
 
     with pytest.raises(TopoError, match="forward pass with example_input failed.*boom"):
         topo.from_module(Broken(), example_input=torch.zeros(1, 3))
+
+
+def test_live_tensors_are_read_as_views_not_copies():
+    from topo.integrations.live import _numpy_of
+
+    layer = nn.Linear(5, 4)
+    array = _numpy_of(layer.weight)
+    assert array.ctypes.data == layer.weight.data_ptr()  # the same memory, no copy
+    with torch.no_grad():
+        layer.weight[0, 0] = 3.5
+    assert array[0, 0] == 3.5
+    # masks only: the Topology holds no weight values at all
+    assert all(l.weight is None for l in topo.from_module(nn.Sequential(layer), weights=False))

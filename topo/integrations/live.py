@@ -58,6 +58,42 @@ def _cpu_view(tensor):
     return t if t.device.type == "cpu" else t.cpu()
 
 
+def _numpy_of(tensor):
+    """A live tensor's values as numpy (a view for CPU float32/64 and integer tensors) or CSR."""
+    import scipy.sparse as sp
+    import torch
+
+    t = _cpu_view(tensor)
+    if t.is_quantized:
+        t = t.dequantize()
+    if t.layout != torch.strided:
+        if t.layout == torch.sparse_csr:
+            return sp.csr_matrix(
+                (_dense_numpy(t.values()), t.col_indices().numpy(), t.crow_indices().numpy()), shape=tuple(t.shape)
+            )
+        coo = (t if t.layout == torch.sparse_coo else t.to_sparse_coo()).coalesce()
+        index = coo.indices().numpy()
+        return sp.coo_matrix((_dense_numpy(coo.values()), (index[0], index[1])), shape=tuple(t.shape)).tocsr()
+    return _dense_numpy(t)
+
+
+def _dense_numpy(t):
+    import torch
+
+    if t.dtype in (torch.bfloat16, torch.float16) or "float8" in str(t.dtype):
+        t = t.float()  # numpy has no bfloat16: the one place a copy is made
+    return t.numpy()
+
+
+def _stored(tensor):
+    """A live tensor as the PyTorch reader's tensor record, read lazily (and without a copy)."""
+    from topo.formats._unpickle import StoredTensor
+
+    layout = str(tensor.layout).removeprefix("torch.")
+    dtype_name = str(tensor.dtype).removeprefix("torch.")
+    return StoredTensor(tuple(tensor.shape), dtype_name, layout, lambda: _numpy_of(tensor))
+
+
 def _is_hf_conv1d(module) -> bool:
     # transformers' GPT-2 style Conv1D: a Linear stored [in, out]; recognised without importing transformers
     cls = type(module)
@@ -254,10 +290,9 @@ def from_module(
                 if owner != f"{name}.{key[2:]}":
                     tied.append(f"{name}.{key[2:]} (= {owner})")
                     del local[key]
-            local = {key: _cpu_view(value) for key, value in local.items()}
             if not any(value.dim() >= 2 for value in local.values()):
                 continue
-            found, _facts, notes = state_dict_tensors(local, source=label)
+            found, _facts, notes = state_dict_tensors(_as_record(local), source=label)
             warnings.extend(f"{name}: {note}" for note in notes)
             mask = getattr(sub, MASK_BUFFER, None)
             if mask is None:
@@ -281,7 +316,7 @@ def from_module(
                 if rest in ("weight", "weight_orig") or _RECURRENT_RE.match(rest) or spec["kind"] == "attention":
                     t.name = name if rest == "weight" else f"{name}.{rest.removesuffix('_weight')}"
                 if mask is not None and rest == "weight":
-                    t.mask = _cpu_view(mask).numpy()
+                    t.mask = _numpy_of(mask)
                     t.note = "topo mask"
             tensors.extend(found)
     if tied:
@@ -298,30 +333,31 @@ def from_module(
     )
 
 
-def _as_torch(value):
-    """A torch tensor for a state-dict value: tensors as they are, arrays as zero-copy views."""
-    import warnings
+def _as_record(value):
+    """A state-dict value as the PyTorch reader's tensor record: torch tensors and numeric
+    arrays (numpy, jax, ...) alike, without a copy; other values as they are."""
+    import sys
 
     import numpy as np
-    import torch
 
-    if isinstance(value, torch.Tensor):
-        return value
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return _stored(value)
     if isinstance(value, Mapping):
-        return {k: _as_torch(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool)):
-        return type(value)(_as_torch(v) for v in value)
+        return {k: _as_record(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool, str)):
+        return type(value)(_as_record(v) for v in value)
     if isinstance(value, (str, bytes, bool, int, float)) or value is None:
         return value
     try:
         array = np.asarray(value)
     except Exception:
         return value
-    if array.dtype.kind not in "biuf" or array.dtype.byteorder == ">":
+    if array.dtype.kind not in "biuf":
         return value
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # read-only arrays (memory maps, jax) are only read
-        return torch.from_numpy(np.ascontiguousarray(array))
+    from topo.formats._unpickle import StoredTensor
+
+    return StoredTensor(array.shape, array.dtype.name, "strided", lambda: array)
 
 
 def from_state_dict(
@@ -374,7 +410,7 @@ def from_state_dict(
         raise TopoError(f"from_state_dict expects a mapping of names to tensors, got {type(mapping).__name__}")
     label = Path(f"<{name}>")
     with reading(label, "state dict"):
-        converted = {str(k): _as_torch(v) for k, v in mapping.items()}
+        converted = {str(k): _as_record(v) for k, v in mapping.items()}
         tensors, facts, notes = state_dict_tensors(converted, source=name)
         return build_topology(
             tensors, path=label, format="state-dict", layers=layers, weights=weights, info=facts, warnings=notes
