@@ -121,7 +121,7 @@ def test_lstm_and_embedding_are_standalone_layers():
     assert any("recurrent" in w for w in t.info["warnings"])
 
 
-def test_forward_order_beats_registration_order():
+def test_forward_order_beats_registration_order(tmp_path):
     class Reversed(nn.Module):
         def __init__(self):
             super().__init__()
@@ -132,14 +132,31 @@ def test_forward_order_beats_registration_order():
             return self.second(torch.relu(self.first(x)))
 
     model = Reversed()
+    # registration order is a declared order, read by the file readers' rules: the same
+    # Topology as the state dict saved and read back (reordered where the shapes chain)
     by_registration = topo.from_module(model)
-    assert by_registration.names == ["second", "first"]
-    assert by_registration[1].standalone  # 8 inputs after 4 outputs: the chain check says so
-    assert any("do not chain" in w for w in by_registration.info["warnings"])
-    by_call = topo.from_module(model, example_input=torch.zeros(2, 8))
-    assert by_call.names == ["first", "second"]
+    path = tmp_path / "reversed.pt"
+    torch.save(model.state_dict(), path)
+    assert by_registration.names == topo.load(path).names == ["first", "second"]
+    assert any("reordered" in w for w in by_registration.info["warnings"])
+
+    class Square(nn.Module):  # every order chains by shape: only a forward pass tells
+        def __init__(self):
+            super().__init__()
+            self.b = nn.Linear(6, 6)
+            self.a = nn.Linear(6, 6)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    square = Square()
+    assert topo.from_module(square).names == ["b", "a"]
+    by_call = topo.from_module(square, example_input=torch.zeros(2, 6))
+    assert by_call.names == ["a", "b"]
     assert not any(layer.standalone for layer in by_call)
     assert by_call.info["order"] == "first calls in a forward pass"
+    mismatch = topo.from_module(Reversed(), example_input=torch.zeros(1, 8))
+    assert mismatch.names == ["first", "second"] and not mismatch.info["warnings"]
 
 
 def test_forward_pass_leaves_training_mode_and_batchnorm_statistics_alone():

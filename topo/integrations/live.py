@@ -22,9 +22,11 @@ What :func:`from_module` reads, module by module:
   masks of ``torch.nn.utils.prune`` and ``torch.ao.pruning``, else the nonzero pattern.
 
 Layer order is the order of the first calls in a forward pass when ``example_input`` is
-given (forward pre-hooks record it), else the order in which modules were registered;
-either way the assembler's chain checks apply (a layer whose inputs do not match the
-previous layer's outputs stands alone, with a warning). A parameter shared by several
+given (forward pre-hooks record it), else the order in which modules were registered,
+read as a file's declared order is (where it does not chain and the shapes imply an
+order that does, that one, with a warning); either way the assembler's chain checks
+apply (a layer whose inputs do not match the previous layer's outputs stands alone,
+with a warning). A parameter shared by several
 modules (tied embeddings) is read once, at its first module.
 
 No gradient is tracked and no weight is copied on the way: tensors are read with
@@ -239,7 +241,7 @@ def from_module(
     >>> import torch, topo
     >>> net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
     >>> topo.from_module(net).names
-    ['0', '1']
+    ['0', '2']
     """
     import torch
 
@@ -261,6 +263,18 @@ def from_module(
         specs[name] = spec
     if not candidates:
         raise TopoError(f"{label}: no layer topo reads (Linear, Conv, Embedding, LSTM/GRU, Conv1D)")
+    if layers is not None:
+        # read only what the filter can keep (modules holding several layers are decided later)
+        try:
+            pattern = re.compile(layers)
+        except re.error as exc:
+            raise TopoError(f"option layers={layers!r} is not a valid regular expression ({exc})") from None
+        candidates = [
+            (name, sub) for name, sub in candidates
+            if pattern.search(name) or specs[name]["kind"] in ("recurrent", "attention")
+        ]
+        if not candidates:
+            raise TopoError(f"{label}: no layer name matches layers={layers!r}")
 
     warnings: list[str] = []
     order_note = "registration order of the modules"
@@ -330,6 +344,9 @@ def from_module(
         weights=weights,
         info={"order": order_note, "module": type(module).__name__},
         warnings=warnings,
+        # a forward pass is the model's real order; registration order is only declared,
+        # like a state dict's, and gets the file readers' rules (reordered where shapes say so)
+        keep_order=example_input is not None,
     )
 
 
