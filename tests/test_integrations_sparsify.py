@@ -265,3 +265,28 @@ def test_bad_arguments_raise_topo_errors():
     assert sparse.names == ["0", "2"]
     with pytest.raises(TopoError, match="not a sparsify"):
         sparse.load_state_dict({"step": 3})
+
+
+def test_select_positions_picks_what_a_stable_sort_picks():
+    """The partial selection behind RigL/SET/GGR/pruning equals a full stable sort's choice."""
+    from topo.training.algorithms.base import select_positions
+
+    def by_sorting(scores, candidates, n, generator, largest):
+        index = torch.nonzero(candidates).reshape(-1)
+        n = min(max(n, 0), index.numel())
+        index = index[torch.randperm(index.numel(), generator=generator)]
+        return index[torch.sort(scores[index], stable=True, descending=largest).indices[:n]]
+
+    g = torch.Generator().manual_seed(0)
+    for trial in range(200):
+        size = int(torch.randint(1, 300, (1,), generator=g))
+        # many ties (integer scores) every other trial: the random tie-break must match too
+        scores = torch.randint(0, 5, (size,), generator=g).float() if trial % 2 else torch.rand(size, generator=g)
+        if trial % 7 == 0:
+            scores[torch.rand(size, generator=g) < 0.1] = float("nan")
+        candidates = torch.rand(size, generator=g) < 0.6
+        n = int(torch.randint(0, size + 2, (1,), generator=g))
+        for largest in (True, False):
+            mine = select_positions(scores, candidates, n, torch.Generator().manual_seed(trial), largest=largest)
+            expected = by_sorting(scores, candidates, n, torch.Generator().manual_seed(trial), largest)
+            assert sorted(mine.tolist()) == sorted(expected.tolist())

@@ -119,6 +119,7 @@ def select_positions(scores, candidates, n: int, generator, *, largest: bool):
     Returns
     -------
     torch.Tensor of int64
+        The picked positions (as a set: their order carries no meaning).
     """
     import torch
 
@@ -127,8 +128,20 @@ def select_positions(scores, candidates, n: int, generator, *, largest: bool):
     if n == 0:
         return index[:0]
     index = index[torch.randperm(index.numel(), generator=generator)]
-    order = torch.sort(scores[index], stable=True, descending=largest).indices[:n]
-    return index[order]
+    values = scores[index]
+    if n == index.numel():
+        return index
+    if values.is_floating_point() and bool(torch.isnan(values).any()):
+        order = torch.sort(values, stable=True, descending=largest).indices[:n]
+        return index[order]
+    # The same set as a stable sort's first n, without sorting everything: all values
+    # strictly beyond the n-th best, then the ties at it in their (random) order.
+    threshold = torch.topk(values, n, largest=largest, sorted=False).values
+    threshold = threshold.min() if largest else threshold.max()
+    beyond = values > threshold if largest else values < threshold
+    ties = torch.nonzero(values == threshold, as_tuple=False).reshape(-1)
+    need = n - int(beyond.sum())
+    return torch.cat([index[beyond], index[ties[:need]]])
 
 
 def random_positions(candidates, n: int, generator):
