@@ -119,3 +119,14 @@ def test_plot_exploration_writes_the_figure(srigl_run, tmp_path):
     assert result.exit_code == 0, result.output
     text = out.read_text()
     assert text.lstrip().startswith("<?xml") and "exploration rate" in text and "active width / width" in text
+
+
+def test_fanin_figure_leaves_removed_neurons_out(srigl_run):
+    from topo.figures import fanin_figure
+
+    fig = fanin_figure(srigl_run)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert "fc1 (present neurons)" in titles and "fc3" in titles
+    # every present neuron of a srigl layer has the same fan-in: each row's CV reads 0
+    labels = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text().startswith("CV")]
+    assert labels and all(text == "CV 0.00" for text in labels)

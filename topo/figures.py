@@ -223,6 +223,10 @@ def fanin_figure(
 ):
     """Ridge plot of a run's fan-in histograms over epochs; see :func:`topo.plot.fanin_ridge`.
 
+    Neurons a method removed (no input and no output: SRigL's ablation, chain removal)
+    are left out of the histograms and their CVs; a layer that lost some is titled
+    "<layer> (present neurons)".
+
     Parameters
     ----------
     source : run folder or sequence of Topology
@@ -248,8 +252,16 @@ def fanin_figure(
     topologies = _topologies(source, epochs=epochs, progress=progress)
     if epochs is None:
         topologies = [topologies[i] for i in select_evenly(len(topologies), max_rows)]
+    from topo.analysis.exploration import present_neurons
+
     names = select_layers(topologies[-1], layers)
-    fan_ins = {name: [t[name].fan_in for t in topologies] for name in names}
+    # neurons a method removed (no input, no output) are left out of the histograms
+    present = [dict(zip(t.names, present_neurons(t))) for t in topologies]
+    fan_ins = {}
+    for name in names:
+        rows = [t[name].fan_in[p[name]] for t, p in zip(topologies, present)]
+        shrunk = any(int(p[name].sum()) < t[name].n_out for t, p in zip(topologies, present))
+        fan_ins[f"{name} (present neurons)" if shrunk else name] = rows
     labels = [checkpoint_label(t, i) for i, t in enumerate(topologies)]
     labels = [int(v) if v.isdigit() else v for v in labels]
     return fanin_ridge(fan_ins, labels, log_x=log_x, title=title, path=path, dpi=dpi)

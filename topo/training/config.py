@@ -173,7 +173,7 @@ class _CoreConfig:
     method: str = option("rigl", group=METHOD, choices=_methods, choice_noun="method", help="Sparse-training algorithm.")
     update_every: int = option(100, group=METHOD, low=1, metavar="STEPS", help="Steps between mask updates (ΔT).")
     drop_fraction: float = option(0.3, group=METHOD, low=0.0, high=1.0,
-                                  help="Share of active weights moved per update (rigl/ggr: α, set: ζ).")
+                                  help="Share of active weights moved per update: α of rigl, ggr and srigl, the regeneration rate of granet, ζ of set.")
     end_fraction: float = option(0.75, group=METHOD, low=0.0, high=1.0,
                                  help="Share of the steps after which the masks stay fixed.")
     explore_fraction: float = option(0.1, group=METHOD, low=0.0, high=1.0, help="Share of regrowth placed at random (β).")
