@@ -12,7 +12,10 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
-__all__ = ["atomic_output", "atomic_write_bytes", "atomic_write_text"]
+__all__ = ["TEMP_SUFFIX", "atomic_output", "atomic_write_bytes", "atomic_write_text", "is_temp_file"]
+
+#: suffix of the temporary file a write goes to before its rename
+TEMP_SUFFIX = ".tmp"
 
 
 def _current_umask() -> int:
@@ -29,18 +32,38 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
     exception the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path) from exc
     os.close(fd)
     try:
         yield tmp
         # mkstemp creates 0600; give the file the mode a plain open() would
         os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _naming(exc, path) from exc
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """The same OS error, naming the file being written (a full disk or a refused write
+    otherwise names nothing, or only the temporary file)."""
+    if exc.filename is not None and exc.filename2 is None and exc.filename != str(path) and Path(exc.filename) in path.parents:
+        return exc  # names the folder that could not be created: already precise
+    if exc.errno is None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror, str(path))
+
+
+def is_temp_file(name: str) -> bool:
+    """Whether a file name is one of :func:`atomic_output`'s temporaries (``.NAME.XXXX.tmp``)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX) and len(name) > len(TEMP_SUFFIX) + 2
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

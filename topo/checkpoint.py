@@ -46,6 +46,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint_metadata",
     "is_topo_checkpoint",
+    "is_topo_metadata",
     "atomic_write_bytes",
     "atomic_write_text",
     "checkpoint_name",
@@ -260,43 +261,77 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return _parse_metadata(raw, path)
 
 
-def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
-    if raw.get("format") != FORMAT_NAME:
-        raise TopoError("a safetensors file, but not a topo checkpoint (no topo metadata)", path=path)
+def _parse_json(text: str, what: str, path: Path) -> Any:
+    """``json.loads`` whose every failure (syntax, nesting too deep) is one TopoError line."""
     try:
-        version = int(raw.get("format_version", ""))
-    except ValueError:
-        raise TopoError("checkpoint has no valid format_version", path=path) from None
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError, TypeError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else _one_line(exc)
+        raise TopoError(f"{what} is not valid JSON ({reason})", path=path) from None
+
+
+def _metadata_int(raw: Mapping[str, Any], key: str, path: Path) -> int | None:
+    """An optional non-negative integer stored as text (``epoch``, ``step``); "" means none."""
+    text = raw.get(key)
+    if text is None or text == "":
+        return None
+    if not isinstance(text, str) or not re.fullmatch(r"[0-9]{1,18}", text.strip()):
+        shown = repr(text) if len(repr(text)) <= 40 else repr(text)[:37] + "..."
+        raise TopoError(f"checkpoint metadata {key!r} is not a non-negative integer ({shown})", path=path)
+    return int(text)
+
+
+def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
+    if not is_topo_metadata(raw):
+        raise TopoError("a safetensors file, but not a topo checkpoint (no topo metadata)", path=path)
+    version_text = raw.get("format_version", "")
+    if not isinstance(version_text, str) or not re.fullmatch(r"[0-9]{1,9}", version_text.strip()):
+        raise TopoError("checkpoint has no valid format_version", path=path)
+    version = int(version_text)
     if version > FORMAT_VERSION:
         raise TopoError(
             f"checkpoint format version {version} is newer than this topo reads ({FORMAT_VERSION}); upgrade topo",
             path=path,
         )
-    try:
-        layers = json.loads(raw["layers"])
-        run = json.loads(raw.get("run") or "{}")
-        info = json.loads(raw.get("info") or "{}")
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise TopoError(f"checkpoint metadata is corrupt ({_one_line(exc)})", path=path) from None
-    epoch = raw.get("epoch") or None
-    step = raw.get("step") or None
+    if "layers" not in raw:
+        raise TopoError("checkpoint metadata is corrupt (no 'layers' entry)", path=path)
+    layers = _parse_json(raw["layers"], "checkpoint metadata 'layers'", path)
+    run = _parse_json(raw.get("run") or "{}", "checkpoint metadata 'run'", path)
+    info = _parse_json(raw.get("info") or "{}", "checkpoint metadata 'info'", path)
+    if not isinstance(layers, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in layers
+    ):
+        raise TopoError("checkpoint metadata 'layers' is not a list of layers with names", path=path)
+    for key, value in (("run", run), ("info", info)):
+        if not isinstance(value, dict):
+            raise TopoError(f"checkpoint metadata {key!r} is not a JSON object", path=path)
     return {
         "format_version": version,
         "layers": layers,
-        "epoch": None if epoch is None else int(epoch),
-        "step": None if step is None else int(step),
+        "epoch": _metadata_int(raw, "epoch", path),
+        "step": _metadata_int(raw, "step", path),
         "run": run,
         "info": info,
     }
 
 
+def is_topo_metadata(raw: Mapping[str, Any] | None) -> bool:
+    """Whether a safetensors header's metadata declares a topo checkpoint."""
+    return isinstance(raw, Mapping) and raw.get("format") == FORMAT_NAME
+
+
 def is_topo_checkpoint(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a readable topo checkpoint (reads only the header)."""
+    """Whether ``path`` is a safetensors file that declares itself a topo checkpoint.
+
+    Only the header is read, and only its ``format`` entry decides: a topo checkpoint
+    whose other metadata is damaged is still recognised as one, so that loading it
+    says what is wrong instead of another reader guessing at it.
+    """
     try:
-        read_checkpoint_metadata(path)
-    except TopoError:
+        with _open(Path(path)) as handle:
+            return is_topo_metadata(handle.metadata())
+    except (TopoError, OSError):
         return False
-    return True
 
 
 def load_checkpoint(path: str | os.PathLike, *, weights: bool = True) -> Topology:
@@ -435,14 +470,42 @@ def write_run_config(run: str | os.PathLike, config: Mapping[str, Any]) -> Path:
 
 
 def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
-    """Read ``run.json``; an empty dict when the run has none."""
+    """Read ``run.json``; an empty dict when the run has none.
+
+    Raises
+    ------
+    TopoError
+        If the file cannot be read, is not UTF-8 JSON, is nested too deeply, or is
+        not a JSON object.
+    """
     path = Path(run) / RUN_CONFIG
     if not path.exists():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise TopoError(f"run configuration is unreadable ({_one_line(exc)})", path=path) from None
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise TopoError(f"run configuration is unreadable ({exc.strerror or exc})", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise TopoError(f"run configuration is not UTF-8 text (byte {exc.start})", path=path) from None
+    config = _parse_json(text, "run configuration", path)
+    if not isinstance(config, dict):
+        raise TopoError(f"run configuration is not a JSON object (found {_json_type(config)})", path=path)
+    return config
+
+
+def _json_type(value: Any) -> str:
+    """How JSON calls the type of a parsed value (for messages)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 def _finite(value: Any) -> Any:
@@ -465,22 +528,91 @@ def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
+#: metrics fields that are whole numbers when present
+_METRICS_INTS = ("epoch", "step", "nnz", "mask_updates")
+#: metrics fields that are numbers or null when present
+_METRICS_NUMBERS = (
+    "train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "density", "epoch_time",
+)
+#: metrics fields that are lists of numbers (or nulls) when present
+_METRICS_LISTS = ("densities", "fan_in_cv")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_metrics_record(record: Any, number: int, path: Path) -> dict[str, Any]:
+    """One ``metrics.jsonl`` record, its known fields type-checked (a bad one is a TopoError)."""
+    if not isinstance(record, dict):
+        raise TopoError(f"line {number} is not a JSON object (found {_json_type(record)})", path=path)
+    for key in _METRICS_INTS:
+        value = record.get(key)
+        if value is not None and not (_is_int(value) and value >= 0):
+            raise TopoError(f"line {number}: {key!r} is not a non-negative integer ({_short(value)})", path=path)
+    for key in _METRICS_NUMBERS:
+        value = record.get(key)
+        if value is not None and not _is_number(value):
+            raise TopoError(f"line {number}: {key!r} is not a number ({_short(value)})", path=path)
+    for key in _METRICS_LISTS:
+        value = record.get(key)
+        if value is not None and not (
+            isinstance(value, list) and all(v is None or _is_number(v) for v in value)
+        ):
+            raise TopoError(f"line {number}: {key!r} is not a list of numbers ({_short(value)})", path=path)
+    return record
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
-    """Read ``metrics.jsonl``; a last line cut short by an interruption is ignored."""
+    """Read ``metrics.jsonl``; a last line cut short by an interruption is ignored.
+
+    Every line must be a UTF-8 JSON object; the fields topo writes (``epoch``,
+    ``step``, losses, accuracies, densities, ...) must have their types.
+
+    Raises
+    ------
+    TopoError
+        Naming the file and the line, for a line that is not UTF-8, not JSON (other
+        than a last line cut short), nested too deeply, not an object, or has a
+        wrongly typed field.
+    """
     path = Path(run) / METRICS_FILE
     if not path.exists():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise TopoError(f"metrics are unreadable ({exc.strerror or exc})", path=path) from None
     records = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for number, line in enumerate(lines, start=1):
+    lines = data.splitlines()
+    for number, raw in enumerate(lines, start=1):
+        last = number == len(lines)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            if last and not data.endswith(b"\n"):
+                break  # a write cut short inside a character
+            raise TopoError(f"line {number} is not UTF-8 text", path=path) from None
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
-            if number == len(lines):
+            if last:
                 break  # a write cut short at the end
             raise TopoError(f"line {number} is not valid JSON", path=path) from None
+        except RecursionError:
+            raise TopoError(f"line {number} is nested too deeply", path=path) from None
+        records.append(_check_metrics_record(record, number, path))
     return records
 
 

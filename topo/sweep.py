@@ -796,8 +796,9 @@ def run_sweep(
     ------
     TopoError
         For a bad spec (before any run starts), ``workers`` below 1, ``out`` being a
-        file, an unreachable scheduler, or a worker process that died. A failing run
-        does not raise: its row has status ``error``.
+        file, an unreachable scheduler, a worker process that died, or another
+        process running a sweep in ``out`` (:class:`topo.runlock.RunLockedError`,
+        naming it). A failing run does not raise: its row has status ``error``.
     """
     notes: list[str] = []
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else read_sweep_spec(spec_or_path)
@@ -809,6 +810,27 @@ def run_sweep(
         raise TopoError("the sweep's output must be a folder, found a file", path=out_dir)
     if data_dir is not None and not Path(data_dir).is_dir():
         raise TopoError("no such data folder", path=data_dir)
+    from topo.runlock import run_lock
+
+    # one sweep per folder at a time; each run is locked too, by train_or_resume
+    with run_lock(out_dir, purpose="sweep"):
+        return _run_sweep_locked(
+            spec, runs, out_dir, notes, workers=workers, scheduler=scheduler, data_dir=data_dir, progress=progress
+        )
+
+
+def _run_sweep_locked(
+    spec: SweepSpec,
+    runs: Sequence[SweepRun],
+    out_dir: Path,
+    notes: list[str],
+    *,
+    workers: int,
+    scheduler: str | None,
+    data_dir: str | os.PathLike | None,
+    progress: ProgressCallback | None,
+) -> SweepResult:
+    """The body of :func:`run_sweep`, run while the sweep folder's lock is held."""
     (out_dir / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     (out_dir / SUMMARIES_DIR).mkdir(parents=True, exist_ok=True)
 

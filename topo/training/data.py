@@ -754,6 +754,8 @@ def _load_npz(path: Path, name: str, *, val_fraction: float, seed: int) -> Datas
                     f"missing arrays {', '.join(missing)} (found: {', '.join(archive.files) or 'none'})", path=path
                 )
             arrays = {key: archive[key] for key in (*required, "X_val", "y_val") if key in archive.files}
+    except TopoError:
+        raise
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise TopoError(f"cannot read .npz file ({exc})", path=path) from None
 

@@ -543,12 +543,55 @@ def _load_data(config: TrainConfig, data_dir=None):
     )
 
 
+def _clean_temp_files(run_dir: Path) -> list[Path]:
+    """Remove the temporaries that atomic writes killed mid-way left in a run folder.
+
+    Called only while holding the run's lock, so no live writer owns them.
+    """
+    from topo.atomic import is_temp_file
+
+    removed = []
+    for folder in (run_dir, run_dir / CHECKPOINT_DIR, run_dir / STATE_FILE.parent):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if is_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(entry)
+    return removed
+
+
+def _contents(run_dir: Path) -> list[Path]:
+    """What a run folder holds, without the run lock (which does not make a folder a run)."""
+    from topo.runlock import is_lock_file
+
+    if not run_dir.is_dir():
+        return []
+    return [entry for entry in run_dir.iterdir() if not is_lock_file(entry.name)]
+
+
 def _check_fresh(run_dir: Path) -> None:
-    if run_dir.exists() and any(run_dir.iterdir()):
+    """Refuse to train into a folder that holds anything (besides the lock and dead temporaries)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TopoError("expected a run folder, found a file", path=run_dir)
+    _clean_temp_files(run_dir)
+    if not _contents(run_dir):
+        return
+    from topo.checkpoint import RUN_CONFIG
+
+    if (run_dir / RUN_CONFIG).is_file() and not (run_dir / STATE_FILE).is_file():
         raise TopoError(
-            "the run folder already exists and is not empty; resume it with --resume or choose another --out",
+            f"the folder holds a run stopped before its first epoch ended; restart it with "
+            f"topo train --resume {run_dir}, or choose another --out",
             path=run_dir,
         )
+    raise TopoError(
+        "the run folder already exists and is not empty; resume it with --resume or choose another --out",
+        path=run_dir,
+    )
 
 
 def iter_train(
@@ -566,11 +609,23 @@ def iter_train(
     state, and yields its record. Useful to interleave runs (benchmarks) or to stop
     early. Parameters as for :func:`train`.
     """
-    from topo.training.model import layer_names, layer_shapes
+    from topo.runlock import run_lock
 
     config.validate()
     run_dir = Path(run_dir if run_dir is not None else (config.out or default_run_dir(config)))
-    _check_fresh(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TopoError("expected a run folder, found a file", path=run_dir)
+    # one writer per run: the lock is held until the last epoch is written (or the
+    # generator is closed), and the folder is checked only once it is held
+    with run_lock(run_dir, purpose="train"):
+        _check_fresh(run_dir)
+        yield from _train_epochs(config, run_dir, progress=progress, on_step=on_step, dataset=dataset)
+
+
+def _train_epochs(config: TrainConfig, run_dir: Path, *, progress, on_step, dataset) -> Iterator[dict[str, Any]]:
+    """The body of :func:`iter_train`, run while the run's lock is held."""
+    from topo.training.model import layer_names, layer_shapes
+
     device = _resolve_device(config.device)
     threads = _set_determinism(config, device)
     data = dataset if dataset is not None else _load_data(config)
@@ -714,7 +769,12 @@ def resume(
     Checkpoints and metrics of later (incomplete) epochs are removed, the model,
     optimiser and algorithm state are restored from ``RUN/state/last.pt``, and the
     remaining epochs run with the run's own configuration. A finished run is left as
-    it is.
+    it is. A run stopped before its first epoch ended (no ``state/last.pt`` and no
+    trained epoch) starts again from the beginning with its own configuration
+    (``resumed_from`` is then None).
+
+    The run's lock (:mod:`topo.runlock`) is held throughout, so a second writer is
+    refused; temporary files of atomic writes that a killed process left are removed.
 
     Parameters
     ----------
@@ -732,17 +792,29 @@ def resume(
     Raises
     ------
     TopoError
-        If the folder is not a topo training run or its state is missing or unreadable.
+        If the folder is not a topo training run, its ``run.json`` is invalid, it has
+        trained epochs but no state, or its state is unreadable or unsafe.
+    RunLockedError
+        If another process is writing the run (a TopoError naming that process).
     """
-    import torch
+    from topo.runlock import run_lock
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise TopoError("no such run folder", path=run_dir)
-    meta = read_run_config(run_dir)
-    if meta.get("kind") != "topo-train-run" or "config" not in meta:
-        raise TopoError("not a run written by topo train (run.json has no training configuration)", path=run_dir)
-    config = TrainConfig.from_dict(meta["config"])
+    with run_lock(run_dir, purpose="resume"):
+        return _resume_locked(
+            run_dir, progress=progress, on_epoch=on_epoch, on_step=on_step, device=device, data_dir=data_dir,
+            dataset=dataset,
+        )
+
+
+def _resume_locked(run_dir: Path, *, progress, on_epoch, on_step, device, data_dir, dataset) -> TrainResult:
+    """The body of :func:`resume`, run while the run's lock is held."""
+    import torch
+
+    _clean_temp_files(run_dir)
+    meta, config = _check_run_meta(read_run_config(run_dir), run_dir)
     if device is not None:
         config.device = device
     if data_dir is not None:
@@ -750,17 +822,16 @@ def resume(
     config.validate()
     state_path = run_dir / STATE_FILE
     if not state_path.is_file():
-        raise TopoError("the run has no saved training state (state/last.pt); it cannot be resumed", path=run_dir)
-    try:
-        state = torch.load(state_path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        raise TopoError(f"training state is unreadable ({text[0] if text else type(exc).__name__})", path=state_path) from None
-    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-        raise TopoError("not a topo training state file", path=state_path)
-    if int(state.get("version", 0)) > STATE_VERSION:
-        raise TopoError("training state was written by a newer topo; upgrade topo", path=state_path)
-    epoch = int(state["epoch"])
+        if _trained_epochs(run_dir):
+            raise TopoError(
+                "the run has trained epochs but no saved training state (state/last.pt); it cannot be resumed",
+                path=run_dir,
+            )
+        # stopped before its first epoch ended: nothing to continue from, so start again
+        _empty_run_folder(run_dir)
+        return train(config, run_dir=run_dir, progress=progress, on_epoch=on_epoch, on_step=on_step, dataset=dataset)
+    state = _load_state(torch, state_path)
+    epoch = state["epoch"]
 
     # drop what the interrupted epoch left behind
     for path in list_checkpoints(run_dir):
@@ -778,11 +849,123 @@ def resume(
     run = _Run(config, run_dir, data, resolved, progress, on_epoch, on_step)
     shapes = [tuple(s) for s in meta["network"]["shapes"]]
     run.build([np.ones(s, dtype=bool) for s in shapes])
-    run.load_state(state)
+    try:
+        run.load_state(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise TopoError(
+            f"training state does not fit the run's network ({_first_line(exc)})", path=state_path
+        ) from None
     if run.total_steps != int(meta.get("total_steps", run.total_steps)):
         raise TopoError("the data set's size differs from the run's; cannot resume with other data", path=run_dir)
     run.loop()
     return TrainResult(run_dir, config, run.epoch, read_metrics(run_dir), list_checkpoints(run_dir), resumed_from=epoch)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _is_count(value: Any, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_run_meta(meta: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """Validate a run's ``run.json`` for resuming; every problem is one line naming the file."""
+    from topo.checkpoint import RUN_CONFIG
+
+    where = run_dir / RUN_CONFIG
+    if not meta:
+        if not _contents(run_dir):
+            raise TopoError(
+                f"not a run written by topo train: the folder is empty (a run stopped before it began?); "
+                f"start one with topo train --out {run_dir}",
+                path=run_dir,
+            )
+        raise TopoError("not a run written by topo train (no run.json)", path=run_dir)
+    if meta.get("kind") != "topo-train-run" or "config" not in meta:
+        raise TopoError("not a run written by topo train (run.json has no training configuration)", path=run_dir)
+    if not isinstance(meta["config"], dict):
+        raise TopoError("'config' is not a JSON object", path=where)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        config.validate()
+    except TopoError as exc:
+        raise TopoError(f"'config' is not a valid training configuration: {exc}", path=where) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise TopoError(f"'config' is not a valid training configuration ({_first_line(exc)})", path=where) from None
+    network = meta.get("network")
+    shapes = network.get("shapes") if isinstance(network, dict) else None
+    if not (
+        isinstance(shapes, list)
+        and shapes
+        and all(isinstance(s, list) and len(s) == 2 and all(_is_count(n, 1) for n in s) for s in shapes)
+    ):
+        raise TopoError("'network.shapes' is not a list of [out, in] layer sizes", path=where)
+    for key in ("total_steps", "total_epochs", "steps_per_epoch"):
+        if key in meta and not _is_count(meta[key]):
+            raise TopoError(f"{key!r} is not a non-negative integer ({meta[key]!r:.40})", path=where)
+    return dict(meta), config
+
+
+def _load_state(torch, state_path: Path) -> dict[str, Any]:
+    """``state/last.pt`` read with ``weights_only=True`` and checked; problems are one line."""
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        import pickle
+        import re
+
+        text = str(exc)
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if refused or isinstance(exc, pickle.UnpicklingError):
+            what = f" ({refused.group(1)})" if refused else ""
+            raise TopoError(
+                f"training state holds objects that topo does not load{what}; it was not written by "
+                "topo train, or it was changed since: refusing to unpickle it",
+                path=state_path,
+            ) from None
+        raise TopoError(f"training state is unreadable ({_first_line(exc)})", path=state_path) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TopoError("not a topo training state file", path=state_path)
+    version = state.get("version", 0)
+    if not _is_count(version):
+        raise TopoError("training state has no valid version", path=state_path)
+    if version > STATE_VERSION:
+        raise TopoError("training state was written by a newer topo; upgrade topo", path=state_path)
+    for key in ("epoch", "step"):
+        if not _is_count(state.get(key)):
+            raise TopoError(f"training state's {key!r} is not a non-negative integer", path=state_path)
+    for key in ("model", "optimizer", "algorithm"):
+        if not isinstance(state.get(key), dict):
+            raise TopoError(f"training state has no {key!r} entry", path=state_path)
+    return state
+
+
+def _trained_epochs(run_dir: Path) -> bool:
+    """Whether a run folder holds the results of any training epoch (epoch 1 or later)."""
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if checkpoints.is_dir():
+        for entry in checkpoints.iterdir():
+            parsed = parse_checkpoint_name(entry.name)
+            if parsed is not None and parsed[0] >= 1:
+                return True
+    try:
+        records = read_metrics(run_dir)
+    except TopoError:
+        return True  # unreadable metrics: do not throw away what may be there
+    return any(int(r.get("epoch") or 0) >= 1 for r in records)
+
+
+def _empty_run_folder(run_dir: Path) -> None:
+    """Remove what a run wrote (all but the run lock, which the caller holds)."""
+    import shutil
+
+    for entry in _contents(run_dir):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def _holds_same_run(meta: Mapping[str, Any], config: TrainConfig) -> bool:
@@ -844,17 +1027,30 @@ def train_or_resume(
         of another configuration (unless ``replace_other``); and as :func:`train`
         and :func:`resume` raise.
     """
-    import shutil
     from dataclasses import replace
 
-    from topo.checkpoint import is_run_folder
+    from topo.runlock import run_lock
 
     run_dir = Path(run_dir)
     if data_dir is not None:
         config = replace(config, data_dir=str(data_dir))
     if run_dir.exists() and not run_dir.is_dir():
         raise TopoError("expected a run folder, found a file", path=run_dir)
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    # the decision and what follows happen under the run's lock: no second writer between them
+    with run_lock(run_dir, purpose="train"):
+        return _train_or_resume_locked(
+            config, run_dir, dataset=dataset, progress=progress, on_epoch=on_epoch, replace_other=replace_other
+        )
+
+
+def _train_or_resume_locked(
+    config: TrainConfig, run_dir: Path, *, dataset, progress, on_epoch, replace_other: bool
+) -> tuple[TrainResult, str]:
+    """The body of :func:`train_or_resume`, run while the run's lock is held."""
+    from topo.checkpoint import is_run_folder
+
+    _clean_temp_files(run_dir)
+    if _contents(run_dir):
         if not is_run_folder(run_dir):
             raise TopoError("the folder is not empty and not a topo run folder; choose another folder", path=run_dir)
         meta = read_run_config(run_dir)
@@ -864,9 +1060,9 @@ def train_or_resume(
                     "the run folder holds a run of another configuration; move it away to rerun this one",
                     path=run_dir,
                 )
-            shutil.rmtree(run_dir)
+            _empty_run_folder(run_dir)
         elif not meta or not (run_dir / STATE_FILE).is_file():
-            shutil.rmtree(run_dir)  # died before its first state was saved: nothing to resume
+            _empty_run_folder(run_dir)  # died before its first state was saved: nothing to resume
         else:
             metrics = read_metrics(run_dir)
             done = max((int(r.get("epoch", -1)) for r in metrics), default=-1)
