@@ -848,6 +848,12 @@ def _resume_locked(run_dir: Path, *, progress, on_epoch, on_step, device, data_d
     data = dataset if dataset is not None else _load_data(config)
     run = _Run(config, run_dir, data, resolved, progress, on_epoch, on_step)
     shapes = [tuple(s) for s in meta["network"]["shapes"]]
+    from topo.training.model import layer_shapes
+
+    if [tuple(s) for s in layer_shapes(data.n_features, config.hidden, data.n_classes)] != shapes:
+        raise TopoError(
+            "run.json's network shapes do not match its configuration and data set; cannot resume", path=run_dir
+        )
     run.build([np.ones(s, dtype=bool) for s in shapes])
     try:
         run.load_state(state)
