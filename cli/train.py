@@ -185,7 +185,9 @@ def train_command(ctx: click.Context, **options) -> None:
 
     run = result.run_dir
     last = result.metrics[-1] if result.metrics else {}
-    if resume_run is not None:
+    if resume_run is not None and result.resumed_from is None:
+        click.echo(f"Restarted {run} from the beginning (no epoch had completed); it now ends at epoch {result.epochs_done}.")
+    elif resume_run is not None:
         click.echo(f"Resumed {run} from epoch {result.resumed_from}; it now ends at epoch {result.epochs_done}.")
     click.echo(f"Run: {run}")
     if last.get("test_acc") is not None:

@@ -210,6 +210,7 @@ def test_cli_resume_of_a_run_without_a_complete_epoch(tmp_path, monkeypatch):
     assert plain.exit_code == 1 and f"topo train --resume {run}" in plain.output
     again = CliRunner().invoke(main, ["train", "--resume", str(run), "-q"])
     assert again.exit_code == 0, again.output
+    assert "Restarted" in again.output
     assert [r["epoch"] for r in read_metrics(run)] == [0, 1, 2]
 
 
