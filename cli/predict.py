@@ -7,8 +7,9 @@ import click
 from topo_cli.render import emit, format_option
 
 SECURITY_NOTE = (
-    "Model files are joblib (pickle) payloads behind a topo header; topo refuses files "
-    "without that header, but unpickling can run code: only load model files you made yourself."
+    "Model files hold no pickle: they are skops files, loaded only through an allow-list of "
+    "scikit-learn and numpy types, so a forged model file cannot run code. Files written by "
+    "older topo versions (pickles) are refused: re-run topo predict fit."
 )
 
 
@@ -32,14 +33,14 @@ def predict_group() -> None:
     """Predict performance from structure: `topo predict fit` a model, then `topo predict MODEL CKPT...`.
 
     \b
-      topo predict fit runs/sweeps/s/results.csv --target test_acc -o model.joblib
-      topo predict model.joblib runs/new-run
+      topo predict fit runs/sweeps/s/results.csv --target test_acc -o model.skops
+      topo predict model.skops runs/new-run
     \b
     `topo predict MODEL CKPT...` is short for `topo predict run MODEL CKPT...`.
 
-    Model files are joblib (pickle) payloads behind a topo header; topo refuses files
-    without that header, but unpickling can run code: only load model files you made
-    yourself.
+    Model files hold no pickle: they are skops files, loaded only through an allow-list
+    of scikit-learn and numpy types, so a forged model file cannot run code. Files
+    written by older topo versions (pickles) are refused: re-run `topo predict fit`.
     """
 
 
@@ -64,7 +65,7 @@ def _r2_rows(predictor) -> list[dict]:
 @click.argument("results", type=click.Path(path_type=str))
 @click.option("--target", default="test_acc", show_default=True,
               help="What to predict: a results column; NAME maps to final_NAME where that column exists (test_acc -> final_test_acc).")
-@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Model file to write (e.g. model.joblib).")
+@click.option("-o", "--output", required=True, type=click.Path(path_type=str), help="Model file to write (e.g. model.skops).")
 @click.option("--folds", type=click.IntRange(min=2), default=5, show_default=True, help="k of the k-fold cross-validation.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the folds, the model and the shuffled control.")
 @click.option("--checkpoint", type=click.Choice(["last", "first"]), default="last", show_default=True,

@@ -39,7 +39,7 @@ def test_features_formats(tmp_path):
 
 def test_predict_fit_then_predict(tmp_path):
     results = fake_sweep(tmp_path, n=16)
-    model = tmp_path / "model.joblib"
+    model = tmp_path / "model.skops"
     runner = CliRunner()
     result = runner.invoke(main, ["predict", "fit", str(results), "--target", "test_acc", "-o", str(model), "--folds", "4", "--trees", "30"])
     assert result.exit_code == 0, result.output
@@ -60,10 +60,10 @@ def test_predict_fit_then_predict(tmp_path):
 def test_predict_refuses_foreign_model_files(tmp_path):
     import pickle
 
-    bad = tmp_path / "model.joblib"
+    bad = tmp_path / "model.skops"
     bad.write_bytes(pickle.dumps({"kind": "topo-structure-predictor"}))
     result = CliRunner().invoke(main, ["predict", str(bad), str(tmp_path)])
     assert result.exit_code == 1
     assert "not a topo model bundle" in result.output and "Traceback" not in result.output
     help_text = " ".join(CliRunner().invoke(main, ["predict", "--help"]).output.split())
-    assert "only load model files you made" in help_text and "fit" in help_text
+    assert "cannot run code" in help_text and "fit" in help_text

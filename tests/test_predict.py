@@ -10,7 +10,7 @@ import pytest
 
 from topo.errors import TopoError
 from topo.predict import (
-    MODEL_HEADER,
+    LEGACY_MODEL_HEADER,
     cross_validate,
     feature_matrix,
     fit_predictor,
@@ -67,16 +67,23 @@ def test_feature_matrix_columns():
 
 
 def test_model_file_round_trip_and_refusal(tmp_path):
+    import zipfile
+
     rows, y = _planted(n=30)
     predictor = fit_predictor(rows, y, folds=3, n_estimators=20)
-    path = save_predictor(predictor, tmp_path / "model.joblib")
-    assert path.read_bytes().startswith(MODEL_HEADER)
+    path = save_predictor(predictor, tmp_path / "model.skops")
+    with zipfile.ZipFile(path) as archive:  # a skops zip: JSON and .npy members, no pickle
+        names = archive.namelist()
+    assert "schema.json" in names and all(n == "schema.json" or n.endswith(".npy") for n in names)
     loaded = load_predictor(path)
     assert loaded.feature_names == predictor.feature_names and loaded.topo_version
+    assert loaded.importances == predictor.importances and loaded.cv["boosting"].r2 == predictor.cv["boosting"].r2
+    np.testing.assert_array_equal(loaded.cv["linear"].predictions, predictor.cv["linear"].predictions)
     np.testing.assert_allclose(predict(loaded, rows[:5]), predict(predictor, rows[:5]))
     np.testing.assert_allclose(predict(loaded, rows[:5], baseline=True), predictor.baseline.predict(feature_matrix(rows[:5], predictor.feature_names)[0]))
 
     import joblib
+    import skops.io as sio
 
     plain = tmp_path / "plain.joblib"
     joblib.dump({"kind": "topo-structure-predictor"}, plain)
@@ -85,18 +92,20 @@ def test_model_file_round_trip_and_refusal(tmp_path):
     for bad in (plain, pickled):
         with pytest.raises(TopoError, match="not a topo model bundle"):
             load_predictor(bad)
-    corrupt = tmp_path / "corrupt.joblib"
-    corrupt.write_bytes(MODEL_HEADER + b"\x00garbage")
+    old = tmp_path / "old.joblib"
+    old.write_bytes(LEGACY_MODEL_HEADER + pickle.dumps({"kind": "topo-structure-predictor"}))
+    with pytest.raises(TopoError, match="written by an older topo.*re-run topo predict fit"):
+        load_predictor(old)
+    corrupt = tmp_path / "corrupt.skops"
+    corrupt.write_bytes(path.read_bytes()[:-200])
     with pytest.raises(TopoError, match="corrupt"):
         load_predictor(corrupt)
-    wrong_kind = tmp_path / "wrong.joblib"
-    with open(wrong_kind, "wb") as handle:
-        handle.write(MODEL_HEADER)
-        joblib.dump({"kind": "something-else"}, handle)
+    wrong_kind = tmp_path / "wrong.skops"
+    sio.dump({"kind": "something-else"}, wrong_kind)
     with pytest.raises(TopoError, match="wrong kind"):
         load_predictor(wrong_kind)
     with pytest.raises(TopoError, match="no such"):
-        load_predictor(tmp_path / "missing.joblib")
+        load_predictor(tmp_path / "missing.skops")
 
 
 def test_resolve_target():
