@@ -42,6 +42,7 @@ def compare_command(a: str, b: str, fraction: float, no_match_output: bool, fmt:
     layer's shape agrees, the mask turnover |A xor B| / (|A| + |B|). The last row
     sums up the network: overall density, mean CV and overlap, NNSTD and overall turnover.
     """
+    from topo.analysis.budget import check_nnstd
     from topo.analysis.degree import fan_in_cv
     from topo.analysis.distance import mask_turnover, nnstd
     from topo.analysis.hubs import hub_overlap
@@ -50,9 +51,13 @@ def compare_command(a: str, b: str, fraction: float, no_match_output: bool, fmt:
     topo_a = load(a, weights=False)
     topo_b = load(b, weights=False)
     match_output = not no_match_output
+    # NNSTD's cost matrices grow with the product of the widths: refuse before allocating
+    check_nnstd(topo_a, topo_b, match_output=match_output)
     result = nnstd(topo_a, topo_b, match_output=match_output)
     by_index = hub_overlap(topo_a, topo_b, fraction=fraction)
-    matched = hub_overlap(topo_a, topo_b, matched=True, fraction=fraction, match_output=match_output)
+    matched = hub_overlap(
+        topo_a, topo_b, matched=True, fraction=fraction, match_output=match_output, matchings=result.matchings
+    )
     cv_a, cv_b = fan_in_cv(topo_a), fan_in_cv(topo_b)
     same_shapes = all(la.shape == lb.shape for la, lb in zip(topo_a, topo_b))
     turnover = mask_turnover(topo_a, topo_b) if same_shapes else [None] * len(topo_a)

@@ -7,6 +7,8 @@ import click
 from topo_cli.render import emit, format_option
 
 COLUMNS = ["layer", "neuron", "fan_in", "grad_mean"]
+#: hubs per layer a table shows (csv and json list them all)
+TABLE_HUBS_PER_LAYER = 50
 HEADERS = {"fan_in": "fan-in", "grad_mean": "gradient (grad_mean)"}
 
 
@@ -27,6 +29,8 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
     """
     if fraction is not None and z is not None:
         raise click.UsageError("give either --fraction or --z, not both")
+    import numpy as np
+
     from topo.analysis.hubs import hub_indices
     from topo.formats import load
 
@@ -38,31 +42,36 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
         rule, options, described = "top", {"fraction": fraction}, f"top {fraction:g} by fan-in"
     rows = []
     layers = []
+    cut = False
     for layer in topology:
         hubs = hub_indices(layer, **options)
         fan_in = layer.fan_in
         gradient = layer.stats.get("grad_mean")
+        # strongest first; ties in index order (a sort in numpy: a wide layer has a million hubs)
+        order = hubs[np.lexsort((hubs, -fan_in[hubs]))]
+        if fmt == "table" and order.size > TABLE_HUBS_PER_LAYER:
+            # a table of a million rows helps no one and takes minutes to draw
+            order, cut = order[:TABLE_HUBS_PER_LAYER], True
+        values = fan_in[order].tolist()
+        gradients = [None] * order.size if gradient is None else np.asarray(gradient, dtype=np.float64)[order].tolist()
         entries = [
-            {
-                "layer": layer.name,
-                "neuron": int(i),
-                "fan_in": int(fan_in[i]),
-                "grad_mean": None if gradient is None else float(gradient[i]),
-            }
-            # strongest first; ties in index order
-            for i in sorted(hubs.tolist(), key=lambda i: (-fan_in[i], i))
+            {"layer": layer.name, "neuron": i, "fan_in": f, "grad_mean": g}
+            for i, f, g in zip(order.tolist(), values, gradients)
         ]
         rows.extend(entries)
         layers.append({
             "name": layer.name,
             "n_out": layer.n_out,
+            "n_hubs": int(hubs.size),
             "fan_in_mean": float(fan_in.mean()) if fan_in.size else None,
             "hubs": [{k: e[k] for k in ("neuron", "fan_in", "grad_mean")} for e in entries],
         })
     columns = COLUMNS
     if fmt == "table" and not any("grad_mean" in layer.stats for layer in topology):
         columns = COLUMNS[:-1]  # no gradients recorded (e.g. a foreign checkpoint)
-    counts = ", ".join(f"{entry['name']} {len(entry['hubs'])}/{entry['n_out']}" for entry in layers)
+    counts = ", ".join(f"{entry['name']} {entry['n_hubs']}/{entry['n_out']}" for entry in layers)
+    if cut:
+        counts += f"; the table shows the {TABLE_HUBS_PER_LAYER} strongest per layer (--format csv or json lists all)"
     emit(
         rows,
         columns,

@@ -64,8 +64,15 @@ def hub_indices(layer: Layer, *, fraction: float = 0.1, rule: str = "top", z: fl
             return np.zeros(0, dtype=np.int64)
         # round first: 0.1 * 30 is 3.0000000000000004 in floating point, not above 3
         count = max(1, math.ceil(round(fraction * n, 9)))
-        order = np.argsort(-fan_in, kind="stable")
-        return np.sort(order[:count]).astype(np.int64)
+        if count >= n:
+            return np.arange(n, dtype=np.int64)
+        # linear time (a wide layer has millions of neurons): everything above the
+        # count-th largest fan-in, then the lowest indices among those equal to it --
+        # the first ``count`` of a stable sort by decreasing fan-in
+        threshold = np.partition(fan_in, n - count)[n - count]
+        above = np.flatnonzero(fan_in > threshold)
+        ties = np.flatnonzero(fan_in == threshold)[: count - above.size]
+        return np.sort(np.concatenate([above, ties])).astype(np.int64)
     if rule == "z":
         if n == 0:
             return np.zeros(0, dtype=np.int64)
@@ -94,6 +101,7 @@ def hub_overlap(
     rule: str = "top",
     z: float = 2.0,
     match_output: bool = True,
+    matchings: Sequence[np.ndarray] | None = None,
 ) -> list[float]:
     """Jaccard index of two networks' hub sets, per layer.
 
@@ -109,6 +117,10 @@ def hub_overlap(
         How hubs are chosen; see :func:`hub_indices`.
     match_output : bool
         Passed to ``nnstd`` when ``matched``: False keeps output neurons by index.
+    matchings : sequence of numpy.ndarray, optional
+        With ``matched``: the matchings of an NNSTD of ``a`` and ``b`` already
+        computed with the same ``match_output`` (``NNSTDResult.matchings``), so that
+        it is not computed twice.
 
     Returns
     -------
@@ -121,15 +133,23 @@ def hub_overlap(
     TopoError
         If the numbers of layers differ, the networks cannot be matched, or the hub
         rule is invalid.
+    AnalysisTooLarge
+        If ``matched`` and NNSTD's cost matrices would exceed the analysis memory
+        limit (:mod:`topo.analysis.budget`); checked before anything is allocated.
     """
     if len(a) != len(b):
         name_a = a.info.get("path") or "network 1"
         name_b = b.info.get("path") or "network 2"
         raise TopoError(f"cannot compare hubs: {name_a} has {len(a)} layers, {name_b} has {len(b)}")
-    matchings = None
-    if matched:
+    if not matched:
+        matchings = None
+    elif matchings is None:
+        from topo.analysis.budget import check_nnstd
 
+        check_nnstd(a, b, match_output=match_output)
         matchings = nnstd(a, b, match_output=match_output).matchings
+    elif len(matchings) != len(a):
+        raise TopoError(f"{len(matchings)} matchings given for {len(a)} layers")
     overlaps = []
     for k, (layer_a, layer_b) in enumerate(zip(a, b)):
         hubs_a = hub_indices(layer_a, fraction=fraction, rule=rule, z=z)

@@ -371,9 +371,16 @@ def square_clustering(topology: Topology) -> float:
     -------
     float
         In ``[0, 1]``; NaN when the graph has no path of three edges.
+
+    Raises
+    ------
+    AnalysisTooLarge
+        When ``A @ A`` (as many terms as the sum of squared degrees) would exceed the
+        analysis memory or time limit (:mod:`topo.analysis.budget`); checked first.
     """
     adjacency = _undirected_adjacency(topology)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    _check_square_product(topology, degree)
     n_edges = adjacency.nnz / 2
     square = adjacency @ adjacency
     trace4 = float(np.sum(square.data.astype(np.float64) ** 2))
@@ -381,6 +388,47 @@ def square_clustering(topology: Topology) -> float:
     coo = sp.triu(adjacency).tocoo()
     paths3 = float(np.sum((degree[coo.row] - 1.0) * (degree[coo.col] - 1.0)))
     return 4.0 * cycles / paths3 if paths3 > 0 else float("nan")
+
+
+#: bytes per term of a sparse product held at once (index, value and scipy's workspace; measured)
+_PRODUCT_TERM_BYTES = 20
+#: a sparse product term costs about this many edge visits of a breadth-first search (measured)
+_PRODUCT_TERM_STEPS = 25
+#: bytes igraph and topo's vertex attributes take per vertex and per edge (measured)
+_GRAPH_VERTEX_BYTES = 200
+_GRAPH_EDGE_BYTES = 100
+_GRAPH_HINT = "--no-graph (graph_metrics=False) skips square clustering and betweenness"
+
+
+def _check_square_product(topology: Topology, degree: np.ndarray) -> None:
+    """Refuse ``A @ A`` when its terms (sum of squared degrees) exceed the analysis limits."""
+    from topo.analysis.budget import check_bytes, check_steps
+
+    terms = float(np.sum(np.square(degree, dtype=np.float64)))
+    what = f"square clustering (a sparse product of {terms:.3g} terms)"
+    path = topology.info.get("path")
+    check_bytes(_PRODUCT_TERM_BYTES * terms, what, path=path, hint=_GRAPH_HINT)
+    check_steps(_PRODUCT_TERM_STEPS * terms, what, path=path, hint=_GRAPH_HINT)
+
+
+def _check_betweenness(topology: Topology, n_sources: int) -> None:
+    """Refuse betweenness whose graph or breadth-first searches exceed the analysis limits."""
+    from topo.analysis.budget import check_bytes, check_steps
+
+    n, edges = float(topology.n_neurons), float(topology.nnz)
+    path = topology.info.get("path")
+    check_bytes(
+        _GRAPH_VERTEX_BYTES * n + _GRAPH_EDGE_BYTES * edges,
+        f"betweenness (a graph of {n:.3g} neurons and {edges:.3g} connections)",
+        path=path,
+        hint=_GRAPH_HINT,
+    )
+    check_steps(
+        n_sources * (n + edges),
+        f"betweenness ({n_sources} breadth-first searches over {n:.3g} neurons and {edges:.3g} connections)",
+        path=path,
+        hint=_GRAPH_HINT,
+    )
 
 
 def _hidden_vertices(topology: Topology) -> np.ndarray:
@@ -417,10 +465,18 @@ def hidden_betweenness(
     numpy.ndarray of float64
         One value per hidden neuron, node layer by node layer (empty without hidden
         neurons).
+
+    Raises
+    ------
+    AnalysisTooLarge
+        When the graph or the breadth-first searches (one per source) would exceed
+        the analysis memory or time limit (:mod:`topo.analysis.budget`); checked first.
     """
     hidden = _hidden_vertices(topology)
     if hidden.size == 0:
         return np.empty(0)
+    n_nodes = topology.n_neurons
+    _check_betweenness(topology, n_nodes if n_nodes <= exact_max or samples >= n_nodes else int(samples))
     from topo.graph import to_igraph
 
     graph = to_igraph(topology, weights=False)

@@ -1,0 +1,160 @@
+"""Analyses check what they will allocate before they allocate it, and the CLI turns
+running out of memory into one line."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from click.testing import CliRunner
+
+from topo.analysis.budget import AnalysisTooLarge, check_bytes, check_nnstd, human_bytes, max_bytes, max_steps
+from topo.checkpoint import save_checkpoint
+from topo.errors import TopoError
+from topo.topology import Layer, Topology
+from topo_cli.main import main
+
+
+def _layer(name, n_out, n_in, fan_in, seed=0):
+    rng = np.random.default_rng(seed)
+    indptr = np.arange(n_out + 1, dtype=np.int64) * fan_in
+    if fan_in == 1:  # one input each: already sorted and distinct (fast for 10^7 rows)
+        indices = rng.integers(0, n_in, size=n_out)
+    else:
+        indices = np.sort(rng.integers(0, n_in, size=(n_out, fan_in)), axis=1).ravel()
+    mask = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in))
+    mask.sum_duplicates()
+    return Layer.from_mask(name, mask)
+
+
+def _small(seed=0, hidden=40):
+    return Topology([_layer("fc1", hidden, 30, 6, seed), _layer("fc2", 10, hidden, 8, seed + 1)])
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", "1_000")
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", "50")
+    assert max_bytes() == 1000 and max_steps() == 50
+    check_bytes(1000, "x")
+    with pytest.raises(AnalysisTooLarge, match=r"^f: refused: a thing needs 1\.95 KiB, more than the analysis memory limit of 1000 B \(raise TOPO_MAX_ANALYSIS_BYTES to allow it\); do less$"):
+        check_bytes(2000, "a thing", path="f", hint="do less")
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", "lots")
+    with pytest.raises(TopoError, match="TOPO_MAX_ANALYSIS_BYTES='lots' is not an integer"):
+        max_bytes()
+    monkeypatch.delenv("TOPO_MAX_ANALYSIS_BYTES")
+    assert max_bytes() > 2**28  # half the machine's memory by default
+    assert human_bytes(728 * 2**40) == "728 TiB" and human_bytes(74.5 * 2**30) == "74.5 GiB"
+
+
+def test_nnstd_of_a_ten_million_neuron_layer_is_refused_before_allocating():
+    wide = Topology([_layer("fc1", 10**7, 4, 1), _layer("fc2", 3, 10**7, 2)])
+    started = time.perf_counter()
+    with pytest.raises(AnalysisTooLarge, match=r"NNSTD of layer 'fc1' \(10,000,000 x 10,000,000 neurons\) builds a cost matrix that needs 728 TiB"):
+        check_nnstd(wide, wide)
+    assert time.perf_counter() - started < 1.0
+    check_nnstd(_small(), _small(1))  # ordinary networks pass
+
+
+def test_matched_hub_overlap_checks_first_and_reuses_given_matchings(monkeypatch):
+    from topo.analysis.distance import nnstd
+    from topo.analysis.hubs import hub_overlap
+
+    a, b = _small(0), _small(5)
+    matchings = nnstd(a, b).matchings
+    assert hub_overlap(a, b, matched=True, matchings=matchings) == hub_overlap(a, b, matched=True)
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", str(8 * 40 * 40 - 1))
+    with pytest.raises(AnalysisTooLarge, match="NNSTD of layer 'fc1' \\(40 x 40 neurons\\)"):
+        hub_overlap(a, b, matched=True)
+    assert hub_overlap(a, b, fraction=0.2)  # by index: no NNSTD, no check
+
+
+def test_structure_features_refuse_costly_graph_metrics_with_a_hint(monkeypatch):
+    from topo.analysis.structure import hidden_betweenness, square_clustering, structure_features
+
+    net = _small()
+    full = structure_features(net)
+    degree_terms = float(sum(np.square(d, dtype=np.float64).sum() for d in (
+        np.concatenate([net[0].fan_out, net[0].fan_in + net[1].fan_out, net[1].fan_in]),)))
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(int(25 * degree_terms) - 1))
+    with pytest.raises(AnalysisTooLarge, match=r"square clustering .*--no-graph"):
+        square_clustering(net)
+    with pytest.raises(AnalysisTooLarge, match=r"square clustering"):
+        structure_features(net)
+    without = structure_features(net, graph_metrics=False)
+    assert np.isnan(without["square_clustering"]) and without["paths"] == full["paths"]
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(10**12))
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", "1000")
+    with pytest.raises(AnalysisTooLarge, match=r"betweenness \(a graph of 80 neurons and"):
+        hidden_betweenness(net)
+    monkeypatch.delenv("TOPO_MAX_ANALYSIS_BYTES")
+    assert square_clustering(net) == full["square_clustering"]
+
+
+def test_wide_networks_through_the_cli_answer_in_one_line_quickly(tmp_path):
+    wide = Topology([_layer("fc1", 10**7, 16, 1), _layer("fc2", 10, 10**7, 1000)])
+    path = save_checkpoint(wide, tmp_path / "wide.safetensors")
+    runner = CliRunner()
+    started = time.perf_counter()
+    result = runner.invoke(main, ["compare", str(path), str(path)])
+    assert time.perf_counter() - started < 60
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    line = result.output.strip()
+    assert "\n" not in line and "NNSTD of layer 'fc1' (10,000,000 x 10,000,000 neurons)" in line and "728 TiB" in line
+
+    started = time.perf_counter()
+    result = runner.invoke(main, ["hubs", str(path)])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "fc1 1000000/10000000" in text and "the table shows the 50 strongest per layer" in text
+    assert time.perf_counter() - started < 60
+
+    result = runner.invoke(main, ["features", str(path)], env={"TOPO_MAX_ANALYSIS_STEPS": "1000000"})
+    assert result.exit_code == 1 and "--no-graph" in result.output and "Traceback" not in result.output
+
+
+def test_hubs_table_shows_the_strongest_and_json_lists_all(tmp_path):
+    net = Topology([_layer("fc1", 2000, 30, 5), _layer("fc2", 10, 2000, 50)])
+    path = save_checkpoint(net, tmp_path / "net.safetensors")
+    runner = CliRunner()
+    table = runner.invoke(main, ["hubs", str(path)])
+    assert table.exit_code == 0 and "the table shows the 50 strongest per layer" in " ".join(table.output.split())
+    payload = json.loads(runner.invoke(main, ["hubs", str(path), "--format", "json"]).output)
+    fc1 = payload["layers"][0]
+    assert fc1["n_hubs"] == 200 and len(fc1["hubs"]) == 200
+    fan_in = net[0].fan_in
+    keys = [(-h["fan_in"], h["neuron"]) for h in fc1["hubs"]]
+    assert keys == sorted(keys) and all(fan_in[h["neuron"]] == h["fan_in"] for h in fc1["hubs"])
+
+
+def test_memory_errors_become_one_line(tmp_path, monkeypatch):
+    import topo.analysis.hubs as hubs
+
+    path = save_checkpoint(_small(), tmp_path / "net.safetensors")
+
+    def exhausted(*args, **kwargs):
+        raise MemoryError("Unable to allocate 728 TiB for an array with shape (10000000, 10000000) and data type float64")
+
+    monkeypatch.setattr(hubs, "hub_indices", exhausted)
+    result = CliRunner().invoke(main, ["hubs", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == (
+        "Error: out of memory (Unable to allocate 728 TiB for an array with shape (10000000, 10000000) and data "
+        "type float64); the input is too large for this machine's memory"
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hub_indices_in_linear_time_equal_the_stable_sort_definition(seed):
+    from topo.analysis.hubs import hub_indices
+
+    rng = np.random.default_rng(seed)
+    n_out = int(rng.integers(1, 300))
+    dense = rng.random((n_out, 12)) < rng.uniform(0.05, 0.6)  # small fan-ins: many ties
+    layer = Layer.from_mask("l", dense)
+    for fraction in (0.01, 0.1, 0.33, 0.5, 1.0):
+        count = max(1, int(np.ceil(round(fraction * n_out, 9))))
+        expected = np.sort(np.argsort(-layer.fan_in, kind="stable")[:count])
+        np.testing.assert_array_equal(hub_indices(layer, fraction=fraction), expected)

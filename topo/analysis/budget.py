@@ -1,0 +1,159 @@
+"""What an analysis may allocate, and how much work it may do, checked before it starts.
+
+A network read within the readers' limits (:mod:`topo.formats._policy`) can still be
+too large for an analysis whose cost grows faster than its number of connections: a
+quadratic cost matrix on a layer of 10^7 neurons asks for hundreds of terabytes. Such
+steps estimate what they need from the shapes and degrees first, and stop with one line
+that says so (:class:`AnalysisTooLarge`, a TopoError) instead of allocating, swapping
+or running for hours.
+
+Two limits, read from the environment each time so that a user can raise them for one
+command:
+
+- ``TOPO_MAX_ANALYSIS_BYTES``: memory one step may allocate (default: half of this
+  machine's physical memory, or 8 GiB where that cannot be read);
+- ``TOPO_MAX_ANALYSIS_STEPS``: elementary operations one step may take (edge visits,
+  sparse product terms; default 5 x 10^9, about a minute).
+"""
+
+from __future__ import annotations
+
+import os
+
+from topo.errors import TopoError
+
+__all__ = [
+    "BYTES_VARIABLE",
+    "STEPS_VARIABLE",
+    "DEFAULT_STEPS",
+    "AnalysisTooLarge",
+    "max_bytes",
+    "max_steps",
+    "check_bytes",
+    "check_steps",
+    "human_bytes",
+]
+
+BYTES_VARIABLE = "TOPO_MAX_ANALYSIS_BYTES"
+STEPS_VARIABLE = "TOPO_MAX_ANALYSIS_STEPS"
+DEFAULT_STEPS = 5 * 10**9
+_FALLBACK_BYTES = 8 * 1024**3
+
+
+class AnalysisTooLarge(TopoError):
+    """An analysis step would need more memory or time than its limit allows."""
+
+
+def _from_env(variable: str, default: int) -> int:
+    raw = os.environ.get(variable)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise TopoError(f"environment variable {variable}={raw!r} is not an integer") from None
+    if value <= 0:
+        raise TopoError(f"environment variable {variable}={raw!r} must be positive")
+    return value
+
+
+def _physical_memory() -> int | None:
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def max_bytes() -> int:
+    """Memory one analysis step may allocate (``TOPO_MAX_ANALYSIS_BYTES``)."""
+    physical = _physical_memory()
+    return _from_env(BYTES_VARIABLE, physical // 2 if physical else _FALLBACK_BYTES)
+
+
+def max_steps() -> int:
+    """Elementary operations one analysis step may take (``TOPO_MAX_ANALYSIS_STEPS``)."""
+    return _from_env(STEPS_VARIABLE, DEFAULT_STEPS)
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes as people read them (``728 TiB``, ``74.5 GiB``, ``512 B``)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if value < 1024 or unit == "PiB":
+            return f"{value:.0f} {unit}" if unit == "B" or value >= 100 else f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} EiB"  # pragma: no cover
+
+
+def check_bytes(nbytes: float, what: str, *, path: object | None = None, hint: str = "") -> None:
+    """Raise :class:`AnalysisTooLarge` if ``what`` needs more than :func:`max_bytes`.
+
+    Parameters
+    ----------
+    nbytes : float
+        The estimate (may exceed what an int64 holds).
+    what : str
+        The step and what it allocates, e.g. ``"NNSTD of layer 'fc1' (10,000,000 x
+        10,000,000 neurons): its cost matrix"``.
+    path : optional
+        The file the network came from, named at the start of the message.
+    hint : str
+        What the user can do instead, appended after a semicolon.
+    """
+    limit = max_bytes()
+    if nbytes > limit:
+        extra = f"; {hint}" if hint else ""
+        raise AnalysisTooLarge(
+            f"refused: {what} needs {human_bytes(nbytes)}, more than the analysis memory limit of "
+            f"{human_bytes(limit)} (raise {BYTES_VARIABLE} to allow it){extra}",
+            path=path,
+        )
+
+
+def check_steps(steps: float, what: str, *, path: object | None = None, hint: str = "") -> None:
+    """Raise :class:`AnalysisTooLarge` if ``what`` takes more than :func:`max_steps` operations."""
+    limit = max_steps()
+    if steps > limit:
+        extra = f"; {hint}" if hint else ""
+        raise AnalysisTooLarge(
+            f"refused: {what} takes about {steps:.3g} operations, more than the analysis limit of "
+            f"{limit:.3g} (raise {STEPS_VARIABLE} to allow it){extra}",
+            path=path,
+        )
+
+
+def check_nnstd(a, b, *, match_output: bool = True) -> None:
+    """Refuse an NNSTD between ``a`` and ``b`` whose per-layer cost matrices would not fit.
+
+    NNSTD matches the output neurons of every layer with a linear assignment over an
+    ``out_a x out_b`` float64 cost matrix (the output layer too, unless
+    ``match_output`` is False), so its memory grows with the product of the widths,
+    not with the connections. Called where NNSTD is asked for (``topo compare``,
+    matched hub overlap) before it starts.
+
+    Parameters
+    ----------
+    a, b : Topology
+
+    Raises
+    ------
+    AnalysisTooLarge
+        Naming the widest pair of layers, what it needs and the limit.
+    """
+    layers = list(zip(a, b))
+    if not match_output and layers:
+        layers = layers[:-1]
+    worst = None
+    for layer_a, layer_b in layers:
+        need = 8.0 * float(layer_a.n_out) * float(layer_b.n_out)
+        if worst is None or need > worst[0]:
+            worst = (need, layer_a, layer_b)
+    if worst is None:
+        return
+    need, layer_a, layer_b = worst
+    name = layer_a.name if layer_a.name == layer_b.name else f"{layer_a.name} / {layer_b.name}"
+    check_bytes(
+        need,
+        f"NNSTD of layer {name!r} ({layer_a.n_out:,} x {layer_b.n_out:,} neurons) builds a cost matrix that",
+        path=a.info.get("path"),
+    )
