@@ -290,3 +290,36 @@ def test_a_full_disk_names_the_file_being_written(tmp_path, monkeypatch):
     assert result.exit_code == 1
     line = result.output.strip().splitlines()[-1]
     assert line.startswith(f"Error: {run}") and "No space left on device" in line
+
+
+def test_metrics_appends_name_the_file_when_the_disk_is_full(tmp_path, monkeypatch):
+    from topo.checkpoint import append_metrics
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as err:
+        append_metrics(tmp_path, {"epoch": 1})
+    assert err.value.filename == str(tmp_path / "metrics.jsonl")
+
+
+def test_a_sweep_folder_has_one_writer(tmp_path):
+    from topo.sweep import parse_sweep_spec, run_sweep
+
+    out = tmp_path / "sweep"
+    spec = parse_sweep_spec(
+        {"sweep": {"name": "locked"}, "base": {"dataset": "digits", "hidden": [8], "threads": 1, "device": "cpu"},
+         "grid": {"epochs": [0]}}
+    )
+    holder = _hold_in_other_process(out)
+    try:
+        with pytest.raises(RunLockedError, match=f"pid {holder.pid}"):
+            run_sweep(spec, out=out)
+        assert not (out / "results.csv").exists()
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    result = run_sweep(spec, out=out)
+    assert [row["status"] for row in result.rows] == ["done"]
+    assert lock_holder(out)["purpose"] == "sweep"

@@ -522,10 +522,15 @@ def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
     path = Path(run) / METRICS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps({k: _finite(v) for k, v in record.items()}, default=_json_default)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(line + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        if exc.filename is not None or exc.errno is None:
+            raise
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from exc  # a full disk names the file
 
 
 #: metrics fields that are whole numbers when present
