@@ -311,6 +311,8 @@ def reachability(topology: Topology) -> dict[str, float]:
 # -- spectra and clustering -----------------------------------------------------------
 #: layers with at most this many positions use a dense SVD (exact, and fast at that size)
 _DENSE_SVD_MAX = 200_000
+#: larger layers with at most this many neurons on one side use that side's Gram matrix
+_GRAM_MAX = 256
 
 
 def spectral_radius(layer: Layer) -> float:
@@ -335,6 +337,11 @@ def spectral_radius(layer: Layer) -> float:
     mask = _float_mask(layer)
     if layer.size <= _DENSE_SVD_MAX or min(layer.shape) < 3:
         return float(np.linalg.norm(mask.toarray(), 2))
+    if min(layer.shape) <= _GRAM_MAX:
+        # a wide, flat layer (e.g. 10 x 10^7): the largest eigenvalue of the small Gram
+        # matrix is the squared spectral radius, far cheaper than iterating on the long side
+        gram = mask @ mask.T if mask.shape[0] <= mask.shape[1] else mask.T @ mask
+        return float(math.sqrt(max(0.0, float(np.linalg.eigvalsh(gram.toarray())[-1]))))
     from scipy.sparse.linalg import svds
 
     values = svds(mask, k=1, v0=np.ones(min(mask.shape)), return_singular_vectors=False, random_state=0)
@@ -378,9 +385,11 @@ def square_clustering(topology: Topology) -> float:
         When ``A @ A`` (as many terms as the sum of squared degrees) would exceed the
         analysis memory or time limit (:mod:`topo.analysis.budget`); checked first.
     """
+    in_degree, out_degree, _, _ = _neuron_degrees(topology)
+    # before the adjacency is built: on a wide network, building it alone takes a while
+    _check_square_product(topology, in_degree + out_degree)
     adjacency = _undirected_adjacency(topology)
     degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    _check_square_product(topology, degree)
     n_edges = adjacency.nnz / 2
     square = adjacency @ adjacency
     trace4 = float(np.sum(square.data.astype(np.float64) ** 2))
@@ -546,6 +555,13 @@ def structure_features(
     """
     features: dict[str, float] = {}
     in_degree, out_degree, has_in, has_out = _neuron_degrees(topology)
+    if graph_metrics:
+        # the costly steps say at once whether they fit, before any other work is done
+        _check_square_product(topology, in_degree + out_degree)
+        n_nodes = topology.n_neurons
+        exact = n_nodes <= betweenness_exact_max or betweenness_samples >= n_nodes
+        if _hidden_vertices(topology).size:
+            _check_betweenness(topology, n_nodes if exact else int(betweenness_samples))
     features["n_layers"] = float(len(topology))
     chain_list = chains(topology)
     features["n_chains"] = float(len(chain_list))
