@@ -159,3 +159,10 @@ def test_sorted_state_dict_is_read_in_network_order():
     assert net.names == ["z_in", "a_square", "m_out"]
     assert all(a.n_out == b.n_in for a, b in zip(net, net.layers[1:]))
     assert not any(layer.standalone for layer in net)
+
+
+def test_deeply_nested_map_is_one_clean_line(tmp_path):
+    path = tmp_path / "deep.msgpack"
+    path.write_bytes(b"\x81\xa1a" * 200_000 + msgpack.packb(_ext_array((2, 2), "float32", b"\0" * 16)))
+    with pytest.raises(TopoError, match=r"deep\.msgpack: not a readable msgpack file \(nested too deeply\)"):
+        load(path)

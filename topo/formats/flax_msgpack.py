@@ -165,7 +165,10 @@ def decode(path: Path) -> Any:
     except (ValueError, msgpack.UnpackException) as exc:
         if isinstance(exc, TopoError):
             raise
-        raise TopoError(f"not a readable msgpack file ({type(exc).__name__}: {exc})", path=path) from None
+        detail = f"{type(exc).__name__}: {exc}" if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, msgpack.StackError):
+            detail = "nested too deeply"
+        raise TopoError(f"not a readable msgpack file ({detail})", path=path) from None
 
 
 def _walk(node: Any, prefix: tuple[str, ...], path: Path, depth: int = 0) -> Iterator[tuple[tuple[str, ...], Any]]:
