@@ -166,3 +166,19 @@ def test_deeply_nested_map_is_one_clean_line(tmp_path):
     path.write_bytes(b"\x81\xa1a" * 200_000 + msgpack.packb(_ext_array((2, 2), "float32", b"\0" * 16)))
     with pytest.raises(TopoError, match=r"deep\.msgpack: not a readable msgpack file \(nested too deeply\)"):
         load(path)
+
+
+def test_folder_of_flax_checkpoints_reads_the_newest_step():
+    folder = FIXTURES / "checkpoints"
+    steps = sorted(int(p.name.split("_")[1]) for p in folder.iterdir())
+    assert steps == [3, 10]
+    assert detect_format(folder) == "flax-msgpack"
+    net = load(folder)
+    assert net.info["step"] == 10 and net.info["steps"] == [3, 10]
+    newest = _raw(folder / "checkpoint_10")["params"]
+    oldest = _raw(folder / "checkpoint_3")["params"]
+    for layer in net:
+        assert np.array_equal(layer.mask.toarray(), newest[layer.name]["kernel"].T != 0)
+    assert sum(np.count_nonzero(p["kernel"]) for p in newest.values()) < sum(
+        np.count_nonzero(p["kernel"]) for p in oldest.values())
+    assert load(folder / "checkpoint_3").info["step"] == 3

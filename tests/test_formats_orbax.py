@@ -99,3 +99,11 @@ def test_not_an_orbax_folder(tmp_path):
     (tmp_path / "_METADATA").write_text("{}")
     with pytest.raises(TopoError, match="no tree_metadata"):
         load(tmp_path, format="orbax")
+
+
+def test_flax_checkpoint_folder_name_gives_the_step(tmp_path):
+    pytest.importorskip("tensorstore")
+    item = tmp_path / "checkpoint_5"
+    shutil.copytree(FIXTURES / "standard", item)
+    assert load(item).info["step"] == 5
+    assert load(tmp_path).info["step"] == 5  # the folder flax.training.checkpoints writes into

@@ -57,16 +57,32 @@ _ARRAY_EXT_RE = re.compile(rb"(\xc7.|\xc8..|\xc9....|\xd4|\xd5|\xd6|\xd7|\xd8)\x
 _MAP_MARKERS = set(range(0x80, 0x90)) | {0xDE, 0xDF}
 
 
+_CHECKPOINT_FILE_RE = re.compile(r"^checkpoint_(\d+)$")
+
+
+def _is_msgpack_state(path: Path) -> bool:
+    head = read_head(path, 65536)
+    return bool(head) and head[0] in _MAP_MARKERS and _ARRAY_EXT_RE.search(head) is not None
+
+
+def checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
+    """``flax.training.checkpoints`` files of a folder (``checkpoint_<step>``), by step."""
+    found = []
+    for child in Path(folder).iterdir():
+        match = _CHECKPOINT_FILE_RE.match(child.name)
+        if match and child.is_file() and _is_msgpack_state(child):
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
 def sniff(path: Path) -> bool:
-    """A msgpack map that holds Flax's array extension near its start."""
+    """A msgpack map that holds Flax's array extension near its start, or a folder of
+    ``flax.training.checkpoints`` files (``checkpoint_<step>``)."""
     try:
         path = Path(path)
-        if not path.is_file():
-            return False
-        head = read_head(path, 65536)
-        if not head or head[0] not in _MAP_MARKERS:
-            return False
-        return _ARRAY_EXT_RE.search(head) is not None
+        if path.is_dir():
+            return bool(checkpoint_files(path))
+        return path.is_file() and _is_msgpack_state(path)
     except Exception:
         return False
 
@@ -261,7 +277,8 @@ def read(
     ----------
     path : Path
         A file written by ``flax.serialization.to_bytes`` or ``msgpack_serialize``
-        (also the legacy ``flax.training.checkpoints`` files).
+        (also the legacy ``flax.training.checkpoints`` files), or a folder of such
+        ``checkpoint_<step>`` files (its newest step is read).
     weights : bool
         Keep weight values (False keeps masks and biases only).
     layers : str, optional
@@ -271,7 +288,8 @@ def read(
     -------
     Topology
         ``info``: ``format`` ``"flax-msgpack"``, ``path``, ``collection`` (e.g.
-        ``"params"``), ``step`` where recorded, ``order``, ``warnings``, ``skipped``.
+        ``"params"``), ``step`` where recorded (and ``steps`` for a folder), ``order``,
+        ``warnings``, ``skipped``.
 
     Raises
     ------
@@ -280,18 +298,32 @@ def read(
         declared size differs from their bytes; over the file budget.
     """
     path = Path(path)
+    facts: dict[str, Any] = {}
+    folder = None
+    if path.is_dir():
+        files = checkpoint_files(path)
+        if not files:
+            raise TopoError("a folder without flax checkpoint files (checkpoint_<step>)", path=path)
+        folder = path
+        facts["steps"] = [step for step, _ in files]
+        facts["step"], path = files[-1]
+        _policy.confine(path, folder, what="checkpoint file")
     if not path.is_file():
         raise TopoError("no such file", path=path)
     if path.stat().st_size == 0:
         raise TopoError("empty file, not a msgpack file", path=path)
+    named = _CHECKPOINT_FILE_RE.match(path.name)
+    if named and "step" not in facts:
+        facts["step"] = int(named.group(1))
     warnings: list[str] = []
     with reading(path, "Flax msgpack file"):
         tree = decode(path)
         if not isinstance(tree, dict):
             raise TopoError("a msgpack file whose top level is not a map (not a Flax state dict)", path=path)
         tensors, skipped, info = tensors_from_tree(tree, path, path.name, warnings)
+        info.update(facts)
         info["order"] = "the file's own order (Flax keeps the order modules were created)"
         return build_topology(
-            tensors, path=path, format="flax-msgpack", layers=layers, weights=weights, info=info,
+            tensors, path=folder or path, format="flax-msgpack", layers=layers, weights=weights, info=info,
             warnings=warnings, skipped=skipped,
         )

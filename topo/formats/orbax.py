@@ -114,6 +114,13 @@ def find_item(path: Path) -> tuple[Path, dict[str, Any]]:
             items = named
         folder = items[0]
         facts["item"] = folder.name
+    if "step" not in facts:
+        # flax.training.checkpoints names its Orbax items checkpoint_<step>.
+        for part in (folder.name, folder.parent.name):
+            match = _STEP_RE.match(part)
+            if match:
+                facts["step"] = int(match.group(1))
+                break
     return folder, facts
 
 
