@@ -89,6 +89,10 @@ def test_functional_order_is_the_graph(name):
     expected = _chain_from_config(_config(FIXTURES / "functional.keras"))
     assert expected != sorted(expected)  # names sort differently from the graph
     net = load(path)
+    if name.endswith(".weights.h5"):  # without a config only Keras's group keys name the layers
+        with _h5(path) as f:
+            key_of = {_vars_name(f["layers"][key]): key for key in f["layers"] if "vars" in f["layers"][key]}
+        expected = [key_of[layer_name] for layer_name in expected]
     assert net.names == expected
     assert all(not layer.standalone for layer in net)
     assert [layer.n_in for layer in net][1:] == [layer.n_out for layer in net][:-1]
@@ -138,7 +142,10 @@ def test_nested_model_layers_in_place(name):
         inner_b = f["layers/sequential/layers/dense_1/vars/0"][()]
         head = f["layers/dense_1/vars/0"][()]
         block = _vars_name(f["layers/sequential"])
-    assert net.names == ["stem", f"{block}/inner_a", f"{block}/inner_b", "head"]
+    if name.endswith(".keras"):
+        assert net.names == ["stem", f"{block}/inner_a", f"{block}/inner_b", "head"]
+    else:  # without a config only Keras's group keys name the layers
+        assert net.names == ["dense", "sequential/dense", "sequential/dense_1", "dense_1"]
     for layer, kernel in zip(net, (stem, inner_a, inner_b, head)):
         assert np.array_equal(layer.mask.toarray(), kernel.T != 0)
     assert all(not layer.standalone for layer in net)

@@ -33,7 +33,7 @@ def test_save_weights_layout_dense(tmp_path):
         # Listed out of alphabetical order: layer_names is the order.
         f.attrs["layer_names"] = np.array([b"hidden", b"dropout", b"a_output"])
         f.attrs["backend"] = b"tensorflow"
-        f.attrs["keras_version"] = b"2.15.0"
+        f.attrs["keras_version"] = np.bytes_(b"2.15.0")  # fixed-length: variable-length ones are not read
         _write_layer(f, "hidden", [("hidden/kernel:0", k1), ("hidden/bias:0", np.ones(30, np.float32))])
         _write_layer(f, "dropout", [])
         _write_layer(f, "a_output", [("a_output/kernel:0", k2), ("a_output/bias:0", np.zeros(10, np.float32))])

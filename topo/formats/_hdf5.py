@@ -127,17 +127,24 @@ def children(group: Any, path: Path) -> list[str]:
 MAX_ATTR_STRINGS = 1_000_000
 
 
-def string_attr(obj: Any, name: str, path: Path) -> list[str] | None:
-    """A string (or list of strings) attribute, or None when it is absent.
+def string_attr(obj: Any, name: str, path: Path, *, required: bool = True) -> list[str] | None:
+    """A fixed-length string (or list of strings) attribute, or None when it is absent.
 
-    The attribute's HDF5 type is checked before it is read: only string types are
-    read. (libhdf5 can crash the process when it reads a corrupt variable-length
-    sequence, which is what a damaged string attribute may claim to be.)
+    The attribute's HDF5 type is checked before it is read: only fixed-length strings
+    (what Keras writes) are read. Variable-length data lives in the file's global heap,
+    and libhdf5 can crash (a damaged sequence type) or loop forever inside the library
+    (a damaged heap) reading it from a hostile file.
+
+    Parameters
+    ----------
+    required : bool
+        When False, an attribute of another type is treated as absent instead of
+        refused (for attributes that are only informative).
 
     Raises
     ------
     TopoError
-        When the attribute exists but is not a string or list of strings.
+        When the attribute exists but is not fixed-length strings (and ``required``).
     """
     h5py = h5py_module(path)
     try:
@@ -150,8 +157,16 @@ def string_attr(obj: Any, name: str, path: Path) -> list[str] | None:
         raise TopoError(f"HDF5 attribute {name!r} cannot be read ({type(exc).__name__})", path=path) from None
     if shape is None or shape == (0,):
         return []  # an empty list (Keras writes a layer without variables this way)
-    if type_class != h5py.h5t.STRING or len(shape) > 1:
-        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r} is not a string or a list of strings", path=path)
+    try:
+        variable = type_class == h5py.h5t.STRING and attr.get_type().is_variable_str()
+    except Exception:
+        variable = True
+    if type_class != h5py.h5t.STRING or variable or len(shape) > 1:
+        if not required:
+            return None
+        kind = "a variable-length string (not read: it can hang libhdf5)" if variable and type_class == h5py.h5t.STRING \
+            else "not a string or a list of strings"
+        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r} is {kind}", path=path)
     if shape and shape[0] > MAX_ATTR_STRINGS:
         raise TopoError(f"refused: HDF5 attribute {name!r} holds {shape[0]:,} strings", path=path)
     value = obj.attrs[name]

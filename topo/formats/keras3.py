@@ -7,9 +7,8 @@ The layout (Keras 3's saving library, ``keras.saving``):
 - ``model.save_weights("m.weights.h5")`` writes that same HDF5 file alone.
 
 In the HDF5 file every layer is a group ``layers/<key>`` whose variables are datasets
-``vars/0``, ``vars/1``, ... in the layer's own order (a Dense layer: kernel, bias); the
-``vars`` group's attribute ``name`` holds the layer's name. ``<key>`` is the layer
-class in snake case with a counter (``dense``, ``dense_1``, ``conv2d``); nested models
+``vars/0``, ``vars/1``, ... in the layer's own order (a Dense layer: kernel, bias). ``<key>``
+is the layer class in snake case with a counter (``dense``, ``dense_1``, ``conv2d``); nested models
 repeat the scheme (``layers/sequential/layers/dense``) and recurrent layers keep their
 variables in a cell (``layers/lstm/cell/vars``). Variables carry no names, so their
 role comes from the layer class (from the config, else from the group's key):
@@ -29,6 +28,10 @@ role comes from the layer class (from the config, else from the group's key):
   name, and a variable of the wrapper itself shaped like the wrapped kernel is its
   mask (as in the TensorFlow Model Optimization ``prune_low_magnitude`` wrapper: the
   stored mask wins over the nonzero pattern).
+
+Layer names come from the config (the groups are matched to its layers by Keras's own
+naming scheme); a bare ``.weights.h5`` has only the group keys (``dense_1``). (The
+``vars`` group's variable-length ``name`` attribute is not read: see ``_Walk``.)
 
 Network order: a Sequential model's layer list; a Functional model's graph
 (``inbound_nodes``), in topological order; without a config (a bare
@@ -82,7 +85,8 @@ _NO_TOPOLOGY = {
 
 def _snake(name: str) -> str:
     """Keras's own snake case of a class name: ``Conv2D`` -> ``conv2d``."""
-    step = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    step = re.sub(r"\W+", "", name)
+    step = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", step)
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", step).lower()
 
 
@@ -208,13 +212,10 @@ class _Walk:
                 out[key] = obj
         return out
 
-    def _recorded_name(self, group: Any) -> str | None:
-        vars_group = _hdf5.member(group, "vars", self.path)
-        if vars_group is None:
-            return None
-        names = _hdf5.string_attr(vars_group, "name", self.path)
-        return names[0] if names else None
-
+    # The layer's own name is also kept in the attribute ``vars/@name``, but as a
+    # variable-length string: reading one makes libhdf5 parse the file's global heap,
+    # which in a damaged file can loop forever inside the library (no Python signal can
+    # stop it). Names come from the config instead, or are Keras's group keys.
     def _written_order(self, groups: dict[str, Any]) -> list[str]:
         """Keys in the order Keras created the groups (object header addresses grow as it writes)."""
         h5py = _hdf5.h5py_module(self.path)
@@ -244,8 +245,7 @@ class _Walk:
             self.order_notes.add("written")
             for key in self._written_order(groups):
                 group = groups[key]
-                name = self._recorded_name(group) or key
-                yield from self._leaf_or_nested(group, key, _class_of_key(key), None, f"{prefix}{name}", depth)
+                yield from self._leaf_or_nested(group, key, _class_of_key(key), None, f"{prefix}{key}", depth)
             return
         class_name = str(config.get("class_name", ""))
         if class_name != "Sequential":
@@ -253,11 +253,6 @@ class _Walk:
             self.order_notes.add("graph" if graph else "config")
         else:
             self.order_notes.add("config")
-        by_name = {}
-        for key, group in groups.items():
-            recorded = self._recorded_name(group)
-            if recorded:
-                by_name.setdefault(recorded, key)
         # Keras names the groups by class and counter in the model's own layer order.
         counters: dict[str, int] = {}
         scheme: dict[str, str] = {}
@@ -269,7 +264,7 @@ class _Walk:
         used: set[str] = set()
         for layer in layers:
             name = _layer_name(layer)
-            key = by_name.get(name) or scheme.get(name)
+            key = scheme.get(name)
             group = groups.get(key) if key is not None else None
             if group is None or key in used:
                 continue  # a layer without variables (Flatten, Dropout, ...) has no group
@@ -285,14 +280,14 @@ class _Walk:
         group.visit(lambda name: found.append(True) if "/vars/" in f"/{name}" else None)
         return bool(found)
 
-    def _inner_class(self, inner: Any, layer: dict | None, field: str, strip: str = "") -> str:
-        """The class of a wrapped layer: from the wrapper's config, else from its recorded name."""
+    def _inner_class(self, inner: Any, layer: dict | None, field: str) -> str:
+        """The class of a wrapped layer: from the wrapper's config; without one, a layer
+        with a ``cell`` is recurrent and any other is not known."""
         cfg = layer.get("config") if isinstance(layer, dict) else None
         wrapped = cfg.get(field) if isinstance(cfg, dict) else None
         if isinstance(wrapped, dict) and wrapped.get("class_name"):
             return _snake(str(wrapped["class_name"]))
-        recorded = self._recorded_name(inner) or ""
-        return _class_of_key(recorded[len(strip):] if recorded.startswith(strip) else recorded)
+        return "simple_rnn" if _hdf5.member(inner, "cell", self.path) is not None else ""
 
     def _leaf_or_nested(self, group: Any, key: str, cls: str, layer: dict | None, name: str, depth: int):
         """Nested models recurse; wrappers yield the layers they wrap (with the wrapper, whose
@@ -305,9 +300,9 @@ class _Walk:
         forward = _hdf5.member(group, "forward_layer", self.path)
         backward = _hdf5.member(group, "backward_layer", self.path)
         if isinstance(forward, h5py.Group) and isinstance(backward, h5py.Group):  # Bidirectional
-            yield f"{name}/forward", self._inner_class(forward, layer, "layer", "forward_"), forward, None
+            yield f"{name}/forward", self._inner_class(forward, layer, "layer"), forward, None
             field = "backward_layer" if isinstance((layer or {}).get("config", {}).get("backward_layer"), dict) else "layer"
-            yield f"{name}/backward", self._inner_class(backward, layer, field, "backward_"), backward, None
+            yield f"{name}/backward", self._inner_class(backward, layer, field), backward, None
             return
         inner = _hdf5.member(group, "layer", self.path)
         if isinstance(inner, h5py.Group):  # TimeDistributed, pruning wrappers, ...

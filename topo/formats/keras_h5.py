@@ -143,7 +143,7 @@ def read(
                 )
             info: dict[str, Any] = {}
             for attr in ("keras_version", "backend"):
-                text = _hdf5.string_attr(root, attr, path) if attr in root.attrs else None
+                text = _hdf5.string_attr(root, attr, path, required=False) if attr in root.attrs else None
                 if text:
                     info[attr] = text[0]
             tensors: list[Tensor] = []
