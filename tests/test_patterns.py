@@ -156,10 +156,25 @@ def test_dense_and_empty():
 
 
 def test_stored_zeros_are_not_connections():
-    mask = sp.csr_matrix(np.tile([1.0, 1.0, 0.0, 0.0], (4, 3)))
+    mask = sp.csr_matrix(np.tile([1.0, 1.0, 0.0, 0.0], (16, 4)))
     mask.data[0] = 0.0  # an explicit zero in the sparse structure
     found = layer_pattern(mask)
-    assert found.nnz == 23 and found.pattern == "2:4" and found.runs_2_4
+    assert found.nnz == 127 and found.pattern == "2:4" and found.runs_2_4
+
+
+def test_too_small_to_tell(rng):
+    # 10 blocks of 8, 9 of them with at most 3 connections, density 3/8: random placement
+    # gives that about 7% of the time (binomial tail above CHANCE_LEVEL), so no 3:8
+    mask = np.zeros((5, 16), dtype=bool)
+    for row, columns in enumerate(([0, 3, 5, 8, 9, 14], [1, 2, 7, 10, 11, 15], [0, 4, 6, 9, 12, 13], [2, 5, 7, 8, 13, 15])):
+        mask[row, columns] = True  # 3 + 3, in different places
+    mask[4, [0, 1, 2, 3, 9, 12]] = True  # 4 + 2
+    assert nm_compliance(mask, 3, 8) == 0.9 and mask.mean() == 3 / 8
+    found = layer_pattern(mask)
+    assert found.pattern == "unstructured"
+    # the same rows repeated 40 times are no longer luck, if they comply
+    big = np.tile(n_of_m(rng, 5, 16, 3, 8), (40, 1))
+    assert layer_pattern(big).pattern == "3:8"
 
 
 def test_layers_of_a_topology_and_summary(rng):

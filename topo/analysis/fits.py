@@ -58,7 +58,7 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from scipy import optimize, special, stats
+from scipy import special
 
 from topo.errors import TopoError
 
@@ -223,6 +223,55 @@ def _ks_discrete(support: np.ndarray, ecdf: np.ndarray, cdf_at: np.ndarray, cdf_
     return float(max(at.max(initial=0.0), gaps.max(initial=0.0)))
 
 
+class _Continuous:
+    """The few functions of a continuous distribution that the discretised fits use
+    (``cdf``, ``sf``, ``logpdf``, ``median``), written with :mod:`scipy.special` as
+    scipy.stats writes them, so that fitting fan-in does not import scipy.stats."""
+
+    def __init__(self, kind: str, **params: float) -> None:
+        self.kind = kind
+        self.params = params
+
+    def _z(self, x: np.ndarray) -> np.ndarray:
+        p = self.params
+        if self.kind == "norm":
+            return (x - p["loc"]) / p["scale"]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (np.log(np.maximum(x, 0.0)) - p["mu"]) / p["sigma"]  # lognorm; x <= 0 gives -inf
+
+    def cdf(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "expon":
+            return np.where(x > 0, -np.expm1(-np.maximum(x, 0.0) / self.params["scale"]), 0.0)
+        return special.ndtr(self._z(x))
+
+    def sf(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        if self.kind == "expon":
+            return np.where(x > 0, np.exp(-np.maximum(x, 0.0) / self.params["scale"]), 1.0)
+        return special.ndtr(-self._z(x))
+
+    def logpdf(self, x) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        p = self.params
+        half_log_2pi = 0.5 * math.log(2.0 * math.pi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.kind == "expon":
+                return np.where(x >= 0, -x / p["scale"] - math.log(p["scale"]), -np.inf)
+            z = self._z(x)
+            if self.kind == "norm":
+                return -0.5 * z**2 - half_log_2pi - math.log(p["scale"])
+            return np.where(x > 0, -0.5 * z**2 - half_log_2pi - math.log(p["sigma"]) - np.log(x), -np.inf)
+
+    def median(self) -> float:
+        p = self.params
+        if self.kind == "norm":
+            return float(p["loc"])
+        if self.kind == "expon":
+            return float(p["scale"] * math.log(2.0))
+        return float(math.exp(p["mu"]))
+
+
 def _discretised_fit(
     name: str,
     params: dict[str, float],
@@ -231,7 +280,7 @@ def _discretised_fit(
     support: np.ndarray,
     counts: np.ndarray,
 ) -> Fit:
-    """Score a continuous scipy distribution as a pmf on the integers >= support[0]."""
+    """Score a continuous distribution as a pmf on the integers >= support[0]."""
     n = int(counts.sum())
     lo = support[0] - 0.5
     # upper-tail differences through sf keep precision where the CDF is close to 1
@@ -288,10 +337,34 @@ def _alpha_mle_from_sums(sum_log: float, n: int, x_min: float) -> float:
     def negative(alpha: float) -> float:
         return alpha * sum_log + n * math.log(special.zeta(alpha, x_min))
 
-    result = optimize.minimize_scalar(
-        negative, bounds=(1.0 + 1e-9, _ALPHA_MAX), method="bounded", options={"xatol": 1e-7}
-    )
-    return float(result.x)
+    return _golden_minimum(negative, 1.0 + 1e-9, _ALPHA_MAX, tolerance=1e-7)
+
+
+_INVERSE_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
+
+
+def _golden_minimum(func, low: float, high: float, *, tolerance: float) -> float:
+    """Where a convex function of one variable is least on ``[low, high]`` (golden-section search).
+
+    The negative log-likelihood of the power law is convex in ``alpha`` (``ln zeta``
+    is a log-sum-exp of functions linear in ``alpha``), so golden-section search
+    finds its minimum to ``tolerance``; it keeps scipy.optimize, whose import costs
+    more than a whole audit of a checkpoint, out of every fit.
+    """
+    a, b = low, high
+    c = b - _INVERSE_GOLDEN * (b - a)
+    d = a + _INVERSE_GOLDEN * (b - a)
+    fc, fd = func(c), func(d)
+    while b - a > tolerance:
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - _INVERSE_GOLDEN * (b - a)
+            fc = func(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + _INVERSE_GOLDEN * (b - a)
+            fd = func(d)
+    return float((a + b) / 2.0)
 
 
 def _powerlaw_sf_exact(x: np.ndarray, alpha: float, x_min: float) -> np.ndarray:
@@ -492,7 +565,7 @@ def fit_fan_in(
             "lognormal",
             {"mu": mu, "sigma": sigma, "cv": float(math.sqrt(math.expm1(sigma**2)))},
             2,
-            stats.lognorm(s=sigma, scale=math.exp(mu)),
+            _Continuous("lognorm", mu=mu, sigma=sigma),
             support,
             counts,
         )
@@ -508,11 +581,11 @@ def fit_fan_in(
 
     mean = float(positive.mean())
     fits["exponential"] = _discretised_fit(
-        "exponential", {"rate": 1.0 / mean}, 1, stats.expon(scale=mean), support, counts
+        "exponential", {"rate": 1.0 / mean}, 1, _Continuous("expon", scale=mean), support, counts
     )
     std = float(positive.std())
     fits["normal"] = _discretised_fit(
-        "normal", {"mean": mean, "std": std}, 2, stats.norm(loc=mean, scale=std), support, counts
+        "normal", {"mean": mean, "std": std}, 2, _Continuous("norm", loc=mean, scale=std), support, counts
     )
     fits["powerlaw_full"] = _powerlaw_fit("powerlaw_full", support, counts, float(support[0]), k=1)
 

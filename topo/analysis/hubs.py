@@ -19,7 +19,6 @@ from typing import Sequence
 
 import numpy as np
 
-from topo.analysis.distance import _labels_in_a, nnstd
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
 
@@ -145,6 +144,7 @@ def hub_overlap(
         matchings = None
     elif matchings is None:
         from topo.analysis.budget import check_nnstd
+        from topo.analysis.distance import nnstd  # imports scipy.optimize: only when matching
 
         check_nnstd(a, b, match_output=match_output)
         matchings = nnstd(a, b, match_output=match_output).matchings
@@ -155,6 +155,8 @@ def hub_overlap(
         hubs_a = hub_indices(layer_a, fraction=fraction, rule=rule, z=z)
         hubs_b = hub_indices(layer_b, fraction=fraction, rule=rule, z=z)
         if matchings is not None:
+            from topo.analysis.distance import _labels_in_a
+
             hubs_b = _labels_in_a(matchings[k], layer_b.n_out)[hubs_b]
         overlaps.append(jaccard(hubs_a, hubs_b))
     return overlaps

@@ -19,9 +19,12 @@ Patterns
     when it holds at most ``N`` connections. ``M`` is a power of two from 2 to 128
     and ``N <= M / 2`` (at least half of every block pruned, as N:M kernels expect).
     A layer is ``N:M`` when at least :data:`COMPLIANCE_THRESHOLD` of its blocks
-    comply and it holds at least :data:`FILL_THRESHOLD` of the ``N * blocks``
-    connections the pattern allows (so a very sparse unstructured layer, whose
-    blocks comply by chance, is not called ``1:4``). Of the ``N:M`` patterns that
+    comply, its density is ``N / M`` within :data:`FILL_TOLERANCE` (relative), and
+    that many complying blocks would be a fluke, were the same number of connections
+    placed at random (a one-sided binomial test at :data:`CHANCE_LEVEL`, each block
+    complying by chance with the binomial probability of at most ``N`` of ``M``).
+    So neither a very sparse unstructured layer, whose blocks comply by chance, nor
+    a layer too small to tell is called ``1:4``. Of the ``N:M`` patterns that
     fit, the one with the smallest ``M`` is reported (a ``1:2`` layer is also
     ``2:4``); ``pattern_compliance`` is the share of its blocks that comply.
 ``block RxC`` (``block 4x1``: 4 output neurons by 1 input)
@@ -62,8 +65,9 @@ import scipy.sparse as sp
 
 __all__ = [
     "BLOCK_SIZES",
+    "CHANCE_LEVEL",
     "COMPLIANCE_THRESHOLD",
-    "FILL_THRESHOLD",
+    "FILL_TOLERANCE",
     "GROUP_SIZES",
     "LayerPattern",
     "LayerSparsity",
@@ -81,8 +85,11 @@ __all__ = [
 #: Share of blocks (N:M) or of connections and gaps (blocks of tiles) that must fit a
 #: pattern for a layer to be reported as having it.
 COMPLIANCE_THRESHOLD = 0.9
-#: Share of the ``N * blocks`` connections an N:M pattern allows that must be present.
-FILL_THRESHOLD = 0.9
+#: How far a layer's density may be from ``N / M`` for it to be called N:M (relative).
+FILL_TOLERANCE = 0.1
+#: Largest chance, were the connections placed at random, of as many blocks complying
+#: as an N:M layer's do: below it the pattern is deliberate, not luck.
+CHANCE_LEVEL = 1e-3
 #: Block lengths ``M`` tried for N:M patterns, smallest first.
 GROUP_SIZES = (2, 4, 8, 16, 32, 64, 128)
 #: Tile sides tried for block patterns.
@@ -150,25 +157,54 @@ def _csr(mask: Any) -> sp.csr_matrix:
     return matrix
 
 
-def _rows(matrix: sp.csr_matrix) -> np.ndarray:
-    """The row of every stored connection (CSR order)."""
-    return np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+class _Connections:
+    """The stored connections of a mask as (row, column) arrays in CSR order, computed once."""
+
+    def __init__(self, mask: Any) -> None:
+        self.matrix = _csr(mask)
+        self.n_out, self.n_in = (int(d) for d in self.matrix.shape)
+        self.nnz = int(self.matrix.nnz)
+        self.rows = np.repeat(np.arange(self.n_out, dtype=np.int64), np.diff(self.matrix.indptr))
+        self.cols = self.matrix.indices.astype(np.int64)
+        self._groups: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def groups(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Occupied blocks of ``m`` consecutive inputs: their rows, block columns and connections.
+
+        Built from the blocks of ``m / 2`` when those are known (each step costs the
+        occupied blocks, not the connections), else from the connections.
+        """
+        if m not in self._groups:
+            half = self._groups.get(m // 2) if m % 2 == 0 else None
+            if half is not None:
+                rows, blocks, counts = half
+                blocks = blocks // 2
+                starts = _run_starts(rows * -(-self.n_in // m) + blocks)
+                self._groups[m] = rows[starts], blocks[starts], np.add.reduceat(counts, starts)
+            else:
+                blocks = self.cols // m
+                # CSR order keeps these keys sorted: equal keys are neighbours
+                starts = _run_starts(self.rows * -(-self.n_in // m) + blocks)
+                counts = np.diff(np.append(starts, self.nnz))
+                self._groups[m] = self.rows[starts], blocks[starts], counts
+        return self._groups[m]
+
+    def group_histogram(self, m: int) -> np.ndarray:
+        """Blocks of ``m`` inputs holding 0, 1, ..., ``m`` connections."""
+        counts = self.groups(m)[2]
+        hist = np.bincount(counts, minlength=m + 1)[: m + 1]
+        hist[0] += self.n_out * -(-self.n_in // m) - counts.size
+        return hist
 
 
-def _runs(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct values of a sorted array and how often each occurs."""
+def _run_starts(keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in a sorted array."""
     if keys.size == 0:
-        return keys, np.zeros(0, dtype=np.int64)
-    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-    counts = np.diff(np.r_[starts, keys.size])
-    return keys[starts], counts
-
-
-def _group_counts(matrix: sp.csr_matrix, m: int) -> np.ndarray:
-    """Connections in every occupied block of ``m`` consecutive inputs (CSR order of the blocks)."""
-    n_blocks = -(-matrix.shape[1] // m)
-    keys = _rows(matrix) * n_blocks + matrix.indices.astype(np.int64) // m
-    return _runs(keys)[1]  # CSR order keeps the keys sorted
+        return np.zeros(0, dtype=np.int64)
+    change = np.empty(keys.size, dtype=bool)
+    change[0] = True
+    np.not_equal(keys[1:], keys[:-1], out=change[1:])
+    return np.flatnonzero(change)
 
 
 def nm_block_counts(mask: Any, m: int) -> np.ndarray:
@@ -194,13 +230,7 @@ def nm_block_counts(mask: Any, m: int) -> np.ndarray:
     """
     if int(m) < 1:
         raise ValueError(f"block length must be positive, got {m}")
-    m = int(m)
-    matrix = _csr(mask)
-    n_out, n_in = matrix.shape
-    counts = _group_counts(matrix, m)
-    hist = np.bincount(counts, minlength=m + 1)[: m + 1]
-    hist[0] += n_out * -(-n_in // m) - counts.size
-    return hist
+    return _Connections(mask).group_histogram(int(m))
 
 
 def nm_compliance(mask: Any, n: int, m: int) -> float:
@@ -218,19 +248,38 @@ def nm_compliance(mask: Any, n: int, m: int) -> float:
     return float(hist[: int(n) + 1].sum() / total) if total else 1.0
 
 
-def _tile_counts(matrix: sp.csr_matrix, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
+def _tile_counts(conn: _Connections, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Occupied ``rows x cols`` tiles: their connections and their sizes; and the number of tiles."""
-    n_out, n_in = matrix.shape
-    tile_cols = -(-n_in // cols)
-    tile_row = _rows(matrix) // rows
-    keys = tile_row * tile_cols + matrix.indices.astype(np.int64) // cols
-    if rows > 1:
-        keys = np.sort(keys, kind="stable")  # rows of one tile interleave in CSR order
-    tiles, counts = _runs(keys)
+    tile_cols = -(-conn.n_in // cols)
+    n_tiles = -(-conn.n_out // rows) * tile_cols
+    if rows == 1:
+        tile_row, blocks, counts = conn.groups(cols)
+        tiles = tile_row * tile_cols + blocks
+    else:
+        keys = (conn.rows // rows) * tile_cols + conn.cols // cols
+        if n_tiles <= 16 * conn.nnz + 4096:  # a count per tile is cheaper than sorting
+            per_tile = np.bincount(keys, minlength=n_tiles)
+            tiles = np.flatnonzero(per_tile)
+            counts = per_tile[tiles]
+        else:  # rows of one tile interleave in CSR order
+            keys = np.sort(keys)
+            starts = _run_starts(keys)
+            tiles, counts = keys[starts], np.diff(np.append(starts, keys.size))
     tr, tc = np.divmod(tiles, tile_cols)
-    height = np.minimum(rows, n_out - tr * rows)
-    width = np.minimum(cols, n_in - tc * cols)
-    return counts, height * width, -(-n_out // rows) * tile_cols
+    height = np.minimum(rows, conn.n_out - tr * rows)
+    width = np.minimum(cols, conn.n_in - tc * cols)
+    return counts, height * width, n_tiles
+
+
+def _block_shares(conn: _Connections, rows: int, cols: int) -> tuple[float, float, float]:
+    counts, areas, n_tiles = _tile_counts(conn, rows, cols)
+    full = counts == areas
+    in_full = float(counts[full].sum() / conn.nnz) if conn.nnz else 1.0
+    missing = conn.n_out * conn.n_in - conn.nnz
+    # gaps outside empty tiles are the gaps of the occupied, not-full tiles
+    gaps_in_empty = 1.0 - float((areas[~full] - counts[~full]).sum() / missing) if missing else 1.0
+    compliance = float((n_tiles - counts.size + full.sum()) / n_tiles) if n_tiles else 1.0
+    return compliance, in_full, gaps_in_empty
 
 
 def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, float]:
@@ -262,64 +311,82 @@ def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, flo
     >>> block_compliance(mask, 2, 2)[0]  # the tiles over rows 0-3, columns 0-1 are half full
     0.75
     """
-    matrix = _csr(mask)
-    n_out, n_in = matrix.shape
-    nnz = matrix.nnz
-    size = n_out * n_in
-    counts, areas, n_tiles = _tile_counts(matrix, int(rows), int(cols))
-    full = counts == areas
-    in_full = float(counts[full].sum() / nnz) if nnz else 1.0
-    missing = size - nnz
-    # gaps outside empty tiles are the gaps of the occupied, not-full tiles
-    gaps_in_empty = 1.0 - float((areas[~full] - counts[~full]).sum() / missing) if missing else 1.0
-    compliance = float((n_tiles - counts.size + full.sum()) / n_tiles) if n_tiles else 1.0
-    return compliance, in_full, gaps_in_empty
+    return _block_shares(_Connections(mask), int(rows), int(cols))
 
 
-def _best_nm(matrix: sp.csr_matrix) -> tuple[int, int, float] | None:
+def _n_range(conn: _Connections, m: int) -> range:
+    """The N that an N:M pattern could have: N <= M/2, density within FILL_TOLERANCE of N/M."""
+    density = conn.nnz / (conn.n_out * conn.n_in)
+    low = max(1, math.ceil(density * m / (1.0 + FILL_TOLERANCE) - 1e-9))
+    high = min(m // 2, math.floor(density * m / (1.0 - FILL_TOLERANCE) + 1e-9))
+    return range(low, high + 1)
+
+
+def _best_nm(conn: _Connections) -> tuple[int, int, float] | None:
     """The N:M pattern with the smallest M that fits (see the module notes), or None."""
-    n_out, n_in = matrix.shape
-    nnz = matrix.nnz
     for m in GROUP_SIZES:
-        if m > n_in:
+        if m > conn.n_in:
             break
-        blocks = n_out * -(-n_in // m)
-        # N:M needs N <= M/2 and nnz >= FILL_THRESHOLD * N * blocks; N >= 1
-        n_high = min(m // 2, math.floor(nnz / (FILL_THRESHOLD * blocks)))
-        if n_high < 1:
+        candidates = _n_range(conn, m)
+        if not candidates:
             continue
-        counts = _group_counts(matrix, m)
-        hist = np.bincount(counts, minlength=m + 1)
-        complying = (blocks - counts.size) + np.cumsum(hist)[: n_high + 1]
-        for n in range(1, n_high + 1):
+        from scipy import special
+
+        hist = conn.group_histogram(m)
+        blocks = int(hist.sum())
+        complying = np.cumsum(hist)
+        density = conn.nnz / (conn.n_out * conn.n_in)
+        for n in candidates:
             share = float(complying[n] / blocks)
-            if share >= COMPLIANCE_THRESHOLD:
+            if share < COMPLIANCE_THRESHOLD:
+                continue
+            # as many complying blocks by chance, were the connections placed at random?
+            by_chance = float(special.bdtr(n, m, density))
+            if float(special.bdtrc(int(complying[n]) - 1, blocks, by_chance)) <= CHANCE_LEVEL:
                 return n, m, share
     return None
 
 
-def _best_block(matrix: sp.csr_matrix) -> tuple[int, int, float] | None:
+def _pairs_in_full(conn: _Connections, rows: int, cols: int) -> float:
+    """Share of connections in full 2x1 (``rows=2``) or 1x2 tiles, cheaply: a bound that
+    rules block patterns out without counting every tile."""
+    if rows == 1:
+        counts, areas, _ = _tile_counts(conn, 1, 2)
+        return float(counts[counts == areas].sum() / conn.nnz)
+    even, odd = conn.matrix[0 : conn.n_out - 1 : 2], conn.matrix[1::2]
+    paired = 2 * int(even.multiply(odd).nnz)
+    if conn.n_out % 2:  # the last row alone is a tile of one row
+        paired += int(conn.matrix.indptr[-1] - conn.matrix.indptr[-2])
+    return paired / conn.nnz
+
+
+def _best_block(conn: _Connections) -> tuple[int, int, float] | None:
     """The largest ``R x C`` tile pattern that fits (see the module notes), or None."""
+    fitting: dict[tuple[int, int], float | None] = {(1, 1): 1.0}
 
     def fits(rows: int, cols: int) -> float | None:
-        if rows > matrix.shape[0] or cols > matrix.shape[1]:
-            return None
-        compliance, in_full, gaps = block_compliance(matrix, rows, cols)
-        if in_full >= COMPLIANCE_THRESHOLD and gaps >= COMPLIANCE_THRESHOLD:
-            return compliance
-        return None
+        if (rows, cols) not in fitting:
+            fitting[(rows, cols)] = None
+            if rows <= conn.n_out and cols <= conn.n_in and (
+                (rows, cols) not in ((2, 1), (1, 2)) or _pairs_in_full(conn, rows, cols) >= COMPLIANCE_THRESHOLD
+            ):
+                compliance, in_full, gaps = _block_shares(conn, rows, cols)
+                if in_full >= COMPLIANCE_THRESHOLD and gaps >= COMPLIANCE_THRESHOLD:
+                    fitting[(rows, cols)] = compliance
+        return fitting[(rows, cols)]
 
     best: tuple[int, int, float] | None = None
-    # a tile pattern implies the patterns of the tiles inside it, so only shapes whose
-    # halves fit are worth trying: grow from 2x1 and 1x2 by doubling a side
+    # a tile pattern implies the patterns of the tiles it is made of (its halves), so a
+    # shape is tried only when both halves fit: grow from 2x1 and 1x2 by doubling a side
     frontier = [(2, 1), (1, 2)]
-    tried: set[tuple[int, int]] = set()
     while frontier:
         rows, cols = frontier.pop(0)
-        if (rows, cols) in tried or rows > BLOCK_SIZES[-1] or cols > BLOCK_SIZES[-1]:
+        if (rows, cols) in fitting or rows > BLOCK_SIZES[-1] or cols > BLOCK_SIZES[-1]:
             continue
-        tried.add((rows, cols))
-        compliance = fits(rows, cols)
+        halves_fit = (rows == 1 or fits(rows // 2, cols) is not None) and (
+            cols == 1 or fits(rows, cols // 2) is not None
+        )
+        compliance = fits(rows, cols) if halves_fit else None
         if compliance is None:
             continue
         if best is None or rows * cols > best[0] * best[1]:
@@ -357,11 +424,10 @@ def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
     if hasattr(mask, "mask") and hasattr(mask, "name"):
         name = mask.name
         mask = mask.mask
-    matrix = _csr(mask)
-    n_out, n_in = matrix.shape
-    nnz = int(matrix.nnz)
+    conn = _Connections(mask)
+    n_out, n_in, nnz = conn.n_out, conn.n_in, conn.nnz
     size = n_out * n_in
-    hist_4 = nm_block_counts(matrix, 4) if n_in else np.zeros(5, dtype=np.int64)
+    hist_4 = conn.group_histogram(4) if n_in else np.zeros(5, dtype=np.int64)
     total_4 = int(hist_4.sum())
     compliance_2_4 = float(hist_4[:3].sum() / total_4) if total_4 else 1.0
     runs_2_4 = bool(n_in % 4 == 0 and n_in > 0 and hist_4[3:].sum() == 0)
@@ -371,20 +437,20 @@ def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
     elif nnz == 0:
         pattern, compliance = "empty", 1.0
     else:
-        nm = _best_nm(matrix)
+        nm = _best_nm(conn)
         if nm is not None:
             n, m, compliance = nm
             pattern = f"{n}:{m}"
         else:
-            tiles = _best_block(matrix)
+            tiles = _best_block(conn)
             if tiles is not None:
                 rows, cols, compliance = tiles
                 block = (rows, cols)
                 pattern = f"block {rows}x{cols}"
     return LayerPattern(
         name=str(name),
-        n_out=int(n_out),
-        n_in=int(n_in),
+        n_out=n_out,
+        n_in=n_in,
         nnz=nnz,
         density=nnz / size if size else 0.0,
         pattern=pattern,
@@ -408,7 +474,7 @@ def pattern_summary(patterns: Sequence[LayerPattern]) -> str:
     Examples
     --------
     >>> import numpy as np
-    >>> ps = [layer_pattern(np.tile([1, 1, 0, 0], (4, 2))), layer_pattern(np.tile([0, 0, 1, 1], (4, 2))),
+    >>> ps = [layer_pattern(np.tile([1, 1, 0, 0], (16, 4))), layer_pattern(np.tile([0, 0, 1, 1], (16, 4))),
     ...       layer_pattern(np.ones((2, 4)))]
     >>> pattern_summary(ps)
     '2:4 x2, dense'
