@@ -202,3 +202,29 @@ def test_requested_against_achieved(rng):
     assert report.layers[0].achieved == pytest.approx(1 - masks[0].mean())
     assert report.layers[0].gap == pytest.approx(report.layers[0].achieved - 0.75)
     assert requested_sparsity({"requested_sparsity": 1.5}) == (None, {})  # not a share: ignored
+
+
+@pytest.mark.parametrize("shape", [(9, 7), (8, 6), (1, 5), (7, 1)])
+def test_pair_shares_match_tile_counts(rng, shape):
+    from topo.analysis.patterns import _Connections, _pairs_in_full
+
+    for density in (0.2, 0.6, 0.9):
+        mask = rng.random(shape) < density
+        if not mask.any():
+            continue
+        conn = _Connections(mask)
+        if shape[0] >= 2:
+            assert _pairs_in_full(conn, 2, 1) == pytest.approx(tile_stats(mask, 2, 1)[1])
+        if shape[1] >= 2:
+            assert _pairs_in_full(conn, 1, 2) == pytest.approx(tile_stats(mask, 1, 2)[1])
+
+
+def test_pair_share_of_a_wide_sparse_layer(rng):
+    from topo.analysis.patterns import _Connections, _pairs_in_full
+
+    mask = np.zeros((41, 100_000), dtype=bool)  # too wide for a count per tile
+    mask[rng.integers(0, 41, 300), rng.integers(0, 100_000, 300)] = True
+    mask[0:2, :40] = True  # some full 2x1 tiles
+    mask[40, :3] = True  # the last row is a tile on its own
+    paired = 2 * int((mask[0:40:2] & mask[1:40:2]).sum()) + int(mask[40].sum())
+    assert _pairs_in_full(_Connections(sp.csr_matrix(mask)), 2, 1) == pytest.approx(paired / mask.sum())

@@ -348,16 +348,26 @@ def _best_nm(conn: _Connections) -> tuple[int, int, float] | None:
 
 
 def _pairs_in_full(conn: _Connections, rows: int, cols: int) -> float:
-    """Share of connections in full 2x1 (``rows=2``) or 1x2 tiles, cheaply: a bound that
-    rules block patterns out without counting every tile."""
+    """Share of connections in full 2x1 (``rows=2``) or 1x2 tiles, counted straight from
+    the connections: it rules block patterns out without tallying every tile."""
     if rows == 1:
-        counts, areas, _ = _tile_counts(conn, 1, 2)
-        return float(counts[counts == areas].sum() / conn.nnz)
-    even, odd = conn.matrix[0 : conn.n_out - 1 : 2], conn.matrix[1::2]
-    paired = 2 * int(even.multiply(odd).nnz)
-    if conn.n_out % 2:  # the last row alone is a tile of one row
-        paired += int(conn.matrix.indptr[-1] - conn.matrix.indptr[-2])
-    return paired / conn.nnz
+        # neighbours in CSR order that fill one tile: same row, columns 2j and 2j + 1
+        first = conn.cols[:-1]
+        pairs = (conn.rows[1:] == conn.rows[:-1]) & (first % 2 == 0) & (conn.cols[1:] == first + 1)
+        in_full = 2 * int(np.count_nonzero(pairs))
+        if conn.n_in % 2:  # the last column alone is a tile one input wide
+            in_full += int(np.count_nonzero(conn.cols == conn.n_in - 1))
+        return in_full / conn.nnz
+    n_pairs = conn.n_out // 2
+    if n_pairs * conn.n_in <= 16 * conn.nnz + 4096:
+        keys = (conn.rows // 2) * conn.n_in + conn.cols
+        in_full = 2 * int(np.count_nonzero(np.bincount(keys[conn.rows < 2 * n_pairs]) == 2))
+    else:  # very sparse and wide: intersect the even and the odd rows instead
+        even, odd = conn.matrix[0 : 2 * n_pairs : 2], conn.matrix[1 : 2 * n_pairs : 2]
+        in_full = 2 * int(even.multiply(odd).nnz)
+    if conn.n_out % 2:  # the last row alone is a tile one row high
+        in_full += int(conn.matrix.indptr[-1] - conn.matrix.indptr[-2])
+    return in_full / conn.nnz
 
 
 def _best_block(conn: _Connections) -> tuple[int, int, float] | None:
