@@ -5,8 +5,6 @@ Files are written by torch itself; the truth is what torch holds in memory.
 
 from __future__ import annotations
 
-import io
-import os
 import pickle
 import subprocess
 import sys
@@ -289,3 +287,24 @@ def test_stored_tensor_is_lazy(tmp_path):
     assert isinstance(stored, StoredTensor)
     assert stored.shape == (3, 2) and stored.dtype_name == "float32" and stored.layout == "strided"
     assert stored.array().shape == (3, 2)
+
+
+def test_shared_references_cannot_unfold_into_a_huge_tree(tmp_path):
+    # 40 levels of a list holding the level below twice: 2**40 leaves from a few hundred bytes.
+    level = [torch.ones(2, 2)]
+    for _ in range(40):
+        level = [level, level]
+    torch.save({"w": level}, tmp_path / "laughs.pt")
+    assert (tmp_path / "laughs.pt").stat().st_size < 10_000
+    with pytest.raises(TopoError, match=r"laughs\.pt: refused: .*more than"):
+        load(tmp_path / "laughs.pt")
+
+
+def test_deeply_nested_pickle_is_one_clean_error(tmp_path):
+    depth = 100_000  # [[[...]]]: EMPTY_LIST 100,000 times, then APPEND each into the one before
+    data = b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) + b"."
+    path = tmp_path / "deep.pt"
+    torch.save({"w": torch.ones(2, 2)}, path)
+    _replace_pickle(path, data)
+    with pytest.raises(TopoError, match=r"deep\.pt"):
+        load(path)

@@ -64,7 +64,7 @@ _LEGACY_PROTOCOL = 1001
 #: Largest pickle (``data.pkl``) read into memory; storages are separate and memory-mapped.
 MAX_PICKLE_BYTES = 256 * 1024**2
 #: Most entries :func:`plain` visits (shared references can make a small pickle a huge tree).
-MAX_ENTRIES = 2_000_000
+MAX_ENTRIES = 1_000_000
 
 
 class InertGlobal:

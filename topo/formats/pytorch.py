@@ -32,14 +32,12 @@ modules were registered: the format's own order.
 from __future__ import annotations
 
 import re
-import warnings as _warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
 from topo.errors import TopoError
 from topo.formats._assemble import (
@@ -52,6 +50,7 @@ from topo.formats._assemble import (
     read_head,
     reading,
 )
+from topo.formats._unpickle import MAX_ENTRIES, StoredTensor
 from topo.topology import Topology
 
 __all__ = ["EXTENSIONS", "LEGACY_MAGIC", "sniff", "read", "load_checkpoint", "load_state_dict", "state_dict_tensors"]
@@ -175,22 +174,36 @@ def load_checkpoint(path: Path) -> tuple[Any, list[str]]:
 
 
 def _is_tensor(value: Any) -> bool:
-    from topo.formats._unpickle import StoredTensor
-
     return isinstance(value, StoredTensor)
 
 
 def _flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Tensors of nested dicts / lists, keyed by dotted paths, in insertion order."""
+    """Tensors of nested dicts / lists, keyed by dotted paths, in insertion order.
+
+    Raises
+    ------
+    TopoError
+        More than :data:`~topo.formats._unpickle.MAX_ENTRIES` entries visited (a pickle's
+        shared references can make a small file an exponentially large tree).
+    """
     out: dict[str, Any] = {}
-    if _is_tensor(obj):
-        out[prefix or "tensor"] = obj
-    elif isinstance(obj, Mapping):
-        for key, value in obj.items():
-            out.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(obj, (list, tuple)):
-        for i, value in enumerate(obj):
-            out.update(_flatten(value, f"{prefix}.{i}" if prefix else str(i)))
+    stack: list[tuple[str, Any]] = [(prefix, obj)]
+    visits = 0
+    while stack:
+        path, value = stack.pop()
+        visits += 1
+        if visits > MAX_ENTRIES:
+            raise TopoError(f"refused: the checkpoint unfolds into more than {MAX_ENTRIES:,} entries")
+        if isinstance(value, StoredTensor):
+            out[path or "tensor"] = value
+            continue
+        if isinstance(value, (dict, Mapping)):
+            children = [(f"{path}.{key}" if path else str(key), child) for key, child in value.items()]
+        elif isinstance(value, (list, tuple)):
+            children = [(f"{path}.{i}" if path else str(i), child) for i, child in enumerate(value)]
+        else:
+            continue
+        stack.extend(reversed(children))  # popped in insertion order
     return out
 
 
