@@ -93,6 +93,16 @@ def test_gpt2_token_table_before_position_table():
     assert net[0].shape == (int(TRUTH["gpt2.wte_shape"][1]), int(TRUTH["gpt2.wte_shape"][0]))
 
 
+def test_gpt2_state_dict_conv1d_is_read_in_out():
+    net = load(FIXTURES / "gpt2_tiny_state.pt")
+    assert net.names[:2] == ["wte", "wpe"]
+    c_fc = net[net.names.index("h.0.mlp.c_fc")]
+    np.testing.assert_array_equal(_mask(c_fc), TRUTH["gpt2.c_fc_out_in"])
+    assert c_fc.shape == (32, 8)
+    assert net.info["order"] == "the format's own order"
+    assert any("Conv1D" in w for w in net.info["warnings"])
+
+
 # -- order and groups from shapes, on state dicts torch writes here ------------------------
 torch = pytest.importorskip("torch")
 

@@ -355,6 +355,22 @@ def _attach_listed_masks(tensors: list[Tensor], listed: list[Any], notes: list[s
         t.note = "mask from rigl-torch's backward_masks"
 
 
+_GPT2_SIGNATURE_RE = re.compile(r"(^|\.)attn\.c_attn\.weight$")
+_GPT2_CONV1D_RE = re.compile(r"(^|\.)(attn\.c_attn|attn\.q_attn|attn\.c_proj|mlp\.c_fc|mlp\.c_proj)\.weight$")
+
+
+def _gpt2_conv1d(tensors: list[Tensor], notes: list[str]) -> None:
+    """GPT-2's ``Conv1D`` stores its weight ``[in, out]``: mark it so where the keys are GPT-2's."""
+    if not any(_GPT2_SIGNATURE_RE.search(t.key) for t in tensors):
+        return
+    flipped = 0
+    for t in tensors:
+        if _GPT2_CONV1D_RE.search(t.key) and np.ndim(t.value) == 2:
+            t.layout = "in_out"
+            flipped += 1
+    notes.append(f"GPT-2 Conv1D layout [in, out] assumed from the key names for {flipped} weights")
+
+
 def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str, Any], list[str]]:
     """Turn a loaded torch object into the assembler's tensors, in state-dict order.
 
@@ -493,6 +509,7 @@ def read(
         tensors, facts, notes = state_dict_tensors(obj, source=path.name)
         if found:
             notes = found + [n for n in notes if not n.startswith("no state dict entry")]
+        _gpt2_conv1d(tensors, notes)
         return build_topology(
             tensors,
             path=path,
