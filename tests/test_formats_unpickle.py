@@ -308,3 +308,15 @@ def test_deeply_nested_pickle_is_one_clean_error(tmp_path):
     _replace_pickle(path, data)
     with pytest.raises(TopoError, match=r"deep\.pt"):
         load(path)
+
+
+def test_many_views_of_one_storage_are_refused(tmp_path):
+    # 2,000 full views of one 64 KB storage: 128 MB to read from a file of a few hundred KB.
+    base = torch.ones(128, 128)
+    torch.save({f"w{i}": base[:, :] for i in range(2000)}, tmp_path / "views.pt")
+    assert (tmp_path / "views.pt").stat().st_size < 400_000
+    with pytest.raises(TopoError, match=r"views\.pt: refused: the tensors of this file together"):
+        load(tmp_path / "views.pt")
+    # Tied weights (one storage read twice) are fine.
+    torch.save({"a.weight": base, "b.weight": base}, tmp_path / "tied.pt")
+    assert load(tmp_path / "tied.pt").names == ["a", "b"]

@@ -485,6 +485,8 @@ class _Loader:
         self.storages: dict[str, _Storage] = {}
         self.read_storage: Callable[[_Storage], None] | None = None
         self._mapped: np.ndarray | None = None
+        self.file_size = path.stat().st_size
+        self.view_bytes = 0
 
     def file_bytes(self) -> np.ndarray:
         """The whole file, memory-mapped once (read-only); storages are slices of it."""
@@ -521,7 +523,16 @@ class _Loader:
         if not isinstance(storage, _Storage):
             raise TopoError("tensor without a storage of the file")
         name = dtype_name or storage.dtype_name
-        return _strided(storage, name, offset, size, stride, self.path, self.byteorder)
+        tensor = _strided(storage, name, offset, size, stride, self.path, self.byteorder)
+        self.charge_view(tensor)
+        return tensor
+
+    def charge_view(self, tensor: StoredTensor) -> None:
+        """Count what reading ``tensor`` will take: views of the file's storages, together, may
+        repeat them only as far as a compressed archive may expand (many views of one storage)."""
+        self.view_bytes += math.prod(tensor.shape) * np.dtype(_value_dtype(tensor.dtype_name)).itemsize
+        check_declared_size(self.view_bytes, path=self.path, what="the tensors of this file together",
+                            available=self.file_size, compressed=True, limit=_policy.limits().file_bytes)
 
 
 def _rebuild_tensor(loader: _Loader, storage, offset, size, stride, *_rest):
