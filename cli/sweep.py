@@ -12,19 +12,22 @@ from topo_cli.render import emit, format_option
 STRICT_EXIT = 3
 
 _FIXED = ("run_id", "name", "status", "final_val_acc", "final_test_acc", "best_val_acc", "epochs_done", "run_dir", "error")
-_SHORT = {"fan_in_cv_": "CV ", "converged_": "conv ", "grad_concentration_": "conc "}
+_SHORT = {"fan_in_cv_": "CV ", "converged_": "conv ", "grad_concentration_": "conc ", "neurons_removed_": "removed "}
 HEADERS = {
     "final_val_acc": "val acc", "final_test_acc": "test acc", "best_val_acc": "best val",
-    "epochs_done": "epochs",
+    "epochs_done": "epochs", "exploration_rate": "explored",
 }
 
 
 def _table_columns(result, varying) -> list[str]:
     """The readable subset: id, status, the keys that vary, accuracies, per-layer figures."""
     per_layer = [c for c in result.columns if c.startswith(tuple(_SHORT))]
+    # removed neurons only where some run removed some (srigl's ablation)
+    per_layer = [c for c in per_layer if not c.startswith("neurons_removed_") or any(row.get(c) for row in result.rows)]
     keys = [k for k in varying if k in result.columns]
     errors = ["error"] if result.count("error") else []
-    return ["run_id", "status", *keys, "final_val_acc", "final_test_acc", "epochs_done", *per_layer, *errors]
+    return ["run_id", "status", *keys, "final_val_acc", "final_test_acc", "epochs_done", "exploration_rate",
+            *per_layer, *errors]
 
 
 def _headers(columns) -> dict[str, str]:

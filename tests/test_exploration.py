@@ -130,3 +130,25 @@ def test_fanin_figure_leaves_removed_neurons_out(srigl_run):
     # every present neuron of a srigl layer has the same fan-in: each row's CV reads 0
     labels = [t.get_text() for ax in fig.axes for t in ax.texts if t.get_text().startswith("CV")]
     assert labels and all(text == "CV 0.00" for text in labels)
+
+
+def test_sweep_rows_carry_exploration_and_removed_neurons(tmp_path):
+    from topo.checkpoint import list_checkpoints, load_checkpoint
+    from topo.sweep import run_sweep
+
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        '[base]\ndataset = "digits"\nhidden = [32, 16]\nepochs = 2\nupdate_every = 3\ndrop_fraction = 0.5\n'
+        'threads = 1\ndevice = "cpu"\nseed = 1\nablation_threshold = 0.9\n[grid]\nmethod = ["static", "srigl"]\n'
+    )
+    result = run_sweep(spec, out=tmp_path / "out", workers=1)
+    static, srigl = result.rows
+    run = [load_checkpoint(p) for p in list_checkpoints(static["run_dir"])]
+    assert static["exploration_rate"] == pytest.approx(run[0].density)  # static masks never move
+    assert static["neurons_removed_fc1"] == 0
+    run = [load_checkpoint(p) for p in list_checkpoints(srigl["run_dir"])]
+    assert srigl["exploration_rate"] == pytest.approx(exploration(run).final_rate)
+    assert srigl["exploration_rate"] > run[0].density
+    assert [srigl[f"neurons_removed_{n}"] for n in ("fc1", "fc2", "fc3")] == exploration(run).neurons_removed
+    again = run_sweep(spec, out=tmp_path / "out", workers=1)  # read back from the summaries
+    assert [r["exploration_rate"] for r in again.rows] == [static["exploration_rate"], srigl["exploration_rate"]]

@@ -63,9 +63,13 @@ include keys, then base keys), ``final_val_acc``, ``final_test_acc``,
 ``fan_in_cv_<layer>`` (of the final checkpoint), ``converged_<layer>`` (the epoch
 from which the layer's fan-in stays within the tolerance of its equilibrium,
 :func:`topo.analysis.drift.drift` with its defaults over all the run's checkpoints;
-empty when it has not converged) and ``grad_concentration_<layer>``
+empty when it has not converged), ``grad_concentration_<layer>``
 (:func:`topo.analysis.gradients.gradient_concentration` of the final checkpoint),
-``run_dir`` and ``error``. Each run's row is also kept as
+``neurons_removed_<layer>`` (neurons with no input and no output at the end; see
+:func:`topo.analysis.exploration.present_neurons`), ``run_dir`` and ``error``; after
+``epochs_done`` comes ``exploration_rate``, the share of all possible connections
+active in at least one checkpoint (:func:`topo.analysis.exploration.exploration`).
+Each run's row is also kept as
 ``OUT/summaries/<run_id>.json``.
 
 Runs execute through :func:`topo.parallel.map_jobs`: in this process, in local
@@ -125,7 +129,7 @@ _NAME_PREFIX = {
     "hidden": "h", "epochs": "e", "lr": "lr", "batch_size": "bs", "update_every": "dt",
     "drop_fraction": "drop", "weight_decay": "wd", "momentum": "mom",
 }
-_FIGURES = ("final_val_acc", "final_test_acc", "best_val_acc", "epochs_done")
+_FIGURES = ("final_val_acc", "final_test_acc", "best_val_acc", "epochs_done", "exploration_rate")
 
 
 # -- the spec ---------------------------------------------------------------------------
@@ -537,6 +541,7 @@ def _figures(run_dir: Path) -> dict[str, Any]:
     """Accuracies from the metrics, topology figures from the checkpoints."""
     from topo.analysis.degree import fan_in_cv
     from topo.analysis.drift import drift, load_run
+    from topo.analysis.exploration import exploration
     from topo.analysis.gradients import gradient_concentration
     from topo.checkpoint import list_checkpoints, read_metrics
 
@@ -551,6 +556,7 @@ def _figures(run_dir: Path) -> dict[str, Any]:
     last = topologies[-1]
     result = drift(topologies)
     converged = [None if i is None else result.epochs[i] for i in result.convergence]
+    explored = exploration(topologies)
     concentration = []
     for layer in last:
         try:
@@ -566,6 +572,8 @@ def _figures(run_dir: Path) -> dict[str, Any]:
         "fan_in_cv": [float(v) for v in fan_in_cv(last)],
         "converged": converged,
         "grad_concentration": [float(v) for v in concentration],
+        "neurons_removed": explored.neurons_removed,
+        "exploration_rate": explored.final_rate,
         "final_checkpoint": list_checkpoints(run_dir)[-1].name,
     }
 
@@ -593,8 +601,10 @@ def _cached_figures(summary_path: Path, run_dir: Path) -> dict[str, Any] | None:
         return None
     if old.get("epochs_done") != int(metrics[-1].get("epoch", -1)):
         return None
-    keys = ("layers", "fan_in_cv", "converged", "grad_concentration", "final_checkpoint") + _FIGURES
-    return {k: old[k] for k in keys if k in old}
+    keys = ("layers", "fan_in_cv", "converged", "grad_concentration", "neurons_removed", "final_checkpoint") + _FIGURES
+    if any(k not in old for k in keys):  # a summary from before a figure existed: measure again
+        return None
+    return {k: old[k] for k in keys}
 
 
 def _error_text(exc: BaseException) -> str:
@@ -662,6 +672,7 @@ def results_columns(config_keys: Sequence[str], layers: Sequence[str]) -> list[s
         + [f"fan_in_cv_{layer}" for layer in layers]
         + [f"converged_{layer}" for layer in layers]
         + [f"grad_concentration_{layer}" for layer in layers]
+        + [f"neurons_removed_{layer}" for layer in layers]
         + ["run_dir", "error"]
     )
 
@@ -684,12 +695,12 @@ def _row(run: SweepRun, summary: Mapping[str, Any] | None, config_keys, layers, 
         value = summary.get(key)
         row[key] = value if key == "epochs_done" else _finite_or_nan(value)
     index_of = {name: i for i, name in enumerate(summary.get("layers") or [])}
-    for figure in ("fan_in_cv", "converged", "grad_concentration"):
+    for figure in ("fan_in_cv", "converged", "grad_concentration", "neurons_removed"):
         values = summary.get(figure) or []
         for layer in layers:
             index = index_of.get(layer)
             value = values[index] if index is not None and index < len(values) else None
-            if figure != "converged" and value is not None:
+            if figure not in ("converged", "neurons_removed") and value is not None:
                 value = _finite_or_nan(value)
             row[f"{figure}_{layer}"] = value
     row["run_dir"] = str(run_dir)
