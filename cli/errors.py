@@ -44,7 +44,7 @@ def memory_error_message(exc: MemoryError) -> str:
 
 @contextlib.contextmanager
 def user_errors_as_click() -> Iterator[None]:
-    """Re-raise topo's own error, OS errors and out-of-memory as one-line click errors."""
+    """Re-raise topo's own error, OS errors, out-of-memory and runaway recursion as one-line click errors."""
     from topo.errors import TopoError
 
     try:
@@ -55,3 +55,5 @@ def user_errors_as_click() -> Iterator[None]:
         raise UserError(os_error_message(exc)) from None
     except MemoryError as exc:
         raise UserError(memory_error_message(exc)) from None
+    except RecursionError:
+        raise UserError("the input is nested too deeply to process (Python's recursion limit)") from None

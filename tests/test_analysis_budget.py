@@ -214,3 +214,17 @@ def test_spectral_radius_of_a_wide_flat_layer_through_its_gram_matrix():
         dense = rng.random(shape) < 0.01
         expected = np.linalg.norm(dense.astype(np.float64), 2)
         assert spectral_radius(Layer.from_mask("flat", dense)) == pytest.approx(expected, rel=1e-10)
+
+
+def test_recursion_errors_become_one_line(tmp_path, monkeypatch):
+    import topo.analysis.hubs as hubs
+
+    path = save_checkpoint(_small(), tmp_path / "net.safetensors")
+
+    def nested(*args, **kwargs):
+        raise RecursionError("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(hubs, "hub_indices", nested)
+    result = CliRunner().invoke(main, ["hubs", str(path)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.output.strip() == "Error: the input is nested too deeply to process (Python's recursion limit)"

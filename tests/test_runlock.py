@@ -164,17 +164,20 @@ def test_resume_removes_temporaries_of_killed_atomic_writes(tmp_path):
     run = tmp_path / "run"
     train(_config(epochs=1), run_dir=run)
     dead = [
-        run / "checkpoints" / ".epoch_0002.safetensors.k3j2x9.tmp",
-        run / "state" / ".last.pt.a8f0qq.tmp",
-        run / ".run.json.zz81n0.tmp",
+        run / "checkpoints" / ".epoch_0002.safetensors.k3j2x9ab.tmp",
+        run / "checkpoints" / ".epoch_0001_step_00000007.safetensors.k3j2_9ab.tmp",
+        run / "state" / ".last.pt.a8f0qq12.tmp",
+        run / ".run.json.zz81n0xy.tmp",
+        run / ".metrics.jsonl.zz81n0xy.tmp",
     ]
     for path in dead:
         path.write_bytes(b"\0" * 4096)
-    keep = run / "checkpoints" / "notes.tmp"  # not an atomic write's temporary
-    keep.write_text("mine")
+    keep = [run / "checkpoints" / "notes.tmp", run / ".mine.k3j2x9ab.tmp"]  # not topo's temporaries
+    for path in keep:
+        path.write_text("mine")
     resume(run)
     assert not any(path.exists() for path in dead)
-    assert keep.exists()
+    assert all(path.exists() for path in keep)
 
 
 def _killed_in_first_checkpoint(run: Path, monkeypatch) -> None:

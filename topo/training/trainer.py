@@ -548,14 +548,22 @@ def _clean_temp_files(run_dir: Path) -> list[Path]:
 
     Called only while holding the run's lock, so no live writer owns them.
     """
+    import re
+
     from topo.atomic import is_temp_file
 
+    # only the temporaries of files that topo train writes (mkstemp adds 8 characters)
+    patterns = {
+        run_dir: re.compile(r"^\.(run\.json|metrics\.jsonl)\.[A-Za-z0-9_]{8}\.tmp$"),
+        run_dir / CHECKPOINT_DIR: re.compile(r"^\.epoch_\d+(_step_\d+)?\.safetensors\.[A-Za-z0-9_]{8}\.tmp$"),
+        run_dir / STATE_FILE.parent: re.compile(r"^\." + re.escape(STATE_FILE.name) + r"\.[A-Za-z0-9_]{8}\.tmp$"),
+    }
     removed = []
-    for folder in (run_dir, run_dir / CHECKPOINT_DIR, run_dir / STATE_FILE.parent):
+    for folder, pattern in patterns.items():
         if not folder.is_dir() or folder.is_symlink():
             continue
         for entry in folder.iterdir():
-            if is_temp_file(entry.name) and entry.is_file() and not entry.is_symlink():
+            if is_temp_file(entry.name) and pattern.match(entry.name) and entry.is_file() and not entry.is_symlink():
                 try:
                     entry.unlink()
                 except FileNotFoundError:
