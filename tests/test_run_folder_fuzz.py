@@ -257,3 +257,31 @@ def test_topo_error_is_a_value_error():
     with pytest.raises(ValueError, match="where: what"):
         raise TopoError("what", path="where")
     assert str(TopoError("two\nlines", path="f")) == "f: two lines"
+
+
+def test_fuzzed_run_folders_through_the_cli_end_in_one_line(base_run, tmp_path):
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    run, _ = base_run
+    rng = random.Random(7)
+    runner = CliRunner()
+    problems = []
+    for case in range(24):
+        copy = tmp_path / f"case{case}"
+        shutil.copytree(run, copy)
+        mutator = MUTATORS[case % len(MUTATORS)]
+        what = mutator(copy, rng)
+        commands = [["inspect", str(copy)], ["drift", str(copy)]]
+        if mutator in (_mutate_run_json, _mutate_state):
+            commands.append(["train", "--resume", str(copy), "-q"])
+        for command in commands:
+            result = runner.invoke(main, command)
+            crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+            errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+            if crashed or "Traceback" in result.output or (result.exit_code != 0 and len(errors) != 1):
+                detail = repr(result.exception) if crashed else result.output[-300:]
+                problems.append(f"case {case} ({what}) topo {command[0]}: exit {result.exit_code}: {detail}")
+        shutil.rmtree(copy)
+    assert problems == [], "\n".join(problems[:20])
