@@ -217,6 +217,7 @@ class SparseController:
         self._grad_sums = None
         self._grad_steps = 0
         self._grad_epoch = None
+        self._grad_scratch: dict = {}
         self._hidden: list[tuple[Any, Any]] = []
         self._changed = False
         self._handles = [
@@ -267,7 +268,7 @@ class SparseController:
             self._grad_sums = [torch.zeros(w.shape[0], device=w.device) for w in all_weights]
             self._grad_steps = 0
             self._grad_epoch = epoch
-        for total, mean in zip(self._grad_sums, grad_abs_mean(all_weights)):
+        for total, mean in zip(self._grad_sums, grad_abs_mean(all_weights, self._grad_scratch)):
             total += mean
         self._grad_steps += 1
         weights, masks = self.weights, self.masks

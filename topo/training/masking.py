@@ -84,24 +84,40 @@ def mask_gradients(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
                 weight.grad.mul_(mask)
 
 
-def grad_abs_mean(weights: Sequence[Any]) -> list[Any]:
+def grad_abs_mean(weights: Sequence[Any], scratch: dict | None = None) -> list[Any]:
     """Per output neuron, the mean ``|dL/dW|`` over its incoming weights (dense gradient).
 
-    Returns float tensors of length ``out`` on the weights' devices; zeros for a weight
-    without a gradient (a layer the batch did not reach).
+    Parameters
+    ----------
+    weights : sequence of torch.nn.Parameter
+    scratch : dict, optional
+        Kept by the caller between steps: holds one buffer per weight for ``|g|``, so
+        that a step allocates nothing (``|g|`` into a buffer, then a row sum, is several
+        times faster on a CPU than a row-wise L1 norm).
+
+    Returns
+    -------
+    list of torch.Tensor
+        Float tensors of length ``out`` on the weights' devices; zeros for a weight
+        without a gradient (a layer the batch did not reach).
     """
     import torch
 
     out = []
-    for weight in weights:
+    for k, weight in enumerate(weights):
         grad = weight.grad
         if grad is None:
             out.append(torch.zeros(weight.shape[0], device=weight.device, dtype=weight.dtype))
             continue
         g = grad.detach()
         g = g.reshape(g.shape[0], -1)
-        # the L1 norm of a row over its length: mean |g| without an |g| temporary
-        out.append(torch.linalg.vector_norm(g, ord=1, dim=1) / g.shape[1])
+        buffer = None if scratch is None else scratch.get(k)
+        if buffer is None or buffer.shape != g.shape or buffer.dtype != g.dtype or buffer.device != g.device:
+            buffer = torch.empty_like(g)
+            if scratch is not None:
+                scratch[k] = buffer
+        torch.abs(g, out=buffer)
+        out.append(buffer.sum(dim=1) / g.shape[1])
     return out
 
 

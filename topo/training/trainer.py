@@ -329,7 +329,7 @@ class _Run:
     def _grad_abs_mean(self):
         from topo.training.masking import grad_abs_mean
 
-        return grad_abs_mean(self.weights)
+        return grad_abs_mean(self.weights, self.__dict__.setdefault("_grad_scratch", {}))
 
     def initial_grad_mean(self) -> list[np.ndarray]:
         """grad_mean of the untrained network over the first grad_batches batches (no update)."""
