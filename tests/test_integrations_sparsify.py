@@ -40,8 +40,15 @@ def _config(method: str, tmp_path) -> TrainConfig:
     )
 
 
-@pytest.mark.parametrize("method", ["static", "rigl", "set", "ggr", "prune"])
+def _methods():
+    from topo.training.algorithms import available_algorithms
+
+    return [name for name in available_algorithms() if not name.startswith("test-")]
+
+
+@pytest.mark.parametrize("method", _methods())
 def test_matches_topo_train_bit_for_bit(method, tmp_path):
+    """Every registered method of topo train, through sparsify() in a plain loop, gives the same run."""
     from topo.training.trainer import _generator, _load_data, train
 
     config = _config(method, tmp_path)
@@ -107,7 +114,7 @@ class SmallCNN(nn.Module):
         return self.fc2(F.relu(self.fc1(x.flatten(1))))
 
 
-@pytest.mark.parametrize("method", ["rigl", "set", "ggr"])
+@pytest.mark.parametrize("method", ["rigl", "set", "ggr", "srigl"])
 def test_every_layer_keeps_its_nnz_exactly_over_100_steps(method):
     torch.manual_seed(0)
     model = SmallCNN()
@@ -290,3 +297,22 @@ def test_select_positions_picks_what_a_stable_sort_picks():
             mine = select_positions(scores, candidates, n, torch.Generator().manual_seed(trial), largest=largest)
             expected = by_sorting(scores, candidates, n, torch.Generator().manual_seed(trial), largest)
             assert sorted(mine.tolist()) == sorted(expected.tolist())
+
+
+def test_erk_for_convolutions_counts_the_kernel_as_rigl_does():
+    torch.manual_seed(0)
+    model = SmallCNN()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    sparse = topo.sparsify(model, optimizer, method="static", density=0.2)
+    sizes = [m.numel() for m in sparse.masks]  # conv2 6->12 3x3, conv3 12->12 3x3, fc1 48->32
+    assert sizes == [648, 1296, 1536]
+    budget = round(0.2 * sum(sizes))
+    # RigL's Erdős–Rényi-kernel: count = eps * (n_in + n_out + kh + kw), one eps for all
+    scores = np.array([6 + 12 + 3 + 3, 12 + 12 + 3 + 3, 48 + 32], dtype=float)
+    expected = budget * scores / scores.sum()
+    assert sum(sparse.nnz()) == budget
+    assert np.all(np.abs(np.array(sparse.nnz()) - expected) < 1.0)
+    with pytest.raises(TopoError, match="kernel sizes given"):
+        from topo.training.densities import layer_budgets
+
+        layer_budgets([(4, 18), (3, 4)], 0.5, kernel_sizes=[(3, 3)])

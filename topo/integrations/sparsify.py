@@ -178,6 +178,9 @@ class SparseController:
                 raise TopoError(f"{name} is already pruned or parametrized; remove that before sparsify()")
 
         shapes = [(int(m.weight.shape[0]), int(m.weight.numel() // m.weight.shape[0])) for m in self._modules]
+        kernels = [tuple(int(k) for k in m.weight.shape[2:]) for m in self._modules]
+        # convolutions: RigL's Erdős–Rényi-kernel counts the kernel's dimensions too
+        kernel_option = {"kernel_sizes": kernels} if any(kernels) else {}
         init = self.algorithm.initial_masks(
             shapes,
             sparsity=1.0 - density,
@@ -189,6 +192,7 @@ class SparseController:
             density_map=dict(density_map) if density_map else None,
             seed=self.seed,
             names=self.names,
+            **kernel_option,
         )
         self.initial_cv = [float(c) for c in init.achieved_cv]
         self.budgets = [int(b) for b in init.budgets]
@@ -522,8 +526,10 @@ def sparsify(
     Masks are drawn at once with topo's layer densities and fan-in profiles
     (:func:`topo.training.masks.initial_masks`), the masked weights are zeroed, and from
     then on every ``optimizer.step()`` keeps them zero and runs ``method`` on its
-    schedule. Convolution kernels are masked weight by weight; for densities and
-    profiles a kernel ``[out, in, *k]`` counts as the matrix ``[out, in * prod(k)]``.
+    schedule. Convolution kernels are masked weight by weight; for fan-in profiles and
+    the algorithms a kernel ``[out, in, *k]`` is the matrix ``[out, in * prod(k)]``, and
+    ERK is RigL's Erdős–Rényi-kernel (density proportional to
+    ``(in + out + sum(k)) / (in * out * prod(k))``).
 
     Parameters
     ----------

@@ -229,6 +229,7 @@ def layer_budgets(
     density_map: Mapping[int | str, float] | None = None,
     dense_output: bool = False,
     names: Sequence[str] | None = None,
+    kernel_sizes: Sequence[Sequence[int]] | None = None,
 ) -> list[int]:
     """Exact integer number of weights each layer keeps.
 
@@ -253,6 +254,11 @@ def layer_budgets(
         dense layers.
     names : sequence of str, optional
         Layer names, for ``density_map`` keys and messages.
+    kernel_sizes : sequence of sequences of int, optional
+        For convolutions given as the matrix ``[out, in_channels * prod(kernel)]``,
+        each layer's kernel dimensions (empty for a dense layer). ERK is then RigL's
+        Erdős–Rényi-kernel: density ``eps * (n_in + n_out + sum(kernel)) /
+        (n_in * n_out * prod(kernel))`` with ``n_in`` the input channels.
 
     Returns
     -------
@@ -336,7 +342,17 @@ def layer_budgets(
         # weights is eps * (n_in + n_out).  Clipping at the layer size with one common
         # scale is the same as RigL's loop that makes the overflowing layers dense and
         # solves eps again: the scale only grows when a layer is made dense.
-        weights = (ins[free] + outs[free]).astype(np.float64)
+        erk = (ins + outs).astype(np.float64)
+        if kernel_sizes is not None:
+            if len(kernel_sizes) != n_layers:
+                raise TopoError(f"{len(kernel_sizes)} kernel sizes given for {n_layers} layers")
+            for index, kernel in enumerate(kernel_sizes):
+                kernel = [int(k) for k in kernel]
+                positions = int(np.prod(kernel)) if kernel else 1
+                if kernel and (min(kernel) < 1 or ins[index] % positions):
+                    raise TopoError(f"{label(index)}: {ins[index]} inputs are not channels x kernel {kernel}")
+                erk[index] = ins[index] // positions + outs[index] + sum(kernel)
+        weights = erk[free]
     lower = np.minimum(outs[free], free_sizes)
     if int(lower.sum()) > remaining:
         # Not every neuron can have an input: drop the floor rather than refuse.

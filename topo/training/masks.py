@@ -92,6 +92,7 @@ def initial_masks(
     names: Sequence[str] | None = None,
     profile_per_layer=None,
     prior=None,
+    kernel_sizes=None,
 ) -> InitialMasks:
     """Sparse initial masks for layers of the given shapes.
 
@@ -124,6 +125,9 @@ def initial_masks(
         entry; an entry is ``None`` (no override), a ``(profile, cv)`` pair, or a dict
         with some of the keys ``"profile"``, ``"cv"``, ``"hub_placement"``.  For
         example ``[("lognormal", 1.2), ("lognormal", 0.8), None]``.
+    kernel_sizes : sequence of sequences of int, optional
+        Kernel dimensions of convolutions given as ``[out, in_channels * prod(kernel)]``
+        (empty for dense layers), for the kernel-aware ERK (see :func:`layer_budgets`).
 
     Returns
     -------
@@ -150,7 +154,8 @@ def initial_masks(
     if seed < 0:
         raise TopoError(f"seed must be >= 0, got {seed}")
     budgets = layer_budgets(
-        layers, sparsity, rule=density, density_map=density_map, dense_output=dense_output, names=names
+        layers, sparsity, rule=density, density_map=density_map, dense_output=dense_output, names=names,
+        kernel_sizes=kernel_sizes,
     )
     if prior is not None:
         from topo.training.priors import parse_prior
