@@ -278,3 +278,16 @@ def test_live_tensors_are_read_as_views_not_copies():
     assert array[0, 0] == 3.5
     # masks only: the Topology holds no weight values at all
     assert all(l.weight is None for l in topo.from_module(nn.Sequential(layer), weights=False))
+
+
+def test_conv1d_conv3d_and_gru_are_read():
+    torch.manual_seed(6)
+    model = nn.ModuleDict({"c1": nn.Conv1d(3, 5, 4), "c3": nn.Conv3d(5, 2, (2, 3, 3)), "gru": nn.GRU(4, 6)})
+    with torch.no_grad():
+        model["c1"].weight[2] = 0.0  # output channel 2 has no input left
+    t = topo.from_module(model)
+    assert t.names == ["c1", "c3", "gru.weight_ih_l0", "gru.weight_hh_l0"]
+    assert t[0].shape == (5, 3) and t[0].info["kernel_size"] == [4] and t[0].fan_in[2] == 0
+    assert t[1].shape == (2, 5) and t[1].info["kernel_size"] == [2, 3, 3]
+    assert t[2].shape == (18, 4) and t[3].shape == (18, 6)  # 3 gates x 6 hidden
+    assert t[2].standalone and t[3].standalone

@@ -270,6 +270,9 @@ def test_bad_arguments_raise_topo_errors():
         topo.sparsify(model, other, method="static")
     sparse = topo.sparsify(model, optimizer, method="static", density=0.5, layers=r"^[02]$")
     assert sparse.names == ["0", "2"]
+    _train(model, optimizer, 2, seed=0)
+    with pytest.raises(TopoError, match="give epoch="):
+        sparse.save_checkpoint("unused-run-folder")
     with pytest.raises(TopoError, match="not a sparsify"):
         sparse.load_state_dict({"step": 3})
 

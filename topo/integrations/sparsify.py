@@ -447,7 +447,8 @@ class SparseController:
             read the run like one of ``topo train``'s. Call it once before training for
             ``epoch_0000``.
         epoch : int, optional
-            The epoch to file it under (default: from the step count).
+            The epoch to file it under (default: from the step count; required after the
+            first step when the controller has no ``steps_per_epoch``).
         metrics : mapping, optional
             The loop's figures for this epoch (``train_loss``, ``val_acc``, ...); in a
             run folder they are appended to ``metrics.jsonl`` with the masks' densities
@@ -474,6 +475,8 @@ class SparseController:
         path = Path(path)
         inside = bool(self.steps_per_epoch) and self.step % self.steps_per_epoch != 0
         if epoch is None:
+            if not self.steps_per_epoch and self.step > 0:
+                raise TopoError("save_checkpoint: give epoch= (the controller was built without steps_per_epoch)")
             epoch = self.epoch + (1 if inside else 0)
         record: dict[str, Any] = {"epoch": int(epoch), "step": int(self.step)}
         record.update(dict(metrics or {}))
