@@ -50,6 +50,9 @@ def test_neuron_activity_by_hand(three):
     rows = {row["layer"]: row for row in result.layer_rows()}
     assert rows["fc1"]["neurons_removed"] == 1 and rows["fc1"]["always_present"] == pytest.approx(1 / 3)
     assert active_widths(three[0]) == [2, 1]
+    neurons = result.to_dict()["neurons"]["fc1"]
+    assert neurons["active_share"] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert neurons["explored_fan_in"] == [1.0, 0.5, 0.5]
 
 
 def test_checkpoints_of_other_networks_are_refused(three):

@@ -158,13 +158,21 @@ class ExplorationResult:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: the overall rate per checkpoint, the per-checkpoint and per-layer rows."""
+        """JSON-ready: the overall rate per checkpoint, the per-checkpoint and per-layer rows,
+        and per layer the per-neuron ``explored_fan_in`` and ``active_share``."""
         return {
             "labels": list(self.labels),
             "rate": [float(v) for v in self.rate],
             "final_rate": self.final_rate,
             "checkpoints": self.to_rows(),
             "layers": self.layer_rows(),
+            "neurons": {
+                name: {
+                    "explored_fan_in": [float(v) for v in self.explored_fan_in[j]],
+                    "active_share": [float(v) for v in self.active_share[j]],
+                }
+                for j, name in enumerate(self.layers)
+            },
         }
 
 
