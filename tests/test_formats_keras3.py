@@ -260,3 +260,27 @@ def test_wrappers_bidirectional_time_distributed_and_a_stored_mask():
     assert np.count_nonzero(kernel) == kernel.size and 0 < np.count_nonzero(mask) < mask.size
     assert np.array_equal(net[5].mask.toarray(), mask.T != 0)
     assert "mask from the wrapper" in net[5].info["note"]
+
+
+def test_multi_head_attention_and_einsum_dense_by_equation():
+    path = FIXTURES / "attention.keras"
+    config = _config(path)
+    equation = next(layer["config"]["equation"] for layer in config["config"]["layers"] if layer["name"] == "mix")
+    assert equation == "abc,dc->abd"  # the kernel is [out, in]: only the equation says so
+    net = load(path)
+    with _h5(path) as f:
+        parts = {p: f[f"layers/multi_head_attention/{p}/vars/0"][()] for p in
+                 ("query_dense", "key_dense", "value_dense", "output_dense")}
+        query_bias = f["layers/multi_head_attention/query_dense/vars/1"][()]
+        mix = f["layers/einsum_dense/vars/0"][()]
+    assert net.names == ["attn/query_dense", "attn/key_dense", "attn/value_dense", "attn/output_dense", "mix"]
+    dim = parts["query_dense"].shape[0]
+    for i, part in enumerate(("query_dense", "key_dense", "value_dense")):
+        kernel = parts[part].reshape(dim, -1)  # [dim, heads, head_dim] -> [in, out]
+        assert np.array_equal(net[i].mask.toarray(), kernel.T != 0)
+        assert net[i].info.get("role") == "attention" and net[i].standalone
+    np.testing.assert_array_equal(net[0].bias, query_bias.reshape(-1))
+    output = parts["output_dense"].reshape(-1, dim)  # [heads, head_dim, dim] -> [in, out]
+    assert np.array_equal(net[3].mask.toarray(), output.T != 0)
+    assert np.array_equal(net[4].mask.toarray(), mix != 0)  # "dc": [out, in] already
+    assert net[3].n_out == net[4].n_in and not net[4].standalone

@@ -16,12 +16,19 @@ role comes from the layer class (from the config, else from the group's key):
 - ``Dense`` and ``Conv1D/2D/3D``: ``vars/0`` is the kernel, ``[in, out]`` or
   ``[*kernel, in, out]``, ``vars/1`` the bias; ``Conv*Transpose`` kernels are
   ``[*kernel, out, in]``;
+- ``EinsumDense``: the kernel's axes that meet the input (read from the config's
+  equation; without one, the first axis) become ``in``, the others ``out``, flattened
+  to a 2-D ``[in, out]`` kernel; ``MultiHeadAttention``: its ``query``/``key``/
+  ``value`` EinsumDense kernels ``[dim, heads, head_dim]`` (standalone, kind
+  ``"attention"``) and its output kernel ``[heads, head_dim, dim]``;
 - ``Embedding``: the table ``[vocab, dim]`` (standalone); ``LSTM``/``GRU``/
   ``SimpleRNN``: kernel and recurrent kernel (standalone, kind ``"recurrent"``);
 - ``SeparableConv``: the pointwise kernel (the depthwise part is not represented,
   with a warning); ``DepthwiseConv``: skipped with a warning; normalisation layers and
   1-D statistics: skipped;
-- other classes: a single 2-D variable is read as a Dense kernel, with a warning;
+- other classes: a single 2-D variable is read as a Dense kernel, with a warning (and
+  a layer whose variables sit only in sublayers topo does not know is skipped with a
+  warning);
 - wrappers: ``Bidirectional`` gives its ``forward_layer`` and ``backward_layer``
   (``NAME/forward``, ``NAME/backward``); a wrapper with a ``layer`` child
   (``TimeDistributed``, pruning wrappers) gives the wrapped layer under the wrapper's
@@ -300,15 +307,63 @@ class _Walk:
         forward = _hdf5.member(group, "forward_layer", self.path)
         backward = _hdf5.member(group, "backward_layer", self.path)
         if isinstance(forward, h5py.Group) and isinstance(backward, h5py.Group):  # Bidirectional
-            yield f"{name}/forward", self._inner_class(forward, layer, "layer"), forward, None
+            yield f"{name}/forward", self._inner_class(forward, layer, "layer"), forward, None, {}
             field = "backward_layer" if isinstance((layer or {}).get("config", {}).get("backward_layer"), dict) else "layer"
-            yield f"{name}/backward", self._inner_class(backward, layer, field), backward, None
+            yield f"{name}/backward", self._inner_class(backward, layer, field), backward, None, {}
             return
         inner = _hdf5.member(group, "layer", self.path)
         if isinstance(inner, h5py.Group):  # TimeDistributed, pruning wrappers, ...
-            yield name, self._inner_class(inner, layer, "layer"), inner, group
+            yield name, self._inner_class(inner, layer, "layer"), inner, group, {}
             return
-        yield name, cls, group, None
+        if cls == "multi_head_attention":
+            # Four EinsumDense sublayers: query/key/value kernels [dim, heads, head_dim]
+            # (input axis first), the output kernel [heads, head_dim, dim] (input axes first).
+            for part in ("query_dense", "key_dense", "value_dense", "output_dense"):
+                sub = _hdf5.member(group, part, self.path)
+                if isinstance(sub, h5py.Group):
+                    extra = {"in_axes": -1 if part == "output_dense" else 1,
+                             "kind": None if part == "output_dense" else "attention"}
+                    yield f"{name}/{part}", "einsum_dense", sub, None, extra
+            return
+        extra = {}
+        if cls == "einsum_dense":
+            cfg = (layer or {}).get("config") if isinstance(layer, dict) else None
+            equation = cfg.get("equation") if isinstance(cfg, dict) else None
+            if isinstance(equation, str):
+                extra["equation"] = equation
+        elif not self._has_own_variables(group) and self._has_variables(group):
+            self.warnings.append(f"{name}: a Keras {cls or 'layer'} whose variables sit in sublayers topo does "
+                                 "not know; skipped")
+        yield name, cls, group, None, extra
+
+    def _has_own_variables(self, group: Any) -> bool:
+        h5py = _hdf5.h5py_module(self.path)
+        return any(isinstance(_hdf5.member(group, sub, self.path), h5py.Group) for sub in ("vars", "cell/vars")) and \
+            bool(_variables_listing(group, self.path))
+
+
+def _variables_listing(group: Any, path: Path) -> list[str]:
+    """Names of a layer's numbered datasets, without reading them."""
+    h5py = _hdf5.h5py_module(path)
+    for sub in ("vars", "cell/vars"):
+        vars_group = _hdf5.member(group, sub, path)
+        if isinstance(vars_group, h5py.Group):
+            keys = [k for k in _hdf5.children(vars_group, path) if k.isdigit()]
+            if keys:
+                return keys
+    return []
+
+
+def _einsum_in_axes(equation: str, ndim: int) -> list[int] | None:
+    """Axes of an EinsumDense kernel that meet the input (``"abc,cde->abde"``: ``c``)."""
+    try:
+        operands, _ = equation.replace("...", "").replace(" ", "").split("->")
+        inputs, kernel = operands.split(",")
+    except ValueError:
+        return None
+    if len(kernel) != ndim:
+        return None
+    return [i for i, letter in enumerate(kernel) if letter in inputs]
 
 
 def _variables(group: Any, path: Path, what: str, budget: Any) -> list[tuple[str, np.ndarray]]:
@@ -332,9 +387,11 @@ def _variables(group: Any, path: Path, what: str, budget: Any) -> list[tuple[str
 
 def _layer_tensors(
     name: str, cls: str, key: str, variables: list[tuple[str, np.ndarray]], path: Path,
-    warnings: list[str], skipped: list[str],
+    warnings: list[str], skipped: list[str], extra: dict | None = None,
 ) -> list[Tensor]:
-    """Roles of one layer's unnamed variables, from its class."""
+    """Roles of one layer's unnamed variables, from its class (and ``extra`` facts:
+    an EinsumDense equation or input axes, a kind)."""
+    extra = extra or {}
     def tensor(var: str, array: np.ndarray, *, tname: str = name, kind: str | None = None,
                bias: np.ndarray | None = None, note: str = "") -> Tensor:
         return Tensor(key=f"{key}/{var}", name=tname, value=array, layout="in_out", kind=kind, bias=bias,
@@ -363,6 +420,25 @@ def _layer_tensors(
         bias = maybe_bias(1, kernel.shape[-1])
         out.append(tensor(first_var, kernel, bias=bias, note=f"Keras {cls} kernel [*kernel, out, in]"))
         rest = variables[2:] if bias is not None else variables[1:]
+    elif cls == "einsum_dense" and 2 <= first.ndim <= 6:
+        if "equation" in extra:
+            in_axes = _einsum_in_axes(extra["equation"], first.ndim)
+        else:
+            split = extra.get("in_axes", 1)
+            in_axes = list(range(first.ndim - 1)) if split == -1 else list(range(split))
+        out_axes = [a for a in range(first.ndim) if a not in (in_axes or [])]
+        if not in_axes or not out_axes:
+            warnings.append(f"{name}: EinsumDense kernel {first.shape} whose input axes are not known; skipped")
+            rest = variables
+        else:
+            n_in = int(np.prod([first.shape[a] for a in in_axes]))
+            kernel = np.transpose(first, in_axes + out_axes).reshape(n_in, -1)
+            bias = None
+            if len(arrays) > 1 and arrays[1].size == kernel.shape[1] and arrays[1].ndim >= 1:
+                bias = arrays[1].reshape(-1)
+            out.append(tensor(first_var, kernel, kind=extra.get("kind"), bias=bias,
+                              note=f"Keras EinsumDense kernel {tuple(first.shape)} read as [in, out] {kernel.shape}"))
+            rest = variables[2:] if bias is not None else variables[1:]
     elif cls == "embedding" and first.ndim == 2:
         out.append(tensor(first_var, first, kind="embedding", note="Keras Embedding table [vocab, dim]"))
         rest = variables[1:]
@@ -499,10 +575,10 @@ def read(
         with _hdf5.open_file(source, path) as handle:
             if not is_keras3_weights(handle):
                 raise TopoError("an HDF5 file without Keras 3's layers/ and vars/ groups", path=path)
-            for name, cls, group, wrapper in walk.leaves(handle, config if isinstance(config, dict) else None, ""):
+            for name, cls, group, wrapper, extra in walk.leaves(handle, config if isinstance(config, dict) else None, ""):
                 key = group.name.lstrip("/")
                 variables = _variables(group, path, key, budget)
-                found = _layer_tensors(name, cls, key, variables, path, warnings, skipped)
+                found = _layer_tensors(name, cls, key, variables, path, warnings, skipped, extra)
                 if wrapper is not None:
                     wrapper_key = wrapper.name.lstrip("/")
                     own = _variables(wrapper, path, wrapper_key, budget)
