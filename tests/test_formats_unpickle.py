@@ -320,3 +320,28 @@ def test_many_views_of_one_storage_are_refused(tmp_path):
     # Tied weights (one storage read twice) are fine.
     torch.save({"a.weight": base, "b.weight": base}, tmp_path / "tied.pt")
     assert load(tmp_path / "tied.pt").names == ["a", "b"]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_numpy_arrays_inside_torch_files(tmp_path, protocol):
+    rng = np.random.default_rng(protocol)
+    big_endian = (rng.normal(size=(5, 4)) * (rng.random((5, 4)) < 0.5)).astype(">f4")
+    fortran = np.asfortranarray(rng.integers(0, 2, size=(3, 5)).astype(np.int64))
+    mask = rng.random((5, 4)) < 0.3
+    obj = {
+        "fc1.weight": big_endian,
+        "fc2.weight": fortran,
+        "step": np.int64(40),
+        "masks": {"fc1.weight": mask},
+        "names": np.array(["a", None], dtype=object),  # not numeric: left unread
+    }
+    path = tmp_path / "numpy.pt"
+    torch.save(obj, path, pickle_protocol=protocol)
+    loaded = load_state_dict(path)
+    np.testing.assert_array_equal(loaded["fc1.weight"].array(), big_endian.astype("<f4"))
+    np.testing.assert_array_equal(loaded["fc2.weight"].array(), fortran)
+    assert loaded["step"] == 40 and loaded["names"] is None
+    net = load(path)
+    assert net.names == ["fc1", "fc2"] and net.step == 40
+    np.testing.assert_array_equal(net[0].mask.toarray(), mask)  # the saved mask wins
+    np.testing.assert_array_equal(net[1].mask.toarray(), fortran != 0)

@@ -14,7 +14,9 @@ those steps made inert:
 - a short allow-list of globals gets topo's own implementation instead: the ones
   ``torch.save`` uses to rebuild tensors (``torch._utils._rebuild_tensor_v2`` and
   relatives, sparse and quantized tensors, parameters), ``OrderedDict`` and
-  ``defaultdict`` (plain dicts), ``set``, ``torch.Size`` and ``_codecs.encode``.
+  ``defaultdict`` (plain dicts), ``set``, ``torch.Size``, ``_codecs.encode``, and
+  numpy arrays and scalars of numeric dtypes (rebuilt from their bytes; object
+  arrays are not read).
 
 Tensors are rebuilt from the archive's storages with numpy: the zip archive's
 ``<prefix>/data/<key>`` members (memory-mapped where stored uncompressed), or the
@@ -34,6 +36,7 @@ from __future__ import annotations
 import io
 import math
 import pickle
+import re
 import struct
 import zipfile
 from pathlib import Path
@@ -259,6 +262,52 @@ class StoredTensor:
         return f"<tensor {self.dtype_name}{list(self.shape)} {self.layout}>"
 
 
+class _NumpyDtype:
+    """A numpy dtype the pickle names (``numpy.dtype('f4', False, True)``); numeric kinds only."""
+
+    __slots__ = ("code", "order", "numeric")
+
+    def __init__(self, code: Any) -> None:
+        # Anything else (objects, strings, records) stays unread: its arrays become None.
+        self.numeric = isinstance(code, str) and re.fullmatch(r"[biufc]\d{1,2}", code) is not None
+        self.code = code if self.numeric else "u1"
+        self.order = "<"
+
+    def build(self, state: Any) -> None:
+        if isinstance(state, tuple) and len(state) > 1 and state[1] in ("<", ">", "|", "="):
+            self.order = "<" if state[1] == "=" else state[1]
+
+    def dtype(self) -> np.dtype:
+        dtype = np.dtype(self.code)
+        return dtype.newbyteorder(self.order) if self.order in "<>" else dtype
+
+
+class _NumpyArray:
+    """A numpy array in the pickle (``_reconstruct`` then ``BUILD``), rebuilt from its raw bytes."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self) -> None:
+        self.tensor: StoredTensor | None = None
+
+    def build(self, state: Any) -> None:
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise TopoError("numpy array state is not what numpy pickles")
+        shape, dtype, fortran, raw = state[-4:]
+        self.fill(raw, dtype, shape, "F" if fortran else "C")
+
+    def fill(self, raw: Any, dtype: Any, shape: Any, order: str) -> None:
+        if not isinstance(dtype, _NumpyDtype) or not dtype.numeric or not isinstance(raw, (bytes, bytearray)):
+            return  # not a numeric array (an object array holds a list, not bytes): left unread
+        shape = _int_tuple(shape, "numpy array shape")
+        numpy_dtype = dtype.dtype()
+        if len(raw) != math.prod(shape) * numpy_dtype.itemsize or any(d < 0 for d in shape):
+            raise TopoError(f"numpy array of shape {shape} holds {len(raw):,} bytes (corrupt)")
+        array = np.frombuffer(bytes(raw), dtype=numpy_dtype).reshape(shape, order=order)
+        array = array.astype(numpy_dtype.newbyteorder("="), copy=False)
+        self.tensor = StoredTensor(shape, array.dtype.name, "strided", lambda: array)
+
+
 def _strided(storage: _Storage, dtype_name: str, offset: Any, size: Any, stride: Any,
              path: Path, byteorder: str) -> StoredTensor:
     """A dense view of a storage, checked against it and the budget before any read."""
@@ -444,6 +493,8 @@ class _InertUnpickler(pickle._Unpickler):  # the pure-Python loader: every opcod
         inst = self.stack[-1]
         if isinstance(inst, InertObject):
             inst.state = state
+        elif isinstance(inst, (_NumpyDtype, _NumpyArray)):
+            inst.build(state)  # topo's own rebuild of a numeric numpy value
         # Anything else (a dict standing in for an OrderedDict, a tensor record): state is
         # metadata such as ``_metadata``; it is dropped, never applied.
 
@@ -458,7 +509,9 @@ class _InertUnpickler(pickle._Unpickler):  # the pure-Python loader: every opcod
 
     def load_bytearray8(self) -> None:
         (size,) = struct.unpack("<Q", self.read(8))
-        if size > self._left():
+        frame = self._unframer.current_frame  # protocol 5 frames are read ahead into memory
+        in_frame = len(frame.getbuffer()) - frame.tell() if frame is not None else 0
+        if size > in_frame + self._left():
             raise pickle.UnpicklingError("BYTEARRAY8 declares more bytes than the pickle holds")
         self.append(bytearray(self.read(size)))
 
@@ -620,6 +673,19 @@ def _device(loader: _Loader, *args):
     return ":".join(str(a) for a in args)
 
 
+def _numpy_frombuffer(loader: _Loader, raw=None, dtype=None, shape=(), order="C", *_rest):
+    array = _NumpyArray()
+    array.fill(raw, dtype, shape, "F" if order == "F" else "C")
+    return array
+
+
+def _numpy_scalar(loader: _Loader, dtype=None, raw=b"", *_rest):
+    if not isinstance(dtype, _NumpyDtype) or not dtype.numeric or not isinstance(raw, (bytes, bytearray)) \
+            or len(raw) != dtype.dtype().itemsize:
+        return None  # not a numeric scalar: left unread
+    return np.frombuffer(bytes(raw), dtype=dtype.dtype())[0].item()
+
+
 _REBUILDERS: dict[str, Callable[..., Any]] = {
     "torch._utils._rebuild_tensor": _rebuild_tensor,
     "torch._utils._rebuild_tensor_v2": _rebuild_tensor,
@@ -642,6 +708,14 @@ _REBUILDERS: dict[str, Callable[..., Any]] = {
     "builtins.frozenset": lambda loader, items=(), *_: frozenset(_plain_set(loader, items)),
     "__builtin__.frozenset": lambda loader, items=(), *_: frozenset(_plain_set(loader, items)),
     "_codecs.encode": _encode,
+    # numpy arrays and scalars of numeric dtypes, rebuilt from their bytes by topo
+    "numpy.dtype": lambda loader, code=None, *_: _NumpyDtype(code),
+    "numpy.core.multiarray._reconstruct": lambda loader, *_: _NumpyArray(),
+    "numpy._core.multiarray._reconstruct": lambda loader, *_: _NumpyArray(),
+    "numpy.core.numeric._frombuffer": _numpy_frombuffer,
+    "numpy._core.numeric._frombuffer": _numpy_frombuffer,
+    "numpy.core.multiarray.scalar": _numpy_scalar,
+    "numpy._core.multiarray.scalar": _numpy_scalar,
 }
 
 
@@ -853,6 +927,8 @@ def plain(obj: Any) -> Any:
             raise TopoError(f"refused: the pickle unfolds into more than {MAX_ENTRIES:,} entries")
         if isinstance(value, (StoredTensor, str, bytes, int, float, bool, type(None))):
             return value
+        if isinstance(value, _NumpyArray):
+            return value.tensor
         key = id(value)
         if key in done:
             return done[key][1]
