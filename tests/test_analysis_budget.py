@@ -111,9 +111,10 @@ def test_structure_features_refuse_costly_graph_metrics_with_a_hint(monkeypatch)
 
     net = _small()
     full = structure_features(net)
-    degree_terms = float(sum(np.square(d, dtype=np.float64).sum() for d in (
-        np.concatenate([net[0].fan_out, net[0].fan_in + net[1].fan_out, net[1].fan_in]),)))
-    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(int(25 * degree_terms) - 1))
+    # the products' terms: each layer's cheaper Gram matrix, and the two layers' product
+    grams = sum(min(np.sum(l.fan_in.astype(float) ** 2), np.sum(l.fan_out.astype(float) ** 2)) for l in net)
+    chained = float(np.dot(net[0].fan_in.astype(float), net[1].fan_out.astype(float)))
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(int(25 * (grams + chained)) - 1))
     with pytest.raises(AnalysisTooLarge, match=r"square clustering .*--no-graph"):
         square_clustering(net)
     with pytest.raises(AnalysisTooLarge, match=r"square clustering"):
@@ -158,7 +159,7 @@ def test_wide_networks_through_the_cli_answer_in_one_line_quickly(tmp_path):
     done, seconds = topo("features", str(path))
     assert done.returncode == 1 and seconds < 60 and "Traceback" not in done.stderr
     line = " ".join(done.stderr.split())
-    assert "square clustering (a sparse product of 6.25e+12 terms) needs 114 TiB" in line and "--no-graph" in line
+    assert "refused: betweenness (256 breadth-first searches over 1e+07 neurons" in line and "--no-graph" in line
 
 
 def test_hubs_table_shows_the_strongest_and_json_lists_all(tmp_path):
@@ -228,3 +229,31 @@ def test_recursion_errors_become_one_line(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["hubs", str(path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip() == "Error: the input is nested too deeply to process (Python's recursion limit)"
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_square_clustering_from_gram_matrices_matches_networkx(seed):
+    import networkx as nx
+
+    from topo.analysis.structure import square_clustering
+    from topo.graph import to_networkx
+
+    rng = np.random.default_rng(seed)
+    widths = [int(w) for w in rng.integers(2, 12, size=4)]
+    layers = [
+        Layer.from_mask(f"l{k}", rng.random((widths[k + 1], widths[k])) < rng.uniform(0.2, 0.7)) for k in range(3)
+    ]
+    # and a standalone layer: its own chain
+    layers.append(Layer.from_mask("side", rng.random((5, 7)) < 0.5, standalone=True))
+    topology = Topology(layers)
+    graph = to_networkx(topology, weights=False).to_undirected()
+    assert square_clustering(topology) == pytest.approx(nx.bipartite.robins_alexander_clustering(graph), rel=1e-12)
+
+
+def test_square_clustering_of_a_wide_layer_takes_the_cheap_side():
+    from topo.analysis.structure import square_clustering
+
+    wide = Topology([_layer("fc1", 30, 10**6, 40), _layer("fc2", 5, 30, 10)])
+    started = time.perf_counter()
+    value = square_clustering(wide)
+    assert 0.0 <= value <= 1.0 and time.perf_counter() - started < 20

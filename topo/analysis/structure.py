@@ -370,6 +370,14 @@ def square_clustering(topology: Topology) -> float:
     (paths of three edges; the layered graph has no triangles) from
     ``sum over edges (d_u - 1)(d_v - 1)``.
 
+    ``trace(A^4) = ||A^2||_F^2`` is assembled from the layers' masks without forming
+    ``A^2`` (which a layer of 10^7 inputs would make enormous): ``A^2`` has the blocks
+    ``M_k M_k^T`` and ``M_k^T M_k`` (each layer's two Gram matrices, of equal Frobenius
+    norm), and ``M_{k+1} M_k`` for consecutive layers (twice off the diagonal, and once
+    as the cross term of a hidden node layer's diagonal block), so
+    ``trace(A^4) = 2 sum_k ||G_k||_F^2 + 4 sum_k ||M_{k+1} M_k||_F^2`` with ``G_k`` the
+    cheaper of a layer's two Gram matrices.
+
     Parameters
     ----------
     topology : Topology
@@ -382,21 +390,51 @@ def square_clustering(topology: Topology) -> float:
     Raises
     ------
     AnalysisTooLarge
-        When ``A @ A`` (as many terms as the sum of squared degrees) would exceed the
-        analysis memory or time limit (:mod:`topo.analysis.budget`); checked first.
+        When the sparse products would exceed the analysis memory or time limit
+        (:mod:`topo.analysis.budget`); checked first.
     """
     in_degree, out_degree, _, _ = _neuron_degrees(topology)
-    # before the adjacency is built: on a wide network, building it alone takes a while
-    _check_square_product(topology, in_degree + out_degree)
-    adjacency = _undirected_adjacency(topology)
-    degree = np.asarray(adjacency.sum(axis=1)).ravel()
-    n_edges = adjacency.nnz / 2
-    square = adjacency @ adjacency
-    trace4 = float(np.sum(square.data.astype(np.float64) ** 2))
+    degree = (in_degree + out_degree).astype(np.float64)
+    _check_square_product(topology)
+    offsets = np.concatenate([[0], np.cumsum(np.array(topology.widths, dtype=np.int64))])
+    masks = [_float_mask(layer) for layer in topology]
+    trace4 = 0.0
+    paths3 = 0.0
+    for index, (mask, (in_slot, out_slot)) in enumerate(zip(masks, topology.node_slots)):
+        if mask.nnz == 0:
+            continue
+        row_terms, col_terms = _gram_terms(mask)
+        gram = mask @ mask.T if col_terms <= row_terms else mask.T @ mask
+        trace4 += 2.0 * float(np.sum(np.square(gram.data)))
+        if index > 0 and not topology.starts_chain(index) and masks[index - 1].nnz:
+            chained = mask @ masks[index - 1]
+            trace4 += 4.0 * float(np.sum(np.square(chained.data)))
+        coo = mask.tocoo()
+        paths3 += float(
+            np.sum((degree[coo.col + offsets[in_slot]] - 1.0) * (degree[coo.row + offsets[out_slot]] - 1.0))
+        )
+    n_edges = float(topology.nnz)
     cycles = (trace4 - 2.0 * float(np.sum(degree**2)) + 2.0 * n_edges) / 8.0
-    coo = sp.triu(adjacency).tocoo()
-    paths3 = float(np.sum((degree[coo.row] - 1.0) * (degree[coo.col] - 1.0)))
     return 4.0 * cycles / paths3 if paths3 > 0 else float("nan")
+
+
+def _gram_terms(mask: sp.csr_matrix) -> tuple[float, float]:
+    """Terms of the sparse products ``M^T M`` (sum of squared row counts) and ``M M^T``
+    (sum of squared column counts)."""
+    rows = np.diff(mask.indptr).astype(np.float64)
+    cols = np.bincount(mask.indices, minlength=mask.shape[1]).astype(np.float64)
+    return float(np.dot(rows, rows)), float(np.dot(cols, cols))
+
+
+def _square_terms(topology: Topology) -> float:
+    """Terms of all sparse products :func:`square_clustering` computes."""
+    terms = 0.0
+    for index, layer in enumerate(topology):
+        terms += min(_gram_terms(layer.mask))
+        if index > 0 and not topology.starts_chain(index):
+            # M_{k+1} M_k: one term per (input of M_k, output of M_{k+1}) pair through a middle neuron
+            terms += float(np.dot(topology[index - 1].fan_in.astype(np.float64), layer.fan_out.astype(np.float64)))
+    return terms
 
 
 #: bytes per term of a sparse product held at once (index, value and scipy's workspace; measured)
@@ -409,12 +447,12 @@ _GRAPH_EDGE_BYTES = 100
 _GRAPH_HINT = "--no-graph (graph_metrics=False) skips square clustering and betweenness"
 
 
-def _check_square_product(topology: Topology, degree: np.ndarray) -> None:
-    """Refuse ``A @ A`` when its terms (sum of squared degrees) exceed the analysis limits."""
+def _check_square_product(topology: Topology) -> None:
+    """Refuse square clustering when its sparse products' terms exceed the analysis limits."""
     from topo.analysis.budget import check_bytes, check_steps
 
-    terms = float(np.sum(np.square(degree, dtype=np.float64)))
-    what = f"square clustering (a sparse product of {terms:.3g} terms)"
+    terms = _square_terms(topology)
+    what = f"square clustering (sparse products of {terms:.3g} terms)"
     path = topology.info.get("path")
     check_bytes(_PRODUCT_TERM_BYTES * terms, what, path=path, hint=_GRAPH_HINT)
     check_steps(_PRODUCT_TERM_STEPS * terms, what, path=path, hint=_GRAPH_HINT)
@@ -557,7 +595,7 @@ def structure_features(
     in_degree, out_degree, has_in, has_out = _neuron_degrees(topology)
     if graph_metrics:
         # the costly steps say at once whether they fit, before any other work is done
-        _check_square_product(topology, in_degree + out_degree)
+        _check_square_product(topology)
         n_nodes = topology.n_neurons
         exact = n_nodes <= betweenness_exact_max or betweenness_samples >= n_nodes
         if _hidden_vertices(topology).size:
