@@ -284,3 +284,31 @@ def test_multi_head_attention_and_einsum_dense_by_equation():
     assert np.array_equal(net[3].mask.toarray(), output.T != 0)
     assert np.array_equal(net[4].mask.toarray(), mix != 0)  # "dc": [out, in] already
     assert net[3].n_out == net[4].n_in and not net[4].standalone
+
+
+def test_unzipped_model_folder():
+    """``model.save(folder, zipped=False)``: the archive's members as files."""
+    folder = FIXTURES / "mlp_unzipped_folder"
+    assert detect_format(folder) == "keras3"
+    net = load(folder)
+    config = json.loads((folder / "config.json").read_text())
+    with h5py.File(folder / "model.weights.h5", "r") as f:
+        kernels = [f[f"layers/{k}/vars/0"][()] for k in ("dense", "dense_1", "dense_2")]
+    assert net.names == [layer["config"]["name"] for layer in config["config"]["layers"]
+                         if layer["class_name"] == "Dense"]
+    for layer, kernel in zip(net, kernels):
+        assert np.array_equal(layer.mask.toarray(), kernel.T != 0)
+    assert net.info["format"] == "keras" and net.info["order"] == "the model config's layer list"
+
+
+def test_unzipped_model_folder_with_weights_linked_from_elsewhere_is_refused(tmp_path):
+    import os
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(FIXTURES / "mlp_unzipped_folder", folder)
+    outside = tmp_path / "outside.h5"
+    (folder / "model.weights.h5").rename(outside)
+    os.symlink(outside, folder / "model.weights.h5")
+    with pytest.raises(TopoError, match=r"model\.weights\.h5"):
+        load(folder)

@@ -4,7 +4,8 @@ The layout (Keras 3's saving library, ``keras.saving``):
 
 - ``model.save("m.keras")`` writes a zip with ``config.json`` (the model's
   serialized config), ``metadata.json`` (``keras_version``) and ``model.weights.h5``;
-- ``model.save_weights("m.weights.h5")`` writes that same HDF5 file alone.
+- ``model.save_weights("m.weights.h5")`` writes that same HDF5 file alone;
+- ``model.save("folder", zipped=False)`` writes the archive's three members as files.
 
 In the HDF5 file every layer is a group ``layers/<key>`` whose variables are datasets
 ``vars/0``, ``vars/1``, ... in the layer's own order (a Dense layer: kernel, bias). ``<key>``
@@ -61,7 +62,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from topo.errors import TopoError
-from topo.formats import _hdf5
+from topo.formats import _hdf5, _policy
 from topo.formats._assemble import (
     Tensor,
     build_topology,
@@ -121,10 +122,17 @@ def is_keras3_weights(handle: Any) -> bool:
     return "layers" in root or "vars" in root
 
 
+def _is_unzipped_model(folder: Path) -> bool:
+    return (folder / _WEIGHTS_MEMBER).is_file() and (folder / "config.json").is_file()
+
+
 def sniff(path: Path) -> bool:
-    """A ``.keras`` archive, or an HDF5 file with Keras 3's weight layout."""
+    """A ``.keras`` archive, the folder ``model.save(..., zipped=False)`` writes, or an
+    HDF5 file with Keras 3's weight layout."""
     try:
         path = Path(path)
+        if path.is_dir():
+            return _is_unzipped_model(path)
         if not path.is_file():
             return False
         if _is_zip_archive(path):
@@ -490,6 +498,21 @@ def _attach_wrapper_mask(
             skipped.append(f"{wrapper_key}/{var}")
 
 
+def _read_json_file(folder: Path, name: str) -> Any:
+    """A JSON file of an unzipped Keras model folder (None when absent)."""
+    file = folder / name
+    if not file.is_file():
+        return None
+    file = _policy.confine(file, folder, what=name)
+    size = file.stat().st_size
+    if size > _MAX_JSON_BYTES:
+        raise TopoError(f"refused: {name} of {size:,} bytes is too large", path=file)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise TopoError(f"{name} is not valid JSON ({type(exc).__name__})", path=file) from None
+
+
 def _read_json_member(archive: zipfile.ZipFile, name: str, path: Path) -> Any:
     try:
         entry = archive.getinfo(name)
@@ -516,7 +539,8 @@ def read(
     ----------
     path : Path
         A file written by Keras 3 ``model.save("m.keras")`` or
-        ``model.save_weights("m.weights.h5")``.
+        ``model.save_weights("m.weights.h5")``, or the folder of
+        ``model.save("m", zipped=False)``.
     weights : bool
         Keep weight values (False keeps masks and biases only).
     layers : str, optional
@@ -536,9 +560,14 @@ def read(
         more data than the file stores.
     """
     path = Path(path)
-    if not path.is_file():
+    if path.is_dir():
+        if not _is_unzipped_model(path):
+            raise TopoError(f"a folder without config.json and {_WEIGHTS_MEMBER}: not a Keras 3 model", path=path)
+        size = _policy.confine(path / _WEIGHTS_MEMBER, path, what=_WEIGHTS_MEMBER).stat().st_size
+    elif not path.is_file():
         raise TopoError("no such file", path=path)
-    size = path.stat().st_size
+    else:
+        size = path.stat().st_size
     if size == 0:
         raise TopoError("empty file, not a Keras file", path=path)
     warnings: list[str] = []
@@ -546,7 +575,17 @@ def read(
     info: dict[str, Any] = {}
     with reading(path, "Keras file"):
         config = None
-        if read_head(path, 4) == _ZIP_MAGIC:
+        if path.is_dir():  # model.save(folder, zipped=False): the archive's members as files
+            fmt = "keras"
+            config = _read_json_file(path, "config.json")
+            metadata = _read_json_file(path, "metadata.json")
+            if isinstance(metadata, dict) and "keras_version" in metadata:
+                info["keras_version"] = str(metadata["keras_version"])
+            if isinstance(config, dict):
+                info["model_class"] = str(config.get("class_name", ""))
+            source: Path | bytes = path / _WEIGHTS_MEMBER
+            weights_size = size
+        elif read_head(path, 4) == _ZIP_MAGIC:
             fmt = "keras"
             with zipfile.ZipFile(path) as archive:
                 try:
@@ -561,7 +600,7 @@ def read(
                 metadata = _read_json_member(archive, "metadata.json", path)
                 if isinstance(metadata, dict) and "keras_version" in metadata:
                     info["keras_version"] = str(metadata["keras_version"])
-                source: Path | bytes = archive.read(_WEIGHTS_MEMBER)
+                source = archive.read(_WEIGHTS_MEMBER)
             weights_size = len(source)
             if isinstance(config, dict):
                 info["model_class"] = str(config.get("class_name", ""))
