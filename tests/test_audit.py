@@ -53,6 +53,10 @@ def tree(tmp_path):
     for epoch in (0, 1, 2):
         save_checkpoint(make_net(10 + epoch), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
     save_checkpoint(make_net(20), run / "checkpoints" / checkpoint_name(2, 55), epoch=2, step=55)
+    (run / "metrics.jsonl").write_text('{"epoch": 0}\n')
+    (run / ".topo.lock").write_text("")  # the run's bookkeeping: part of the run, no rows
+    (run / "state").mkdir()
+    (run / "state" / "last.pt").write_bytes(b"training state")
     (root / "notes.txt").write_text("not a checkpoint")
     (root / ".hidden.safetensors").write_bytes(b"")
     (root / "empty.pt").write_bytes(b"")

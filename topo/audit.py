@@ -25,8 +25,8 @@ What counts as one checkpoint
   subfolders are themselves recognised (a reader may read a whole run as its last
   checkpoint), is walked too.
 - A topo run folder: each checkpoint in it is a row, in training order; the run's
-  bookkeeping (``run.json``, ``metrics.jsonl``, ``state/``) is part of the run and
-  not listed.
+  bookkeeping (``run.json``, ``metrics.jsonl``, ``state/``, its lock file) is part of
+  the run and not listed.
 - Files and folders whose names start with a dot (temporary files of interrupted
   atomic writes, caches, ``.git``) get a ``skipped`` row and are not read.
 
@@ -285,8 +285,9 @@ def _escaping_link(folder: Path, root: str) -> Path | None:
     return None
 
 
-#: What a topo run folder holds besides its checkpoints: part of the run, not listed.
-_RUN_BOOKKEEPING = {"run.json", "metrics.jsonl", "state"}
+#: What a topo run folder holds besides its checkpoints: part of the run, not listed
+#: (the writer's lock file, see :mod:`topo.runlock`, too).
+_RUN_BOOKKEEPING = {"run.json", "metrics.jsonl", "state", ".topo.lock"}
 
 
 class _Walk:
