@@ -304,3 +304,27 @@ def test_topo_checkpoint_budget_is_checked_from_the_header(tmp_path, monkeypatch
     monkeypatch.setenv("TOPO_MAX_DENSE_CELLS", "10")
     with pytest.raises(TopoError, match=r"epoch_0001\.safetensors: refused: layer 'layers.0'"):
         load(path)
+
+
+def test_topo_checkpoint_with_sparse_masks_declaring_huge_shapes_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    from topo.checkpoint import save_checkpoint
+    from topo.topology import Topology
+
+    mask = np.zeros((200, 200), bool)
+    mask[3, 4] = True  # very sparse: stored as CSR indices
+    path = tmp_path / "epoch_0001.safetensors"
+    save_checkpoint(Topology.from_masks([mask]), path, epoch=1)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        metadata = handle.metadata()
+        tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+    assert "layers.0.mask.indptr" in tensors
+    layers = json.loads(metadata["layers"])
+    layers[0]["shape"] = [200, 10**12]  # the declared width: analyses would allocate per input neuron
+    metadata["layers"] = json.dumps(layers)
+    save_file(tensors, str(tmp_path / "wide.safetensors"), metadata=metadata)
+    with pytest.raises(TopoError, match=r"wide\.safetensors: refused: layer 0 declares 200 x 1,000,000,000,000"):
+        load(tmp_path / "wide.safetensors")

@@ -264,9 +264,9 @@ def check_array_count(count: int, *, path: Path | str, current: Limits | None = 
         )
 
 
-def check_layer_count(count: int, *, path: Path | str) -> None:
+def check_layer_count(count: int, *, path: Path | str, current: Limits | None = None) -> None:
     """Refuse a network of more than ``limits().layers`` layers."""
-    cap = limits().layers
+    cap = (limits() if current is None else current).layers
     if count > cap:
         raise TopoError(
             _refused("this network", f"has {count:,} layers", f"{cap:,} layers", _ENV["layers"]), path=path

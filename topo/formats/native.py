@@ -98,12 +98,29 @@ def requested_sparsity(run: Any, names: list[str]) -> dict[str, float] | None:
 
 
 def _check_budget(path: Path) -> None:
-    """Layer count and mask shapes from the header, checked before any tensor is read."""
+    """Layer count and declared layer shapes from the header, checked before any tensor is read.
+
+    Masks stored densely (``layers.K.mask``) are dense arrays; masks stored as CSR
+    indices declare their shape in the metadata, which bounds the neurons per side.
+    """
+    import json
+
     from topo.formats.safetensors_hf import read_header
 
-    entries, _, _ = read_header(path)  # the file's own budget (sizes, overlaps) is checked here
-    masks = [(key, entry["shape"]) for key, entry in entries.items() if key.endswith(".mask")]
-    _policy.check_layer_count(len(masks), path=path)
-    for key, shape in masks:
-        if len(shape) == 2:  # topo stores masks densely
-            _policy.check_layer_shape(shape[0], shape[1], path=path, what=f"layer {key[: -len('.mask')]!r}")
+    entries, metadata, _ = read_header(path)  # the file's own budget (sizes, overlaps) is checked here
+    try:
+        layers = json.loads(metadata.get("layers") or "[]")
+    except ValueError:
+        return  # the checkpoint reader says what is wrong with it
+    if not isinstance(layers, list):
+        return
+    current = _policy.limits()
+    _policy.check_layer_count(len(layers), path=path, current=current)
+    for index, entry in enumerate(layers):
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) for n in shape):
+            _policy.check_layer_shape(shape[0], shape[1], path=path, what=f"layer {index}", dense=False, current=current)
+    for key, entry in entries.items():
+        if key.endswith(".mask") and len(entry["shape"]) == 2:  # a mask stored densely
+            n_out, n_in = entry["shape"]
+            _policy.check_layer_shape(n_out, n_in, path=path, what=f"layer {key[: -len('.mask')]!r}", current=current)
