@@ -36,15 +36,21 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
     for (a topo run's configuration), requested and achieved sparsity are shown side
     by side. JSON gives the same per layer ("pattern", "pattern_compliance", ...).
     """
-    from topo.analysis.degree import degree_summary, layer_degrees
-    from topo.analysis.patterns import layer_patterns, pattern_summary, sparsity_report
-    from topo.formats import load
+    from topo.analysis.degree import layer_degree, summarise_degrees
+    from topo.analysis.patterns import layer_pattern, pattern_summary, sparsity_report
+    from topo.formats import scan
+    from topo_cli.progress import progress_bar
 
-    topology = load(checkpoint, weights=False)
-    patterns = layer_patterns(topology)
-    report = sparsity_report(topology)
+    # layer by layer: a large model's masks are measured one at a time, never all held
+    with progress_bar("reading layers") as progress:
+        topology, measured = scan(
+            checkpoint, lambda layer: (layer_degree(layer), layer_pattern(layer)), progress=progress
+        )
+    degrees = [degree for degree, _ in measured.values()]
+    patterns = [found for _, found in measured.values()]
+    report = sparsity_report(_Measured(topology, degrees))
     rows = []
-    for degree, found, wanted in zip(layer_degrees(topology), patterns, report.layers):
+    for degree, found, wanted in zip(degrees, patterns, report.layers):
         row = degree.as_dict()
         row.update(
             pattern=found.pattern, pattern_compliance=found.pattern_compliance, n=found.n, m=found.m,
@@ -52,7 +58,7 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
             runs_2_4=found.runs_2_4, sparsity=wanted.achieved, requested_sparsity=wanted.requested,
         )
         rows.append(row)
-    summary = degree_summary(topology).as_dict()
+    summary = summarise_degrees(degrees, n_neurons=topology.n_neurons).as_dict()
     where = []
     if topology.epoch is not None:
         where.append(f"epoch {topology.epoch}")
@@ -98,3 +104,19 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
             "warnings": warnings,
         },
     )
+
+
+class _Measured:
+    """The layers' sizes and connection counts as measured while reading (for the sparsity report)."""
+
+    class _Layer:
+        def __init__(self, degree) -> None:
+            self.name, self.nnz, self.size = degree.name, degree.nnz, degree.n_in * degree.n_out
+            self.density = self.nnz / self.size if self.size else 0.0
+
+    def __init__(self, topology, degrees) -> None:
+        self.info = topology.info
+        self._layers = [self._Layer(d) for d in degrees]
+
+    def __iter__(self):
+        return iter(self._layers)

@@ -208,3 +208,49 @@ def test_missing_path_and_unknown_format(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "x"}))
     with pytest.raises(TopoError):
         load(tmp_path)
+
+
+def test_run_folder_with_undecodable_or_deeply_nested_files(tmp_path):
+    from topo.checkpoint import read_metrics, read_run_config
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "run.json").write_text("[" * 100_000 + "]" * 100_000)
+    (run / "metrics.jsonl").write_bytes(b'{"epoch": 0}\n{"loss": "\xff\xfe"}\n{"epoch": 1}\n')
+    with pytest.raises(TopoError, match=r"run\.json: run configuration"):
+        read_run_config(run)
+    with pytest.raises(TopoError, match=r"metrics\.jsonl: .*line 2"):
+        read_metrics(run)
+    (run / "metrics.jsonl").write_text('{"epoch": 0}\n' + "[" * 100_000 + "\n{}\n")
+    with pytest.raises(TopoError, match=r"metrics\.jsonl: .*line 2"):
+        read_metrics(run)
+
+
+def _fuzz_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz.py"
+    spec = importlib.util.spec_from_file_location("topo_fuzz_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+STRUCTURED_SEEDS = ["plain.safetensors", "arrays.npz", "sparse.npz", "array.npy", "torch_zip.pt"]
+
+
+@pytest.mark.parametrize("name", STRUCTURED_SEEDS)
+def test_structure_aware_mutations_raise_only_topo_error(name):
+    """The mutators of benchmarks/fuzz.py (header and JSON edits, .npy header edits, zip
+    members rebuilt with valid CRCs), a few dozen cases per format in the test suite."""
+    import random
+
+    fuzz = _fuzz_module()
+    rng = random.Random(name)
+    for case in range(40):
+        path = _FOLDER / f"structured-{case}-{name}"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # duplicate zip members are made on purpose
+            path.write_bytes(fuzz.mutate_for_name(name, _seed(name), rng))
+        _check(path)
+        path.unlink()

@@ -6,6 +6,7 @@ Everything is read off the CSR masks with numpy; no graph is walked.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -21,6 +22,7 @@ __all__ = [
     "layer_degree",
     "layer_degrees",
     "degree_summary",
+    "summarise_degrees",
 ]
 
 
@@ -164,15 +166,26 @@ def degree_summary(topology: Topology) -> NetworkDegree:
     connection; ``no_outputs`` counts neurons that feed nothing, among all neurons
     that are inputs of some layer (the final outputs are not counted).
     """
-    per_layer = layer_degrees(topology)
+    return summarise_degrees(layer_degrees(topology), n_neurons=topology.n_neurons)
+
+
+def summarise_degrees(per_layer: Sequence[LayerDegree], *, n_neurons: int) -> NetworkDegree:
+    """:func:`degree_summary` from figures already measured per layer.
+
+    For a network read layer by layer (:func:`topo.formats.scan`), whose masks were
+    not all kept; ``n_neurons`` is the topology's ``n_neurons`` (it depends only on
+    shapes and chaining).
+    """
     cvs = np.array([d.fan_in_cv for d in per_layer], dtype=np.float64)
     finite = cvs[np.isfinite(cvs)]
+    nnz = sum(d.nnz for d in per_layer)
+    size = sum(d.n_in * d.n_out for d in per_layer)
     return NetworkDegree(
-        n_layers=len(topology),
-        n_neurons=topology.n_neurons,
-        nnz=topology.nnz,
-        size=topology.size,
-        density=topology.density,
+        n_layers=len(per_layer),
+        n_neurons=int(n_neurons),
+        nnz=nnz,
+        size=size,
+        density=nnz / size if size else 0.0,
         fan_in_cv_mean=float(finite.mean()) if finite.size else float("nan"),
         fan_in_cv_max=float(finite.max()) if finite.size else float("nan"),
         no_inputs=sum(d.no_inputs for d in per_layer),

@@ -13,12 +13,12 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from topo.errors import TopoError
-from topo.topology import Topology
+from topo.topology import Layer, Topology
 
-__all__ = ["READERS", "detect_format", "load"]
+__all__ = ["READERS", "detect_format", "load", "scan"]
 
 #: Format name -> module under ``topo.formats``; tried in this order.
 READERS: dict[str, str] = {
@@ -103,3 +103,74 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     elif format not in READERS:
         raise TopoError(f"unknown format {format!r}; known: {', '.join(READERS)}")
     return _module(format).read(path, **options)
+
+
+#: Readers that build layers one at a time and call ``on_layer`` (see :func:`scan`).
+STREAMING_READERS = ("safetensors",)
+
+
+def scan(
+    path: str | os.PathLike,
+    summarise: Callable[[Layer], Any],
+    *,
+    format: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    **options: Any,
+) -> tuple[Topology, dict[str, Any]]:
+    """Read a checkpoint layer by layer, keeping a summary of each layer instead of its mask.
+
+    For large models whose masks together would not fit in memory: readers that can
+    (:data:`STREAMING_READERS`: safetensors files and Hugging Face folders) hand over
+    each layer as soon as it is built, ``summarise`` measures it, and only its shape
+    is kept, so memory holds one layer at a time. Other readers load the whole
+    topology, then every layer is summarised.
+
+    Parameters
+    ----------
+    path : path-like
+        As for :func:`load`.
+    summarise : callable
+        ``summarise(layer) -> value`` for every layer (e.g.
+        :func:`topo.analysis.degree.layer_degree`).
+    format : str, optional
+        As for :func:`load`.
+    progress : callable, optional
+        ``progress(done, total)`` over the layers, where the reader reports it.
+    **options
+        Passed to the reader (``weights`` is always False here).
+
+    Returns
+    -------
+    topology : Topology
+        Names, shapes, order, chaining and ``info`` of the network. Where the reader
+        streamed, its layers have no connections (``info["streamed"]`` is True);
+        otherwise they are the full layers.
+    summaries : dict
+        Layer name -> ``summarise(layer)``, in the topology's order.
+
+    Raises
+    ------
+    TopoError
+        As :func:`load`.
+    """
+    import scipy.sparse as sp
+
+    summaries: dict[str, Any] = {}
+
+    def keep_summary(layer: Layer) -> Layer:
+        summaries[layer.name] = summarise(layer)
+        empty = sp.csr_matrix(layer.shape, dtype=bool)
+        return layer.with_(mask=empty, weight=None)
+
+    options["weights"] = False
+    path = Path(path)
+    name = format
+    if name is None and path.exists():
+        name = detect_format(path) or _claimed_by_extension(path)
+    if name in STREAMING_READERS:
+        topology = load(path, format=name, on_layer=keep_summary, progress=progress, **options)
+        topology = topology.with_info(streamed=True)
+    else:
+        topology = load(path, format=format, **options)
+        summaries = {layer.name: summarise(layer) for layer in topology}
+    return topology, {layer.name: summaries[layer.name] for layer in topology}

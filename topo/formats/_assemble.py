@@ -28,7 +28,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -315,9 +315,53 @@ def _n_out(t: Tensor) -> int:
     return int(shape[-1] if t.layout == "in_out" else shape[0])
 
 
+#: Cells read at a time from a tensor that can be read row by row (a 16 Mi-cell block).
+ROW_BLOCK_CELLS = 2**24
+
+
+def _row_blocks(value: Any) -> Iterator[np.ndarray]:
+    """A 2-D tensor with ``read_rows(start, stop)`` (see ``StoredTensor``) in blocks of rows."""
+    n_rows, n_cols = (int(s) for s in value.shape)
+    step = max(1, ROW_BLOCK_CELLS // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield value.read_rows(start, min(n_rows, start + step))
+
+
+def _by_rows(t: Tensor) -> bool:
+    """Whether ``t``'s mask can be built block by block from the file, never holding the whole array."""
+    return t.mask is None and hasattr(t.value, "read_rows") and len(np.shape(t.value)) == 2
+
+
+def _mask_by_rows(value: Any) -> sp.csr_matrix:
+    """The CSR mask (nonzero pattern; NaN counts as nonzero) of a tensor read block by block."""
+    n_out, n_in = (int(s) for s in value.shape)
+    counts: list[np.ndarray] = []
+    columns: list[np.ndarray] = []
+    index_dtype = np.int32 if n_in <= np.iinfo(np.int32).max else np.int64
+    column_of = np.arange(n_in, dtype=index_dtype)
+    for block in _row_blocks(value):
+        nonzero = block != 0
+        counts.append(np.count_nonzero(nonzero, axis=1))
+        # the column index of every nonzero cell, row by row (faster than np.nonzero)
+        columns.append(np.broadcast_to(column_of, nonzero.shape)[nonzero])
+        del block, nonzero
+    indptr = np.zeros(n_out + 1, dtype=np.int64)
+    if counts:
+        np.cumsum(np.concatenate(counts), out=indptr[1:])
+    indices = np.concatenate(columns) if columns else np.zeros(0, index_dtype)
+    del columns
+    if indptr[-1] <= np.iinfo(np.int32).max and index_dtype == np.int32:
+        indptr = indptr.astype(np.int32)
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in))
+
+
 def _nan_count(values: Any) -> int:
     if sp.issparse(values):
         values = values.data
+    if hasattr(values, "read_rows") and len(np.shape(values)) == 2:
+        if np.dtype(values.dtype).kind != "f":
+            return 0
+        return sum(int(np.count_nonzero(np.isnan(block))) for block in _row_blocks(values))
     arr = np.asarray(values)
     if arr.dtype.kind != "f":
         return 0
@@ -331,6 +375,9 @@ def _linear(t: Tensor, weights: bool) -> tuple[Any, np.ndarray | None, dict]:
     info: dict[str, Any] = {"kind": "linear"}
     if transpose:
         info["stored_layout"] = "[in, out]"
+    if not weights and _by_rows(t):  # masks only: never hold the whole array
+        mask = _mask_by_rows(value)
+        return (mask.T.tocsr() if transpose else mask), None, info
     if sp.issparse(value):
         csr = sp.csr_matrix(value.T if transpose else value)
         if t.mask is not None:
@@ -583,6 +630,8 @@ def build_topology(
     warnings: Sequence[str] = (),
     skipped: Sequence[str] = (),
     keep_order: bool = False,
+    on_layer: Callable[[Layer], Layer] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Topology:
     """Turn a reader's tensors into a Topology.
 
@@ -612,6 +661,13 @@ def build_topology(
         outputs the next one's inputs), that order is used, with a warning; and
         convolutions whose file records no groups get the groups their neighbours'
         shapes imply (see :func:`_infer_groups`).
+    on_layer : callable, optional
+        Called with every layer as soon as it is built; what it returns is kept in its
+        place. Ordering and chaining use only names and shapes, so a caller that
+        summarises layers one at a time (:func:`topo.formats.scan`) returns a layer
+        of the same shape without connections and never holds all masks at once.
+    progress : callable, optional
+        ``progress(done, total)`` after each layer is built.
 
     Returns
     -------
@@ -737,8 +793,13 @@ def build_topology(
             layer = Layer.from_weight(name, weight, mask=mask, **layer_kwargs)
         else:
             layer = Layer.from_mask(name, mask, **layer_kwargs)
+        del mask, weight
+        if on_layer is not None:
+            layer = on_layer(layer)
         t.kind = kind
         built.append((t, layer))
+        if progress is not None:
+            progress(len(built), len(matrices))
 
     # Order: where the declared order does not chain, the order the shapes imply.
     order_note = "natural sort of names" if natural_order else "the format's own order"

@@ -294,6 +294,15 @@ class StoredTensor:
         array = _read_stored(self)
         return array if dtype is None else array.astype(dtype, copy=False)
 
+    def read_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` (of the first axis), read from the file without keeping them."""
+        row_cells = math.prod(self.shape[1:])
+        itemsize = _ITEMSIZE[self.stored_dtype]
+        start, stop = max(0, int(start)), min(int(stop), self.shape[0] if self.shape else 0)
+        count = max(0, stop - start) * row_cells
+        return _decode(self, _read_bytes(self, self.offset + start * row_cells * itemsize, count * itemsize),
+                       (max(0, stop - start), *self.shape[1:]))
+
     def __repr__(self) -> str:
         return f"StoredTensor({self.path.name}:{self.name}, {self.stored_dtype}, {list(self.shape)})"
 
@@ -306,23 +315,32 @@ def _read_stored(tensor: StoredTensor) -> np.ndarray:
     if _LAST_READ[0] == key:
         return _LAST_READ[1]
     _LAST_READ[0] = _LAST_READ[1] = None  # free the previous tensor before reading the next
-    raw = np.empty(tensor.nbytes, dtype=np.uint8)
-    with open(tensor.path, "rb") as handle:
-        handle.seek(tensor.offset)
-        got = handle.readinto(memoryview(raw)) if tensor.nbytes else 0
-    if got != tensor.nbytes:
-        raise TopoError(f"tensor {tensor.name!r} is truncated (file changed while reading?)", path=tensor.path)
-    dtype = tensor.stored_dtype
-    if dtype in _NUMPY_DTYPE:
-        array = raw.view(np.dtype(_NUMPY_DTYPE[dtype]).newbyteorder("<")).reshape(tensor.shape)
-        if not array.dtype.isnative:
-            array = array.astype(array.dtype.newbyteorder("="))
-    elif dtype == "BF16":
-        array = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(tensor.shape)
-    else:
-        array = _float8_table(dtype)[raw].reshape(tensor.shape)
+    array = _decode(tensor, _read_bytes(tensor, tensor.offset, tensor.nbytes), tensor.shape)
     _LAST_READ[0], _LAST_READ[1] = key, array
     return array
+
+
+def _read_bytes(tensor: StoredTensor, offset: int, nbytes: int) -> np.ndarray:
+    raw = np.empty(nbytes, dtype=np.uint8)
+    with open(tensor.path, "rb") as handle:
+        handle.seek(offset)
+        got = handle.readinto(memoryview(raw)) if nbytes else 0
+    if got != nbytes:
+        raise TopoError(f"tensor {tensor.name!r} is truncated (file changed while reading?)", path=tensor.path)
+    return raw
+
+
+def _decode(tensor: StoredTensor, raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The values of ``raw`` bytes of ``tensor``'s stored dtype, as a native array of ``shape``."""
+    dtype = tensor.stored_dtype
+    if dtype in _NUMPY_DTYPE:
+        array = raw.view(np.dtype(_NUMPY_DTYPE[dtype]).newbyteorder("<")).reshape(shape)
+        if not array.dtype.isnative:
+            array = array.astype(array.dtype.newbyteorder("="))
+        return array
+    if dtype == "BF16":
+        return (raw.view("<u2").astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    return _float8_table(dtype)[raw].reshape(shape)
 
 
 def _safetensors_tensors(path: Path, *, config: Mapping[str, Any] | None, notes: list[str]) -> tuple[list[Tensor], list[str], bool]:
@@ -461,9 +479,15 @@ def read(
     *,
     weights: bool = True,
     layers: str | None = None,
+    on_layer: Any = None,
+    progress: Any = None,
     **_: Any,
 ) -> Topology:
     """Read a safetensors file or a Hugging Face model folder as a Topology.
+
+    Tensors are read from disk one at a time (over all shards); with ``weights=False``
+    a mask is built from blocks of rows, so memory holds the masks and one block, not
+    the model.
 
     Parameters
     ----------
@@ -475,6 +499,10 @@ def read(
         Keep weight values (False keeps masks and biases only).
     layers : str, optional
         Regular expression selecting layers by name.
+    on_layer : callable, optional
+        Called with each layer as it is built (see :func:`topo.formats.scan`).
+    progress : callable, optional
+        ``progress(done, total)`` over the layers, shards included.
 
     Returns
     -------
@@ -565,4 +593,6 @@ def read(
             info=info,
             warnings=notes,
             keep_order=meaningful or bool(config),  # the file's order, or one from config.json
+            on_layer=on_layer,
+            progress=progress,
         )

@@ -1,0 +1,166 @@
+"""`topo inspect` of a large float16 safetensors model against streaming it with safe_open.
+
+    .venv/bin/python benchmarks/bench_large_safetensors.py               # about 0.8 GB
+    .venv/bin/python benchmarks/bench_large_safetensors.py --size-gb 1.6
+
+A transformer-like stack of MLP blocks is written in a temporary folder with the
+safetensors library, in float16: ``up_proj`` weights pruned 2:4 (two of every four
+inputs kept), ``down_proj`` weights 50% unstructured. Then, in the same run, each as
+a fresh process after the file is in the page cache:
+
+- ``topo inspect MODEL --format json`` (reads the masks one tensor, and for the mask
+  one block of rows, at a time; then measures degrees and sparsity patterns);
+- ``topo.formats.scan`` with ``layer_degree`` alone: the reading that inspect does;
+- the baseline: ``safe_open`` over every tensor, one at a time, counting its nonzeros
+  (the least any reader of the whole file must do).
+
+It prints the median wall time of each and their ratio, and each one's peak resident
+memory against the goal: at most twice the largest tensor plus 300 MB, and no slower
+than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import verdict  # noqa: E402
+
+HIDDEN, INTERMEDIATE = 4096, 11008
+
+BASELINE = """
+import sys
+import numpy as np
+from safetensors import safe_open
+nnz = 0
+with safe_open(sys.argv[1], framework="np") as handle:
+    for key in handle.keys():
+        nnz += int(np.count_nonzero(handle.get_tensor(key)))
+print(nnz)
+"""
+
+# Reading alone: the masks, one tensor at a time, measured by degree (what inspect reads).
+SCAN = """
+import sys
+from topo.analysis.degree import layer_degree
+from topo.formats import scan
+_, measured = scan(sys.argv[1], layer_degree)
+print(sum(d.nnz for d in measured.values()))
+"""
+
+# Runs a command as its only child and reports the child's peak resident memory (KiB).
+MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE)
+elapsed = time.perf_counter() - start
+sys.stdout.write(f"{done.returncode} {elapsed} {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\\n")
+sys.stdout.flush()
+sys.stderr.buffer.write(done.stdout[-4000:])
+"""
+
+
+def _two_four(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    values = rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
+    groups = values.reshape(shape[0], shape[1] // 4, 4)
+    # keep the two largest magnitudes of every four inputs
+    order = np.argsort(np.abs(groups), axis=2)
+    np.put_along_axis(groups, order[:, :, :2], 0, axis=2)
+    return values
+
+
+def _unstructured(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    values = rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
+    values[rng.random(shape, dtype=np.float32) < 0.5] = 0
+    return values
+
+
+def write_model(path: Path, size_gb: float, seed: int = 0) -> tuple[int, int]:
+    """Write the model; return (bytes of the file's tensors, bytes of the largest tensor)."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    per_block = 2 * HIDDEN * INTERMEDIATE * 2
+    n_blocks = max(1, round(size_gb * 1e9 / per_block))
+    tensors: dict[str, np.ndarray] = {}
+    for block in range(n_blocks):
+        tensors[f"model.layers.{block}.mlp.up_proj.weight"] = _two_four(rng, (INTERMEDIATE, HIDDEN))
+        tensors[f"model.layers.{block}.mlp.down_proj.weight"] = _unstructured(rng, (HIDDEN, INTERMEDIATE))
+    save_file(tensors, str(path))
+    sizes = [t.nbytes for t in tensors.values()]
+    return sum(sizes), max(sizes)
+
+
+def measure(command: list[str]) -> tuple[float, int, str]:
+    """Wall time (s), peak RSS (bytes) and the tail of stdout of ``command`` in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
+    code, elapsed, peak_kib = done.stdout.split()
+    if int(code) != 0:
+        raise SystemExit(f"{command[:3]} failed: {done.stderr[-2000:]}")
+    return float(elapsed), int(peak_kib) * 1024, done.stderr
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-gb", type=float, default=0.8, help="model size in GB (the issue's figure: 1.6)")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    topo_bin = str(Path(sys.executable).with_name("topo"))
+    with tempfile.TemporaryDirectory(prefix="topo-large-") as folder:
+        model = Path(folder) / "model.safetensors"
+        started = time.perf_counter()
+        total, largest = write_model(model, args.size_gb)
+        print(f"model: {model.stat().st_size / 1e9:.2f} GB float16, {total // largest} tensors, largest "
+              f"{largest / 1e6:.0f} MB (written in {time.perf_counter() - started:.0f} s)")
+        with open(model, "rb") as handle:  # the page cache holds the file for both
+            while handle.read(64 * 1024**2):
+                pass
+
+        commands = {
+            "topo inspect": [topo_bin, "inspect", str(model), "--format", "json"],
+            "topo scan": [sys.executable, "-c", SCAN, str(model)],
+            "safe_open stream": [sys.executable, "-c", BASELINE, str(model)],
+        }
+        runs: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+        outputs = {}
+        for _ in range(args.repeats):
+            for name, command in commands.items():
+                elapsed, peak, out = measure(command)
+                runs[name].append((elapsed, peak))
+                outputs[name] = out
+
+        report = json.loads(outputs["topo inspect"][outputs["topo inspect"].index("{"):])
+        baseline_nnz = int(outputs["safe_open stream"].split()[-1])
+        assert report["summary"]["nnz"] == baseline_nnz, (report["summary"]["nnz"], baseline_nnz)
+
+        goal_peak = 2 * largest + 300 * 1024**2
+        print(f"{'':18} {'median s':>9} {'peak MB':>9}")
+        medians = {}
+        for name, values in runs.items():
+            medians[name] = statistics.median(t for t, _ in values)
+            peak = max(p for _, p in values)
+            print(f"{name:18} {medians[name]:9.2f} {peak / 1e6:9.0f}")
+        assert int(outputs["topo scan"].split()[-1]) == baseline_nnz
+        print(f"connections counted by all: {baseline_nnz:,}")
+        for name in ("topo inspect", "topo scan"):
+            peak = max(p for _, p in runs[name])
+            ratio = medians[name] / medians["safe_open stream"]
+            print(f"{name}: time / safe_open stream {ratio:.2f} ({verdict(ratio, 1.0)}: no slower); "
+                  f"peak {peak / 1e6:.0f} MB vs 2 x largest + 300 MB = {goal_peak / 1e6:.0f} MB "
+                  f"({verdict(peak, goal_peak)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
