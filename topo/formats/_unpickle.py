@@ -627,9 +627,12 @@ def _rebuild_qtensor(loader: _Loader, storage, offset, size, stride, qparams, *_
     scheme = qparams[0].name
     if scheme in ("per_tensor_affine", "per_tensor_symmetric") and len(qparams) >= 3:
         scale, zero = float(qparams[1]), float(qparams[2])
+        if not (math.isfinite(scale) and math.isfinite(zero)):
+            raise TopoError("quantized tensor with a non-finite scale or zero point")
 
         def read() -> np.ndarray:
-            return ((q.array().astype(np.float32) - zero) * scale).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):  # huge scales give inf, as torch does
+                return ((q.array().astype(np.float32) - zero) * scale).astype(np.float32)
     elif scheme in ("per_channel_affine", "per_channel_symmetric", "per_channel_affine_float_qparams") \
             and len(qparams) >= 4 and isinstance(qparams[1], StoredTensor) and isinstance(qparams[2], StoredTensor):
         scales, zeros, axis = qparams[1], qparams[2], int(qparams[3])
@@ -641,7 +644,8 @@ def _rebuild_qtensor(loader: _Loader, storage, offset, size, stride, qparams, *_
             shape[axis] = -1
             s = np.asarray(scales.array(), dtype=np.float32).reshape(shape)
             z = np.asarray(zeros.array(), dtype=np.float32).reshape(shape)
-            return ((q.array().astype(np.float32) - z) * s).astype(np.float32)
+            with np.errstate(over="ignore", invalid="ignore"):
+                return ((q.array().astype(np.float32) - z) * s).astype(np.float32)
     else:
         raise TopoError(f"quantization scheme {scheme} is not one topo reads")
     return StoredTensor(q.shape, "float32", "strided", read)
