@@ -360,3 +360,38 @@ def test_sparse_initializer_with_indices_outside_its_shape_is_refused(tmp_path):
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(TopoError, match=r"bad_sparse\.onnx: sparse tensor 'w' has indices outside its shape"):
         load(path)
+
+
+def test_weights_inside_a_scan_body(tmp_path):
+    rng = np.random.default_rng(8)
+    cell = _sparse(rng, (4, 4))  # a Constant node inside the Scan body, MatMul B [in, out]
+    head = _sparse(rng, (4, 2))
+    body = helper.make_graph(
+        [helper.make_node("Constant", [], ["cell_w"], value=numpy_helper.from_array(cell, "cell_w")),
+         helper.make_node("Add", ["state_in", "x_t"], ["mixed"]),
+         helper.make_node("MatMul", ["mixed", "cell_w"], ["state_out"], name="cell"),
+         helper.make_node("Identity", ["state_out"], ["y_t"])],
+        "body",
+        [helper.make_tensor_value_info("state_in", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("x_t", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("state_out", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("y_t", TensorProto.FLOAT, [1, 4])],
+    )
+    graph = helper.make_graph(
+        [helper.make_node("Scan", ["s0", "xs"], ["s_last", "ys"], body=body, num_scan_inputs=1, name="scan"),
+         helper.make_node("MatMul", ["s_last", "head_w"], ["y"], name="head")],
+        "scan",
+        [helper.make_tensor_value_info("s0", TensorProto.FLOAT, [1, 4]),
+         helper.make_tensor_value_info("xs", TensorProto.FLOAT, [3, 1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        initializer=[numpy_helper.from_array(head, "head_w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    path = tmp_path / "scan.onnx"
+    onnx.save(model, str(path))
+    net = load(path)
+    assert [layer.source.split(":")[1] for layer in net] == ["cell_w", "head_w"]
+    assert np.array_equal(net[0].mask.toarray(), cell.T != 0)
+    assert np.array_equal(net[1].mask.toarray(), head.T != 0)
+    assert not net[1].standalone
