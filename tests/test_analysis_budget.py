@@ -104,6 +104,11 @@ def test_matched_hub_overlap_checks_first_and_reuses_given_matchings(monkeypatch
     with pytest.raises(AnalysisTooLarge, match="NNSTD of layer 'fc1' \\(40 x 40 neurons\\)"):
         hub_overlap(a, b, matched=True)
     assert hub_overlap(a, b, fraction=0.2)  # by index: no NNSTD, no check
+    monkeypatch.delenv("TOPO_MAX_ANALYSIS_BYTES")
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(40 * 40 + 10 * 10 - 1))
+    with pytest.raises(AnalysisTooLarge, match=r"NNSTD \(1\.7e\+03 pairs of neurons; layer 'fc1' has 40 x 40 neurons\)"):
+        check_nnstd(a, b)
+    check_nnstd(a, b, match_output=False)  # the output layer is not matched: 1600 pairs
 
 
 def test_structure_features_refuse_costly_graph_metrics_with_a_hint(monkeypatch):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from topo.errors import TopoError
 
 __all__ = [
@@ -143,17 +145,14 @@ def check_nnstd(a, b, *, match_output: bool = True) -> None:
     layers = list(zip(a, b))
     if not match_output and layers:
         layers = layers[:-1]
-    worst = None
-    for layer_a, layer_b in layers:
-        need = 8.0 * float(layer_a.n_out) * float(layer_b.n_out)
-        if worst is None or need > worst[0]:
-            worst = (need, layer_a, layer_b)
-    if worst is None:
+    if not layers:
         return
-    need, layer_a, layer_b = worst
+    pairs = [float(layer_a.n_out) * float(layer_b.n_out) for layer_a, layer_b in layers]
+    worst = int(np.argmax(pairs))
+    layer_a, layer_b = layers[worst]
     name = layer_a.name if layer_a.name == layer_b.name else f"{layer_a.name} / {layer_b.name}"
-    check_bytes(
-        need,
-        f"NNSTD of layer {name!r} ({layer_a.n_out:,} x {layer_b.n_out:,} neurons) builds a cost matrix that",
-        path=a.info.get("path"),
-    )
+    shape = f"{layer_a.n_out:,} x {layer_b.n_out:,} neurons"
+    path = a.info.get("path")
+    check_bytes(8.0 * pairs[worst], f"NNSTD of layer {name!r} ({shape}) builds a cost matrix that", path=path)
+    # every pair of neurons is priced (or checked against the optimum) once per layer
+    check_steps(sum(pairs), f"NNSTD ({sum(pairs):.3g} pairs of neurons; layer {name!r} has {shape})", path=path)
