@@ -320,11 +320,13 @@ ROW_BLOCK_CELLS = 2**24
 
 
 def _row_blocks(value: Any) -> Iterator[np.ndarray]:
-    """A 2-D tensor with ``read_rows(start, stop)`` (see ``StoredTensor``) in blocks of rows."""
+    """A 2-D tensor with ``read_rows(start, stop, buffer=)`` (see ``StoredTensor``) in blocks
+    of rows; each block is valid until the next one is read (one buffer serves them all)."""
     n_rows, n_cols = (int(s) for s in value.shape)
     step = max(1, ROW_BLOCK_CELLS // max(n_cols, 1))
+    buffer = np.empty(min(step, n_rows) * n_cols * np.dtype(value.dtype).itemsize + 64, dtype=np.uint8)
     for start in range(0, n_rows, step):
-        yield value.read_rows(start, min(n_rows, start + step))
+        yield value.read_rows(start, min(n_rows, start + step), buffer=buffer)
 
 
 def _by_rows(t: Tensor) -> bool:
@@ -332,18 +334,24 @@ def _by_rows(t: Tensor) -> bool:
     return t.mask is None and hasattr(t.value, "read_rows") and len(np.shape(t.value)) == 2
 
 
-def _mask_by_rows(value: Any) -> sp.csr_matrix:
-    """The CSR mask (nonzero pattern; NaN counts as nonzero) of a tensor read block by block."""
+def _mask_by_rows(value: Any) -> tuple[sp.csr_matrix, int]:
+    """The CSR mask (nonzero pattern; NaN counts as nonzero) of a tensor read block by block,
+    and its number of NaN values (counted in the same pass)."""
     n_out, n_in = (int(s) for s in value.shape)
+    n_nan = 0
+    is_float = np.dtype(value.dtype).kind == "f"
     counts: list[np.ndarray] = []
     columns: list[np.ndarray] = []
     index_dtype = np.int32 if n_in <= np.iinfo(np.int32).max else np.int64
     column_of = np.arange(n_in, dtype=index_dtype)
+    scratch = np.empty(min(ROW_BLOCK_CELLS, max(n_out * n_in, 1)) + n_in, dtype=bool)  # reused: fewer page faults
     for block in _row_blocks(value):
-        nonzero = block != 0
+        nonzero = np.not_equal(block, 0, out=scratch[: block.size].reshape(block.shape))
         counts.append(np.count_nonzero(nonzero, axis=1))
         # the column index of every nonzero cell, row by row (faster than np.nonzero)
         columns.append(np.broadcast_to(column_of, nonzero.shape)[nonzero])
+        if is_float:
+            n_nan += int(np.count_nonzero(np.isnan(block, out=nonzero)))
         del block, nonzero
     indptr = np.zeros(n_out + 1, dtype=np.int64)
     if counts:
@@ -352,7 +360,7 @@ def _mask_by_rows(value: Any) -> sp.csr_matrix:
     del columns
     if indptr[-1] <= np.iinfo(np.int32).max and index_dtype == np.int32:
         indptr = indptr.astype(np.int32)
-    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in))
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in)), n_nan
 
 
 def _nan_count(values: Any) -> int:
@@ -376,7 +384,7 @@ def _linear(t: Tensor, weights: bool) -> tuple[Any, np.ndarray | None, dict]:
     if transpose:
         info["stored_layout"] = "[in, out]"
     if not weights and _by_rows(t):  # masks only: never hold the whole array
-        mask = _mask_by_rows(value)
+        mask, info["nan_count"] = _mask_by_rows(value)
         return (mask.T.tocsr() if transpose else mask), None, info
     if sp.issparse(value):
         csr = sp.csr_matrix(value.T if transpose else value)
@@ -759,17 +767,20 @@ def build_topology(
                 f"{tuple(np.shape(t.value))}",
                 path=path,
             )
-        n_nan = _nan_count(t.value)
-        if n_nan:
-            nan_layers.append(f"{name} ({n_nan})")
         layer_info: dict[str, Any] = {"key": t.key}
         weight = None
         kind = t.kind
         keep_weights = _check_layer_budget(t, weights, path, warnings)
+        # a mask built from blocks of rows counts NaN in the same pass over the file
+        n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
         if ndim == 2:
             mask, weight, facts = _linear(t, keep_weights)
         else:
             mask, facts = _conv(t)
+        if n_nan is None:
+            n_nan = facts.pop("nan_count", 0)
+        if n_nan:
+            nan_layers.append(f"{name} ({n_nan})")
         layer_info.update(facts)
         layer_info.update(t.info)
         if t.note:
@@ -791,6 +802,8 @@ def build_topology(
             if weight.dtype.kind != "f":
                 weight = weight.astype(np.float32)
             layer = Layer.from_weight(name, weight, mask=mask, **layer_kwargs)
+        elif sp.isspmatrix_csr(mask) and mask.dtype == bool and mask.has_sorted_indices:
+            layer = Layer(name=name, mask=mask, **layer_kwargs)  # already a layer's mask: no copy
         else:
             layer = Layer.from_mask(name, mask, **layer_kwargs)
         del mask, weight

@@ -294,14 +294,18 @@ class StoredTensor:
         array = _read_stored(self)
         return array if dtype is None else array.astype(dtype, copy=False)
 
-    def read_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start:stop`` (of the first axis), read from the file without keeping them."""
+    def read_rows(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
+        """Rows ``start:stop`` (of the first axis), read from the file without keeping them.
+
+        With ``buffer`` (uint8, large enough) the bytes are read into it, and the rows
+        returned may be a view of it.
+        """
         row_cells = math.prod(self.shape[1:])
         itemsize = _ITEMSIZE[self.stored_dtype]
         start, stop = max(0, int(start)), min(int(stop), self.shape[0] if self.shape else 0)
-        count = max(0, stop - start) * row_cells
-        return _decode(self, _read_bytes(self, self.offset + start * row_cells * itemsize, count * itemsize),
-                       (max(0, stop - start), *self.shape[1:]))
+        nbytes = max(0, stop - start) * row_cells * itemsize
+        raw = _read_bytes(self, self.offset + start * row_cells * itemsize, nbytes, buffer)
+        return _decode(self, raw, (max(0, stop - start), *self.shape[1:]))
 
     def __repr__(self) -> str:
         return f"StoredTensor({self.path.name}:{self.name}, {self.stored_dtype}, {list(self.shape)})"
@@ -320,8 +324,9 @@ def _read_stored(tensor: StoredTensor) -> np.ndarray:
     return array
 
 
-def _read_bytes(tensor: StoredTensor, offset: int, nbytes: int) -> np.ndarray:
-    raw = np.empty(nbytes, dtype=np.uint8)
+def _read_bytes(tensor: StoredTensor, offset: int, nbytes: int, buffer: np.ndarray | None = None) -> np.ndarray:
+    usable = buffer is not None and buffer.dtype == np.uint8 and buffer.size >= nbytes
+    raw = buffer[:nbytes] if usable else np.empty(nbytes, dtype=np.uint8)
     with open(tensor.path, "rb") as handle:
         handle.seek(offset)
         got = handle.readinto(memoryview(raw)) if nbytes else 0
