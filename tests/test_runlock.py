@@ -144,6 +144,8 @@ def test_two_concurrent_topo_train_processes_the_second_is_refused(tmp_path):
         assert len(lines) == 1 and "Traceback" not in second.stderr, second.stderr
         assert f"in use by another process: pid {first.pid}" in lines[0] and str(run) in lines[0]
         assert first.poll() is None  # the first was not disturbed
+        # let the first write some epochs (a loaded machine can take a while) before stopping it
+        deadline = time.monotonic() + 300
         while not list((run / "checkpoints").glob("epoch_0001*")) and time.monotonic() < deadline:
             time.sleep(0.01)
         assert first.poll() is None, first.stderr.read().decode()
