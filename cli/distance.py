@@ -41,16 +41,25 @@ def matrix_csv(labels: list[str], matrix) -> str:
               help="Also write the matrix as CSV (header row of labels) to this file.")
 @click.option("--no-match-output", is_flag=True,
               help="Keep output neurons by index instead of matching them.")
+@click.option("--tie-break", type=click.Choice(["canonical", "reference"]), default="canonical",
+              show_default=True,
+              help="Which optimal matching propagates: topo's stated rule (the same for every solver) "
+                   "or exactly the published script's choice (dense solver only).")
+@click.option("--solver", type=click.Choice(["auto", "dense", "sparse"]), default="auto", show_default=True,
+              help="Assignment solver for the canonical rule: dense for small layers, sparse (on the "
+                   "pairs of neurons that share an input) for wide ones; all give the same result.")
 @format_option()
 def distance_command(
     checkpoints: tuple[str, ...], workers: int, scheduler: str | None, output: str | None,
-    no_match_output: bool, fmt: str,
+    no_match_output: bool, tie_break: str, solver: str, fmt: str,
 ) -> None:
     """NNSTD between every ordered pair of CHECKPOINTS (at least two).
 
     Row i, column j is the distance from network i to network j (Liu et al. 2020),
     normalised by network i's widths and so not symmetric in general; every ordered
-    pair is computed and the diagonal is 0. A progress bar is drawn on stderr.
+    pair is computed and the diagonal is 0. Ties between optimal matchings follow
+    --tie-break (see `topo.analysis.distance` for the canonical rule). A progress bar
+    is drawn on stderr: per layer when the pairs run in this process, else per pair.
     """
     if len(checkpoints) < 2:
         raise click.UsageError("give at least two checkpoints")
@@ -58,11 +67,15 @@ def distance_command(
     from topo.checkpoint import atomic_write_text
     from topo_cli.progress import progress_bar
 
+    if tie_break == "reference" and solver == "sparse":
+        raise click.UsageError("--tie-break reference uses the dense solver; drop --solver sparse")
     labels = _unique_labels(checkpoints)
-    with progress_bar("NNSTD pairs") as progress:
+    here = workers == 1 and scheduler is None
+    with progress_bar("NNSTD layers" if here else "NNSTD pairs") as progress:
         matrix = nnstd_matrix(
-            list(checkpoints), match_output=not no_match_output, workers=workers,
-            scheduler=scheduler, progress=progress,
+            list(checkpoints), match_output=not no_match_output, tie_break=tie_break, solver=solver,
+            workers=workers, scheduler=scheduler,
+            progress=None if here else progress, layer_progress=progress if here else None,
         )
     if output is not None:
         atomic_write_text(output, matrix_csv(labels, matrix))
@@ -87,6 +100,7 @@ def distance_command(
         json_payload={
             "labels": labels,
             "match_output": not no_match_output,
+            "tie_break": tie_break,
             "matrix": matrix.tolist(),
         },
     )

@@ -7,7 +7,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import topo
-from topo.analysis.distance import layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
+from topo.analysis.distance import _labels_in_a, layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
 from topo.errors import TopoError
 
 
@@ -188,7 +188,7 @@ def test_equals_plain_implementation(widths_a, widths_b, empty_rows, seed, match
     masks_b = random_masks(widths_b, 0.3, rng, empty_rows)
     for first, second in ((masks_a, masks_b), (masks_b, masks_a)):
         expected, expected_layers, expected_matchings = plain_nnstd(first, second, match_output)
-        result = nnstd(topology(first), topology(second), match_output=match_output)
+        result = nnstd(topology(first), topology(second), match_output=match_output, tie_break="reference")
         assert result.distance == pytest.approx(expected, rel=1e-12, abs=1e-15)
         assert result.layer_distances == pytest.approx(expected_layers, rel=1e-12, abs=1e-15)
         for got, want in zip(result.matchings, expected_matchings):
@@ -314,7 +314,7 @@ def test_set_networks(shared_data):
     first = load_set_network(folder, 0, 190)
     second = load_set_network(folder, 1, 190)
     assert nnstd(first, first).distance == 0.0
-    result = nnstd(first, second)
+    result = nnstd(first, second, tie_break="reference")
     assert 0.0 < result.distance <= 1.0
     assert len(result.layer_distances) == 4
     assert all(0.0 <= d <= 1.0 for d in result.layer_distances)
@@ -323,7 +323,201 @@ def test_set_networks(shared_data):
     masks_a = [first[k].mask.toarray() for k in range(2)]
     masks_b = [second[k].mask.toarray() for k in range(2)]
     expected, expected_layers, expected_matchings = plain_nnstd(masks_a, masks_b)
-    short = nnstd(topology(masks_a), topology(masks_b))
+    short = nnstd(topology(masks_a), topology(masks_b), tie_break="reference")
     assert short.layer_distances == pytest.approx(expected_layers, rel=1e-12)
     assert short.layer_distances == pytest.approx(result.layer_distances[:2], rel=1e-12)
     np.testing.assert_array_equal(short.matchings[1], expected_matchings[1])
+
+
+# -- the canonical tie-break: one rule for every solver ------------------------------------
+def splitmix_key(i, j):
+    """The documented tie key, written with Python integers."""
+    if i == j:
+        return 0.0
+    mask = (1 << 64) - 1
+    x = ((i + 1) * 0x9E3779B97F4A7C15 + (j + 1) * 0xC2B2AE3D27D4EB4F) & mask
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & mask
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & mask
+    x ^= x >> 31
+    return 0.5 + (x >> 11) / 2.0**54
+
+
+def test_tie_keys_follow_the_documented_hash():
+    from topo.analysis.distance import tie_keys
+
+    rows = np.array([0, 0, 1, 5, 783, 15999, 7])
+    cols = np.array([0, 1, 0, 9, 2, 15998, 7])
+    np.testing.assert_array_equal(tie_keys(rows, cols), [splitmix_key(int(i), int(j)) for i, j in zip(rows, cols)])
+    keys = tie_keys(np.repeat(np.arange(50), 50), np.tile(np.arange(50), 50))
+    off = keys[np.repeat(np.arange(50), 50) != np.tile(np.arange(50), 50)]
+    assert off.min() >= 0.5 and off.max() < 1.0 and np.unique(off).size == off.size
+
+
+def single_layer(rows, n_in=8):
+    """A one-layer topology from a list of input sets."""
+    mask = np.zeros((len(rows), n_in), dtype=bool)
+    for i, inputs in enumerate(rows):
+        mask[i, list(inputs)] = True
+    return topology([mask])
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse", "auto"])
+def test_empty_neurons_pair_in_index_order_and_leftovers_in_index_order(solver):
+    # network 1: neurons 1 and 3 empty; network 2: neurons 0, 2 and 4 empty
+    a = single_layer([{0, 1}, set(), {6}, set(), {7}])
+    b = single_layer([set(), {0, 1}, set(), {4, 5}, set()])
+    result = nnstd(a, b, solver=solver)
+    # 0 -> 1 (identical); empties 1 -> 0, 3 -> 2; neurons 2 and 4 share nothing: 2 -> 3, 4 -> 4
+    assert result.matchings[0].tolist() == [1, 0, 3, 2, 4]
+    assert result.layer_distances == [2 / 5]
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_equal_overlaps_are_broken_by_the_tie_key_not_by_the_solver(solver):
+    # neuron 0 of network 1 is {0, 1}; network 2's neurons 0, 1, 2 are {0}, {1}, {0, 5}: costs 1/2, 1/2, 2/3
+    a = single_layer([{0, 1}])
+    b = single_layer([{0}, {1}, {0, 5}])
+    result = nnstd(a, b, solver=solver)
+    assert result.layer_distances == [0.5]
+    # 0 -> 0 has key 0 (same index): preferred over 0 -> 1
+    assert result.matchings[0].tolist() == [0]
+    # now neither tied partner has the same index: the smaller hash key decides
+    a = single_layer([set(range(6, 8)), {0, 1}])
+    b = single_layer([{0}, {1}, {0, 5}, {6, 7}])
+    result = nnstd(a, b, solver=solver)
+    expected = 0 if splitmix_key(1, 0) < splitmix_key(1, 1) else 1
+    assert result.matchings[0].tolist() == [3, expected]
+    assert result.layer_distances == [0.5 / 2]
+
+
+@pytest.mark.parametrize("solver", ["dense", "sparse"])
+def test_tie_keys_never_override_a_real_cost_difference(solver):
+    # row 1 = {0, 1, 2}: column 1 = {0, 1} costs 1/3, column 0 = {0, 1, 2, 3} costs 1/4;
+    # whatever the keys, the cheaper pair wins
+    a = single_layer([{6}, {0, 1, 2}])
+    b = single_layer([{0, 1, 2, 3}, {0, 1}])
+    result = nnstd(a, b, solver=solver)
+    assert result.matchings[0].tolist() == [1, 0]
+    assert result.layer_distances == [(1 + 0.25) / 2]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_solvers_agree_with_each_other_and_reach_the_optimum(seed):
+    rng = np.random.default_rng(100 + seed)
+    widths_a = [30, 40, 25, 5] if seed % 2 else [30, 40, 40, 5]
+    widths_b = [30, 35, 30, 5] if seed % 2 else [30, 40, 40, 5]
+    masks_a = random_masks(widths_a, 0.08, rng, empty_rows=4)
+    masks_b = random_masks(widths_b, 0.08, rng, empty_rows=4)
+    if seed >= 4:  # duplicate neurons: exact ties between whole rows
+        masks_a[0][1::2] = masks_a[0][::2][: masks_a[0][1::2].shape[0]]
+    a, b = topology(masks_a), topology(masks_b)
+    dense = nnstd(a, b, solver="dense")
+    sparse = nnstd(a, b, solver="sparse")
+    assert dense.layer_distances == sparse.layer_distances
+    for x, y in zip(dense.matchings, sparse.matchings):
+        np.testing.assert_array_equal(x, y)
+    # every layer's cost is optimal for the inputs the rule propagated into it: the
+    # plain implementation, handed the canonical matching of the layers before, agrees
+    label = None
+    for k, (mask_a, mask_b) in enumerate(zip(masks_a, masks_b)):
+        if label is not None:
+            relabelled = np.zeros((mask_b.shape[0], max(mask_a.shape[1], mask_b.shape[1])), dtype=bool)
+            rows, cols = np.nonzero(mask_b)
+            relabelled[rows, label[cols]] = True
+            padded_a = np.zeros((mask_a.shape[0], relabelled.shape[1]), dtype=bool)
+            padded_a[:, : mask_a.shape[1]] = mask_a
+            mask_a, mask_b = padded_a, relabelled
+        optimum = plain_nnstd([mask_a], [mask_b])[1][0]
+        assert dense.layer_distances[k] == pytest.approx(optimum, abs=1e-12)
+        label = _labels_in_a(dense.matchings[k], masks_b[k].shape[0])
+
+
+def test_self_distance_is_zero_with_duplicate_and_empty_neurons():
+    rng = np.random.default_rng(8)
+    masks = random_masks([20, 30, 30, 4], 0.1, rng, empty_rows=5)
+    masks[1][3] = masks[1][4]  # two identical neurons in layer 1, whose outputs differ
+    net = topology(masks)
+    for solver in ("dense", "sparse"):
+        result = nnstd(net, net, solver=solver)
+        assert result.distance == 0.0
+        for match in result.matchings:
+            np.testing.assert_array_equal(match, np.arange(match.size))
+
+
+def test_wide_sparse_layers_give_the_same_result_with_both_solvers():
+    rng = np.random.default_rng(12)
+
+    def fan_in_masks(widths, fan_in):
+        masks = []
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            mask = np.zeros((n_out, n_in), dtype=bool)
+            mask[np.repeat(np.arange(n_out), fan_in), rng.permuted(np.tile(np.arange(n_in), (n_out, 1)), axis=1)[:, :fan_in].ravel()] = True
+            masks.append(mask)
+        return masks
+
+    a = topology(fan_in_masks([300, 1200, 1200, 10], 6))
+    b = topology(fan_in_masks([300, 1200, 1200, 10], 6))
+    calls = []
+    sparse = nnstd(a, b, solver="sparse", progress=lambda done, total: calls.append((done, total)))
+    dense = nnstd(a, b, solver="dense")
+    assert sparse.layer_distances == dense.layer_distances
+    for x, y in zip(dense.matchings, sparse.matchings):
+        np.testing.assert_array_equal(x, y)
+    assert calls == [(0, 3), (1, 3), (2, 3), (3, 3)]
+
+
+def test_unknown_options_raise():
+    net = single_layer([{0}])
+    with pytest.raises(TopoError, match="tie_break"):
+        nnstd(net, net, tie_break="random")
+    with pytest.raises(TopoError, match="solver"):
+        nnstd(net, net, solver="magic")
+    with pytest.raises(TopoError, match="reference"):
+        nnstd(net, net, tie_break="reference", solver="sparse")
+
+
+def test_cli_distance_tie_break_and_solver_options(tmp_path):
+    import json
+
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    rng = np.random.default_rng(31)
+    nets = [topology(random_masks([16, 24, 24, 4], 0.12, rng, empty_rows=3)) for _ in range(2)]
+    paths = [topo.save_checkpoint(net, tmp_path / f"n{i}.safetensors") for i, net in enumerate(nets)]
+    runner = CliRunner()
+
+    def matrix(*options):
+        result = runner.invoke(main, ["distance", *map(str, paths), "--format", "json", *options])
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    for options, kwargs in [
+        ((), {}),
+        (("--solver", "sparse"), {}),
+        (("--tie-break", "reference"), {"tie_break": "reference"}),
+    ]:
+        data = matrix(*options)
+        assert data["matrix"][0][1] == nnstd(nets[0], nets[1], **kwargs).distance
+        assert data["matrix"][1][0] == nnstd(nets[1], nets[0], **kwargs).distance
+    assert matrix("--tie-break", "reference")["tie_break"] == "reference"
+    bad = runner.invoke(main, ["distance", *map(str, paths), "--tie-break", "reference", "--solver", "sparse"])
+    assert bad.exit_code == 2 and "dense" in bad.output
+    help_text = runner.invoke(main, ["distance", "--help"]).output
+    assert "--tie-break" in help_text and "--solver" in help_text
+
+
+def test_matrix_reports_every_layer_when_run_here():
+    nets = _three_networks()
+    calls = []
+    pair_calls = []
+    matrix = nnstd_matrix(
+        nets, layer_progress=lambda done, total: calls.append((done, total)),
+        progress=lambda done, total: pair_calls.append((done, total)),
+    )
+    assert calls[-1] == (12, 12) and (1, 12) in calls  # 6 pairs x 2 layers
+    assert pair_calls[-1] == (6, 6)
+    np.testing.assert_array_equal(matrix, nnstd_matrix(nets))

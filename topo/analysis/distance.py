@@ -1,26 +1,57 @@
 """Distances between the topologies of two sparse networks.
 
 :func:`nnstd` is the Neural Network Sparse Topology Distance of Liu et al.
-("Topological Insights into Sparse Neural Networks", ECML-PKDD 2020), computed the
-way their published code computes it:
+("Topological Insights into Sparse Neural Networks", ECML-PKDD 2020):
 
 1. Every neuron is the set of its inputs. Two neurons with input sets ``a`` and
    ``b`` are ``(|a| + |b| - 2|a & b|) / |a | b|`` apart (float64, in exactly that
    arithmetic), 0 when both sets are empty and 1 when they share no input.
 2. Layer by layer, the neurons of network 1 (rows) are matched to those of network 2
-   (columns) by an optimal assignment (:func:`scipy.optimize.linear_sum_assignment`)
-   of that cost matrix; the layer's distance is the matched cost over network 1's
-   number of neurons.
+   (columns) by an optimal assignment of that cost matrix; the layer's distance is the
+   matched cost over network 1's number of neurons (a neuron without a partner costs 1).
 3. The match propagates: before layer ``k+1`` is compared, network 2's inputs to it
    are relabelled by the match of layer ``k``, so input ``j`` of network 2 becomes the
    neuron of network 2 that was matched to network 1's neuron ``j``. The network's
    own inputs are never permuted.
 4. NNSTD is the mean of the layer distances.
 
-The arithmetic of step 1 matters: the optimal assignment usually has ties, and another
-formula that is equal on paper (``1 - |a & b| / |a | b|``) rounds differently, makes
-``linear_sum_assignment`` pick another optimal matching and so changes every later
-layer. All intersections of a layer come from one sparse matrix product.
+Optimal assignments are seldom unique (empty neurons, neurons that share no input
+with anyone, equal overlaps), and which one step 3 propagates changes the later
+layers' distances. Two rules are offered (``tie_break``):
+
+``"canonical"`` (default): a stated rule that makes NNSTD a function of the two
+    topologies, whichever solver runs. Pairs that share at least one input are the
+    *overlapping pairs*; every other pair costs exactly 1 (or 0 for two empty neurons).
+
+    1. Empty neurons are paired with empty neurons in index order: the ``k``-th empty
+       neuron of network 1 with the ``k``-th empty neuron of network 2.
+    2. Among the matchings of overlapping pairs (non-empty neurons) with the least
+       total cost, the one with the smallest sum of tie keys is taken. Pair ``(i, j)``
+       has the key 0 when ``i == j`` (a neuron keeps its index when nothing else
+       decides, so a network is at distance 0 from itself) and otherwise
+       ``0.5 + h(i, j) / 2``, with ``h`` a fixed 64-bit integer hash of the two indices
+       in ``[0, 1)`` (:func:`tie_keys`). It is applied as the cost
+       ``c + TIE_EPSILON * key`` with ``TIE_EPSILON = 2**-36``, so matchings whose
+       costs differ by less than about ``1e-11`` per pair count as tied.
+    3. The neurons left over (network 1's in index order) take the columns left over,
+       in index order; each of these pairs costs exactly 1.
+
+    A minimum-cost matching of the overlapping pairs, completed arbitrarily, is an
+    optimal full assignment, because every other pair costs the same. So the rule is
+    solved on the sparse graph of overlapping pairs (``solver="sparse"``: scipy's
+    LAPJVsp, :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`, on that
+    graph plus one "stay unmatched" edge per neuron), or on a dense matrix of the
+    active neurons (``solver="dense"``: :func:`scipy.optimize.linear_sum_assignment`),
+    and both give the same matchings and distances. ``solver="auto"`` picks dense for
+    small layers, where it is faster.
+
+``"reference"``: the published code's own choice, reproduced exactly: the whole
+    dense cost matrix handed to :func:`scipy.optimize.linear_sum_assignment`, whose
+    ties depend on the cost's floating-point rounding (another formula that is equal
+    on paper, ``1 - |a & b| / |a | b|``, rounds differently and changes the matching).
+
+Overlaps come from one sparse product per block of rows (int32 counts), so memory
+grows with the number of overlapping pairs, not with the square of the width.
 
 :func:`mask_turnover` is the simpler share of connections that differ between two
 masks of the same shapes, with no matching.
@@ -41,9 +72,30 @@ from scipy.optimize import linear_sum_assignment
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
 
-__all__ = ["NNSTDResult", "nnstd", "nnstd_matrix", "mask_turnover", "layer_cost_matrix"]
+__all__ = [
+    "NNSTDResult",
+    "nnstd",
+    "nnstd_matrix",
+    "mask_turnover",
+    "layer_cost_matrix",
+    "tie_keys",
+    "TIE_BREAKS",
+    "SOLVERS",
+    "TIE_EPSILON",
+]
 
 PathLike = Union[str, "os.PathLike[str]"]
+ProgressCallback = Callable[[int, int], None]
+
+TIE_BREAKS = ("canonical", "reference")
+SOLVERS = ("auto", "dense", "sparse")
+TIE_EPSILON = 2.0**-36
+# "auto" solves a layer densely while its active neurons' matrix has at most this many
+# entries: measured on this project's machines, linear_sum_assignment beats LAPJVsp on
+# fan-in-20 layers up to about 2,000 x 2,000 and loses above (benchmarks/bench_nnstd.py).
+DENSE_MAX_ENTRIES = 2000 * 2000
+# rows of network 1 whose overlaps are computed in one sparse product
+_ROW_BLOCK_PAIRS = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -170,6 +222,197 @@ def _match(cost: np.ndarray, optimal: bool) -> tuple[float, np.ndarray]:
     return total, match
 
 
+# -- the canonical rule ----------------------------------------------------------------
+_HASH_MULTIPLIERS = (
+    np.uint64(0x9E3779B97F4A7C15),
+    np.uint64(0xC2B2AE3D27D4EB4F),
+    np.uint64(0xBF58476D1CE4E5B9),
+    np.uint64(0x94D049BB133111EB),
+)
+
+
+def tie_keys(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The canonical rule's tie key of each neuron pair ``(rows[k], cols[k])``, in ``[0, 1)``.
+
+    0 where ``i == j``; otherwise ``0.5 + h / 2`` with ``h`` a fixed hash:
+    ``x = (i + 1) * 0x9E3779B97F4A7C15 + (j + 1) * 0xC2B2AE3D27D4EB4F`` (mod 2**64),
+    then the mixing steps of SplitMix64 (``x ^= x >> 30; x *= 0xBF58476D1CE4E5B9;
+    x ^= x >> 27; x *= 0x94D049BB133111EB; x ^= x >> 31``, mod 2**64), and
+    ``h = (x >> 11) / 2**53``. It depends on the indices only, so every solver sees
+    the same keys.
+
+    Parameters
+    ----------
+    rows, cols : array of int
+        Neuron indices in network 1 and network 2.
+
+    Returns
+    -------
+    numpy.ndarray of float64
+    """
+    k1, k2, k3, k4 = _HASH_MULTIPLIERS
+    with np.errstate(over="ignore"):
+        x = (np.asarray(rows, dtype=np.uint64) + np.uint64(1)) * k1
+        x += (np.asarray(cols, dtype=np.uint64) + np.uint64(1)) * k2
+        x ^= x >> np.uint64(30)
+        x *= k3
+        x ^= x >> np.uint64(27)
+        x *= k4
+        x ^= x >> np.uint64(31)
+    key = 0.5 + (x >> np.uint64(11)).astype(np.float64) * 2.0**-54
+    key[np.asarray(rows) == np.asarray(cols)] = 0.0
+    return key
+
+
+def _overlapping_pairs(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair of neurons that share an input: rows, columns (int32/int64) and cost.
+
+    The product is taken a block of rows at a time, so no temporary holds much more
+    than the pairs themselves; costs use the reference arithmetic.
+    """
+    size_a = np.diff(a.indptr).astype(np.int64)
+    size_b = np.diff(b.indptr).astype(np.int64)
+    bt = b.T.tocsr()
+    # overlaps per row of a are about sum over its inputs of their fan-out in b
+    fan_out_b = np.diff(bt.indptr).astype(np.int64)
+    row_of_entry = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    per_row = np.zeros(a.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(row_of_entry, weights=fan_out_b[a.indices], minlength=a.shape[0]), out=per_row[1:])
+    rows_out, cols_out, cost_out = [], [], []
+    start = 0
+    index_dtype = np.int32 if max(a.shape[0], b.shape[0]) < 2**31 else np.int64
+    while start < a.shape[0]:
+        # rows until the estimated pairs fill a block (at least one row)
+        stop = int(np.searchsorted(per_row, per_row[start] + _ROW_BLOCK_PAIRS, side="right")) - 1
+        stop = min(max(stop, start + 1), a.shape[0])
+        shared = (a[start:stop] @ bt).tocoo()
+        rows = shared.row.astype(index_dtype) + index_dtype(start)
+        cols = shared.col.astype(index_dtype)
+        both = shared.data.astype(np.int64)
+        del shared
+        total = size_a[rows] + size_b[cols]
+        rows_out.append(rows)
+        cols_out.append(cols)
+        cost_out.append((total - 2 * both) / (total - both))
+        start = stop
+    if not rows_out:
+        empty_index = np.empty(0, dtype=index_dtype)
+        return empty_index, empty_index, np.empty(0, dtype=np.float64)
+    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(cost_out)
+
+
+def _solve_dense(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """Indices into the pairs of a minimum-cost matching (pairs absent from the lists cost 1)."""
+    active_rows, local_rows = np.unique(rows, return_inverse=True)
+    active_cols, local_cols = np.unique(cols, return_inverse=True)
+    matrix = _scratch_matrix(active_rows.size, active_cols.size)
+    matrix.fill(1.0)
+    matrix[local_rows, local_cols] = cost
+    picked_rows, picked_cols = linear_sum_assignment(matrix)
+    keep = matrix[picked_rows, picked_cols] < 1.0
+    return _pair_positions(
+        local_rows.astype(np.int64), local_cols.astype(np.int64), picked_rows[keep], picked_cols[keep],
+        (active_rows.size, active_cols.size),
+    )
+
+
+def _solve_sparse(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> np.ndarray:
+    """As :func:`_solve_dense`, by LAPMOD (sparse Jonker-Volgenant, the ``lap`` package).
+
+    Each active neuron of network 1 also gets a "stay unmatched" edge of cost 1, and
+    each active neuron of network 2 one of cost 0; a dummy of network 2's neuron ``j``
+    may pair with the dummy of network 1's neuron ``i`` wherever ``(i, j)`` overlaps.
+    A minimum-cost perfect matching of that graph (it always has one) is a
+    minimum-cost matching of the overlapping pairs in which a neuron left alone costs
+    1. All costs are shifted by +1 so that none is zero (the shift adds the same
+    amount to every perfect matching). scipy's LAPJVsp
+    (``min_weight_full_bipartite_matching``) was measured too: it is slower here and
+    does not finish on some real layers once the tie keys are added.
+    """
+    import lap
+
+    active_rows, local_rows = np.unique(rows, return_inverse=True)
+    active_cols, local_cols = np.unique(cols, return_inverse=True)
+    n_rows, n_cols = active_rows.size, active_cols.size
+    n = n_rows + n_cols
+    local_rows = local_rows.astype(np.int64)
+    local_cols = local_cols.astype(np.int64)
+    graph_rows = np.concatenate(
+        [local_rows, np.arange(n_rows), n_rows + np.arange(n_cols), n_rows + local_cols]
+    )
+    graph_cols = np.concatenate(
+        [local_cols, n_cols + np.arange(n_rows), np.arange(n_cols), n_cols + local_rows]
+    )
+    weights = np.concatenate(
+        [cost + 1.0, np.full(n_rows, 2.0), np.full(n_cols, 1.0), np.full(rows.size, 1.0)]
+    )
+    graph = sp.csr_matrix((weights, (graph_rows, graph_cols)), shape=(n, n))
+    del graph_rows, graph_cols, weights
+    graph.sort_indices()
+    _, matched_col, _ = lap.lapmod(n, graph.data, graph.indptr, graph.indices)
+    del graph
+    matched_col = np.asarray(matched_col[:n_rows], dtype=np.int64)
+    real = np.flatnonzero((matched_col >= 0) & (matched_col < n_cols))
+    return _pair_positions(local_rows, local_cols, real, matched_col[real], (n_rows, n_cols))
+
+
+def _pair_positions(
+    local_rows: np.ndarray, local_cols: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
+) -> np.ndarray:
+    """Positions in the pair lists of the pairs ``(rows[k], cols[k])`` (local indices)."""
+    order = np.lexsort((local_cols, local_rows))
+    keys = local_rows[order] * shape[1] + local_cols[order]
+    found = np.searchsorted(keys, np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(cols, dtype=np.int64))
+    return order[found]
+
+
+def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[float, np.ndarray]:
+    """Matched cost and ``match`` of one layer under the canonical rule (module docstring)."""
+    n_a, n_b = a.shape[0], b.shape[0]
+    match = np.full(n_a, -1, dtype=np.int64)
+    empty_a = np.flatnonzero(np.diff(a.indptr) == 0)
+    empty_b = np.flatnonzero(np.diff(b.indptr) == 0)
+    n_empty = min(empty_a.size, empty_b.size)
+    match[empty_a[:n_empty]] = empty_b[:n_empty]  # rule 1
+    rows, cols, cost = _overlapping_pairs(a, b)
+    matched_cost = 0.0
+    if rows.size:
+        tied = cost + TIE_EPSILON * tie_keys(rows, cols)  # rule 2
+        n_rows = np.unique(rows).size
+        n_cols = np.unique(cols).size
+        use_dense = solver == "dense" or (solver == "auto" and n_rows * n_cols <= DENSE_MAX_ENTRIES)
+        chosen = (_solve_dense if use_dense else _solve_sparse)(rows, cols, tied)
+        match[rows[chosen]] = cols[chosen]
+        matched_cost = float(np.sort(cost[chosen]).sum())
+        n_matched = chosen.size
+    else:
+        n_matched = 0
+    # rule 3: what is left pairs up in index order, at cost 1 each
+    free_rows = np.flatnonzero(match < 0)
+    taken = np.zeros(n_b, dtype=bool)
+    taken[match[match >= 0]] = True
+    free_cols = np.flatnonzero(~taken)
+    n_rest = min(free_rows.size, free_cols.size)
+    match[free_rows[:n_rest]] = free_cols[:n_rest]
+    total = matched_cost + float(n_a - n_empty - n_matched)
+    return total, match
+
+
+def _by_index(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[float, np.ndarray]:
+    """As :func:`_match` without optimising: neuron ``i`` with neuron ``i``, no cost matrix."""
+    n_a, n_b = a.shape[0], b.shape[0]
+    m = min(n_a, n_b)
+    size_a = np.diff(a.indptr)[:m].astype(np.int64)
+    size_b = np.diff(b.indptr)[:m].astype(np.int64)
+    both = np.asarray(a[:m].multiply(b[:m]).sum(axis=1), dtype=np.int64).ravel()
+    total = size_a + size_b
+    with np.errstate(invalid="ignore"):
+        cost = np.where(total == 0, 0.0, (total - 2 * both) / (total - both))
+    match = np.full(n_a, -1, dtype=np.int64)
+    match[:m] = np.arange(m)
+    return float(cost.sum()) + float(n_a - m), match
+
+
 def _labels_in_a(match: np.ndarray, width_b: int) -> np.ndarray:
     """For each neuron of network 2, its label in network 1's index space.
 
@@ -218,7 +461,24 @@ def _check_comparable(a: Topology, b: Topology) -> None:
             )
 
 
-def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult:
+def _check_options(tie_break: str, solver: str) -> None:
+    if tie_break not in TIE_BREAKS:
+        raise TopoError(f"unknown tie_break {tie_break!r}; choose one of {', '.join(TIE_BREAKS)}")
+    if solver not in SOLVERS:
+        raise TopoError(f"unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    if tie_break == "reference" and solver == "sparse":
+        raise TopoError("the reference tie-break is the dense solver's own; it cannot use solver='sparse'")
+
+
+def nnstd(
+    a: Topology,
+    b: Topology,
+    *,
+    match_output: bool = True,
+    tie_break: str = "canonical",
+    solver: str = "auto",
+    progress: ProgressCallback | None = None,
+) -> NNSTDResult:
     """Neural Network Sparse Topology Distance (Liu et al. 2020) from ``a`` to ``b``.
 
     Parameters
@@ -232,6 +492,16 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
     match_output : bool
         Match the last layer's neurons too (the published method). False compares
         output neuron ``i`` with output neuron ``i`` (classes have fixed identities).
+    tie_break : {"canonical", "reference"}
+        Which of the optimal assignments is taken (module docstring): the stated
+        canonical rule, the same for every solver, or exactly the published code's
+        choice (dense matrix, ``linear_sum_assignment``).
+    solver : {"auto", "dense", "sparse"}
+        How the canonical rule's assignment is solved; all give the same result.
+        "auto" takes the dense solver for small layers and LAPJVsp on the sparse graph
+        of overlapping pairs for large ones. The reference rule is always dense.
+    progress : callable, optional
+        ``progress(done, total)`` after each layer (and once with ``done=0``).
 
     Returns
     -------
@@ -244,11 +514,24 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
     Raises
     ------
     TopoError
-        If the layer counts differ, or two layers that read the network's inputs (or
-        start a chain) have different input widths.
+        If the layer counts differ, two layers that read the network's inputs (or
+        start a chain) have different input widths, or an option is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, topo
+    >>> net = topo.Topology.from_masks([np.eye(3), np.ones((2, 3))])
+    >>> swapped = topo.Topology.from_masks([np.eye(3)[[2, 0, 1]], np.ones((2, 3))])
+    >>> nnstd(net, swapped).distance
+    0.0
+    >>> nnstd(net, swapped).matchings[0].tolist()
+    [1, 2, 0]
     """
+    _check_options(tie_break, solver)
     _check_comparable(a, b)
     n_layers = len(a)
+    report = progress or (lambda done, total: None)
+    report(0, n_layers)
     layer_distances: list[float] = []
     matchings: list[np.ndarray] = []
     previous: np.ndarray | None = None
@@ -261,9 +544,13 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
             width = max(layer_a.n_in, layer_b.n_in)
             mask_a = _as_int_csr(layer_a.mask, width)
             mask_b = _relabel_inputs(layer_b.mask, previous, width)
-        cost = _cost_matrix(mask_a, mask_b, reuse=True)
         optimal = match_output or k < n_layers - 1
-        total, match = _match(cost, optimal)
+        if not optimal:
+            total, match = _by_index(mask_a, mask_b)
+        elif tie_break == "reference":
+            total, match = _match(_cost_matrix(mask_a, mask_b, reuse=True), optimal=True)
+        else:
+            total, match = _canonical_match(mask_a, mask_b, solver)
         n_a = layer_a.n_out
         if n_a:
             layer_distances.append(total / n_a)
@@ -271,6 +558,7 @@ def nnstd(a: Topology, b: Topology, *, match_output: bool = True) -> NNSTDResult
             layer_distances.append(0.0 if layer_b.n_out == 0 else 1.0)
         matchings.append(match)
         previous = match
+        report(k + 1, n_layers)
     from topo.analysis.exploration import active_widths
 
     return NNSTDResult(
@@ -314,8 +602,8 @@ def _resolve(item: Topology | PathLike) -> Topology:
 
 def _nnstd_job(job: tuple) -> float:
     """One ordered pair for :func:`nnstd_matrix` (module level so that processes can run it)."""
-    item_a, item_b, match_output = job
-    return nnstd(_resolve(item_a), _resolve(item_b), match_output=match_output).distance
+    item_a, item_b, options = job
+    return nnstd(_resolve(item_a), _resolve(item_b), **options).distance
 
 
 def _tiled_pairs(n: int, tile: int = 8) -> list[tuple[int, int]]:
@@ -334,9 +622,12 @@ def nnstd_matrix(
     items: Sequence[Topology | PathLike],
     *,
     match_output: bool = True,
+    tie_break: str = "canonical",
+    solver: str = "auto",
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
+    layer_progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """NNSTD between every ordered pair of networks.
 
@@ -346,7 +637,7 @@ def nnstd_matrix(
         Networks, or paths that :func:`topo.formats.load` reads; a path is loaded
         (without weights) inside the worker that needs it, and each worker keeps the
         last 16 it loaded.
-    match_output : bool
+    match_output, tie_break, solver : optional
         Passed to :func:`nnstd`.
     workers : int
         Local processes (1: in this process).
@@ -355,13 +646,17 @@ def nnstd_matrix(
         paths must then be readable on the cluster's workers.
     progress : callable, optional
         ``progress(done, total)`` over the ``N * (N - 1)`` pairs.
+    layer_progress : callable, optional
+        ``layer_progress(done, total)`` over the layers of all pairs (``total`` is the
+        pairs times the first network's layers), for long pairs of wide networks;
+        called only when the pairs run in this process (``workers=1``, no scheduler).
 
     Returns
     -------
     numpy.ndarray of float64, shape ``(N, N)``
         ``D[i, j] = nnstd(items[i], items[j]).distance``. NNSTD is normalised by the
-        first network and the assignment's ties break by position, so ``D`` is not
-        symmetric in general: every ordered pair ``i != j`` is computed. The diagonal
+        first network and its tie-break depends on the order of the pair, so ``D`` is
+        not symmetric in general: every ordered pair ``i != j`` is computed. The diagonal
         is 0 by definition (not computed).
 
     Raises
@@ -371,6 +666,7 @@ def nnstd_matrix(
     """
     from topo.parallel import map_jobs
 
+    _check_options(tie_break, solver)
     resolved: list[Topology | str] = []
     for item in items:
         if isinstance(item, Topology):
@@ -384,12 +680,42 @@ def nnstd_matrix(
             resolved.append(path)
     n = len(resolved)
     pairs = _tiled_pairs(n)
-    jobs = [(resolved[i], resolved[j], bool(match_output)) for i, j in pairs]
-    values = map_jobs(_nnstd_job, jobs, workers=workers, scheduler=scheduler, progress=progress)
+    options = {"match_output": bool(match_output), "tie_break": tie_break, "solver": solver}
+    if workers == 1 and scheduler is None and layer_progress is not None:
+        values = _pairs_here(resolved, pairs, options, progress, layer_progress)
+    else:
+        jobs = [(resolved[i], resolved[j], options) for i, j in pairs]
+        values = map_jobs(_nnstd_job, jobs, workers=workers, scheduler=scheduler, progress=progress)
     matrix = np.zeros((n, n), dtype=np.float64)
     for (i, j), value in zip(pairs, values):
         matrix[i, j] = value
     return matrix
+
+
+def _pairs_here(
+    resolved: list,
+    pairs: list[tuple[int, int]],
+    options: dict,
+    progress: ProgressCallback | None,
+    layer_progress: ProgressCallback,
+) -> list[float]:
+    """The pairs of :func:`nnstd_matrix` in this process, reporting every layer."""
+    report_pairs = progress or (lambda done, total: None)
+    report_pairs(0, len(pairs))
+    values: list[float] = []
+    total_layers = 0
+    for number, (i, j) in enumerate(pairs):
+        a, b = _resolve(resolved[i]), _resolve(resolved[j])
+        if not total_layers:
+            total_layers = len(pairs) * len(a)
+        base = number * len(a)
+
+        def on_layer(done: int, total: int, base: int = base) -> None:
+            layer_progress(min(base + done, total_layers), total_layers)
+
+        values.append(nnstd(a, b, progress=on_layer, **options).distance)
+        report_pairs(number + 1, len(pairs))
+    return values
 
 
 # -- without matching ----------------------------------------------------------------
