@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy.optimize import linear_sum_assignment
@@ -521,3 +523,43 @@ def test_matrix_reports_every_layer_when_run_here():
     assert calls[-1] == (12, 12) and (1, 12) in calls  # 6 pairs x 2 layers
     assert pair_calls[-1] == (6, 6)
     np.testing.assert_array_equal(matrix, nnstd_matrix(nets))
+
+
+def test_pruned_sparse_solve_is_checked_to_the_same_result(monkeypatch):
+    """Solving on a few cheap pairs per neuron, then checking every pair with the duals,
+    gives exactly the dense solver's matchings, also where the first guess is wrong."""
+    from conftest import shared_data_dir
+
+    from topo.analysis import distance
+
+    keep = 1  # one pair per neuron: the first guess is wrong and the check must add pairs
+    rng = np.random.default_rng(41)
+    nets = []
+    for _ in range(2):
+        masks = random_masks([60, 120, 120, 6], 0.07, rng, empty_rows=6)
+        masks[1][5] = masks[1][6]  # identical neurons
+        nets.append(topology(masks))
+    pairs = [(nets[0], nets[1])]
+    folder = Path(shared_data_dir() or '/nonexistent') / "set-mlp"
+    if folder.is_dir():
+        from set_mlp import load_set_network
+
+        pairs.append((load_set_network(folder, 0, 190), load_set_network(folder, 3, 190)))
+    checks = []
+    original = distance._solve_pruned
+
+    def counted(*args):
+        result = original(*args)
+        checks.append(result is not None)
+        return result
+
+    monkeypatch.setattr(distance, "_PRUNE_ABOVE_PAIRS", 0)
+    monkeypatch.setattr(distance, "_KEEP_PER_NEURON", keep)
+    monkeypatch.setattr(distance, "_solve_pruned", counted)
+    for a, b in pairs:
+        dense = nnstd(a, b, solver="dense")
+        pruned = nnstd(a, b, solver="sparse")
+        assert pruned.layer_distances == dense.layer_distances
+        for x, y in zip(dense.matchings, pruned.matchings):
+            np.testing.assert_array_equal(x, y)
+    assert checks and all(checks)  # every layer settled by the check, none fell back

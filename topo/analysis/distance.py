@@ -63,7 +63,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Callable, Sequence, Union
+from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
 import scipy.sparse as sp
@@ -95,7 +95,13 @@ TIE_EPSILON = 2.0**-36
 # fan-in-20 layers up to about 2,000 x 2,000 and loses above (benchmarks/bench_nnstd.py).
 DENSE_MAX_ENTRIES = 2000 * 2000
 # rows of network 1 whose overlaps are computed in one sparse product
-_ROW_BLOCK_PAIRS = 8_000_000
+_ROW_BLOCK_PAIRS = 4_000_000
+# above this many overlapping pairs the sparse solver first solves on each neuron's
+# cheapest pairs and checks the result against all pairs with its dual values
+_PRUNE_ABOVE_PAIRS = 2_000_000
+_KEEP_PER_NEURON = 16
+_MAX_CHECKS = 6
+_DUAL_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -264,60 +270,82 @@ def tie_keys(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     return key
 
 
-def _overlapping_pairs(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every pair of neurons that share an input: rows, columns (int32/int64) and cost.
+class _Overlaps:
+    """The pairs of neurons of two masks that share an input, produced a block of rows at a time.
 
-    The product is taken a block of rows at a time, so no temporary holds much more
-    than the pairs themselves; costs use the reference arithmetic.
+    Each block comes from one sparse product (int32 counts), so no temporary holds
+    much more than a block's pairs; costs use the reference arithmetic.
     """
-    size_a = np.diff(a.indptr).astype(np.int64)
-    size_b = np.diff(b.indptr).astype(np.int64)
-    bt = b.T.tocsr()
-    # overlaps per row of a are about sum over its inputs of their fan-out in b
-    fan_out_b = np.diff(bt.indptr).astype(np.int64)
-    row_of_entry = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
-    per_row = np.zeros(a.shape[0] + 1, dtype=np.int64)
-    np.cumsum(np.bincount(row_of_entry, weights=fan_out_b[a.indices], minlength=a.shape[0]), out=per_row[1:])
-    rows_out, cols_out, cost_out = [], [], []
-    start = 0
-    index_dtype = np.int32 if max(a.shape[0], b.shape[0]) < 2**31 else np.int64
-    while start < a.shape[0]:
-        # rows until the estimated pairs fill a block (at least one row)
-        stop = int(np.searchsorted(per_row, per_row[start] + _ROW_BLOCK_PAIRS, side="right")) - 1
-        stop = min(max(stop, start + 1), a.shape[0])
-        shared = (a[start:stop] @ bt).tocoo()
-        rows = shared.row.astype(index_dtype) + index_dtype(start)
-        cols = shared.col.astype(index_dtype)
-        both = shared.data.astype(np.int64)
-        del shared
-        total = size_a[rows] + size_b[cols]
-        rows_out.append(rows)
-        cols_out.append(cols)
-        cost_out.append((total - 2 * both) / (total - both))
-        start = stop
-    if not rows_out:
-        empty_index = np.empty(0, dtype=index_dtype)
-        return empty_index, empty_index, np.empty(0, dtype=np.float64)
-    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(cost_out)
+
+    def __init__(self, a: sp.csr_matrix, b: sp.csr_matrix):
+        self.a, self.bt = a, b.T.tocsr()
+        counts = np.int32 if max(a.shape[1], b.shape[1]) < 2**29 else np.int64
+        self.index = np.int32 if max(a.shape[0], b.shape[0]) < 2**31 else np.int64
+        self.size_a = np.diff(a.indptr).astype(counts)
+        self.size_b = np.diff(b.indptr).astype(counts)
+        fan_out_b = np.diff(self.bt.indptr).astype(np.int64)
+        fan_out_a = np.bincount(a.indices, minlength=a.shape[1]).astype(np.int64)
+        row_of_a = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+        row_of_b = np.repeat(np.arange(b.shape[0]), np.diff(b.indptr))
+        # shared inputs counted with multiplicity: an upper bound on a row's pairs
+        per_row = np.bincount(row_of_a, weights=fan_out_b[a.indices], minlength=a.shape[0])
+        self.bound = np.zeros(a.shape[0] + 1, dtype=np.int64)
+        np.cumsum(per_row, out=self.bound[1:])
+        self.active_rows = np.flatnonzero(per_row > 0)
+        per_col = np.bincount(row_of_b, weights=fan_out_a[b.indices], minlength=b.shape[0])
+        self.active_cols = np.flatnonzero(per_col > 0)
+
+    @property
+    def pair_bound(self) -> int:
+        return int(self.bound[-1])
+
+    def blocks(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """``(rows, cols, cost)`` of the overlapping pairs, row-major, a block at a time."""
+        n_rows = self.a.shape[0]
+        start = 0
+        while start < n_rows:
+            stop = int(np.searchsorted(self.bound, self.bound[start] + _ROW_BLOCK_PAIRS, side="right")) - 1
+            stop = min(max(stop, start + 1), n_rows)
+            shared = (self.a[start:stop] @ self.bt).tocsr()
+            rows = np.repeat(np.arange(start, stop, dtype=self.index), np.diff(shared.indptr))
+            cols = shared.indices.astype(self.index, copy=False)
+            both = shared.data
+            del shared
+            # int32 counts where fan-ins fit (exact), then one float64 division
+            total = self.size_a[rows] + self.size_b[cols]
+            yield rows, cols, (total - 2 * both) / (total - both)
+            start = stop
+
+    def all_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        parts = list(self.blocks())
+        if not parts:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64), np.empty(0)
+        return tuple(np.concatenate(column) for column in zip(*parts))  # type: ignore[return-value]
 
 
-def _solve_dense(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Indices into the pairs of a minimum-cost matching (pairs absent from the lists cost 1)."""
-    active_rows, local_rows = np.unique(rows, return_inverse=True)
-    active_cols, local_cols = np.unique(cols, return_inverse=True)
-    matrix = _scratch_matrix(active_rows.size, active_cols.size)
+def _pair_costs(a: sp.csr_matrix, b: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """The cost of each pair ``(rows[k], cols[k])``, in the reference arithmetic."""
+    if not len(rows):
+        return np.empty(0)
+    both = np.asarray(a[rows].multiply(b[cols]).sum(axis=1), dtype=np.int64).ravel()
+    total = np.diff(a.indptr)[rows].astype(np.int64) + np.diff(b.indptr)[cols].astype(np.int64)
+    return (total - 2 * both) / (total - both)
+
+
+def _solve_dense(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Global ``(rows, cols)`` of a minimum-cost matching of the overlapping pairs (tie keys
+    included), by ``linear_sum_assignment`` on the active neurons' matrix (other pairs cost 1)."""
+    matrix = _scratch_matrix(overlaps.active_rows.size, overlaps.active_cols.size)
     matrix.fill(1.0)
-    matrix[local_rows, local_cols] = cost
+    for rows, cols, cost in overlaps.blocks():
+        matrix[row_pos[rows], col_pos[cols]] = cost + TIE_EPSILON * tie_keys(rows, cols)
     picked_rows, picked_cols = linear_sum_assignment(matrix)
     keep = matrix[picked_rows, picked_cols] < 1.0
-    return _pair_positions(
-        local_rows.astype(np.int64), local_cols.astype(np.int64), picked_rows[keep], picked_cols[keep],
-        (active_rows.size, active_cols.size),
-    )
+    return overlaps.active_rows[picked_rows[keep]], overlaps.active_cols[picked_cols[keep]]
 
 
-def _solve_sparse(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """As :func:`_solve_dense`, by LAPMOD (sparse Jonker-Volgenant, the ``lap`` package).
+class _SparseAssignment:
+    """A minimum-cost matching of overlapping pairs by LAPMOD (sparse Jonker-Volgenant, ``lap``).
 
     Each active neuron of network 1 also gets a "stay unmatched" edge of cost 1, and
     each active neuron of network 2 one of cost 0; a dummy of network 2's neuron ``j``
@@ -328,42 +356,149 @@ def _solve_sparse(rows: np.ndarray, cols: np.ndarray, cost: np.ndarray) -> np.nd
     amount to every perfect matching). scipy's LAPJVsp
     (``min_weight_full_bipartite_matching``) was measured too: it is slower here and
     does not finish on some real layers once the tie keys are added.
+
+    ``local_rows``/``local_cols`` index ``n_rows`` active neurons of network 1 and
+    ``n_cols`` of network 2.
     """
-    import lap
 
-    active_rows, local_rows = np.unique(rows, return_inverse=True)
-    active_cols, local_cols = np.unique(cols, return_inverse=True)
-    n_rows, n_cols = active_rows.size, active_cols.size
-    n = n_rows + n_cols
-    local_rows = local_rows.astype(np.int64)
-    local_cols = local_cols.astype(np.int64)
-    graph_rows = np.concatenate(
-        [local_rows, np.arange(n_rows), n_rows + np.arange(n_cols), n_rows + local_cols]
-    )
-    graph_cols = np.concatenate(
-        [local_cols, n_cols + np.arange(n_rows), np.arange(n_cols), n_cols + local_rows]
-    )
-    weights = np.concatenate(
-        [cost + 1.0, np.full(n_rows, 2.0), np.full(n_cols, 1.0), np.full(rows.size, 1.0)]
-    )
-    graph = sp.csr_matrix((weights, (graph_rows, graph_cols)), shape=(n, n))
-    del graph_rows, graph_cols, weights
-    graph.sort_indices()
-    _, matched_col, _ = lap.lapmod(n, graph.data, graph.indptr, graph.indices)
-    del graph
-    matched_col = np.asarray(matched_col[:n_rows], dtype=np.int64)
-    real = np.flatnonzero((matched_col >= 0) & (matched_col < n_cols))
-    return _pair_positions(local_rows, local_cols, real, matched_col[real], (n_rows, n_cols))
+    def __init__(self, local_rows: np.ndarray, local_cols: np.ndarray, tied: np.ndarray, n_rows: int, n_cols: int):
+        import lap
+
+        self.n_rows, self.n_cols = n_rows, n_cols
+        n = n_rows + n_cols
+        graph_rows = np.concatenate(
+            [local_rows, np.arange(n_rows), n_rows + np.arange(n_cols), n_rows + local_cols]
+        )
+        graph_cols = np.concatenate(
+            [local_cols, n_cols + np.arange(n_rows), np.arange(n_cols), n_cols + local_rows]
+        )
+        weights = np.concatenate([tied + 1.0, np.full(n_rows, 2.0), np.full(n_cols, 1.0), np.ones(tied.size)])
+        graph = sp.csr_matrix((weights, (graph_rows, graph_cols)), shape=(n, n))
+        del graph_rows, graph_cols, weights
+        graph.sum_duplicates()
+        _, matched_col, _ = lap.lapmod(n, graph.data, graph.indptr, graph.indices)
+        self.graph = graph
+        self.matched_col = np.asarray(matched_col, dtype=np.int64)
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Local (row, column) of the matched overlapping pairs."""
+        x = self.matched_col[: self.n_rows]
+        real = np.flatnonzero((x >= 0) & (x < self.n_cols))
+        return real, x[real]
+
+    def potentials(self, max_rounds: int = 5000) -> tuple[np.ndarray, np.ndarray] | None:
+        """Optimal dual values ``(u, v)`` of the matching, or None if they did not settle.
+
+        With the matching fixed, ``u_p + v_q <= w_pq`` on every edge and equality on the
+        matched ones is a system of difference constraints: ``u_p <= u_k + w_pq - w_kq``
+        where ``k`` holds column ``q``. Its shortest-path solution (Bellman-Ford,
+        vectorised, from a source joined to every row by a zero arc) exists because the
+        matching is optimal.
+        """
+        graph = self.graph.tocoo()
+        rows, cols, weights = graph.row.astype(np.int64), graph.col.astype(np.int64), graph.data
+        n = self.n_rows + self.n_cols
+        x = self.matched_col
+        y = np.empty(n, dtype=np.int64)
+        y[x] = np.arange(n)
+        matched = x[rows] == cols
+        matched_weight = np.empty(n)
+        matched_weight[cols[matched]] = weights[matched]
+        free = ~matched
+        source = y[cols[free]]
+        target = rows[free]
+        length = weights[free] - matched_weight[cols[free]]
+        order = np.argsort(target, kind="stable")
+        source, target, length = source[order], target[order], length[order]
+        targets, starts = np.unique(target, return_index=True)
+        u = np.zeros(n)
+        for _ in range(max_rounds):
+            if not targets.size:
+                break
+            best = np.minimum.reduceat(u[source] + length, starts)
+            better = best < u[targets] - 1e-13
+            if not better.any():
+                break
+            u[targets[better]] = best[better]
+        else:
+            return None
+        return u, matched_weight - u[y]
 
 
-def _pair_positions(
-    local_rows: np.ndarray, local_cols: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]
-) -> np.ndarray:
-    """Positions in the pair lists of the pairs ``(rows[k], cols[k])`` (local indices)."""
-    order = np.lexsort((local_cols, local_rows))
-    keys = local_rows[order] * shape[1] + local_cols[order]
-    found = np.searchsorted(keys, np.asarray(rows, dtype=np.int64) * shape[1] + np.asarray(cols, dtype=np.int64))
-    return order[found]
+def _cheapest_pairs(rows: np.ndarray, cost: np.ndarray, keep: int) -> np.ndarray:
+    """Positions of about ``keep`` cheap pairs per row: those at or below the block's cost
+    quantile that leaves ``keep`` per row on average, and every row's cheapest pairs.
+
+    ``rows`` is non-decreasing (row-major blocks). A heuristic choice: the dual check
+    in :func:`_solve_pruned` makes the result exact whatever is kept.
+    """
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    target = keep * starts.size
+    if target >= cost.size:
+        return np.arange(cost.size)
+    threshold = np.partition(cost, target)[target]
+    row_min = np.minimum.reduceat(cost, starts)
+    counts = np.diff(np.r_[starts, cost.size])
+    return np.flatnonzero((cost <= threshold) | (cost <= np.repeat(row_min, counts)))
+
+
+def _solve_pruned(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarray) -> tuple[np.ndarray, ...] | None:
+    """A minimum-cost matching of all overlapping pairs, solved on a few per neuron.
+
+    Every neuron of network 1 keeps about :data:`_KEEP_PER_NEURON` cheap pairs; the
+    matching of those is then checked against every pair with the optimal dual values
+    (a pair left out can improve the matching only if its reduced cost is negative);
+    pairs that fail the check join and the matching is solved again. Returns the
+    matched pairs' global ``(rows, cols)``, or None where the check does not settle.
+    """
+    n_rows, n_cols = overlaps.active_rows.size, overlaps.active_cols.size
+    kept = []
+    for rows, cols, cost in overlaps.blocks():
+        best = _cheapest_pairs(rows, cost, _KEEP_PER_NEURON)
+        kept.append((rows[best], cols[best], cost[best]))
+    rows, cols, cost = (np.concatenate(column) for column in zip(*kept))
+    tied = cost + TIE_EPSILON * tie_keys(rows, cols)
+    del kept
+    for _ in range(_MAX_CHECKS):
+        assignment = _SparseAssignment(row_pos[rows], col_pos[cols], tied, n_rows, n_cols)
+        duals = assignment.potentials()
+        if duals is None:
+            return None
+        u, v = duals
+        extra = []
+        for block_rows, block_cols, block_cost in overlaps.blocks():
+            r, c = row_pos[block_rows], col_pos[block_cols]
+            # tie keys only raise a reduced cost: compute them only where it is negative without
+            reduced_real = block_cost + 1.0 - u[r] - v[c]
+            reduced_dummy = 1.0 - u[n_rows + c] - v[n_cols + r]
+            bad = np.flatnonzero((reduced_real < -_DUAL_TOLERANCE) | (reduced_dummy < -_DUAL_TOLERANCE))
+            if bad.size:
+                bad_tied = block_cost[bad] + TIE_EPSILON * tie_keys(block_rows[bad], block_cols[bad])
+                still = (bad_tied + 1.0 - u[r[bad]] - v[c[bad]] < -_DUAL_TOLERANCE) | (
+                    reduced_dummy[bad] < -_DUAL_TOLERANCE
+                )
+                bad = bad[still]
+                extra.append((block_rows[bad], block_cols[bad], block_cost[bad], bad_tied[still]))
+        extra = [part for part in extra if part[0].size]
+        if not extra:
+            local_rows, local_cols = assignment.pairs()
+            return overlaps.active_rows[local_rows], overlaps.active_cols[local_cols]
+        extra_rows, extra_cols, extra_cost, extra_tied = (np.concatenate(column) for column in zip(*extra))
+        width = np.int64(overlaps.bt.shape[1])
+        kept_keys = np.sort(rows.astype(np.int64) * width + cols)
+        extra_keys = extra_rows.astype(np.int64) * width + extra_cols
+        found = np.searchsorted(kept_keys, extra_keys)
+        new = (found == kept_keys.size) | (kept_keys[np.minimum(found, kept_keys.size - 1)] != extra_keys)
+        if not new.any():
+            return None  # the check fails on pairs already in the graph: rounding; solve them all
+        extra_rows, extra_cols, extra_cost, extra_tied = (
+            extra_rows[new], extra_cols[new], extra_cost[new], extra_tied[new]
+        )
+        rows = np.concatenate([rows, extra_rows])
+        cols = np.concatenate([cols, extra_cols])
+        cost = np.concatenate([cost, extra_cost])
+        tied = np.concatenate([tied, extra_tied])
+    return None
 
 
 def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[float, np.ndarray]:
@@ -374,19 +509,30 @@ def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[f
     empty_b = np.flatnonzero(np.diff(b.indptr) == 0)
     n_empty = min(empty_a.size, empty_b.size)
     match[empty_a[:n_empty]] = empty_b[:n_empty]  # rule 1
-    rows, cols, cost = _overlapping_pairs(a, b)
-    matched_cost = 0.0
-    if rows.size:
-        tied = cost + TIE_EPSILON * tie_keys(rows, cols)  # rule 2
-        n_rows = np.unique(rows).size
-        n_cols = np.unique(cols).size
-        use_dense = solver == "dense" or (solver == "auto" and n_rows * n_cols <= DENSE_MAX_ENTRIES)
-        chosen = (_solve_dense if use_dense else _solve_sparse)(rows, cols, tied)
-        match[rows[chosen]] = cols[chosen]
-        matched_cost = float(np.sort(cost[chosen]).sum())
-        n_matched = chosen.size
+    overlaps = _Overlaps(a, b)
+    n_rows, n_cols = overlaps.active_rows.size, overlaps.active_cols.size
+    row_pos = np.full(n_a, -1, dtype=np.int64)
+    row_pos[overlaps.active_rows] = np.arange(n_rows)
+    col_pos = np.full(n_b, -1, dtype=np.int64)
+    col_pos[overlaps.active_cols] = np.arange(n_cols)
+    matched = None
+    if overlaps.pair_bound == 0:
+        matched = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
+    elif solver == "dense" or (solver == "auto" and n_rows * n_cols <= DENSE_MAX_ENTRIES):
+        matched = _solve_dense(overlaps, row_pos, col_pos)  # rule 2
     else:
-        n_matched = 0
+        if overlaps.pair_bound > _PRUNE_ABOVE_PAIRS:
+            matched = _solve_pruned(overlaps, row_pos, col_pos)
+        if matched is None:
+            rows, cols, cost = overlaps.all_pairs()
+            tied = cost + TIE_EPSILON * tie_keys(rows, cols)  # rule 2
+            del cost
+            local_rows, local_cols = _SparseAssignment(row_pos[rows], col_pos[cols], tied, n_rows, n_cols).pairs()
+            matched = overlaps.active_rows[local_rows], overlaps.active_cols[local_cols]
+    matched_rows, matched_cols = matched
+    match[matched_rows] = matched_cols
+    # summed in sorted order, so that every solver's total rounds alike
+    matched_cost = float(np.sort(_pair_costs(a, b, matched_rows, matched_cols)).sum())
     # rule 3: what is left pairs up in index order, at cost 1 each
     free_rows = np.flatnonzero(match < 0)
     taken = np.zeros(n_b, dtype=bool)
@@ -394,7 +540,7 @@ def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[f
     free_cols = np.flatnonzero(~taken)
     n_rest = min(free_rows.size, free_cols.size)
     match[free_rows[:n_rest]] = free_cols[:n_rest]
-    total = matched_cost + float(n_a - n_empty - n_matched)
+    total = matched_cost + float(n_a - n_empty - matched_rows.size)
     return total, match
 
 
