@@ -91,9 +91,11 @@ TIE_BREAKS = ("canonical", "reference")
 SOLVERS = ("auto", "dense", "sparse")
 TIE_EPSILON = 2.0**-36
 # "auto" solves a layer densely while its active neurons' matrix has at most this many
-# entries: measured on this project's machines, linear_sum_assignment beats LAPJVsp on
-# fan-in-20 layers up to about 2,000 x 2,000 and loses above (benchmarks/bench_nnstd.py).
-DENSE_MAX_ENTRIES = 2000 * 2000
+# entries: measured here on 784-W-W-W-10 fan-in-20 pairs, linear_sum_assignment (slowed
+# by the tie keys, which leave it few equal costs) and LAPMOD cost the same near
+# W = 1,000; at W = 2,000 the sparse solver takes 3.5 s a pair against 8.6 s dense,
+# and on the SET networks (about 740 active neurons a layer) dense is 3x faster.
+DENSE_MAX_ENTRIES = 1000 * 1000
 # rows of network 1 whose overlaps are computed in one sparse product
 _ROW_BLOCK_PAIRS = 4_000_000
 # above this many overlapping pairs the sparse solver first solves on each neuron's
