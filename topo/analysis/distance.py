@@ -100,7 +100,7 @@ DENSE_MAX_ENTRIES = 1000 * 1000
 _ROW_BLOCK_PAIRS = 4_000_000
 # above this many overlapping pairs the sparse solver first solves on each neuron's
 # cheapest pairs and checks the result against all pairs with its dual values
-_PRUNE_ABOVE_PAIRS = 2_000_000
+_PRUNE_ABOVE_PAIRS = 250_000  # measured: a 4,000-wide fan-in-20 layer (1.6 M pairs) solves 2x faster pruned
 _KEEP_PER_NEURON = 16
 _MAX_CHECKS = 6
 _DUAL_TOLERANCE = 1e-12
