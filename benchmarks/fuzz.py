@@ -25,8 +25,9 @@ Each case mutates one seed, knowing its structure:
   so that the reader meets the change and not a checksum error;
 - folders: a member mutated, removed, or replaced by a link out of the folder.
 
-Every case runs in a worker process with a memory limit (``resource.setrlimit``) and a
-time limit. The outcome is one of: loaded, clean error (``TopoError``), other
+Even cases are loaded with their weights (``load``), odd ones masks only, layer by
+layer (``scan``, as ``topo inspect`` reads). Every case runs in a worker process with a
+memory limit (``resource.setrlimit``) and a time limit. The outcome is one of: loaded, clean error (``TopoError``), other
 exception, crash (the worker died) and hang (over the time limit). The goal is 0 of
 the last three. ``--keep DIR`` keeps the inputs of such cases for reproduction.
 """
@@ -448,14 +449,19 @@ def _limit_memory(extra_bytes: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _exercise(path: Path, kind: str) -> str:
-    """Load ``path`` like a command would; return the outcome class."""
+def _exercise(path: Path, kind: str, masks_only: bool) -> str:
+    """Load ``path`` like a command would (with weights, or masks only layer by layer as
+    ``topo inspect`` does); return the outcome class."""
+    from topo.analysis.degree import layer_degree
     from topo.checkpoint import read_metrics, read_run_config
     from topo.errors import TopoError
-    from topo.formats import load
+    from topo.formats import load, scan
 
     try:
-        topology = load(path, weights=True)
+        if masks_only:
+            topology, _ = scan(path, layer_degree)
+        else:
+            topology = load(path, weights=True)
         _ = (topology.nnz, topology.widths)
         if kind == "run-folder":
             read_run_config(path)
@@ -492,7 +498,7 @@ def _worker(conn, memory_bytes: int, seeds: list[str]) -> None:
             return
         case_id, path, kind = job
         try:
-            outcome, detail = _exercise(Path(path), kind), ""
+            outcome, detail = _exercise(Path(path), kind, masks_only=case_id % 2 == 1), ""
         except BaseException as exc:  # noqa: BLE001 - everything that is not TopoError is a finding
             outcome, detail = "other exception", f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"
         conn.send((case_id, outcome, detail))
