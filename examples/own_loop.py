@@ -114,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
 
     for epoch in range(1, args.epochs + 1):
         total, correct = 0.0, 0
+        first_update = len(monitor.history)
         for xb, yb in loader:
             optimizer.zero_grad()
             logits = model(xb)
@@ -132,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         monitor.update(model, step=sparse.step)
         watched = monitor.compute()
         layer = sparse.names[-1]
+        # turnover is measured between consecutive monitor updates: the epoch's largest
+        moved = max((h.get(f"{layer}/turnover", 0.0) for h in monitor.history[first_update:]), default=0.0)
         print(f"epoch {epoch}: train loss {metrics['train_loss']:.3f}, val acc {val_acc:.3f}, "
               f"mask updates {sparse.mask_updates}, {layer}: fan-in CV {watched[f'{layer}/fan_in_cv']:.3f}, "
-              f"turnover {watched.get(f'{layer}/turnover', 0.0):.3f}, NNSTD to start {watched.get('nnstd', 0.0):.3f}")
+              f"largest turnover between monitor updates {moved:.3f}, NNSTD to start {watched.get('nnstd', 0.0):.3f}")
     assert sparse.nnz() == sparse.budgets, "every layer keeps exactly its number of connections"
 
     if not args.no_report:
