@@ -513,3 +513,28 @@ def test_rows_carry_layer_patterns_and_requested_sparsity(tmp_path):
     assert c["pattern"] == "dense" and c["requested_sparsity"] == 0.0  # dense_output
     assert a["requested_sparsity"] is None
     assert row.as_dict()["layers"][0]["pattern"] == "2:4"
+
+
+def test_every_file_under_the_fixtures_is_accounted_for():
+    """The foreign-format fixtures, audited as one folder: every file is in exactly one
+    row (its own, or its model folder's), and model folders are single rows."""
+    fixtures = Path(__file__).parent / "fixtures"
+    if not fixtures.is_dir():
+        pytest.skip("no fixtures folder")
+    rows = audit_paths([fixtures])
+    assert {row.status for row in rows} <= {"ok", "refused", "skipped"}
+    covered: list[Path] = []
+    for row in rows:
+        path = Path(row.path)
+        covered.extend(sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path])
+        assert row.status == "ok" or (row.error and "\n" not in row.error), row
+    everything = sorted(p for p in fixtures.rglob("*") if p.is_file())
+    assert sorted(covered) == everything  # nothing dropped, nothing twice
+    by_path = {Path(row.path).relative_to(fixtures).as_posix(): row for row in rows}
+    for folder in ("keras3/mlp_unzipped_folder", "pytorch/gpt2_tiny"):
+        assert by_path[folder].status == "ok", by_path[folder]  # a model folder: one row
+    for name, row in by_path.items():
+        if name.endswith("make_fixtures.py"):
+            assert row.status == "skipped" and row.error.startswith("not a checkpoint")
+        if name.endswith((".keras", ".weights.h5", ".msgpack")):
+            assert row.status == "ok", row

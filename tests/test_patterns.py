@@ -172,6 +172,11 @@ def test_too_small_to_tell(rng):
     assert nm_compliance(mask, 3, 8) == 0.9 and mask.mean() == 3 / 8
     found = layer_pattern(mask)
     assert found.pattern == "unstructured"
+    # 12 tiles of 2x1, all empty or full, at density 0.3: 0.58 ** 12 = 0.0014 by chance
+    stem = np.array([[0, 1, 0, 1], [0, 1, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 1, 1]], dtype=bool)
+    assert block_compliance(stem, 2, 1) == (1.0, 1.0, 1.0)
+    assert layer_pattern(stem).pattern == "unstructured"
+    assert layer_pattern(np.tile(stem[:4], (20, 5))).pattern == "block 2x1"  # no longer luck
     # the same rows repeated 40 times are no longer luck, if they comply
     big = np.tile(n_of_m(rng, 5, 16, 3, 8), (40, 1))
     assert layer_pattern(big).pattern == "3:8"

@@ -30,10 +30,12 @@ Patterns
 ``block RxC`` (``block 4x1``: 4 output neurons by 1 input)
     The mask is tiled by ``R x C`` tiles aligned at 0 (edge tiles may be smaller),
     and a tile complies when it is all empty or all full. A layer is ``block RxC``
-    when at least :data:`COMPLIANCE_THRESHOLD` of its connections lie in full tiles
-    and at least that share of its missing connections lie in empty tiles (so
-    neither a nearly dense nor a very sparse unstructured layer is called a block
-    pattern). ``R`` and ``C`` are powers of two up to 64; the largest tile that fits
+    when at least :data:`COMPLIANCE_THRESHOLD` of its connections lie in full tiles,
+    at least that share of its missing connections lie in empty tiles (so neither a
+    nearly dense nor a very sparse unstructured layer is called a block pattern), and
+    that many complying tiles would be a fluke at random (the binomial test of N:M,
+    a tile complying by chance with probability ``d**(R*C) + (1-d)**(R*C)`` at
+    density ``d``). ``R`` and ``C`` are powers of two up to 64; the largest tile that fits
     is reported (a ``block 8x1`` layer is also ``block 4x1``).
     ``pattern_compliance`` is the share of all tiles that comply.
 ``unstructured``
@@ -271,15 +273,16 @@ def _tile_counts(conn: _Connections, rows: int, cols: int) -> tuple[np.ndarray, 
     return counts, height * width, n_tiles
 
 
-def _block_shares(conn: _Connections, rows: int, cols: int) -> tuple[float, float, float]:
+def _block_shares(conn: _Connections, rows: int, cols: int) -> tuple[float, float, float, int, int]:
     counts, areas, n_tiles = _tile_counts(conn, rows, cols)
     full = counts == areas
     in_full = float(counts[full].sum() / conn.nnz) if conn.nnz else 1.0
     missing = conn.n_out * conn.n_in - conn.nnz
     # gaps outside empty tiles are the gaps of the occupied, not-full tiles
     gaps_in_empty = 1.0 - float((areas[~full] - counts[~full]).sum() / missing) if missing else 1.0
-    compliance = float((n_tiles - counts.size + full.sum()) / n_tiles) if n_tiles else 1.0
-    return compliance, in_full, gaps_in_empty
+    complying = int(n_tiles - counts.size + full.sum())
+    compliance = complying / n_tiles if n_tiles else 1.0
+    return compliance, in_full, gaps_in_empty, complying, n_tiles
 
 
 def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, float]:
@@ -311,7 +314,7 @@ def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, flo
     >>> block_compliance(mask, 2, 2)[0]  # the tiles over rows 0-3, columns 0-1 are half full
     0.75
     """
-    return _block_shares(_Connections(mask), int(rows), int(cols))
+    return _block_shares(_Connections(mask), int(rows), int(cols))[:3]
 
 
 def _n_range(conn: _Connections, m: int) -> range:
@@ -370,6 +373,17 @@ def _pairs_in_full(conn: _Connections, rows: int, cols: int) -> float:
     return in_full / conn.nnz
 
 
+def _tiles_by_chance(conn: _Connections, area: int, complying: int, n_tiles: int) -> float:
+    """Chance of at least ``complying`` of ``n_tiles`` tiles of ``area`` cells being empty
+    or full, were the connections placed at random at the layer's density (a one-sided
+    binomial tail; edge tiles are counted as whole ones)."""
+    from scipy import special
+
+    density = conn.nnz / (conn.n_out * conn.n_in)
+    by_chance = density**area + (1.0 - density) ** area
+    return float(special.bdtrc(complying - 1, n_tiles, by_chance)) if complying > 0 else 1.0
+
+
 def _best_block(conn: _Connections) -> tuple[int, int, float] | None:
     """The largest ``R x C`` tile pattern that fits (see the module notes), or None."""
     fitting: dict[tuple[int, int], float | None] = {(1, 1): 1.0}
@@ -380,8 +394,12 @@ def _best_block(conn: _Connections) -> tuple[int, int, float] | None:
             if rows <= conn.n_out and cols <= conn.n_in and (
                 (rows, cols) not in ((2, 1), (1, 2)) or _pairs_in_full(conn, rows, cols) >= COMPLIANCE_THRESHOLD
             ):
-                compliance, in_full, gaps = _block_shares(conn, rows, cols)
-                if in_full >= COMPLIANCE_THRESHOLD and gaps >= COMPLIANCE_THRESHOLD:
+                compliance, in_full, gaps, complying, n_tiles = _block_shares(conn, rows, cols)
+                if (
+                    in_full >= COMPLIANCE_THRESHOLD
+                    and gaps >= COMPLIANCE_THRESHOLD
+                    and _tiles_by_chance(conn, rows * cols, complying, n_tiles) <= CHANCE_LEVEL
+                ):
                     fitting[(rows, cols)] = compliance
         return fitting[(rows, cols)]
 
