@@ -136,7 +136,7 @@ def _prune_classes() -> tuple[str, ...]:
     return PRUNE_CLASSES
 
 
-_INIT_METAVAR = "equilibrium:RUN_OR_FILE|masks:CHECKPOINT|ws:k=K,p=P|ba:m=M"
+_INIT_METAVAR = "equilibrium:RUN_OR_FILE|masks:CHECKPOINT|ws:k=K,p=P|ba:m=M|brf:r=R"
 
 
 @dataclass
@@ -165,9 +165,10 @@ class _CoreConfig:
     init: str | None = option(
         None, group=MASKS, metavar=_INIT_METAVAR,
         help="equilibrium:RUN_OR_FILE: lognormal fan-in per layer with the CVs of a saved equilibrium profile "
-             "(topo drift); masks:CHECKPOINT: start from a saved network's masks; ws:k=K,p=P / ba:m=M: masks from "
-             "a Watts-Strogatz small-world / Barabasi-Albert preferential-attachment graph per layer, each meeting "
-             "the layer's budget exactly (k, m default to the budget's mean degree; p to 0.1; see topo.training.priors).",
+             "(topo drift); masks:CHECKPOINT: start from a saved network's masks; ws:k=K,p=P / ba:m=M / brf:r=R: masks "
+             "from a Watts-Strogatz small-world / Barabasi-Albert preferential-attachment / bipartite receptive-field "
+             "graph per layer, each meeting the layer's budget exactly (k, m default to the budget's mean degree; p to "
+             "0.1; r, the receptive field's randomness in [0, 1], to 0.3; see topo.training.priors).",
     )
     # -- method ----------------------------------------------------------------------
     method: str = option("rigl", group=METHOD, choices=_methods, choice_noun="method", help="Sparse-training algorithm.")
@@ -228,7 +229,7 @@ class _CoreConfig:
                     raise TopoError(f"--init {self.init}: a prior replaces the fan-in profile; drop --profile/--cv")
             elif not str(self.init).startswith(("equilibrium:", "masks:")):
                 raise TopoError(
-                    f"--init: expected equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P or ba:m=M, got {self.init!r}"
+                    f"--init: expected equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P, ba:m=M or brf:r=R, got {self.init!r}"
                 )
         if self.density_map:
             for key, value in self.density_map.items():

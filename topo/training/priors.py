@@ -26,6 +26,19 @@ outputs), in place of a fan-in profile.  Two models:
     fan-in among outputs, large fan-out among inputs.  ``M`` defaults to
     ``max(1, round(budget / (n_in + n_out)))``, which makes about ``budget`` edges.
 
+``brf:r=R`` (bipartite receptive field, Zhang et al. 2025, arXiv 2501.19107, BRF with fixed
+    degrees)
+    Output ``i`` and input ``j`` sit at ``x_i = (i + 1/2) / n_out`` and ``x_j = (j + 1/2) / n_in``
+    on one line (the adjacency matrix's main diagonal joins neurons at the same place);
+    their distance is ``d_ij = |x_i - x_j|`` in ``[0, 1)``.  Every output gets the same
+    fan-in ``floor(budget / n_out)`` (the remainder: one more input for outputs drawn
+    uniformly at random), and draws its inputs without replacement with probability
+    proportional to ``S_ij = (1 - d_ij) ^ ((1 - R) / R)`` (weighted sampling without
+    replacement by exponential keys).  ``R = 0`` is the deterministic limit: each output
+    takes its nearest inputs (ties to the lower index), a receptive field along the
+    input order; ``R = 1`` makes every input equally likely (a random graph with constant
+    fan-in).  ``R`` defaults to 0.3.  The budget is met exactly by construction.
+
 Exact budget: the model's edge count rarely equals the layer's budget (from
 :func:`topo.training.densities.layer_budgets`).  :func:`adjust_to_budget` then removes
 edges chosen uniformly at random (keeping every output's last input while that is
@@ -55,10 +68,11 @@ __all__ = [
     "barabasi_albert_mask",
     "adjust_to_budget",
     "prior_mask",
+    "receptive_field_mask",
 ]
 
 #: prior names and the parameters each takes
-PRIORS: Mapping[str, tuple[str, ...]] = {"ws": ("k", "p"), "ba": ("m",)}
+PRIORS: Mapping[str, tuple[str, ...]] = {"ws": ("k", "p"), "ba": ("m",), "brf": ("r",)}
 
 
 @dataclass(frozen=True)
@@ -67,9 +81,10 @@ class Prior:
 
     Attributes
     ----------
-    name : {"ws", "ba"}
+    name : {"ws", "ba", "brf"}
     params : dict
-        ``{"k": int | None, "p": float}`` for ``ws``, ``{"m": int | None}`` for ``ba``.
+        ``{"k": int | None, "p": float}`` for ``ws``, ``{"m": int | None}`` for ``ba``,
+        ``{"r": float}`` for ``brf``.
     """
 
     name: str
@@ -83,14 +98,14 @@ class Prior:
 
 
 def is_prior_spec(spec: Any) -> bool:
-    """Whether ``spec`` names a prior (``ws`` or ``ba``, with or without parameters)."""
+    """Whether ``spec`` names a prior (``ws``, ``ba`` or ``brf``, with or without parameters)."""
     if not isinstance(spec, str):
         return False
     return spec.split(":", 1)[0] in PRIORS
 
 
 def parse_prior(spec: str | Prior) -> Prior:
-    """Read ``"ws:k=K,p=P"`` or ``"ba:m=M"`` (parameters optional).
+    """Read ``"ws:k=K,p=P"``, ``"ba:m=M"`` or ``"brf:r=R"`` (parameters optional).
 
     Parameters
     ----------
@@ -104,14 +119,14 @@ def parse_prior(spec: str | Prior) -> Prior:
     ------
     TopoError
         For an unknown model, an unknown or repeated parameter, or a value out of range
-        (``k``, ``m``: integers >= 1; ``p`` in [0, 1]).
+        (``k``, ``m``: integers >= 1; ``p``, ``r`` in [0, 1]).
     """
     if isinstance(spec, Prior):
         return spec
     text = str(spec).strip()
     name, _, rest = text.partition(":")
     if name not in PRIORS:
-        raise TopoError(f"--init: unknown prior {name!r} in {text!r} (choose from ws:k=K,p=P or ba:m=M)")
+        raise TopoError(f"--init: unknown prior {name!r} in {text!r} (choose from ws:k=K,p=P, ba:m=M or brf:r=R)")
     values: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
@@ -133,16 +148,21 @@ def parse_prior(spec: str | Prior) -> Prior:
             raise TopoError(f"--init {text!r}: {key} must be an integer >= 1, got {values[key]!r}")
         return int(number)
 
+    def unit_interval(key: str, default: float) -> float:
+        if key not in values:
+            return default
+        try:
+            number = float(values[key])
+        except ValueError:
+            number = float("nan")
+        if not (0.0 <= number <= 1.0):
+            raise TopoError(f"--init {text!r}: {key} must be in [0, 1], got {values[key]!r}")
+        return number
+
     if name == "ws":
-        p = 0.1
-        if "p" in values:
-            try:
-                p = float(values["p"])
-            except ValueError:
-                p = float("nan")
-            if not (0.0 <= p <= 1.0):
-                raise TopoError(f"--init {text!r}: p must be a probability in [0, 1], got {values['p']!r}")
-        return Prior("ws", {"k": positive_int("k"), "p": p})
+        return Prior("ws", {"k": positive_int("k"), "p": unit_interval("p", 0.1)})
+    if name == "brf":
+        return Prior("brf", {"r": unit_interval("r", 0.3)})
     return Prior("ba", {"m": positive_int("m")})
 
 
@@ -298,13 +318,60 @@ def barabasi_albert_mask(
     return adjust_to_budget(mask, budget, rng)
 
 
+def receptive_field_mask(
+    n_out: int,
+    n_in: int,
+    budget: int,
+    *,
+    r: float = 0.3,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A ``[out, in]`` mask from the bipartite receptive-field model (see the module docstring).
+
+    Parameters
+    ----------
+    n_out, n_in : int
+        Layer shape.
+    budget : int
+        Exact number of edges of the result.
+    r : float
+        Randomness in [0, 1]: 0 takes each output's nearest inputs, 1 draws them uniformly.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    _check_layer(n_out, n_in, budget)
+    r = float(r)
+    if not 0.0 <= r <= 1.0:
+        raise TopoError(f"brf: r must be in [0, 1], got {r!r}")
+    fan_in = np.full(n_out, budget // n_out, dtype=np.int64)
+    fan_in[rng.choice(n_out, size=budget % n_out, replace=False)] += 1
+    distance = np.abs((np.arange(n_out)[:, None] + 0.5) / n_out - (np.arange(n_in)[None, :] + 0.5) / n_in)
+    if r == 0.0:
+        # the deterministic limit: nearest inputs first, ties to the lower index
+        order = np.argsort(distance, axis=1, kind="stable")
+    else:
+        # Efraimidis-Spirakis: the top-k of log(S) + Gumbel noise is a weighted draw without replacement
+        exponent = (1.0 - r) / r
+        log_score = exponent * np.log1p(-distance)
+        keys = log_score - np.log(-np.log(rng.random((n_out, n_in))))
+        order = np.argsort(-keys, axis=1, kind="stable")
+    take = np.arange(n_in)[None, :] < fan_in[:, None]
+    mask = np.zeros((n_out, n_in), dtype=bool)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], (n_out, n_in))
+    mask[rows[take], order[take]] = True
+    return mask
+
+
 def prior_mask(prior: str | Prior, n_out: int, n_in: int, budget: int, rng: np.random.Generator) -> np.ndarray:
     """The mask of one layer under ``prior``, with exactly ``budget`` edges.
 
     Parameters
     ----------
     prior : str or Prior
-        ``"ws:k=K,p=P"`` / ``"ba:m=M"`` or a parsed :class:`Prior`.
+        ``"ws:k=K,p=P"`` / ``"ba:m=M"`` / ``"brf:r=R"`` or a parsed :class:`Prior`.
     n_out, n_in : int
     budget : int
     rng : numpy.random.Generator
@@ -323,4 +390,6 @@ def prior_mask(prior: str | Prior, n_out: int, n_in: int, budget: int, rng: np.r
         return np.ones((n_out, n_in), dtype=bool)
     if prior.name == "ws":
         return watts_strogatz_mask(n_out, n_in, budget, k=prior.params.get("k"), p=prior.params.get("p", 0.1), rng=rng)
+    if prior.name == "brf":
+        return receptive_field_mask(n_out, n_in, budget, r=prior.params.get("r", 0.3), rng=rng)
     return barabasi_albert_mask(n_out, n_in, budget, m=prior.params.get("m"), rng=rng)

@@ -3,7 +3,7 @@
 >>> from topo.training.algorithms import get_algorithm
 >>> algo = get_algorithm("rigl", update_every=100, drop_fraction=0.3)
 
-Registered: ``static``, ``rigl``, ``set``, ``ggr``, ``prune``, ``srigl``, ``granet`` (see each module).
+Registered: ``static``, ``rigl``, ``set``, ``ggr``, ``prune``, ``srigl``, ``granet``, ``chts`` (see each module).
 A new method is one module here plus its import below.
 """
 
@@ -24,6 +24,7 @@ from topo.training.algorithms.ggr import GGR, ggr_update  # isort: skip
 from topo.training.algorithms.prune import Prune, magnitude_prune  # isort: skip
 from topo.training.algorithms.srigl import SRigL, srigl_layer_update  # isort: skip
 from topo.training.algorithms.granet import GraNet, cubic_sparsity  # isort: skip
+from topo.training.algorithms.chts import CHTs, ch2_l3n_scores  # isort: skip
 
 __all__ = [
     "Algorithm",
@@ -40,6 +41,7 @@ __all__ = [
     "Prune",
     "SRigL",
     "GraNet",
+    "CHTs",
     "rigl_update",
     "magnitude_drop",
     "set_update",
@@ -47,4 +49,5 @@ __all__ = [
     "magnitude_prune",
     "srigl_layer_update",
     "cubic_sparsity",
+    "ch2_l3n_scores",
 ]
