@@ -1,0 +1,77 @@
+"""The topology_driven_training study's --smoke mode: every arm trained, the table, claims, CSV and figures."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from example_scripts import load_example
+
+
+def _study():
+    return load_example("topology_driven_training")
+
+
+def test_smoke_trains_every_arm_and_writes_the_report(tmp_path, capsys):
+    study = _study()
+    out = tmp_path / "out"
+    argv = ["--smoke", "--out", str(out), "--data-dir", str(tmp_path / "no-data")]
+    assert study.main(argv) == 0
+
+    readme = (out / "README.md").read_text()
+    assert readme.startswith("# Topology-driven sparse training (smoke mode)")
+    assert "Incomplete" not in readme
+    assert "| data set | density | method | n | test accuracy (95% CI) |" in readme
+    assert "| data set | density | claim | measured | Welch p | verdict |" in readme
+    for claim in ("CHTs beats the dense MLP", "RigL beats SET", "SRigL matches RigL",
+                  "SRigL keeps fan-in CV 0 (hidden layers)", "ITOP: exploration rate tracks accuracy"):
+        assert claim in readme, claim
+    for name in ("accuracy_vs_density.png", "fanin_cv_trajectories.png", "exploration_vs_accuracy.png"):
+        assert (out / name).stat().st_size > 1000, name
+
+    with open(out / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    arms = ["dense", "static", "set", "rigl", "ggr", "srigl", "granet", "chts"]
+    assert sorted(r["method"] for r in rows) == sorted(arms * 2)  # two seeds each
+    for row in rows:
+        assert 0.0 <= float(row["test_acc"]) <= 1.0
+        rate = float(row["exploration_rate"])
+        if row["method"] == "dense":
+            assert rate == 1.0 and row["hidden_neurons_removed"] == "0"
+        else:
+            assert 0.0 < rate < 1.0
+        if row["method"] == "static":
+            assert rate == pytest.approx(0.1, abs=0.01)  # never changes: the share of the initial masks
+        if row["method"] == "srigl":
+            assert float(row["final_cv_L1"]) == 0.0 and float(row["final_cv_L2"]) == 0.0
+    dynamic = [float(r["exploration_rate"]) for r in rows if r["method"] in ("rigl", "chts")]
+    static = [float(r["exploration_rate"]) for r in rows if r["method"] == "static"]
+    assert min(dynamic) > max(static)
+
+    # runs are reused on a second call
+    capsys.readouterr()
+    assert study.main(argv) == 0
+    log = capsys.readouterr().out
+    assert log.count(": reused,") == 16 and ": trained," not in log
+
+
+def test_smoke_needs_an_output_folder(tmp_path):
+    study = _study()
+    assert study.main(["--smoke"]) == 2
+
+
+def test_summarise_only_reports_an_incomplete_study(tmp_path):
+    study = _study()
+    out = tmp_path / "partial"
+    assert study.main(["--smoke", "--out", str(out), "--summarise-only"]) == 0
+    assert "**Incomplete: 0 of 16 runs.**" in (out / "README.md").read_text()
+
+
+def test_mean_ci_is_the_t_interval():
+    study = _study()
+    mean, half = study.mean_ci([1.0, 2.0, 3.0])
+    # sd 1, n 3: t(0.975, 2) = 4.302653 times 1 / sqrt(3)
+    assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert math.isnan(study.mean_ci([0.5])[1])
