@@ -5,8 +5,8 @@ own GEXF writer and in bounded memory. Baselines measured in the same run: the
 networkx view (to_networkx); networkx's own GraphML writer on a tenth of the network,
 scaled up (too slow to run whole every time); networkx's GEXF writer on the whole
 network, once, in a child process of its own like topo's GEXF writer, so that each
-one's peak memory (peak resident set above the resident set before writing; an upper
-bound when building the network peaked higher) is its own.
+one's peak memory (the peak resident set while writing, reset before it through
+/proc/self/clear_refs, above the resident set before it) is its own.
 """
 
 from __future__ import annotations
@@ -25,13 +25,16 @@ from topo.graph import to_igraph, to_networkx, write_graphml  # noqa: E402
 
 
 _GEXF_CHILD = """
-import json, resource, sys, time
+import json, sys, time
 sys.path.insert(0, {bench!r})
 from _common import sparse_mlp
 network = sparse_mlp([784, 1500, 1500, 10], 0.2875, seed=0)
 import gc; gc.collect()
-# resident now (kB), not the peak so far: building the network peaks higher than it stays
-before = int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1])
+def status(key):
+    return int(next(l for l in open("/proc/self/status") if l.startswith(key)).split()[1])
+# building the network peaks higher than it stays: reset the peak (Linux) and start from now
+open("/proc/self/clear_refs", "w").write("5")
+before = status("VmRSS")
 start = time.perf_counter()
 if {writer!r} == "topo":
     from topo.graph import write_gexf
@@ -43,7 +46,7 @@ else:
     graph = nx.relabel_nodes(graph, {{n: f"{{n[0]}}:{{n[1]}}" for n in graph.nodes}}, copy=False)
     nx.write_gexf(graph, {path!r})
 seconds = time.perf_counter() - start
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = status("VmHWM")
 print(json.dumps({{"seconds": seconds, "extra_mb": (after - before) / 1024}}))
 """
 
