@@ -89,7 +89,7 @@ def test_nnstd_of_a_ten_million_neuron_layer_is_refused_before_allocating():
     )
     kind, seconds = done.stdout.splitlines()[0].split()
     assert kind == "AnalysisTooLarge" and float(seconds) < 1.0, done.stderr
-    assert "NNSTD of layer 'fc1' (10,000,000 x 10,000,000 neurons) builds a cost matrix that needs 728 TiB" in done.stdout
+    assert "NNSTD of layer 'fc1' (10,000,000 x 10,000,000 neurons, up to 2.5e+13 pairs that share inputs) needs" in done.stdout
     check_nnstd(_small(), _small(1))  # ordinary networks pass
 
 
@@ -100,13 +100,14 @@ def test_matched_hub_overlap_checks_first_and_reuses_given_matchings(monkeypatch
     a, b = _small(0), _small(5)
     matchings = nnstd(a, b).matchings
     assert hub_overlap(a, b, matched=True, matchings=matchings) == hub_overlap(a, b, matched=True)
-    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", str(8 * 40 * 40 - 1))
-    with pytest.raises(AnalysisTooLarge, match="NNSTD of layer 'fc1' \\(40 x 40 neurons\\)"):
+    # fc1's 40 x 40 neurons all share inputs: 1,600 pairs of 48 bytes
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_BYTES", str(48 * 1600 - 1))
+    with pytest.raises(AnalysisTooLarge, match="NNSTD of layer 'fc1' \\(40 x 40 neurons, up to 1.6e\\+03 pairs"):
         hub_overlap(a, b, matched=True)
     assert hub_overlap(a, b, fraction=0.2)  # by index: no NNSTD, no check
     monkeypatch.delenv("TOPO_MAX_ANALYSIS_BYTES")
-    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(40 * 40 + 10 * 10 - 1))
-    with pytest.raises(AnalysisTooLarge, match=r"NNSTD \(1\.7e\+03 pairs of neurons; layer 'fc1' has 40 x 40 neurons\)"):
+    monkeypatch.setenv("TOPO_MAX_ANALYSIS_STEPS", str(25 * (40 * 40 + 10 * 10) - 1))
+    with pytest.raises(AnalysisTooLarge, match=r"NNSTD \(1\.7e\+03 pairs of neurons that share inputs\)"):
         check_nnstd(a, b)
     check_nnstd(a, b, match_output=False)  # the output layer is not matched: 1600 pairs
 
@@ -154,7 +155,8 @@ def test_wide_networks_through_the_cli_answer_in_one_line_quickly(tmp_path):
     done, seconds = topo("compare", str(path), str(path))
     assert done.returncode == 1 and seconds < 60 and "Traceback" not in done.stderr
     line = done.stderr.strip()
-    assert "\n" not in line and "NNSTD of layer 'fc1' (10,000,000 x 10,000,000 neurons)" in line and "728 TiB" in line
+    assert "\n" not in line and "NNSTD of layer 'fc1' (10,000,000 x 10,000,000 neurons, up to 6.25e+12 pairs" in line
+    assert "needs 273 TiB" in line
 
     done, seconds = topo("hubs", str(path))
     assert done.returncode == 0 and seconds < 60, done.stderr

@@ -124,35 +124,52 @@ def check_steps(steps: float, what: str, *, path: object | None = None, hint: st
         )
 
 
-def check_nnstd(a, b, *, match_output: bool = True) -> None:
-    """Refuse an NNSTD between ``a`` and ``b`` whose per-layer cost matrices would not fit.
+#: bytes NNSTD holds per pair of neurons that share an input (indices, cost, tie-broken cost)
+_PAIR_BYTES = 48
+#: a priced pair costs about this many elementary operations (product term, assignment)
+_PAIR_STEPS = 25
 
-    NNSTD matches the output neurons of every layer with a linear assignment over an
-    ``out_a x out_b`` float64 cost matrix (the output layer too, unless
-    ``match_output`` is False), so its memory grows with the product of the widths,
-    not with the connections. Called where NNSTD is asked for (``topo compare``,
-    matched hub overlap) before it starts.
+
+def check_nnstd(a, b, *, match_output: bool = True) -> None:
+    """Refuse an NNSTD between ``a`` and ``b`` whose pairs of neurons would not fit.
+
+    NNSTD prices, per layer, the pairs of output neurons that share an input (all
+    other pairs cost exactly 1) and matches them on that sparse graph (small layers
+    densely, at most 10^6 entries). A layer's overlapping pairs come from a sparse
+    product whose terms are at most ``sqrt(sum c_a^2 * sum c_b^2)`` by Cauchy-Schwarz,
+    ``c`` being the inputs' fan-outs (whatever order the previous layer's matching
+    puts them in), and never more than ``out_a x out_b``. Called where NNSTD is asked
+    for (``topo compare``, matched hub overlap) before it starts.
 
     Parameters
     ----------
     a, b : Topology
+    match_output : bool
+        False: the output layer is not matched, so not counted.
 
     Raises
     ------
     AnalysisTooLarge
-        Naming the widest pair of layers, what it needs and the limit.
+        Naming the layer with the most pairs, what they need and the limit.
     """
     layers = list(zip(a, b))
     if not match_output and layers:
         layers = layers[:-1]
     if not layers:
         return
-    pairs = [float(layer_a.n_out) * float(layer_b.n_out) for layer_a, layer_b in layers]
+    pairs = []
+    for layer_a, layer_b in layers:
+        fan_out_a = layer_a.fan_out.astype(np.float64)
+        fan_out_b = layer_b.fan_out.astype(np.float64)
+        bound = float(np.sqrt(np.dot(fan_out_a, fan_out_a) * np.dot(fan_out_b, fan_out_b)))
+        pairs.append(min(bound, float(layer_a.n_out) * float(layer_b.n_out)))
     worst = int(np.argmax(pairs))
     layer_a, layer_b = layers[worst]
     name = layer_a.name if layer_a.name == layer_b.name else f"{layer_a.name} / {layer_b.name}"
-    shape = f"{layer_a.n_out:,} x {layer_b.n_out:,} neurons"
+    what = (
+        f"NNSTD of layer {name!r} ({layer_a.n_out:,} x {layer_b.n_out:,} neurons, "
+        f"up to {pairs[worst]:.3g} pairs that share inputs)"
+    )
     path = a.info.get("path")
-    check_bytes(8.0 * pairs[worst], f"NNSTD of layer {name!r} ({shape}) builds a cost matrix that", path=path)
-    # every pair of neurons is priced (or checked against the optimum) once per layer
-    check_steps(sum(pairs), f"NNSTD ({sum(pairs):.3g} pairs of neurons; layer {name!r} has {shape})", path=path)
+    check_bytes(_PAIR_BYTES * pairs[worst], what, path=path)
+    check_steps(_PAIR_STEPS * sum(pairs), f"NNSTD ({sum(pairs):.3g} pairs of neurons that share inputs)", path=path)
