@@ -3,6 +3,13 @@
 1. Speed: epoch time of RigL at 90% sparsity against dense training of the same network
    in the same process (median over a few epochs each; goal: ratio <= 1.25), and one
    RigL mask update as a share of an epoch.
+   The floor: ``topo train``'s epoch (RigL 90%, and dense) against a plain PyTorch loop
+   over the same data with the same optimiser, schedule and masks (gradient times mask
+   before the step, weight times mask after), which also evaluates the validation and
+   test splits once an epoch as topo does; CPU time of this process per epoch, torch
+   one thread, the four loops advancing one epoch in turn (goal: both ratios <= 1.10).
+   Checkpointing (the epoch's checkpoint and training state) as a share of topo's epoch
+   (goal < 5%).
 2. Quality: RigL with ERK at 90% sparsity, 20 epochs, test accuracy (goal >= 97.5% and
    within 0.6 points of the dense network trained the same way).
 
@@ -31,6 +38,125 @@ def data_dir() -> Path | None:
     return None
 
 
+class PlainLoop:
+    """A plain PyTorch training loop of the MLP with fixed masks: the floor topo train is measured against."""
+
+    def __init__(self, dataset, shapes, masks, config, seed: int) -> None:
+        import torch
+
+        from topo.training.trainer import learning_rate
+
+        torch.manual_seed(seed)
+        layers = []
+        for out_features, in_features in shapes:
+            layers += [torch.nn.Linear(in_features, out_features), torch.nn.ReLU()]
+        self.model = torch.nn.Sequential(*layers[:-1])
+        self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
+        self.masks = None if masks is None else [m.to(torch.float32) for m in masks]
+        if self.masks is not None:
+            with torch.no_grad():
+                for layer, mask in zip(self.linears, self.masks):
+                    layer.weight.mul_(mask)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.X = torch.as_tensor(dataset.X_train, dtype=torch.float32)
+        self.y = torch.as_tensor(dataset.y_train, dtype=torch.int64)
+        self.X_val = torch.as_tensor(dataset.X_val, dtype=torch.float32)
+        self.y_val = torch.as_tensor(dataset.y_val, dtype=torch.int64)
+        self.X_test = torch.as_tensor(dataset.X_test, dtype=torch.float32)
+        self.y_test = torch.as_tensor(dataset.y_test, dtype=torch.int64)
+        self.config = config
+        self.batch = int(config.batch_size)
+        self.steps_per_epoch = -(-len(self.y) // self.batch)
+        self.total = self.steps_per_epoch * int(config.epochs)
+        self.step = 0
+        self.epoch = 0
+        self.learning_rate = learning_rate
+
+    def run_epoch(self) -> float:
+        """One epoch and an evaluation of both held-out splits; the test accuracy."""
+        import torch
+        import torch.nn.functional as F
+
+        self.epoch += 1
+        order = torch.randperm(len(self.y), generator=torch.Generator().manual_seed(self.epoch))
+        for start in range(0, len(self.y), self.batch):
+            index = order[start:start + self.batch]
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.learning_rate(self.config, self.step, self.total)
+            self.optimizer.zero_grad()
+            F.cross_entropy(self.model(self.X[index]), self.y[index]).backward()
+            if self.masks is not None:
+                with torch.no_grad():
+                    for layer, mask in zip(self.linears, self.masks):
+                        layer.weight.grad.mul_(mask)
+            self.optimizer.step()
+            if self.masks is not None:
+                with torch.no_grad():
+                    for layer, mask in zip(self.linears, self.masks):
+                        layer.weight.mul_(mask)
+            self.step += 1
+        accuracy = 0.0
+        with torch.no_grad():
+            for X, y in ((self.X_val, self.y_val), (self.X_test, self.y_test)):
+                if len(y):
+                    accuracy = float((self.model(X).argmax(dim=1) == y).float().mean())
+        return accuracy
+
+
+def floor(args, dataset, tmp: Path, config) -> None:
+    """topo train's epoch against the plain loops (CPU time, one thread, interleaved epochs)."""
+    import torch
+
+    from topo.training.masks import initial_masks
+    from topo.training.model import layer_shapes
+    from topo.training.trainer import iter_train
+
+    torch.set_num_threads(1)
+    epochs = max(args.timing_epochs, 1)
+    shapes = layer_shapes(784, (300, 100), 10)
+    topo_rigl = config("rigl", 0.9, epochs)
+    topo_rigl.threads = 1
+    topo_dense = config("static", 0.0, epochs)
+    topo_dense.threads = 1
+    masks = [torch.from_numpy(m) for m in initial_masks(shapes, 0.9, density="erk", seed=0).masks]
+    runs = {
+        "topo rigl-90": iter_train(topo_rigl, run_dir=tmp / "floor-rigl", dataset=dataset),
+        "plain masked-90": PlainLoop(dataset, shapes, masks, topo_rigl, seed=0),
+        "topo dense": iter_train(topo_dense, run_dir=tmp / "floor-dense", dataset=dataset),
+        "plain dense": PlainLoop(dataset, shapes, None, topo_dense, seed=0),
+    }
+    cpu = {label: [] for label in runs}
+    saving = []
+    for label, run in runs.items():
+        if not isinstance(run, PlainLoop):
+            next(run)  # epoch 0: the untrained network and its checkpoint
+    for _ in range(epochs):
+        for label, run in runs.items():
+            torch.set_num_threads(1)
+            start = time.process_time()
+            if isinstance(run, PlainLoop):
+                run.run_epoch()
+            else:
+                record = next(run)
+                if "checkpoint_time" in record:
+                    saving.append(record["checkpoint_time"] / record["epoch_time"])
+            cpu[label].append(time.process_time() - start)
+    for label, run in runs.items():
+        if not isinstance(run, PlainLoop):
+            run.close()
+        print(f"  {label:16s} epoch CPU times: " + ", ".join(f"{t:.2f}s" for t in cpu[label]))
+    median = {label: statistics.median(times) for label, times in cpu.items()}
+    for mine, base in (("topo rigl-90", "plain masked-90"), ("topo dense", "plain dense")):
+        ratio = median[mine] / median[base]
+        print(f"floor: {mine} {median[mine]:.2f}s / {base} {median[base]:.2f}s per epoch (CPU, median of {epochs}) "
+              f"= {ratio:.3f} (goal <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'})")
+    if saving:
+        share = statistics.median(saving)
+        print(f"checkpointing (epoch checkpoint + training state, wall time the loop waits): {100 * share:.2f}% "
+              f"of an epoch (median; goal < 5%: {'met' if share < 0.05 else 'NOT met'})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="3 epochs of quality training instead of 20")
@@ -39,8 +165,12 @@ def main() -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate (momentum 0.9, cosine), both networks")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="measure only topo against the plain loops (no quality training)")
     args = parser.parse_args()
     quality_epochs = args.epochs if args.epochs is not None else (3 if args.quick else 20)
+    if args.floor_only:
+        quality_epochs = max(args.timing_epochs, 1)
 
     folder = data_dir()
     if folder is None:
@@ -70,6 +200,9 @@ def main() -> int:
                            epochs=epochs, batch_size=args.batch_size, lr=args.lr, device=args.device, seed=0)
 
     with tempfile.TemporaryDirectory(prefix="topo-bench-") as tmp:
+        floor(args, dataset, Path(tmp), config)
+        if args.floor_only:
+            return 0
         # -- 1. speed ----------------------------------------------------------------
         # the two runs advance one epoch in turn, so that a change in the machine's load
         # hits both alike; both are set up for the full quality schedule, so RigL's

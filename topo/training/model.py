@@ -109,17 +109,36 @@ def _module_class():
             with torch.no_grad():
                 self.layers[k].weight.mul_(current)
 
+        def _partial(self) -> tuple[list, list]:
+            """The weights and float masks of the layers whose mask is not all ones.
+
+            Multiplying by a mask of ones changes nothing, so a dense layer is skipped;
+            whether a mask is full is cached with its in-place version counter.
+            """
+            full = self.__dict__.setdefault("_full_masks", {})
+            weights, masks = [], []
+            for k, (layer, mask, float_mask) in enumerate(zip(self.layers, self.masks, self.float_masks())):
+                key = (mask._version, mask.data_ptr())
+                hit = full.get(k)
+                if hit is None or hit[0] != key:
+                    hit = (key, bool(mask.all()))
+                    full[k] = hit
+                if not hit[1]:
+                    weights.append(layer.weight)
+                    masks.append(float_mask)
+            return weights, masks
+
         def apply_masks(self) -> None:
             """Set every masked weight to exactly zero."""
             from topo.training.masking import apply_masks
 
-            apply_masks([layer.weight for layer in self.layers], self.float_masks())
+            apply_masks(*self._partial())
 
         def mask_gradients(self) -> None:
             """Zero the gradient at masked positions (call after reading the dense gradient)."""
             from topo.training.masking import mask_gradients
 
-            mask_gradients([layer.weight for layer in self.layers], self.float_masks())
+            mask_gradients(*self._partial())
 
         @torch.no_grad()
         def reset_parameters(self, seed: int = 0) -> None:
