@@ -262,6 +262,43 @@ def _versions() -> dict[str, str]:
 
 
 # -- the run ------------------------------------------------------------------------
+class _BackgroundWriter:
+    """Writes a run's files on one background thread, one batch of writes at a time.
+
+    The training loop hands over a job whose tensors it has already copied, so that the
+    next steps can change the model while the files are written; a new job, and
+    :meth:`join`, first wait for the one before, and an error raised by a job is raised
+    again in the training thread at that point. Every file is still written atomically.
+    """
+
+    def __init__(self) -> None:
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        import threading
+
+        self.join()
+
+        def target() -> None:
+            try:
+                job()
+            except BaseException as exc:  # handed to the training thread by join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="topo-train-writer")
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the write in flight; raise what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
 class _Run:
     """The state of one training run, shared by :func:`train` and :func:`resume`."""
 
@@ -287,6 +324,9 @@ class _Run:
         self.step = 0
         self.epoch = 0
         self._init_loss: float | None = None
+        self.writer = _BackgroundWriter()
+        #: whether run_epoch returns before its files are written (they are, by the next write or join)
+        self.defer_writes = False
 
     # -- building -------------------------------------------------------------------
     def build(self, masks) -> None:
@@ -313,6 +353,7 @@ class _Run:
 
     def _check_finite(self, loss_value: float, epoch: int, batch: int) -> None:
         if not math.isfinite(loss_value):
+            self.writer.join()
             kept = list_checkpoints(self.run_dir)
             last = kept[-1].name if kept else "none"
             raise TopoError(
@@ -383,33 +424,46 @@ class _Run:
         stats = [{"grad_mean": g} for g in grad_mean]
         return to_topology(self.model, stats=stats, info=info)
 
-    def save(self, name: str, grad_mean, *, epoch: int, step: int, metrics: Mapping[str, Any] | None = None) -> Path:
+    def checkpoint_job(self, name: str, grad_mean, *, epoch: int, step: int,
+                       metrics: Mapping[str, Any] | None = None) -> Callable[[], Path]:
+        """A copy of the network now, and the write of it as checkpoint ``name`` (to run later)."""
         info = {"method": self.config.method, "dataset": self.data.name, "seed": self.config.seed}
         if metrics:
             info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
-        topology = self.topology(grad_mean, info)
-        return save_checkpoint(
-            topology,
-            self.run_dir / CHECKPOINT_DIR / name,
-            epoch=epoch,
-            step=step,
-            run_info={"config": self.config.to_dict()},
-        )
+        topology = self.topology(grad_mean, info)  # copies the weights and masks
+        path = self.run_dir / CHECKPOINT_DIR / name
+        run_info = {"config": self.config.to_dict()}
+        return lambda: save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
 
-    def save_state(self) -> None:
-        torch = self.torch
+    def save(self, name: str, grad_mean, *, epoch: int, step: int, metrics: Mapping[str, Any] | None = None) -> Path:
+        """Write checkpoint ``name`` now (after any write in flight)."""
+        self.writer.join()
+        return self.checkpoint_job(name, grad_mean, epoch=epoch, step=step, metrics=metrics)()
+
+    def state_job(self) -> Callable[[], None]:
+        """A copy of everything :func:`resume` needs now, and its write to ``state/last.pt``."""
         state = {
             "format": STATE_FORMAT,
             "version": STATE_VERSION,
             "epoch": int(self.epoch),
             "step": int(self.step),
-            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "model": _to_cpu(dict(self.model.state_dict())),
             "optimizer": _to_cpu(self.optimizer.state_dict()),
-            "algorithm": self.algorithm.state_dict(),
+            "algorithm": _to_cpu(self.algorithm.state_dict()),
         }
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        atomic_write_bytes(self.run_dir / STATE_FILE, buffer.getvalue())
+        torch, path = self.torch, self.run_dir / STATE_FILE
+
+        def write() -> None:
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write_bytes(path, buffer.getvalue())
+
+        return write
+
+    def save_state(self) -> None:
+        """Write ``state/last.pt`` now (after any write in flight)."""
+        self.writer.join()
+        self.state_job()()
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
@@ -497,7 +551,8 @@ class _Run:
             every = config.checkpoint_every
             if every and self.step % int(every) == 0 and batch < self.steps_per_epoch:
                 grad_mean = [(s / batch).cpu().numpy().astype(np.float32) for s in grad_sums]
-                self.save(checkpoint_name(epoch, self.step), grad_mean, epoch=epoch, step=self.step)
+                self.writer.submit(self.checkpoint_job(checkpoint_name(epoch, self.step), grad_mean, epoch=epoch,
+                                                       step=self.step))
         train_loss = loss_sum / self.n_train
         train_acc = int(correct) / self.n_train
         grad_mean = [(s / self.steps_per_epoch).cpu().numpy().astype(np.float32) for s in grad_sums]
@@ -511,23 +566,43 @@ class _Run:
         self.epoch = epoch
         record["epoch_time"] = time.perf_counter() - started
         saving = time.perf_counter()
-        self.save(checkpoint_name(epoch), grad_mean, epoch=epoch, step=self.step, metrics=record)
-        append_metrics(self.run_dir, record)
-        self.save_state()
-        # what writing the epoch's checkpoint, metrics and state cost (reported to callers, not in metrics.jsonl)
+        # copies taken now, written on the writer's thread in this order (checkpoint,
+        # metrics, state: a state on disk always has its epoch's checkpoint and metrics)
+        write_checkpoint = self.checkpoint_job(checkpoint_name(epoch), grad_mean, epoch=epoch, step=self.step,
+                                               metrics=record)
+        metrics_line, run_dir = dict(record), self.run_dir
+        write_state = self.state_job()
+
+        def write_epoch() -> None:
+            write_checkpoint()
+            append_metrics(run_dir, metrics_line)
+            write_state()
+
+        self.writer.submit(write_epoch)
+        if not self.defer_writes:
+            self.writer.join()
+        # what the loop waited for the epoch's checkpoint, metrics and state (reported
+        # to callers, not in metrics.jsonl)
         record = dict(record, checkpoint_time=time.perf_counter() - saving)
         if self.on_epoch is not None:
             self.on_epoch(record)
         return record
 
     def loop(self) -> None:
-        for epoch in range(self.epoch + 1, self.total_epochs + 1):
-            self.run_epoch(epoch)
+        self.defer_writes = True
+        try:
+            for epoch in range(self.epoch + 1, self.total_epochs + 1):
+                self.run_epoch(epoch)
+        finally:
+            self.writer.join()
 
 
 def _to_cpu(value):
+    """A copy of a (nested) state on the CPU: tensors cloned, so later steps cannot change it."""
     if hasattr(value, "detach"):
-        return value.detach().cpu()
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, np.ndarray):
+        return value.copy()
     if isinstance(value, dict):
         return {k: _to_cpu(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -621,6 +696,16 @@ def iter_train(
     state, and yields its record. Useful to interleave runs (benchmarks) or to stop
     early. Parameters as for :func:`train`.
     """
+    return _iter_train(config, run_dir=run_dir, progress=progress, on_step=on_step, dataset=dataset,
+                       defer_writes=False)
+
+
+def _iter_train(config: TrainConfig, *, run_dir, progress, on_step, dataset, defer_writes: bool):
+    """:func:`iter_train`; with ``defer_writes`` an epoch's files are written while the next trains.
+
+    They are complete when the next epoch's are handed over and when the generator ends
+    or is closed (before the run's lock is released).
+    """
     from topo.runlock import run_lock
 
     config.validate()
@@ -631,10 +716,13 @@ def iter_train(
     # generator is closed), and the folder is checked only once it is held
     with run_lock(run_dir, purpose="train"):
         _check_fresh(run_dir)
-        yield from _train_epochs(config, run_dir, progress=progress, on_step=on_step, dataset=dataset)
+        yield from _train_epochs(config, run_dir, progress=progress, on_step=on_step, dataset=dataset,
+                                 defer_writes=defer_writes)
 
 
-def _train_epochs(config: TrainConfig, run_dir: Path, *, progress, on_step, dataset) -> Iterator[dict[str, Any]]:
+def _train_epochs(
+    config: TrainConfig, run_dir: Path, *, progress, on_step, dataset, defer_writes: bool = False
+) -> Iterator[dict[str, Any]]:
     """The body of :func:`iter_train`, run while the run's lock is held."""
     from topo.training.model import layer_names, layer_shapes
 
@@ -715,8 +803,12 @@ def _train_epochs(config: TrainConfig, run_dir: Path, *, progress, on_step, data
     append_metrics(run_dir, record)
     run.save_state()
     yield record
-    for epoch in range(1, run.total_epochs + 1):
-        yield run.run_epoch(epoch)
+    run.defer_writes = defer_writes
+    try:
+        for epoch in range(1, run.total_epochs + 1):
+            yield run.run_epoch(epoch)
+    finally:
+        run.writer.join()
 
 
 
@@ -759,7 +851,9 @@ def train(
     """
     run_dir = Path(run_dir if run_dir is not None else (config.out or default_run_dir(config)))
     epochs_done = 0
-    for record in iter_train(config, run_dir=run_dir, progress=progress, on_step=on_step, dataset=dataset):
+    # an epoch's files are written while the next epoch trains (all of them before train returns)
+    for record in _iter_train(config, run_dir=run_dir, progress=progress, on_step=on_step, dataset=dataset,
+                              defer_writes=True):
         epochs_done = int(record["epoch"])
         if on_epoch is not None:
             on_epoch(record)
