@@ -430,10 +430,30 @@ class _Run:
         info = {"method": self.config.method, "dataset": self.data.name, "seed": self.config.seed}
         if metrics:
             info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
-        topology = self.topology(grad_mean, info)  # copies the weights and masks
+        # the loop only copies the tensors; building the topology (sparse masks) and
+        # writing it happen in the job, on the writer's thread
+        from types import SimpleNamespace
+
+        from topo.training.model import to_topology
+
+        snapshot = SimpleNamespace(
+            names=list(self.model.names),
+            layers=[
+                SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True),
+                                bias=layer.bias.detach().to("cpu", copy=True))
+                for layer in self.model.layers
+            ],
+            masks=[mask.detach().to("cpu", copy=True) for mask in self.model.masks],
+        )
+        stats = [{"grad_mean": g} for g in grad_mean]
         path = self.run_dir / CHECKPOINT_DIR / name
         run_info = {"config": self.config.to_dict()}
-        return lambda: save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
+
+        def write() -> Path:
+            topology = to_topology(snapshot, stats=stats, info=info)
+            return save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
+
+        return write
 
     def save(self, name: str, grad_mean, *, epoch: int, step: int, metrics: Mapping[str, Any] | None = None) -> Path:
         """Write checkpoint ``name`` now (after any write in flight)."""
