@@ -39,6 +39,30 @@ def _held_writes(monkeypatch, released: dict) -> None:
     monkeypatch.setattr(trainer, "save_checkpoint", held)
 
 
+def _capture_states(monkeypatch) -> list:
+    """Every training state written, as read back from its bytes (the file keeps only the last)."""
+    import io
+
+    states = []
+    original = trainer.atomic_write_bytes
+
+    def capture(path, data, *args, **kwargs):
+        if path.name == STATE_FILE.name:
+            states.append(torch.load(io.BytesIO(data), weights_only=True))
+        return original(path, data, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "atomic_write_bytes", capture)
+    return states
+
+
+def _same_states(sa, sb) -> None:
+    assert sa["epoch"] == sb["epoch"] and sa["step"] == sb["step"]
+    for key in sa["model"]:
+        assert torch.equal(sa["model"][key], sb["model"][key]), (sa["epoch"], key)
+    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
+        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"]), sa["epoch"]
+
+
 def _same_runs(a, b) -> None:
     assert _untimed(read_metrics(a)) == _untimed(read_metrics(b))
     names = [p.name for p in list_checkpoints(a)]
@@ -51,19 +75,19 @@ def _same_runs(a, b) -> None:
             np.testing.assert_array_equal(la.stats["grad_mean"], lb.stats["grad_mean"])
     sa = torch.load(a / STATE_FILE, weights_only=True)
     sb = torch.load(b / STATE_FILE, weights_only=True)
-    assert sa["epoch"] == sb["epoch"] == 3 and sa["step"] == sb["step"]
-    for key in sa["model"]:
-        assert torch.equal(sa["model"][key], sb["model"][key])
-    for pa, pb in zip(sa["optimizer"]["state"].values(), sb["optimizer"]["state"].values()):
-        assert torch.equal(pa["momentum_buffer"], pb["momentum_buffer"])
+    assert sa["epoch"] == 3
+    _same_states(sa, sb)
 
 
 def test_files_written_while_training_runs_on_hold_the_network_of_their_step(tmp_path, monkeypatch):
     config = TrainConfig(**TINY)
     # iter_train writes each epoch's files before it yields: the reference
     reference = tmp_path / "reference"
-    for _ in iter_train(config, run_dir=reference):
-        pass
+    with monkeypatch.context() as patch:
+        reference_states = _capture_states(patch)
+        for _ in iter_train(config, run_dir=reference):
+            pass
+    states = _capture_states(monkeypatch)
     # train() hands the writes to the writer's thread; held back, they are still in
     # flight while the next steps change the weights, so only copies keep them right
     released = {"epoch_0000.safetensors": threading.Event()}  # written before training starts
@@ -72,16 +96,29 @@ def test_files_written_while_training_runs_on_hold_the_network_of_their_step(tmp
     deferred = tmp_path / "deferred"
     in_flight = []
 
-    def on_epoch(record):
-        name = f"epoch_{record['epoch']:04d}.safetensors"
-        if record["epoch"] >= 1:
-            # the caller has the record before the epoch's checkpoint is on disk
-            in_flight.append(not (deferred / "checkpoints" / name).exists())
-            released.setdefault(name, threading.Event()).set()
+    def release(epoch):
+        released.setdefault(f"epoch_{epoch:04d}.safetensors", threading.Event()).set()
 
-    result = train(config, run_dir=deferred, on_epoch=on_epoch)
+    def on_epoch(record):
+        epoch = record["epoch"]
+        if epoch >= 1:
+            # the caller has the record before the epoch's checkpoint is on disk
+            in_flight.append(not (deferred / "checkpoints" / f"epoch_{epoch:04d}.safetensors").exists())
+        if epoch == config.epochs:
+            release(epoch)
+
+    def on_step(epoch, step):
+        if epoch >= 2 and step == (epoch - 1) * 21 + 2:
+            # two steps of the next epoch have changed the weights and momentum in place:
+            # only now is the last epoch's checkpoint, then its state, written
+            release(epoch - 1)
+
+    result = train(config, run_dir=deferred, on_epoch=on_epoch, on_step=on_step)
     assert result.epochs_done == 3 and in_flight == [True, True, True]
     _same_runs(reference, deferred)
+    assert [s["epoch"] for s in states] == [s["epoch"] for s in reference_states] == [0, 1, 2, 3]
+    for mine, theirs in zip(states, reference_states):
+        _same_states(mine, theirs)
 
 
 def test_an_error_in_a_background_write_is_raised_in_the_training_thread(tmp_path, monkeypatch):
