@@ -9,6 +9,12 @@ any training; ``--checkpoint-every`` adds ``epoch_E_step_S`` inside epochs) and
 epoch and step), written atomically after every epoch and read back with
 ``torch.load(weights_only=True)``.
 
+Files are written on one background thread: at the end of an epoch the loop copies the
+tensors (weights, biases, masks, optimiser and algorithm state) and goes on training
+while the copies are turned into the checkpoint, the metrics line and the state, in
+that order. The next write, the end of the run, an error and :func:`iter_train`'s
+yield wait for the write in flight, and its errors are raised in the training loop.
+
 Every checkpoint carries ``stats["grad_mean"]`` per output neuron: the mean over the
 epoch's steps of the mean ``|dL/dW|`` over the neuron's incoming weights, using the
 dense gradient (all positions). For ``epoch_0000`` it is the same mean over the first
