@@ -299,6 +299,43 @@ def claims(mode: Mode, cells: dict) -> list[str]:
     return lines
 
 
+def plain_summary(mode: Mode, cells: dict) -> list[str]:
+    """Bullets in plain words: CHTs against the dense MLP, the best method per cell, width, CV, ITOP."""
+    lines = []
+    for dataset in mode.datasets:
+        dense = cells.get((dataset, "dense", 1.0))
+        for rho in sorted(mode.densities):
+            chts = cells.get((dataset, "chts", rho))
+            if dense is None or chts is None:
+                continue
+            diff, p = compare(cells, (dataset, "chts", rho), (dataset, "dense", 1.0))
+            if diff > 0 and math.isfinite(p) and p < 0.05:
+                word = "beats"
+            elif diff > 0:
+                word = "is above, but not significantly,"
+            else:
+                word = "does not beat"
+            lines.append(f"- {dataset}, {rho:.0%} of the connections: CHTs {word} the dense MLP here "
+                         f"({_fmt(chts['acc'], chts['ci'])} against {_fmt(dense['acc'], dense['ci'])}, "
+                         f"{100 * diff:+.2f} points, Welch p {p:.3g}); it removed "
+                         f"{np.mean(chts['removed']):.1f} of {sum(mode.hidden)} hidden neurons on average.")
+        for rho in mode.densities:
+            ranked = sorted(((cells[(dataset, a, rho)]["acc"], a) for a in METHODS if (dataset, a, rho) in cells),
+                            reverse=True)
+            if ranked:
+                lines.append(f"- {dataset}, {rho:.0%}: methods by mean test accuracy: "
+                             + ", ".join(f"{a} {100 * acc:.2f}%" for acc, a in ranked) + ".")
+            rigl, srigl = cells.get((dataset, "rigl", rho)), cells.get((dataset, "srigl", rho))
+            if rigl is not None and srigl is not None:
+                cv_r = np.mean(np.array(rigl["final_cvs"]), axis=0)
+                cv_s = max(max(cv[:-1] or cv) for cv in srigl["final_cvs"])
+                lines.append(f"- {dataset}, {rho:.0%}: RigL's final fan-in CV per layer "
+                             + ", ".join(f"{c:.2f}" for c in cv_r)
+                             + f"; SRigL's largest final CV in a hidden layer is {cv_s:.3g}, and it ends "
+                             f"{100 * (srigl['acc'] - rigl['acc']):+.2f} points from RigL.")
+    return lines
+
+
 # -- report ---------------------------------------------------------------------------------
 def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files):
     from topo.checkpoint import atomic_write_text
@@ -357,6 +394,7 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files)
               "share of all possible connections active in any epoch's checkpoint; NNSTD is the mean over pairs of "
               "seeds of the final networks' distance (Liu et al. 2020); time per epoch is wall clock on a loaded "
               "shared machine, so only its ratios within one run of the study mean anything.", ""]
+    lines += ["## In plain words", ""] + plain_summary(mode, cells) + [""]
     lines += ["## Published claims, here", "",
               "| data set | density | claim | measured | Welch p | verdict |", "|---|---|---|---|---|---|"]
     lines += claims(mode, cells)

@@ -25,6 +25,7 @@ def test_smoke_trains_every_arm_and_writes_the_report(tmp_path, capsys):
     assert "Incomplete" not in readme
     assert "| data set | density | method | n | test accuracy (95% CI) |" in readme
     assert "| data set | density | claim | measured | Welch p | verdict |" in readme
+    assert "- digits, 10% of the connections: CHTs " in readme and "SRigL's largest final CV in a hidden layer is 0," in readme
     for claim in ("CHTs beats the dense MLP", "RigL beats SET", "SRigL matches RigL",
                   "SRigL keeps fan-in CV 0 (hidden layers)", "ITOP: exploration rate tracks accuracy"):
         assert claim in readme, claim
