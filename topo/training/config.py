@@ -277,6 +277,9 @@ class _CoreConfig:
         if unknown:
             raise TopoError(f"unknown training options in configuration: {', '.join(unknown)}")
         values = {k: coerce_value(k, known[k].type, known[k].spec, v, "configuration") for k, v in data.items()}
+        for name, before in _VALUE_BEFORE_OPTION.items():
+            if name not in values and name in known:
+                values[name] = before  # the behaviour such a run trained with
         return TrainConfig(**values)
 
     def to_json(self) -> str:
@@ -384,6 +387,11 @@ _OPTIONS: list[OptionField] = option_fields(TrainConfig)
 #: that differ only in these are the same run (sweep ids, reusing a run folder)
 IDENTITY_EXCLUDED = tuple(item.name for item in _OPTIONS if item.spec.describes_where)
 _DECLARED = frozenset(name for name, _, _ in _declared_fields())
+
+
+#: options whose default differs from what runs written before the option existed did
+#: (SET grew weights at 0 before ``--set-regrow-init``; its default is now the reference's normal)
+_VALUE_BEFORE_OPTION: dict[str, Any] = {"set_regrow_init": "zero"}
 
 
 def config_identity(config: TrainConfig) -> dict[str, Any]:

@@ -214,7 +214,30 @@ def algorithm_update(algorithm, step: int, weights: Sequence[Any], masks: Sequen
 def algorithm_after_epoch(algorithm, epoch: int, weights: Sequence[Any], masks: Sequence[Any], optimizer, generator) -> bool:
     """Run the algorithm's end-of-epoch hook for epoch ``epoch`` (1-based); whether masks changed."""
     new_masks = algorithm.after_epoch(epoch, [as_matrix(w) for w in weights], [as_matrix(m) for m in masks], generator)
-    return new_masks is not None and any(install_masks(weights, masks, optimizer, new_masks))
+    if new_masks is None:
+        return False
+    before = [m.clone() for m in masks]
+    changed = install_masks(weights, masks, optimizer, new_masks)
+    if any(changed):
+        initialise_grown(algorithm, weights, before, masks, generator)
+    return any(changed)
+
+
+def initialise_grown(algorithm, weights: Sequence[Any], before: Sequence[Any], after: Sequence[Any], generator) -> None:
+    """Give the weights grown between masks ``before`` and ``after`` the algorithm's
+    start values (:meth:`~topo.training.algorithms.base.Algorithm.grown_values`)."""
+    import torch
+
+    for weight, old, new in zip(weights, before, after):
+        grown = new & ~old
+        count = int(grown.sum())
+        if count == 0:
+            continue
+        values = algorithm.grown_values(count, generator)
+        if values is None:
+            continue
+        with torch.no_grad():
+            weight[grown] = torch.as_tensor(values).to(device=weight.device, dtype=weight.dtype)
 
 
 def total_epochs(algorithm, epochs: int) -> int:

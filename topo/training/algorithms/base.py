@@ -196,6 +196,12 @@ class Algorithm:
         self.frozen: set[int] = set()
 
     # -- hooks ----------------------------------------------------------------------
+    def grown_values(self, count: int, generator):
+        """Start values of ``count`` weights one layer grew at the end of an epoch, in
+        row-major order of their positions, as a float tensor; None (the default) keeps
+        them at 0. Drawn from ``generator`` (the epoch's), so a resumed run draws the same."""
+        return None
+
     def initial_masks(self, shapes: Sequence[tuple[int, int]], **mask_options: Any):
         """The masks training starts from: :func:`topo.training.masks.initial_masks`.
 

@@ -5,9 +5,15 @@ weights), in each layer that does not start fully dense: of the active weights
 ``w >= 0`` drop the ``floor(ζ · count)`` smallest, of the active weights ``w < 0`` drop
 the ``floor(ζ · count)`` closest to zero (``ζ = drop_fraction``; ties broken at random),
 then grow as many connections at positions drawn uniformly at random among the
-positions inactive after the drop (a just-dropped one may be drawn again). Grown
-weights start at exactly 0 (not small random values; the gradient moves them in the
-next epoch) with zeroed optimiser state. Every layer keeps its number of active weights.
+positions inactive after the drop (a just-dropped one may be drawn again). Every layer
+keeps its number of active weights, and grown weights start with zeroed optimiser state.
+
+The values grown weights start at are the option ``--set-regrow-init``:
+
+- ``normal`` (default): drawn from ``N(0, 1) / 10``, the rule of the reference SET
+  implementation (Mocanu et al.'s ``set_mlp``: ``np.random.randn(n) / 10`` for the new
+  connections), from the epoch's algorithm generator, so a resumed run draws the same;
+- ``zero``: exactly 0 (the gradient moves them in the next epoch).
 """
 
 from __future__ import annotations
@@ -16,8 +22,14 @@ import math
 
 from topo.errors import TopoError
 from topo.training.algorithms.base import Algorithm, random_positions, register, select_positions
+from topo.training.schema import option
 
-__all__ = ["SET", "set_update", "set_drop_counts"]
+__all__ = ["SET", "set_update", "set_drop_counts", "SET_REGROW_INITS", "SET_REGROW_STD"]
+
+#: the choices of ``--set-regrow-init``
+SET_REGROW_INITS = ("normal", "zero")
+#: the standard deviation of grown weights under ``normal`` (the reference code's ``randn / 10``)
+SET_REGROW_STD = 0.1
 
 
 def set_drop_counts(weight, mask, fraction: float) -> tuple[int, int]:
@@ -58,12 +70,30 @@ class SET(Algorithm):
     """SET: see the module docstring for the exact rule."""
 
     option_names = ("drop_fraction",)
+    declared_options = {
+        "set_regrow_init": option(
+            "normal", type=str, choices=SET_REGROW_INITS, choice_noun="regrowth initialisation",
+            group="Method options",
+            help="Values SET's grown weights start at: normal = N(0,1)/10 as the reference SET code, zero = exactly 0.",
+        ),
+    }
 
-    def __init__(self, *, drop_fraction: float = 0.3) -> None:
+    def __init__(self, *, drop_fraction: float = 0.3, set_regrow_init: str = "normal") -> None:
         if not 0.0 <= float(drop_fraction) <= 1.0:
             raise TopoError(f"--drop-fraction must be in [0, 1], got {drop_fraction!r}")
-        super().__init__(drop_fraction=float(drop_fraction))
+        if set_regrow_init not in SET_REGROW_INITS:
+            raise TopoError(f"--set-regrow-init must be one of {', '.join(SET_REGROW_INITS)}, got {set_regrow_init!r}")
+        super().__init__(drop_fraction=float(drop_fraction), set_regrow_init=str(set_regrow_init))
         self.drop_fraction = float(drop_fraction)
+        self.regrow_init = str(set_regrow_init)
+
+    def grown_values(self, count: int, generator):
+        """Start values of ``count`` grown weights of one layer; None keeps them at 0."""
+        if self.regrow_init == "zero":
+            return None
+        import torch
+
+        return torch.randn(count, generator=generator) * SET_REGROW_STD
 
     def after_epoch(self, epoch, weights, masks, generator):
         if epoch >= self.epochs or self.drop_fraction == 0.0:
