@@ -312,3 +312,38 @@ def test_unzipped_model_folder_with_weights_linked_from_elsewhere_is_refused(tmp
     os.symlink(outside, folder / "model.weights.h5")
     with pytest.raises(TopoError, match=r"model\.weights\.h5"):
         load(folder)
+
+
+# -- requested sparsity: tfmot pruning schedules in the config ---------------------------
+def test_tfmot_pruning_schedules_are_requested_beside_achieved():
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    path = FIXTURES / "scheduled.keras"
+    wrappers = [layer for layer in _config(path)["config"]["layers"] if layer["class_name"] == "PruneLowMagnitude"]
+    schedules = {w["config"]["name"]: w["config"]["pruning_schedule"] for w in wrappers}
+    truth = {
+        name: s["config"].get("target_sparsity", s["config"].get("final_sparsity")) for name, s in schedules.items()
+    }
+    assert truth == {"prune_low_magnitude_fc1": 0.75, "prune_low_magnitude_fc2": 0.9}
+    with _h5(path) as f:
+        achieved = {
+            "prune_low_magnitude_fc1": 1 - np.count_nonzero(f["layers/prune_low_magnitude/vars/0"][()]) / 48,
+            "prune_low_magnitude_fc2": 1 - np.count_nonzero(f["layers/prune_low_magnitude_1/vars/0"][()]) / 30,
+        }
+    assert load(path).info["requested_sparsity"] == truth
+
+    result = CliRunner().invoke(main, ["audit", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    rows = {layer["name"]: layer for layer in json.loads(result.output)[0]["layers"]}
+    for name, target in truth.items():
+        assert rows[name]["requested_sparsity"] == target
+        assert rows[name]["sparsity"] == pytest.approx(achieved[name])
+    assert rows["head"]["requested_sparsity"] is None  # no wrapper, no target
+
+    result = CliRunner().invoke(main, ["inspect", str(path), "--format", "json"])
+    layers = {layer["name"]: layer for layer in json.loads(result.output)["layers"]}
+    assert {name: layers[name]["requested_sparsity"] for name in truth} == truth
+    table = CliRunner().invoke(main, ["inspect", str(path)]).output
+    assert "requested" in table and "0.75" in table

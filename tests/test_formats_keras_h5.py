@@ -129,3 +129,51 @@ def test_truncated(tmp_path):
     (tmp_path / "cut.h5").write_bytes(data[: len(data) // 2])
     with pytest.raises(TopoError, match="cut.h5"):
         load(tmp_path / "cut.h5")
+
+
+def test_model_config_pruning_schedule_is_requested_sparsity(tmp_path):
+    """tf.keras 2 ``model.save("x.h5")`` keeps the model's JSON config in ``model_config``:
+    a tfmot wrapper's ``pruning_schedule`` is that layer's requested sparsity."""
+    import json
+
+    rng = np.random.default_rng(3)
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "PruneLowMagnitude", "config": {
+            "name": "prune_low_magnitude_dense",
+            "pruning_schedule": {"class_name": "PolynomialDecay", "config": {
+                "initial_sparsity": 0.2, "final_sparsity": 0.8, "begin_step": 0, "end_step": 100,
+                "power": 3, "frequency": 10}},
+            "layer": {"class_name": "Dense", "config": {"name": "dense", "units": 6}}}},
+        {"class_name": "Dense", "config": {"name": "dense_1", "units": 2}},
+    ]}}
+    mask = (rng.random((4, 6)) < 0.2).astype(np.float32)
+    path = tmp_path / "pruned.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = np.bytes_(json.dumps(config))  # fixed-length
+        weights = f.create_group("model_weights")
+        weights.attrs["layer_names"] = np.array([b"prune_low_magnitude_dense", b"dense_1"])
+        _write_layer(weights, "prune_low_magnitude_dense", [
+            ("prune_low_magnitude_dense/mask:0", mask),
+            ("prune_low_magnitude_dense/kernel:0", rng.normal(size=(4, 6)).astype(np.float32)),
+        ])
+        _write_layer(weights, "dense_1", [("dense_1/kernel:0", _sparse(rng, (6, 2)))])
+    net = load(path)
+    assert net.info["requested_sparsity"] == {"prune_low_magnitude_dense": 0.8}
+    from topo.analysis.patterns import sparsity_report
+
+    report = sparsity_report(net)
+    first = report.layers[0]
+    assert (first.requested, first.achieved) == (0.8, pytest.approx(1 - np.count_nonzero(mask) / mask.size))
+    assert report.layers[1].requested is None
+
+    # A model_config that is not JSON is only informative: the weights still read, no target.
+    with h5py.File(path, "a") as f:
+        f.attrs["model_config"] = np.bytes_("{not json")
+    assert "requested_sparsity" not in load(path).info
+    # tf.keras's own variable-length string is not read: the targets are said to be unknown.
+    with h5py.File(path, "a") as f:
+        f.attrs["model_config"] = json.dumps(config)
+        assert h5py.h5a.open(f.id, b"model_config").get_type().is_variable_str()
+    net = load(path)
+    assert "requested_sparsity" not in net.info
+    assert any("target sparsities are unknown" in w for w in net.info["warnings"])

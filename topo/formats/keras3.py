@@ -73,7 +73,7 @@ from topo.formats._assemble import (
 )
 from topo.topology import Topology
 
-__all__ = ["EXTENSIONS", "sniff", "read", "is_keras3_weights"]
+__all__ = ["EXTENSIONS", "sniff", "read", "is_keras3_weights", "with_tfmot_targets"]
 
 EXTENSIONS = (".keras",)
 
@@ -633,7 +633,7 @@ def read(
             warnings.append("layer order taken from the weight groups' names (no model config in this file)")
         else:
             info["order"] = "the order Keras wrote the layers (no model config in this file)"
-        return build_topology(
+        topology = build_topology(
             tensors,
             path=path,
             format=fmt,
@@ -645,3 +645,12 @@ def read(
             # The config's graph, or the order Keras wrote model.layers in, is the model's own.
             keep_order="names" not in notes,
         )
+        return with_tfmot_targets(topology, config)
+
+
+def with_tfmot_targets(topology: Topology, config: Any) -> Topology:
+    """The topology with ``info["requested_sparsity"]`` from the config's tfmot pruning wrappers."""
+    from topo.formats._requested import match_layers, tfmot_targets
+
+    requested = match_layers(tfmot_targets(config), topology.names) if config is not None else {}
+    return topology.with_info(requested_sparsity=requested) if requested else topology

@@ -166,7 +166,15 @@ def read(
                     # are refused there, before anything is allocated.
                     arrays.append((var, _hdf5.read_dataset(dataset, path, f"{layer_name}/{var}", budget)))
                 tensors.extend(_layer_tensors(layer_name, arrays, path, warnings, skipped))
-        return build_topology(
+            config = _model_config(handle, path)
+            if config is None and "model_config" in handle.attrs and any(
+                name.startswith("prune_low_magnitude") for name in layer_names
+            ):
+                warnings.append(
+                    "model_config is not a fixed-length string (not read: it can hang libhdf5); "
+                    "the pruning wrappers' target sparsities are unknown"
+                )
+        topology = build_topology(
             tensors,
             path=path,
             format="keras-h5",
@@ -177,6 +185,30 @@ def read(
             warnings=warnings,
             skipped=skipped,
         )
+        from topo.formats.keras3 import with_tfmot_targets
+
+        return with_tfmot_targets(topology, config)
+
+
+def _model_config(handle: Any, path: Path) -> Any:
+    """The ``model_config`` attribute ``model.save("x.h5")`` writes (JSON), or None.
+
+    Only informative (it gives the tfmot pruning targets): a config that cannot be read is
+    left out. tf.keras writes it as a variable-length string, which topo does not read (see
+    :func:`topo.formats._hdf5.string_attr`); a fixed-length one is read.
+    """
+    import json
+
+    try:
+        text = _hdf5.string_attr(handle, "model_config", path, required=False)
+    except TopoError:
+        return None
+    if not text:
+        return None
+    try:
+        return json.loads(text[0])
+    except (ValueError, RecursionError):
+        return None
 
 
 def _layer_tensors(
