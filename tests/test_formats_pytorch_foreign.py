@@ -159,3 +159,98 @@ def test_stored_mask_named_like_sparseml_wins(tmp_path):
     mask = torch.rand(6, 5, generator=gen) < 0.4
     net = load(_save(tmp_path, {"fc.weight": weight, "fc.weight_mask": mask.float()}))
     np.testing.assert_array_equal(_mask(net[0]), mask.numpy())
+
+
+# -- requested sparsity ----------------------------------------------------------------
+def _audit_layers(path: Path) -> dict:
+    import json
+
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    result = CliRunner().invoke(main, ["audit", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    return {layer["name"]: layer for layer in json.loads(result.output)[0]["layers"]}
+
+
+def test_nni_config_list_in_the_checkpoint_is_requested_sparsity():
+    import json
+
+    recorded = json.loads((FIXTURES / "nni_config.json").read_text())
+    # The truth from the config list NNI was given: Linear layers 0.75, except "4" at 0.5.
+    (types_entry, names_entry) = recorded["config_list"]
+    truth = {name: types_entry["sparse_ratio"] for name in ("0", "2")} | {"4": names_entry["sparse_ratio"]}
+    assert types_entry["exclude_op_names"] == names_entry["op_names"] == ["4"]
+    net = load(FIXTURES / "nni_config.pt")
+    assert net.info["requested_sparsity"] == truth
+    rows = _audit_layers(FIXTURES / "nni_config.pt")
+    for name, target in truth.items():
+        assert rows[name]["requested_sparsity"] == target
+        assert rows[name]["sparsity"] == pytest.approx(recorded["achieved"][name])
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    table = CliRunner().invoke(main, ["inspect", str(FIXTURES / "nni_config.pt")]).output
+    assert "requested" in table and "0.75" in table
+    # A checkpoint without a config list asks for nothing.
+    assert "requested_sparsity" not in load(FIXTURES / "nni_wrapped.pt").info
+
+
+def _recipe_truth(text: str) -> dict[str, float]:
+    """Parameter name or ``re:`` pattern -> final_sparsity, read from the recipe's lines."""
+    import re
+
+    truth = {}
+    for block in text.split("- !")[1:]:
+        final = re.search(r"final_sparsity:\s*([0-9.]+)", block)
+        params = re.search(r"params:\s*\[(.*)\]", block)
+        if final and params:
+            for param in re.findall(r"'([^']+)'|\"([^\"]+)\"", params.group(1)):
+                truth[param[0] or param[1]] = float(final.group(1))
+    return truth
+
+
+@pytest.mark.parametrize("name", ["sparseml/model.pth", "sparseml_recipe_inside.pth"])
+def test_sparseml_recipe_beside_or_inside_is_requested_sparsity(name):
+    import re
+
+    pytest.importorskip("yaml")
+    torch = pytest.importorskip("torch")
+    path = FIXTURES / name
+    text = (FIXTURES / "sparseml" / "recipe.yaml").read_text()
+    patterns = _recipe_truth(text)
+    assert patterns == {r"re:hidden\.[0-9]+\.weight": 0.85, "inp.weight": 0.6}
+    state = torch.load(path, weights_only=True)
+    if "recipe" in state:
+        assert state["recipe"] == text
+        state = state["state_dict"]
+    truth = {}
+    for key in (k for k in state if k.endswith(".weight")):
+        for pattern, target in patterns.items():
+            if (pattern.startswith("re:") and re.fullmatch(pattern[3:], key)) or pattern == key:
+                truth[key[: -len(".weight")]] = target
+    assert truth == {"inp": 0.6, "hidden.0": 0.85, "hidden.1": 0.85}  # "out" is only held constant
+    assert load(path).info["requested_sparsity"] == truth
+    rows = _audit_layers(path)
+    for layer, target in truth.items():
+        weight = state[f"{layer}.weight"].numpy()
+        assert rows[layer]["requested_sparsity"] == target
+        assert rows[layer]["sparsity"] == pytest.approx(1 - np.count_nonzero(weight) / weight.size)
+    assert rows["out"]["requested_sparsity"] is None
+
+
+def test_recipe_that_is_not_yaml_or_names_nothing_asks_for_nothing(tmp_path):
+    import shutil
+
+    pytest.importorskip("yaml")
+    shutil.copy(FIXTURES / "sparseml" / "model.pth", tmp_path / "model.pth")
+    (tmp_path / "recipe.yaml").write_text("modifiers: [ !GMPruningModifier {final_sparsity: 0.9\n")
+    assert "requested_sparsity" not in load(tmp_path / "model.pth").info
+    (tmp_path / "recipe.yaml").write_text(
+        "a: &a [!GMPruningModifier {final_sparsity: 0.9, params: ['nothing.weight']}]\n"
+        "b: &b [*a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b]\n"
+        "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: [*d, *d, *d, *d, *d, *d, *d, *d]\n"
+    )
+    assert "requested_sparsity" not in load(tmp_path / "model.pth").info

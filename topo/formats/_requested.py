@@ -6,10 +6,9 @@ The convention (see :mod:`topo.analysis.patterns`): a dict layer name -> target,
 - TensorFlow Model Optimization pruning wrappers (``PruneLowMagnitude``) in a Keras
   model config: the wrapper's ``pruning_schedule`` (``ConstantSparsity.target_sparsity``,
   ``PolynomialDecay.final_sparsity``) is the wrapped layer's target;
-- NNI config lists (``[{"sparsity_per_layer": 0.8, "op_types": ["Linear"]}, ...]``): each
-  entry's ``sparsity`` / ``sparsity_per_layer`` for the layers its ``op_names`` name (or
-  every layer when it names none but ``op_types``), ``total_sparsity`` for the network;
-  ``exclude`` entries set 0;
+- NNI config lists (``[{"sparse_ratio": 0.8, "op_types": ["Linear"]}, ...]``): each
+  entry's ``sparse_ratio`` (NNI 3) or ``sparsity`` / ``sparsity_per_layer`` (NNI 2) for
+  the layers it selects, ``total_sparsity`` for the network; excluded layers get 0;
 - SparseML recipes (YAML): ``GMPruningModifier`` / ``MagnitudePruningModifier`` /
   ``ConstantPruningModifier`` ... with ``final_sparsity`` and ``params`` (names, or
   ``re:`` regular expressions, or ``__ALL__``) matched against the layers' parameter names.
@@ -127,19 +126,22 @@ def _strings(value: Any) -> list[str]:
     return []
 
 
-def nni_targets(config_list: Any, names: list[str], types: Mapping[str, str] | None = None) -> dict[str, float]:
+def nni_targets(config_list: Any, names: list[str], kinds: Mapping[str, str] | None = None) -> dict[str, float]:
     """Targets from an NNI config list, keyed by the topology's layer names.
 
     Parameters
     ----------
     config_list : list of dict
-        NNI's pruner config list.
+        NNI's pruner config list: ``sparse_ratio`` (NNI 3) or ``sparsity`` /
+        ``sparsity_per_layer`` (NNI 2) per layer, ``total_sparsity`` for the layers an
+        entry selects together; ``op_names`` / ``op_names_re`` / ``op_types`` select,
+        ``exclude_op_names`` and ``exclude: True`` entries leave layers out (target 0).
     names : list of str
         The topology's layer names (``fc1``, ``features/0``).
-    types : dict, optional
-        Layer name -> module class (``Linear``), where the file records it; an entry
-        with ``op_types`` only then applies to the layers of those types (without
-        types, to every layer).
+    kinds : dict, optional
+        Layer name -> topo's layer kind (``linear``, ``conv``, ``embedding``): an entry's
+        ``op_types`` (``Linear``, ``Conv2d``) then select by kind; a layer of unknown kind
+        is selected by any ``op_types``.
 
     Examples
     --------
@@ -150,30 +152,48 @@ def nni_targets(config_list: Any, names: list[str], types: Mapping[str, str] | N
     out: dict[str, float] = {}
     if not isinstance(config_list, (list, tuple)):
         return out
+    kinds = kinds or {}
+
+    def of_types(name: str, op_types: set[str]) -> bool:
+        kind = kinds.get(name)
+        if kind is None or "default" in op_types:
+            return True
+        return any(op.lower().startswith(kind) or (kind == "conv" and op.lower().startswith("conv")) for op in op_types)
+
     for entry in config_list:
         if not isinstance(entry, Mapping):
             continue
-        op_names = [n.replace(".", "/") for n in _strings(entry.get("op_names"))]
+        op_names = _strings(entry.get("op_names"))
+        patterns = _strings(entry.get("op_names_re"))
         op_types = set(_strings(entry.get("op_types")))
-        if op_names:
-            chosen = [n for n in names if any(_matches(n, wanted) for wanted in op_names)]
-        elif op_types and types:
-            chosen = [n for n in names if types.get(n) in op_types or "default" in op_types]
+        if op_names or patterns:
+            chosen = [n for n in names if any(_matches(n, w.replace(".", "/")) or _matches(n, w) for w in op_names)]
+            for pattern in patterns:
+                try:
+                    chosen += [n for n in names if n not in chosen and re.fullmatch(pattern, n.replace("/", "."))]
+                except re.error:
+                    continue
         else:
             chosen = list(names)
-        if op_types and types and op_names:
-            chosen = [n for n in chosen if types.get(n, next(iter(op_types))) in op_types]
+        if op_types:
+            chosen = [n for n in chosen if of_types(n, op_types)]
+        excluded = _strings(entry.get("exclude_op_names"))
+        chosen = [n for n in chosen if not any(_matches(n, w.replace(".", "/")) or _matches(n, w) for w in excluded)]
         if entry.get("exclude") is True:
             for name in chosen:
                 out[name] = 0.0
             continue
-        total = _fraction(entry.get("total_sparsity"))
-        if total is not None and not op_names and len(chosen) == len(names):
-            out["*"] = total
-        per_layer = _fraction(entry.get("sparsity_per_layer", entry.get("sparsity")))
+        per_layer = None
+        for field in ("sparse_ratio", "sparsity_per_layer", "sparsity"):
+            if field in entry:
+                per_layer = _fraction(entry[field])
+                break
         if per_layer is not None:
             for name in chosen:
                 out[name] = per_layer
+        total = _fraction(entry.get("total_sparsity"))
+        if total is not None and chosen and len(chosen) == len(names):
+            out["*"] = total
     return out
 
 
@@ -181,19 +201,26 @@ def nni_targets(config_list: Any, names: list[str], types: Mapping[str, str] | N
 _PRUNING_MODIFIER = re.compile(r"Pruning(Modifier)?$")
 
 
-def _modifiers(recipe: Any, depth: int = 0) -> Iterable[tuple[str, Mapping[str, Any]]]:
-    """(class name, arguments) of every ``!XModifier`` in a parsed recipe (any stage nesting)."""
-    if depth > _MAX_DEPTH:
+def _modifiers(recipe: Any, depth: int = 0, seen: set[int] | None = None) -> Iterable[tuple[str, Mapping[str, Any]]]:
+    """(class name, arguments) of every ``!XModifier`` in a parsed recipe (any stage nesting).
+
+    Each object is visited once: YAML aliases share objects, and a recipe built of
+    aliases of aliases would otherwise take exponential time to walk.
+    """
+    seen = set() if seen is None else seen
+    if depth > _MAX_DEPTH or id(recipe) in seen:
         return
     if isinstance(recipe, Mapping):
+        seen.add(id(recipe))
         for key, value in recipe.items():
             if isinstance(key, str) and "Modifier" in key and isinstance(value, Mapping):
                 yield key.lstrip("!"), value
             else:
-                yield from _modifiers(value, depth + 1)
+                yield from _modifiers(value, depth + 1, seen)
     elif isinstance(recipe, list):
+        seen.add(id(recipe))
         for item in recipe:
-            yield from _modifiers(item, depth + 1)
+            yield from _modifiers(item, depth + 1, seen)
 
 
 def parse_recipe(text: str) -> Any:

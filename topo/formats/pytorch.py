@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from topo.errors import TopoError
+from topo.formats import _policy
 from topo.formats._assemble import (
     Tensor,
     build_topology,
@@ -510,7 +511,7 @@ def read(
         if found:
             notes = found + [n for n in notes if not n.startswith("no state dict entry")]
         _gpt2_conv1d(tensors, notes)
-        return build_topology(
+        topology = build_topology(
             tensors,
             path=path,
             format="pytorch",
@@ -519,3 +520,38 @@ def read(
             info=facts,
             warnings=notes,
         )
+        requested = _requested_targets(obj, path, topology)
+        return topology.with_info(requested_sparsity=requested) if requested else topology
+
+
+#: A SparseML recipe beside a checkpoint; larger files are not recipes.
+_RECIPE_NAMES = ("recipe.yaml", "recipe.yml")
+_MAX_RECIPE_BYTES = 1024**2
+
+
+def _requested_targets(obj: Any, path: Path, topology: Topology) -> dict[str, float]:
+    """Target sparsities the checkpoint records: an NNI ``config_list`` in the checkpoint
+    dict, a SparseML recipe (the dict's ``recipe`` string, or ``recipe.yaml`` beside the
+    file). Keyed by layer name (see :mod:`topo.formats._requested`)."""
+    from topo.formats import _requested
+
+    names = topology.names
+    out: dict[str, float] = {}
+    if isinstance(obj, Mapping) and isinstance(obj.get("config_list"), (list, tuple)):
+        kinds = {layer.name: str(layer.info.get("kind", "")) or None for layer in topology}
+        out.update(_requested.nni_targets(obj["config_list"], names, kinds))
+    recipe = obj.get("recipe") if isinstance(obj, Mapping) else None
+    if not isinstance(recipe, str):
+        recipe = None
+        for name in _RECIPE_NAMES:
+            candidate = path.parent / name
+            if candidate.is_file() and candidate.stat().st_size <= _MAX_RECIPE_BYTES:
+                try:
+                    recipe = _policy.confine(candidate, path.parent, what=name).read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError, TopoError):
+                    recipe = None
+                break
+    if recipe is not None:
+        params = [str(layer.info.get("key", layer.name)) for layer in topology]
+        out.update(_requested.sparseml_targets(recipe, params, names))
+    return out
