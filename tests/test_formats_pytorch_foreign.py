@@ -254,3 +254,22 @@ def test_recipe_that_is_not_yaml_or_names_nothing_asks_for_nothing(tmp_path):
         "d: &d [*c, *c, *c, *c, *c, *c, *c, *c]\ne: [*d, *d, *d, *d, *d, *d, *d, *d]\n"
     )
     assert "requested_sparsity" not in load(tmp_path / "model.pth").info
+
+
+def test_recipe_without_pyyaml_is_said_not_read(tmp_path, monkeypatch):
+    import builtins
+    import shutil
+
+    shutil.copy(FIXTURES / "sparseml" / "model.pth", tmp_path / "model.pth")
+    shutil.copy(FIXTURES / "sparseml" / "recipe.yaml", tmp_path / "recipe.yaml")
+    real_import = builtins.__import__
+
+    def no_yaml(name, *args, **kwargs):
+        if name == "yaml":
+            raise ImportError("no yaml")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_yaml)
+    net = load(tmp_path / "model.pth")
+    assert "requested_sparsity" not in net.info
+    assert any("PyYAML is not installed" in w for w in net.info["warnings"])

@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-__all__ = ["tfmot_targets", "nni_targets", "sparseml_targets", "match_layers"]
+__all__ = ["tfmot_targets", "nni_targets", "sparseml_targets", "parse_recipe", "yaml_available", "match_layers"]
 
 _MAX_DEPTH = 64
 
@@ -221,6 +221,15 @@ def _modifiers(recipe: Any, depth: int = 0, seen: set[int] | None = None) -> Ite
         seen.add(id(recipe))
         for item in recipe:
             yield from _modifiers(item, depth + 1, seen)
+
+
+def yaml_available() -> bool:
+    """Whether PyYAML can be imported (SparseML recipes are read only then)."""
+    try:
+        import yaml  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def parse_recipe(text: str) -> Any:

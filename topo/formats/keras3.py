@@ -550,7 +550,9 @@ def read(
     -------
     Topology
         ``info``: ``format`` (``"keras"`` or ``"keras3-weights"``), ``path``,
-        ``order``, ``keras_version`` where recorded, ``warnings``, ``skipped``.
+        ``order``, ``keras_version`` where recorded, ``warnings``, ``skipped``, and
+        ``requested_sparsity`` where the config holds tfmot pruning wrappers with a
+        ``pruning_schedule``.
 
     Raises
     ------

@@ -23,7 +23,10 @@ What is understood:
 - mask dictionaries saved beside the weights: ``{"masks": {name: tensor}}`` or
   ``{"mask": {"masks": {...}}}``;
 - sparse COO / CSR / CSC / BSR tensors;
-- otherwise the mask is the weight's nonzero pattern.
+- otherwise the mask is the weight's nonzero pattern;
+- target sparsities (``info["requested_sparsity"]``, see :mod:`topo.formats._requested`):
+  an NNI ``config_list`` kept in the checkpoint dict, a SparseML recipe kept under
+  ``recipe`` or saved as ``recipe.yaml`` beside the file (read when PyYAML is installed).
 
 Layers come in the state dict's insertion order, which is the order in which the
 modules were registered: the format's own order.
@@ -520,7 +523,10 @@ def read(
             info=facts,
             warnings=notes,
         )
-        requested = _requested_targets(obj, path, topology)
+        warnings: list[str] = []
+        requested = _requested_targets(obj, path, topology, warnings)
+        if warnings:
+            topology = topology.with_info(warnings=list(topology.info.get("warnings", [])) + warnings)
         return topology.with_info(requested_sparsity=requested) if requested else topology
 
 
@@ -529,7 +535,7 @@ _RECIPE_NAMES = ("recipe.yaml", "recipe.yml")
 _MAX_RECIPE_BYTES = 1024**2
 
 
-def _requested_targets(obj: Any, path: Path, topology: Topology) -> dict[str, float]:
+def _requested_targets(obj: Any, path: Path, topology: Topology, warnings: list[str]) -> dict[str, float]:
     """Target sparsities the checkpoint records: an NNI ``config_list`` in the checkpoint
     dict, a SparseML recipe (the dict's ``recipe`` string, or ``recipe.yaml`` beside the
     file). Keyed by layer name (see :mod:`topo.formats._requested`)."""
@@ -551,7 +557,9 @@ def _requested_targets(obj: Any, path: Path, topology: Topology) -> dict[str, fl
                 except (OSError, UnicodeDecodeError, TopoError):
                     recipe = None
                 break
-    if recipe is not None:
+    if recipe is not None and not _requested.yaml_available():
+        warnings.append("a SparseML recipe was found, but PyYAML is not installed: its targets are not read")
+    elif recipe is not None:
         params = [str(layer.info.get("key", layer.name)) for layer in topology]
         out.update(_requested.sparseml_targets(recipe, params, names))
     return out
