@@ -347,3 +347,17 @@ def test_tfmot_pruning_schedules_are_requested_beside_achieved():
     assert {name: layers[name]["requested_sparsity"] for name in truth} == truth
     table = CliRunner().invoke(main, ["inspect", str(path)]).output
     assert "requested" in table and "0.75" in table
+
+
+def test_keras3_legacy_h5_save_reads_its_variable_length_names():
+    """``model.save("x.h5")`` in Keras 3 writes ``layer_names`` as variable-length
+    strings; the masks equal the kernels' nonzero patterns as h5py reads them."""
+    path = FIXTURES / "mlp_legacy.h5"
+    with h5py.File(path, "r") as f:
+        weights = f["model_weights"]
+        names = [str(n) for n in weights.attrs["layer_names"]]
+        kernels = [weights[f"{n}/mlp/{n}/kernel"][()] for n in names]
+    net = load(path)
+    assert net.names == names
+    for layer, kernel in zip(net.layers, kernels):
+        np.testing.assert_array_equal(layer.mask.toarray(), kernel.T != 0)

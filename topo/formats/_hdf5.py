@@ -22,6 +22,10 @@ it). :func:`open_file` opens a path or an in-memory copy of a zip member.
 from __future__ import annotations
 
 import io
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -125,15 +129,58 @@ def children(group: Any, path: Path) -> list[str]:
 
 #: Most strings one attribute may hold (Keras's ``layer_names`` of a very large model).
 MAX_ATTR_STRINGS = 1_000_000
+#: Seconds and address space a child process may use to read one variable-length
+#: string attribute (libhdf5 can loop forever or crash on a damaged global heap).
+VLEN_TIMEOUT_S = 30
+VLEN_MEMORY_BYTES = 2 * 1024**3
+
+# Runs in a child process: a hang or crash inside libhdf5 then costs the child, not topo.
+_VLEN_SCRIPT = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[4]), int(sys.argv[4])))
+import h5py, numpy as np
+with h5py.File(sys.argv[1], "r") as f:
+    value = f[sys.argv[2]].attrs[sys.argv[3]]
+    items = np.atleast_1d(np.asarray(value, dtype=object)).tolist()
+    json.dump([v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in items], sys.stdout)
+"""
+
+
+def _variable_strings(obj: Any, name: str, path: Path) -> list[str]:
+    """A variable-length string attribute, read in a child process with a time and memory
+    limit; only for files on disk (an in-memory archive member is not handed to a child)."""
+    filename = obj.file.filename
+    if not isinstance(filename, str) or not os.path.isfile(filename):
+        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r} is a variable-length string "
+                        "inside an archive (not read: it can hang libhdf5)", path=path)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", _VLEN_SCRIPT, filename, obj.name, name, str(VLEN_MEMORY_BYTES)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=VLEN_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r}: reading it did not finish in "
+                        f"{VLEN_TIMEOUT_S} s (a damaged variable-length string)", path=path) from None
+    try:
+        items = json.loads(done.stdout) if done.returncode == 0 else None
+    except ValueError:
+        items = None
+    if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+        raise TopoError(f"HDF5 attribute {name!r} of {obj.name!r} cannot be read "
+                        "(a damaged variable-length string)", path=path)
+    if len(items) > MAX_ATTR_STRINGS:
+        raise TopoError(f"refused: HDF5 attribute {name!r} holds {len(items):,} strings", path=path)
+    return items
 
 
 def string_attr(obj: Any, name: str, path: Path, *, required: bool = True) -> list[str] | None:
-    """A fixed-length string (or list of strings) attribute, or None when it is absent.
+    """A string (or list of strings) attribute, or None when it is absent.
 
-    The attribute's HDF5 type is checked before it is read: only fixed-length strings
-    (what Keras writes) are read. Variable-length data lives in the file's global heap,
-    and libhdf5 can crash (a damaged sequence type) or loop forever inside the library
-    (a damaged heap) reading it from a hostile file.
+    The attribute's HDF5 type is checked before it is read. Fixed-length strings are read
+    here. Variable-length strings (what h5py writes for Python ``str``: tf.keras's
+    ``model_config``, Keras 3's legacy ``layer_names``) live in the file's global heap,
+    and libhdf5 can crash or loop forever inside the library reading a damaged one, so
+    they are read in a child process with a time and memory limit. Other
+    variable-length types are never read.
 
     Parameters
     ----------
@@ -161,6 +208,13 @@ def string_attr(obj: Any, name: str, path: Path, *, required: bool = True) -> li
         variable = type_class == h5py.h5t.STRING and attr.get_type().is_variable_str()
     except Exception:
         variable = True
+    if type_class == h5py.h5t.STRING and variable and len(shape) <= 1:
+        if not required:
+            try:
+                return _variable_strings(obj, name, path)
+            except TopoError:
+                return None
+        return _variable_strings(obj, name, path)
     if type_class != h5py.h5t.STRING or variable or len(shape) > 1:
         if not required:
             return None
