@@ -194,8 +194,8 @@ def _model_config(handle: Any, path: Path) -> Any:
     """The ``model_config`` attribute ``model.save("x.h5")`` writes (JSON), or None.
 
     Only informative (it gives the tfmot pruning targets): a config that cannot be read is
-    left out. tf.keras writes it as a variable-length string, which topo does not read (see
-    :func:`topo.formats._hdf5.string_attr`); a fixed-length one is read.
+    left out. tf.keras writes it as a variable-length string, read in a limited child process
+    (see :func:`topo.formats._hdf5.string_attr`); a fixed-length one is read directly.
     """
     import json
 
