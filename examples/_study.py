@@ -14,6 +14,7 @@ import io
 import json
 import math
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -21,6 +22,9 @@ import numpy as np
 
 __all__ = [
     "REPO",
+    "RESULTS",
+    "output_folder",
+    "smoke_refusal",
     "data_folder",
     "load_datasets",
     "markdown_table",
@@ -32,6 +36,64 @@ __all__ = [
 ]
 
 REPO = Path(__file__).resolve().parents[1]
+#: The committed results of the studies' full (or stated) runs; smoke runs never write here.
+RESULTS = REPO / "examples" / "results"
+
+
+# -- output folders -----------------------------------------------------------------------
+def output_folder(study: str, option: str | Path | None, *, smoke: bool) -> Path:
+    """Where a study writes its README, CSVs and figures.
+
+    Parameters
+    ----------
+    study : str
+        The study's name (its script's stem).
+    option : str, Path or None
+        The script's ``--out``; used as given when set.
+    smoke : bool
+        True for ``--smoke``: without ``--out`` a fresh temporary folder, so a smoke
+        run never overwrites the committed results in ``examples/results/<study>``.
+
+    Returns
+    -------
+    Path
+        ``--out``; else a new temporary folder (smoke); else ``examples/results/<study>``.
+    """
+    if option is not None:
+        return Path(option)
+    if smoke:
+        return Path(tempfile.mkdtemp(prefix=f"topo-{study}-smoke-"))
+    return RESULTS / study
+
+
+def smoke_refusal(study: str, smoke: bool, folders: Sequence[str | Path | None]) -> str | None:
+    """Why a run must not go ahead: a ``--smoke`` run asked to write inside ``examples/results/``.
+
+    Parameters
+    ----------
+    study : str
+        The study's name, to start the message with.
+    smoke : bool
+        Whether the run is a ``--smoke`` run (other modes may write anywhere).
+    folders : sequence of str, Path or None
+        The folders the run would write to (results, training runs); None entries are ignored.
+
+    Returns
+    -------
+    str or None
+        A one-line message naming the folder, or None when the run may go ahead.
+    """
+    if not smoke:
+        return None
+    results = RESULTS.resolve()
+    for folder in folders:
+        if folder is None:
+            continue
+        path = Path(folder).expanduser().resolve()
+        if path == results or results in path.parents:
+            return (f"{study}: --smoke never writes into {RESULTS.relative_to(REPO)}/ (asked for {folder}); "
+                    "choose another --out, or leave it out for a temporary folder")
+    return None
 
 
 # -- data ---------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import cohens_d, data_folder, load_datasets, markdown_table, pct, welch_p, write_csv  # noqa: E402
+from _study import (cohens_d, data_folder, load_datasets, markdown_table, output_folder, pct,  # noqa: E402
+                    smoke_refusal, welch_p, write_csv)  # noqa: E402
 
 STUDY = "ggr_density"
 REPO = Path(__file__).resolve().parents[1]
@@ -361,7 +362,8 @@ def parse_args(argv):
     group.add_argument("--quick", action="store_true", help="minutes: digits (3 seeds) and covtype (2 seeds)")
     group.add_argument("--smoke", action="store_true", help="seconds: tiny network, 1 epoch, 1 seed, digits")
     parser.add_argument("--data-dir", help="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)")
-    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)})")
+    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; "
+                        "--smoke: a new temporary folder, never examples/results/)")
     parser.add_argument("--runs", type=Path, default=None, help="scratch folder of the training runs (default OUT/runs)")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration, for every data set")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for every data set")
@@ -379,7 +381,11 @@ def main(argv: list[str] | None = None) -> int:
         if option is not None:
             for key in target:
                 target[key] = int(option)
-    out = Path(args.out) if args.out is not None else DEFAULT_OUT
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs is not None else out / "runs" / mode.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

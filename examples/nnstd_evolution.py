@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, write_csv  # noqa: E402
+from _study import data_folder, output_folder, smoke_refusal, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "nnstd_evolution"
@@ -526,11 +526,16 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--quick", action="store_true", help="a few minutes on two cores (digits, 5 networks per method)")
     group.add_argument("--smoke", action="store_true", help="seconds: tiny networks, 1 epoch (the test suite)")
     parser.add_argument("--data-dir", default=None, help="folder with mnist/, fashion-mnist/, set-mlp/ (default $TOPO_DATA_DIR or ../shared/data)")
-    parser.add_argument("--out", default=str(REPO / "examples" / "results" / STUDY), help="where README.md, CSVs and figures go")
+    parser.add_argument("--out", default=None, help=f"where README.md, CSVs and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
+                        "--smoke: a new temporary folder, never examples/results/)")
     parser.add_argument("--runs", default=None, help="scratch folder of training runs (default OUT/runs/MODE)")
     args = parser.parse_args(argv)
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    out = Path(args.out)
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs else out / "runs" / mode.name
     out.mkdir(parents=True, exist_ok=True)
     data_dir = data_folder(args.data_dir)

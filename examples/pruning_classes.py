@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, write_csv  # noqa: E402
+from _study import data_folder, output_folder, smoke_refusal, write_csv  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "pruning_classes"
@@ -339,11 +339,16 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--quick", action="store_true", help="a few minutes on two cores (MNIST, 3 seeds, 3 + 2 epochs)")
     group.add_argument("--smoke", action="store_true", help="seconds: digits, tiny network, 1 seed (the test suite)")
     parser.add_argument("--data-dir", default=None, help="folder with mnist/ (default $TOPO_DATA_DIR or ../shared/data)")
-    parser.add_argument("--out", default=str(REPO / "examples" / "results" / STUDY), help="where README.md, results.csv and figures go")
+    parser.add_argument("--out", default=None, help=f"where README.md, results.csv and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
+                        "--smoke: a new temporary folder, never examples/results/)")
     parser.add_argument("--runs", default=None, help="scratch folder of training runs (default OUT/runs/MODE)")
     args = parser.parse_args(argv)
     mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    out = Path(args.out)
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs else out / "runs" / mode.name
     data_dir = data_folder(args.data_dir)
 

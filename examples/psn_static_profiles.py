@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, markdown_table, run_digest, write_csv  # noqa: E402
+from _study import data_folder, markdown_table, output_folder, run_digest, smoke_refusal, write_csv  # noqa: E402
 
 STUDY = "psn_static_profiles"
 REPO = Path(__file__).resolve().parents[1]
@@ -612,14 +612,19 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--quick", action="store_true", help="a few minutes on two cores")
     group.add_argument("--smoke", action="store_true", help="seconds: tiny widths, 1 epoch, digits")
-    parser.add_argument("--out", help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)})")
+    parser.add_argument("--out", help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; "
+                        "--smoke: a new temporary folder, never examples/results/)")
     parser.add_argument("--runs-dir", help="scratch folder for the training runs (default OUT/runs)")
     parser.add_argument("--data-dir", help="data folder (default $TOPO_DATA_DIR, else ../shared/data)")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
     args = parser.parse_args(argv)
 
     mode = _modes()["smoke" if args.smoke else "quick" if args.quick else "full"]
-    out = Path(args.out) if args.out else DEFAULT_OUT
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs_dir])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", f"examples/{STUDY}.py", *argv])

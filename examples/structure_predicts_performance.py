@@ -34,7 +34,11 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "examples" / "results" / "structure_predicts_performance"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
+from _study import output_folder, smoke_refusal  # noqa: E402
+
+STUDY = "structure_predicts_performance"
+RESULTS = REPO / "examples" / "results" / STUDY
 
 PRIORS = ["none", "ws:p=0", "ws:p=1", "ba"]
 LOGNORMAL_CVS = [0.5, 1.5]
@@ -223,13 +227,18 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--quick", action="store_true", help="120 networks of 16 hidden neurons x 4 epochs (minutes on 2 cores)")
     group.add_argument("--smoke", action="store_true", help="8 tiny networks x 1 epoch (seconds; a test)")
     parser.add_argument("--workers", type=int, default=2, help="local training processes (default 2)")
-    parser.add_argument("--out", type=Path, default=None, help="sweep folder (default runs/structure_<mode>)")
+    parser.add_argument("--out", type=Path, default=None, help="sweep folder (default runs/structure_<mode>; --smoke: a new temporary folder)")
     parser.add_argument("--results", type=Path, default=None,
-                        help=f"where README.md and the figure go (default {RESULTS.relative_to(REPO)}; smoke: OUT/report)")
+                        help=f"where README.md and the figure go (default {RESULTS.relative_to(REPO)}; smoke: OUT/report, never examples/results/)")
     args = parser.parse_args(argv)
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
     settings = MODES[mode]
-    out = args.out or Path("runs") / f"structure_{mode}"
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.results])
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
+    # smoke: the sweep in a new temporary folder, its report inside it
+    out = args.out or (output_folder(STUDY, None, smoke=True) if args.smoke else Path("runs") / f"structure_{mode}")
     results_dir = args.results or (out / "report" if mode == "smoke" else RESULTS)
     results_dir.mkdir(parents=True, exist_ok=True)
     command = "python examples/structure_predicts_performance.py" + (

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, load_datasets, markdown_table, welch_p, write_csv  # noqa: E402
+from _study import data_folder, load_datasets, markdown_table, smoke_refusal, welch_p, write_csv  # noqa: E402
 
 STUDY = "topology_driven_training"
 REPO = Path(__file__).resolve().parents[1]
@@ -429,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     mode = make_mode("smoke" if args.smoke else "full")
     if args.smoke and args.out is None:
         print(f"{STUDY}: --smoke writes only where --out says (never into examples/results/)", file=sys.stderr)
+        return 2
+    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
+    if refusal:
+        print(refusal, file=sys.stderr)
         return 2
     if args.seeds is not None:
         mode.seeds = tuple(range(1, args.seeds + 1))
