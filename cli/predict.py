@@ -44,12 +44,17 @@ def predict_group() -> None:
     """
 
 
+MODEL_LABELS = {"boosting": "gradient boosting", "linear": "ridge (standardised)"}
+
+
 def _r2_rows(predictor) -> list[dict]:
+    chosen = MODEL_LABELS[predictor.chosen]
     labels = {
-        "boosting": "gradient boosting",
-        "linear": "ridge (standardised)",
-        "shuffled": "boosting, features shuffled",
+        name: label + (" (chosen)" if name == predictor.chosen else "") for name, label in MODEL_LABELS.items()
     }
+    labels["density"] = "baseline: layer densities only"
+    labels["shuffled"] = f"baseline: {chosen}, labels shuffled"
+    order = ["boosting", "linear", "density", "shuffled"]
     return [
         {
             "model": labels.get(name, name),
@@ -57,8 +62,13 @@ def _r2_rows(predictor) -> list[dict]:
             "fold_mean": score.fold_mean,
             "fold_std": score.fold_std,
         }
-        for name, score in predictor.cv.items()
+        for name, score in sorted(predictor.cv.items(), key=lambda item: order.index(item[0]) if item[0] in order else 9)
     ]
+
+
+def _warn(predictor) -> None:
+    for warning in predictor.warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @predict_group.command("fit")
@@ -83,9 +93,13 @@ def fit_command(results: str, target: str, output: str, folds: int, seed: int, c
     RESULTS is a `topo sweep` results.csv. Finished runs with a finite target are used;
     the features of each run folder's final checkpoint (see `topo features`) are cached
     in RESULTS.features.csv beside it. Prints the k-fold cross-validated R² of gradient
-    boosting, of a ridge baseline on standardised features and of a control fitted to
-    targets shuffled against the features, then the boosting model's feature
-    importances; writes both fitted models, the feature names and the topo version to
+    boosting and of ridge regression on standardised features, and chooses the one that
+    cross-validates better (never a worse one). Beside them, always, two baselines: the
+    better model on the layer densities alone, and the chosen model fitted to targets
+    shuffled (seeded) against the features. "structure adds" is the chosen model's R²
+    minus the density-only baseline's. A best R² below 0 (worse than predicting the
+    mean) is warned about on stderr. Then the boosting model's feature importances;
+    writes both fitted models, the choice, the feature names and the topo version to
     OUTPUT.
     """
     from topo.predict import fit_predictor, save_predictor, sweep_training_data
@@ -109,14 +123,21 @@ def fit_command(results: str, target: str, output: str, folds: int, seed: int, c
             "folds": predictor.folds,
             "skipped": data.skipped,
             "features_cache": None if data.cache_path is None else str(data.cache_path),
+            "chosen": predictor.chosen,
+            "best_r2": predictor.best_r2,
+            "structure_gain": predictor.structure_gain,
+            "warnings": predictor.warnings,
             "cv": {name: {"r2": s.r2, "fold_r2": s.fold_r2} for name, s in predictor.cv.items()},
             "importances": predictor.importances,
         })
+        _warn(predictor)
         return
     caption = (
         f"{predictor.n_samples} runs, {len(predictor.feature_names)} features, {predictor.folds}-fold CV; "
         f"{len(data.skipped)} row(s) skipped; features {data.computed} computed"
         + (f", cache {data.cache_path}" if data.cache_path else "")
+        + f"\nchosen: {MODEL_LABELS[predictor.chosen]} (R² {predictor.best_r2:.3f}); "
+        + f"structure adds {predictor.structure_gain:+.3f} R² over the density-only baseline"
         + f"\nmodel written to {output}"
     )
     emit(scores, ["model", "r2", "fold_mean", "fold_std"], fmt,
@@ -125,19 +146,21 @@ def fit_command(results: str, target: str, output: str, folds: int, seed: int, c
     if importances:
         emit(importances, ["feature", "importance"], fmt, title="feature importances",
              caption="gradient boosting, impurity-based")
+    _warn(predictor)
 
 
 @predict_group.command("run")
 @click.argument("model", type=click.Path(path_type=str))
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
-@click.option("--baseline", is_flag=True, help="Predict with the linear baseline instead of gradient boosting.")
+@click.option("--baseline", is_flag=True, help="Predict with the ridge model instead of the model chosen by cross-validation.")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True, help="Local processes for the features.")
 @format_option()
 def run_command(model: str, checkpoints: tuple[str, ...], baseline: bool, workers: int, fmt: str) -> None:
     """Predict MODEL's target for each of CHECKPOINTS (checkpoint files or run folders).
 
-    Only load model files you made yourself: they are pickles (topo checks its own
-    header first and refuses other files).
+    Uses the model that cross-validated better when it was fitted (see `topo predict
+    fit`); warns on stderr where that model's cross-validated R² was below 0. Model files
+    hold no pickle and are loaded through an allow-list of types.
     """
     from topo.predict import load_predictor, predict
 
@@ -145,8 +168,10 @@ def run_command(model: str, checkpoints: tuple[str, ...], baseline: bool, worker
     values = predict(predictor, list(checkpoints), baseline=baseline, workers=workers)
     column = f"predicted_{predictor.target}"
     rows = [{"checkpoint": c, column: float(v)} for c, v in zip(checkpoints, values)]
-    boosting = predictor.cv.get("boosting")
-    caption = f"model {model}: " + ("ridge baseline" if baseline else "gradient boosting") + (
-        f", cross-validated R² {boosting.r2:.3f} on {predictor.n_samples} runs" if boosting and not baseline else ""
+    used = "linear" if baseline else predictor.chosen
+    score = predictor.cv.get(used)
+    caption = f"model {model}: {MODEL_LABELS[used]}" + (
+        f", cross-validated R² {score.r2:.3f} on {predictor.n_samples} runs" if score else ""
     )
     emit(rows, ["checkpoint", column], fmt, title=f"predicted {predictor.target}", caption=caption)
+    _warn(predictor)

@@ -3,11 +3,25 @@
 Stier, Darji and Granitzer (2021) predict the accuracy of sparse networks from
 graph-theoretic properties of their structure (R² up to 0.81).  Here the features are
 :func:`topo.analysis.structure.structure_features` of a checkpoint and the regressor
-is scikit-learn's gradient boosting, with a ridge regression on standardised features
-as the linear baseline (alpha 1) and a features-shuffled control (the same boosting model
-fitted to targets permuted relative to the feature rows, which must score R² near or
-below 0).  R² is measured by k-fold cross-validation: the R² of the pooled
-out-of-fold predictions, and the mean of the per-fold R².
+is whichever of two candidates cross-validates better: scikit-learn's gradient boosting,
+or a ridge regression on standardised features (alpha 1).  A model with a worse
+cross-validated R² is never chosen (a tie goes to ridge, the simpler one).  R² is
+measured by k-fold cross-validation: the R² of the pooled out-of-fold predictions, and
+the mean of the per-fold R².
+
+Two baselines are always reported beside the chosen model:
+
+* **density only**: the better of the two candidates fitted to the layer densities
+  alone (the ``<layer>.density`` columns, or the network ``density`` where no layer
+  column varies; a constant mean predictor where no density varies at all).  Structural
+  metrics can carry no more than the density does; the difference between the chosen
+  model's R² and this baseline's (:attr:`Predictor.structure_gain`) says how much the
+  structure adds.
+* **shuffled labels**: the chosen model fitted to targets permuted (seeded) relative to
+  the feature rows; it must score R² near or below 0.
+
+Where the best cross-validated R² is below 0 the model predicts worse than the mean of
+the training targets, and :attr:`Predictor.warnings` says so.
 
 Both models impute missing values (NaN features) with the training median.  The
 feature columns are those every training network has (networks of different depth
@@ -64,7 +78,9 @@ __all__ = [
     "Predictor",
     "TrainingData",
     "feature_matrix",
+    "density_columns",
     "cross_validate",
+    "choose_model",
     "fit_predictor",
     "save_predictor",
     "load_predictor",
@@ -132,7 +148,9 @@ class Predictor:
     target : str
         What is predicted (the column name in the training table).
     cv : dict of str to CVScore
-        ``"boosting"``, ``"linear"`` and ``"shuffled"``.
+        ``"boosting"``, ``"linear"``, ``"shuffled"`` (the chosen model on permuted
+        targets) and ``"density"`` (the density-only baseline); files of earlier topo
+        versions may lack ``"density"``.
     importances : dict of str to float
         Impurity-based feature importances of the boosting model, largest first.
     n_samples, folds, seed : int
@@ -142,6 +160,8 @@ class Predictor:
         Which checkpoint of a run the features came from (``"last"`` / ``"first"``).
     topo_version : str
         The topo version that fitted it.
+    chosen : {"boosting", "linear"}
+        The candidate with the better cross-validated R²; :func:`predict` uses it.
     """
 
     model: Any
@@ -156,6 +176,34 @@ class Predictor:
     feature_options: dict[str, Any] = field(default_factory=dict)
     checkpoint: str = "last"
     topo_version: str = ""
+    chosen: str = "boosting"
+
+    @property
+    def chosen_model(self) -> Any:
+        """The fitted pipeline of the chosen candidate."""
+        return self.baseline if self.chosen == "linear" else self.model
+
+    @property
+    def best_r2(self) -> float:
+        """Cross-validated (pooled) R² of the chosen model."""
+        return float(self.cv[self.chosen].r2)
+
+    @property
+    def structure_gain(self) -> float:
+        """Chosen model's cross-validated R² minus the density-only baseline's (NaN if absent)."""
+        density = self.cv.get("density")
+        return float("nan") if density is None else self.best_r2 - float(density.r2)
+
+    @property
+    def warnings(self) -> list[str]:
+        """Why the model should not be trusted (empty when nothing is wrong)."""
+        found = []
+        if not self.best_r2 >= 0:
+            found.append(
+                f"the best cross-validated R² is {self.best_r2:.3f} (below 0): the model predicts "
+                f"{self.target} worse than the mean of the training targets"
+            )
+        return found
 
 
 # -- features and models --------------------------------------------------------------
@@ -210,6 +258,19 @@ def feature_matrix(
         if not common:
             raise TopoError("no feature varies between the networks; nothing to learn from")
     return matrix, common
+
+
+def density_columns(names: Sequence[str]) -> list[int]:
+    """Indices of the density features among ``names``.
+
+    The per-layer densities (``<layer>.density``); where none is present, the network
+    ``density``; empty where neither is.
+    """
+    names = list(names)
+    layers = [i for i, name in enumerate(names) if name.endswith(".density")]
+    if layers:
+        return layers
+    return [i for i, name in enumerate(names) if name == "density"]
 
 
 def _number(value: Any) -> float:
@@ -275,8 +336,16 @@ def _check_xy(X: Any, y: Any, folds: int) -> tuple[np.ndarray, np.ndarray, int]:
     return X, y, min(folds, y.size)
 
 
-def cross_validate(X: Any, y: Any, *, folds: int = 5, seed: int = 0, n_estimators: int = 300) -> dict[str, CVScore]:
-    """k-fold cross-validated R² of the boosting model, the linear baseline and the shuffled control.
+def cross_validate(
+    X: Any,
+    y: Any,
+    *,
+    folds: int = 5,
+    seed: int = 0,
+    n_estimators: int = 300,
+    feature_names: Sequence[str] | None = None,
+) -> dict[str, CVScore]:
+    """k-fold cross-validated R² of both candidates and of the two baselines.
 
     Parameters
     ----------
@@ -289,12 +358,18 @@ def cross_validate(X: Any, y: Any, *, folds: int = 5, seed: int = 0, n_estimator
     n_estimators : int
         Trees of the boosting model (depth 3, subsample 0.8, learning rate
         ``15 / n_estimators``: 0.05 at the default 300).
+    feature_names : sequence of str, optional
+        Names of the columns of ``X``; the density-only baseline uses the columns
+        :func:`density_columns` picks (a constant mean predictor where there are none).
+        Without names there is no ``"density"`` entry.
 
     Returns
     -------
     dict of str to CVScore
-        ``"boosting"``, ``"linear"`` and ``"shuffled"`` (boosting on targets permuted
-        relative to the feature rows).
+        ``"boosting"``, ``"linear"``, ``"shuffled"`` (the better of the two, by
+        :func:`choose_model`, fitted to targets permuted relative to the feature rows)
+        and, with ``feature_names``, ``"density"`` (the better candidate on the density
+        columns alone).
 
     Raises
     ------
@@ -304,13 +379,42 @@ def cross_validate(X: Any, y: Any, *, folds: int = 5, seed: int = 0, n_estimator
     X, y, folds = _check_xy(X, y, folds)
     if int(n_estimators) < 1:
         raise TopoError(f"n_estimators must be at least 1, got {n_estimators}")
+    if feature_names is not None and len(feature_names) != X.shape[1]:
+        raise TopoError(f"{len(feature_names)} feature names for {X.shape[1]} feature columns")
     boosting, linear = _models(seed, int(n_estimators))
-    permuted = y[np.random.default_rng(seed).permutation(y.size)]
-    return {
+    scores = {
         "boosting": _cross_val(boosting, X, y, folds, seed),
         "linear": _cross_val(linear, X, y, folds, seed),
-        "shuffled": _cross_val(boosting, X, permuted, folds, seed),
     }
+    chosen = choose_model(scores)
+    permuted = y[np.random.default_rng(seed).permutation(y.size)]
+    scores["shuffled"] = _cross_val(linear if chosen == "linear" else boosting, X, permuted, folds, seed)
+    if feature_names is not None:
+        columns = density_columns(feature_names)
+        if columns:
+            density = {
+                "boosting": _cross_val(boosting, X[:, columns], y, folds, seed),
+                "linear": _cross_val(linear, X[:, columns], y, folds, seed),
+            }
+            scores["density"] = density[choose_model(density)]
+        else:
+            # no density varies: the best a density-only model can do is the training mean
+            from sklearn.dummy import DummyRegressor
+
+            scores["density"] = _cross_val(DummyRegressor(strategy="mean"), X[:, :1], y, folds, seed)
+    return scores
+
+
+def choose_model(scores: Mapping[str, CVScore]) -> str:
+    """The candidate (``"boosting"`` or ``"linear"``) with the higher cross-validated R².
+
+    A NaN score never wins; a tie goes to ``"linear"``, the simpler model.
+    """
+    boosting = float(scores["boosting"].r2)
+    linear = float(scores["linear"].r2)
+    if math.isnan(linear):
+        return "boosting" if not math.isnan(boosting) else "linear"
+    return "boosting" if boosting > linear else "linear"
 
 
 def fit_predictor(
@@ -324,7 +428,7 @@ def fit_predictor(
     checkpoint: str = "last",
     n_estimators: int = 300,
 ) -> Predictor:
-    """Cross-validate, then fit both models on all samples.
+    """Cross-validate, choose the better candidate, then fit both on all samples.
 
     Parameters
     ----------
@@ -349,7 +453,7 @@ def fit_predictor(
 
     X, names = feature_matrix(rows)
     X, y, folds = _check_xy(X, y, folds)
-    scores = cross_validate(X, y, folds=folds, seed=seed, n_estimators=n_estimators)
+    scores = cross_validate(X, y, folds=folds, seed=seed, n_estimators=n_estimators, feature_names=names)
     boosting, linear = _models(seed, int(n_estimators))
     boosting.fit(X, y)
     linear.fit(X, y)
@@ -369,6 +473,7 @@ def fit_predictor(
         feature_options=dict(feature_options or {}),
         checkpoint=str(checkpoint),
         topo_version=__version__,
+        chosen=choose_model(scores),
     )
 
 
@@ -413,6 +518,7 @@ def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
         "n_samples": int(predictor.n_samples),
         "folds": int(predictor.folds),
         "seed": int(predictor.seed),
+        "chosen": str(predictor.chosen),
     }
     buffer = io.BytesIO()
     sio.dump(payload, buffer, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
@@ -537,6 +643,11 @@ def _predictor_from(payload: Mapping[str, Any], path: Path) -> Predictor:
         )
         for name, v in dict(payload["cv"]).items()
     }
+    chosen = payload.get("chosen")
+    if chosen is None:  # files of earlier versions: the choice their scores imply
+        chosen = choose_model(cv) if {"boosting", "linear"} <= set(cv) else "boosting"
+    if chosen not in ("boosting", "linear"):
+        raise TopoError(f"model bundle's chosen model {chosen!r} is neither 'boosting' nor 'linear'", path=path)
     return Predictor(
         model=payload["model"],
         baseline=payload["baseline"],
@@ -550,6 +661,7 @@ def _predictor_from(payload: Mapping[str, Any], path: Path) -> Predictor:
         feature_options=dict(options),
         checkpoint=str(payload.get("checkpoint", "last")),
         topo_version=str(payload.get("topo_version", "")),
+        chosen=chosen,
     )
 
 
@@ -569,7 +681,7 @@ def predict(
     items : sequence
         Topologies, checkpoint paths / run folders, or feature mappings.
     baseline : bool
-        Use the linear baseline instead of the boosting model.
+        Use the ridge model whichever was chosen (default: the chosen model).
     workers : int
         Local processes for computing features of paths.
     progress : callable, optional
@@ -591,7 +703,7 @@ def predict(
     else:
         rows = feature_table(items, workers=workers, progress=progress, **predictor.feature_options)
     X, _ = feature_matrix(rows, predictor.feature_names)
-    model = predictor.baseline if baseline else predictor.model
+    model = predictor.baseline if baseline else predictor.chosen_model
     return np.asarray(model.predict(X), dtype=np.float64)
 
 
