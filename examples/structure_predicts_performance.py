@@ -336,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
         "| features from | model | R² | R² per fold |",
         "|:---|:---|---:|---:|",
     ]
-    names = {"boosting": "gradient boosting", "linear": "ridge, standardised", "shuffled": "boosting, features shuffled (control)"}
+    names = {"boosting": "gradient boosting", "linear": "ridge, standardised", "shuffled": "chosen model, labels shuffled (control)",
+             "density": "layer densities only, better model (baseline)"}
     for checkpoint, (d, p, dens, wit) in report.items():
         where = "final checkpoint" if checkpoint == "last" else "initial masks"
         for name, s in p.cv.items():

@@ -48,7 +48,7 @@ def test_predict_fit_then_predict(tmp_path):
     assert (tmp_path / "results.features.csv").is_file()
     result = runner.invoke(main, ["predict", "fit", str(results), "-o", str(model), "--folds", "4", "--trees", "30", "--format", "json"])
     payload = json.loads(result.output)
-    assert payload["target"] == "final_test_acc" and payload["n_runs"] == 16 and set(payload["cv"]) == {"boosting", "linear", "shuffled"}
+    assert payload["target"] == "final_test_acc" and payload["n_runs"] == 16 and set(payload["cv"]) == {"boosting", "linear", "shuffled", "density"}
     run = str(tmp_path / "runs" / "run03")
     short = runner.invoke(main, ["predict", str(model), run, "--format", "json"])
     explicit = runner.invoke(main, ["predict", "run", str(model), run, "--format", "json"])

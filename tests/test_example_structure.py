@@ -21,4 +21,4 @@ def test_study_smoke(tmp_path):
     assert (results / "predicted_vs_measured.png").stat().st_size > 10_000
     payload = json.loads((results / "study.json").read_text())
     assert payload["used"] == payload["networks"] == 8
-    assert set(payload["last"]["cv"]) == {"boosting", "linear", "shuffled"}
+    assert set(payload["last"]["cv"]) == {"boosting", "linear", "shuffled", "density"}
