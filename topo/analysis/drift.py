@@ -204,7 +204,9 @@ def profile_samples(mu: float, sigma: float, n: int) -> np.ndarray:
     return fan_in / fan_in.mean()
 
 
-def _labels(topologies: Sequence[Topology]) -> tuple[list[str], list[int | None], list[int | None]]:
+def checkpoint_labels(topologies: Sequence[Topology]) -> tuple[list[str], list[int | None], list[int | None]]:
+    """Short labels for checkpoints of one run (``"5"``, ``"5@120"`` where an epoch has several,
+    ``"#3"`` without an epoch), with their epochs and steps."""
     epochs = [t.epoch for t in topologies]
     steps = [t.step for t in topologies]
     labels = []
@@ -433,7 +435,7 @@ def drift(
             turnover[i - 1] = _turnover(topologies[i - 1], topology)
         if progress is not None:
             progress(i + 1, n_ckpt)
-    labels, epochs, steps = _labels(topologies)
+    labels, epochs, steps = checkpoint_labels(topologies)
     return DriftResult(
         layers=list(names),
         labels=labels,

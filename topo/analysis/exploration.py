@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from topo.analysis.drift import checkpoint_labels
 from topo.errors import TopoError
 from topo.topology import Topology
 
@@ -176,20 +177,6 @@ class ExplorationResult:
         }
 
 
-def _labels(topologies: Sequence[Topology]) -> tuple[list[str], list[int | None]]:
-    epochs = [t.epoch for t in topologies]
-    steps = [t.step for t in topologies]
-    labels = []
-    for i, (epoch, step) in enumerate(zip(epochs, steps)):
-        if epoch is None:
-            labels.append(f"#{i}")
-        elif epochs.count(epoch) > 1 and step is not None:
-            labels.append(f"{epoch}@{step}")
-        else:
-            labels.append(str(epoch))
-    return labels, epochs
-
-
 def _where(topology: Topology, index: int) -> str:
     path = topology.info.get("path")
     return str(path) if path else f"checkpoint {index}"
@@ -255,7 +242,7 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
         np.asarray(e.sum(axis=1)).ravel() / max(shape[1], 1) for e, shape in zip(ever, shapes)
     ]
     share = [count / n_ckpt for count in present_count]
-    labels, epochs = _labels(topologies)
+    labels, epochs, _ = checkpoint_labels(topologies)
     from topo.analysis.degree import fan_in_cv
 
     return ExplorationResult(
