@@ -49,7 +49,9 @@ def _methods():
 @pytest.mark.parametrize("method", _methods())
 def test_matches_topo_train_bit_for_bit(method, tmp_path):
     """Every registered method of topo train, through sparsify() in a plain loop, gives the same run."""
-    from topo.training.trainer import _generator, _load_data, train
+    from topo.training.init import load_training_data
+    from topo.training.loop import shuffle_generator
+    from topo.training.trainer import train
 
     config = _config(method, tmp_path)
     result = train(config)
@@ -57,7 +59,7 @@ def test_matches_topo_train_bit_for_bit(method, tmp_path):
     initial, final = load_checkpoint(checkpoints[0]), load_checkpoint(checkpoints[-1])
 
     # the user's model: plain torch layers holding topo train's initial weights
-    data = _load_data(config)
+    data = load_training_data(config)
     model = nn.Sequential(nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 10))
     with torch.no_grad():
         for module, layer in zip(model[::2], initial):
@@ -75,7 +77,7 @@ def test_matches_topo_train_bit_for_bit(method, tmp_path):
     for module, layer in zip(model[::2], initial):  # same masks from the same seed
         np.testing.assert_array_equal(getattr(module, "topo_weight_mask").numpy(), layer.mask.toarray())
     for epoch in range(1, config.total_epochs + 1):
-        order = torch.randperm(len(y), generator=_generator(config.seed, epoch, 1))
+        order = torch.randperm(len(y), generator=shuffle_generator(config.seed, epoch))
         for start in range(0, len(y), config.batch_size):
             index = order[start:start + config.batch_size]
             optimizer.zero_grad(set_to_none=False)

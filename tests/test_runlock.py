@@ -183,13 +183,13 @@ def test_resume_removes_temporaries_of_killed_atomic_writes(tmp_path):
 
 
 def _killed_in_first_checkpoint(run: Path, monkeypatch) -> None:
-    import topo.training.trainer as trainer
+    import topo.training.run_folder as run_folder
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(trainer, "save_checkpoint", killed)
+        patch.setattr(run_folder, "save_checkpoint", killed)
         with pytest.raises(KeyboardInterrupt):
             train(_config(), run_dir=run)
     assert (run / "run.json").is_file() and not (run / STATE_FILE).exists()

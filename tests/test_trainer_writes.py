@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import topo.checkpoint as checkpoint_module
-import topo.training.trainer as trainer
+import topo.training.run_folder as run_folder
 from topo.checkpoint import list_checkpoints, load_checkpoint, read_metrics
 from topo.training.config import TrainConfig
 from topo.training.trainer import TIMING_FIELDS, STATE_FILE, iter_train, train
@@ -36,7 +36,7 @@ def _held_writes(monkeypatch, released: dict) -> None:
             assert event.wait(30), f"{path.name} was never released"
         return original(topology, path, **kwargs)
 
-    monkeypatch.setattr(trainer, "save_checkpoint", held)
+    monkeypatch.setattr(run_folder, "save_checkpoint", held)
 
 
 def _capture_states(monkeypatch) -> list:
@@ -44,14 +44,14 @@ def _capture_states(monkeypatch) -> list:
     import io
 
     states = []
-    original = trainer.atomic_write_bytes
+    original = run_folder.atomic_write_bytes
 
     def capture(path, data, *args, **kwargs):
         if path.name == STATE_FILE.name:
             states.append(torch.load(io.BytesIO(data), weights_only=True))
         return original(path, data, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "atomic_write_bytes", capture)
+    monkeypatch.setattr(run_folder, "atomic_write_bytes", capture)
     return states
 
 
@@ -131,7 +131,7 @@ def test_an_error_in_a_background_write_is_raised_in_the_training_thread(tmp_pat
             raise OSError(28, "No space left on device", str(path))
         return original(topology, path, **kwargs)
 
-    monkeypatch.setattr(trainer, "save_checkpoint", failing)
+    monkeypatch.setattr(run_folder, "save_checkpoint", failing)
     run = tmp_path / "run"
     with pytest.raises(OSError, match="No space left"):
         train(TrainConfig(**TINY), run_dir=run)

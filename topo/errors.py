@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TopoError"]
+__all__ = ["TopoError", "first_line"]
 
 
 class TopoError(ValueError):
@@ -23,3 +23,9 @@ class TopoError(ValueError):
             message = " ".join(message.split())
         text = f"{self.path}: {message}" if self.path is not None else message
         super().__init__(text)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (its type's name when it has none), for a one-line message."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -1,0 +1,244 @@
+"""What a training run starts from: device, determinism, data and initial masks.
+
+Everything here is decided once, before the first step of :func:`topo.training.trainer.train`
+(and again, except the masks, when :func:`topo.training.trainer.resume` continues a run):
+which device trains, how torch is made deterministic, which data set is loaded, and which
+masks the network starts with (an algorithm's own, a fan-in profile read from another
+run's equilibrium, a random-graph prior, or a saved network's masks).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.training.config import TrainConfig
+from topo.training.priors import is_prior_spec
+
+__all__ = [
+    "StartingMasks",
+    "starting_masks",
+    "equilibrium_profile_per_layer",
+    "checkpoint_initial_masks",
+    "resolve_device",
+    "set_determinism",
+    "library_versions",
+    "load_training_data",
+]
+
+
+def resolve_device(name: str) -> str:
+    """The torch device of ``--device``: ``auto`` is ``cuda`` when available, else ``cpu``.
+
+    Raises
+    ------
+    TopoError
+        If ``cuda`` is asked for and none is available.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TopoError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+    return name
+
+
+def set_determinism(config: TrainConfig, device: str) -> int:
+    """Fix torch's thread count (and on CUDA its algorithms); returns the thread count."""
+    import torch
+
+    threads = int(config.threads) if config.threads else min(os.cpu_count() or 1, 8)
+    torch.set_num_threads(threads)
+    if device == "cuda":
+        # cuBLAS is deterministic only with a fixed workspace. On the CPU every op the
+        # trainer uses is deterministic already, and the switch costs seconds of imports.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return threads
+
+
+def library_versions() -> dict[str, str]:
+    """The versions of topo, torch and numpy, as a run records them."""
+    import torch
+
+    from topo._version import __version__
+
+    return {"topo": __version__, "torch": torch.__version__, "numpy": np.__version__}
+
+
+def load_training_data(config: TrainConfig, data_dir=None):
+    """The data set ``config`` names, split as its seed and validation fraction say.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    data_dir : path-like, optional
+        Where to read it from (default ``config.data_dir``).
+
+    Returns
+    -------
+    Dataset
+    """
+    from topo.training.data import load_dataset
+
+    return load_dataset(
+        config.dataset,
+        data_dir=data_dir if data_dir is not None else config.data_dir,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
+
+
+def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict[str, Any]]:
+    """``profile_per_layer`` for ``--init equilibrium:RUN_OR_FILE``: lognormal, the profile's CVs.
+
+    Raises
+    ------
+    TopoError
+        If the profile cannot be read or names none of the network's layers.
+    """
+    spec = str(init)
+    if not spec.startswith("equilibrium:") or not spec[len("equilibrium:"):]:
+        raise TopoError(f"--init: expected equilibrium:RUN_OR_FILE, got {spec!r}")
+    try:
+        from topo.analysis.drift import read_profile
+    except ImportError:  # pragma: no cover - the drift module ships with topo
+        raise TopoError("--init equilibrium needs topo.analysis.drift.read_profile, which this topo lacks") from None
+    profile = read_profile(spec[len("equilibrium:"):])
+    per_layer = {}
+    for name in names:
+        entry = profile.get(name)
+        if entry is None:
+            continue
+        cv = float(entry["cv"])
+        if not math.isfinite(cv):
+            continue
+        per_layer[name] = {"profile": "lognormal", "cv": cv}
+    if not per_layer:
+        raise TopoError(
+            f"--init: the profile names none of this network's layers ({', '.join(names)}); it has {', '.join(profile) or 'none'}"
+        )
+    return per_layer
+
+
+def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names: Sequence[str]):
+    """Initial masks for ``--init masks:CHECKPOINT``: the masks of a saved network.
+
+    The checkpoint is read with :func:`topo.formats.load` (masks only), so it may be a
+    topo checkpoint, a run folder (its last checkpoint) or a foreign checkpoint topo
+    reads. Its layers are taken in order and must have the network's shapes.
+
+    Parameters
+    ----------
+    init : str
+        ``"masks:PATH"``.
+    shapes : sequence of (int, int)
+        ``(out, in)`` of the network's layers.
+    names : sequence of str
+        The network's layer names (for messages).
+
+    Returns
+    -------
+    InitialMasks
+        The checkpoint's masks (bool ``[out, in]``), their fan-in CVs and sizes.
+
+    Raises
+    ------
+    TopoError
+        If ``init`` names no path, the checkpoint cannot be read, or its layer count
+        or a layer's shape differs from the network's.
+    """
+    from topo.analysis.degree import coefficient_of_variation
+    from topo.formats import load
+    from topo.training.masks import InitialMasks
+
+    spec = str(init)
+    path = spec[len("masks:"):]
+    if not spec.startswith("masks:") or not path:
+        raise TopoError(f"--init: expected masks:CHECKPOINT, got {spec!r}")
+    topology = load(path, weights=False)
+    if len(topology) != len(shapes):
+        raise TopoError(
+            f"--init masks: the checkpoint has {len(topology)} layers, the network {len(shapes)}", path=path
+        )
+    masks: list[np.ndarray] = []
+    for layer, shape, name in zip(topology, shapes, names):
+        if tuple(layer.shape) != tuple(shape):
+            raise TopoError(
+                f"--init masks: layer {layer.name} is {layer.shape[0]}x{layer.shape[1]} ([out, in]), "
+                f"the network's {name} is {shape[0]}x{shape[1]}",
+                path=path,
+            )
+        masks.append(layer.mask.toarray().astype(bool))
+    achieved = [coefficient_of_variation(m.sum(axis=1)) if m.any() else float("nan") for m in masks]
+    return InitialMasks(masks=masks, achieved_cv=achieved, budgets=[int(m.sum()) for m in masks])
+
+
+@dataclass(frozen=True)
+class StartingMasks:
+    """The masks a run starts with and where they came from (recorded in ``run.json``).
+
+    Attributes
+    ----------
+    initial : InitialMasks
+        The masks, their achieved fan-in CVs and budgets.
+    profile_per_layer : dict or None
+        The per-layer fan-in profiles of ``--init equilibrium:...``.
+    prior : str or None
+        The random-graph prior of ``--init ws:...`` / ``ba:...``.
+    """
+
+    initial: Any
+    profile_per_layer: dict[str, dict[str, Any]] | None
+    prior: str | None
+
+
+def starting_masks(config: TrainConfig, shapes: Sequence[tuple[int, int]], names: Sequence[str]) -> StartingMasks:
+    """The initial masks of a new run of ``config`` with layers ``shapes`` named ``names``.
+
+    The method's algorithm draws them (from the sparsity, layer densities and fan-in
+    profile of ``config``); ``--init equilibrium:...`` gives it per-layer profiles,
+    ``--init ws:...`` / ``ba:...`` a random-graph prior, and ``--init masks:...``
+    replaces them with a saved network's masks.
+
+    Raises
+    ------
+    TopoError
+        As the algorithm, :func:`equilibrium_profile_per_layer` and
+        :func:`checkpoint_initial_masks` raise.
+    """
+    from topo.training.algorithms import get_algorithm
+
+    algorithm = get_algorithm(config.method, **config.algorithm_options())
+    masks_init = str(config.init or "").startswith("masks:")
+    # --init ws:... / ba:...: a random-graph prior draws the masks (topo.training.priors)
+    prior = str(config.init) if config.init and is_prior_spec(str(config.init)) else None
+    profile_per_layer = (
+        equilibrium_profile_per_layer(config.init, list(names))
+        if config.init and not masks_init and prior is None
+        else None
+    )
+    init = algorithm.initial_masks(
+        shapes,
+        sparsity=config.sparsity,
+        density=config.density,
+        profile=config.profile,
+        cv=config.cv,
+        hub_placement=config.hub_placement,
+        dense_output=config.dense_output,
+        density_map=config.density_map,
+        seed=config.seed,
+        names=names,
+        profile_per_layer=profile_per_layer,
+        **({"prior": prior} if prior is not None else {}),
+    )
+    if masks_init:
+        # start from a saved network's masks (e.g. a perturbed copy of another run's)
+        init = checkpoint_initial_masks(config.init, shapes, names)
+    return StartingMasks(init, profile_per_layer, prior)

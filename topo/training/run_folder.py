@@ -1,0 +1,494 @@
+"""The files of a training run folder: what is written, in which order, and the checks on resuming.
+
+A run folder (see :mod:`topo.checkpoint`) holds ``run.json`` (the whole configuration,
+the data set, versions, device, the initial masks' achieved fan-in CVs),
+``metrics.jsonl`` (one record per epoch, epoch 0 being the untrained network),
+``checkpoints/epoch_NNNN.safetensors`` (``epoch_0000`` holds the initial masks before
+any training; ``--checkpoint-every`` adds ``epoch_E_step_S`` inside epochs) and
+``state/last.pt``, everything a resumed run needs (model, optimiser, algorithm, the
+epoch and step), written atomically after every epoch and read back with
+``torch.load(weights_only=True)``.
+
+Files are written on one background thread (:class:`BackgroundWriter`): the training
+loop copies the tensors into a job (:func:`checkpoint_job`, :func:`state_job`) and goes
+on training while the job writes them. An epoch's files are written in the order
+checkpoint, metrics line, state (:func:`epoch_job`), so a state on disk always has its
+epoch's checkpoint and metrics. Before a run is trained into or resumed, the folder is
+checked here: it must be fresh (:func:`check_fresh`), or a valid run (:func:`check_run_meta`,
+:func:`load_state`), and what a killed writer left is removed (:func:`clean_temp_files`,
+:func:`drop_epochs_after`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from topo.checkpoint import (
+    CHECKPOINT_DIR,
+    RUN_CONFIG,
+    append_metrics,
+    atomic_write_bytes,
+    list_checkpoints,
+    parse_checkpoint_name,
+    read_metrics,
+    save_checkpoint,
+    write_metrics,
+    write_run_config,
+)
+from topo.errors import TopoError, first_line
+from topo.training.config import TrainConfig, config_identity
+
+__all__ = [
+    "STATE_FILE",
+    "STATE_FORMAT",
+    "STATE_VERSION",
+    "RUN_KIND",
+    "BackgroundWriter",
+    "default_run_dir",
+    "write_new_run_config",
+    "checkpoint_job",
+    "state_job",
+    "epoch_job",
+    "copy_to_cpu",
+    "clean_temp_files",
+    "run_contents",
+    "check_fresh",
+    "check_run_meta",
+    "load_state",
+    "has_trained_epochs",
+    "empty_run_folder",
+    "drop_epochs_after",
+    "holds_same_run",
+]
+
+STATE_FILE = Path("state") / "last.pt"
+STATE_FORMAT = "topo-train-state"
+STATE_VERSION = 1
+#: ``run.json``'s ``kind`` for a run written by ``topo train``
+RUN_KIND = "topo-train-run"
+
+
+def default_run_dir(config: TrainConfig, *, root: str | os.PathLike = "runs") -> Path:
+    """``runs/<dataset>-<method>-<YYYYmmdd-HHMMSS>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    dataset = Path(str(config.dataset)).stem if ("/" in str(config.dataset) or os.sep in str(config.dataset)) else config.dataset
+    return Path(root) / f"{dataset}-{config.method}-{stamp}"
+
+
+# -- writing ------------------------------------------------------------------------
+class BackgroundWriter:
+    """Writes a run's files on one background thread, one batch of writes at a time.
+
+    The training loop hands over a job whose tensors it has already copied, so that the
+    next steps can change the model while the files are written; a new job, and
+    :meth:`join`, first wait for the one before, and an error raised by a job is raised
+    again in the training thread at that point. Every file is still written atomically.
+    """
+
+    def __init__(self) -> None:
+        self._thread = None
+        self._error: BaseException | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Wait for the write in flight (raising what it raised), then start ``job``."""
+        import threading
+
+        self.join()
+
+        def target() -> None:
+            try:
+                job()
+            except BaseException as exc:  # handed to the training thread by join()
+                self._error = exc
+
+        self._thread = threading.Thread(target=target, name="topo-train-writer")
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the write in flight; raise what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+
+def write_new_run_config(
+    run_dir: Path,
+    config: TrainConfig,
+    data,
+    *,
+    names: Sequence[str],
+    shapes: Sequence[tuple[int, int]],
+    algorithm: Mapping[str, Any],
+    starting,
+    versions: Mapping[str, str],
+    device: str,
+    threads: int,
+    steps_per_epoch: int,
+    total_epochs: int,
+    total_steps: int,
+) -> None:
+    """Write the ``run.json`` of a new run (creating the folder).
+
+    Parameters
+    ----------
+    run_dir : Path
+    config : TrainConfig
+    data : Dataset
+        The data set the run trains on.
+    names, shapes
+        The network's layer names and ``(out, in)`` shapes.
+    algorithm : mapping
+        The algorithm's own description (``describe()``).
+    starting : StartingMasks
+        The initial masks and where they came from (:mod:`topo.training.init`).
+    versions : mapping
+        Library versions.
+    device : str
+    threads : int
+    steps_per_epoch, total_epochs, total_steps : int
+    """
+    init = starting.initial
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_config(
+        run_dir,
+        {
+            "kind": RUN_KIND,
+            "config": config.to_dict(),
+            "dataset": {
+                "name": data.name,
+                "source": data.source,
+                "n_features": int(data.n_features),
+                "n_classes": int(data.n_classes),
+                "n_train": int(len(data.y_train)),
+                "n_val": int(len(data.y_val)),
+                "n_test": int(len(data.y_test)),
+            },
+            "network": {"layers": list(names), "shapes": [list(s) for s in shapes]},
+            "algorithm": algorithm,
+            "initial": {
+                "achieved_cv": [float(c) for c in init.achieved_cv],
+                "budgets": [int(b) for b in init.budgets],
+                "profile_per_layer": starting.profile_per_layer,
+                "prior": starting.prior,
+            },
+            "versions": dict(versions),
+            "seed": int(config.seed),
+            "device": device,
+            "threads": threads,
+            "steps_per_epoch": steps_per_epoch,
+            "total_epochs": total_epochs,
+            "total_steps": total_steps,
+            "started": datetime.now().isoformat(timespec="seconds"),
+        },
+    )
+
+
+def checkpoint_job(
+    run_dir: Path,
+    name: str,
+    model,
+    grad_mean,
+    *,
+    config: TrainConfig,
+    dataset_name: str,
+    epoch: int,
+    step: int,
+    metrics: Mapping[str, Any] | None = None,
+) -> Callable[[], Path]:
+    """A copy of ``model`` now, and the write of it as checkpoint ``name`` (to run later).
+
+    Only the tensors are copied here; building the topology (sparse masks) and writing
+    it happen when the job runs, on the writer's thread.
+    """
+    from types import SimpleNamespace
+
+    from topo.training.model import to_topology
+
+    info = {"method": config.method, "dataset": dataset_name, "seed": config.seed}
+    if metrics:
+        info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
+    snapshot = SimpleNamespace(
+        names=list(model.names),
+        layers=[
+            SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True),
+                            bias=layer.bias.detach().to("cpu", copy=True))
+            for layer in model.layers
+        ],
+        masks=[mask.detach().to("cpu", copy=True) for mask in model.masks],
+    )
+    stats = [{"grad_mean": g} for g in grad_mean]
+    path = run_dir / CHECKPOINT_DIR / name
+    run_info = {"config": config.to_dict()}
+
+    def write() -> Path:
+        topology = to_topology(snapshot, stats=stats, info=info)
+        return save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
+
+    return write
+
+
+def state_job(run_dir: Path, *, epoch: int, step: int, model, optimizer, algorithm) -> Callable[[], None]:
+    """A copy of everything a resumed run needs now, and its write to ``state/last.pt``."""
+    import torch
+
+    state = {
+        "format": STATE_FORMAT,
+        "version": STATE_VERSION,
+        "epoch": int(epoch),
+        "step": int(step),
+        "model": copy_to_cpu(dict(model.state_dict())),
+        "optimizer": copy_to_cpu(optimizer.state_dict()),
+        "algorithm": copy_to_cpu(algorithm.state_dict()),
+    }
+    path = run_dir / STATE_FILE
+
+    def write() -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        atomic_write_bytes(path, buffer.getvalue())
+
+    return write
+
+
+def epoch_job(
+    run_dir: Path, write_checkpoint: Callable[[], Any], record: Mapping[str, Any], write_state: Callable[[], None]
+) -> Callable[[], None]:
+    """The writes of an epoch's files, in the order checkpoint, metrics line, state.
+
+    A state on disk thus always has its epoch's checkpoint and metrics.
+    """
+    metrics_line = dict(record)
+
+    def write() -> None:
+        write_checkpoint()
+        append_metrics(run_dir, metrics_line)
+        write_state()
+
+    return write
+
+
+def copy_to_cpu(value):
+    """A copy of a (nested) state on the CPU: tensors cloned, so later steps cannot change it."""
+    if hasattr(value, "detach"):
+        return value.detach().to("cpu", copy=True)
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: copy_to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [copy_to_cpu(v) for v in value]
+    return value
+
+
+# -- checking and tidying a folder ----------------------------------------------------
+def clean_temp_files(run_dir: Path) -> list[Path]:
+    """Remove the temporaries that atomic writes killed mid-way left in a run folder.
+
+    Call it only while holding the run's lock, so that no live writer owns them.
+    """
+    import re
+
+    from topo.atomic import is_temp_file
+
+    # only the temporaries of files that topo train writes (mkstemp adds 8 characters)
+    patterns = {
+        run_dir: re.compile(r"^\.(run\.json|metrics\.jsonl)\.[A-Za-z0-9_]{8}\.tmp$"),
+        run_dir / CHECKPOINT_DIR: re.compile(r"^\.epoch_\d+(_step_\d+)?\.safetensors\.[A-Za-z0-9_]{8}\.tmp$"),
+        run_dir / STATE_FILE.parent: re.compile(r"^\." + re.escape(STATE_FILE.name) + r"\.[A-Za-z0-9_]{8}\.tmp$"),
+    }
+    removed = []
+    for folder, pattern in patterns.items():
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if is_temp_file(entry.name) and pattern.match(entry.name) and entry.is_file() and not entry.is_symlink():
+                try:
+                    entry.unlink()
+                except FileNotFoundError:
+                    continue
+                removed.append(entry)
+    return removed
+
+
+def run_contents(run_dir: Path) -> list[Path]:
+    """What a run folder holds, without the run lock (which does not make a folder a run)."""
+    from topo.runlock import is_lock_file
+
+    if not run_dir.is_dir():
+        return []
+    return [entry for entry in run_dir.iterdir() if not is_lock_file(entry.name)]
+
+
+def check_fresh(run_dir: Path) -> None:
+    """Refuse to train into a folder that holds anything (besides the lock and dead temporaries).
+
+    Raises
+    ------
+    TopoError
+        If ``run_dir`` is a file or a folder with contents.
+    """
+    if run_dir.exists() and not run_dir.is_dir():
+        raise TopoError("expected a run folder, found a file", path=run_dir)
+    clean_temp_files(run_dir)
+    if not run_contents(run_dir):
+        return
+    if (run_dir / RUN_CONFIG).is_file() and not (run_dir / STATE_FILE).is_file():
+        raise TopoError(
+            f"the folder holds a run stopped before its first epoch ended; restart it with "
+            f"topo train --resume {run_dir}, or choose another --out",
+            path=run_dir,
+        )
+    raise TopoError(
+        "the run folder already exists and is not empty; resume it with --resume or choose another --out",
+        path=run_dir,
+    )
+
+
+def _is_count(value: Any, minimum: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def check_run_meta(meta: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """Validate a run's ``run.json`` for resuming; every problem is one line naming the file.
+
+    Returns
+    -------
+    (dict, TrainConfig)
+        The run's description and its (validated) training configuration.
+
+    Raises
+    ------
+    TopoError
+        If the folder is not a run written by ``topo train`` or its ``run.json`` is invalid.
+    """
+    where = run_dir / RUN_CONFIG
+    if not meta:
+        if not run_contents(run_dir):
+            raise TopoError(
+                f"not a run written by topo train: the folder is empty (a run stopped before it began?); "
+                f"start one with topo train --out {run_dir}",
+                path=run_dir,
+            )
+        raise TopoError("not a run written by topo train (no run.json)", path=run_dir)
+    if meta.get("kind") != RUN_KIND or "config" not in meta:
+        raise TopoError("not a run written by topo train (run.json has no training configuration)", path=run_dir)
+    if not isinstance(meta["config"], dict):
+        raise TopoError("'config' is not a JSON object", path=where)
+    try:
+        config = TrainConfig.from_dict(meta["config"])
+        config.validate()
+    except TopoError as exc:
+        raise TopoError(f"'config' is not a valid training configuration: {exc}", path=where) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise TopoError(f"'config' is not a valid training configuration ({first_line(exc)})", path=where) from None
+    network = meta.get("network")
+    shapes = network.get("shapes") if isinstance(network, dict) else None
+    if not (
+        isinstance(shapes, list)
+        and shapes
+        and all(isinstance(s, list) and len(s) == 2 and all(_is_count(n, 1) for n in s) for s in shapes)
+    ):
+        raise TopoError("'network.shapes' is not a list of [out, in] layer sizes", path=where)
+    for key in ("total_steps", "total_epochs", "steps_per_epoch"):
+        if key in meta and not _is_count(meta[key]):
+            raise TopoError(f"{key!r} is not a non-negative integer ({meta[key]!r:.40})", path=where)
+    return dict(meta), config
+
+
+def load_state(state_path: Path) -> dict[str, Any]:
+    """``state/last.pt`` read with ``weights_only=True`` and checked; problems are one line.
+
+    Raises
+    ------
+    TopoError
+        If the file is unreadable, holds objects topo does not load, or is not a
+        (valid, not newer) topo training state.
+    """
+    import torch
+
+    try:
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        import pickle
+        import re
+
+        text = str(exc)
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+        if refused or isinstance(exc, pickle.UnpicklingError):
+            what = f" ({refused.group(1)})" if refused else ""
+            raise TopoError(
+                f"training state holds objects that topo does not load{what}; it was not written by "
+                "topo train, or it was changed since: refusing to unpickle it",
+                path=state_path,
+            ) from None
+        raise TopoError(f"training state is unreadable ({first_line(exc)})", path=state_path) from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise TopoError("not a topo training state file", path=state_path)
+    version = state.get("version", 0)
+    if not _is_count(version):
+        raise TopoError("training state has no valid version", path=state_path)
+    if version > STATE_VERSION:
+        raise TopoError("training state was written by a newer topo; upgrade topo", path=state_path)
+    for key in ("epoch", "step"):
+        if not _is_count(state.get(key)):
+            raise TopoError(f"training state's {key!r} is not a non-negative integer", path=state_path)
+    for key in ("model", "optimizer", "algorithm"):
+        if not isinstance(state.get(key), dict):
+            raise TopoError(f"training state has no {key!r} entry", path=state_path)
+    return state
+
+
+def has_trained_epochs(run_dir: Path) -> bool:
+    """Whether a run folder holds the results of any training epoch (epoch 1 or later)."""
+    checkpoints = run_dir / CHECKPOINT_DIR
+    if checkpoints.is_dir():
+        for entry in checkpoints.iterdir():
+            parsed = parse_checkpoint_name(entry.name)
+            if parsed is not None and parsed[0] >= 1:
+                return True
+    try:
+        records = read_metrics(run_dir)
+    except TopoError:
+        return True  # unreadable metrics: do not throw away what may be there
+    return any(int(r.get("epoch") or 0) >= 1 for r in records)
+
+
+def empty_run_folder(run_dir: Path) -> None:
+    """Remove what a run wrote (all but the run lock, which the caller holds)."""
+    import shutil
+
+    for entry in run_contents(run_dir):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def drop_epochs_after(run_dir: Path, epoch: int) -> None:
+    """Remove the checkpoints and metrics of epochs after ``epoch`` (what an interrupted epoch left)."""
+    for path in list_checkpoints(run_dir):
+        parsed = parse_checkpoint_name(path.name)
+        if parsed is None:
+            continue
+        # epoch_E (end of E) and epoch_E_step_S (inside E) both belong to epoch E
+        if parsed[0] > epoch:
+            path.unlink()
+    write_metrics(run_dir, [r for r in read_metrics(run_dir) if int(r.get("epoch", -1)) <= epoch])
+
+
+def holds_same_run(meta: Mapping[str, Any], config: TrainConfig) -> bool:
+    """Whether ``run.json``'s configuration is ``config`` (see :func:`topo.training.config.config_identity`)."""
+    try:
+        stored = TrainConfig.from_dict(meta["config"])
+    except (TopoError, TypeError, ValueError):
+        return False
+    return config_identity(stored) == config_identity(config)
