@@ -207,6 +207,7 @@ def main() -> None:
         return
     import topo
     from topo.analysis.distance import nnstd, nnstd_matrix
+    from topo.runs import load_masks
 
     nets = [load_set(folder, w) for w in range(10)]
     a, b = nets[0], nets[1]
@@ -244,8 +245,8 @@ def main() -> None:
         paths = []
         for i, net in enumerate(nets):
             paths.append(topo.save_checkpoint(net, Path(tmp) / f"w{i}.safetensors"))
-        procs_time = median_time(lambda: nnstd_matrix(paths, workers=2, tie_break="reference"), repeats=3, warmup=0)
-        same = np.array_equal(nnstd_matrix(paths, workers=2, tie_break="reference"), matrix)
+        procs_time = median_time(lambda: nnstd_matrix(paths, load=load_masks, workers=2, tie_break="reference"), repeats=3, warmup=0)
+        same = np.array_equal(nnstd_matrix(paths, load=load_masks, workers=2, tie_break="reference"), matrix)
     print(f"10 x 10, 2 processes median {procs_time:7.2f} s over 3   (from files, process start included; "
           f"speed-up {matrix_time / procs_time:.2f}x over one process; identical matrix: {same})")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import click
 
 from topo_cli.render import emit, format_option
@@ -18,11 +16,6 @@ HEADERS = {
     "hub_overlap_matched": "hubs matched", "nnstd": "NNSTD", "mask_turnover": "turnover",
     "active_a": "active A", "active_b": "active B",
 }
-
-
-def _mean(values) -> float:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return sum(finite) / len(finite) if finite else float("nan")
 
 
 @click.command("compare")
@@ -42,65 +35,18 @@ def compare_command(a: str, b: str, fraction: float, no_match_output: bool, fmt:
     layer's shape agrees, the mask turnover |A xor B| / (|A| + |B|). The last row
     sums up the network: overall density, mean CV and overlap, NNSTD and overall turnover.
     """
-    from topo.analysis.budget import check_nnstd
-    from topo.analysis.degree import fan_in_cv
-    from topo.analysis.distance import mask_turnover, nnstd
-    from topo.analysis.hubs import hub_overlap
-    from topo.formats import load
+    from topo.analysis.comparison import compare_topologies
+    from topo.runs import load_topology
 
-    topo_a = load(a, weights=False)
-    topo_b = load(b, weights=False)
+    topo_a = load_topology(a)
+    topo_b = load_topology(b)
     match_output = not no_match_output
-    # NNSTD's cost matrices grow with the product of the widths: refuse before allocating
-    check_nnstd(topo_a, topo_b, match_output=match_output)
-    result = nnstd(topo_a, topo_b, match_output=match_output)
-    by_index = hub_overlap(topo_a, topo_b, fraction=fraction)
-    matched = hub_overlap(
-        topo_a, topo_b, matched=True, fraction=fraction, match_output=match_output, matchings=result.matchings
-    )
-    cv_a, cv_b = fan_in_cv(topo_a), fan_in_cv(topo_b)
-    same_shapes = all(la.shape == lb.shape for la, lb in zip(topo_a, topo_b))
-    turnover = mask_turnover(topo_a, topo_b) if same_shapes else [None] * len(topo_a)
-
-    rows = []
-    for k, (layer_a, layer_b) in enumerate(zip(topo_a, topo_b)):
-        name = layer_a.name if layer_a.name == layer_b.name else f"{layer_a.name} / {layer_b.name}"
-        rows.append({
-            "layer": name,
-            "density_a": layer_a.density,
-            "density_b": layer_b.density,
-            "fan_in_cv_a": cv_a[k],
-            "fan_in_cv_b": cv_b[k],
-            "hub_overlap_index": by_index[k],
-            "hub_overlap_matched": matched[k],
-            "nnstd": result.layer_distances[k],
-            "mask_turnover": turnover[k],
-        })
-    overall_turnover = None
-    if same_shapes:
-        # weighted by the layers' edge counts: the share of all connections that differ
-        weights = [la.nnz + lb.nnz for la, lb in zip(topo_a, topo_b)]
-        total = sum(weights)
-        overall_turnover = sum(t * w for t, w in zip(turnover, weights)) / total if total else 0.0
-    overall = {
-        "layer": "overall",
-        "density_a": topo_a.density,
-        "density_b": topo_b.density,
-        "fan_in_cv_a": _mean(cv_a),
-        "fan_in_cv_b": _mean(cv_b),
-        "hub_overlap_index": _mean(by_index),
-        "hub_overlap_matched": _mean(matched),
-        "nnstd": result.distance,
-        "mask_turnover": overall_turnover,
-    }
-    # where a method removed neurons, say how many each side still has
-    shrunk = any(wa < la.n_out or wb < lb.n_out for (wa, wb), la, lb in zip(result.active_widths, topo_a, topo_b))
-    for row, (wa, wb), la, lb in zip(rows, result.active_widths, topo_a, topo_b):
-        row["active_a"], row["active_b"] = f"{wa}/{la.n_out}", f"{wb}/{lb.n_out}"
+    comparison = compare_topologies(topo_a, topo_b, fraction=fraction, match_output=match_output)
+    rows, overall, shrunk = comparison.rows, comparison.overall, comparison.shrunk
     caption = (
-        f"NNSTD {result.distance:.4g} (from A to B, output layer "
+        f"NNSTD {comparison.nnstd:.4g} (from A to B, output layer "
         f"{'matched' if match_output else 'by index'}); hubs: top {fraction:g} by fan-in"
-        + ("" if same_shapes else "; layer shapes differ, so no mask turnover")
+        + ("" if comparison.same_shapes else "; layer shapes differ, so no mask turnover")
         + ("; active: neurons present / width (removed neurons count as empty input sets in NNSTD, "
            "and hub fractions are of the full width)" if shrunk else "")
     )
@@ -116,7 +62,7 @@ def compare_command(a: str, b: str, fraction: float, no_match_output: bool, fmt:
             "b": str(topo_b.info.get("path", b)),
             "fraction": fraction,
             "match_output": match_output,
-            "nnstd": result.distance,
+            "nnstd": comparison.nnstd,
             "layers": rows,
             "overall": overall,
         },

@@ -65,6 +65,7 @@ def distance_command(
         raise click.UsageError("give at least two checkpoints")
     from topo.analysis.distance import nnstd_matrix
     from topo.checkpoint import atomic_write_text
+    from topo.runs import load_masks
     from topo_cli.progress import progress_bar
 
     if tie_break == "reference" and solver == "sparse":
@@ -73,7 +74,7 @@ def distance_command(
     here = workers == 1 and scheduler is None
     with progress_bar("NNSTD layers" if here else "NNSTD pairs") as progress:
         matrix = nnstd_matrix(
-            list(checkpoints), match_output=not no_match_output, tie_break=tie_break, solver=solver,
+            list(checkpoints), load=load_masks, match_output=not no_match_output, tie_break=tie_break, solver=solver,
             workers=workers, scheduler=scheduler,
             progress=None if here else progress, layer_progress=progress if here else None,
         )

@@ -68,7 +68,8 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
     """
     from pathlib import Path
 
-    from topo.analysis.drift import drift, load_run, save_profile as write_profile
+    from topo.analysis.drift import drift
+    from topo.runs import load_equilibrium, load_run, save_profile as write_profile
     from topo.analysis.exploration import exploration
     from topo.checkpoint import is_run_folder
     from topo.errors import TopoError
@@ -85,7 +86,10 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         source = list(run)
     with progress_bar("loading checkpoints") as progress:
         topologies = load_run(source, progress=progress)
-    result = drift(topologies, equilibrium=equilibrium, last_k=last_k, tolerance=tolerance)
+    reference, source_name = load_equilibrium(equilibrium, last_k=last_k)
+    result = drift(
+        topologies, equilibrium=reference, equilibrium_source=source_name, last_k=last_k, tolerance=tolerance
+    )
 
     rows = result.to_rows()
     layer_rows = result.layer_rows()

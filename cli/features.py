@@ -42,11 +42,12 @@ def features_command(checkpoints: tuple[str, ...], no_graph: bool, samples: int,
     csv gives one row per checkpoint; the table one row per feature.
     """
     from topo.analysis.structure import feature_table
+    from topo.runs import load_topology
     from topo_cli.progress import progress_bar
 
     options = {"graph_metrics": not no_graph, "betweenness_samples": samples, "seed": seed}
     with progress_bar("features", enabled=len(checkpoints) > 1) as progress:
-        rows = feature_table(list(checkpoints), workers=workers, progress=progress, **options)
+        rows = feature_table(list(checkpoints), load=load_topology, workers=workers, progress=progress, **options)
     names: list[str] = []
     seen: set[str] = set()
     for row in rows:

@@ -29,43 +29,23 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
     """
     if fraction is not None and z is not None:
         raise click.UsageError("give either --fraction or --z, not both")
-    import numpy as np
+    from topo.analysis.hubs import hub_listing
+    from topo.runs import load_topology
 
-    from topo.analysis.hubs import hub_indices
-    from topo.formats import load
-
-    topology = load(checkpoint, weights=False)
+    topology = load_topology(checkpoint)
     if z is not None:
         rule, options, described = "z", {"rule": "z", "z": z}, f"fan-in above mean + {z:g} std"
     else:
         fraction = 0.1 if fraction is None else fraction
         rule, options, described = "top", {"fraction": fraction}, f"top {fraction:g} by fan-in"
-    rows = []
-    layers = []
-    cut = False
-    for layer in topology:
-        hubs = hub_indices(layer, **options)
-        fan_in = layer.fan_in
-        gradient = layer.stats.get("grad_mean")
-        # strongest first; ties in index order (a sort in numpy: a wide layer has a million hubs)
-        order = hubs[np.lexsort((hubs, -fan_in[hubs]))]
-        if fmt == "table" and order.size > TABLE_HUBS_PER_LAYER:
-            # a table of a million rows helps no one and takes minutes to draw
-            order, cut = order[:TABLE_HUBS_PER_LAYER], True
-        values = fan_in[order].tolist()
-        gradients = [None] * order.size if gradient is None else np.asarray(gradient, dtype=np.float64)[order].tolist()
-        entries = [
-            {"layer": layer.name, "neuron": i, "fan_in": f, "grad_mean": g}
-            for i, f, g in zip(order.tolist(), values, gradients)
-        ]
-        rows.extend(entries)
-        layers.append({
-            "name": layer.name,
-            "n_out": layer.n_out,
-            "n_hubs": int(hubs.size),
-            "fan_in_mean": float(fan_in.mean()) if fan_in.size else None,
-            "hubs": [{k: e[k] for k in ("neuron", "fan_in", "grad_mean")} for e in entries],
-        })
+    # a table of a million rows helps no one and takes minutes to draw
+    listing = hub_listing(topology, **options, limit=TABLE_HUBS_PER_LAYER if fmt == "table" else None)
+    cut = any(entry.cut for entry in listing)
+    rows = [{"layer": entry.name, **hub} for entry in listing for hub in entry.hubs]
+    layers = [
+        {"name": e.name, "n_out": e.n_out, "n_hubs": e.n_hubs, "fan_in_mean": e.fan_in_mean, "hubs": e.hubs}
+        for e in listing
+    ]
     columns = COLUMNS
     if fmt == "table" and not any("grad_mean" in layer.stats for layer in topology):
         columns = COLUMNS[:-1]  # no gradients recorded (e.g. a foreign checkpoint)

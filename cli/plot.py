@@ -74,10 +74,15 @@ def fanin_command(run, layers, epochs, max_rows, log_x, output, dpi):
     One row per checkpoint (first at the top), labelled by epoch, with each row's
     fan-in CV: how the fan-in distribution moves under RigL toward its equilibrium.
     """
-    from topo.figures import fanin_figure, parse_epochs
+    from topo.errors import TopoError
+    from topo.figures import fanin_figure
+    from topo.runs import parse_epochs
 
     path = _target(output, run, "fanin")
-    wanted = parse_epochs(epochs)
+    try:
+        wanted = parse_epochs(epochs)
+    except TopoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--epochs") from None
     with _loading("loading checkpoints") as progress:
         fanin_figure(run, layers=_split(layers), epochs=wanted, max_rows=max_rows, log_x=log_x,
                      path=path, dpi=dpi, progress=progress)

@@ -136,7 +136,7 @@ def train_or_reuse(config, data, runs_dir: Path, counts: dict) -> Path:
 def measure_run(run_dir: Path) -> list[dict]:
     """Per layer: fan-in CV, concentration and hierarchy at the final checkpoint and averaged over epochs 1..E."""
     from topo.analysis.gradients import gradient_rows
-    from topo.figures import run_checkpoints
+    from topo.runs import run_checkpoints
 
     topologies = run_checkpoints(run_dir)
     trained = [t for t in topologies if (t.epoch or 0) >= 1]

@@ -13,7 +13,7 @@ Two parts (issue 7, study 3):
    agree per layer, and the Wasserstein-1 distance (on fan-in / mean fan-in) between
    the starts' final distributions is much smaller than between their initial ones.
 2. **Equilibrium initialisation.** The lognormal fit of the erk run's equilibrium is
-   written as a profile file (:func:`topo.analysis.drift.save_profile`) and RigL is
+   written as a profile file (:func:`topo.runs.save_profile`) and RigL is
    started from it (``TrainConfig(init="equilibrium:<file>")``: ERK densities,
    lognormal fan-in with the equilibrium's CV per layer) against RigL from plain ERK,
    both on the same seeds (same data order), compared by a paired t-test
@@ -151,9 +151,10 @@ def rigl_config(mode: Mode, dataset: str, seed: int, **masks) -> "Any":
 
 def drift_part(mode, name, dataset, runs, out, log):
     """Train RigL from every start; drift per run and toward the erk run's equilibrium."""
-    from topo.analysis.drift import drift, load_run
+    from topo.analysis.drift import drift
     from topo.figures import drift_figure, fanin_figure
     from topo.plot import drift_overview, fanin_ridge, save_figure
+    from topo.runs import load_run
     from topo.training.trainer import train_or_resume
 
     run_dirs, results, to_common, tops = {}, {}, {}, {}
@@ -171,7 +172,9 @@ def drift_part(mode, name, dataset, runs, out, log):
                      "test_acc": records[-1]["test_acc"], "records": records})
     reference = run_dirs["erk"]
     for start in mode.starts:
-        to_common[start] = drift(tops[start], equilibrium=reference, last_k=LAST_K, tolerance=TOLERANCE)
+        # the erk run's last LAST_K checkpoints are the common equilibrium
+        to_common[start] = drift(tops[start], equilibrium=tops["erk"], equilibrium_source=str(reference),
+                                 last_k=LAST_K, tolerance=TOLERANCE)
     layers = results["erk"].layers
     epochs = [float(e) for e in results["erk"].epochs]
 
@@ -247,7 +250,7 @@ def _milestones(epochs) -> list[int]:
 
 def compare_part(mode, name, dataset, runs, out, reference_result, reference_dir, log):
     """RigL from the erk run's equilibrium profile against RigL from ERK, paired by seed."""
-    from topo.analysis.drift import read_profile, save_profile
+    from topo.runs import read_profile, save_profile
     from topo.training.trainer import train_or_resume
 
     profile_path = runs / name / "equilibrium_profile.json"
@@ -269,9 +272,11 @@ def compare_part(mode, name, dataset, runs, out, reference_result, reference_dir
                          **{f"initial_cv_{l}": c for l, c in zip(profile, records[0]["fan_in_cv"])},
                          **{f"final_cv_{l}": c for l, c in zip(profile, records[-1]["fan_in_cv"])}})
     # seed-to-seed spread: W1 of each ERK-arm run's final fan-in to the reference run's equilibrium
-    from topo.analysis.drift import drift, load_run
+    from topo.analysis.drift import drift
+    from topo.runs import load_run
 
-    spread = np.array([drift(load_run(runs / name / f"compare-erk-s{seed}", last_k=1), equilibrium=reference_dir,
+    reference = load_run(reference_dir, last_k=LAST_K)
+    spread = np.array([drift(load_run(runs / name / f"compare-erk-s{seed}", last_k=1), equilibrium=reference,
                              last_k=LAST_K).wasserstein[-1] for seed in mode.seeds])
     return {"rows": rows, "stats": paired_stats(acc["equilibrium"], acc["erk"]), "profile": profile,
             "accuracies": acc, "seed_spread": spread}

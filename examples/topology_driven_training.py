@@ -114,7 +114,7 @@ def run_dir_of(runs: Path, dataset: str, arm: str, density: float, seed: int) ->
 def measure_run(run_dir: Path, records: list[dict]) -> dict[str, Any]:
     """Accuracy, per-epoch fan-in CV (present neurons), exploration, removed neurons, time per epoch."""
     from topo.analysis.degree import fan_in_cv
-    from topo.analysis.drift import load_run
+    from topo.runs import load_run
     from topo.analysis.exploration import active_widths, exploration
 
     topologies = load_run(run_dir)

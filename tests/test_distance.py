@@ -10,6 +10,7 @@ from scipy.optimize import linear_sum_assignment
 
 import topo
 from topo.analysis.distance import _labels_in_a, layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
+from topo.runs import load_masks
 from topo.errors import TopoError
 
 
@@ -282,14 +283,18 @@ def test_matrix_from_paths_in_processes(tmp_path):
         paths.append(tmp_path / f"net{i}.safetensors")
         topo.save_checkpoint(net, paths[-1])
     expected = nnstd_matrix(nets, match_output=False)
-    np.testing.assert_array_equal(nnstd_matrix(paths, match_output=False), expected)
-    np.testing.assert_array_equal(nnstd_matrix([str(p) for p in paths], match_output=False, workers=2), expected)
+    np.testing.assert_array_equal(nnstd_matrix(paths, load=load_masks, match_output=False), expected)
+    np.testing.assert_array_equal(
+        nnstd_matrix([str(p) for p in paths], load=load_masks, match_output=False, workers=2), expected
+    )
+    with pytest.raises(TopoError, match="not a Topology"):
+        nnstd_matrix(paths)  # analysis reads no files itself
 
 
 def test_matrix_reports_unreadable_path(tmp_path):
     nets = _three_networks()
     with pytest.raises(TopoError, match="missing.safetensors"):
-        nnstd_matrix([nets[0], tmp_path / "missing.safetensors"])
+        nnstd_matrix([nets[0], tmp_path / "missing.safetensors"], load=load_masks)
 
 
 # -- mask turnover ------------------------------------------------------------------------

@@ -14,13 +14,11 @@ from topo.analysis.drift import (
     DriftResult,
     drift,
     equilibrium_profile,
-    load_run,
     normalised_fan_in,
     profile_samples,
-    read_profile,
-    save_profile,
     validate_profile,
 )
+from topo.runs import load_equilibrium, load_run, read_profile, save_profile
 from topo.checkpoint import checkpoint_name, write_run_config
 from topo_cli.main import main
 
@@ -184,7 +182,8 @@ def test_profile_round_trip(tmp_path, run_topologies):
     assert minimal["cv"] == pytest.approx(math.sqrt(math.expm1(0.25)))
     assert minimal["mean_fan_in"] == pytest.approx(math.exp(2.125))
     # drift can take the file as its equilibrium
-    assert drift(run_topologies, equilibrium=path).equilibrium_source == str(path)
+    equilibrium, source = load_equilibrium(path)
+    assert drift(run_topologies, equilibrium=equilibrium, equilibrium_source=source).equilibrium_source == str(path)
 
 
 def test_read_profile_of_a_run_folder(run_folder, run_topologies):

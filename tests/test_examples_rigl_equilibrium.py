@@ -40,7 +40,7 @@ def test_smoke_writes_claims_csv_and_figures(tmp_path):
     assert sorted(r["arm"] for r in compare) == ["equilibrium", "erk"]
     assert all(0.0 <= float(r["test_acc"]) <= 1.0 for r in rows)
     # the equilibrium arm started from the saved profile: lognormal fan-in with its CVs
-    from topo.analysis.drift import read_profile
+    from topo.runs import read_profile
     from topo.checkpoint import read_run_config
 
     runs = out / "runs" / "smoke" / "digits"

@@ -100,7 +100,11 @@ def test_cv_concentration_skips_layers_without_stat_and_reads_paths(tmp_path):
         without = layer_with(np.full(400, 3), None, n_in=100, seed=i, name="b")
         nets.append(Topology([with_stat, without]))
     paths = [save_checkpoint(t, tmp_path / f"n{i}.safetensors") for i, t in enumerate(nets)]
-    assert cv_concentration_correlation(paths) == pytest.approx(cv_concentration_correlation(nets))
+    from topo.runs import load_topology
+
+    assert cv_concentration_correlation(paths, load=load_topology) == pytest.approx(cv_concentration_correlation(nets))
+    with pytest.raises(TopoError, match="not a Topology"):
+        cv_concentration_correlation(paths)  # analysis reads no files itself
     assert len(gradient_rows(nets)) == 3
     assert math.isnan(cv_concentration_correlation(nets[:2]))  # fewer than 3 points
     bare = [Topology([layer_with(fan_a, None)])]

@@ -180,6 +180,8 @@ def test_feature_table_accepts_paths(tmp_path):
 
     topology = Topology.from_masks(_random_masks([6, 5, 3], 0.5, seed=1), names=["fc1", "fc2"])
     path = save_checkpoint(topology, tmp_path / "net.safetensors")
-    rows = feature_table([path, topology], graph_metrics=False)
+    from topo.runs import load_topology
+
+    rows = feature_table([path, topology], load=load_topology, graph_metrics=False)
     assert rows[0] == pytest.approx(rows[1], nan_ok=True)
     assert math.isnan(rows[0]["betweenness_mean"])

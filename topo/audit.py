@@ -615,7 +615,7 @@ def _compile(pattern: str) -> re.Pattern:
     try:
         return re.compile(pattern)
     except re.error as exc:
-        raise TopoError(f"--layers: not a valid regular expression {pattern!r} ({exc})") from None
+        raise TopoError(f"layer name pattern {pattern!r} is not a valid regular expression ({exc})") from None
 
 
 def audit_paths(

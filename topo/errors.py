@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["TopoError", "first_line"]
+from typing import Iterable
+
+__all__ = ["TopoError", "first_line", "shorten_list"]
 
 
 class TopoError(ValueError):
@@ -29,3 +31,38 @@ def first_line(exc: BaseException) -> str:
     """The first line of an exception's text (its type's name when it has none), for a one-line message."""
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def shorten_list(items: Iterable[object], *, head: int = 3, tail: int = 1, sep: str = ", ") -> str:
+    """A list for an error message, shortened when long: the first few, ``...``, the last,
+    and how many there are.
+
+    Parameters
+    ----------
+    items : iterable
+        The values; each is shown with ``str``.
+    head, tail : int
+        How many to show from the start and from the end when the list is shortened.
+    sep : str
+        Between the values shown.
+
+    Returns
+    -------
+    str
+        ``"a, b, c"`` when there are at most ``head + tail + 1`` values, else
+        ``"a, b, c, ..., z (26 in all)"``; ``"none"`` when there are none.
+
+    Examples
+    --------
+    >>> shorten_list(range(102))
+    '0, 1, 2, ..., 101 (102 in all)'
+    >>> shorten_list(["fc1", "fc2"])
+    'fc1, fc2'
+    """
+    values = [str(item) for item in items]
+    if not values:
+        return "none"
+    if len(values) <= head + tail + 1:
+        return sep.join(values)
+    shown = values[:head] + ["..."] + (values[-tail:] if tail > 0 else [])
+    return f"{sep.join(shown)} ({len(values)} in all)"

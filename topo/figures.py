@@ -19,7 +19,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from topo.errors import TopoError
+from topo.errors import TopoError, shorten_list
+from topo.runs import parse_epochs, run_checkpoints  # re-exported: figures read runs through topo.runs
 from topo.topology import Topology
 
 __all__ = [
@@ -59,36 +60,6 @@ def default_figure_path(source: str | os.PathLike | None, name: str) -> Path:
     return Path(f"{name}.png")
 
 
-def parse_epochs(text: str | None) -> list[int] | None:
-    """Epochs from ``"0,5,10"``, ranges ``"0-30"`` or stepped ranges ``"0-30:5"``; None for None/empty.
-
-    Raises
-    ------
-    TopoError
-        If a part is not a whole number, range or stepped range.
-    """
-    if text is None or not str(text).strip():
-        return None
-    epochs: list[int] = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            if "-" in part[1:]:
-                span, _, step = part.partition(":")
-                start, _, stop = span.partition("-")
-                step_value = int(step) if step else 1
-                if step_value < 1:
-                    raise ValueError
-                epochs.extend(range(int(start), int(stop) + 1, step_value))
-            else:
-                epochs.append(int(part))
-        except ValueError:
-            raise TopoError(f"--epochs: {part!r} is not an epoch, a range a-b or a stepped range a-b:s") from None
-    return sorted(set(epochs))
-
-
 def select_evenly(n: int, k: int | None) -> list[int]:
     """Up to ``k`` indices of ``range(n)`` spread evenly, first and last included."""
     if k is None or n <= k:
@@ -111,7 +82,7 @@ def select_layers(topology: Topology, layers: Sequence[str] | None) -> list[str]
         return names
     unknown = [name for name in layers if name not in names]
     if unknown:
-        raise TopoError(f"no layer named {', '.join(map(repr, unknown))}; layers are: {', '.join(names)}")
+        raise TopoError(f"no layer named {shorten_list(map(repr, unknown))}; layers are: {shorten_list(names)}")
     return [name for name in names if name in layers]
 
 
@@ -136,59 +107,6 @@ def checkpoint_epochs(topologies: Sequence[Topology]) -> list[float]:
     return [float(i) for i in range(len(topologies))]
 
 
-def run_checkpoints(
-    run: str | os.PathLike,
-    *,
-    epochs: Sequence[int] | None = None,
-    include_steps: bool = False,
-    progress: Progress | None = None,
-) -> list[Topology]:
-    """A run's checkpoints in training order, masks and statistics only (no weights).
-
-    Parameters
-    ----------
-    run : path-like
-        A run folder.
-    epochs : sequence of int, optional
-        Keep only the checkpoints at the end of these epochs.
-    include_steps : bool
-        Also load checkpoints taken inside epochs. When a run has none at epoch ends,
-        they are used anyway.
-    progress : callable, optional
-        ``progress(done, total)`` after each checkpoint.
-
-    Raises
-    ------
-    TopoError
-        If ``run`` is not a run folder, has no checkpoints, or lacks a requested epoch.
-    """
-    from topo.analysis.drift import load_run
-    from topo.checkpoint import list_checkpoints, parse_checkpoint_name
-
-    paths = list_checkpoints(run, include_steps=include_steps)
-    if not paths and not include_steps:
-        paths = list_checkpoints(run, include_steps=True)
-    if not paths:
-        raise TopoError("run folder has no checkpoints", path=run)
-    if epochs is not None:
-        wanted = set(int(e) for e in epochs)
-        by_epoch = {}
-        for path in paths:
-            parsed = parse_checkpoint_name(path.name)
-            if parsed is not None and parsed[1] is None:
-                by_epoch[parsed[0]] = path
-        missing = sorted(wanted - set(by_epoch))
-        if missing:
-            have = sorted(by_epoch)
-            shown = f"{have[0]}..{have[-1]}" if len(have) > 6 else ", ".join(map(str, have))
-            raise TopoError(
-                f"no checkpoint at the end of epoch {', '.join(map(str, missing))} (epochs: {shown or 'none'})",
-                path=run,
-            )
-        paths = [by_epoch[e] for e in sorted(wanted)]
-    return load_run(paths, progress=progress)
-
-
 def _topologies(source: Any, *, epochs=None, progress=None) -> list[Topology]:
     if isinstance(source, Topology):
         return [source]
@@ -203,9 +121,9 @@ def _topologies(source: Any, *, epochs=None, progress=None) -> list[Topology]:
 def _single(source: Any) -> Topology:
     if isinstance(source, Topology):
         return source
-    from topo.formats import load
+    from topo.runs import load_topology
 
-    return load(source, weights=False)
+    return load_topology(source)
 
 
 # -- figures of one run -----------------------------------------------------------------
@@ -287,7 +205,8 @@ def drift_figure(
         A DriftResult (from :func:`topo.analysis.drift.drift`) is drawn as it is.
     layers : sequence of str, optional
     equilibrium, last_k, tolerance
-        Passed to :func:`topo.analysis.drift.drift`.
+        Passed to :func:`topo.analysis.drift.drift`; an equilibrium given as a path (a
+        run folder or a profile file) is read with :func:`topo.runs.load_equilibrium`.
     title, path, dpi
         See :func:`topo.plot.drift_overview`.
     progress : callable, optional
@@ -303,12 +222,17 @@ def drift_figure(
     if isinstance(source, DriftResult):
         result = source
     else:
+        from topo.runs import load_equilibrium
+
         topologies = _topologies(source, progress=progress)
-        result = drift(topologies, equilibrium=equilibrium, last_k=last_k, tolerance=tolerance)
+        reference, described = load_equilibrium(equilibrium, last_k=last_k)
+        result = drift(
+            topologies, equilibrium=reference, equilibrium_source=described, last_k=last_k, tolerance=tolerance
+        )
     if layers:
         unknown = [name for name in layers if name not in result.layers]
         if unknown:
-            raise TopoError(f"no layer named {', '.join(map(repr, unknown))}; layers are: {', '.join(result.layers)}")
+            raise TopoError(f"no layer named {shorten_list(map(repr, unknown))}; layers are: {shorten_list(result.layers)}")
     names = [name for name in result.layers if not layers or name in layers]
     columns = [result.layers.index(name) for name in names]
     epochs = result.epochs
@@ -405,7 +329,7 @@ def exploration_figure(
     if layers:
         unknown = [name for name in layers if name not in result.layers]
         if unknown:
-            raise TopoError(f"no layer named {', '.join(map(repr, unknown))}; layers are: {', '.join(result.layers)}")
+            raise TopoError(f"no layer named {shorten_list(map(repr, unknown))}; layers are: {shorten_list(result.layers)}")
     names = [name for name in result.layers if not layers or name in layers]
     columns = [result.layers.index(name) for name in names]
     epochs = result.epochs
@@ -528,7 +452,11 @@ def distance_matrix(
         labels = [_item_label(item, i) for i, item in enumerate(items)]
     if len(items) < 2:
         raise TopoError("a distance matrix needs at least two checkpoints")
-    matrix = nnstd_matrix(items, match_output=match_output, workers=workers, scheduler=scheduler, progress=progress)
+    from topo.runs import load_masks
+
+    matrix = nnstd_matrix(
+        items, load=load_masks, match_output=match_output, workers=workers, scheduler=scheduler, progress=progress
+    )
     return np.asarray(matrix, dtype=np.float64), _unique(labels)
 
 

@@ -701,7 +701,9 @@ def predict(
     if all(isinstance(item, Mapping) for item in items):
         rows = items
     else:
-        rows = feature_table(items, workers=workers, progress=progress, **predictor.feature_options)
+        from topo.runs import load_topology
+
+        rows = feature_table(items, load=load_topology, workers=workers, progress=progress, **predictor.feature_options)
     X, _ = feature_matrix(rows, predictor.feature_names)
     model = predictor.baseline if baseline else predictor.chosen_model
     return np.asarray(model.predict(X), dtype=np.float64)
@@ -918,8 +920,10 @@ def sweep_training_data(
         if hit is None:
             missing.append(index)
     if missing:
+        from topo.runs import load_topology
+
         fresh = feature_table(
-            [str(jobs[i][1]) for i in missing], workers=workers, progress=progress, **dict(feature_options or {})
+            [str(jobs[i][1]) for i in missing], load=load_topology, workers=workers, progress=progress, **dict(feature_options or {})
         )
         for index, features in zip(missing, fresh):
             rows[index] = features

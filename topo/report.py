@@ -23,13 +23,13 @@ import html
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
+from topo.runs import RunData, load_run_data  # the data of one run; re-exported as the report's names
 
 __all__ = ["REPORT_SECTIONS", "RunData", "load_run_data", "run_summary", "layer_table", "build_report", "write_report"]
 
@@ -110,52 +110,6 @@ details summary { cursor: pointer; color: #0b5cad; }
 """
 
 Progress = Callable[[int, int], None]
-
-
-# -- the data of one run ----------------------------------------------------------------------
-@dataclass
-class RunData:
-    """What the report needs from one run, loaded once."""
-
-    path: Path
-    name: str
-    config: dict
-    metrics: list
-    topologies: list = field(default_factory=list)
-    drift: Any = None
-    drift_error: str | None = None
-
-
-def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: Progress | None = None) -> RunData:
-    """Read a run's configuration, metrics and checkpoints (masks and statistics), and its drift.
-
-    Raises
-    ------
-    TopoError
-        If ``run`` is not a topo run folder or a file in it cannot be read.
-    """
-    from topo.analysis.drift import drift
-    from topo.checkpoint import is_run_folder, list_checkpoints, read_metrics, read_run_config
-    from topo.figures import run_checkpoints
-
-    path = Path(run)
-    if not path.exists():
-        raise TopoError("no such run folder", path=run)
-    if not is_run_folder(path):
-        raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run)
-    data = RunData(
-        path=path,
-        name=name or Path(os.path.abspath(path)).name,
-        config=read_run_config(path),
-        metrics=read_metrics(path),
-    )
-    if list_checkpoints(path, include_steps=True):
-        data.topologies = run_checkpoints(path, progress=progress)
-        try:
-            data.drift = drift(data.topologies)
-        except TopoError as exc:
-            data.drift_error = str(exc)
-    return data
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -465,7 +419,7 @@ def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
         def distance():
             from topo.analysis.distance import nnstd_matrix
 
-            matrix = nnstd_matrix(finals)
+            matrix = nnstd_matrix(finals)  # topologies already loaded
             return figures.distance_figure(matrix=matrix, labels=figures._unique(labels))
 
         body += "<h3>Topology distance between the final checkpoints</h3>" + _figure_html(

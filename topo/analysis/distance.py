@@ -59,11 +59,9 @@ masks of the same shapes, with no matching.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Callable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -76,6 +74,7 @@ __all__ = [
     "NNSTDResult",
     "nnstd",
     "nnstd_matrix",
+    "masks_only",
     "mask_turnover",
     "layer_cost_matrix",
     "tie_keys",
@@ -84,7 +83,6 @@ __all__ = [
     "TIE_EPSILON",
 ]
 
-PathLike = Union[str, "os.PathLike[str]"]
 ProgressCallback = Callable[[int, int], None]
 
 TIE_BREAKS = ("canonical", "reference")
@@ -718,7 +716,7 @@ def nnstd(
 
 
 # -- many networks -------------------------------------------------------------------
-def _masks_only(topology: Topology) -> Topology:
+def masks_only(topology: Topology) -> Topology:
     """The same topology without weights, biases and statistics (cheap to send to a worker)."""
     return Topology(
         [
@@ -729,29 +727,21 @@ def _masks_only(topology: Topology) -> Topology:
     )
 
 
-@lru_cache(maxsize=16)
-def _load_cached(path: str, mtime_ns: int, size: int) -> Topology:
-    from topo.formats import load
-
-    return _masks_only(load(path, weights=False))
-
-
-def _resolve(item: Topology | PathLike) -> Topology:
+def _resolve(item: Any, load: Callable[[Any], Topology] | None) -> Topology:
     if isinstance(item, Topology):
         return item
-    path = os.fspath(item)
-    try:
-        stat = os.stat(path)
-        key = (stat.st_mtime_ns, stat.st_size)
-    except OSError:
-        key = (0, 0)  # let the loader raise its own error
-    return _load_cached(os.path.abspath(path), *key)
+    if load is None:
+        raise TopoError(
+            f"{type(item).__name__} {str(item)!r} is not a Topology: give Topologies, or a load "
+            "function that reads the others (e.g. topo.runs.load_masks)"
+        )
+    return load(item)
 
 
 def _nnstd_job(job: tuple) -> float:
     """One ordered pair for :func:`nnstd_matrix` (module level so that processes can run it)."""
-    item_a, item_b, options = job
-    return nnstd(_resolve(item_a), _resolve(item_b), **options).distance
+    item_a, item_b, options, load = job
+    return nnstd(_resolve(item_a, load), _resolve(item_b, load), **options).distance
 
 
 def _tiled_pairs(n: int, tile: int = 8) -> list[tuple[int, int]]:
@@ -767,8 +757,9 @@ def _tiled_pairs(n: int, tile: int = 8) -> list[tuple[int, int]]:
 
 
 def nnstd_matrix(
-    items: Sequence[Topology | PathLike],
+    items: Sequence[Any],
     *,
+    load: Callable[[Any], Topology] | None = None,
     match_output: bool = True,
     tie_break: str = "canonical",
     solver: str = "auto",
@@ -781,10 +772,14 @@ def nnstd_matrix(
 
     Parameters
     ----------
-    items : sequence of Topology or path
-        Networks, or paths that :func:`topo.formats.load` reads; a path is loaded
-        (without weights) inside the worker that needs it, and each worker keeps the
-        last 16 it loaded.
+    items : sequence
+        Networks (Topology), or references to them (e.g. paths) that ``load`` turns
+        into Topologies inside the worker that needs them.
+    load : callable, optional
+        ``load(item) -> Topology`` for the items that are not Topologies; it must be
+        importable by name when the pairs run in other processes.
+        :func:`topo.runs.load_masks` reads checkpoint paths (masks only) and keeps the
+        last 16 it read.
     match_output, tie_break, solver : optional
         Passed to :func:`nnstd`.
     workers : int
@@ -810,29 +805,28 @@ def nnstd_matrix(
     Raises
     ------
     TopoError
-        If a path cannot be read or two networks cannot be compared.
+        If an item is not a Topology and no ``load`` is given, ``load`` fails, or two
+        networks cannot be compared.
     """
     from topo.parallel import map_jobs
 
     _check_options(tie_break, solver)
-    resolved: list[Topology | str] = []
+    resolved: list[Any] = []
     for item in items:
         if isinstance(item, Topology):
             # weights and statistics are not needed; do not ship them to workers
-            resolved.append(_masks_only(item) if (workers > 1 or scheduler) else item)
+            resolved.append(masks_only(item) if (workers > 1 or scheduler) else item)
+        elif load is None:
+            _resolve(item, load)  # fail before any worker starts, not after a part of the pairs
         else:
-            path = os.fspath(item)
-            if not os.path.exists(path):
-                # fail before any worker starts, not after a part of the pairs
-                raise TopoError("no such file or folder", path=path)
-            resolved.append(path)
+            resolved.append(item)
     n = len(resolved)
     pairs = _tiled_pairs(n)
     options = {"match_output": bool(match_output), "tie_break": tie_break, "solver": solver}
     if workers == 1 and scheduler is None and layer_progress is not None:
-        values = _pairs_here(resolved, pairs, options, progress, layer_progress)
+        values = _pairs_here(resolved, pairs, options, load, progress, layer_progress)
     else:
-        jobs = [(resolved[i], resolved[j], options) for i, j in pairs]
+        jobs = [(resolved[i], resolved[j], options, load) for i, j in pairs]
         values = map_jobs(_nnstd_job, jobs, workers=workers, scheduler=scheduler, progress=progress)
     matrix = np.zeros((n, n), dtype=np.float64)
     for (i, j), value in zip(pairs, values):
@@ -844,6 +838,7 @@ def _pairs_here(
     resolved: list,
     pairs: list[tuple[int, int]],
     options: dict,
+    load: Callable[[Any], Topology] | None,
     progress: ProgressCallback | None,
     layer_progress: ProgressCallback,
 ) -> list[float]:
@@ -853,7 +848,7 @@ def _pairs_here(
     values: list[float] = []
     total_layers = 0
     for number, (i, j) in enumerate(pairs):
-        a, b = _resolve(resolved[i]), _resolve(resolved[j])
+        a, b = _resolve(resolved[i], load), _resolve(resolved[j], load)
         if not total_layers:
             total_layers = len(pairs) * len(a)
         base = number * len(a)

@@ -14,31 +14,26 @@ distribution of each layer drifts from its initial shape toward a stationary one
 - mask turnover between consecutive checkpoints
   (:func:`topo.analysis.distance.mask_turnover`);
 - a lognormal fit of the equilibrium (``mu``, ``sigma`` of ln fan-in,
-  ``cv = sqrt(exp(sigma**2) - 1)``), which :func:`save_profile` writes as a *profile
-  file* that training can start from (``--init equilibrium:FILE``).
+  ``cv = sqrt(exp(sigma**2) - 1)``), which :func:`topo.runs.save_profile` writes as a
+  *profile file* that training can start from.
 
 The equilibrium is by default the pooled normalised fan-ins of the run's last
-``last_k`` checkpoints. It can instead be another run (its topologies or its folder,
-whose last ``last_k`` checkpoints are pooled the same way) or a profile (a file or a
-mapping); a profile stands for the lognormal it describes, represented by ``n``
+``last_k`` checkpoints. It can instead be another run (its topologies, whose last
+``last_k`` are pooled the same way) or a profile mapping; a profile stands for the lognormal it describes, represented by ``n``
 deterministic samples: the fan-in quantiles ``exp(mu + sigma * Phi^-1(u_i))`` at
 ``u_i = (i + 0.5) / n``, rounded to whole fan-ins of at least 1 (fan-in is discrete,
 so the data it is compared with is too) and normalised by their mean. ``n`` is the
 layer's number of neurons, at least 1000.
 
-Profile file (JSON)::
-
-    {"kind": "topo-fanin-profile", "version": 1, "distribution": "lognormal",
-     "layers": {"fc1": {"mu": 3.2, "sigma": 0.41, "cv": 0.43, "mean_fan_in": 26.8}, ...}}
+Reading runs and profile files is :mod:`topo.runs`'s (``load_run``, ``read_profile``,
+``save_profile``, ``load_equilibrium``); this module only computes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -46,25 +41,19 @@ from scipy import special, stats
 
 from topo.analysis.degree import coefficient_of_variation
 from topo.analysis.fits import lognormal_params
-from topo.errors import TopoError
+from topo.errors import TopoError, shorten_list
 from topo.topology import Topology
 
 __all__ = [
-    "PROFILE_KIND",
-    "PROFILE_VERSION",
     "DriftResult",
+    "checkpoint_labels",
     "drift",
     "equilibrium_profile",
-    "load_run",
     "normalised_fan_in",
     "profile_samples",
-    "read_profile",
-    "save_profile",
     "validate_profile",
 ]
 
-PROFILE_KIND = "topo-fanin-profile"
-PROFILE_VERSION = 1
 _MIN_PROFILE_SAMPLES = 1000
 _NAN = float("nan")
 
@@ -165,7 +154,7 @@ class DriftResult:
         return rows
 
     def profile(self) -> dict[str, dict[str, float]]:
-        """The equilibrium fit as a profile mapping, ready for :func:`save_profile`."""
+        """The equilibrium fit as a profile mapping, ready for :func:`topo.runs.save_profile`."""
         return {name: dict(self.equilibrium_fit[name]) for name in self.layers}
 
 
@@ -229,53 +218,10 @@ def _check_layers(topologies: Sequence[Topology], names: list[str], what: str) -
     for i, topology in enumerate(topologies):
         if topology.names != names:
             raise TopoError(
-                f"{what} {_where(topology, i)} has layers {topology.names}, expected {names} "
+                f"{what} {_where(topology, i)} has layers {shorten_list(topology.names)}, "
+                f"expected {shorten_list(names)} "
                 "(all checkpoints of a run must have the same layers)"
             )
-
-
-def load_run(
-    run: str | os.PathLike | Sequence[str | os.PathLike],
-    *,
-    last_k: int | None = None,
-    progress: Progress | None = None,
-) -> list[Topology]:
-    """Load a run's checkpoints in training order, masks and statistics only.
-
-    Parameters
-    ----------
-    run : path-like or sequence of path-like
-        A run folder (its checkpoints from :func:`topo.checkpoint.list_checkpoints`)
-        or checkpoint files in order.
-    last_k : int, optional
-        Load only the last ``last_k`` checkpoints.
-    progress : callable, optional
-        ``progress(done, total)`` after each checkpoint.
-
-    Raises
-    ------
-    TopoError
-        If the run folder has no checkpoints or a file cannot be read.
-    """
-    from topo.checkpoint import list_checkpoints
-    from topo.formats import load
-
-    if isinstance(run, (str, os.PathLike)):
-        paths = list_checkpoints(run)
-        if not paths:
-            raise TopoError("run folder has no checkpoints", path=run)
-    else:
-        paths = [Path(p) for p in run]
-        if not paths:
-            raise TopoError("no checkpoints given")
-    if last_k is not None:
-        paths = paths[-max(int(last_k), 1):]
-    topologies = []
-    for done, path in enumerate(paths, start=1):
-        topologies.append(load(path, weights=False))
-        if progress is not None:
-            progress(done, len(paths))
-    return topologies
 
 
 def _pooled(topologies: Sequence[Topology], names: list[str], last_k: int, what: str):
@@ -301,43 +247,39 @@ def _resolve_equilibrium(
     names: list[str],
     last_k: int,
     n_samples: Mapping[str, int],
+    source: str | None,
 ):
     """Equilibrium samples per layer, its fit per layer, and a description."""
     if equilibrium is None:
         samples, fits = _pooled(topologies, names, last_k, "checkpoint")
-        return samples, fits, f"last {min(last_k, len(topologies))} checkpoints"
+        return samples, fits, source or f"last {min(last_k, len(topologies))} checkpoints"
     if isinstance(equilibrium, Topology):
         equilibrium = [equilibrium]
-    if isinstance(equilibrium, (str, os.PathLike)):
-        from topo.checkpoint import is_run_folder
-
-        path = Path(equilibrium)
-        if path.is_dir() and is_run_folder(path):
-            others = load_run(path, last_k=last_k)
-            samples, fits = _pooled(others, names, last_k, "equilibrium checkpoint")
-            return samples, fits, str(path)
-        profile = read_profile(path)
-        source = str(path)
-    elif isinstance(equilibrium, Mapping):
+    if isinstance(equilibrium, Mapping):
         profile = validate_profile(equilibrium)
-        source = "profile"
-    elif isinstance(equilibrium, Sequence) and equilibrium and all(isinstance(t, Topology) for t in equilibrium):
+        where = source
+    elif (
+        isinstance(equilibrium, Sequence)
+        and not isinstance(equilibrium, (str, bytes))
+        and equilibrium
+        and all(isinstance(t, Topology) for t in equilibrium)
+    ):
         samples, fits = _pooled(equilibrium, names, last_k, "equilibrium checkpoint")
-        return samples, fits, "given topologies"
+        return samples, fits, source or "given topologies"
     else:
         raise TopoError(
-            "equilibrium must be None, topologies, a profile mapping, a profile file or a run folder; "
-            f"got {type(equilibrium).__name__}"
+            "equilibrium must be None, topologies or a profile mapping "
+            f"(topo.runs.load_equilibrium reads run folders and profile files); got {type(equilibrium).__name__}"
         )
     samples = {}
     fits = {}
     for name in names:
         if name not in profile:
-            raise TopoError(f"profile has no layer {name!r} (it has {', '.join(profile)})", path=None if source == "profile" else source)
+            raise TopoError(f"profile has no layer {name!r} (it has {shorten_list(profile)})", path=where)
         entry = profile[name]
         samples[name] = profile_samples(entry["mu"], entry["sigma"], max(n_samples[name], _MIN_PROFILE_SAMPLES))
         fits[name] = dict(entry)
-    return samples, fits, source
+    return samples, fits, source or "profile"
 
 
 def _convergence(distances: np.ndarray, tolerance: float) -> int | None:
@@ -369,6 +311,7 @@ def drift(
     equilibrium: Any = None,
     last_k: int = 3,
     tolerance: float = 0.05,
+    equilibrium_source: str | None = None,
     progress: Progress | None = None,
 ) -> DriftResult:
     """Distance of every checkpoint's fan-in distribution to the equilibrium, per layer.
@@ -376,18 +319,22 @@ def drift(
     Parameters
     ----------
     topologies : sequence of Topology
-        A run's checkpoints in training order (see :func:`load_run`), all with the same
-        layer names.
+        A run's checkpoints in training order (see :func:`topo.runs.load_run`), all with
+        the same layer names.
     equilibrium : optional
         None (default): the pooled normalised fan-ins of the last ``last_k`` checkpoints
-        of ``topologies``. Otherwise another run (a sequence of Topology, or a run
-        folder path; its last ``last_k`` checkpoints are pooled), or a lognormal profile
-        (a mapping ``{layer: {"mu", "sigma", ...}}`` or a profile file path).
+        of ``topologies``. Otherwise another run (a sequence of Topology; its last
+        ``last_k`` checkpoints are pooled), or a lognormal profile (a mapping
+        ``{layer: {"mu", "sigma", ...}}``). :func:`topo.runs.load_equilibrium` reads
+        either from a run folder or a profile file.
     last_k : int
         Checkpoints pooled for a run's equilibrium (at least 1; all when fewer).
     tolerance : float
         Wasserstein-1 distance (on normalised fan-in) within which a layer counts as
         converged.
+    equilibrium_source : str, optional
+        What the equilibrium is, for ``DriftResult.equilibrium_source`` (e.g. the path
+        it was read from); by default a description of its kind.
     progress : callable, optional
         ``progress(done, total)`` after each checkpoint.
 
@@ -413,7 +360,9 @@ def drift(
     names = topologies[0].names
     _check_layers(topologies, names, "checkpoint")
     n_samples = {name: topologies[-1][name].n_out for name in names}
-    eq_samples, eq_fits, source = _resolve_equilibrium(equilibrium, topologies, names, last_k, n_samples)
+    eq_samples, eq_fits, source = _resolve_equilibrium(
+        equilibrium, topologies, names, last_k, n_samples, equilibrium_source
+    )
 
     n_ckpt, n_layers = len(topologies), len(names)
     wasserstein = np.full((n_ckpt, n_layers), np.nan)
@@ -525,89 +474,3 @@ def validate_profile(layers: Mapping[str, Any], *, path: str | os.PathLike | Non
             values[key] = number
         clean[str(name)] = values
     return clean
-
-
-def save_profile(result_or_mapping: DriftResult | Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write an equilibrium profile file (JSON, atomically).
-
-    Parameters
-    ----------
-    result_or_mapping : DriftResult or mapping
-        A drift result (its ``equilibrium_fit``) or a mapping ``{layer: {"mu",
-        "sigma", "cv"?, "mean_fan_in"?}}``.
-    path : path-like
-        The file to write.
-
-    Returns
-    -------
-    pathlib.Path
-
-    Raises
-    ------
-    TopoError
-        If the mapping is not a valid profile (e.g. a layer's fit is NaN because it
-        has no connections).
-    """
-    from topo.checkpoint import atomic_write_text
-
-    layers = result_or_mapping.profile() if isinstance(result_or_mapping, DriftResult) else result_or_mapping
-    clean = validate_profile(layers)
-    payload = {
-        "kind": PROFILE_KIND,
-        "version": PROFILE_VERSION,
-        "distribution": "lognormal",
-        "layers": clean,
-    }
-    return atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
-
-
-def read_profile(path: str | os.PathLike, *, last_k: int = 3) -> dict[str, dict[str, float]]:
-    """Read an equilibrium profile: a profile file, or a run folder's equilibrium.
-
-    Parameters
-    ----------
-    path : path-like
-        A profile file written by :func:`save_profile`, or a run folder, whose last
-        ``last_k`` checkpoints give the profile (:func:`equilibrium_profile`).
-    last_k : int
-        Checkpoints pooled when ``path`` is a run folder.
-
-    Returns
-    -------
-    dict
-        ``{layer: {"mu", "sigma", "cv", "mean_fan_in"}}``. From a run folder, a layer
-        without connections has NaN entries (a file never does).
-
-    Raises
-    ------
-    TopoError
-        Naming the file, if it is missing, not JSON, of another kind or a newer
-        version, not a lognormal profile, or has a malformed layer entry.
-    """
-    from topo.checkpoint import is_run_folder
-
-    path = Path(path)
-    if not path.exists():
-        raise TopoError("no such profile file or run folder", path=path)
-    if path.is_dir():
-        if not is_run_folder(path):
-            raise TopoError("a folder, but neither a profile file nor a topo run folder", path=path)
-        return equilibrium_profile(load_run(path, last_k=last_k), last_k=last_k)
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TopoError(f"cannot read profile ({exc.__class__.__name__})", path=path) from None
-    except json.JSONDecodeError as exc:
-        raise TopoError(f"profile is not valid JSON (line {exc.lineno}: {exc.msg})", path=path) from None
-    if not isinstance(document, dict) or document.get("kind") != PROFILE_KIND:
-        raise TopoError(f"not a topo fan-in profile (expected \"kind\": \"{PROFILE_KIND}\")", path=path)
-    version = document.get("version")
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise TopoError(f"profile has no valid version, got {version!r}", path=path)
-    if version > PROFILE_VERSION:
-        raise TopoError(
-            f"profile version {version} is newer than this topo reads ({PROFILE_VERSION}); upgrade topo", path=path
-        )
-    if document.get("distribution", "lognormal") != "lognormal":
-        raise TopoError(f"unsupported profile distribution {document.get('distribution')!r} (only lognormal)", path=path)
-    return validate_profile(document.get("layers"), path=path)

@@ -16,9 +16,8 @@ active or not). From it:
 from __future__ import annotations
 
 import math
-import os
 import warnings
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 from scipy import stats
@@ -113,30 +112,37 @@ def hierarchy_strength(layer: Layer, *, stat: str = "grad_mean") -> float:
     return float(stats.spearmanr(fan_in, grad).statistic)
 
 
-def _topologies(items: Iterable[Topology | str | os.PathLike]) -> list[Topology]:
+def _topologies(items: Iterable[Any], load: Callable[[Any], Topology] | None) -> list[Topology]:
     out = []
     for item in items:
         if isinstance(item, Topology):
             out.append(item)
+        elif load is None:
+            raise TopoError(
+                f"{type(item).__name__} {str(item)!r} is not a Topology: give Topologies, or a load "
+                "function that reads the others (e.g. topo.runs.load_topology)"
+            )
         else:
-            from topo.formats import load
-
-            out.append(load(item, weights=False))
+            out.append(load(item))
     return out
 
 
 def gradient_rows(
-    topologies: Iterable[Topology | str | os.PathLike] | Topology,
+    topologies: Iterable[Any] | Topology,
     *,
     fraction: float = 0.1,
     stat: str = "grad_mean",
+    load: Callable[[Any], Topology] | None = None,
 ) -> list[dict]:
     """Per (network, layer) with the statistic: ``network`` (index), ``layer``,
-    ``fan_in_cv``, ``concentration``, ``hierarchy``. Layers without it are skipped."""
+    ``fan_in_cv``, ``concentration``, ``hierarchy``. Layers without it are skipped.
+
+    ``topologies`` are Topologies, or references that ``load`` turns into them (e.g.
+    paths with :func:`topo.runs.load_topology`)."""
     if isinstance(topologies, Topology):
         topologies = [topologies]
     rows = []
-    for index, topology in enumerate(_topologies(topologies)):
+    for index, topology in enumerate(_topologies(topologies, load)):
         for layer in topology:
             if stat not in layer.stats:
                 continue
@@ -153,10 +159,11 @@ def gradient_rows(
 
 
 def cv_concentration_correlation(
-    topologies: Iterable[Topology | str | os.PathLike],
+    topologies: Iterable[Any],
     *,
     fraction: float = 0.1,
     stat: str = "grad_mean",
+    load: Callable[[Any], Topology] | None = None,
 ) -> float:
     """Pearson correlation of per-layer fan-in CV with gradient concentration.
 
@@ -166,10 +173,13 @@ def cv_concentration_correlation(
 
     Parameters
     ----------
-    topologies : iterable of Topology or path-like
-        Networks (paths are loaded with :func:`topo.formats.load`, masks only).
+    topologies : iterable of Topology
+        Networks, or references that ``load`` turns into them.
     fraction, stat
         As in :func:`gradient_concentration`.
+    load : callable, optional
+        ``load(item) -> Topology`` for items that are not Topologies, e.g.
+        :func:`topo.runs.load_topology` for checkpoint paths.
 
     Returns
     -------
@@ -181,7 +191,7 @@ def cv_concentration_correlation(
     TopoError
         If no layer of any network has the statistic.
     """
-    rows = gradient_rows(topologies, fraction=fraction, stat=stat)
+    rows = gradient_rows(topologies, fraction=fraction, stat=stat, load=load)
     if not rows:
         raise TopoError(
             f"no layer has the {stat!r} statistic: the checkpoints have no gradient statistics "

@@ -15,14 +15,15 @@ fan-in 0 and so is a hub only when every neuron of the layer ties at 0.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
 
-__all__ = ["RULES", "hub_indices", "hub_overlap", "hub_persistence", "jaccard"]
+__all__ = ["RULES", "LayerHubs", "hub_indices", "hub_listing", "hub_overlap", "hub_persistence", "jaccard"]
 
 #: Names accepted by ``rule``.
 RULES = ("top", "z")
@@ -202,3 +203,85 @@ def hub_persistence(
         for k, layer in enumerate(topology):
             result[t, k] = jaccard(hub_indices(layer, fraction=fraction, rule=rule, z=z), final[k])
     return result
+
+
+@dataclass(frozen=True)
+class LayerHubs:
+    """The hubs of one layer, strongest first.
+
+    Attributes
+    ----------
+    name : str
+    n_out : int
+        The layer's neurons.
+    n_hubs : int
+        Its hubs (all of them, also when ``hubs`` lists fewer).
+    fan_in_mean : float or None
+        The layer's mean fan-in (None without neurons).
+    hubs : list of dict
+        ``{"neuron", "fan_in", "grad_mean"}`` per hub listed, by decreasing fan-in,
+        ties in index order; ``grad_mean`` is None where training recorded none.
+    cut : bool
+        True when ``hubs`` lists fewer than ``n_hubs`` (a ``limit`` was reached).
+    """
+
+    name: str
+    n_out: int
+    n_hubs: int
+    fan_in_mean: float | None
+    hubs: list[dict[str, Any]]
+    cut: bool = False
+
+
+def hub_listing(
+    topology: Topology,
+    *,
+    fraction: float = 0.1,
+    rule: str = "top",
+    z: float = 2.0,
+    limit: int | None = None,
+) -> list[LayerHubs]:
+    """Each layer's hubs, strongest first, with their fan-in and gradient statistic.
+
+    Parameters
+    ----------
+    topology : Topology
+    fraction, rule, z
+        How hubs are chosen; see :func:`hub_indices`.
+    limit : int, optional
+        List at most this many hubs per layer (the strongest); ``n_hubs`` still counts
+        them all.
+
+    Returns
+    -------
+    list of LayerHubs
+        One per layer, in order.
+
+    Raises
+    ------
+    TopoError
+        If the hub rule is invalid.
+    """
+    listing = []
+    for layer in topology:
+        hubs = hub_indices(layer, fraction=fraction, rule=rule, z=z)
+        fan_in = layer.fan_in
+        gradient = layer.stats.get("grad_mean")
+        # strongest first; ties in index order (a sort in numpy: a wide layer has a million hubs)
+        order = hubs[np.lexsort((hubs, -fan_in[hubs]))]
+        cut = limit is not None and order.size > limit
+        if cut:
+            order = order[:limit]
+        values = fan_in[order].tolist()
+        gradients = [None] * order.size if gradient is None else np.asarray(gradient, dtype=np.float64)[order].tolist()
+        listing.append(
+            LayerHubs(
+                name=layer.name,
+                n_out=layer.n_out,
+                n_hubs=int(hubs.size),
+                fan_in_mean=float(fan_in.mean()) if fan_in.size else None,
+                hubs=[{"neuron": i, "fan_in": f, "grad_mean": g} for i, f, g in zip(order.tolist(), values, gradients)],
+                cut=bool(cut),
+            )
+        )
+    return listing

@@ -52,7 +52,6 @@ sampled betweenness estimate aside).
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -685,16 +684,23 @@ def structure_features(
     return ordered
 
 
-def _features_of_path(job: tuple[str, Mapping[str, Any]]) -> dict[str, float]:
-    from topo.formats import load
-
-    path, options = job
-    return structure_features(load(path, weights=False), **options)
+def _features_of_item(job: tuple[Any, Callable[[Any], Topology] | None, Mapping[str, Any]]) -> dict[str, float]:
+    """One item of :func:`feature_table` (module level so that processes can run it)."""
+    item, load, options = job
+    if isinstance(item, Topology):
+        return structure_features(item, **options)
+    if load is None:
+        raise TopoError(
+            f"{type(item).__name__} {str(item)!r} is not a Topology: give Topologies, or a load "
+            "function that reads the others (e.g. topo.runs.load_topology)"
+        )
+    return structure_features(load(item), **options)
 
 
 def feature_table(
-    items: Sequence[Topology | str | os.PathLike],
+    items: Sequence[Any],
     *,
+    load: Callable[[Any], Topology] | None = None,
     workers: int = 1,
     scheduler: str | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -704,10 +710,15 @@ def feature_table(
 
     Parameters
     ----------
-    items : sequence of Topology or path
-        Topologies, or checkpoints / run folders (read with ``weights=False``).
+    items : sequence
+        Topologies, or references to networks (e.g. checkpoint paths) that ``load``
+        reads.
+    load : callable, optional
+        ``load(item) -> Topology`` for the items that are not Topologies, called where
+        the item is computed; :func:`topo.runs.load_topology` reads checkpoints and run
+        folders without weights.
     workers, scheduler
-        Where the jobs run (:func:`topo.parallel.map_jobs`); paths only travel to
+        Where the jobs run (:func:`topo.parallel.map_jobs`); only references travel to
         other processes, so topologies are computed here.
     progress : callable, optional
         ``progress(done, total)``.
@@ -717,6 +728,11 @@ def feature_table(
     Returns
     -------
     list of dict
+
+    Raises
+    ------
+    TopoError
+        If an item is not a Topology and no ``load`` is given, or ``load`` fails.
     """
     items = list(items)
     if all(isinstance(item, Topology) for item in items) or (workers == 1 and scheduler is None):
@@ -725,17 +741,14 @@ def feature_table(
         if progress:
             progress(0, total)
         for done, item in enumerate(items, start=1):
-            if isinstance(item, Topology):
-                results.append(structure_features(item, **options))
-            else:
-                results.append(_features_of_path((str(item), options)))
+            results.append(_features_of_item((item, load, options)))
             if progress:
                 progress(done, total)
         return results
     if any(isinstance(item, Topology) for item in items):
-        raise TopoError("feature_table: with workers or a scheduler, give paths rather than Topology objects")
+        raise TopoError("feature_table: with workers or a scheduler, give references (paths) rather than Topology objects")
     from topo.parallel import map_jobs
 
     return map_jobs(
-        _features_of_path, [(str(item), dict(options)) for item in items], workers=workers, scheduler=scheduler, progress=progress
+        _features_of_item, [(item, load, dict(options)) for item in items], workers=workers, scheduler=scheduler, progress=progress
     )

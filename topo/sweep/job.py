@@ -36,7 +36,8 @@ def finite_or_nan(value: Any) -> float:
 def _figures(run_dir: Path) -> dict[str, Any]:
     """Accuracies from the metrics, topology figures from the checkpoints."""
     from topo.analysis.degree import fan_in_cv
-    from topo.analysis.drift import drift, load_run
+    from topo.analysis.drift import drift
+    from topo.runs import load_run
     from topo.analysis.exploration import exploration
     from topo.analysis.gradients import gradient_concentration
     from topo.checkpoint import list_checkpoints, read_metrics

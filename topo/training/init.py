@@ -106,10 +106,8 @@ def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict
     spec = str(init)
     if not spec.startswith("equilibrium:") or not spec[len("equilibrium:"):]:
         raise TopoError(f"--init: expected equilibrium:RUN_OR_FILE, got {spec!r}")
-    try:
-        from topo.analysis.drift import read_profile
-    except ImportError:  # pragma: no cover - the drift module ships with topo
-        raise TopoError("--init equilibrium needs topo.analysis.drift.read_profile, which this topo lacks") from None
+    from topo.runs import read_profile
+
     profile = read_profile(spec[len("equilibrium:"):])
     per_layer = {}
     for name in names:
