@@ -37,10 +37,10 @@ def _figures(run_dir: Path) -> dict[str, Any]:
     """Accuracies from the metrics, topology figures from the checkpoints."""
     from topo.analysis.degree import fan_in_cv
     from topo.analysis.drift import drift
-    from topo.runs import load_run
     from topo.analysis.exploration import exploration
     from topo.analysis.gradients import gradient_concentration
     from topo.checkpoint import list_checkpoints, read_metrics
+    from topo.runs import load_run
 
     metrics = read_metrics(run_dir)
     if not metrics:
