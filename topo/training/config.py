@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from topo.errors import TopoError
+from topo.training.backends import BACKENDS
 from topo.training.schema import OptionField, check_value, coerce_value, option, option_fields
 
 __all__ = [
@@ -203,6 +204,12 @@ class _CoreConfig:
                                           help="Also checkpoint every STEPS steps inside epochs.")
     grad_batches: int = option(4, group=RUN, low=0,
                                help="Batches used for the gradient statistic of the initial checkpoint.")
+    backend: str = option(
+        "masked", group=RUN, choices=BACKENDS, choice_noun="backend",
+        help="Where weights live: masked = dense matrices times 0/1 masks; sparse = only the active weights "
+             "(CSR, sparse kernels; much faster below ~10% density on large layers); auto = sparse per layer "
+             "where it is large and sparse enough (topo.training.backends).",
+    )
 
     def __post_init__(self) -> None:
         self.hidden = parse_hidden(self.hidden)

@@ -212,6 +212,7 @@ def starting_masks(config: TrainConfig, shapes: Sequence[tuple[int, int]], names
         :func:`checkpoint_initial_masks` raise.
     """
     from topo.training.algorithms import get_algorithm
+    from topo.training.backends import DENSE_LIMIT
 
     algorithm = get_algorithm(config.method, **config.algorithm_options())
     masks_init = str(config.init or "").startswith("masks:")
@@ -235,6 +236,8 @@ def starting_masks(config: TrainConfig, shapes: Sequence[tuple[int, int]], names
         names=names,
         profile_per_layer=profile_per_layer,
         **({"prior": prior} if prior is not None else {}),
+        # the sparse backends never form layers above DENSE_LIMIT densely, not even their masks
+        **({"sparse_above": DENSE_LIMIT} if config.backend != "masked" else {}),
     )
     if masks_init:
         # start from a saved network's masks (e.g. a perturbed copy of another run's)

@@ -115,14 +115,24 @@ class TrainingLoop:
         self.defer_writes = False
 
     # -- building -------------------------------------------------------------------
-    def build(self, masks) -> None:
-        """Build the masked model (with ``masks``), its optimiser and the algorithm."""
+    def build(self, masks, *, saved_model=None) -> None:
+        """Build the model (with ``masks``) on ``--backend``'s layers, its optimiser and the algorithm.
+
+        ``masks`` None builds a model to load ``saved_model`` (a saved ``state_dict()``) into.
+        """
         from topo.training.algorithms import get_algorithm
-        from topo.training.model import build_model, layer_shapes
+        from topo.training.backends import build_network, empty_network, saved_kinds, steps_for
+        from topo.training.model import layer_shapes
 
         config = self.config
         self.shapes = layer_shapes(self.data.n_features, config.hidden, self.data.n_classes)
-        self.model = build_model(self.shapes, masks, seed=config.seed).to(self.device)
+        if masks is None and config.backend != "masked":
+            model = empty_network(self.shapes, saved_kinds(saved_model, len(self.shapes)), seed=config.seed)
+        else:
+            model, _ = build_network(config.backend, self.shapes, masks, seed=config.seed, method=config.method)
+        self.model = model.to(self.device)
+        #: the step of the model's backend (topo.training.backends)
+        self.steps = steps_for(self.model)
         self.names = list(self.model.names)
         params = self.model.parameters()
         if config.optimizer == "sgd":
@@ -150,15 +160,8 @@ class TrainingLoop:
                 path=self.run_dir,
             )
 
-    @property
-    def weights(self):
-        """The model's weight tensors, layer by layer."""
-        return [layer.weight for layer in self.model.layers]
-
     def _grad_abs_mean(self):
-        from topo.training.masking import grad_abs_mean
-
-        return grad_abs_mean(self.weights, self.__dict__.setdefault("_grad_scratch", {}))
+        return self.steps.grad_abs_mean()
 
     def initial_grad_mean(self) -> list[np.ndarray]:
         """grad_mean of the untrained network over the first grad_batches batches (no update)."""
@@ -223,7 +226,10 @@ class TrainingLoop:
 
     def load_state(self, state: Mapping[str, Any]) -> None:
         """Restore the model, optimiser, algorithm, epoch and step of a saved state."""
-        self.model.load_state_dict(state["model"])
+        if hasattr(self.model, "load_network_state"):
+            self.model.load_network_state(state["model"])
+        else:
+            self.model.load_state_dict(state["model"])
         self.model.to(self.device)
         self.optimizer.load_state_dict(state["optimizer"])
         self.algorithm.load_state_dict(state["algorithm"])
@@ -237,9 +243,7 @@ class TrainingLoop:
 
         val_loss, val_acc = self.evaluate(self.data.X_val, self.data.y_val)
         test_loss, test_acc = self.evaluate(self.data.X_test, self.data.y_test)
-        masks = self.model.masks
-        nnz = [int(m.sum()) for m in masks]
-        size = sum(m.numel() for m in masks)
+        nnz, sizes, fan_ins = self.steps.counts()
         record = {
             "epoch": int(epoch),
             "step": int(self.step),
@@ -251,9 +255,9 @@ class TrainingLoop:
             "test_acc": test_acc,
             "lr": learning_rate(self.config, max(self.step - 1, 0), self.total_steps),
             "nnz": int(sum(nnz)),
-            "density": sum(nnz) / size,
-            "densities": [n / m.numel() for n, m in zip(nnz, masks)],
-            "fan_in_cv": [coefficient_of_variation(m.sum(dim=1).cpu().numpy()) for m in masks],
+            "density": sum(nnz) / sum(sizes),
+            "densities": [n / size for n, size in zip(nnz, sizes)],
+            "fan_in_cv": [coefficient_of_variation(f) for f in fan_ins],
         }
         record.update(extra)
         record["epoch_time"] = float(epoch_time)
@@ -262,7 +266,7 @@ class TrainingLoop:
     # -- the loop -------------------------------------------------------------------
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         """Train epoch ``epoch``, hand its files to the writer, and return its record."""
-        from topo.training.masking import algorithm_after_epoch, algorithm_generator, algorithm_update
+        from topo.training.masking import algorithm_generator
 
         torch = self.torch
         config = self.config
@@ -284,6 +288,8 @@ class TrainingLoop:
                 group["lr"] = lr
             # gradients set to None, so that backward writes them instead of adding to zeros
             self.optimizer.zero_grad(set_to_none=True)
+            step = self.step + 1
+            self.steps.before_backward(self.algorithm, step)
             loss, logits = self._loss(x, y)
             loss.backward()
             loss_value = float(loss.detach())
@@ -292,16 +298,13 @@ class TrainingLoop:
             correct += (logits.detach().argmax(dim=1) == y).sum()
             for s, g in zip(grad_sums, self._grad_abs_mean()):
                 s += g
-            step = self.step + 1
-            # the step shared with sparsify() (topo.training.masking): update, or mask and step
-            changed = algorithm_update(self.algorithm, step, self.weights, self.model.masks, self.optimizer, algo_rng)
+            # the step shared with sparsify() (topo.training.masking, .backends): update, or mask and step
+            changed = self.steps.update(self.algorithm, step, self.optimizer, algo_rng)
             if changed:
                 # RigL: the step that changes the masks does not also move the weights
                 updates += 1
             else:
-                self.model.mask_gradients()
-                self.optimizer.step()
-                self.model.apply_masks()
+                self.steps.optimizer_step(self.optimizer)
             self.step = step
             if self.progress is not None:
                 self.progress(self.step, self.total_steps)
@@ -316,12 +319,9 @@ class TrainingLoop:
         train_acc = int(correct) / self.n_train
         grad_mean = [(s / self.steps_per_epoch).cpu().numpy().astype(np.float32) for s in grad_sums]
         record = self.record(epoch, train_loss, train_acc, 0.0, {"mask_updates": updates})
-        record["masks_changed_after_epoch"] = algorithm_after_epoch(
-            self.algorithm, epoch, self.weights, self.model.masks, self.optimizer, algo_rng
-        )
+        record["masks_changed_after_epoch"] = self.steps.after_epoch(self.algorithm, epoch, self.optimizer, algo_rng)
         if record["masks_changed_after_epoch"]:
-            nnz = [int(m.sum()) for m in self.model.masks]
-            record["nnz_after_epoch"] = int(sum(nnz))
+            record["nnz_after_epoch"] = int(sum(self.steps.counts()[0]))
         self.epoch = epoch
         record["epoch_time"] = time.perf_counter() - started
         saving = time.perf_counter()

@@ -32,7 +32,8 @@ class InitialMasks:
     Attributes
     ----------
     masks : list of numpy.ndarray of bool
-        One ``[out, in]`` mask per layer.
+        One ``[out, in]`` mask per layer (scipy CSR for a layer drawn sparse, see
+        ``sparse_above``).
     achieved_cv : list of float
         Fan-in CV (population std over mean) of each mask; 0 for a dense layer, NaN
         for a layer without weights.
@@ -93,6 +94,7 @@ def initial_masks(
     profile_per_layer=None,
     prior=None,
     kernel_sizes=None,
+    sparse_above: int | None = None,
 ) -> InitialMasks:
     """Sparse initial masks for layers of the given shapes.
 
@@ -128,6 +130,12 @@ def initial_masks(
     kernel_sizes : sequence of sequences of int, optional
         Kernel dimensions of convolutions given as ``[out, in_channels * prod(kernel)]``
         (empty for dense layers), for the kernel-aware ERK (see :func:`layer_budgets`).
+    sparse_above : int, optional
+        Layers with more weights than this are drawn row by row without forming the
+        dense matrix (:func:`topo.training.sparse_layers.sample_mask_csr`, other random
+        numbers than the dense draw) and returned as scipy CSR; the sparse training
+        backend uses it for layers too large to hold densely. Other layers are drawn
+        as without it.
 
     Returns
     -------
@@ -176,14 +184,17 @@ def initial_masks(
             raise TopoError(f"{label}: unknown hub placement {setting['hub_placement']!r}")
 
     rng = np.random.default_rng(seed)
-    masks: list[np.ndarray] = []
+    masks: list = []
     achieved: list[float] = []
     for index, ((n_out, n_in), budget, setting) in enumerate(zip(layers, budgets, settings)):
         label = names[index] if names is not None else f"layer {index}"
+        large = sparse_above is not None and n_out * n_in > int(sparse_above)
         if budget == n_out * n_in:
-            masks.append(np.ones((n_out, n_in), dtype=bool))
+            masks.append(_full_csr(n_out, n_in) if large else np.ones((n_out, n_in), dtype=bool))
             achieved.append(0.0)
             continue
+        if prior is not None and large:
+            raise TopoError(f"{label}: a random-graph prior draws dense masks; this layer is too large for one")
         if prior is not None:
             from topo.training.priors import prior_mask
 
@@ -208,7 +219,21 @@ def initial_masks(
             )
         except TopoError as error:
             raise TopoError(f"{label}: {error}") from None
-        masks.append(sample_mask(fan_in, n_in, rng))
+        if large:
+            from topo.training.sparse_layers import sample_mask_csr
+
+            masks.append(sample_mask_csr(fan_in, n_in, rng))
+        else:
+            masks.append(sample_mask(fan_in, n_in, rng))
         mean = fan_in.mean()
         achieved.append(float(fan_in.std() / mean) if mean > 0 else float("nan"))
     return InitialMasks(masks=masks, achieved_cv=achieved, budgets=[int(b) for b in budgets])
+
+
+def _full_csr(n_out: int, n_in: int):
+    """An all-True ``[n_out, n_in]`` mask as scipy CSR."""
+    import scipy.sparse as sp
+
+    indptr = np.arange(n_out + 1, dtype=np.int64) * n_in
+    indices = np.tile(np.arange(n_in, dtype=np.int64), n_out)
+    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in))

@@ -135,6 +135,7 @@ def write_new_run_config(
     steps_per_epoch: int,
     total_epochs: int,
     total_steps: int,
+    backends: Sequence[str] | None = None,
 ) -> None:
     """Write the ``run.json`` of a new run (creating the folder).
 
@@ -155,6 +156,9 @@ def write_new_run_config(
     device : str
     threads : int
     steps_per_epoch, total_epochs, total_steps : int
+    backends : sequence of str, optional
+        Per layer, ``"sparse"`` or ``"masked"``: what ``--backend`` chose
+        (:mod:`topo.training.backends`); stored as ``network.backends``.
     """
     init = starting.initial
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -172,7 +176,11 @@ def write_new_run_config(
                 "n_val": int(len(data.y_val)),
                 "n_test": int(len(data.y_test)),
             },
-            "network": {"layers": list(names), "shapes": [list(s) for s in shapes]},
+            "network": {
+                "layers": list(names),
+                "shapes": [list(s) for s in shapes],
+                "backends": list(backends) if backends is not None else ["masked"] * len(shapes),
+            },
             "algorithm": algorithm,
             "initial": {
                 "achieved_cv": [float(c) for c in init.achieved_cv],
@@ -209,22 +217,18 @@ def checkpoint_job(
     Only the tensors are copied here; building the topology (sparse masks) and writing
     it happen when the job runs, on the writer's thread.
     """
-    from types import SimpleNamespace
-
     from topo.training.model import to_topology
 
     info = {"method": config.method, "dataset": dataset_name, "seed": config.seed}
     if metrics:
         info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
-    snapshot = SimpleNamespace(
-        names=list(model.names),
-        layers=[
-            SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True),
-                            bias=layer.bias.detach().to("cpu", copy=True))
-            for layer in model.layers
-        ],
-        masks=[mask.detach().to("cpu", copy=True) for mask in model.masks],
-    )
+    if hasattr(model, "kinds"):
+        # a network of the sparse backend: CSR structure and values, never [out, in] for large layers
+        from topo.training.backends import network_snapshot, network_topology
+
+        snapshot, to_topology = network_snapshot(model), network_topology
+    else:
+        snapshot = _masked_snapshot(model)
     stats = [{"grad_mean": g} for g in grad_mean]
     path = run_dir / CHECKPOINT_DIR / name
     run_info = {"config": config.to_dict()}
@@ -234,6 +238,21 @@ def checkpoint_job(
         return save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
 
     return write
+
+
+def _masked_snapshot(model):
+    """CPU copies of a MaskedMLP's weights, biases and masks."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        names=list(model.names),
+        layers=[
+            SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True),
+                            bias=layer.bias.detach().to("cpu", copy=True))
+            for layer in model.layers
+        ],
+        masks=[mask.detach().to("cpu", copy=True) for mask in model.masks],
+    )
 
 
 def state_job(run_dir: Path, *, epoch: int, step: int, model, optimizer, algorithm) -> Callable[[], None]:

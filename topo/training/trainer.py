@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from topo.checkpoint import append_metrics, checkpoint_name, list_checkpoints, read_metrics, read_run_config
 from topo.errors import TopoError, first_line
 from topo.training.config import TrainConfig
@@ -178,6 +176,7 @@ def _train_epochs(
         steps_per_epoch=run.steps_per_epoch,
         total_epochs=run.total_epochs,
         total_steps=run.total_steps,
+        backends=run.steps.kinds(),
     )
     started = time.perf_counter()
     grad_mean = run.initial_grad_mean()
@@ -334,7 +333,7 @@ def _resume_locked(run_dir: Path, *, progress, on_epoch, on_step, device, data_d
         raise TopoError(
             "run.json's network shapes do not match its configuration and data set; cannot resume", path=run_dir
         )
-    run.build([np.ones(s, dtype=bool) for s in shapes])
+    run.build(None, saved_model=state["model"])
     try:
         run.load_state(state)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:

@@ -222,7 +222,7 @@ class Algorithm:
         self.steps_per_epoch = int(steps_per_epoch)
         self.epochs = int(epochs)
         self.total_steps = int(total_steps)
-        self.frozen = {k for k, m in enumerate(masks) if bool(np.asarray(_to_numpy(m)).all())}
+        self.frozen = {k for k, m in enumerate(masks) if _is_full(m)}
 
     def is_update_step(self, step: int) -> bool:
         """Whether :meth:`update` wants to run at global step ``step`` (1-based)."""
@@ -256,6 +256,15 @@ class Algorithm:
     def describe(self) -> dict[str, Any]:
         """Name and options, for run.json."""
         return {"name": self.name, **self.options}
+
+
+def _is_full(mask) -> bool:
+    """Whether a mask (numpy, torch or scipy sparse) has every position active."""
+    import scipy.sparse as sp
+
+    if sp.issparse(mask):
+        return int(mask.nnz) == int(mask.shape[0]) * int(mask.shape[1])
+    return bool(np.asarray(_to_numpy(mask)).all())
 
 
 def _to_numpy(value):
