@@ -205,7 +205,8 @@ class _CoreConfig:
     grad_batches: int = option(4, group=RUN, low=0,
                                help="Batches used for the gradient statistic of the initial checkpoint.")
     backend: str = option(
-        "masked", group=RUN, choices=BACKENDS, choice_noun="backend",
+        # how a run trains, like --device: the same results within float tolerance, so not its identity
+        "masked", group=RUN, choices=BACKENDS, choice_noun="backend", describes_where=True,
         help="Where weights live: masked = dense matrices times 0/1 masks; sparse = only the active weights "
              "(CSR, sparse kernels; much faster below ~10% density on large layers); auto = sparse per layer "
              "where it is large and sparse enough (topo.training.backends).",
