@@ -215,3 +215,71 @@ def test_methods_without_a_streamed_update_refuse_large_layers(monkeypatch):
     masks = [np.random.default_rng(0).random((20, 30)) < 0.2]
     with pytest.raises(TopoError, match="'ggr'.*never formed densely"):
         backends.build_network("sparse", [(20, 30)], masks, method="ggr")
+
+
+# -- sparsify(backend=...) in the user's own loop ---------------------------------------
+def _user_run(method, backend, epochs=3, **options):
+    import torch.nn.functional as F
+
+    from topo import sparsify
+    from topo.training.data import load_dataset
+
+    data = load_dataset("digits", val_fraction=0.1, seed=0)
+    torch.manual_seed(3)
+    model = torch.nn.Sequential(torch.nn.Linear(64, 48), torch.nn.ReLU(), torch.nn.Linear(48, 32), torch.nn.ReLU(),
+                                torch.nn.Linear(32, 10))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    X = torch.as_tensor(data.X_train, dtype=torch.float32)
+    y = torch.as_tensor(data.y_train, dtype=torch.int64)
+    steps = -(-len(y) // 64)
+    controller = sparsify(model, optimizer, method=method, density=0.2, layers="all", epochs=epochs,
+                          steps_per_epoch=steps, seed=5, backend=backend, **options)
+    for epoch in range(epochs):
+        order = torch.randperm(len(y), generator=torch.Generator().manual_seed(epoch))
+        for start in range(0, len(y), 64):
+            index = order[start:start + 64]
+            optimizer.zero_grad()
+            F.cross_entropy(model(X[index]), y[index]).backward()
+            optimizer.step()
+    return model, controller
+
+
+@pytest.mark.parametrize("method, options", [("static", {}), ("set", {}), ("rigl", {"update_every": 5})])
+def test_sparsify_sparse_backend_trains_as_the_masked_one(tmp_path, method, options):
+    _, masked = _user_run(method, "masked", **options)
+    model, sparse = _user_run(method, "sparse", **options)
+    assert sparse.kinds == ["sparse", "sparse", "sparse"]
+    assert type(model[0]).__name__ == "SparseLinear"
+    if method == "rigl":
+        assert masked.mask_updates > 0 and sparse.mask_updates == masked.mask_updates
+    if method == "set":
+        assert masked.masks_changed_after_epoch > 0
+    assert sparse.nnz() == masked.nnz()
+    for a, b in zip(masked.topology(), sparse.topology()):
+        assert a.name == b.name
+        assert (a.mask != b.mask).nnz == 0
+        np.testing.assert_allclose(b.weight, a.weight, atol=2e-5, rtol=1e-4)
+        np.testing.assert_allclose(b.bias, a.bias, atol=2e-5, rtol=1e-4)
+    # a normal topo checkpoint that every command reads
+    written = sparse.save_checkpoint(tmp_path / "run", metrics={"note": 1})
+    back = load_checkpoint(written)
+    assert [layer.nnz for layer in back] == sparse.nnz()
+    assert read_run_config(tmp_path / "run")["backends"] == ["sparse"] * 3
+
+
+def test_sparsify_sparse_state_round_trip(tmp_path):
+    import io
+
+    model, controller = _user_run("rigl", "sparse", epochs=1, update_every=5)
+    buffer = io.BytesIO()
+    torch.save({"model": model.state_dict(), "sparse": controller.state_dict()}, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=True)
+    model2, controller2 = _user_run("rigl", "sparse", epochs=1, update_every=7)  # other masks by now
+    with pytest.raises(TopoError, match="method"):
+        controller2.load_state_dict({**saved["sparse"], "method": "set"})
+    model2.load_state_dict(saved["model"])
+    controller2.load_state_dict(saved["sparse"])
+    assert controller2.step == controller.step and controller2.nnz() == controller.nnz()
+    x = torch.randn(4, 64)
+    torch.testing.assert_close(model2(x), model(x))

@@ -116,6 +116,7 @@ class SparseController:
         density_map: Mapping[str, float] | None,
         seed: int,
         method_options: Mapping[str, Any],
+        backend: str = "masked",
     ) -> None:
         import torch
 
@@ -224,34 +225,97 @@ class SparseController:
         self._grad_scratch: dict = {}
         self._hidden: list[tuple[Any, Any]] = []
         self._changed = False
+        #: per masked layer, "sparse" (replaced by a SparseLinear) or "masked"
+        self.kinds = ["masked"] * len(self._modules)
+        self.backend = backend
+        self._steps = None
+        self._make_sparse(backend, shapes)
         self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
         ]
 
+    def _make_sparse(self, backend: str, shapes) -> None:
+        """Under ``backend`` sparse or auto, replace the chosen Linear layers by SparseLinear ones.
+
+        Each keeps its active weights (its ``values`` Parameter takes the weight's place in the
+        optimiser, with fresh state) and its bias Parameter; convolutions stay masked.
+        """
+        import torch
+
+        from topo.training.backends import BACKENDS, SparseSteps, layer_backends
+        from topo.training.sparse_layers import sparse_linear
+
+        if backend not in BACKENDS:
+            raise TopoError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        if backend == "masked":
+            return
+        nnz = [int(m.sum()) for m in self.masks]
+        kinds = [
+            kind if isinstance(module, torch.nn.Linear) else "masked"
+            for kind, module in zip(layer_backends(backend, shapes, nnz), self._modules)
+        ]
+        for k, (name, module) in enumerate(zip(self.names, list(self._modules))):
+            if kinds[k] != "sparse":
+                continue
+            mask = getattr(module, self._mask_buffer)
+            weight = module.weight.detach()
+            layer = sparse_linear(tuple(weight.shape), mask.cpu(), weight[mask].cpu(), bias=module.bias)
+            layer.values.data = layer.values.data.to(weight.device)
+            layer.crow_indices = layer.crow_indices.to(weight.device)
+            layer.col_indices = layer.col_indices.to(weight.device)
+            parent_name, _, child = name.rpartition(".")
+            setattr(self.model.get_submodule(parent_name) if parent_name else self.model, child, layer)
+            for group in self.optimizer.param_groups:
+                group["params"] = [layer.values if p is module.weight else p for p in group["params"]]
+            self.optimizer.state.pop(module.weight, None)
+            self._modules[k] = layer
+            self._all_modules[self._all_names.index(name)] = layer
+        self.kinds = kinds
+        from types import SimpleNamespace
+
+        self._steps = SparseSteps(SimpleNamespace(layers=self._modules, names=self.names, kinds=kinds))
+        self._steps.before_backward(self.algorithm, 1)
+
     # -- what it controls --------------------------------------------------------------
     @property
     def weights(self) -> list[Any]:
-        """The masked layers' weight parameters."""
-        return [module.weight for module in self._modules]
+        """The masked layers' weight parameters (a sparse layer's ``values``)."""
+        return [module.values if hasattr(module, "values") else module.weight for module in self._modules]
 
     @property
     def masks(self) -> list[Any]:
-        """The masks (bool tensors of the weights' shapes), read from the layers' buffers."""
-        return [getattr(module, self._mask_buffer) for module in self._modules]
+        """The masks (bool tensors of the weights' shapes), read from the layers' buffers; a
+        sparse layer's is formed from its CSR structure."""
+        return [
+            module.dense_mask() if hasattr(module, "col_indices") else getattr(module, self._mask_buffer)
+            for module in self._modules
+        ]
 
     @property
     def epoch(self) -> int:
         """Complete epochs so far (0 without ``steps_per_epoch``)."""
         return self.step // self.steps_per_epoch if self.steps_per_epoch else 0
 
+    def _counts(self) -> tuple[list[int], list[int], list[np.ndarray]]:
+        """``(nnz, sizes, fan-ins)`` per masked layer, without forming sparse layers' masks."""
+        if self._steps is not None:
+            return self._steps.counts()
+        masks = self.masks
+        return (
+            [int(m.sum()) for m in masks],
+            [int(m.numel()) for m in masks],
+            [m.reshape(m.shape[0], -1).sum(dim=1).cpu().numpy() for m in masks],
+        )
+
     def nnz(self) -> list[int]:
         """Active weights per masked layer."""
-        return [int(m.sum()) for m in self.masks]
+        return self._counts()[0]
 
     def densities(self) -> list[float]:
         """Share of active weights per masked layer."""
-        return [int(m.sum()) / m.numel() for m in self.masks]
+        nnz, sizes, _ = self._counts()
+        return [n / size for n, size in zip(nnz, sizes)]
 
     # -- the hooks -----------------------------------------------------------------------
     def _epoch_of(self, step: int) -> int:
@@ -267,22 +331,33 @@ class SparseController:
         if self._generator_epoch != epoch:
             self._generator = algorithm_generator(self.seed, epoch)
             self._generator_epoch = epoch
-        all_weights = [module.weight for module in self._all_modules]
         if self._grad_epoch != epoch or self._grad_sums is None:
-            self._grad_sums = [torch.zeros(w.shape[0], device=w.device) for w in all_weights]
+            self._grad_sums = [torch.zeros(_n_out(m), device=_device(m)) for m in self._all_modules]
             self._grad_steps = 0
             self._grad_epoch = epoch
-        for total, mean in zip(self._grad_sums, grad_abs_mean(all_weights, self._grad_scratch)):
+        if self._steps is None:
+            means = grad_abs_mean([module.weight for module in self._all_modules], self._grad_scratch)
+        else:
+            from topo.training.backends import module_grad_abs_mean
+
+            means = [module_grad_abs_mean(m, self._grad_scratch.setdefault(k, {}))
+                     for k, m in enumerate(self._all_modules)]
+        for total, mean in zip(self._grad_sums, means):
             total += mean
         self._grad_steps += 1
-        weights, masks = self.weights, self.masks
-        self._changed = algorithm_update(self.algorithm, step, weights, masks, optimizer, self._generator)
+        if self._steps is not None:
+            self._changed = self._steps.update(self.algorithm, step, optimizer, self._generator)
+        else:
+            weights, masks = self.weights, self.masks
+            self._changed = algorithm_update(self.algorithm, step, weights, masks, optimizer, self._generator)
         if self._changed:
             # the step that changes the masks does not also move the weights: the optimiser
             # skips parameters without a gradient, so hide them all for this one step
             self._hidden = [(p, p.grad) for group in optimizer.param_groups for p in group["params"]]
             for p, _ in self._hidden:
                 p.grad = None
+        elif self._steps is not None:
+            self._steps.mask_gradients()
         else:
             mask_gradients(weights, self._float_masks.get(weights, masks))
 
@@ -296,14 +371,24 @@ class SparseController:
             self._hidden = []
             self._changed = False
             self.mask_updates += 1
+        elif self._steps is not None:
+            self._steps.apply_masks()
         else:
             weights = self.weights
             apply_masks(weights, self._float_masks.get(weights, self.masks))
         self.step = step
         if self.steps_per_epoch and step % self.steps_per_epoch == 0:
             epoch = step // self.steps_per_epoch
-            if algorithm_after_epoch(self.algorithm, epoch, self.weights, self.masks, optimizer, self._generator):
+            if self._steps is not None:
+                changed = self._steps.after_epoch(self.algorithm, epoch, optimizer, self._generator)
+            else:
+                changed = algorithm_after_epoch(self.algorithm, epoch, self.weights, self.masks, optimizer,
+                                                self._generator)
+            if changed:
                 self.masks_changed_after_epoch += 1
+        if self._steps is not None:
+            # a step on which the algorithm reads the dense gradient keeps its batch in backward
+            self._steps.before_backward(self.algorithm, step + 1)
 
     def remove(self) -> None:
         """Unhook the controller from the optimiser (masks stay on the layers)."""
@@ -316,14 +401,20 @@ class SparseController:
         """Everything needed to resume: masks, step, algorithm state, generator, statistics.
 
         Plain values and CPU tensors only, so ``torch.save`` of it loads with
-        ``weights_only=True``. The model's and optimiser's own state dicts are the user's.
+        ``weights_only=True``. The model's and optimiser's own state dicts are the user's;
+        a sparse layer's connections are in the model's (its CSR index buffers), so its
+        entry in ``masks`` is None.
         """
         return {
             "format": STATE_FORMAT,
             "version": _STATE_VERSION,
             "method": self.method,
             "names": list(self.names),
-            "masks": [m.detach().cpu().clone() for m in self.masks],
+            "kinds": list(self.kinds),
+            "masks": [
+                None if kind == "sparse" else getattr(module, self._mask_buffer).detach().cpu().clone()
+                for kind, module in zip(self.kinds, self._modules)
+            ],
             "step": int(self.step),
             "mask_updates": int(self.mask_updates),
             "masks_changed_after_epoch": int(self.masks_changed_after_epoch),
@@ -352,7 +443,12 @@ class SparseController:
             raise TopoError(f"the state is of method {state.get('method')!r}, this controller runs {self.method!r}")
         if list(state.get("names", [])) != self.names:
             raise TopoError(f"the state masks layers {state.get('names')}, this controller {self.names}")
-        for name, current, saved in zip(self.names, self.masks, state["masks"]):
+        if list(state.get("kinds", ["masked"] * len(self.names))) != self.kinds:
+            raise TopoError(f"the state's layers are {state.get('kinds')}, this controller's {self.kinds}")
+        for name, kind, module, saved in zip(self.names, self.kinds, self._modules, state["masks"]):
+            if kind == "sparse":
+                continue  # its connections came with the model's state dict
+            current = getattr(module, self._mask_buffer)
             if tuple(saved.shape) != tuple(current.shape):
                 raise TopoError(f"{name}: saved mask of shape {tuple(saved.shape)}, the weight is {tuple(current.shape)}")
             current.copy_(saved.to(device=current.device, dtype=torch.bool))
@@ -369,10 +465,14 @@ class SparseController:
         sums = state.get("grad_sums")
         self._grad_sums = None
         if sums is not None:
-            devices = [module.weight.device for module in self._all_modules]
+            devices = [_device(module) for module in self._all_modules]
             self._grad_sums = [s.to(d) for s, d in zip(sums, devices)]
         self._grad_steps = int(state.get("grad_steps", 0))
         self._grad_epoch = state.get("grad_epoch")
+        if self._steps is not None:
+            self._steps.apply_masks()
+            self._steps.before_backward(self.algorithm, self.step + 1)
+            return
         from topo.training.masking import apply_masks
 
         apply_masks(self.weights, self._float_masks.get(self.weights, self.masks))
@@ -384,7 +484,7 @@ class SparseController:
         out = {}
         for k, (name, module) in enumerate(zip(self._all_names, self._all_modules)):
             if self._grad_sums is None or self._grad_steps == 0:
-                out[name] = np.zeros(int(module.weight.shape[0]), dtype=np.float32)
+                out[name] = np.zeros(_n_out(module), dtype=np.float32)
             else:
                 out[name] = (self._grad_sums[k] / self._grad_steps).cpu().numpy().astype(np.float32)
         return out
@@ -394,13 +494,24 @@ class SparseController:
         from topo.integrations.live import from_module
         from topo.topology import Topology
 
-        topology = from_module(self.model)
+        sparse = {name: module for name, module, kind in zip(self.names, self._modules, self.kinds) if kind == "sparse"}
+        try:
+            topology = from_module(self.model)
+            read, meta = list(topology), dict(topology.info)
+        except TopoError:
+            if not sparse:
+                raise
+            read, meta = [], {"format": "torch-module"}  # every layer it reads is sparse
+        if sparse:
+            # from_module does not read SparseLinear modules: put them where they are registered
+            order = {name: k for k, name in enumerate(self._all_names)}
+            read += [_sparse_layer(name, module) for name, module in sparse.items()]
+            read.sort(key=lambda layer: order.get(layer.name, -1))
         grad_mean = self.grad_mean()
         layers = [
             layer.with_(stats={**dict(layer.stats), "grad_mean": grad_mean[layer.name]}) if layer.name in grad_mean else layer
-            for layer in topology
+            for layer in read
         ]
-        meta = dict(topology.info)
         meta.update({"method": self.method, "seed": self.seed, "step": self.step, "epoch": self.epoch})
         meta.update(info or {})
         return Topology(layers, info=meta)
@@ -420,6 +531,8 @@ class SparseController:
             "steps_per_epoch": self.steps_per_epoch,
             "total_steps": self.total_steps,
             "sparse_layers": list(self.names),
+            "backend": self.backend,
+            "backends": list(self.kinds),
             "network": {"layers": list(self._all_names)},
             "initial": {"achieved_cv": self.initial_cv, "budgets": self.budgets},
             "model": type(self.model).__name__,
@@ -480,16 +593,13 @@ class SparseController:
             epoch = self.epoch + (1 if inside else 0)
         record: dict[str, Any] = {"epoch": int(epoch), "step": int(self.step)}
         record.update(dict(metrics or {}))
-        masks = self.masks
-        nnz = [int(m.sum()) for m in masks]
+        nnz, sizes, fan_ins = self._counts()
         record.update(
             {
                 "nnz": int(sum(nnz)),
-                "density": sum(nnz) / max(sum(m.numel() for m in masks), 1),
-                "densities": [n / m.numel() for n, m in zip(nnz, masks)],
-                "fan_in_cv": [
-                    coefficient_of_variation(m.reshape(m.shape[0], -1).sum(dim=1).cpu().numpy()) for m in masks
-                ],
+                "density": sum(nnz) / max(sum(sizes), 1),
+                "densities": [n / size for n, size in zip(nnz, sizes)],
+                "fan_in_cv": [coefficient_of_variation(f) for f in fan_ins],
                 "mask_updates": int(self.mask_updates),
             }
         )
@@ -507,6 +617,29 @@ class SparseController:
         return written
 
 
+def _sparse_layer(name: str, module):
+    """A SparseLinear module as a Layer: CSR mask, bias, and its weights where the layer is
+    small enough to hold densely (:data:`topo.training.backends.DENSE_LIMIT`)."""
+    from topo.topology import Layer
+    from topo.training import backends
+
+    mask = module.mask_csr()
+    weight = None
+    if module.shape[0] * module.shape[1] <= backends.DENSE_LIMIT:
+        weight = module.dense_weight().to("cpu").float().numpy()
+    bias = module.bias.detach().to("cpu").float().numpy().copy()
+    return Layer(name=name, mask=mask, weight=weight, bias=bias, source="<sparsify>",
+                 info={"module": "SparseLinear"})
+
+
+def _n_out(module) -> int:
+    return int(module.shape[0]) if hasattr(module, "col_indices") else int(module.weight.shape[0])
+
+
+def _device(module):
+    return module.values.device if hasattr(module, "col_indices") else module.weight.device
+
+
 def sparsify(
     model,
     optimizer,
@@ -522,6 +655,7 @@ def sparsify(
     hub_placement: str = "index",
     density_map: Mapping[str, float] | None = None,
     seed: int = 0,
+    backend: str = "masked",
     **method_options: Any,
 ) -> SparseController:
     """Train ``model`` sparse in the user's own loop: masks, drop and grow, exact counts.
@@ -561,6 +695,15 @@ def sparsify(
         Fan-in profile of the initial masks, as ``topo train --profile/--cv/...``.
     seed : int
         Seeds the masks and the algorithm's random choices (per epoch).
+    backend : {"masked", "sparse", "auto"}
+        ``masked`` keeps the layers and multiplies by the masks. ``sparse`` replaces every
+        masked ``Linear`` that is not fully dense by a
+        :class:`~topo.training.sparse_layers.SparseLinear` in the model (same place, same
+        bias Parameter; its active weights become a ``values`` Parameter that takes the
+        weight's place in the optimiser), which stores and computes only the active
+        weights (:mod:`topo.training.backends`); ``auto`` does so for large, sparse enough
+        layers only. Convolutions stay masked. The training is the same within float
+        tolerance.
     **method_options
         The method's own options (``update_every``, ``drop_fraction``,
         ``end_fraction``, ``explore_fraction``, ``prune_class``, ...); an option the
@@ -602,4 +745,5 @@ def sparsify(
         density_map=density_map,
         seed=seed,
         method_options=method_options,
+        backend=backend,
     )

@@ -56,6 +56,7 @@ __all__ = [
     "steps_for",
     "empty_network",
     "saved_kinds",
+    "module_grad_abs_mean",
     "network_snapshot",
     "network_topology",
 ]
@@ -225,7 +226,20 @@ def _is_sparse(layer) -> bool:
 
 
 def _shape(layer) -> tuple[int, int]:
-    return tuple(layer.shape) if _is_sparse(layer) else tuple(layer.weight.shape)
+    """``(out, in)`` of a layer; a convolution's inputs are its input channels times its kernel."""
+    if _is_sparse(layer):
+        return tuple(layer.shape)
+    return int(layer.weight.shape[0]), int(layer.weight.numel() // layer.weight.shape[0])
+
+
+def _mask(layer):
+    """A masked layer's bool mask (a SparseNetwork's ``mask``, or sparsify()'s buffer), weight-shaped."""
+    mask = getattr(layer, "mask", None)
+    if mask is None:
+        from topo.integrations.live import MASK_BUFFER
+
+        mask = getattr(layer, MASK_BUFFER)
+    return mask
 
 
 _SPARSE_NETWORK = None
@@ -374,7 +388,7 @@ class SparseSteps:
 
     # -- layer views ---------------------------------------------------------------------
     def _all_small(self) -> bool:
-        return all(o * i <= DENSE_LIMIT for o, i in self.model.shapes)
+        return all(o * i <= DENSE_LIMIT for o, i in (_shape(layer) for layer in self.model.layers))
 
     def before_backward(self, algorithm, step: int) -> None:
         """Keep the batch of a step on which the algorithm reads the dense gradient."""
@@ -386,24 +400,8 @@ class SparseSteps:
 
     def grad_abs_mean(self):
         """Per layer, each output neuron's mean ``|dL/dW|`` (sparse layers: over active connections)."""
-        import torch
-
-        from topo.training.masking import grad_abs_mean
-
-        out = []
-        for k, layer in enumerate(self.model.layers):
-            if not _is_sparse(layer):
-                out.append(grad_abs_mean([layer.weight], self._scratch.setdefault(k, {}))[0])
-                continue
-            n_out = layer.shape[0]
-            grad = layer.values.grad
-            if grad is None:
-                out.append(torch.zeros(n_out, device=layer.values.device))
-                continue
-            sums = torch.zeros(n_out, device=grad.device, dtype=grad.dtype)
-            sums.index_add_(0, layer.row_indices(), grad.abs())
-            out.append(sums / layer.fan_in().clamp(min=1).to(grad.dtype))
-        return out
+        return [module_grad_abs_mean(layer, self._scratch.setdefault(k, {}))
+                for k, layer in enumerate(self.model.layers)]
 
     def _dense_views(self, with_grads: bool):
         import torch
@@ -419,11 +417,11 @@ class SparseSteps:
                     grads.append(dense_gradient(layer).cpu() if layer.batch is not None else
                                  torch.zeros(layer.shape))
             else:
-                weights.append(layer.weight.detach().cpu())
-                masks.append(layer.mask.detach().to("cpu", copy=True))  # installing overwrites the layer's
+                weights.append(layer.weight.detach().reshape(layer.weight.shape[0], -1).cpu())
+                masks.append(_mask(layer).detach().reshape(layer.weight.shape[0], -1).to("cpu", copy=True))  # installing overwrites the layer's
                 if with_grads:
-                    grads.append(layer.weight.grad.detach().cpu() if layer.weight.grad is not None
-                                 else torch.zeros(layer.weight.shape))
+                    grads.append(layer.weight.grad.detach().reshape(layer.weight.shape[0], -1).cpu()
+                                 if layer.weight.grad is not None else torch.zeros(_shape(layer)))
         return weights, grads, masks
 
     # -- algorithm hooks -----------------------------------------------------------------
@@ -445,18 +443,28 @@ class SparseSteps:
                     layer.keep_batch = False
                     layer.batch = None
 
-    def optimizer_step(self, optimizer) -> None:
+    def mask_gradients(self) -> None:
+        """Zero the masked layers' gradients at masked positions (sparse layers have none there)."""
         import torch
 
-        masked = [layer for layer in self.model.layers if not _is_sparse(layer)]
         with torch.no_grad():
-            for layer in masked:
-                if layer.weight.grad is not None:
-                    layer.weight.grad.mul_(layer.mask)
+            for layer in self.model.layers:
+                if not _is_sparse(layer) and layer.weight.grad is not None:
+                    layer.weight.grad.mul_(_mask(layer))
+
+    def apply_masks(self) -> None:
+        """Set the masked layers' weights at masked positions to exactly zero."""
+        import torch
+
+        with torch.no_grad():
+            for layer in self.model.layers:
+                if not _is_sparse(layer):
+                    layer.weight.mul_(_mask(layer))
+
+    def optimizer_step(self, optimizer) -> None:
+        self.mask_gradients()
         optimizer.step()
-        with torch.no_grad():
-            for layer in masked:
-                layer.weight.mul_(layer.mask)
+        self.apply_masks()
 
     def after_epoch(self, algorithm, epoch: int, optimizer, generator) -> bool:
         """The algorithm's end-of-epoch hook; grown weights get its start values."""
@@ -491,7 +499,7 @@ class SparseSteps:
         if not _is_sparse(layer):
             from topo.training.masking import install_masks
 
-            return install_masks([layer.weight], [layer.mask], optimizer, [new_mask])[0]
+            return install_masks([layer.weight], [_mask(layer)], optimizer, [new_mask])[0]
         flat = torch.nonzero(new_mask.reshape(-1)).reshape(-1)
         return self._install_flat(k, flat, optimizer)
 
@@ -629,8 +637,9 @@ class SparseSteps:
                 nnz.append(layer.nnz)
                 fan_ins.append(layer.fan_in().cpu().numpy())
             else:
-                nnz.append(int(layer.mask.sum()))
-                fan_ins.append(layer.mask.sum(dim=1).cpu().numpy())
+                mask = _mask(layer).reshape(n_out, -1)
+                nnz.append(int(mask.sum()))
+                fan_ins.append(mask.sum(dim=1).cpu().numpy())
         return nnz, sizes, fan_ins
 
     def kinds(self) -> list[str]:
@@ -657,6 +666,23 @@ def _random_inactive(active_sorted, n: int, size: int, generator):
         first.scatter_reduce_(0, inverse, torch.arange(merged.numel()), reduce="amin")
         chosen = merged[torch.sort(first).values][:n]
     return torch.sort(chosen).values
+
+
+def module_grad_abs_mean(module, scratch: dict | None = None):
+    """One layer's per-output-neuron mean ``|dL/dW|``: over all inputs for a dense or masked
+    layer, over the active connections for a sparse one (zeros without a gradient)."""
+    import torch
+
+    from topo.training.masking import grad_abs_mean
+
+    if not _is_sparse(module):
+        return grad_abs_mean([module.weight], scratch)[0]
+    grad = module.values.grad
+    if grad is None:
+        return torch.zeros(module.shape[0], device=module.values.device)
+    sums = torch.zeros(module.shape[0], device=grad.device, dtype=grad.dtype)
+    sums.index_add_(0, module.row_indices(), grad.abs())
+    return sums / module.fan_in().clamp(min=1).to(grad.dtype)
 
 
 def steps_for(model):

@@ -187,7 +187,9 @@ def _module_class():
 
         def transposed(self):
             """``(crow, col, perm)`` of ``W^T`` in CSR: ``W^T``'s values are ``values[perm]``."""
-            key = (self.col_indices.data_ptr(), self.col_indices.numel(), self.crow_indices.data_ptr())
+            # keyed by storage and in-place version: load_state_dict copies into the buffers
+            key = (self.col_indices.data_ptr(), self.col_indices.numel(), self.col_indices._version,
+                   self.crow_indices.data_ptr(), self.crow_indices._version)
             if self._transposed is None or self._transposed[0] != key:
                 rows = self.row_indices()
                 cols = self.col_indices
