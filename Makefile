@@ -6,7 +6,10 @@ PY := $(BIN)/python
 # the CPU build of torch; without the pin pip pulls several GB of CUDA packages
 TORCH_PIN ?= torch==2.13.0
 DEMO_RUN ?= runs/demo
+# the shared data folder where there is one; elsewhere topo's own default (~/.cache/topo)
+ifneq ($(wildcard ../shared/data),)
 export TOPO_DATA_DIR ?= $(abspath ../shared/data)
+endif
 
 .PHONY: install install-dev demo test bench clean
 

@@ -9,6 +9,8 @@ import sys
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 #: exit code when --strict and something was refused (or nothing was found)
@@ -53,7 +55,11 @@ def _common_folder(paths) -> str | None:
     return None if common == os.path.dirname(common) else common
 
 
-@click.command("audit")
+@click.command("audit", cls=TopoCommand, sections={
+    "Output": ["fmt", "output", "strict"],
+    "What is read": ["layers", "follow_symlinks"],
+    "Parallelism": ["workers", "scheduler"],
+})
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @format_option(("table", "csv", "json", "markdown"))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
@@ -66,7 +72,7 @@ def _common_folder(paths) -> str | None:
               help=f"Exit {STRICT_EXIT} when something was refused or a folder holds no checkpoint.")
 @click.option("--layers", metavar="REGEX", default=None,
               help="Audit only layers whose names match REGEX (re.search).")
-@click.option("--follow-symlinks", is_flag=True,
+@click.option("--follow-symlinks", is_flag=True, envvar="TOPO_FOLLOW_LINKS", show_envvar=True,
               help="Follow symbolic links that lead out of the audited folders (refused by default).")
 def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow_symlinks) -> None:
     """Audit everything under PATHS: one row per checkpoint, and a row for the rest.
@@ -111,7 +117,7 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
                 seen.add(key)
                 entries.append(entry)
     for path in empty:
-        click.echo(f"no checkpoints found under {path}", err=True)
+        messages.note(f"no checkpoints found under {path}")
 
     with progress_bar("auditing") as progress:
         rows = audit_entries(
@@ -140,6 +146,6 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
         atomic_write_text(output, buffer.getvalue())
 
     if refused:
-        click.echo(f"{len(refused)} of {len(rows)} refused", err=True)
+        messages.note(f"{len(refused)} of {len(rows)} refused")
     if strict and (refused or empty):
         sys.exit(STRICT_EXIT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 COLUMNS = [
@@ -18,7 +19,7 @@ HEADERS = {
 }
 
 
-@click.command("compare")
+@click.command("compare", cls=TopoCommand)
 @click.argument("a", type=click.Path(path_type=str))
 @click.argument("b", type=click.Path(path_type=str))
 @click.option("--fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=0.1, show_default=True,

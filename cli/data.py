@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import TopoSubgroup
+from topo_cli.options import data_dir_option
 from topo_cli.render import emit, format_option
 
 LIST_COLUMNS = ["name", "found", "path", "get"]
 LIST_HEADERS = {"path": "where", "get": "how to get it"}
 
-_DATA_DIR_HELP = "Data folder (default: $TOPO_DATA_DIR, else ~/.cache/topo)."
+_DATA_DIR_HELP = "Data folder (default: $XDG_CACHE_HOME/topo, i.e. ~/.cache/topo)."
 
 
-@click.group("data")
+@click.group("data", cls=TopoSubgroup)
 def data_group() -> None:
     """Data sets for training: what is found locally, and downloading them.
 
@@ -23,7 +25,7 @@ def data_group() -> None:
 
 
 @data_group.command("list")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None, help=_DATA_DIR_HELP)
+@data_dir_option(help=_DATA_DIR_HELP)
 @format_option()
 def list_command(data_dir: str | None, fmt: str) -> None:
     """The data sets topo knows, whether each is found locally, and where."""
@@ -44,7 +46,7 @@ def list_command(data_dir: str | None, fmt: str) -> None:
 
 @data_group.command("download")
 @click.argument("name")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None, help=_DATA_DIR_HELP)
+@data_dir_option(help=_DATA_DIR_HELP)
 @click.option(
     "--base-url",
     default=None,

@@ -7,6 +7,8 @@ import io
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 
@@ -31,7 +33,11 @@ def matrix_csv(labels: list[str], matrix) -> str:
     return buffer.getvalue()
 
 
-@click.command("distance")
+@click.command("distance", cls=TopoCommand, sections={
+    "Matching": ["no_match_output", "tie_break", "solver"],
+    "Output": ["fmt", "output"],
+    "Parallelism": ["workers", "scheduler"],
+})
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local processes that compute pairs.")
@@ -80,7 +86,7 @@ def distance_command(
         )
     if output is not None:
         atomic_write_text(output, matrix_csv(labels, matrix))
-        click.echo(f"wrote {output} ({len(labels)} x {len(labels)} NNSTD matrix)", err=True)
+        messages.note(f"wrote {output} ({len(labels)} x {len(labels)} NNSTD matrix)")
     if fmt == "csv":
         click.echo(matrix_csv(labels, matrix), nl=False)
         return

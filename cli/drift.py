@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 COLUMNS = ["label", "layer", "cv", "wasserstein", "ks", "turnover"]
@@ -31,7 +33,10 @@ LAYER_HEADERS = {
 }
 
 
-@click.command("drift")
+@click.command("drift", cls=TopoCommand, sections={
+    "Equilibrium": ["last_k", "tolerance", "equilibrium"],
+    "Output": ["fmt", "save_profile"],
+})
 @click.argument("run", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--last-k", type=click.IntRange(min=1), default=3, show_default=True,
               help="Checkpoints pooled for the equilibrium.")
@@ -106,7 +111,7 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
             row["active"] = None if found is None else found["active_width"]
     if save_profile:
         written = write_profile(result, save_profile)
-        click.echo(f"wrote profile {written} ({len(result.layers)} layers)", err=True)
+        messages.note(f"wrote profile {written} ({len(result.layers)} layers)")
 
     name = run[0] if len(run) == 1 else f"{len(run)} checkpoints"
     payload = {

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
+
 EXPORT_FORMATS = ("graphml", "gexf", "edgelist")
 
 
-@click.command("export")
+@click.command("export", cls=TopoCommand)
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("--to", "fmt", type=click.Choice(EXPORT_FORMATS), required=True, help="Graph file format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), required=True, help="File to write.")
@@ -24,6 +27,4 @@ def export_command(checkpoint: str, fmt: str, output: str, no_weights: bool) -> 
 
     topology = load(checkpoint, weights=not no_weights)
     path = export_graph(topology, output, fmt, weights=not no_weights)
-    click.echo(
-        f"wrote {path} ({fmt}: {topology.n_neurons:,} nodes, {topology.nnz:,} edges)", err=True
-    )
+    messages.note(f"wrote {path} ({fmt}: {topology.n_neurons:,} nodes, {topology.nnz:,} edges)")

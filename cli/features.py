@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 
@@ -19,7 +20,11 @@ def _label(path: str) -> str:
     return p.name
 
 
-@click.command("features")
+@click.command("features", cls=TopoCommand, sections={
+    "Features": ["no_graph", "samples", "seed"],
+    "Output": ["fmt"],
+    "Parallelism": ["workers"],
+})
 @click.argument("checkpoints", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--no-graph", is_flag=True, help="Skip square clustering and betweenness (the slow features on large networks).")
 @click.option("--samples", type=click.IntRange(min=1), default=256, show_default=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 COLUMNS = ["layer", "neuron", "fan_in", "grad_mean"]
@@ -12,7 +13,7 @@ TABLE_HUBS_PER_LAYER = 50
 HEADERS = {"fan_in": "fan-in", "grad_mean": "gradient (grad_mean)"}
 
 
-@click.command("hubs")
+@click.command("hubs", cls=TopoCommand)
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @click.option("--fraction", type=click.FloatRange(0.0, 1.0, min_open=True), default=None,
               help="Hubs are the top share of each layer's neurons by fan-in  [default: 0.1].")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
 from topo_cli.render import emit, format_option
 
 COLUMNS = [
@@ -20,7 +22,7 @@ HEADERS = {
 }
 
 
-@click.command("inspect")
+@click.command("inspect", cls=TopoCommand)
 @click.argument("checkpoint", type=click.Path(path_type=str))
 @format_option()
 def inspect_command(checkpoint: str, fmt: str) -> None:
@@ -78,8 +80,10 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
         columns = [c for c in COLUMNS if c not in ("sparsity", "requested_sparsity")]
     warnings = list(topology.info.get("warnings") or [])
     if warnings:
-        caption += f"\n{len(warnings)} reader warning(s): " + "; ".join(warnings[:3]) + (
-            " ..." if len(warnings) > 3 else ""
+        # every warning with --verbose, the first three otherwise
+        shown = warnings if messages.level() >= messages.VERBOSE else warnings[:3]
+        caption += f"\n{len(warnings)} reader warning(s): " + "; ".join(shown) + (
+            " ... (--verbose lists all)" if len(shown) < len(warnings) else ""
         )
     emit(
         rows,

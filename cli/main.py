@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from topo_cli.command import SummaryListing, usage_errors_in_one_line
+
 #: command name -> "module:attribute" of its click command, in the order --help lists them
 COMMANDS: dict[str, str] = {
     # produce networks
@@ -33,8 +35,8 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class TopoGroup(click.Group):
-    """A group that imports subcommands lazily and turns library errors into one line."""
+class TopoGroup(SummaryListing):
+    """A group that imports subcommands lazily and turns library and usage errors into one line."""
 
     def __init__(self, *args, lazy_commands: dict[str, str] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -50,14 +52,31 @@ class TopoGroup(click.Group):
         module_name, attribute = target.split(":")
         return getattr(importlib.import_module(module_name), attribute)
 
+    def make_context(self, info_name, args, parent=None, **extra):
+        with usage_errors_in_one_line():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
     def invoke(self, ctx: click.Context):
         from topo_cli.errors import user_errors_as_click
 
-        with user_errors_as_click():
+        with usage_errors_in_one_line(), user_errors_as_click():
             return super().invoke(ctx)
 
 
-@click.group(cls=TopoGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+#: the --help epilog: how to turn on shell completion (click's own, through _TOPO_COMPLETE)
+COMPLETION_HELP = """\b
+Shell completion, one line in the shell's startup file:
+  bash  eval "$(_TOPO_COMPLETE=bash_source topo)"            in ~/.bashrc
+  zsh   eval "$(_TOPO_COMPLETE=zsh_source topo)"             in ~/.zshrc
+  fish  _TOPO_COMPLETE=fish_source topo | source             in ~/.config/fish/config.fish
+"""
+
+
+@click.group(
+    cls=TopoGroup, lazy_commands=COMMANDS, epilog=COMPLETION_HELP,
+    # help wider than click's 80 columns where the terminal allows, so summaries fit on one line
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
 @click.version_option(package_name="topo-toolkit", prog_name="topo")
 def main() -> None:
     """topo: measure the connectivity of sparse neural networks.

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import GroupedOption, TopoSubgroup
+
 _HELP_OUTPUT = "File to write; .png, .svg or .pdf. Default: RUN/figures/NAME.png for a run, else ./NAME.png."
 
 
 def _output_options(func):
     """-o/--output and --dpi, shared by every plot command."""
     func = click.option("--dpi", type=click.IntRange(30, 600), default=150, show_default=True,
+                        cls=GroupedOption, help_group="Output",
                         help="Resolution of PNG output.")(func)
     func = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
+                        cls=GroupedOption, help_group="Output",
                         metavar="FILE", help=_HELP_OUTPUT)(func)
     return func
 
@@ -50,7 +54,7 @@ def _loading(description: str):
     return progress_bar(description)
 
 
-@click.group("plot")
+@click.group("plot", cls=TopoSubgroup)
 def plot_group() -> None:
     """Draw figures of runs and checkpoints (PNG, SVG or PDF by the -o extension).
 

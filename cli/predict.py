@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import TopoSubgroup
 from topo_cli.render import emit, format_option
 
 SECURITY_NOTE = (
@@ -13,7 +14,7 @@ SECURITY_NOTE = (
 )
 
 
-class DefaultCommandGroup(click.Group):
+class DefaultCommandGroup(TopoSubgroup):
     """A group that runs ``run`` when the first argument names no subcommand.
 
     ``topo predict MODEL CKPT...`` is ``topo predict run MODEL CKPT...``; a model file
@@ -71,7 +72,11 @@ def _warn(predictor) -> None:
         click.echo(f"warning: {warning}", err=True)
 
 
-@predict_group.command("fit")
+@predict_group.command("fit", sections={
+    "Model": ["target", "folds", "seed", "trees"],
+    "Features": ["checkpoint", "no_cache", "workers"],
+    "Output": ["output", "fmt", "top"],
+})
 @click.argument("results", type=click.Path(path_type=str))
 @click.option("--target", default="test_acc", show_default=True,
               help="What to predict: a results column; NAME maps to final_NAME where that column exists (test_acc -> final_test_acc).")

@@ -13,10 +13,12 @@ ProgressCallback = Callable[[int, int], None]
 def progress_bar(description: str, *, enabled: bool = True) -> Iterator[ProgressCallback]:
     """Yield ``callback(done, total)`` that draws a rich progress bar on stderr.
 
-    The bar is drawn only when stderr is a terminal and ``enabled``; otherwise the
-    callback does nothing, so piped output stays clean.
+    The bar is drawn only when stderr is a terminal, ``enabled`` and the command is not
+    ``--quiet``; otherwise the callback does nothing, so piped output stays clean.
     """
-    if not enabled or not sys.stderr.isatty():
+    from topo_cli import messages
+
+    if not enabled or messages.level() < messages.NORMAL or not sys.stderr.isatty():
         yield lambda done, total: None
         return
     from rich.console import Console

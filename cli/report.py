@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from topo_cli.command import TopoCommand
 
-@click.command("report")
+
+@click.command("report", cls=TopoCommand)
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="FILE",
               help="HTML file to write. Default: RUN/report.html for one run, ./report.html for several.")

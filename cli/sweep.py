@@ -6,6 +6,9 @@ import sys
 
 import click
 
+from topo_cli import messages
+from topo_cli.command import TopoCommand
+from topo_cli.options import data_dir_option
 from topo_cli.render import emit, format_option
 
 #: exit code when --strict and a run failed
@@ -39,7 +42,11 @@ def _headers(columns) -> dict[str, str]:
     return headers
 
 
-@click.command("sweep")
+@click.command("sweep", cls=TopoCommand, sections={
+    "Where": ["out", "data_dir"],
+    "Output": ["fmt", "strict"],
+    "Parallelism": ["workers", "scheduler"],
+})
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=str))
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
               help="Runs trained at once in local processes (each with one torch thread when > 1).")
@@ -47,8 +54,7 @@ def _headers(columns) -> dict[str, str]:
               help="Train on a running Dask distributed cluster (tcp://host:port) whose workers see --out.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=str), default=None,
               help="The sweep's folder (default: the spec's [sweep] out, else runs/sweeps/<name>).")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=str), default=None,
-              help="Folder with the data files, for every run (default $TOPO_DATA_DIR).")
+@data_dir_option(help="Folder with the data files, for every run (default: ~/.cache/topo).")
 @format_option()
 @click.option("--strict", is_flag=True, help=f"Exit {STRICT_EXIT} when a run failed.")
 def sweep_command(spec, workers, scheduler, out, data_dir, fmt, strict) -> None:
@@ -79,7 +85,7 @@ def sweep_command(spec, workers, scheduler, out, data_dir, fmt, strict) -> None:
     notes: list[str] = []
     expand_grid(parsed, notes=notes)  # checks every run before any starts
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        messages.note(f"note: {note}")
     with progress_bar("sweep (runs)") as progress:
         result = run_sweep(parsed, out=out, workers=workers, scheduler=scheduler, data_dir=data_dir, progress=progress)
 
@@ -94,7 +100,7 @@ def sweep_command(spec, workers, scheduler, out, data_dir, fmt, strict) -> None:
         emit(result.rows, columns, fmt, title=f"topo sweep {parsed.name}", headers=_headers(columns), caption=caption)
     else:
         emit(result.rows, result.columns, fmt, json_payload=result.rows)
-        click.echo(caption, err=True)
+        messages.note(caption)
     if counts["error"]:
         click.echo(f"{counts['error']} of {len(result.rows)} runs failed (see the error column)", err=True)
         if strict:

@@ -6,10 +6,12 @@ import sys
 
 import click
 
-from topo.errors import TopoError
+from topo.errors import TopoError, shorten_list
 from topo.training.config import OPTION_GROUPS, TrainConfig, methods_taking, training_options
 from topo.training.schema import OptionField, check_value, describe_range, value_type
-from topo_cli.grouped import GroupedCommand, GroupedOption
+from topo_cli import messages
+from topo_cli.command import GroupedOption, TopoCommand
+from topo_cli.options import DATA_DIR_ENVVAR
 
 _METHOD_GROUPS = ("Method", "Method options")
 
@@ -73,6 +75,10 @@ def _help(item: OptionField) -> str:
     return text
 
 
+#: training options that an environment variable also sets (the library reads it too)
+_ENVVARS = {"data_dir": DATA_DIR_ENVVAR}
+
+
 def _click_option(item: OptionField) -> click.Option:
     """The click option of one training option, generated from its schema."""
     if value_type(item.type)[0] is bool:
@@ -81,15 +87,16 @@ def _click_option(item: OptionField) -> click.Option:
                              help_group=item.spec.group)
     # a tuple default (widths) is given as the text a user would type, so --help shows it so
     default = ",".join(str(v) for v in item.default) if isinstance(item.default, tuple) else item.default
+    envvar = _ENVVARS.get(item.name)
     return GroupedOption(
         [item.flag, item.name], type=_OptionType(item), default=default, show_default=default is not None,
-        help=_help(item), help_group=item.spec.group,
+        help=_help(item), help_group=item.spec.group, envvar=envvar, show_envvar=envvar is not None,
     )
 
 
 _CLI_OPTIONS = [item for item in training_options() if item.spec.cli]
 #: options that --resume accepts besides itself (the rest come from the run's run.json)
-_RESUME_OPTIONS = {"resume", "quiet"} | {item.name for item in _CLI_OPTIONS if item.spec.with_resume}
+_RESUME_OPTIONS = {"resume"} | {item.name for item in _CLI_OPTIONS if item.spec.with_resume}
 
 
 def _summary_line(record: dict, total_epochs: int) -> str:
@@ -113,11 +120,10 @@ def _summary_line(record: dict, total_epochs: int) -> str:
     return "  ".join(parts)
 
 
-@click.command("train", cls=GroupedCommand, group_order=OPTION_GROUPS,
+@click.command("train", cls=TopoCommand, group_order=OPTION_GROUPS,
                params=[_click_option(item) for item in _CLI_OPTIONS])
 @click.option("--resume", type=click.Path(file_okay=False, path_type=str), default=None, metavar="RUN",
               cls=GroupedOption, help_group="Run", help="Continue RUN from its last complete epoch.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no per-epoch lines.")
 @click.pass_context
 def train_command(ctx: click.Context, **options) -> None:
     """Train a sparse MLP and write a run folder of checkpoints.
@@ -129,7 +135,7 @@ def train_command(ctx: click.Context, **options) -> None:
     """
     from topo.training.trainer import resume, train
 
-    quiet = options.pop("quiet")
+    quiet = messages.level() < messages.NORMAL  # --quiet: no progress bar and no per-epoch lines
     resume_run = options.pop("resume")
     if resume_run is not None:
         given = [
@@ -138,7 +144,7 @@ def train_command(ctx: click.Context, **options) -> None:
             and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
         ]
         if given:
-            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            flags = shorten_list("--" + name.replace("_", "-") for name in given)
             raise click.UsageError(f"--resume continues with the run's own options; drop {flags}")
         total = None
     else:

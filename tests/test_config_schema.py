@@ -41,7 +41,7 @@ def test_every_option_is_a_train_flag_with_its_default_and_group():
         assert param.help_group == item.spec.group
         default = param.type_cast_value(None, param.default) if param.default is not None else None
         assert default == item.default, item.name
-    assert set(params) - {item.name for item in training_options()} == {"resume", "quiet"}
+    assert set(params) - {item.name for item in training_options()} == {"resume", "quiet", "verbose"}
 
 
 def test_help_lists_options_under_their_groups_in_order():
