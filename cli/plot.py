@@ -36,8 +36,8 @@ def _target(output: str | None, source: str | None, name: str):
     """The output path, its extension checked before any work is done."""
     from pathlib import Path
 
-    from topo.figures import default_figure_path
-    from topo.plot import figure_format
+    from topo.plotting import default_figure_path
+    from topo.plotting import figure_format
 
     path = Path(output) if output else default_figure_path(source, name)
     figure_format(path)
@@ -79,7 +79,7 @@ def fanin_command(run, layers, epochs, max_rows, log_x, output, dpi):
     fan-in CV: how the fan-in distribution moves under RigL toward its equilibrium.
     """
     from topo.errors import TopoError
-    from topo.figures import fanin_figure
+    from topo.plotting import fanin_figure
     from topo.runs import parse_epochs
 
     path = _target(output, run, "fanin")
@@ -109,7 +109,7 @@ def drift_command(run, layers, equilibrium, last_k, tolerance, output, dpi):
     Three panels, one line per layer; dotted vertical lines mark where a layer
     converged (W1 stays within --tolerance), the dashed line is the tolerance.
     """
-    from topo.figures import drift_figure
+    from topo.plotting import drift_figure
 
     path = _target(output, run, "drift")
     with _loading("loading checkpoints") as progress:
@@ -134,7 +134,7 @@ def distance_command(checkpoints, style, method, workers, scheduler, output, dpi
     Give two or more checkpoints (run folders stand for their last checkpoint), or
     one run folder for all its epoch checkpoints. Default output: ./distance.png.
     """
-    from topo.figures import distance_figure
+    from topo.plotting import distance_figure
 
     path = _target(output, None, "distance")
     with _loading("distances") as progress:
@@ -156,7 +156,7 @@ def degree_command(checkpoint, layers, kind, no_fit, output, dpi):
     Lognormal, discrete power law (tail, x_min by KS), exponential and normal fits;
     the best by AIC is drawn solid, each labelled with its KS distance.
     """
-    from topo.figures import degree_figure
+    from topo.plotting import degree_figure
 
     path = _target(output, checkpoint, "degree")
     degree_figure(checkpoint, layers=_split(layers), kind=kind, fit=not no_fit, path=path, dpi=dpi)
@@ -174,7 +174,7 @@ def degree_command(checkpoint, layers, kind, no_fit, output, dpi):
 @_output_options
 def hubs_command(run, layers, fraction, rule, z, output, dpi):
     """Overlap of each checkpoint's hub neurons with RUN's final hubs, per layer."""
-    from topo.figures import hubs_figure
+    from topo.plotting import hubs_figure
 
     path = _target(output, run, "hubs")
     with _loading("loading checkpoints") as progress:
@@ -194,7 +194,7 @@ def gradients_command(run, layers, fraction, output, dpi):
     Each panel carries the gradient concentration (hubs' mean gradient over all
     neurons') and the Spearman correlation of fan-in with the gradient.
     """
-    from topo.figures import gradients_figure
+    from topo.plotting import gradients_figure
 
     path = _target(output, run, "gradients")
     gradients_figure(run, layers=_split(layers), fraction=fraction, path=path, dpi=dpi)
@@ -207,7 +207,7 @@ def gradients_command(run, layers, fraction, output, dpi):
 @_output_options
 def density_command(run, layers, output, dpi):
     """Density of every layer (and the network) over RUN's checkpoints."""
-    from topo.figures import density_figure
+    from topo.plotting import density_figure
 
     path = _target(output, run, "density")
     with _loading("loading checkpoints") as progress:
@@ -221,7 +221,7 @@ def density_command(run, layers, output, dpi):
 @_output_options
 def exploration_command(run, layers, output, dpi):
     """Exploration rate (connections ever active, ITOP) and active width over RUN's checkpoints."""
-    from topo.figures import exploration_figure
+    from topo.plotting import exploration_figure
 
     path = _target(output, run, "exploration")
     with _loading("loading checkpoints") as progress:
@@ -234,7 +234,7 @@ def exploration_command(run, layers, output, dpi):
 @_output_options
 def curves_command(runs, output, dpi):
     """Loss and accuracy over epochs from RUNS' metrics.jsonl (several runs together)."""
-    from topo.figures import curves_figure
+    from topo.plotting import curves_figure
 
     path = _target(output, runs[0] if len(runs) == 1 else None, "curves")
     curves_figure(list(runs), path=path, dpi=dpi)

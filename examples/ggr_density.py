@@ -18,7 +18,7 @@ This study trains, at 95%, 98% and 99% sparsity:
 
 and reports the final test accuracy (mean over seeds, Welch's t-test of GGR against
 RigL with the same initial densities) and the layer densities over training (from
-each run's ``metrics.jsonl``; :func:`topo.plot.density_curves`).
+each run's ``metrics.jsonl``; :func:`topo.plotting.density_curves`).
 
 Modes: full (default; MNIST, Fashion-MNIST, covtype and digits, 5 seeds; about 3-4 hours
 on one core), ``--quick`` (digits, 3 seeds, and covtype, 2 seeds, few epochs: about 2-4
@@ -156,8 +156,8 @@ def figures(mode: Mode, name: str, rows: list[dict], out: Path) -> list[Path]:
     """Accuracy against sparsity, and layer densities over training of GGR from ERK and from uniform."""
     from matplotlib.figure import Figure
 
-    from topo.figures import density_figure
-    from topo.plot import save_figure
+    from topo.plotting import density_figure
+    from topo.plotting import save_figure
 
     files = []
 

@@ -180,7 +180,7 @@ def scatter_figure(rows: list[dict], correlations: dict, path: Path, setting: st
     import seaborn as sns
     from matplotlib.figure import Figure
 
-    from topo.plot import save_figure
+    from topo.plotting import save_figure
 
     profiles = list(dict.fromkeys(r["profile"] for r in rows))
     layers = list(dict.fromkeys(r["layer"] for r in rows))
@@ -397,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from topo.checkpoint import read_metrics
-    from topo.figures import gradients_figure
+    from topo.plotting import gradients_figure
     from topo.formats import load
 
     mode = _modes()["smoke" if args.smoke else "quick" if args.quick else "full"]

@@ -139,8 +139,8 @@ def pct(value) -> str:
 
 
 def curves(epochs, series, *, ylabel, title, path):
-    """A line figure (one line per series) drawn by topo.plot, relabelled for NNSTD."""
-    from topo.plot import fanin_cv_curves, save_figure
+    """A line figure (one line per series) drawn by topo.plotting, relabelled for NNSTD."""
+    from topo.plotting import fanin_cv_curves, save_figure
 
     fig = fanin_cv_curves(epochs, series)
     ax = fig.axes[0]
@@ -151,7 +151,7 @@ def curves(epochs, series, *, ylabel, title, path):
 
 
 def heatmap(matrix, labels, title, path):
-    from topo.plot import nnstd_heatmap
+    from topo.plotting import nnstd_heatmap
 
     nnstd_heatmap(matrix, labels, title=title, path=path, dpi=DPI)
 

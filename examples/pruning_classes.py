@@ -187,7 +187,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def figures(mode: Mode, rows: list[dict], runs: Path, out: Path) -> list[str]:
     from topo.checkpoint import read_metrics
-    from topo.plot import density_curves, save_figure, training_curves
+    from topo.plotting import density_curves, save_figure, training_curves
 
     seed = mode.seeds[0]
     records = {}

@@ -386,7 +386,7 @@ def gap_figure(table: dict, datasets: list[str], labels: list[str], path: Path, 
     """Dot plot: the gap to dense (pp) of every profile, one colour per data set."""
     import seaborn as sns
 
-    from topo.plot import save_figure
+    from topo.plotting import save_figure
 
     fig = _figure(9.0, 4.2)
     ax = fig.subplots()
@@ -412,7 +412,7 @@ def sweep_figure(series: dict, xs: list[float], xlabel: str, title: str, path: P
     """Gap to dense (pp) against sparsity or CV, one line per profile."""
     import seaborn as sns
 
-    from topo.plot import save_figure
+    from topo.plotting import save_figure
 
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()

@@ -152,8 +152,8 @@ def rigl_config(mode: Mode, dataset: str, seed: int, **masks) -> "Any":
 def drift_part(mode, name, dataset, runs, out, log):
     """Train RigL from every start; drift per run and toward the erk run's equilibrium."""
     from topo.analysis.drift import drift
-    from topo.figures import drift_figure, fanin_figure
-    from topo.plot import drift_overview, fanin_ridge, save_figure
+    from topo.plotting import drift_figure, fanin_figure
+    from topo.plotting import drift_overview, fanin_ridge, save_figure
     from topo.runs import load_run
     from topo.training.trainer import train_or_resume
 

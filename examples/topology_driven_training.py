@@ -164,7 +164,7 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from topo.plot import save_figure
+    from topo.plotting import save_figure
 
     files = []
     colours = dict(zip(ARMS, plt.get_cmap("tab10").colors))

@@ -14,11 +14,15 @@ SHAPES = ((24, 16), (12, 24), (4, 12))
 NAMES = ("fc1", "fc2", "fc3")
 
 
-def make_run(root: Path, *, epochs: int = 4, seed: int = 0, grads: bool = True, metrics: bool = True) -> Path:
+def make_run(
+    root: Path, *, epochs: int = 4, seed: int = 0, grads: bool = True, metrics: bool = True, dense: tuple[str, ...] = ()
+) -> Path:
     """A run folder whose fan-in spreads out over epochs, as under RigL.
 
     Checkpoints epoch_0000..epoch_{epochs} with ``stats["grad_mean"]`` (when ``grads``),
-    run.json with a nested configuration, and one metrics line per epoch.
+    run.json with a nested configuration, and one metrics line per epoch. The layers
+    named in ``dense`` have every connection at every epoch (as ERK makes a small
+    output layer).
     """
     rng = np.random.default_rng(seed)
     write_run_config(
@@ -33,6 +37,8 @@ def make_run(root: Path, *, epochs: int = 4, seed: int = 0, grads: bool = True, 
             probability = np.clip(0.3 * weights / weights.mean(), 0.02, 1.0)
             mask = rng.random((n_out, n_in)) < probability[:, None]
             mask[np.arange(n_out), rng.integers(0, n_in, n_out)] = True  # no dead neurons
+            if name in dense:
+                mask[:] = True
             stats = {}
             if grads:
                 stats["grad_mean"] = (mask.sum(axis=1) + 1.0) * rng.lognormal(0.0, 0.3, n_out) * 1e-3

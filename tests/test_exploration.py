@@ -125,7 +125,7 @@ def test_plot_exploration_writes_the_figure(srigl_run, tmp_path):
 
 
 def test_fanin_figure_leaves_removed_neurons_out(srigl_run):
-    from topo.figures import fanin_figure
+    from topo.plotting import fanin_figure
 
     fig = fanin_figure(srigl_run)
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]

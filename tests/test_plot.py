@@ -1,4 +1,4 @@
-"""Figures: topo.plot (data in, figure out), the topo.figures glue, and `topo plot`."""
+"""Figures: topo.plotting (drawing from data, composing from runs), and `topo plot`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from plot_runs import expected_size, make_run, png_size
-from topo import figures, plot
+from topo import plotting
 from topo.errors import TopoError
 
 DPI = 40  # small files; sizes are checked against the figure's inches anyway
@@ -50,24 +50,24 @@ def no_pyplot_figures_left():
 
 # -- files ----------------------------------------------------------------------------
 def test_figure_format_by_extension(tmp_path):
-    assert plot.figure_format("a.png") == "png"
-    assert plot.figure_format("a.SVG") == "svg"
-    assert plot.figure_format(tmp_path / "b.pdf") == "pdf"
+    assert plotting.figure_format("a.png") == "png"
+    assert plotting.figure_format("a.SVG") == "svg"
+    assert plotting.figure_format(tmp_path / "b.pdf") == "pdf"
     for bad in ("a.gif", "a", "a.png.txt"):
         with pytest.raises(TopoError, match="unsupported figure file extension"):
-            plot.figure_format(bad)
+            plotting.figure_format(bad)
 
 
 def test_save_figure_writes_png_svg_pdf(tmp_path):
-    fig = plot.fanin_cv_curves([0, 1, 2], {"fc1": [0.1, 0.2, 0.3]})
-    png = plot.save_figure(fig, tmp_path / "sub" / "f.png", dpi=DPI)
+    fig = plotting.fanin_cv_curves([0, 1, 2], {"fc1": [0.1, 0.2, 0.3]})
+    png = plotting.save_figure(fig, tmp_path / "sub" / "f.png", dpi=DPI)
     _assert_png(png, fig)
-    svg = plot.save_figure(fig, tmp_path / "f.svg")
+    svg = plotting.save_figure(fig, tmp_path / "f.svg")
     assert b"<svg" in svg.read_bytes()[:2000]
-    pdf = plot.save_figure(fig, tmp_path / "f.pdf")
+    pdf = plotting.save_figure(fig, tmp_path / "f.pdf")
     assert pdf.read_bytes()[:5] == b"%PDF-"
     with pytest.raises(TopoError):
-        plot.save_figure(fig, tmp_path / "f.jpg")
+        plotting.save_figure(fig, tmp_path / "f.jpg")
     assert not (tmp_path / "f.jpg").exists()
     # atomic write leaves no temporary files behind
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["f.png"]
@@ -81,7 +81,7 @@ def test_fanin_ridge_panels_rows_and_labels(tmp_path):
         "fc1": [rng.integers(5, 40 + 20 * k, 50) for k in range(4)],
         "fc2": [rng.integers(1, 10, 20) for _ in range(4)],
     }
-    fig = plot.fanin_ridge(fan_ins, labels, path=tmp_path / "r.png", dpi=DPI)
+    fig = plotting.fanin_ridge(fan_ins, labels, path=tmp_path / "r.png", dpi=DPI)
     _assert_png(tmp_path / "r.png", fig)
     assert len(fig.axes) == 2
     assert [ax.get_title() for ax in fig.axes] == ["fc1", "fc2"]
@@ -99,7 +99,7 @@ def test_fanin_ridge_panels_rows_and_labels(tmp_path):
 
 
 def test_fanin_ridge_bins_hold_whole_values():
-    fig = plot.fanin_ridge({"a": [np.array([1, 2, 2, 3, 7])]}, [0], annotate_cv=False)
+    fig = plotting.fanin_ridge({"a": [np.array([1, 2, 2, 3, 7])]}, [0], annotate_cv=False)
     (patch,) = [p for p in fig.axes[0].patches if p.get_fill()]
     xs = patch.get_path().vertices[:, 0]
     # every bin edge lies on a half-integer
@@ -108,47 +108,47 @@ def test_fanin_ridge_bins_hold_whole_values():
 
 def test_fanin_ridge_log_x_and_errors():
     fan_ins = {"a": [np.array([0, 1, 2, 5, 50, 300]), np.array([3, 4, 5, 6, 7, 8])]}
-    fig = plot.fanin_ridge(fan_ins, ["start", "end"], log_x=True)
+    fig = plotting.fanin_ridge(fan_ins, ["start", "end"], log_x=True)
     ax = fig.axes[0]
     assert ax.get_xscale() == "log"
     assert ax.get_xlim()[0] > 0
     assert ax.get_ylabel() == "checkpoint"  # labels are not epochs
     with pytest.raises(TopoError, match="2 histograms for 3 checkpoints"):
-        plot.fanin_ridge(fan_ins, [0, 1, 2])
+        plotting.fanin_ridge(fan_ins, [0, 1, 2])
     with pytest.raises(TopoError):
-        plot.fanin_ridge({}, [0])
+        plotting.fanin_ridge({}, [0])
 
 
 def test_fanin_figure_from_run(run, tmp_path):
-    fig = figures.fanin_figure(run, path=tmp_path / "f.svg")
+    fig = plotting.fanin_figure(run, path=tmp_path / "f.svg")
     assert (tmp_path / "f.svg").read_bytes().lstrip().startswith(b"<?xml")
     assert len(fig.axes) == 3
     assert _ytick_texts(fig.axes[0]) == ["4", "3", "2", "1", "0"]
-    fig = figures.fanin_figure(run, layers=["fc2"], epochs=[0, 4])
+    fig = plotting.fanin_figure(run, layers=["fc2"], epochs=[0, 4])
     assert [ax.get_title() for ax in fig.axes] == ["fc2"]
     assert _ytick_texts(fig.axes[0]) == ["4", "0"]
-    fig = figures.fanin_figure(run, max_rows=3)
+    fig = plotting.fanin_figure(run, max_rows=3)
     assert _ytick_texts(fig.axes[0]) == ["4", "2", "0"]
     with pytest.raises(TopoError, match="no checkpoint at the end of epoch 9"):
-        figures.fanin_figure(run, epochs=[0, 9])
+        plotting.fanin_figure(run, epochs=[0, 9])
     with pytest.raises(TopoError, match="no layer named 'fc9'"):
-        figures.fanin_figure(run, layers=["fc9"])
+        plotting.fanin_figure(run, layers=["fc9"])
 
 
 def test_parse_epochs():
-    assert figures.parse_epochs("0,5, 10") == [0, 5, 10]
-    assert figures.parse_epochs("0-4") == [0, 1, 2, 3, 4]
-    assert figures.parse_epochs("0-30:10,3") == [0, 3, 10, 20, 30]
-    assert figures.parse_epochs("") is None
+    assert plotting.parse_epochs("0,5, 10") == [0, 5, 10]
+    assert plotting.parse_epochs("0-4") == [0, 1, 2, 3, 4]
+    assert plotting.parse_epochs("0-30:10,3") == [0, 3, 10, 20, 30]
+    assert plotting.parse_epochs("") is None
     with pytest.raises(TopoError):
-        figures.parse_epochs("a-b")
-    assert figures.select_evenly(10, 4) == [0, 3, 6, 9]
-    assert figures.select_evenly(3, 12) == [0, 1, 2]
+        plotting.parse_epochs("a-b")
+    assert plotting.select_evenly(10, 4) == [0, 3, 6, 9]
+    assert plotting.select_evenly(3, 12) == [0, 1, 2]
 
 
 # -- curves ------------------------------------------------------------------------------
 def test_drift_overview_from_run(run, tmp_path):
-    fig = figures.drift_figure(run, path=tmp_path / "d.png", dpi=DPI)
+    fig = plotting.drift_figure(run, path=tmp_path / "d.png", dpi=DPI)
     _assert_png(tmp_path / "d.png", fig)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == ["Fan-in CV per layer", "Drift toward equilibrium", "Mask turnover between checkpoints"]
@@ -159,26 +159,26 @@ def test_drift_overview_from_run(run, tmp_path):
     assert len(cv_ax.get_lines()[0].get_xdata()) == 5
     assert len(turnover_ax.get_lines()[0].get_xdata()) == 4  # pairs of consecutive checkpoints
     assert "tolerance" in _legend_texts(drift_ax)
-    fig = figures.drift_figure(run, layers=["fc1"])
+    fig = plotting.drift_figure(run, layers=["fc1"])
     assert _legend_texts(fig.axes[0]) == ["fc1"]
 
 
 def test_drift_curves_marks_convergence():
-    fig = plot.drift_curves([0, 1, 2, 3], {"a": [0.5, 0.2, 0.04, 0.03]}, tolerance=0.05, converged={"a": 2})
+    fig = plotting.drift_curves([0, 1, 2, 3], {"a": [0.5, 0.2, 0.04, 0.03]}, tolerance=0.05, converged={"a": 2})
     ax = fig.axes[0]
     vertical = [line for line in ax.get_lines() if np.allclose(line.get_xdata(), 2.0)]
     assert vertical, "a dotted line at the convergence epoch"
 
 
 def test_hubs_and_density_from_run(run):
-    fig = figures.hubs_figure(run)
+    fig = plotting.hubs_figure(run)
     (ax,) = fig.axes
     assert ax.get_ylabel() == "overlap with final hubs"
     assert ax.get_ylim()[0] < 0 < 1 < ax.get_ylim()[1] < 1.1
     lines = ax.get_lines()
     assert len(lines) == 3
     assert all(np.isclose(line.get_ydata()[-1], 1.0) for line in lines)  # the last overlaps itself
-    fig = figures.density_figure(run, layers=["fc1", "fc3"])
+    fig = plotting.density_figure(run, layers=["fc1", "fc3"])
     (ax,) = fig.axes
     assert ax.get_ylabel() == "density"
     assert _legend_texts(ax) == ["fc1", "fc3", "network"]
@@ -186,31 +186,31 @@ def test_hubs_and_density_from_run(run):
 
 def test_training_curves_handle_missing_fields(tmp_path):
     records = [{"epoch": 1, "train_loss": 0.9}, {"epoch": 2, "train_loss": 0.5, "val_acc": 0.7}, {"epoch": 3}]
-    fig = plot.training_curves(records, path=tmp_path / "c.png", dpi=DPI)
+    fig = plotting.training_curves(records, path=tmp_path / "c.png", dpi=DPI)
     _assert_png(tmp_path / "c.png", fig)
     loss_ax, acc_ax = fig.axes
     assert (loss_ax.get_title(), acc_ax.get_title()) == ("Loss", "Accuracy")
     assert _legend_texts(loss_ax) == ["train_loss"]
     assert list(loss_ax.get_lines()[0].get_xdata()) == [1.0, 2.0]
     assert _legend_texts(acc_ax) == ["val_acc"]
-    fig = plot.training_curves([{"epoch": 1, "train_loss": 1.0}])
+    fig = plotting.training_curves([{"epoch": 1, "train_loss": 1.0}])
     assert any("no accuracy recorded" in t.get_text() for t in fig.axes[1].texts)
-    fig = plot.training_curves({"a": records, "b": [{"epoch": 1, "val_acc": 0.5, "test_acc": 0.4}]})
+    fig = plotting.training_curves({"a": records, "b": [{"epoch": 1, "val_acc": 0.5, "test_acc": 0.4}]})
     assert _legend_texts(fig.axes[1]) == ["a val_acc", "b val_acc", "b test_acc"]
 
 
 def test_curves_figure_from_runs(run, run_without_grads, tmp_path):
-    fig = figures.curves_figure([run, run_without_grads])
+    fig = plotting.curves_figure([run, run_without_grads])
     assert _legend_texts(fig.axes[1]) == ["run val_acc", "run test_acc", "nograd val_acc", "nograd test_acc"]
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     with pytest.raises(TopoError, match="no metrics"):
-        figures.curves_figure(empty)
+        plotting.curves_figure(empty)
 
 
 # -- degree distribution ------------------------------------------------------------------
 def test_degree_figure_log_log_with_fits(run, tmp_path):
-    fig = figures.degree_figure(run, path=tmp_path / "deg.pdf")
+    fig = plotting.degree_figure(run, path=tmp_path / "deg.pdf")
     assert (tmp_path / "deg.pdf").read_bytes()[:5] == b"%PDF-"
     assert [ax.get_title() for ax in fig.axes] == ["fc1", "fc2", "fc3"]
     ax = fig.axes[0]
@@ -225,14 +225,14 @@ def test_degree_figure_log_log_with_fits(run, tmp_path):
 
 def test_degree_distribution_ccdf_values():
     values = np.array([0, 1, 1, 2, 4])
-    fig = plot.degree_distribution({"a": values}, kind="ccdf")
+    fig = plotting.degree_distribution({"a": values}, kind="ccdf")
     x, y = fig.axes[0].get_lines()[0].get_data()
     assert list(x) == [1, 2, 4]
     assert np.allclose(y, [4 / 5, 2 / 5, 1 / 5])  # share of all neurons with fan-in >= x
-    fig = plot.degree_distribution({"a": values}, kind="pmf")
+    fig = plotting.degree_distribution({"a": values}, kind="pmf")
     assert np.allclose(fig.axes[0].get_lines()[0].get_ydata(), [2 / 5, 1 / 5, 1 / 5])
     with pytest.raises(TopoError):
-        plot.degree_distribution({"a": values}, kind="cdf")
+        plotting.degree_distribution({"a": values}, kind="cdf")
 
 
 # -- distances -------------------------------------------------------------------------------
@@ -247,19 +247,19 @@ def _two_clusters():
 
 def test_nnstd_heatmap(tmp_path):
     matrix, labels = _two_clusters()
-    fig = plot.nnstd_heatmap(matrix, labels, path=tmp_path / "h.png", dpi=DPI)
+    fig = plotting.nnstd_heatmap(matrix, labels, path=tmp_path / "h.png", dpi=DPI)
     _assert_png(tmp_path / "h.png", fig)
     assert len(fig.axes) == 2  # heatmap and colour bar
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == labels
     assert fig.axes[1].get_ylabel() == "NNSTD"
     with pytest.raises(TopoError):
-        plot.nnstd_heatmap(np.zeros((2, 3)))
+        plotting.nnstd_heatmap(np.zeros((2, 3)))
 
 
 def test_nnstd_clustermap_groups_by_distance(tmp_path):
     matrix, labels = _two_clusters()
-    fig = plot.nnstd_clustermap(matrix, labels, path=tmp_path / "c.png", dpi=DPI)
+    fig = plotting.nnstd_clustermap(matrix, labels, path=tmp_path / "c.png", dpi=DPI)
     _assert_png(tmp_path / "c.png", fig)
     assert len(fig.axes) == 4  # heatmap, two dendrograms, colour bar
     heat = max(fig.axes, key=lambda ax: ax.get_position().width * ax.get_position().height)
@@ -275,22 +275,24 @@ def test_nnstd_clustermap_groups_by_distance(tmp_path):
     first, second = sorted(position[l] for l in ("c0", "c2", "c4")), sorted(position[l] for l in ("c1", "c3"))
     assert first[-1] - first[0] == 2 and second[-1] - second[0] == 1  # each group contiguous
     with pytest.raises(TopoError):
-        plot.nnstd_clustermap(np.zeros((1, 1)))
+        plotting.nnstd_clustermap(np.zeros((1, 1)))
     with pytest.raises(TopoError):
-        plot.nnstd_clustermap(matrix, method="ward")
+        plotting.nnstd_clustermap(matrix, method="ward")
 
 
 def test_distance_figure_from_run_folder(run):
-    fig = figures.distance_figure([run])
+    fig = plotting.distance_figure([run])
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
-    assert labels == [f"epoch_{e:04d}" for e in range(5)]
+    # one run: the epochs alone, the run named once in the title
+    assert labels == [str(e) for e in range(5)]
+    assert fig.axes[0].get_title() == "NNSTD between checkpoints (run run)"
     matrix = np.array(fig.axes[0].collections[0].get_array()).reshape(5, 5)
     assert np.allclose(np.diag(matrix), 0.0) and matrix.max() > 0
 
 
 # -- gradients ---------------------------------------------------------------------------
 def test_gradients_figure(run, run_without_grads, tmp_path):
-    fig = figures.gradients_figure(run, path=tmp_path / "g.png", dpi=DPI)
+    fig = plotting.gradients_figure(run, path=tmp_path / "g.png", dpi=DPI)
     _assert_png(tmp_path / "g.png", fig)
     assert [ax.get_title() for ax in fig.axes] == ["fc1", "fc2", "fc3"]
     ax = fig.axes[0]
@@ -299,7 +301,7 @@ def test_gradients_figure(run, run_without_grads, tmp_path):
     assert "concentration" in note and "Spearman" in note
     assert len(ax.collections[0].get_offsets()) == 24  # one point per neuron
     with pytest.raises(TopoError, match="grad_mean"):
-        figures.gradients_figure(run_without_grads)
+        plotting.gradients_figure(run_without_grads)
 
 
 # -- the command line ------------------------------------------------------------------

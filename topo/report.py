@@ -251,7 +251,7 @@ def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
 
 
 def _image(fig, alt: str, *, dpi: int) -> str:
-    from topo.plot import figure_bytes
+    from topo.plotting.output import figure_bytes
 
     data = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
     return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
@@ -304,7 +304,7 @@ _EXPLORATION_COLUMNS = [
 
 def _exploration_html(topologies: Sequence[Any], *, dpi: int) -> str:
     """The exploration figure and its per-layer table, or a note why there is none."""
-    from topo import figures
+    from topo.plotting import compose as figures
     from topo.analysis.exploration import exploration
 
     try:
@@ -317,7 +317,7 @@ def _exploration_html(topologies: Sequence[Any], *, dpi: int) -> str:
 
 
 def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> tuple[str, list[tuple[str, str]]]:
-    from topo import figures
+    from topo.plotting import compose as figures
 
     toc: list[tuple[str, str]] = []
     parts: list[str] = []
@@ -387,7 +387,7 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
 
 
 def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
-    from topo import figures
+    from topo.plotting import compose as figures
 
     rows = []
     for data in runs:
@@ -420,7 +420,7 @@ def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
             from topo.analysis.distance import nnstd_matrix
 
             matrix = nnstd_matrix(finals)  # topologies already loaded
-            return figures.distance_figure(matrix=matrix, labels=figures._unique(labels))
+            return figures.distance_figure(matrix=matrix, labels=labels)
 
         body += "<h3>Topology distance between the final checkpoints</h3>" + _figure_html(
             distance, "NNSTD between final checkpoints", "NNSTD: neuron-matched topology distance (0: the same graph up to relabelling).", dpi=dpi

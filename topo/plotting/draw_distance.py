@@ -1,0 +1,148 @@
+"""Drawing topology distances between checkpoints: the NNSTD heatmap and clustermap."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from topo.errors import TopoError
+from topo.plotting._shared import themed, finish
+from topo.plotting.output import DEFAULT_DPI
+
+__all__ = ["nnstd_heatmap", "nnstd_clustermap"]
+
+
+def _square(matrix: Any, labels: Sequence[Any] | None) -> tuple[np.ndarray, list[str]]:
+    matrix = np.asarray(matrix, dtype=np.float64)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise TopoError(f"a distance matrix must be square, got shape {matrix.shape}")
+    labels = [str(v) for v in labels] if labels is not None else [str(i) for i in range(matrix.shape[0])]
+    if len(labels) != matrix.shape[0]:
+        raise TopoError(f"{len(labels)} labels for a {matrix.shape[0]}x{matrix.shape[0]} matrix")
+    return matrix, labels
+
+
+def nnstd_heatmap(
+    matrix: Any,
+    labels: Sequence[Any] | None = None,
+    *,
+    annotate: bool | None = None,
+    cmap: str = "rocket_r",
+    title: str = "NNSTD between checkpoints",
+    path: str | os.PathLike | None = None,
+    dpi: int = DEFAULT_DPI,
+):
+    """The NNSTD distance matrix as a heatmap with a sequential colour map.
+
+    Parameters
+    ----------
+    matrix : array-like, N x N
+        Distances (0 on the diagonal).
+    labels : sequence, optional
+        One per row and column.
+    annotate : bool, optional
+        Write the values in the cells; default when N <= 12.
+    cmap : str
+        A sequential colour map (pale = near, dark = far).
+    title : str
+    path, dpi
+        See :func:`~topo.plotting.draw_fanin.fanin_ridge`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the heatmap and its colour bar (labelled ``"NNSTD"``).
+    """
+    matrix, labels = _square(matrix, labels)
+    n = matrix.shape[0]
+    annotate = n <= 12 if annotate is None else annotate
+    side = min(14.0, max(3.6, 0.45 * n + 2.5))
+    with themed("white") as sns:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(side + 1.0, side), layout="constrained")
+        ax = fig.add_subplot()
+        sns.heatmap(
+            matrix, ax=ax, cmap=cmap, square=True, annot=annotate, fmt=".2f",
+            annot_kws={"fontsize": 7}, xticklabels=labels, yticklabels=labels,
+            vmin=0.0, cbar_kws={"label": "NNSTD"}, linewidths=0.4 if n <= 30 else 0,
+        )
+        ax.set_title(title)
+        ax.tick_params(axis="x", rotation=90)
+        ax.tick_params(axis="y", rotation=0)
+    return finish(fig, path, dpi)
+
+
+def nnstd_clustermap(
+    matrix: Any,
+    labels: Sequence[Any] | None = None,
+    *,
+    method: str = "average",
+    cmap: str = "rocket_r",
+    annotate: bool | None = None,
+    title: str = "NNSTD, clustered",
+    path: str | os.PathLike | None = None,
+    dpi: int = DEFAULT_DPI,
+):
+    """The NNSTD matrix reordered by hierarchical clustering of the distances themselves.
+
+    The linkage is computed from the symmetrised matrix ``(D + D.T) / 2`` (zero
+    diagonal) in condensed form with :func:`scipy.cluster.hierarchy.linkage`, and
+    handed to seaborn's clustermap for both rows and columns, so that the dendrogram
+    reflects the topology distances rather than a Euclidean distance between rows.
+
+    Parameters
+    ----------
+    matrix : array-like, N x N, N >= 2
+    labels : sequence, optional
+    method : str
+        Linkage method: ``average`` (default), ``single``, ``complete`` or
+        ``weighted`` (methods that need Euclidean input are refused).
+    cmap, annotate, title
+        See :func:`nnstd_heatmap`.
+    path, dpi
+        See :func:`~topo.plotting.draw_fanin.fanin_ridge`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The clustermap's figure: heatmap, two dendrograms and a colour bar.
+
+    Raises
+    ------
+    TopoError
+        If the matrix has fewer than two rows, or the method is not allowed.
+    """
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    matrix, labels = _square(matrix, labels)
+    n = matrix.shape[0]
+    if n < 2:
+        raise TopoError("clustering needs at least two checkpoints")
+    if method not in ("average", "single", "complete", "weighted"):
+        raise TopoError(f"linkage method {method!r} is not for arbitrary distances; use average, single, complete or weighted")
+    symmetric = (matrix + matrix.T) / 2.0
+    np.fill_diagonal(symmetric, 0.0)
+    if not np.all(np.isfinite(symmetric)):
+        raise TopoError("the distance matrix has missing or infinite values")
+    row_linkage = linkage(squareform(symmetric, checks=False), method=method)
+    annotate = n <= 12 if annotate is None else annotate
+    side = min(14.0, max(5.5, 0.45 * n + 3.5))
+    with themed("white") as sns:
+        import matplotlib.pyplot as plt
+
+        grid = sns.clustermap(
+            symmetric, row_linkage=row_linkage, col_linkage=row_linkage, cmap=cmap,
+            xticklabels=labels, yticklabels=labels, figsize=(side, side), vmin=0.0,
+            annot=annotate, fmt=".2f", annot_kws={"fontsize": 7},
+            cbar_kws={"label": "NNSTD"}, dendrogram_ratio=0.15,
+        )
+        fig = grid.figure
+        # clustermap draws through pyplot; take the figure out of pyplot's registry
+        plt.close(fig)
+        grid.ax_heatmap.tick_params(axis="y", rotation=0)
+        grid.ax_col_dendrogram.set_title(title)
+    return finish(fig, path, dpi)
