@@ -70,7 +70,8 @@ def nnstd_heatmap(
             vmin=0.0, cbar_kws={"label": "NNSTD"}, linewidths=0.4 if n <= 30 else 0,
         )
         ax.set_title(title)
-        ax.tick_params(axis="x", rotation=90)
+        # short labels read level; longer ones turn so that they do not overlap
+        ax.tick_params(axis="x", rotation=0 if max(map(len, labels)) * n <= 6 * side else 90)
         ax.tick_params(axis="y", rotation=0)
     return finish(fig, path, dpi)
 
@@ -144,5 +145,30 @@ def nnstd_clustermap(
         # clustermap draws through pyplot; take the figure out of pyplot's registry
         plt.close(fig)
         grid.ax_heatmap.tick_params(axis="y", rotation=0)
-        grid.ax_col_dendrogram.set_title(title)
+        # horizontal row labels are wider than the vertical ones seaborn laid out for:
+        # lay out again, the colour bar kept out of it and put back, as seaborn does
+        grid.ax_cbar.set_axis_off()
+        fig.tight_layout(h_pad=0.02, w_pad=0.02)
+        grid.ax_cbar.set_axis_on()
+        grid.ax_cbar.set_position(grid.cbar_pos)
+        if title:
+            _title_band(fig, title, centre=grid.ax_heatmap)
     return finish(fig, path, dpi)
+
+
+def _title_band(fig, title: str, *, centre, height: float = 0.5) -> None:
+    """Add a band of ``height`` inches above everything and write ``title`` in it.
+
+    seaborn lays out a clustermap to the figure's top edge, so a title on the top axes
+    is clipped; making the figure taller and moving every axes down by the same inches
+    keeps the layout as drawn and gives the title room of its own.
+    """
+    width, old = fig.get_size_inches()
+    new = old + height
+    for ax in fig.axes:
+        box = ax.get_position()
+        ax.set_position([box.x0, box.y0 * old / new, box.width, box.height * old / new])
+    fig.set_size_inches(width, new)
+    box = centre.get_position()
+    fig.text(box.x0 + box.width / 2, 1 - 0.12 * height / new, title, ha="center", va="top",
+             fontweight="bold", fontsize="large")

@@ -1,0 +1,183 @@
+"""Labels that name run and epoch (topo.plotting.labels) and dense layers drawn as a note."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from plot_runs import make_run
+from topo import plotting
+from topo.errors import TopoError
+from topo.plotting.labels import Labels, run_epoch_labels, shortest_run_names
+
+_PIECES = re.compile(r"(?<=[_\-./ ])")
+
+
+# -- run names ------------------------------------------------------------------------------
+def test_run_names_drop_common_words_at_separators():
+    assert shortest_run_names(["sweep/rigl_s0_mnist", "sweep/rigl_s1_mnist"]) == ["s0", "s1"]
+    # cut only where a separator is: "seed10" and "seed12" share "seed1" but no word
+    assert shortest_run_names(["seed10", "seed12"]) == ["seed10", "seed12"]
+    # never cut to nothing: "rigl" is all of the first name
+    assert shortest_run_names(["rigl", "rigl_long"]) == ["rigl", "rigl_long"]
+    assert shortest_run_names(["rigl_s", "rigl_long"]) == ["s", "long"]
+    assert shortest_run_names(["runs/rigl_a"]) == ["rigl_a"]
+    assert shortest_run_names([]) == []
+
+
+def test_run_names_use_parent_folders_only_where_needed():
+    paths = ["/r/a/seed0", "/r/b/seed0", "/r/c/seed1"]
+    # folder names collide, so one parent is taken, then the shared "seed" word is dropped
+    assert shortest_run_names(paths, strip_common=False) == ["a/seed0", "b/seed0", "c/seed1"]
+    assert shortest_run_names(paths) == ["a/seed0", "b/seed0", "c/seed1"]
+    assert shortest_run_names(["/x/run_a", "/y/run_b"], strip_common=False) == ["run_a", "run_b"]
+    # the same run given twice gets the same name
+    assert shortest_run_names(["/x/rigl_a", "/x/rigl_b", "/x/rigl_a"]) == ["a", "b", "a"]
+
+
+_word = st.text(alphabet="abc01", min_size=1, max_size=3)
+_name = st.lists(st.tuples(_word, st.sampled_from("_-.")), min_size=1, max_size=4).map(
+    lambda parts: "".join(w + s for w, s in parts)[:-1]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_name, min_size=2, max_size=6, unique=True))
+def test_run_names_are_unique_and_no_shorter_form_is_common(runs):
+    names = shortest_run_names(runs)
+    assert len(set(names)) == len(runs)  # unique
+    for run, name in zip(runs, names):
+        assert name and name in run  # a nonempty piece of the run's own name
+    # shortest: no further leading or trailing word is shared by every name that has one to spare
+    heads = [_PIECES.split(n) for n in names]
+    if all(len(h) > 1 for h in heads):
+        assert len({h[0] for h in heads}) > 1
+    tails = [re.split(r"(?=[_\-./ ])", n) for n in names]
+    if all(len(t) > 1 for t in tails):
+        assert len({t[-1] for t in tails}) > 1
+
+
+# -- run and epoch labels ------------------------------------------------------------------
+def test_labels_name_what_differs_and_title_what_is_shared():
+    same_epoch = run_epoch_labels(["/r/rigl_a", "/r/rigl_b", "/r/rigl_c"], [190, 190, 190])
+    assert same_epoch == Labels(["a", "b", "c"], "epoch 190")
+    assert same_epoch.title("NNSTD") == "NNSTD (epoch 190)"
+    one_run = run_epoch_labels(["/r/rigl_a"] * 3, [0, 10, 190])
+    assert one_run == Labels(["0", "10", "190"], "run rigl_a")
+    both = run_epoch_labels(["/r/rigl_a", "/r/rigl_a", "/r/rigl_b"], [10, 190, 190])
+    assert both == Labels(["a@10", "a@190", "b@190"], None)
+    assert both.title("NNSTD") == "NNSTD"
+    inside = run_epoch_labels(["/r/x", "/r/x"], ["5", "5@120"])
+    assert inside.labels == ["5", "5@120"]
+
+
+def test_labels_without_run_or_epoch_and_repeats():
+    assert run_epoch_labels([None, None], [None, None]).labels == ["#0", "#1"]
+    assert run_epoch_labels(["/r/a", None], [3, 3]).labels == ["a", "#1"]
+    # the same checkpoint twice is counted, the only place a count appears
+    assert run_epoch_labels(["/r/a", "/r/b", "/r/a"], [1, 1, 1]).labels == ["a", "b", "a (2)"]
+    with pytest.raises(ValueError):
+        run_epoch_labels(["/r/a"], [1, 2])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["/s/rigl_a", "/s/rigl_b", "/t/rigl_a", "/s/set_a"]),
+                          st.integers(0, 3)), min_size=2, max_size=8, unique=True))
+def test_labels_are_unique_for_distinct_checkpoints(pairs):
+    runs, epochs = zip(*pairs)
+    labels = run_epoch_labels(list(runs), list(epochs))
+    assert len(set(labels.labels)) == len(pairs)
+    assert not any("(" in label for label in labels.labels)  # no counted repeats
+    if len(set(epochs)) > 1:
+        for label, epoch in zip(labels.labels, epochs):
+            assert label == str(epoch) or label.endswith(f"@{epoch}")
+
+
+# -- figures that use them -----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labels")
+    return make_run(root / "rigl_s0_mnist", epochs=2), make_run(root / "rigl_s1_mnist", epochs=2, seed=3)
+
+
+def _ticks(ax):
+    return [t.get_text() for t in ax.get_xticklabels()]
+
+
+def test_distance_figure_names_run_and_epoch(two_runs):
+    a, b = two_runs
+    checkpoints = [a / "checkpoints" / "epoch_0001.safetensors", a / "checkpoints" / "epoch_0002.safetensors",
+                   b / "checkpoints" / "epoch_0002.safetensors"]
+    fig = plotting.distance_figure(checkpoints)
+    assert _ticks(fig.axes[0]) == ["s0@1", "s0@2", "s1@2"]
+    # run folders stand for their last checkpoint: both at epoch 2, said once in the title
+    fig = plotting.distance_figure([a, b])
+    assert _ticks(fig.axes[0]) == ["s0", "s1"]
+    assert fig.axes[0].get_title() == "NNSTD between checkpoints (epoch 2)"
+    assert plotting.distance_matrix([a, b])[1] == ["s0", "s1"]
+
+
+def test_clustermap_title_is_inside_the_figure(two_runs, tmp_path):
+    a, b = two_runs
+    checkpoints = [a / "checkpoints" / f"epoch_000{e}.safetensors" for e in range(3)]
+    fig = plotting.distance_figure(checkpoints, style="clustermap", path=tmp_path / "c.png", dpi=40)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    titles = [t for t in fig.findobj(lambda o: hasattr(o, "get_text") and "NNSTD, clustered" in str(o.get_text()))]
+    assert titles, "no title drawn"
+    box = titles[0].get_window_extent(renderer)
+    width, height = fig.get_size_inches() * fig.dpi
+    assert 0 <= box.x0 and box.x1 <= width and 0 <= box.y0 and box.y1 <= height
+
+
+def test_curves_legend_names_runs(two_runs):
+    fig = plotting.curves_figure(list(two_runs))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["rigl_s0_mnist train_loss", "rigl_s1_mnist train_loss"]
+
+
+# -- dense layers --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def erk_like_run(tmp_path_factory):
+    """fc3 (4 x 12) dense at every epoch, as ERK makes a small output layer."""
+    return make_run(tmp_path_factory.mktemp("dense") / "erk", epochs=2, dense=("fc3",))
+
+
+def test_is_dense_and_note():
+    import topo
+
+    full = topo.Layer.from_mask("out", np.ones((10, 100), dtype=bool))
+    almost = np.ones((10, 100), dtype=bool)
+    almost[3, 7] = False
+    assert plotting.is_dense(full) and not plotting.is_dense(topo.Layer.from_mask("out", almost))
+    assert not plotting.is_dense(topo.Layer.from_mask("empty", np.zeros((0, 5), dtype=bool)))
+    assert plotting.dense_note(full) == "dense: all 10×100 connections"
+
+
+def test_fanin_figure_draws_a_dense_layer_as_a_note(erk_like_run):
+    fig = plotting.fanin_figure(erk_like_run)
+    assert [ax.get_title() for ax in fig.axes] == ["fc1", "fc2", "fc3"]
+    dense_ax = fig.axes[2]
+    assert [t.get_text() for t in dense_ax.texts] == ["dense: all 4×12 connections"]
+    assert not dense_ax.patches and not dense_ax.axison  # no histogram, no axes: a note
+    assert fig.axes[0].patches  # the sparse layers keep their histograms
+    fig = plotting.fanin_figure(erk_like_run, dense="omit")
+    assert [ax.get_title() for ax in fig.axes] == ["fc1", "fc2"]
+    fig = plotting.fanin_figure(erk_like_run, dense="draw")
+    assert fig.axes[2].patches
+    with pytest.raises(TopoError, match="dense"):
+        plotting.fanin_figure(erk_like_run, layers=["fc3"], dense="omit")
+
+
+def test_degree_and_gradient_figures_note_dense_layers(erk_like_run):
+    fig = plotting.degree_figure(erk_like_run)
+    assert [t.get_text() for t in fig.axes[2].texts] == ["dense: all 4×12 connections"]
+    assert not fig.axes[2].lines
+    fig = plotting.gradients_figure(erk_like_run)
+    assert [t.get_text() for t in fig.axes[2].texts] == ["dense: all 4×12 connections"]
+    assert not fig.axes[2].collections
