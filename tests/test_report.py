@@ -120,3 +120,60 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
     pixels = matplotlib.image.imread(str(shot))
     assert pixels.shape[:2] == (2000, 1280)
     assert float(pixels[..., :3].var()) > 0  # not blank
+
+
+def _section(text: str, anchor: str) -> str:
+    start = text.index(f'id="{anchor}"')
+    return text[start: text.index("</section>", start)]
+
+
+def test_report_draws_dense_layers_as_a_note(tmp_path):
+    run = make_run(tmp_path / "erk", epochs=2, dense=("fc3",))
+    text = build_report([run], dpi=30)
+    note = "Not drawn: fc3 (dense: all 4×12 connections)."
+    for key in ("fanin", "hubs", "gradients", "degree"):
+        section = _section(text, f"run1-{key}")
+        assert note in section, key
+        assert section.count("<img ") == 1, key  # the sparse layers are still drawn
+    # the density figure shows the dense layer at 1 like any other: no note there
+    assert "Not drawn" not in _section(text, "run1-density")
+    # a run without dense layers has no such note
+    assert "Not drawn" not in build_report([make_run(tmp_path / "sparse", epochs=1)], dpi=30)
+
+
+def test_report_names_runs_by_what_tells_them_apart(tmp_path):
+    a = make_run(tmp_path / "x" / "rigl", epochs=1)
+    b = make_run(tmp_path / "y" / "rigl", epochs=1, seed=3)
+    text = build_report([a, b], dpi=30)
+    # same folder name: the parent folders tell them apart, no "(2)"
+    assert "<h2>x/rigl</h2>" in text and "<h2>y/rigl</h2>" in text and "(2)" not in text
+
+
+def test_report_templates_escape_and_ship_in_the_wheel(runs, tmp_path):
+    """The templates autoescape, and a wheel built from the project carries them."""
+    import zipfile
+
+    from topo.report import _environment
+
+    page = _environment().get_template("blocks.html.j2").module.block({"kind": "note", "text": "<i>x</i> & y"})
+    assert str(page) == '<p class="note">&lt;i&gt;x&lt;/i&gt; &amp; y</p>'
+    pytest.importorskip("setuptools", reason="building a wheel needs setuptools")
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    source = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("topo", "cli"):
+        shutil.copytree(root / name, source / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {f"topo/templates/{p.name}" for p in (root / "topo" / "templates").iterdir() if p.is_file()}
+    assert shipped and shipped <= names
+    assert "topo/plotting/compose.py" in names

@@ -2,8 +2,13 @@
 
 The report opens offline in any browser: figures are embedded as base64 PNG
 (``<img src="data:image/png;base64,...">``), the styling is a short embedded style
-sheet, there is no JavaScript and nothing is fetched from elsewhere. Everything read
-from files (configuration values, metric names, layer names) is HTML-escaped.
+sheet, there is no JavaScript and nothing is fetched from elsewhere.
+
+This module decides what the report says (numbers, tables, figures, notes) as plain
+data; the Jinja2 templates in ``topo/templates/`` (``report.html.j2``,
+``blocks.html.j2``, ``report.css``) decide how it looks. Autoescaping is on, so
+everything read from files (configuration values, metric names, layer names) is
+HTML-escaped.
 
 For each run it holds a summary (final metrics, density, fan-in CV, drift
 convergence), a per-layer table, figures (loss and accuracy, fan-in ridge plot, CV /
@@ -19,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 import json
 import math
 import os
@@ -79,35 +83,6 @@ _CAPTIONS = {
     "degree": "Share of neurons with fan-in at least x, with lognormal, power-law (tail), exponential "
     "and normal fits; the AIC winner is drawn solid.",
 }
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d232a;
-       background: #fbfbfc; margin: 0; line-height: 1.45; }
-main { max-width: 1180px; margin: 0 auto; padding: 1.2rem 1.6rem 3rem; }
-h1 { font-size: 1.6rem; margin: 0.6rem 0 0.2rem; }
-h2 { font-size: 1.3rem; margin-top: 2.4rem; border-bottom: 2px solid #d0d7de; padding-bottom: 0.2rem; }
-h3 { font-size: 1.05rem; margin: 1.6rem 0 0.5rem; }
-.meta { color: #57606a; font-size: 0.9rem; }
-nav { background: #f0f3f6; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.6rem 1rem; font-size: 0.9rem; }
-nav ul { margin: 0.2rem 0; padding-left: 1.2rem; }
-nav a { color: #0b5cad; text-decoration: none; }
-nav ul ul { padding-left: 0.4rem; }
-nav ul ul li { display: inline; margin-right: 0.9rem; }
-table { border-collapse: collapse; font-size: 0.86rem; margin: 0.4rem 0 0.8rem; }
-th, td { border: 1px solid #d0d7de; padding: 0.25rem 0.55rem; text-align: right; }
-th { background: #f0f3f6; }
-td.text, th.text { text-align: left; }
-figure { margin: 0.6rem 0 1rem; }
-figure img { max-width: 100%; height: auto; border: 1px solid #e1e4e8; background: white; }
-figcaption, .note { color: #57606a; font-size: 0.85rem; }
-.note { font-style: italic; }
-.cards { display: flex; flex-wrap: wrap; gap: 0.6rem; margin: 0.5rem 0; }
-.card { background: white; border: 1px solid #d0d7de; border-radius: 6px; padding: 0.45rem 0.8rem; min-width: 8rem; }
-.card .value { font-size: 1.25rem; font-weight: 600; }
-.card .label { color: #57606a; font-size: 0.78rem; }
-pre { background: #f6f8fa; border: 1px solid #d0d7de; padding: 0.6rem; overflow-x: auto; font-size: 0.8rem; }
-details summary { cursor: pointer; color: #0b5cad; }
-"""
 
 Progress = Callable[[int, int], None]
 
@@ -229,42 +204,57 @@ def layer_table(data: RunData) -> list[dict[str, Any]]:
     return rows
 
 
-# -- HTML pieces ---------------------------------------------------------------------------
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
+# -- the blocks a section is made of (rendered by templates/blocks.html.j2) ---------------
+Block = dict
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, text_columns=()) -> str:
+def _note(text: str) -> Block:
+    return {"kind": "note", "text": text}
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]], *, text_columns=()) -> Block:
     if not rows:
-        return '<p class="note">nothing to show</p>'
-    head = "".join(
-        f'<th class="text">{_e(title)}</th>' if key in text_columns else f"<th>{_e(title)}</th>" for key, title in columns
-    )
-    body = []
-    for row in rows:
-        cells = []
-        for key, _ in columns:
-            css = ' class="text"' if key in text_columns else ""
-            cells.append(f"<td{css}>{_e(_fmt(row.get(key)))}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        return _note("nothing to show")
+    return {
+        "kind": "table",
+        "columns": [{"title": title, "text": key in text_columns} for key, title in columns],
+        "rows": [[{"value": _fmt(row.get(key)), "text": key in text_columns} for key, _ in columns] for row in rows],
+    }
 
 
-def _image(fig, alt: str, *, dpi: int) -> str:
+def _figure(make: Callable[[], Any], alt: str, caption: str | None, *, dpi: int) -> Block:
+    """A figure, or a note saying why it is not available (a problem the data has, not a bug)."""
     from topo.plotting.output import figure_bytes
 
-    data = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
-    return f'<img src="data:image/png;base64,{data}" alt="{_e(alt)}">'
-
-
-def _figure_html(make: Callable[[], Any], alt: str, caption: str | None, *, dpi: int) -> str:
-    """A figure, or a note saying why it is not available (a problem the data has, not a bug)."""
     try:
         fig = make()
     except TopoError as exc:
-        return f'<p class="note">Not available: {_e(exc)}</p>'
-    cap = f"<figcaption>{_e(caption)}</figcaption>" if caption else ""
-    return f"<figure>{_image(fig, alt, dpi=dpi)}{cap}</figure>"
+        return _note(f"Not available: {exc}")
+    data = base64.b64encode(figure_bytes(fig, "png", dpi=dpi)).decode("ascii")
+    return {"kind": "figure", "src": f"data:image/png;base64,{data}", "alt": alt, "caption": caption}
+
+
+def _cards(items: Sequence[tuple[str, Any]]) -> Block:
+    return {"kind": "cards", "cards": [{"value": _fmt(v), "label": k} for k, v in items]}
+
+
+def _dense_note(notes: Mapping[str, str]) -> list[Block]:
+    """A note naming the dense layers a figure leaves out, or nothing."""
+    if not notes:
+        return []
+    return [_note("Not drawn: " + "; ".join(f"{name} ({text})" for name, text in notes.items()) + ".")]
+
+
+def _dense_layers(topologies: Sequence[Any]) -> dict[str, str]:
+    """Layer name -> note, for the layers of the last checkpoint dense in every checkpoint given."""
+    from topo.plotting.compose import dense_note, is_dense
+
+    last = topologies[-1]
+    return {
+        layer.name: dense_note(layer)
+        for layer in last
+        if all(layer.name in t.names and is_dense(t[layer.name]) for t in topologies)
+    }
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -276,14 +266,6 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(value, list):
         return [(prefix, json.dumps(value, default=str))]
     return [(prefix, value)]
-
-
-def _cards(items: Sequence[tuple[str, Any]]) -> str:
-    cards = "".join(
-        f'<div class="card"><div class="value">{_e(_fmt(v))}</div><div class="label">{_e(k)}</div></div>'
-        for k, v in items
-    )
-    return f'<div class="cards">{cards}</div>'
 
 
 _LAYER_COLUMNS = [
@@ -302,30 +284,33 @@ _EXPLORATION_COLUMNS = [
 ]
 
 
-def _exploration_html(topologies: Sequence[Any], *, dpi: int) -> str:
+def _exploration_blocks(topologies: Sequence[Any], *, dpi: int) -> list[Block]:
     """The exploration figure and its per-layer table, or a note why there is none."""
-    from topo.plotting import compose as figures
     from topo.analysis.exploration import exploration
+    from topo.plotting import compose
 
     try:
         result = exploration(topologies)
     except TopoError as exc:
-        return f'<p class="note">Not available: {_e(exc)}</p>'
-    body = _figure_html(lambda: figures.exploration_figure(result), "exploration rate and active width",
-                        _CAPTIONS["exploration"], dpi=dpi)
-    return body + _table(result.layer_rows(), _EXPLORATION_COLUMNS, text_columns=("layer",))
+        return [_note(f"Not available: {exc}")]
+    return [
+        _figure(lambda: compose.exploration_figure(result), "exploration rate and active width",
+                _CAPTIONS["exploration"], dpi=dpi),
+        _table(result.layer_rows(), _EXPLORATION_COLUMNS, text_columns=("layer",)),
+    ]
 
 
-def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> tuple[str, list[tuple[str, str]]]:
-    from topo.plotting import compose as figures
+def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> list[dict]:
+    """The sections of one run: anchor, title and blocks each, in :data:`REPORT_SECTIONS` order."""
+    from topo.plotting import compose
 
-    toc: list[tuple[str, str]] = []
-    parts: list[str] = []
+    sections: list[dict] = []
 
-    def section(key: str, body: str) -> None:
-        anchor = f"{prefix}-{key}"
-        toc.append((anchor, _TITLES[key]))
-        parts.append(f'<section id="{anchor}"><h3>{_e(_TITLES[key])}</h3>{body}</section>')
+    def section(key: str, *blocks: Block | list[Block]) -> None:
+        flat: list[Block] = []
+        for item in blocks:
+            flat.extend(item if isinstance(item, list) else [item])
+        sections.append({"anchor": f"{prefix}-{key}", "title": _TITLES[key], "blocks": flat})
         tick()
 
     summary = run_summary(data)
@@ -341,53 +326,61 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
     ]
     facts = [(k, summary[k]) for k in ("method", "dataset", "sparsity") if summary[k] is not None]
     fact_line = ", ".join(f"{k} {_fmt(v)}" for k, v in facts)
-    body = (f'<p class="meta">{_e(data.path)}' + (f" — {_e(fact_line)}" if fact_line else "") + "</p>") + _cards(
-        [(k, v) for k, v in cards if v is not None]
-    )
+    blocks: list[Block] = [
+        {"kind": "meta", "text": str(data.path) + (f" — {fact_line}" if fact_line else "")},
+        _cards([(k, v) for k, v in cards if v is not None]),
+    ]
     if final:
-        body += "<p>Last metrics record:</p>" + _table([final], [(k, k) for k in final])
+        blocks += [{"kind": "text", "text": "Last metrics record:"}, _table([final], [(k, k) for k in final])]
     if data.drift_error:
-        body += f'<p class="note">Drift not computed: {_e(data.drift_error)}</p>'
-    section("summary", body)
+        blocks.append(_note(f"Drift not computed: {data.drift_error}"))
+    section("summary", blocks)
 
     rows = layer_table(data)
     columns = [c for c in _LAYER_COLUMNS if any(c[0] in r for r in rows)]
-    section("layers", _table(rows, columns, text_columns=("layer", "shape")) if rows else '<p class="note">No checkpoints.</p>')
+    section("layers", _table(rows, columns, text_columns=("layer", "shape")) if rows else _note("No checkpoints."))
 
     if data.metrics:
-        section("curves", _figure_html(lambda: figures.curves_figure(data.path), "loss and accuracy", None, dpi=dpi))
+        section("curves", _figure(lambda: compose.curves_figure(data.path), "loss and accuracy", None, dpi=dpi))
     else:
-        section("curves", '<p class="note">No metrics recorded (metrics.jsonl is missing or empty).</p>')
+        section("curves", _note("No metrics recorded (metrics.jsonl is missing or empty)."))
 
     topologies = data.topologies
     if topologies:
-        section("fanin", _figure_html(lambda: figures.fanin_figure(topologies, max_rows=max_ridge_rows), "fan-in ridge plot", _CAPTIONS["fanin"], dpi=dpi))
+        dense_run = _dense_layers(topologies)
+        dense_last = _dense_layers(topologies[-1:])
+        section("fanin", _figure(lambda: compose.fanin_figure(topologies, max_rows=max_ridge_rows, dense="omit"),
+                                 "fan-in ridge plot", _CAPTIONS["fanin"], dpi=dpi), _dense_note(dense_run))
         if data.drift is not None:
-            section("drift", _figure_html(lambda: figures.drift_figure(data.drift), "fan-in CV, drift and turnover", _CAPTIONS["drift"], dpi=dpi))
+            section("drift", _figure(lambda: compose.drift_figure(data.drift), "fan-in CV, drift and turnover", _CAPTIONS["drift"], dpi=dpi))
         else:
-            section("drift", f'<p class="note">Not available: {_e(data.drift_error or "no drift")}</p>')
-        section("exploration", _exploration_html(topologies, dpi=dpi))
-        section("density", _figure_html(lambda: figures.density_figure(topologies), "layer densities", _CAPTIONS["density"], dpi=dpi))
-        section("hubs", _figure_html(lambda: figures.hubs_figure(topologies), "hub persistence", _CAPTIONS["hubs"], dpi=dpi))
-        section("gradients", _figure_html(lambda: figures.gradients_figure(topologies[-1]), "gradient against fan-in", _CAPTIONS["gradients"], dpi=dpi))
-        section("degree", _figure_html(lambda: figures.degree_figure(topologies[-1]), "fan-in distribution with fits", _CAPTIONS["degree"], dpi=dpi))
+            section("drift", _note(f"Not available: {data.drift_error or 'no drift'}"))
+        section("exploration", _exploration_blocks(topologies, dpi=dpi))
+        section("density", _figure(lambda: compose.density_figure(topologies), "layer densities", _CAPTIONS["density"], dpi=dpi))
+        section("hubs", _figure(lambda: compose.hubs_figure(topologies, dense="omit"), "hub persistence", _CAPTIONS["hubs"],
+                                dpi=dpi), _dense_note(dense_run))
+        gradients = _figure(lambda: compose.gradients_figure(topologies[-1], dense="omit"), "gradient against fan-in",
+                            _CAPTIONS["gradients"], dpi=dpi)
+        # a dense layer is only worth a note where the figure exists at all
+        section("gradients", gradients, _dense_note(dense_last) if gradients["kind"] == "figure" else [])
+        section("degree", _figure(lambda: compose.degree_figure(topologies[-1], dense="omit"), "fan-in distribution with fits",
+                                  _CAPTIONS["degree"], dpi=dpi), _dense_note(dense_last))
     else:
         for key in ("fanin", "drift", "exploration", "density", "hubs", "gradients", "degree"):
-            section(key, '<p class="note">No checkpoints in this run.</p>')
+            section(key, _note("No checkpoints in this run."))
 
     if data.config:
         flat = [{"key": k, "value": v if _is_number(v) or v is None or isinstance(v, bool) else str(v)} for k, v in _flatten(data.config)]
         raw = json.dumps(data.config, indent=2, sort_keys=True, default=str)
-        body = _table(flat, [("key", "key"), ("value", "value")], text_columns=("key", "value"))
-        body += f"<details><summary>run.json</summary><pre>{_e(raw)}</pre></details>"
+        section("configuration", _table(flat, [("key", "key"), ("value", "value")], text_columns=("key", "value")),
+                {"kind": "details", "summary": "run.json", "text": raw})
     else:
-        body = '<p class="note">No run.json.</p>'
-    section("configuration", body)
-    return "".join(parts), toc
+        section("configuration", _note("No run.json."))
+    return sections
 
 
-def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
-    from topo.plotting import compose as figures
+def _comparison(runs: Sequence[RunData], *, dpi: int) -> list[Block]:
+    from topo.plotting import compose
 
     rows = []
     for data in runs:
@@ -408,24 +401,38 @@ def _comparison(runs: Sequence[RunData], *, dpi: int) -> str:
         ("train_loss", "final train_loss"), ("density", "density"), ("fan_in_cv_mean", "mean fan-in CV"),
         ("converged", "layers converged"),
     ]
-    body = _table(rows, columns, text_columns=("name", "method", "dataset", "converged"))
+    blocks = [_table(rows, columns, text_columns=("name", "method", "dataset", "converged"))]
     with_metrics = [d for d in runs if d.metrics]
     if with_metrics:
-        body += _figure_html(lambda: figures.curves_figure([d.path for d in with_metrics]), "loss and accuracy of all runs", None, dpi=dpi)
+        blocks.append(_figure(lambda: compose.curves_figure([d.path for d in with_metrics]), "loss and accuracy of all runs", None, dpi=dpi))
     finals = [d.topologies[-1] for d in runs if d.topologies]
     if len(finals) >= 2:
-        labels = [d.name for d in runs if d.topologies]
 
         def distance():
             from topo.analysis.distance import nnstd_matrix
 
             matrix = nnstd_matrix(finals)  # topologies already loaded
-            return figures.distance_figure(matrix=matrix, labels=labels)
+            return compose.distance_figure(matrix=matrix, labels=compose.distance_labels(finals))
 
-        body += "<h3>Topology distance between the final checkpoints</h3>" + _figure_html(
-            distance, "NNSTD between final checkpoints", "NNSTD: neuron-matched topology distance (0: the same graph up to relabelling).", dpi=dpi
-        )
-    return f'<section id="comparison"><h2>Comparison</h2>{body}</section>'
+        blocks += [
+            {"kind": "heading", "text": "Topology distance between the final checkpoints"},
+            _figure(distance, "NNSTD between final checkpoints",
+                    "NNSTD: neuron-matched topology distance (0: the same graph up to relabelling); "
+                    "runs are named by what tells them apart.", dpi=dpi),
+        ]
+    return blocks
+
+
+def _environment():
+    """The Jinja2 environment of the report's templates (package data of topo), autoescaping on."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("topo", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
 def build_report(
@@ -478,42 +485,45 @@ def build_report(
             progress(done, total)
 
     loaded: list[RunData] = []
-    names: list[str] = []
     for run in runs:
-        data = run if isinstance(run, RunData) else load_run_data(run)
-        # runs with the same folder name get a suffix so that headings and anchors stay apart
-        base = data.name
-        count = sum(1 for n in names if n == base or n.startswith(base + " ("))
-        data.name = base if count == 0 else f"{base} ({count + 1})"
-        names.append(data.name)
-        loaded.append(data)
+        loaded.append(run if isinstance(run, RunData) else load_run_data(run))
         tick()
+    _distinct_names(loaded)
 
     title = title or (f"topo report: {loaded[0].name}" if len(loaded) == 1 else f"topo report: {len(loaded)} runs")
-    toc_items: list[str] = []
-    body: list[str] = []
+    comparison: list[Block] = []
     if len(loaded) > 1:
-        body.append(_comparison(loaded, dpi=dpi))
-        toc_items.append('<li><a href="#comparison">Comparison</a></li>')
+        comparison = _comparison(loaded, dpi=dpi)
         tick()
+    run_views = []
     for index, data in enumerate(loaded, start=1):
         prefix = f"run{index}"
-        html_sections, toc = _run_sections(data, prefix, dpi=dpi, max_ridge_rows=max_ridge_rows, tick=tick)
-        body.append(f'<section id="{prefix}" class="run"><h2>{_e(data.name)}</h2>{html_sections}</section>')
-        links = "".join(f'<li><a href="#{anchor}">{_e(text)}</a></li>' for anchor, text in toc)
-        toc_items.append(f'<li><a href="#{prefix}">{_e(data.name)}</a><ul>{links}</ul></li>')
+        sections = _run_sections(data, prefix, dpi=dpi, max_ridge_rows=max_ridge_rows, tick=tick)
+        run_views.append({"anchor": prefix, "name": data.name, "sections": sections})
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
-    return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head>\n"
-        f"<body><main><h1>{_e(title)}</h1>"
-        f'<p class="meta">Generated by topo {_e(__version__)} on {_e(generated)} from '
-        f"{_e(', '.join(str(d.path) for d in loaded))}.</p>"
-        f'<nav><strong>Contents</strong><ul>{"".join(toc_items)}</ul></nav>'
-        f'{"".join(body)}</main></body></html>\n'
+    return _environment().get_template("report.html.j2").render(
+        title=title,
+        version=__version__,
+        generated=generated,
+        sources=[str(d.path) for d in loaded],
+        comparison=comparison,
+        runs=run_views,
     )
+
+
+def _distinct_names(loaded: Sequence[RunData]) -> None:
+    """Give runs whose names collide the fewest trailing folders that tell them apart, so that
+    headings and anchors stay apart; the same folder given twice is counted ("run (2)")."""
+    from topo.plotting.labels import shortest_run_names
+
+    names = [d.name for d in loaded]
+    if len(set(names)) == len(names):
+        return
+    tails = shortest_run_names([os.path.abspath(d.path) for d in loaded], strip_common=False)
+    seen: dict[str, int] = {}
+    for data, tail in zip(loaded, tails):
+        seen[tail] = seen.get(tail, 0) + 1
+        data.name = tail if seen[tail] == 1 else f"{tail} ({seen[tail]})"
 
 
 def write_report(

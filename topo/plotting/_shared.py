@@ -18,7 +18,8 @@ from topo.plotting.output import DEFAULT_DPI, save_figure
 
 __all__: list[str] = []  # private helpers of topo.plotting
 
-MAX_COLUMNS = 4
+# three panels across (12 inches) still read at the width the HTML report shows them
+MAX_COLUMNS = 3
 
 
 def finish(fig, path, dpi):

@@ -12,9 +12,9 @@ checkpoints already loaded (a list of :class:`~topo.topology.Topology`, in train
 order), so that the report loads each run once.
 
 A dense layer (every possible connection present) has one fan-in value shared by all
-its neurons; its histogram is a solid block and its fits mean nothing. The fan-in,
-degree and gradient figures therefore draw it as a note (``dense="note"``), leave it
-out (``"omit"``) or draw it anyway (``"draw"``).
+its neurons: its histogram is a solid block, its fits mean nothing and it has no hubs.
+The fan-in, degree, gradient and hub figures therefore draw it as a note
+(``dense="note"``), leave it out (``"omit"``) or draw it anyway (``"draw"``).
 """
 
 from __future__ import annotations
@@ -297,22 +297,32 @@ def hubs_figure(
     fraction: float = 0.1,
     rule: str = "top",
     z: float = 2.0,
+    dense: str = "note",
     path: str | os.PathLike | None = None,
     dpi: int = 150,
     progress: Progress | None = None,
 ):
     """Overlap of every checkpoint's hubs with the final hubs; see
-    :func:`topo.analysis.hubs.hub_persistence` and :func:`topo.plotting.hub_persistence_curves`."""
+    :func:`topo.analysis.hubs.hub_persistence` and :func:`topo.plotting.hub_persistence_curves`.
+
+    A layer dense at every checkpoint has no hubs (all fan-ins tie), so it gets no line:
+    ``dense="note"`` says so on the figure, ``"omit"`` leaves it out silently and
+    ``"draw"`` draws its line anyway.
+    """
     from topo.analysis.hubs import hub_persistence
     from topo.plotting.draw_hubs import hub_persistence_curves
 
     topologies = _topologies(source, progress=progress)
     names = select_layers(topologies[-1], layers)
+    notes = _dense_layers(topologies, names, dense)
+    names = [name for name in names if name not in notes]
+    if not names:
+        raise TopoError("every layer drawn is dense: no hubs to follow")
     persistence = np.asarray(hub_persistence(topologies, fraction=fraction, rule=rule, z=z))
     columns = [topologies[-1].names.index(name) for name in names]
     return hub_persistence_curves(
         checkpoint_epochs(topologies), persistence[:, columns], names,
-        fraction=fraction if rule == "top" else None, path=path, dpi=dpi,
+        fraction=fraction if rule == "top" else None, notes=notes if dense == "note" else None, path=path, dpi=dpi,
     )
 
 

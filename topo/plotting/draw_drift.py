@@ -165,7 +165,7 @@ def drift_overview(
     """
     n_panels = 1 + (distances is not None) + (turnover is not None)
     with themed():
-        fig, axes = panels(n_panels, panel_size=(4.6, 3.6))
+        fig, axes = panels(n_panels, panel_size=(4.0, 3.4))
         ax = axes[0]
         draw_layer_lines(ax, epochs, cv)
         ax.set_xlabel("epoch")

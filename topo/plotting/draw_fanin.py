@@ -139,7 +139,7 @@ def fanin_ridge(
                     ax.text(
                         1.01, base, "" if not np.isfinite(cv) else f"CV {cv:.2f}",
                         transform=ax.get_yaxis_transform(), ha="left", va="center", clip_on=False,
-                        fontsize=6.5, color="0.25", zorder=2 * n_rows + 5,
+                        fontsize=8, color="0.25", zorder=2 * n_rows + 5,
                     )
             ax.set_xlim(edges[0], edges[-1])
             if log_x:

@@ -20,6 +20,7 @@ def hub_persistence_curves(
     layer_names: Sequence[str],
     *,
     fraction: float | None = None,
+    notes: Mapping[str, str] | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
 ):
@@ -34,6 +35,10 @@ def hub_persistence_curves(
     layer_names : sequence of str
     fraction : float, optional
         The hub fraction used, written in the title.
+    notes : mapping of str to str, optional
+        Layers not drawn and why, written at the foot of the axes as
+        ``"not drawn: out (dense: all 10×100 connections)"``: a dense layer has no
+        hubs, every fan-in being the same.
     path, dpi
         See :func:`~topo.plotting.draw_fanin.fanin_ridge`.
 
@@ -50,6 +55,10 @@ def hub_persistence_curves(
     series = {name: persistence[:, k] for k, name in enumerate(layer_names)}
     title = "Hub persistence" + (f" (top {fraction:.0%} by fan-in)" if fraction else "")
     fig = line_figure(epochs, series, ylabel="overlap with final hubs", title=title, ylim=(-0.03, 1.03))
+    if notes:
+        text = "not drawn: " + "; ".join(f"{name} ({why})" for name, why in notes.items())
+        fig.axes[0].text(0.99, 0.02, text, transform=fig.axes[0].transAxes, ha="right", va="bottom",
+                         fontsize="small", color="0.35")
     return finish(fig, path, dpi)
 
 

@@ -1,4 +1,4 @@
-"""Labels that name run and epoch (topo.plotting.labels) and dense layers drawn as a note."""
+"""Figures a reader can use: labels naming run and epoch (topo.plotting.labels), dense layers as a note, titles that fit."""
 
 from __future__ import annotations
 
@@ -181,3 +181,13 @@ def test_degree_and_gradient_figures_note_dense_layers(erk_like_run):
     fig = plotting.gradients_figure(erk_like_run)
     assert [t.get_text() for t in fig.axes[2].texts] == ["dense: all 4×12 connections"]
     assert not fig.axes[2].collections
+
+
+def test_hubs_figure_leaves_out_dense_layers(erk_like_run):
+    fig = plotting.hubs_figure(erk_like_run)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["fc1", "fc2"]
+    assert [t.get_text() for t in ax.texts] == ["not drawn: fc3 (dense: all 4×12 connections)"]
+    assert not plotting.hubs_figure(erk_like_run, dense="omit").axes[0].texts
+    legend = plotting.hubs_figure(erk_like_run, dense="draw").axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in legend] == ["fc1", "fc2", "fc3"]
