@@ -137,6 +137,11 @@ def test_report_draws_dense_layers_as_a_note(tmp_path):
         assert section.count("<img ") == 1, key  # the sparse layers are still drawn
     # the density figure shows the dense layer at 1 like any other: no note there
     assert "Not drawn" not in _section(text, "run1-density")
+    # the layer table marks it, and gives it no gradient concentration (its fan-ins tie)
+    rows = layer_table(load_run_data(run))
+    assert [r["dense"] for r in rows] == [False, False, True]
+    assert "concentration" in rows[0] and "concentration" not in rows[2]
+    assert '<th class="text">out×in</th><th>dense</th>' in text
     # a run without dense layers has no such note
     assert "Not drawn" not in build_report([make_run(tmp_path / "sparse", epochs=1)], dpi=30)
 

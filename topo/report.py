@@ -171,9 +171,12 @@ def _x_of(result: Any, index: int) -> Any:
 def layer_table(data: RunData) -> list[dict[str, Any]]:
     """One row per layer of the last checkpoint: shape, density and fan-in CV at the first
     and last checkpoint, drift (final W1, converged epoch, equilibrium CV), and the gradient
-    concentration and Spearman correlation where the checkpoint has gradient statistics."""
+    concentration and Spearman correlation where the checkpoint has gradient statistics.
+    When a layer is dense, every row says whether it is (``dense``), and the dense layers
+    have no gradient concentration or correlation (all their fan-ins tie)."""
     from topo.analysis.degree import coefficient_of_variation
     from topo.analysis.gradients import gradient_concentration, hierarchy_strength
+    from topo.plotting.compose import is_dense
 
     if not data.topologies:
         return []
@@ -197,10 +200,16 @@ def layer_table(data: RunData) -> list[dict[str, Any]]:
             row["w1_final"] = float(result.wasserstein[-1, k])
             row["converged_at"] = None if at is None else _x_of(result, at)
             row["equilibrium_cv"] = result.equilibrium_fit.get(layer.name, {}).get("cv")
-        if "grad_mean" in layer.stats:
+        if is_dense(layer):
+            row["dense"] = True
+        elif "grad_mean" in layer.stats:
+            # a dense layer has no hubs and no fan-in spread, so neither of these means anything
             row["concentration"] = gradient_concentration(layer)
             row["spearman"] = hierarchy_strength(layer)
         rows.append(row)
+    if any("dense" in row for row in rows):
+        for row in rows:
+            row.setdefault("dense", False)
     return rows
 
 
@@ -269,7 +278,7 @@ def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
 
 
 _LAYER_COLUMNS = [
-    ("layer", "layer"), ("shape", "out×in"), ("nnz", "connections"),
+    ("layer", "layer"), ("shape", "out×in"), ("dense", "dense"), ("nnz", "connections"),
     ("density_first", "density (first)"), ("density", "density"), ("fan_in_mean", "fan-in mean"),
     ("cv_first", "CV (first)"), ("cv", "CV"), ("w1_final", "W1 to equilibrium"),
     ("converged_at", "converged at epoch"), ("equilibrium_cv", "equilibrium CV"),
