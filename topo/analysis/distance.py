@@ -99,7 +99,8 @@ _ROW_BLOCK_PAIRS = 4_000_000
 # above this many overlapping pairs the sparse solver first solves on each neuron's
 # cheapest pairs and checks the result against all pairs with its dual values
 _PRUNE_ABOVE_PAIRS = 250_000  # measured: a 4,000-wide fan-in-20 layer (1.6 M pairs) solves 2x faster pruned
-_KEEP_PER_NEURON = 16
+_KEEP_PER_NEURON = 32
+_KEEP_SLACK = 4
 _MAX_CHECKS = 6
 _DUAL_TOLERANCE = 1e-12
 
@@ -278,7 +279,7 @@ class _Overlaps:
     """
 
     def __init__(self, a: sp.csr_matrix, b: sp.csr_matrix):
-        self.a, self.bt = a, b.T.tocsr()
+        self.a, self.b, self.bt = a, b, b.T.tocsr()
         counts = np.int32 if max(a.shape[1], b.shape[1]) < 2**29 else np.int64
         self.index = np.int32 if max(a.shape[0], b.shape[0]) < 2**31 else np.int64
         self.size_a = np.diff(a.indptr).astype(counts)
@@ -314,6 +315,29 @@ class _Overlaps:
             # int32 counts where fan-ins fit (exact), then one float64 division
             total = self.size_a[rows] + self.size_b[cols]
             yield rows, cols, (total - 2 * both) / (total - both)
+            start = stop
+
+    def blocks_of(self, rows: np.ndarray, cols: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """As :meth:`blocks`, restricted to the pairs of ``rows`` x ``cols`` (sorted global indices)."""
+        if not rows.size or not cols.size:
+            return
+        b_part = self.b[cols] if cols.size < self.b.shape[0] else self.b
+        bt = b_part.T.tocsr() if cols.size < self.b.shape[0] else self.bt
+        # the whole-network bound per row overestimates a subset's pairs: safe for chunking
+        bound = np.cumsum(np.diff(self.bound)[rows])
+        start = 0
+        while start < rows.size:
+            base = bound[start - 1] if start else 0
+            stop = int(np.searchsorted(bound, base + _ROW_BLOCK_PAIRS, side="right"))
+            stop = min(max(stop, start + 1), rows.size)
+            chunk = rows[start:stop]
+            shared = (self.a[chunk] @ bt).tocsr()
+            block_rows = np.repeat(chunk.astype(self.index, copy=False), np.diff(shared.indptr))
+            block_cols = cols[shared.indices].astype(self.index, copy=False)
+            both = shared.data
+            del shared
+            total = self.size_a[block_rows] + self.size_b[block_cols]
+            yield block_rows, block_cols, (total - 2 * both) / (total - both)
             start = stop
 
     def all_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,7 +400,7 @@ class _SparseAssignment:
         graph = sp.csr_matrix((weights, (graph_rows, graph_cols)), shape=(n, n))
         del graph_rows, graph_cols, weights
         graph.sum_duplicates()
-        _, matched_col, _ = lap.lapmod(n, graph.data, graph.indptr, graph.indices)
+        matched_col, _ = lap.lapmod(n, graph.data, graph.indptr, graph.indices, return_cost=False)
         self.graph = graph
         self.matched_col = np.asarray(matched_col, dtype=np.int64)
 
@@ -425,21 +449,55 @@ class _SparseAssignment:
         return u, matched_weight - u[y]
 
 
-def _cheapest_pairs(rows: np.ndarray, cost: np.ndarray, keep: int) -> np.ndarray:
-    """Positions of about ``keep`` cheap pairs per row: those at or below the block's cost
-    quantile that leaves ``keep`` per row on average, and every row's cheapest pairs.
+def _cheapest_pairs(rows: np.ndarray, cost: np.ndarray, keep: int) -> tuple[np.ndarray, float]:
+    """Positions of about ``keep`` cheap pairs per row, and a floor under the others' costs.
 
-    ``rows`` is non-decreasing (row-major blocks). A heuristic choice: the dual check
-    in :func:`_solve_pruned` makes the result exact whatever is kept.
+    Kept: the pairs below the block's cost quantile that leaves ``keep`` per row on
+    average, and every row's cheapest pairs. Every pair left out costs at least the
+    returned floor (``inf`` where all are kept). Strictly below the quantile, so that a
+    cost most pairs share (two neurons sharing one input) is left out whole rather than
+    kept whole. ``rows`` is non-decreasing (row-major blocks). A heuristic choice: the
+    dual check in :func:`_solve_pruned` makes the result exact whatever is kept.
     """
     starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
     target = keep * starts.size
     if target >= cost.size:
-        return np.arange(cost.size)
-    threshold = np.partition(cost, target)[target]
+        return np.arange(cost.size), np.inf
+    threshold = float(np.partition(cost, target)[target])
     row_min = np.minimum.reduceat(cost, starts)
     counts = np.diff(np.r_[starts, cost.size])
-    return np.flatnonzero((cost <= threshold) | (cost <= np.repeat(row_min, counts)))
+    at_most = cost <= threshold
+    if np.count_nonzero(at_most) <= _KEEP_SLACK * target:
+        # the pairs that tie with the quantile are few enough to keep: the next cost up floors the rest
+        rest = cost[~at_most]
+        floor = float(rest.min()) if rest.size else np.inf
+        return np.flatnonzero(at_most), floor
+    return np.flatnonzero((cost < threshold) | (cost <= np.repeat(row_min, counts))), threshold
+
+
+def _rows_to_check(
+    floor: np.ndarray, u: np.ndarray, v: np.ndarray, n_rows: int, n_cols: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local rows and columns among whose pairs a left-out pair may violate the duals.
+
+    A left-out pair ``(r, c)`` of row ``r`` costs at least ``floor[r]``, so its real
+    edge's reduced cost is at least ``floor[r] + 1 - u[r] - v[c]``; its dummy edge's is
+    ``1 - u[n_rows + c] - v[n_cols + r]`` (tie keys only raise them). A row (column)
+    whose best case over all columns (rows) is non-negative cannot hold a violation.
+    """
+    u_real, u_dummy = u[:n_rows], u[n_rows:]
+    v_real, v_dummy = v[:n_cols], v[n_cols:]
+    finite = np.isfinite(floor)
+    if not finite.any():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    slack = floor + 1.0 - u_real  # per row, >= reduced cost + v[c]
+    rows = finite & (
+        (slack - v_real.max() < -_DUAL_TOLERANCE) | (1.0 - u_dummy.max() - v_dummy < -_DUAL_TOLERANCE)
+    )
+    if not rows.any():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    cols = (slack[rows].min() - v_real < -_DUAL_TOLERANCE) | (1.0 - u_dummy - v_dummy[rows].max() < -_DUAL_TOLERANCE)
+    return np.flatnonzero(rows), np.flatnonzero(cols)
 
 
 def _solve_pruned(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarray) -> tuple[np.ndarray, ...] | None:
@@ -448,41 +506,53 @@ def _solve_pruned(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarra
     Every neuron of network 1 keeps about :data:`_KEEP_PER_NEURON` cheap pairs; the
     matching of those is then checked against every pair with the optimal dual values
     (a pair left out can improve the matching only if its reduced cost is negative);
-    pairs that fail the check join and the matching is solved again. Returns the
-    matched pairs' global ``(rows, cols)``, or None where the check does not settle.
+    pairs that fail the check join and the matching is solved again. Only the rows and
+    columns whose duals leave room for a violation are recomputed
+    (:func:`_rows_to_check`), and none where every pair was kept. Returns the matched
+    pairs' global ``(rows, cols)``, or None where the check does not settle.
     """
     n_rows, n_cols = overlaps.active_rows.size, overlaps.active_cols.size
     kept = []
+    floor = np.full(n_rows, np.inf)
     for rows, cols, cost in overlaps.blocks():
-        best = _cheapest_pairs(rows, cost, _KEEP_PER_NEURON)
+        if not rows.size:
+            continue
+        best, block_floor = _cheapest_pairs(rows, cost, _KEEP_PER_NEURON)
         kept.append((rows[best], cols[best], cost[best]))
+        # the blocks are ranges of rows; rows without pairs are never checked
+        floor[row_pos[rows[0]] : row_pos[rows[-1]] + 1] = block_floor
     rows, cols, cost = (np.concatenate(column) for column in zip(*kept))
     tied = cost + TIE_EPSILON * tie_keys(rows, cols)
     del kept
     for _ in range(_MAX_CHECKS):
         assignment = _SparseAssignment(row_pos[rows], col_pos[cols], tied, n_rows, n_cols)
+        if not np.isfinite(floor).any():
+            break  # every overlapping pair is in the graph: nothing to check
         duals = assignment.potentials()
         if duals is None:
             return None
         u, v = duals
+        check_rows, check_cols = _rows_to_check(floor, u, v, n_rows, n_cols)
         extra = []
-        for block_rows, block_cols, block_cost in overlaps.blocks():
+        violated = 0
+        for block_rows, block_cols, block_cost in overlaps.blocks_of(
+            overlaps.active_rows[check_rows], overlaps.active_cols[check_cols]
+        ):
             r, c = row_pos[block_rows], col_pos[block_cols]
-            # tie keys only raise a reduced cost: compute them only where it is negative without
             reduced_real = block_cost + 1.0 - u[r] - v[c]
             reduced_dummy = 1.0 - u[n_rows + c] - v[n_cols + r]
-            bad = np.flatnonzero((reduced_real < -_DUAL_TOLERANCE) | (reduced_dummy < -_DUAL_TOLERANCE))
-            if bad.size:
-                bad_tied = block_cost[bad] + TIE_EPSILON * tie_keys(block_rows[bad], block_cols[bad])
-                still = (bad_tied + 1.0 - u[r[bad]] - v[c[bad]] < -_DUAL_TOLERANCE) | (
-                    reduced_dummy[bad] < -_DUAL_TOLERANCE
-                )
-                bad = bad[still]
-                extra.append((block_rows[bad], block_cols[bad], block_cost[bad], bad_tied[still]))
+            # tie keys only raise a reduced cost: compute them only where it is negative without
+            near = np.flatnonzero((reduced_real < -_DUAL_TOLERANCE) | (reduced_dummy < -_DUAL_TOLERANCE))
+            if near.size:
+                near_tied = block_cost[near] + TIE_EPSILON * tie_keys(block_rows[near], block_cols[near])
+                violated += int(np.count_nonzero(
+                    (near_tied + 1.0 - u[r[near]] - v[c[near]] < -_DUAL_TOLERANCE)
+                    | (reduced_dummy[near] < -_DUAL_TOLERANCE)
+                ))
+                extra.append((block_rows[near], block_cols[near], block_cost[near], near_tied))
         extra = [part for part in extra if part[0].size]
-        if not extra:
-            local_rows, local_cols = assignment.pairs()
-            return overlaps.active_rows[local_rows], overlaps.active_cols[local_cols]
+        if not violated:
+            break
         extra_rows, extra_cols, extra_cost, extra_tied = (np.concatenate(column) for column in zip(*extra))
         width = np.int64(overlaps.bt.shape[1])
         kept_keys = np.sort(rows.astype(np.int64) * width + cols)
@@ -498,7 +568,10 @@ def _solve_pruned(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarra
         cols = np.concatenate([cols, extra_cols])
         cost = np.concatenate([cost, extra_cost])
         tied = np.concatenate([tied, extra_tied])
-    return None
+    else:
+        return None
+    local_rows, local_cols = assignment.pairs()
+    return overlaps.active_rows[local_rows], overlaps.active_cols[local_cols]
 
 
 def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[float, np.ndarray]:
