@@ -26,10 +26,13 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
     By default the top 10% (--fraction; at least one per layer, ties to the lower
     index), or with --z every neuron whose fan-in lies more than Z standard deviations
     above its layer's mean. Where training recorded it, each hub's gradient statistic
-    (grad_mean: mean |dL/dW| over its incoming weights) is shown.
+    (grad_mean: mean |dL/dW| over its incoming weights) is shown, and with --fraction
+    each layer's gradient concentration by both definitions: the hubs' mean gradient
+    over the rest's (hubs against the rest) and over all neurons' (hubs against all).
     """
     if fraction is not None and z is not None:
         raise click.UsageError("give either --fraction or --z, not both")
+    from topo.analysis.gradients import gradient_concentration
     from topo.analysis.hubs import hub_listing
     from topo.runs import load_topology
 
@@ -47,12 +50,23 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
         {"name": e.name, "n_out": e.n_out, "n_hubs": e.n_hubs, "fan_in_mean": e.fan_in_mean, "hubs": e.hubs}
         for e in listing
     ]
+    concentrations = []
+    for entry, layer in zip(layers, topology):
+        both = {"concentration_rest": None, "concentration_all": None}
+        if "grad_mean" in layer.stats and rule == "top":
+            both = {f"concentration_{against}": gradient_concentration(layer, fraction=fraction, against=against)
+                    for against in ("rest", "all")}
+            concentrations.append(f"{layer.name} {both['concentration_rest']:.2f} / {both['concentration_all']:.2f}")
+        entry.update(both)
     columns = COLUMNS
     if fmt == "table" and not any("grad_mean" in layer.stats for layer in topology):
         columns = COLUMNS[:-1]  # no gradients recorded (e.g. a foreign checkpoint)
     counts = ", ".join(f"{entry['name']} {entry['n_hubs']}/{entry['n_out']}" for entry in layers)
     if cut:
         counts += f"; the table shows the {TABLE_HUBS_PER_LAYER} strongest per layer (--format csv or json lists all)"
+    if concentrations:
+        counts += ("; gradient concentration, hubs against the rest / hubs against all (the hubs' mean grad_mean "
+                   "over the other neurons' / over all neurons'): " + ", ".join(concentrations))
     emit(
         rows,
         columns,
