@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from example_scripts import load_example
 
 
@@ -50,3 +52,58 @@ def test_smoke_writes_table_csv_and_figures(tmp_path):
     assert len(runs) == len({r["run"] for r in rows})
     assert study.main(["--smoke", "--out", str(out), "--data-dir", str(tmp_path / "no-data")]) == 0
     assert "0 runs trained" in (out / "README.md").read_text()
+
+
+def test_parts_datasets_and_profiles_select_what_runs(tmp_path):
+    study = _study()
+    full = study._modes()["full"]
+    assert all(seeds == (0, 1, 2, 3, 4) for seeds in full.seeds.values())
+    chosen = study.select(full, ("main",), ("mnist", "fashion-mnist"), ("lognormal", "random"))
+    assert chosen.datasets == ("mnist", "fashion-mnist") and chosen.profiles == ("lognormal", "random")
+    assert chosen.parts == ("main",) and chosen.output_variant is None
+    assert chosen.sweep_dataset == "" and chosen.cv_dataset == ""
+    assert study.select(full).parts == study.PARTS
+    for bad in ({"parts": ("mains",)}, {"datasets": ("emnist",)}, {"profiles": ("zipf",)}):
+        try:
+            study.select(full, **bad)
+        except ValueError as error:
+            assert "unknown" in str(error)
+        else:
+            raise AssertionError(f"{bad} was accepted")
+
+    out = tmp_path / "out"
+    argv = ["--smoke", "--parts", "main", "--profiles", "random,lognormal", "--out", str(out),
+            "--data-dir", str(tmp_path / "no-data")]
+    assert study.main(argv) == 0
+    readme = (out / "README.md").read_text()
+    assert readme.splitlines()[2] == "mode: smoke, seeds: 1, data: digits (1294 training rows), epochs: digits 1"
+    assert "Parts not run in this invocation (`--parts`): profiled-output, sparsity, cv." in readme
+    assert "digits: not testable here (one seed: no interval)" in readme
+    assert "## Sparsity sweep" not in readme and "## CV sweep" not in readme
+    with open(out / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["part"] for r in rows} == {"main"}
+    assert [r["profile"] for r in rows] == ["dense", "random", "lognormal"]
+
+
+def test_gap_interval_and_verdict_by_hand():
+    import math
+
+    study = _study()
+    rows = [{"dataset": "d", "profile": "dense", "sparsity": 0.0, "cv": "", "seed": s, "status": "ok", "test_acc": a}
+            for s, a in enumerate((0.90, 0.91, 0.92))]
+    rows += [{"dataset": "d", "profile": "random", "sparsity": 0.9, "cv": "", "seed": s, "status": "ok", "test_acc": a}
+             for s, a in enumerate((0.89, 0.89, 0.89))]
+    g = study.gap(rows, "d", sparsity=0.9, profile="random", cv="")
+    # paired gaps 1, 2, 3 pp: mean 2, std 1, t(0.975, 2 dof) = 4.3027
+    assert g["gap"] == pytest.approx(2.0) and g["std"] == pytest.approx(1.0)
+    assert g["half"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-5)
+    assert g["low"] == pytest.approx(2.0 - g["half"]) and g["high"] == pytest.approx(2.0 + g["half"])
+
+    def entry(gap, half):
+        return {"gap": gap, "half": half, "low": gap - half, "high": gap + half, "dense": 98.0, "status": "ok"}
+
+    assert study.interval_verdict({"random": entry(0.3, 0.2), "lognormal": entry(0.1, 0.4)}).startswith("reproduced")
+    assert study.interval_verdict({"random": entry(0.3, 0.2), "lognormal": entry(1.5, 0.4)}).startswith("not reproduced")
+    assert study.interval_verdict({"random": entry(0.5, 0.3)}).startswith("not decided")
+    assert study.interval_verdict({"random": entry(0.5, math.nan)}).startswith("not testable")
