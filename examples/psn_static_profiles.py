@@ -283,8 +283,25 @@ def _label(profile: str, cv: float | None) -> str:
     return profile if cv is None else f"{profile} (CV {cv:g})"
 
 
-def collect(mode: Mode, data_dir: Path, runs_dir: Path, device: str) -> tuple[list[dict], dict, list[str]]:
-    """Train every run of the mode; one row per run (or per infeasible configuration)."""
+def finished(config, data, runs_dir: Path) -> bool:
+    """Whether the run of ``config`` has trained all its epochs in ``runs_dir``."""
+    from topo.checkpoint import read_metrics
+    from topo.errors import TopoError
+
+    run_dir = runs_dir / run_name(config, data)
+    try:
+        records = read_metrics(run_dir) if run_dir.is_dir() else []
+    except TopoError:
+        return False
+    return bool(records) and int(records[-1].get("epoch", 0)) >= config.epochs
+
+
+def collect(mode: Mode, data_dir: Path, runs_dir: Path, device: str,
+            finished_only: bool = False) -> tuple[list[dict], dict, list[str]]:
+    """Train every run of the mode; one row per run (or per infeasible configuration).
+
+    With ``finished_only`` nothing is trained: runs not finished before get a row with
+    status "not run", and the report leaves them out (it counts the seeds it has)."""
     rows: list[dict] = []
     counts = {"trained": 0, "reused": 0}
     skipped: list[str] = []
@@ -335,6 +352,10 @@ def collect(mode: Mode, data_dir: Path, runs_dir: Path, device: str) -> tuple[li
                     row.update(status="infeasible", error=reason)
                     rows.append(row)
                     continue
+                if finished_only and not finished(config, data, runs_dir):
+                    row.update(status="not run", error="not finished when the report was written (--finished-only)")
+                    rows.append(row)
+                    continue
                 started = time.perf_counter()
                 result = train_or_reuse(config, data, runs_dir, counts)
                 final = result["final"]
@@ -381,10 +402,10 @@ def gap(rows: list[dict], dataset: str, *, sparsity: float, profile: str, cv) ->
     dense = {r["seed"]: r["test_acc"] for r in rows if r["dataset"] == dataset and r["profile"] == "dense"
              and r["status"] == "ok"}
     mine = [r for r in rows if r["dataset"] == dataset and r["profile"] == profile and r["sparsity"] == sparsity
-            and str(r["cv"]) == str(cv)]
+            and str(r["cv"]) == str(cv) and r["status"] != "not run"]
     if not mine:
         return None
-    if any(r["status"] != "ok" for r in mine):
+    if any(r["status"] == "infeasible" for r in mine):
         return {"gap": math.nan, "std": math.nan, "half": math.nan, "low": math.nan, "high": math.nan, "n": 0,
                 "acc": math.nan, "dense": math.nan, "status": "infeasible"}
     paired = [(dense[r["seed"]], r["test_acc"]) for r in mine if r["seed"] in dense]
@@ -411,7 +432,7 @@ def _fmt_gap(g: dict | None) -> str:
     if g["status"] != "ok":
         return "infeasible"
     spread = "" if math.isnan(g["half"]) else f" ± {g['half']:.2f}"
-    return f"{g['gap']:+.2f}{spread}"
+    return f"{g['gap']:+.2f}{spread} ({g['n']})"
 
 
 def _spread(name: str, column: dict) -> str:
@@ -598,7 +619,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
 
     verdicts = {name: interval_verdict(table[name]) for name, _, _ in series}
     data_names = list(dict.fromkeys(d for _, _, d in series))
-    headline = (f"mode: {mode.name}, seeds: {_seed_count(mode, data_names)}, data: "
+    headline = (f"mode: {mode.name}, seeds: {_seed_count(mode, data_names, rows)}, data: "
                 + (", ".join(f"{d} ({_n_train(rows, d)} training rows)" for d in data_names) or "none")
                 + ", epochs: " + (", ".join(f"{d} {mode.epochs[d]}" for d in data_names) or "none"))
     not_run = [part for part in PARTS if part not in mode.parts]
@@ -619,12 +640,20 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
                 if mode.dense_output else "The profiles shape every layer, the output layer included. ")
              + f"Accuracy: final-epoch test accuracy; gap = mean over seeds of (dense - sparse), "
              f"paired by seed, in percentage points (pp); ± is the half-width of its 95% t interval over seeds "
-             f"(none with one seed).", "",
+             f"(none with one seed); the number in brackets is the number of seeds.", "",
              "Data: " + "; ".join(describe(d) for d in datasets) + ".",
              ]
     if skipped:
         parts.append(f"Skipped (data not found): {', '.join(skipped)}.")
     parts += ["", differs_from_paper(mode)]
+    missing = [r for r in rows if r["status"] == "not run"]
+    if missing:
+        which = ", ".join(sorted({f"{r['dataset']} {r['profile']}" for r in missing}))
+        parts += ["", f"Runs not finished when this README was written (`--finished-only`): {len(missing)} of "
+                  f"{len(rows)} ({which}); "
+                  "they are listed in results.csv with status 'not run' and left out of every figure, and a profile "
+                  "with none finished shows '-'. The CPU of this machine, shared by several engineers, did not "
+                  "allow more in this session."]
     if not_run:
         parts += ["", f"Parts not run in this invocation (`--parts`): {', '.join(not_run)}. "
                   + (NOT_RUN_FULL if mode.name == "full" else "")]
@@ -653,7 +682,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
                             [[_label(p, _cv_of(p, MAIN_CV, 0.9)), *[_fmt_gap(g) for g in v]] for p, v in sweep.items()], cell=str),
                   "", "\"infeasible\": the masks cannot be built; topo says: "
                   + "; ".join(sorted({f"{r['profile']} at {r['sparsity']:g}: {r['error']}" for r in sweep_rows
-                                      if r["status"] != "ok"})) + ".", "",
+                                      if r["status"] == "infeasible"})) + ".", "",
                   "![sparsity sweep](sparsity_sweep.png)", ""]
     if cv_sweep:
         parts += [f"## CV sweep at {MAIN_SPARSITY:.0%} sparsity on {mode.cv_dataset} (gap to dense, pp)", "",
@@ -687,9 +716,16 @@ def _n_train(rows: list[dict], dataset: str):
     return next((r["n_train"] for r in rows if r["dataset"] == dataset), "?")
 
 
-def _seed_count(mode: Mode, datasets: list[str]) -> str:
-    counts = sorted({len(mode.seeds[d]) for d in datasets})
-    return "/".join(map(str, counts)) or str(len(FULL_SEEDS))
+def _seed_count(mode: Mode, datasets: list[str], rows: list[dict]) -> str:
+    """The seeds run per configuration: one number, or the range when some configurations have fewer."""
+    per = {}
+    for r in rows:
+        if r["dataset"] in datasets and r["status"] == "ok":
+            per.setdefault((r["part"], r["dataset"], r["profile"], str(r["cv"]), r["sparsity"]), set()).add(r["seed"])
+    counts = sorted({len(v) for v in per.values()})
+    if not counts:
+        return "0"
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]} (per configuration: see the table)"
 
 
 def interval_verdict(column: dict) -> str:
@@ -772,6 +808,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"run only these parts ({', '.join(PARTS)}; default all); the README says which were not run")
     parser.add_argument("--datasets", type=_names, metavar="NAME,...",
                         help="data sets of the main comparison (default the mode's: digits, mnist, fashion-mnist, covtype)")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: report the runs finished before, and say which were not run")
     parser.add_argument("--profiles", type=_names, metavar="NAME,...",
                         help="profiles of the main and profiled-output comparisons, trained in this order (default all)")
     args = parser.parse_args(argv)
@@ -790,7 +828,8 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", f"examples/{STUDY}.py", *argv])
     started = time.perf_counter()
-    rows, counts, skipped = collect(mode, data_folder(args.data_dir, existing=False), runs_dir, args.device)
+    rows, counts, skipped = collect(mode, data_folder(args.data_dir, existing=False), runs_dir, args.device,
+                                    finished_only=args.finished_only)
     rows = _dedupe(rows)
     write_csv(out / "results.csv", rows, COLUMNS, float_format=None)
     result = report(rows, mode, out, command, time.perf_counter() - started, counts, skipped)

@@ -107,3 +107,20 @@ def test_gap_interval_and_verdict_by_hand():
     assert study.interval_verdict({"random": entry(0.3, 0.2), "lognormal": entry(1.5, 0.4)}).startswith("not reproduced")
     assert study.interval_verdict({"random": entry(0.5, 0.3)}).startswith("not decided")
     assert study.interval_verdict({"random": entry(0.5, math.nan)}).startswith("not testable")
+
+
+def test_finished_only_reports_without_training(tmp_path):
+    study = _study()
+    out = tmp_path / "out"
+    base = ["--smoke", "--parts", "main", "--out", str(out), "--data-dir", str(tmp_path / "no-data")]
+    # train dense and random only, then ask for lognormal too without training it
+    assert study.main(base + ["--profiles", "random"]) == 0
+    assert study.main(base + ["--profiles", "random,lognormal", "--finished-only"]) == 0
+    readme = (out / "README.md").read_text()
+    assert "Runs not finished when this README was written (`--finished-only`): 1 of 3 (digits lognormal)" in readme
+    assert "| lognormal (CV 1) | - |" in readme
+    assert "(0 runs trained, 2 reused" in readme
+    with open(out / "results.csv", newline="") as handle:
+        rows = {r["profile"]: r for r in csv.DictReader(handle)}
+    assert rows["lognormal"]["status"] == "not run" and rows["random"]["status"] == "ok"
+    assert len(list((out / "runs").iterdir())) == 2
