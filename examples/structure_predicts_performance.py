@@ -155,6 +155,36 @@ def fmt(value: float) -> str:
     return "n/a" if value is None or not np.isfinite(value) else f"{value:.3f}"
 
 
+def fold_interval(score) -> tuple[float, float]:
+    """The 95% t interval of the mean fold R² (NaNs with fewer than 2 finite folds)."""
+    from scipy import stats
+
+    values = np.asarray(score.fold_r2, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    return float(values.mean()) - half, float(values.mean()) + half
+
+
+def headline_lines(mode: str, settings: dict, report: dict) -> list[str]:
+    """The README's opening: mode, seeds, data, epochs; the verdict on R² with its 95% interval over folds."""
+    _, final, final_density, _ = report["last"]
+    name, best = max(((k, v) for k, v in final.cv.items() if k != "shuffled"), key=lambda kv: kv[1].r2)
+    low, high = fold_interval(best)
+    density = max(final_density["boosting"].r2, final_density["linear"].r2)
+    word = ("reproduced" if low >= PAPER_R2 or (low <= PAPER_R2 <= high) or best.r2 >= PAPER_R2
+            else "not reproduced")
+    return [
+        f"mode: {mode}, seeds: {len(settings['seeds'])}, data: digits, epochs: {settings['base']['epochs']}",
+        "",
+        f"Verdict on \"structure predicts accuracy (R² up to {PAPER_R2})\": {word} (final checkpoint, {name}: pooled "
+        f"R² {best.r2:.2f}, mean fold R² {best.fold_mean:.2f} with 95% interval {low:.2f} to {high:.2f} over "
+        f"{len(best.fold_r2)} folds; density alone {density:.2f}, so structure adds {best.r2 - density:+.2f}).",
+        "",
+    ]
+
+
 def verdict(report: dict) -> str:
     _, final, final_density, final_within = report["last"]
     _, initial, initial_density, initial_within = report["first"]
@@ -315,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Structure predicts performance (Stier et al. 2021), repeated with topo",
         "",
+        *headline_lines(mode, settings, report),
         "```",
         command,
         "```",
