@@ -568,3 +568,58 @@ def test_pruned_sparse_solve_is_checked_to_the_same_result(monkeypatch):
         for x, y in zip(dense.matchings, pruned.matchings):
             np.testing.assert_array_equal(x, y)
     assert checks and all(checks)  # every layer settled by the check, none fell back
+
+
+def test_pruned_check_recomputes_only_rows_that_can_violate_and_misses_none(monkeypatch):
+    """The check recomputes the overlaps of the rows and columns that
+    :func:`_rows_to_check` names; checking every row instead finds the same violations
+    (the same number of solves) and the same matchings, which equal the dense solver's."""
+    from topo.analysis import distance
+
+    rng = np.random.default_rng(57)
+
+    def fan_in_masks(widths, fan_in):
+        masks = []
+        for n_in, n_out in zip(widths[:-1], widths[1:]):
+            mask = np.zeros((n_out, n_in), dtype=bool)
+            chosen = rng.permuted(np.tile(np.arange(n_in), (n_out, 1)), axis=1)[:, :fan_in]
+            mask[np.repeat(np.arange(n_out), fan_in), chosen.ravel()] = True
+            masks.append(mask)
+        return masks
+
+    a = topology(fan_in_masks([150, 500, 500, 10], 6))
+    b = topology(fan_in_masks([150, 500, 500, 10], 6))
+    monkeypatch.setattr(distance, "_PRUNE_ABOVE_PAIRS", 0)
+    monkeypatch.setattr(distance, "_KEEP_PER_NEURON", 2)
+    solves = []
+    original_assignment = distance._SparseAssignment
+
+    def counted_assignment(*args):
+        solves.append(1)
+        return original_assignment(*args)
+
+    monkeypatch.setattr(distance, "_SparseAssignment", counted_assignment)
+    filtered = []
+    original_filter = distance._rows_to_check
+
+    def recorded(floor, u, v, n_rows, n_cols):
+        rows, cols = original_filter(floor, u, v, n_rows, n_cols)
+        filtered.append(rows.size * cols.size < n_rows * n_cols)
+        return rows, cols
+
+    monkeypatch.setattr(distance, "_rows_to_check", recorded)
+    narrowed = nnstd(a, b, solver="sparse")
+    narrowed_solves = len(solves)
+    assert filtered and any(filtered)  # the filter did leave pairs out
+
+    solves.clear()
+    monkeypatch.setattr(
+        distance, "_rows_to_check", lambda floor, u, v, n_rows, n_cols: (np.arange(n_rows), np.arange(n_cols))
+    )
+    everything = nnstd(a, b, solver="sparse")
+    assert len(solves) == narrowed_solves
+    dense = nnstd(a, b, solver="dense")
+    assert narrowed.layer_distances == everything.layer_distances == dense.layer_distances
+    for x, y, z in zip(narrowed.matchings, everything.matchings, dense.matchings):
+        np.testing.assert_array_equal(x, y)
+        np.testing.assert_array_equal(x, z)
