@@ -410,8 +410,14 @@ class _SparseAssignment:
         real = np.flatnonzero((x >= 0) & (x < self.n_cols))
         return real, x[real]
 
-    def potentials(self, max_rounds: int = 5000) -> tuple[np.ndarray, np.ndarray] | None:
+    def potentials(
+        self, start: np.ndarray | None = None, max_rounds: int = 5000
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         """Optimal dual values ``(u, v)`` of the matching, or None if they did not settle.
+
+        ``start`` (the rows' duals of an earlier solve on fewer pairs) seeds the
+        shortest paths: any values that settle satisfy every constraint, and an earlier
+        solution is nearly settled, so far fewer rounds run.
 
         With the matching fixed, ``u_p + v_q <= w_pq`` on every edge and equality on the
         matched ones is a system of difference constraints: ``u_p <= u_k + w_pq - w_kq``
@@ -435,7 +441,7 @@ class _SparseAssignment:
         order = np.argsort(target, kind="stable")
         source, target, length = source[order], target[order], length[order]
         targets, starts = np.unique(target, return_index=True)
-        u = np.zeros(n)
+        u = np.zeros(n) if start is None else np.minimum(start, 0.0)
         for _ in range(max_rounds):
             if not targets.size:
                 break
@@ -524,11 +530,12 @@ def _solve_pruned(overlaps: "_Overlaps", row_pos: np.ndarray, col_pos: np.ndarra
     rows, cols, cost = (np.concatenate(column) for column in zip(*kept))
     tied = cost + TIE_EPSILON * tie_keys(rows, cols)
     del kept
+    duals = None
     for _ in range(_MAX_CHECKS):
         assignment = _SparseAssignment(row_pos[rows], col_pos[cols], tied, n_rows, n_cols)
         if not np.isfinite(floor).any():
             break  # every overlapping pair is in the graph: nothing to check
-        duals = assignment.potentials()
+        duals = assignment.potentials(None if duals is None else duals[0])
         if duals is None:
             return None
         u, v = duals
