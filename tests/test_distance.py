@@ -623,3 +623,14 @@ def test_pruned_check_recomputes_only_rows_that_can_violate_and_misses_none(monk
     for x, y, z in zip(narrowed.matchings, everything.matchings, dense.matchings):
         np.testing.assert_array_equal(x, y)
         np.testing.assert_array_equal(x, z)
+
+
+def test_a_failed_check_adds_each_rows_most_violated_pairs():
+    from topo.analysis.distance import _first_per_row
+
+    rows = np.array([0, 0, 0, 2, 2, 5])
+    score = np.array([-0.1, -0.3, -0.2, 0.0, -0.5, -0.4])
+    assert sorted(_first_per_row(rows, score, 2).tolist()) == [1, 2, 3, 4, 5]
+    assert sorted(_first_per_row(rows, score, 1).tolist()) == [1, 4, 5]
+    # equal scores: the earlier position first
+    assert _first_per_row(np.zeros(3, dtype=int), np.zeros(3), 2).tolist() == [0, 1]
