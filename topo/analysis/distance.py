@@ -38,12 +38,19 @@ layers' distances. Two rules are offered (``tie_break``):
 
     A minimum-cost matching of the overlapping pairs, completed arbitrarily, is an
     optimal full assignment, because every other pair costs the same. So the rule is
-    solved on the sparse graph of overlapping pairs (``solver="sparse"``: scipy's
-    LAPJVsp, :func:`scipy.sparse.csgraph.min_weight_full_bipartite_matching`, on that
-    graph plus one "stay unmatched" edge per neuron), or on a dense matrix of the
-    active neurons (``solver="dense"``: :func:`scipy.optimize.linear_sum_assignment`),
-    and both give the same matchings and distances. ``solver="auto"`` picks dense for
-    small layers, where it is faster.
+    solved on the sparse graph of overlapping pairs (``solver="sparse"``: LAPMOD, the
+    sparse Jonker-Volgenant algorithm of the ``lap`` package, on that graph plus one
+    "stay unmatched" edge per neuron), or on a dense matrix of the active neurons
+    (``solver="dense"``: :func:`scipy.optimize.linear_sum_assignment`), and both give
+    the same matchings and distances. ``solver="auto"`` picks dense for small layers,
+    where it is faster.
+
+    On wide layers the sparse solver first solves on each neuron's cheapest pairs
+    (those below a cost floor), then proves the matching optimal for all pairs with
+    its dual values: a pair left out costs at least the floor, so only the neurons
+    whose duals leave room for a cheaper pair have their overlaps computed again;
+    pairs that would improve the matching join the graph and it is solved again.
+    The rule is unchanged; only the work is.
 
 ``"reference"``: the published code's own choice, reproduced exactly: the whole
     dense cost matrix handed to :func:`scipy.optimize.linear_sum_assignment`, whose
@@ -747,7 +754,7 @@ def nnstd(
         choice (dense matrix, ``linear_sum_assignment``).
     solver : {"auto", "dense", "sparse"}
         How the canonical rule's assignment is solved; all give the same result.
-        "auto" takes the dense solver for small layers and LAPJVsp on the sparse graph
+        "auto" takes the dense solver for small layers and LAPMOD on the sparse graph
         of overlapping pairs for large ones. The reference rule is always dense.
     progress : callable, optional
         ``progress(done, total)`` after each layer (and once with ``done=0``).
