@@ -44,8 +44,31 @@ def list_command(data_dir: str | None, fmt: str) -> None:
     )
 
 
+class DatasetName(click.ParamType):
+    """A data set name topo knows (``topo data list``): an unknown one is a usage error."""
+
+    name = "name"
+
+    def convert(self, value, param, ctx):
+        from topo.errors import TopoError
+        from topo.training.data import DATASETS, dataset_status
+
+        try:
+            dataset_status(value)  # accepts the names and their aliases, refuses the rest
+        except TopoError:
+            self.fail(f"unknown data set {value!r}; known: {', '.join(DATASETS)}", param, ctx)
+        return value
+
+    def shell_complete(self, ctx, param, incomplete):
+        from click.shell_completion import CompletionItem
+
+        from topo.training.data import DATASETS
+
+        return [CompletionItem(name) for name in DATASETS if name.startswith(incomplete)]
+
+
 @data_group.command("download")
-@click.argument("name")
+@click.argument("name", type=DatasetName())
 @data_dir_option(help=_DATA_DIR_HELP)
 @click.option(
     "--base-url",

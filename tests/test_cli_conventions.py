@@ -159,6 +159,15 @@ def test_usage_errors_exit_2_with_one_line(path, ckpt, tmp_path):
     assert list(tmp_path.iterdir()) == [ckpt]  # refused before any work
 
 
+def test_unknown_data_set_is_a_usage_error(tmp_path):
+    result = invoke("data", "download", "nosuch", "--data-dir", tmp_path)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "unknown data set 'nosuch'; known: digits, mnist" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+    # a known name that topo cannot download is not a usage error: it says where to get it
+    assert invoke("data", "download", "emnist-balanced", "--data-dir", tmp_path).exit_code == 1
+
+
 def test_unknown_option_and_command_are_one_line():
     for args in (["--bogus"], ["nosuch"], ["inspect", "x", "--bogus"]):
         result = invoke(*args)
