@@ -11,7 +11,7 @@ ifneq ($(wildcard ../shared/data),)
 export TOPO_DATA_DIR ?= $(abspath ../shared/data)
 endif
 
-.PHONY: install install-dev demo test bench docs clean
+.PHONY: install install-dev demo test typecheck bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
+
+# mypy over topo/ and cli/ (settings in pyproject.toml)
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/mypy
 
 bench: $(VENV)/.installed-dev
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done

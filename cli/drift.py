@@ -80,6 +80,7 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
     from topo.errors import TopoError
     from topo_cli.progress import progress_bar
 
+    source: str | list[str]
     if len(run) == 1 and Path(run[0]).is_dir():
         if not is_run_folder(run[0]):
             raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -50,7 +51,7 @@ def features_command(checkpoints: tuple[str, ...], no_graph: bool, samples: int,
     from topo.runs import load_topology
     from topo_cli.progress import progress_bar
 
-    options = {"graph_metrics": not no_graph, "betweenness_samples": samples, "seed": seed}
+    options: dict[str, Any] = {"graph_metrics": not no_graph, "betweenness_samples": samples, "seed": seed}
     with progress_bar("features", enabled=len(checkpoints) > 1) as progress:
         rows = feature_table(list(checkpoints), load=load_topology, workers=workers, progress=progress, **options)
     names: list[str] = []

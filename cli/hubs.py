@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from topo_cli.command import TopoCommand
@@ -38,6 +40,7 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, fmt: 
 
     topology = load_topology(checkpoint)
     if z is not None:
+        options: dict[str, Any]
         rule, options, described = "z", {"rule": "z", "z": z}, f"fan-in above mean + {z:g} std"
     else:
         fraction = 0.1 if fraction is None else fraction

@@ -423,8 +423,8 @@ def find_checkpoints(paths: Iterable[str | os.PathLike], *, follow_symlinks: boo
 # -- auditing one checkpoint ----------------------------------------------------------
 def _message(exc: BaseException, path: Path) -> str:
     """One line: the error without a repeat of the row's own path."""
-    text = str(exc).strip().splitlines()
-    text = text[0] if text else type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
     prefix = f"{path}: "
     if isinstance(exc, TopoError) and exc.path == str(path) and text.startswith(prefix):
         text = text[len(prefix):]
@@ -475,7 +475,7 @@ def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None
 
     info = topology.info
     warnings = [str(w) for w in (info.get("warnings") or ())]
-    common = dict(
+    common: dict[str, Any] = dict(
         path=str(path),
         format=fmt or info.get("format"),
         epoch=None if info.get("epoch") is None else int(info["epoch"]),

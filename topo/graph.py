@@ -214,6 +214,7 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, weights: bool = T
         edge_id = 0
         for _, in_slot, out_slot, sources, targets, w in edge_arrays(topology):
             with_weight = weights and w is not None
+            columns: list[np.ndarray]
             template = (
                 f'      <edge source="{in_slot}:%d" target="{out_slot}:%d" id="%d"'
                 + (' weight="%s" />\n' if with_weight else " />\n")
@@ -222,7 +223,7 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, weights: bool = T
                 stop = min(start + _GEXF_CHUNK, sources.size)
                 ids = np.arange(edge_id + start, edge_id + stop)
                 columns = [sources[start:stop], targets[start:stop], ids]
-                if with_weight:
+                if with_weight and w is not None:
                     columns.append(np.char.mod("%.17g", w[start:stop]))
                 out.write(_gexf_lines(template, *columns))
             edge_id += sources.size

@@ -194,9 +194,10 @@ def describe_epochs(epochs: Sequence[int]) -> str:
     """
     values = sorted(set(int(e) for e in epochs))
     spans: list[str] = []
-    start = previous = None
-    for value in values + [None]:
-        if start is not None and (value is None or value != previous + 1):
+    start: int | None = None
+    previous: int | None = None
+    for value in [*values, None]:
+        if start is not None and previous is not None and (value is None or value != previous + 1):
             spans.append(str(start) if start == previous else f"{start}-{previous}")
             start = None
         if value is not None and start is None:
@@ -241,14 +242,14 @@ def run_checkpoints(
         raise TopoError("run folder has no checkpoints", path=run)
     if epochs is not None:
         wanted = set(int(e) for e in epochs)
-        by_epoch = {}
+        by_epoch: dict[int, Path] = {}
         for path in paths:
             parsed = parse_checkpoint_name(path.name)
             if parsed is not None and parsed[1] is None:
                 by_epoch[parsed[0]] = path
         missing = sorted(wanted - set(by_epoch))
         if missing:
-            has = f"it has epochs {describe_epochs(by_epoch)}" if by_epoch else "it has no epoch-end checkpoint"
+            has = f"it has epochs {describe_epochs(list(by_epoch))}" if by_epoch else "it has no epoch-end checkpoint"
             raise TopoError(
                 f"no checkpoint at the end of epoch {shorten_list(missing)} in this run; {has}", path=run
             )

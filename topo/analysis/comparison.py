@@ -121,7 +121,7 @@ def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match
         # weighted by the layers' edge counts: the share of all connections that differ
         weights = [la.nnz + lb.nnz for la, lb in zip(a, b)]
         total = sum(weights)
-        overall_turnover = sum(t * w for t, w in zip(turnover, weights)) / total if total else 0.0
+        overall_turnover = sum(float(t) * w for t, w in zip(turnover, weights) if t is not None) / total if total else 0.0
     overall = {
         "layer": "overall",
         "density_a": a.density,

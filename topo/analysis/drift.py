@@ -234,8 +234,7 @@ def _pooled(topologies: Sequence[Topology], names: list[str], last_k: int, what:
     samples: dict[str, np.ndarray | None] = {}
     fits: dict[str, dict[str, float]] = {}
     for name in names:
-        parts = [normalised_fan_in(t[name].fan_in) for t in tail]
-        parts = [p for p in parts if p is not None]
+        parts = [p for p in (normalised_fan_in(t[name].fan_in) for t in tail) if p is not None]
         samples[name] = np.concatenate(parts) if parts else None
         fits[name] = lognormal_params(np.concatenate([t[name].fan_in for t in tail]))
     return samples, fits
@@ -429,8 +428,8 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def validate_profile(layers: Mapping[str, Any], *, path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
-    """Check a profile mapping ``{layer: {"mu", "sigma", "cv"?, "mean_fan_in"?}}``.
+def validate_profile(layers: Any, *, path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
+    """Check a profile mapping ``{layer: {"mu", "sigma", "cv"?, "mean_fan_in"?}}``; any other value is refused.
 
     ``mu`` (finite) and ``sigma`` (finite, >= 0) are required; ``cv`` defaults to
     ``sqrt(exp(sigma**2) - 1)`` and ``mean_fan_in`` to the lognormal mean

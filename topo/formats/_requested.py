@@ -41,7 +41,9 @@ def _schedule_target(schedule: Any) -> float | None:
     """``{"class_name": "PolynomialDecay", "config": {"final_sparsity": 0.8, ...}}`` -> 0.8."""
     if not isinstance(schedule, Mapping):
         return None
-    config = schedule.get("config") if isinstance(schedule.get("config"), Mapping) else schedule
+    config = schedule.get("config")
+    if not isinstance(config, Mapping):
+        config = schedule
     for field in ("final_sparsity", "target_sparsity"):
         if field in config:
             return _fraction(config[field])

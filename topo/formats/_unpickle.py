@@ -40,7 +40,7 @@ import re
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -279,7 +279,7 @@ class _NumpyDtype:
 
     def dtype(self) -> np.dtype:
         dtype = np.dtype(self.code)
-        return dtype.newbyteorder(self.order) if self.order in "<>" else dtype
+        return dtype.newbyteorder("<" if self.order == "<" else ">") if self.order in "<>" else dtype
 
 
 class _NumpyArray:
@@ -303,7 +303,7 @@ class _NumpyArray:
         numpy_dtype = dtype.dtype()
         if len(raw) != math.prod(shape) * numpy_dtype.itemsize or any(d < 0 for d in shape):
             raise TopoError(f"numpy array of shape {shape} holds {len(raw):,} bytes (corrupt)")
-        array = np.frombuffer(bytes(raw), dtype=numpy_dtype).reshape(shape, order=order)
+        array = np.frombuffer(bytes(raw), dtype=numpy_dtype).reshape(shape, order="F" if order == "F" else "C")
         array = array.astype(numpy_dtype.newbyteorder("="), copy=False)
         self.tensor = StoredTensor(shape, array.dtype.name, "strided", lambda: array)
 
@@ -317,7 +317,7 @@ def _strided(storage: _Storage, dtype_name: str, offset: Any, size: Any, stride:
         raise TopoError("tensor storage offset is not a non-negative integer")
     if len(shape) != len(strides) or any(d < 0 for d in shape) or any(s < 0 for s in strides):
         raise TopoError(f"tensor size {shape} and stride {strides} do not describe a view")
-    stored = np.dtype(_STORED[dtype_name]).newbyteorder(byteorder)
+    stored = np.dtype(_STORED[dtype_name]).newbyteorder(">" if byteorder == ">" else "<")
     itemsize = stored.itemsize
     numel = math.prod(shape)
     if numel == 0:
@@ -359,7 +359,7 @@ def _sparse(layout: str, data: Any, path: Path) -> StoredTensor:
         raise TopoError("sparse tensor without its components")
     if layout == "sparse_coo":
         indices, values, size = data[0], data[1], data[2]
-        parts = (indices, values)
+        parts: tuple[Any, ...] = (indices, values)
     elif layout in ("sparse_csr", "sparse_csc"):
         compressed, plain_indices, values, size = data[0], data[1], data[2], data[3]
         parts = (compressed, plain_indices, values)
@@ -429,7 +429,15 @@ class _BoundedFile:
 class _InertUnpickler(pickle._Unpickler):  # the pure-Python loader: every opcode is ours to replace
     """Runs a pickle with every import, call, instantiation and ``__setstate__`` made inert."""
 
-    dispatch = dict(pickle._Unpickler.dispatch)
+    # The pure-Python loader's internals, which typeshed does not declare (annotations only).
+    stack: list[Any]
+    append: Callable[[Any], None]
+    read: Callable[[int], bytes]
+    readline: Callable[[], bytes]
+    pop_mark: Callable[[], list[Any]]
+    _unframer: Any
+
+    dispatch: ClassVar[dict[int, Callable[[Any], None]]] = dict(pickle._Unpickler.dispatch)
 
     def __init__(self, file: Any, *, rebuild: Callable[[InertGlobal, tuple], Any],
                  persistent: Callable[[Any], Any], left: Callable[[], int]) -> None:

@@ -211,7 +211,7 @@ def _params_root(tree: Any) -> tuple[Any, tuple[str, ...]] | None:
     """The ``params`` collection: at the top, or under one or two levels (``target/params``)."""
     frontier: list[tuple[Any, tuple[str, ...]]] = [(tree, ())]
     for _ in range(3):
-        following = []
+        following: list[tuple[Any, tuple[str, ...]]] = []
         for node, keys in frontier:
             if not isinstance(node, dict):
                 continue

@@ -166,7 +166,9 @@ def _history_refs(value: Any, out: list[str], depth: int = 0) -> None:
 
 
 def _layer_name(layer: dict) -> str:
-    cfg = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    cfg = layer.get("config")
+    if not isinstance(cfg, dict):
+        cfg = {}
     return str(cfg.get("name") or layer.get("name") or "")
 
 
@@ -248,8 +250,8 @@ class _Walk:
             return sorted(groups, key=natural_key)
         return ordered
 
-    def leaves(self, container: Any, config: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, str, Any]]:
-        """(layer name, snake-case class, group) of every leaf layer, in network order."""
+    def leaves(self, container: Any, config: Any, prefix: str, depth: int = 0) -> Iterator[tuple[str, str, Any, Any, dict]]:
+        """(layer name, snake-case class, group, wrapper group, extra) of every leaf layer, in network order."""
         if depth > _MAX_NESTING:
             raise TopoError(f"models nested deeper than {_MAX_NESTING} levels", path=self.path)
         groups = self._layer_groups(container)
@@ -279,13 +281,15 @@ class _Walk:
         used: set[str] = set()
         for layer in layers:
             name = _layer_name(layer)
-            key = scheme.get(name)
-            group = groups.get(key) if key is not None else None
-            if group is None or key in used:
+            scheme_key = scheme.get(name)
+            if scheme_key is None:
+                continue
+            group = groups.get(scheme_key)
+            if group is None or scheme_key in used:
                 continue  # a layer without variables (Flatten, Dropout, ...) has no group
-            used.add(key)
-            cls = _snake(str(layer.get("class_name", ""))) or _class_of_key(key)
-            yield from self._leaf_or_nested(group, key, cls, layer, f"{prefix}{name}", depth)
+            used.add(scheme_key)
+            cls = _snake(str(layer.get("class_name", ""))) or _class_of_key(scheme_key)
+            yield from self._leaf_or_nested(group, scheme_key, cls, layer, f"{prefix}{name}", depth)
         for key in sorted(set(groups) - used, key=natural_key):
             if self._has_variables(groups[key]):
                 self.warnings.append(f"weights group layers/{key} matches no layer of the config; skipped")

@@ -269,8 +269,8 @@ def _as_sparse(arrays: dict[str, np.ndarray], path: Path) -> sp.csr_matrix | Non
     keys = set(arrays)
     if not (keys >= _SPARSE_KEYS_COMPRESSED or keys >= _SPARSE_KEYS_COO):
         return None
-    fmt = arrays["format"]
-    fmt = fmt.item() if fmt.shape == () else None
+    fmt_array = arrays["format"]
+    fmt = fmt_array.item() if fmt_array.shape == () else None
     if isinstance(fmt, bytes):
         fmt = fmt.decode("ascii", "replace")
     shape_array = np.asarray(arrays["shape"])
@@ -419,7 +419,7 @@ def read(
                 fmt = "npz"
         for t in tensors:
             _assemble._numeric(t.value, t.key, path)
-        tensors, _ = pair_masks(tensors)
+        tensors = pair_masks(tensors)[0]
         if order == "natural":
             tensors.sort(key=lambda t: natural_key(t.key))
         if layout == "auto":

@@ -213,7 +213,7 @@ def read(
                 if nxt.op_type == "Add":
                     for inp in nxt.input:
                         if inp != output:
-                            value, _, _ = const(inp)
+                            value = const(inp)[0]
                             if value is not None and value.ndim == 1 and value.shape[0] == n_out:
                                 return value
             return None
@@ -232,7 +232,7 @@ def read(
                 layout = "out_in" if (trans_b == 1) != flipped else "in_out"
                 bias = None
                 if len(node.input) >= 3 and node.input[2]:
-                    c, _, _ = const(node.input[2])
+                    c = const(node.input[2])[0]
                     n_out = b.shape[0] if layout == "out_in" else b.shape[1]
                     if c is not None and c.size == n_out:
                         bias = c.reshape(-1)
@@ -254,7 +254,7 @@ def read(
                 tensors.append(_tensor(source, b, layout, bias, "MatMul", path))
                 used.add(source)
             elif node.op_type in ("Conv", "ConvTranspose") and len(node.input) >= 2:
-                w, _, source = const(node.input[1])
+                w, _flipped, source = const(node.input[1])
                 if w is None or w.ndim < 3 or source in used:
                     continue
                 if node.op_type == "ConvTranspose":
@@ -263,7 +263,7 @@ def read(
                     warnings.append(f"{label}: ConvTranspose read as [out, in] after swapping its axes")
                 bias = None
                 if len(node.input) >= 3 and node.input[2]:
-                    bias, _, _ = const(node.input[2])
+                    bias = const(node.input[2])[0]
                 t = _tensor(source, w, "out_in", bias, node.op_type, path)
                 t.groups = attr(node, "group", 1)
                 tensors.append(t)
@@ -271,7 +271,7 @@ def read(
             elif node.op_type in _RECURRENT_GATES and len(node.input) >= 3:
                 tensors.extend(_recurrent(node, label, const, used, path))
             elif node.op_type == "Gather" and node.input:
-                table, _, source = const(node.input[0])
+                table, _flipped, source = const(node.input[0])
                 if table is None or table.ndim != 2 or source in used:
                     continue
                 t = _tensor(source, table, "in_out", None, "Gather (embedding table [vocab, dim])", path)

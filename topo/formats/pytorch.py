@@ -110,7 +110,7 @@ def sniff(path: Path) -> bool:
             return True
         if head[:4] == b"PK\x03\x04":
             names = _zip_names(path)
-            return bool(names) and _is_torch_zip(names)
+            return names is not None and bool(names) and _is_torch_zip(names)
     except Exception:
         return False
     return False
@@ -544,7 +544,7 @@ def _requested_targets(obj: Any, path: Path, topology: Topology, warnings: list[
     names = topology.names
     out: dict[str, float] = {}
     if isinstance(obj, Mapping) and isinstance(obj.get("config_list"), (list, tuple)):
-        kinds = {layer.name: str(layer.info.get("kind", "")) or None for layer in topology}
+        kinds = {layer.name: str(layer.info.get("kind", "")) for layer in topology if layer.info.get("kind")}
         out.update(_requested.nni_targets(obj["config_list"], names, kinds))
     recipe = obj.get("recipe") if isinstance(obj, Mapping) else None
     if not isinstance(recipe, str):

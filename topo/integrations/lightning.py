@@ -21,7 +21,7 @@ try:  # Lightning 2 ships as ``lightning``; the older package name still works
     from lightning.pytorch.callbacks import Callback
 except ImportError:  # pragma: no cover - depends on what is installed
     try:
-        from pytorch_lightning.callbacks import Callback
+        from pytorch_lightning.callbacks import Callback  # type: ignore[assignment]  # same class, older name
     except ImportError:
         raise TopoError(
             "topo.integrations.lightning needs PyTorch Lightning: pip install \"topo-toolkit[lightning]\""

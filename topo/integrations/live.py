@@ -495,11 +495,9 @@ def load_object(obj: Any, *, format: str | None = None, **options: Any) -> Topol
         return from_file_object(obj, format=format, **options)
     if isinstance(obj, Mapping):
         return from_state_dict(obj, **options)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a core dependency
-        torch = None
-    if torch is not None and isinstance(obj, torch.nn.Module):
+    import torch  # a core dependency
+
+    if isinstance(obj, torch.nn.Module):
         return from_module(obj, **options)
     raise TopoError(
         f"topo.load: cannot read a {type(obj).__name__}; give a path, a binary file object, "

@@ -24,11 +24,14 @@ loggers that draw histograms.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from topo.errors import TopoError
+
+if TYPE_CHECKING:
+    from topo.topology import Topology
 
 __all__ = ["TopologyMonitor"]
 
@@ -80,9 +83,9 @@ class TopologyMonitor:
 
     def reset(self) -> None:
         """Forget every update (the next one becomes the first)."""
-        self._first = None
-        self._previous = None
-        self._latest = None
+        self._first: Topology | None = None
+        self._previous: Topology | None = None
+        self._latest: Topology | None = None
         self._values: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         self.updates = 0

@@ -161,8 +161,8 @@ def expand_grid(spec: SweepSpec, *, notes: list[str] | None = None) -> list[Swee
     keys = spec.varying_keys
     candidates: list[tuple[dict[str, Any], str]] = []
     if spec.grid:
-        for values in itertools.product(*spec.grid.values()):
-            candidates.append((dict(zip(spec.grid, values)), "grid"))
+        for combination in itertools.product(*spec.grid.values()):
+            candidates.append((dict(zip(spec.grid, combination)), "grid"))
     for number, entry in enumerate(spec.include, start=1):
         candidates.append((dict(entry), f"include #{number}"))
 
@@ -183,8 +183,8 @@ def expand_grid(spec: SweepSpec, *, notes: list[str] | None = None) -> list[Swee
         problem = _construction_problem(config)
         if problem is not None:
             if source != "grid":
-                number = source.split("#")[1]
-                raise TopoError(f"[[include]] #{number}: {problem}", path=spec.path)
+                include_number = source.split("#")[1]
+                raise TopoError(f"[[include]] #{include_number}: {problem}", path=spec.path)
             skipped.setdefault(problem, []).append(name)
             continue
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -184,9 +185,9 @@ def read_sweep_spec(path: str | os.PathLike) -> SweepSpec:
         If the file is missing or not valid TOML, or its content is not a valid spec
         (see :func:`parse_sweep_spec`); the message names the file and the key.
     """
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python < 3.11
+    else:  # Python 3.10
         import tomli as tomllib
 
     path = Path(path)

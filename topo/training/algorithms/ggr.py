@@ -100,15 +100,15 @@ def ggr_update(weights, grads, masks, fraction: float, explore_fraction: float, 
     for size in sizes:
         offsets.append(offsets[-1] + size)
     candidates = torch.cat([~new[k].reshape(-1) for k in order])
-    scores = []
+    per_layer = []
     for k in order:
         g = grads[k].reshape(-1).abs().to(torch.float64)
         if normalise:
             cand = ~new[k].reshape(-1)
             mean = g[cand].mean() if bool(cand.any()) else torch.tensor(0.0, dtype=torch.float64)
             g = g / mean if float(mean) > 0 else torch.zeros_like(g)
-        scores.append(g)
-    scores = torch.cat(scores)
+        per_layer.append(g)
+    scores = torch.cat(per_layer)
     n_explore = int(math.floor(explore_fraction * total))
     n_grad = total - n_explore
     grow = select_positions(scores, candidates, n_grad, generator, largest=True)

@@ -18,6 +18,7 @@ Every layer keeps exactly its number of active weights.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from topo.errors import TopoError
 from topo.training.algorithms.base import Algorithm, cosine_drop_fraction, register, select_positions
@@ -82,7 +83,7 @@ def rigl_update(weight, grad, mask, n: int, generator):
 class RigL(Algorithm):
     """RigL: see the module docstring for the exact rule."""
 
-    option_names = ("update_every", "drop_fraction", "end_fraction")
+    option_names: ClassVar[tuple[str, ...]] = ("update_every", "drop_fraction", "end_fraction")
 
     def __init__(self, *, update_every: int = 100, drop_fraction: float = 0.3, end_fraction: float = 0.75) -> None:
         if int(update_every) < 1:
