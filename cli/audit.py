@@ -55,6 +55,18 @@ def _common_folder(paths) -> str | None:
     return None if common == os.path.dirname(common) else common
 
 
+def _regex(value):
+    """A pattern Python cannot compile is a usage error (exit 2)."""
+    if value is not None:
+        import re
+
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise click.BadParameter(f"{value!r} is not a valid regular expression ({exc})") from None
+    return value
+
+
 @click.command("audit", cls=TopoCommand, sections={
     "Output": ["fmt", "output", "strict"],
     "What is read": ["layers", "follow_symlinks"],
@@ -70,7 +82,7 @@ def _common_folder(paths) -> str | None:
               help="Read on a running Dask distributed cluster (tcp://host:port); needs the dask extra.")
 @click.option("--strict", is_flag=True,
               help=f"Exit {STRICT_EXIT} when something was refused or a folder holds no checkpoint.")
-@click.option("--layers", metavar="REGEX", default=None,
+@click.option("--layers", metavar="REGEX", default=None, callback=lambda ctx, param, value: _regex(value),
               help="Audit only layers whose names match REGEX (re.search).")
 @click.option("--follow-symlinks", is_flag=True, envvar="TOPO_FOLLOW_LINKS", show_envvar=True,
               help="Follow symbolic links that lead out of the audited folders (refused by default).")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import click
 
@@ -10,13 +11,23 @@ from topo_cli.command import GroupedOption, TopoSubgroup
 _HELP_OUTPUT = "File to write; .png, .svg or .pdf. Default: RUN/figures/NAME.png for a run, else ./NAME.png."
 
 
+def _figure_path(ctx, param, value):
+    """A figure extension topo cannot write is a usage error (exit 2), found before any work."""
+    from topo.plotting.output import FIGURE_FORMATS
+
+    if value is not None and Path(value).suffix.lower() not in FIGURE_FORMATS:
+        shown = Path(value).suffix or "no extension"
+        raise click.BadParameter(f"{value}: {shown} is not a figure format topo writes; use .png, .svg or .pdf")
+    return value
+
+
 def _output_options(func):
     """-o/--output and --dpi, shared by every plot command."""
     func = click.option("--dpi", type=click.IntRange(30, 600), default=150, show_default=True,
                         cls=GroupedOption, help_group="Output",
                         help="Resolution of PNG output.")(func)
     func = click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
-                        cls=GroupedOption, help_group="Output",
+                        callback=_figure_path, cls=GroupedOption, help_group="Output",
                         metavar="FILE", help=_HELP_OUTPUT)(func)
     return func
 

@@ -172,7 +172,7 @@ def test_layers_option(folder):
     net = topo.load(folder / "a.safetensors", weights=False)
     assert row["n_layers"] == 2 and row["nnz"] == net["fc1"].nnz + net["fc2"].nnz
     result = run(folder, "--layers", "(")
-    assert result.exit_code == 1 and "regular expression" in result.stderr
+    assert result.exit_code == 2 and "regular expression" in result.stderr  # a usage error
 
 
 def test_scheduler_option_gives_the_same_output(folder):

@@ -324,7 +324,7 @@ def test_cli_plot_default_path_and_output(run, tmp_path):
 
 def test_cli_plot_errors_are_one_line(run, tmp_path):
     result = _invoke(["plot", "drift", str(run), "-o", str(tmp_path / "x.gif")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error
     assert result.output.count("\n") == 1 and result.output.startswith("Error:") and ".gif" in result.output
     result = _invoke(["plot", "degree", str(run), "--layers", "nope"])
     assert result.exit_code == 1 and "no layer named 'nope'" in result.output
