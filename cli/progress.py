@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from typing import Callable, Iterator
+from typing import Iterator
 
-ProgressCallback = Callable[[int, int], None]
+from topo.progress import ProgressCallback
 
 
 @contextlib.contextmanager

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 
 __all__ = ["map_jobs", "ProgressCallback"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-ProgressCallback = Callable[[int, int], None]
 
 #: seconds to wait for a Dask scheduler to answer before giving up
 SCHEDULER_TIMEOUT = 10.0

@@ -75,6 +75,7 @@ import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.topology import Layer, Topology
 
 __all__ = [
@@ -90,7 +91,6 @@ __all__ = [
     "TIE_EPSILON",
 ]
 
-ProgressCallback = Callable[[int, int], None]
 
 TIE_BREAKS = ("canonical", "reference")
 SOLVERS = ("auto", "dense", "sparse")

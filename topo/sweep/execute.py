@@ -6,17 +6,16 @@ import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.sweep.grid import SweepRun, expand_grid
 from topo.sweep.job import sweep_job
 from topo.sweep.results import RESULTS_FILE, RUNS_DIR, SUMMARIES_DIR, ResultsTable
 from topo.sweep.spec import SweepSpec, read_sweep_spec
 
 __all__ = ["SweepResult", "run_sweep"]
-
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 
 from topo.checkpoint import append_metrics, checkpoint_name, list_checkpoints, read_metrics, read_run_config
 from topo.errors import TopoError, first_line
+from topo.progress import ProgressCallback
 from topo.training.config import TrainConfig
 from topo.training.init import (
     checkpoint_initial_masks,
@@ -74,7 +75,6 @@ __all__ = [
     "TIMING_FIELDS",
 ]
 
-ProgressCallback = Callable[[int, int], None]
 #: what :func:`train_or_resume` did
 RUN_STATUSES = ("trained", "resumed", "reused")
 
