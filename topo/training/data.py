@@ -26,22 +26,32 @@ split where the data set has no fixed one. Images are scaled to ``[0, 1]`` and
 flattened; tabular features are standardised with the mean and standard deviation of
 the training part alone (after the validation split), so no statistic leaks from the
 validation or test rows.
+
+The names and the folders searched are :mod:`topo.training.datasets`'s, the file
+readers :mod:`topo.training.data_files`'s; this module turns what they read into a
+:class:`Dataset`.
 """
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
+from topo.training.data_files import read_covtype, read_covtype_data, read_csv, read_idx, read_idx_pair
+from topo.training.datasets import (
+    DATASETS,
+    DOWNLOADABLE,
+    EMNIST_SPLITS,
+    canonical_name,
+    data_home,
+    dataset_status,
+    locate,
+    search_folders,
+)
 
 __all__ = [
     "DATASETS",
@@ -56,47 +66,6 @@ __all__ = [
     "read_idx",
     "stratified_split",
 ]
-
-ProgressCallback = Callable[[int, int], None]
-
-EMNIST_SPLITS = ("balanced", "byclass", "bymerge", "digits", "letters", "mnist")
-
-#: Names :func:`load_dataset` accepts (besides paths to ``.npz`` / ``.csv`` files).
-DATASETS = (
-    "digits",
-    "mnist",
-    "fashion-mnist",
-    *(f"emnist-{split}" for split in EMNIST_SPLITS),
-    "covtype",
-)
-
-#: Names :func:`download` fetches.
-DOWNLOADABLE = ("mnist", "fashion-mnist", "covtype")
-
-#: Rows of the full UCI Covertype table; a downloaded ``covtype.data.gz`` is checked against it.
-COVTYPE_FEATURES = 54
-
-_MNIST_STEMS = {
-    "train_images": "train-images-idx3-ubyte",
-    "train_labels": "train-labels-idx1-ubyte",
-    "test_images": "t10k-images-idx3-ubyte",
-    "test_labels": "t10k-labels-idx1-ubyte",
-}
-
-EMNIST_URL = "https://www.nist.gov/itl/products-and-services/emnist-dataset"
-EMNIST_ZIP_URL = "https://biometrics.nist.gov/cs_links/EMNIST/gzip.zip"
-
-_ALIASES = {
-    "fashion": "fashion-mnist",
-    "fashionmnist": "fashion-mnist",
-    "fmnist": "fashion-mnist",
-    "covertype": "covtype",
-    "forest-covertype": "covtype",
-    "emnist": "emnist-balanced",
-}
-
-_COVTYPE_PATTERNS = ("covtype.data.gz", "covtype.data", "covtype.csv.gz", "covtype.csv", "covtype*.csv")
-_DEFAULT_LABEL_COLUMNS = ("label", "target", "Cover_Type")
 
 
 # -- the result ----------------------------------------------------------------------
@@ -125,392 +94,6 @@ class Dataset:
             f"test={len(self.y_test)}, n_features={self.n_features}, n_classes={self.n_classes}, "
             f"source={self.source!r})"
         )
-
-
-# -- where files are -----------------------------------------------------------------
-def data_home(data_dir: str | os.PathLike | None = None) -> Path:
-    """The data folder: ``data_dir``, else ``$TOPO_DATA_DIR``, else the per-user cache.
-
-    Parameters
-    ----------
-    data_dir : path-like, optional
-        An explicit folder; wins over everything else.
-
-    Returns
-    -------
-    Path
-        ``data_dir``; or ``$TOPO_DATA_DIR``; or ``$XDG_CACHE_HOME/topo`` (``~/.cache/topo``
-        where ``XDG_CACHE_HOME`` is unset). The folder need not exist.
-    """
-    if data_dir is not None and str(data_dir) != "":
-        return Path(data_dir).expanduser()
-    env = os.environ.get("TOPO_DATA_DIR")
-    if env:
-        return Path(env).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME")
-    # the XDG specification says relative values are to be ignored
-    base = Path(cache) if cache and os.path.isabs(cache) else Path.home() / ".cache"
-    return base / "topo"
-
-
-def _canonical(name: str) -> str:
-    key = str(name).strip().lower().replace("_", "-")
-    key = _ALIASES.get(key, key)
-    if key not in DATASETS:
-        raise TopoError(
-            f"unknown data set {name!r}; known: {', '.join(DATASETS)}, or a path to a .npz or .csv file"
-        )
-    return key
-
-
-def _subfolder(name: str) -> str:
-    return "emnist" if name.startswith("emnist-") else name
-
-
-def search_folders(name: str, *, data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """The folders searched for a data set's files, in order.
-
-    Parameters
-    ----------
-    name : str
-        A data set name from :data:`DATASETS`.
-    data_dir : path-like, optional
-        The data folder (see :func:`data_home`).
-
-    Returns
-    -------
-    list of Path
-        ``HOME/<subfolder>`` (for EMNIST also ``HOME/emnist/gzip``, the folder its zip
-        unpacks to), then ``HOME``.
-    """
-    name = _canonical(name)
-    home = data_home(data_dir)
-    sub = _subfolder(name)
-    folders = [home / sub]
-    if sub == "emnist":
-        folders.append(home / "emnist" / "gzip")
-    folders.append(home)
-    return folders
-
-
-def _expected_files(name: str) -> dict[str, tuple[str, ...]]:
-    """Role -> file-name patterns, preferred first."""
-    if name in ("mnist", "fashion-mnist") or name.startswith("emnist-"):
-        prefix = f"{name}-" if name.startswith("emnist-") else ""
-        roles = {}
-        for role, stem in _MNIST_STEMS.items():
-            if prefix:
-                stem = stem.replace("t10k", "test")
-            stem = prefix + stem
-            # some mirrors write "train-images.idx3-ubyte"
-            dotted = stem.replace("-idx", ".idx")
-            roles[role] = (f"{stem}.gz", stem, f"{dotted}.gz", dotted)
-        return roles
-    if name == "covtype":
-        return {"table": _COVTYPE_PATTERNS}
-    raise TopoError(f"{name} is not read from files")  # pragma: no cover - digits only
-
-
-def _display(patterns: tuple[str, ...]) -> str:
-    if patterns == _COVTYPE_PATTERNS:
-        return "covtype.data(.gz) or covtype*.csv (with a Cover_Type column)"
-    first = patterns[0]
-    if first.endswith(".gz") and len(patterns) > 1 and patterns[1] == first[:-3]:
-        return f"{first[:-3]}(.gz)"
-    return f"{first} (or {', '.join(patterns[1:])})" if len(patterns) > 1 else first
-
-
-def _find(folders: Sequence[Path], patterns: Sequence[str]) -> Path | None:
-    for folder in folders:
-        if not folder.is_dir():
-            continue
-        for pattern in patterns:
-            if any(ch in pattern for ch in "*?["):
-                matches = sorted(p for p in folder.glob(pattern) if p.is_file())
-                if matches:
-                    return matches[0]
-            elif (folder / pattern).is_file():
-                return folder / pattern
-    return None
-
-
-def _missing_message(name: str, missing: Sequence[str], folders: Sequence[Path]) -> str:
-    where = ", ".join(str(f) for f in folders)
-    text = f"{name}: data files not found: {', '.join(missing)}; looked in {where}; "
-    if name.startswith("emnist-"):
-        return text + _emnist_instructions(name, folders[0], list_files=False)
-    return (
-        text
-        + f"run `topo data download {name}` (or pass --data-dir / set TOPO_DATA_DIR to a folder that has them)"
-    )
-
-
-def _emnist_instructions(name: str, folder: Path, *, list_files: bool = True) -> str:
-    split = name.split("-", 1)[1] if "-" in name else "<split>"
-    files = "these files" if not list_files else ", ".join(
-        f"emnist-{split}-{part}.gz"
-        for part in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-                     "test-images-idx3-ubyte", "test-labels-idx1-ubyte")
-    )
-    return (
-        f"EMNIST is published as one zip file (gzip.zip, about 535 MB) at {EMNIST_URL} "
-        f"({EMNIST_ZIP_URL}); download and unzip it yourself and place {files} in {folder}"
-    )
-
-
-def locate(name: str, *, data_dir: str | os.PathLike | None = None) -> dict[str, Path]:
-    """The local files of a data set.
-
-    Parameters
-    ----------
-    name : str
-        A data set name from :data:`DATASETS` other than ``digits``.
-    data_dir : path-like, optional
-        The data folder (see :func:`data_home`).
-
-    Returns
-    -------
-    dict
-        Role (``train_images``, ``train_labels``, ``test_images``, ``test_labels``; or
-        ``table`` for covtype) -> path.
-
-    Raises
-    ------
-    TopoError
-        One message naming the files not found, the folders searched, and how to get them.
-    """
-    name = _canonical(name)
-    if name == "digits":
-        raise TopoError("digits is bundled with scikit-learn; it has no files to locate")
-    folders = search_folders(name, data_dir=data_dir)
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for role, patterns in _expected_files(name).items():
-        path = _find(folders, patterns)
-        if path is None:
-            missing.append(_display(patterns))
-        else:
-            found[role] = path
-    if missing:
-        raise TopoError(_missing_message(name, missing, folders))
-    return found
-
-
-def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> dict:
-    """Whether a data set is available locally, where, and how to get it.
-
-    Parameters
-    ----------
-    name : str
-        A data set name from :data:`DATASETS`.
-    data_dir : path-like, optional
-        The data folder (see :func:`data_home`).
-
-    Returns
-    -------
-    dict
-        ``name``, ``found`` (bool), ``where`` (the folder or file found, or None),
-        ``files`` (list of paths found), ``get`` (``"bundled"``, ``"topo data download
-        NAME"`` or ``"manual"``), ``missing`` (the error message where not found).
-    """
-    name = _canonical(name)
-    if name == "digits":
-        return {"name": name, "found": True, "where": "scikit-learn (bundled)", "files": [],
-                "get": "bundled", "missing": None}
-    get = f"topo data download {name}" if name in DOWNLOADABLE else "manual"
-    try:
-        files = locate(name, data_dir=data_dir)
-    except TopoError as exc:
-        return {"name": name, "found": False, "where": None, "files": [], "get": get, "missing": str(exc)}
-    paths = list(files.values())
-    where = paths[0] if len(paths) == 1 else paths[0].parent
-    return {"name": name, "found": True, "where": str(where), "files": [str(p) for p in paths],
-            "get": get, "missing": None}
-
-
-# -- reading files -------------------------------------------------------------------
-def _read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when it is gzip (decided by its magic bytes)."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise TopoError("no such file", path=path) from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise TopoError(f"corrupt or truncated gzip data ({exc})", path=path) from None
-    return raw
-
-
-_IDX_TYPES = {
-    0x08: np.dtype("u1"),
-    0x09: np.dtype("i1"),
-    0x0B: np.dtype(">i2"),
-    0x0C: np.dtype(">i4"),
-    0x0D: np.dtype(">f4"),
-    0x0E: np.dtype(">f8"),
-}
-
-
-def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
-    """Read one IDX file (the MNIST format), gzip-compressed or not.
-
-    The header is two zero bytes, a type code (0x08 unsigned byte, 0x09 signed byte,
-    0x0B int16, 0x0C int32, 0x0D float32, 0x0E float64), the number of dimensions, then
-    one big-endian uint32 size per dimension; the data follow, big-endian, row-major.
-
-    Parameters
-    ----------
-    path : path-like
-        The file.
-    ndim : int, optional
-        The number of dimensions expected (3 for images, 1 for labels).
-
-    Returns
-    -------
-    numpy.ndarray
-        The array in native byte order, shaped as the header says.
-
-    Raises
-    ------
-    TopoError
-        Naming the file, when it is not IDX, is truncated, has trailing bytes, or has an
-        unexpected number of dimensions.
-    """
-    path = Path(path)
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise TopoError(f"truncated IDX file: {len(raw)} bytes, not even a header", path=path)
-    if raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise TopoError(f"not an IDX file (magic bytes {raw[:4].hex()})", path=path)
-    dtype = _IDX_TYPES[raw[2]]
-    dims_count = raw[3]
-    if ndim is not None and dims_count != ndim:
-        raise TopoError(f"expected {ndim}-dimensional IDX data, the header says {dims_count}", path=path)
-    header = 4 + 4 * dims_count
-    if len(raw) < header:
-        raise TopoError(f"truncated IDX file: {len(raw)} bytes, the header alone needs {header}", path=path)
-    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=dims_count, offset=4))
-    count = int(np.prod(shape, dtype=np.int64))
-    needed = header + count * dtype.itemsize
-    if len(raw) < needed:
-        raise TopoError(
-            f"truncated IDX file: the header promises shape {shape} ({needed:,} bytes), "
-            f"the data has {len(raw):,} bytes",
-            path=path,
-        )
-    if len(raw) > needed:
-        raise TopoError(
-            f"corrupt IDX file: {len(raw) - needed:,} bytes after the data of shape {shape}", path=path
-        )
-    values = np.frombuffer(raw, dtype=dtype, count=count, offset=header)
-    return values.reshape(shape).astype(dtype.newbyteorder("="), copy=True)
-
-
-def _read_idx_pair(images_path: Path, labels_path: Path, *, transpose: bool) -> tuple[np.ndarray, np.ndarray]:
-    images = read_idx(images_path, ndim=3)
-    labels = read_idx(labels_path, ndim=1)
-    if images.shape[0] != labels.shape[0]:
-        raise TopoError(
-            f"{images.shape[0]:,} images in {images_path} but {labels.shape[0]:,} labels", path=labels_path
-        )
-    if images.dtype != np.uint8:
-        raise TopoError(f"expected unsigned-byte images, found {images.dtype}", path=images_path)
-    if transpose:
-        # EMNIST stores every image transposed (column-major); turn it upright
-        images = images.transpose(0, 2, 1)
-    X = images.reshape(images.shape[0], -1).astype(np.float32)
-    X /= 255.0
-    return X, labels.astype(np.int64)
-
-
-def _parse_label_column(header: list[str], label_column: str | None, path: Path,
-                        defaults: Sequence[str] = _DEFAULT_LABEL_COLUMNS) -> int:
-    candidates = [label_column] if label_column else list(defaults)
-    for candidate in candidates:
-        if candidate in header:
-            return header.index(candidate)
-    # a case-insensitive match is still unambiguous enough to use
-    lowered = [h.lower() for h in header]
-    for candidate in candidates:
-        if lowered.count(candidate.lower()) == 1:
-            return lowered.index(candidate.lower())
-    shown = ", ".join(header[:8]) + (", ..." if len(header) > 8 else "")
-    raise TopoError(
-        f"no label column {' / '.join(candidates)} (columns: {shown}); name it with label_column",
-        path=path,
-    )
-
-
-def _read_csv(path: Path, label_column: str | None, *, drop: Sequence[str] = (),
-              defaults: Sequence[str] = _DEFAULT_LABEL_COLUMNS) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features (float64), raw labels and feature names of a CSV file with a header row."""
-    try:
-        text = _read_bytes(path).decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise TopoError(f"not a UTF-8 text file ({exc.reason} at byte {exc.start})", path=path) from None
-    first_line, _, _ = text.partition("\n")
-    if not first_line.strip():
-        raise TopoError("empty CSV file (no header row)", path=path)
-    header = [h.strip() for h in next(csv.reader([first_line]))]
-    label_index = _parse_label_column(header, label_column, path, defaults)
-    dropped = {i for i, h in enumerate(header) if h in ("", "Unnamed: 0") or h in drop}
-    feature_index = [i for i in range(len(header)) if i != label_index and i not in dropped]
-    try:
-        table = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, quotechar='"',
-                           dtype=np.float64, ndmin=2)
-        if table.shape[0] and table.shape[1] != len(header):
-            raise ValueError(f"{table.shape[1]} columns but {len(header)} names in the header")
-        labels = table[:, label_index]
-        features = table[:, feature_index]
-    except ValueError:
-        # text labels (e.g. class names), or something malformed: read cell by cell to
-        # keep text labels and to say exactly where a bad value is
-        rows = [row for row in csv.reader(io.StringIO(text)) if row][1:]
-        for line, row in enumerate(rows, start=2):
-            if len(row) != len(header):
-                raise TopoError(f"row {line} has {len(row)} fields, the header has {len(header)}", path=path) from None
-        labels = np.array([row[label_index].strip() for row in rows])
-        features = np.empty((len(rows), len(feature_index)), dtype=np.float64)
-        for line, row in enumerate(rows, start=2):
-            for k, i in enumerate(feature_index):
-                try:
-                    features[line - 2, k] = float(row[i])
-                except ValueError:
-                    raise TopoError(
-                        f"row {line}, column {header[i]!r}: {row[i]!r} is not a number", path=path
-                    ) from None
-    if features.shape[0] == 0:
-        raise TopoError("no data rows", path=path)
-    return features, labels, [header[i] for i in feature_index]
-
-
-def _read_covtype_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``covtype.data(.gz)``: 54 integer features then the label, comma-separated, no header."""
-    text = _read_bytes(path)
-    try:
-        table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
-    except ValueError as exc:
-        raise TopoError(f"not the UCI covtype.data format ({exc})", path=path) from None
-    if table.shape[1] != COVTYPE_FEATURES + 1:
-        raise TopoError(
-            f"expected {COVTYPE_FEATURES + 1} columns (54 features, then the label), found {table.shape[1]}",
-            path=path,
-        )
-    return table[:, :-1].astype(np.float64), table[:, -1]
-
-
-def _read_covtype(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    if ".csv" in path.name.lower():
-        features, labels, _ = _read_csv(path, "Cover_Type", drop=("Id", "id", "ID"))
-        if features.shape[1] != COVTYPE_FEATURES:
-            raise TopoError(
-                f"expected {COVTYPE_FEATURES} feature columns besides Cover_Type, found {features.shape[1]}",
-                path=path,
-            )
-        return features, labels
-    return _read_covtype_data(path)
 
 
 # -- splitting and scaling -----------------------------------------------------------
@@ -692,7 +275,7 @@ def load_dataset(
     if _looks_like_path(text) and text.strip().lower().replace("_", "-") not in DATASETS:
         return _load_path(Path(text).expanduser(), text, label_column=label_column,
                           test_fraction=test_fraction, **options)
-    key = _canonical(text)
+    key = canonical_name(text)
     if key == "digits":
         from sklearn.datasets import load_digits
 
@@ -704,12 +287,12 @@ def load_dataset(
                          standardise=False, **options)
     files = locate(key, data_dir=data_dir)
     if key == "covtype":
-        X, y = _read_covtype(files["table"])
+        X, y = read_covtype(files["table"])
         X_train, y_train, X_test, y_test = _split_off_test(X, y, test_fraction, seed)
         return _assemble(key, str(files["table"]), X_train, y_train, X_test, y_test, standardise=True, **options)
     transpose = key.startswith("emnist-")
-    X_train, y_train = _read_idx_pair(files["train_images"], files["train_labels"], transpose=transpose)
-    X_test, y_test = _read_idx_pair(files["test_images"], files["test_labels"], transpose=transpose)
+    X_train, y_train = read_idx_pair(files["train_images"], files["train_labels"], transpose=transpose)
+    X_test, y_test = read_idx_pair(files["test_images"], files["test_labels"], transpose=transpose)
     if X_train.shape[1] != X_test.shape[1]:
         raise TopoError(
             f"training images have {X_train.shape[1]} pixels, test images {X_test.shape[1]}",
@@ -733,9 +316,9 @@ def _load_path(path: Path, name: str, *, label_column, test_fraction, val_fracti
     if lowered.endswith(".npz"):
         return _load_npz(path, name, **options)
     if lowered.startswith("covtype") and (lowered.endswith(".data") or lowered.endswith(".data.gz")):
-        X, y = _read_covtype_data(path)
+        X, y = read_covtype_data(path)
     elif ".csv" in lowered:
-        X, y, _ = _read_csv(path, label_column)
+        X, y, _ = read_csv(path, label_column)
     else:
         raise TopoError("unsupported data file: expected .npz, .csv or covtype.data(.gz)", path=path)
     X_train, y_train, X_test, y_test = _split_off_test(X, y, test_fraction, seed)

@@ -18,15 +18,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from topo.errors import TopoError
-from topo.training.data import (
-    DOWNLOADABLE,
-    ProgressCallback,
-    _canonical,
-    _emnist_instructions,
-    _read_covtype_data,
-    _subfolder,
-    data_home,
-)
+from topo.progress import ProgressCallback
+from topo.training.data_files import read_covtype_data
+from topo.training.datasets import DOWNLOADABLE, canonical_name, data_home, dataset_folder, emnist_instructions
 
 __all__ = ["download", "DOWNLOAD_FILES", "DOWNLOAD_URLS", "COVTYPE_ROWS"]
 
@@ -91,7 +85,7 @@ def _md5(path: Path, *, decompress: bool = False) -> str:
 def _check_covtype_content(path: Path) -> str | None:
     """None when ``path`` is the full UCI table, else what is wrong with it."""
     try:
-        X, y = _read_covtype_data(path)
+        X, y = read_covtype_data(path)
     except TopoError as exc:
         return str(exc)
     if X.shape[0] != COVTYPE_ROWS:
@@ -232,20 +226,20 @@ def download(
         Unknown or manual-only data set, every URL failing (a partial file is kept for
         resuming), or a checksum mismatch (the download is deleted).
     """
-    key = _canonical(name)
+    key = canonical_name(name)
     if key == "digits":
         import sklearn.datasets
 
         return Path(sklearn.datasets.__file__).parent / "data"
-    folder = data_home(data_dir) / _subfolder(key)
+    folder = data_home(data_dir) / dataset_folder(key)
     if key.startswith("emnist-"):
-        raise TopoError(f"{key} cannot be downloaded by topo: " + _emnist_instructions(key, folder))
+        raise TopoError(f"{key} cannot be downloaded by topo: " + emnist_instructions(key, folder))
     if key not in DOWNLOAD_FILES:
         raise TopoError(f"{key} has no download; downloadable: {', '.join(DOWNLOADABLE)}")  # pragma: no cover
     if base_url:
         bases = [base_url]
     elif os.environ.get("TOPO_DATA_MIRROR"):
-        bases = [f"{os.environ['TOPO_DATA_MIRROR'].rstrip('/')}/{_subfolder(key)}/"]
+        bases = [f"{os.environ['TOPO_DATA_MIRROR'].rstrip('/')}/{dataset_folder(key)}/"]
     else:
         bases = list(DOWNLOAD_URLS[key])
     bases = [b if b.endswith("/") else b + "/" for b in bases]
