@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
@@ -503,18 +503,23 @@ _SIDE_BRANCH_RE = re.compile(r"(^|[._/])(downsample|shortcut|skip|residual|ident
 MAX_ORDER_STEPS = 200_000
 
 
-def _detect_kind(t: Tensor) -> None:
-    """Set ``t.kind`` from the names where the reader did not (embeddings get their layout flipped)."""
+def _with_kind(t: Tensor) -> Tensor:
+    """``t`` with its ``kind`` detected from the names where the reader set none.
+
+    Embeddings also get their layout flipped.
+    """
     if t.kind is not None:
-        return
+        return t
     if _EMBEDDING_RE.search(t.key):
-        t.kind = "embedding"
+        layout = t.layout
         if len(np.shape(t.value)) == 2:
             # Embedding tables are stored [vocab, dim] in every framework: token j feeds
             # feature i, so topo's [out, in] is the transpose.
-            t.layout = "in_out" if t.layout == "out_in" else "out_in"
-    elif _ATTENTION_RE.search(t.name or t.key):
-        t.kind = "attention"
+            layout = "in_out" if t.layout == "out_in" else "out_in"
+        return replace(t, kind="embedding", layout=layout)
+    if _ATTENTION_RE.search(t.name or t.key):
+        return replace(t, kind="attention")
+    return t
 
 
 def _dims(t: Tensor) -> tuple[int, int, int]:
@@ -527,18 +532,21 @@ def _dims(t: Tensor) -> tuple[int, int, int]:
     return int(n_group) * max(int(t.groups or 1), 1), int(n_out), int(n_group)
 
 
-def _infer_groups(matrices: Sequence[Tensor]) -> list[str]:
-    """Give a convolution whose file records no groups the groups its neighbours imply.
+def _infer_groups(matrices: Sequence[Tensor]) -> tuple[list[Tensor], list[str]]:
+    """The convolutions whose file records no groups, with the groups their neighbours imply.
 
     A kernel ``[out, in/g, *k]`` after a convolution with ``in`` outputs (``in`` a
     multiple of ``in/g``, ``out`` a multiple of ``g``) is grouped ``g`` ways (``g = in``:
     depthwise). Convolutions on a residual side branch (``downsample``, ``shortcut``)
-    are left alone. Returns notes naming what was inferred.
+    are left alone. Returns the tensors (new ones where groups were inferred) and notes
+    naming what was inferred.
     """
     notes: list[str] = []
+    result: list[Tensor] = []
     prev: Tensor | None = None
     for t in matrices:
         if t.kind in _STANDALONE_KINDS:
+            result.append(t)
             continue
         ndim = len(np.shape(t.value))
         if ndim > 2 and prev is not None and len(np.shape(prev.value)) > 2 and max(int(t.groups or 1), 1) == 1 \
@@ -548,12 +556,12 @@ def _infer_groups(matrices: Sequence[Tensor]) -> list[str]:
             if n_group and prev_out != n_group and prev_out % n_group == 0:
                 groups = prev_out // n_group
                 if n_out % groups == 0:
-                    t.groups = groups
-                    t.info = {**t.info, "groups_inferred": True}
+                    t = replace(t, groups=groups, info={**t.info, "groups_inferred": True})
                     notes.append(f"{t.name or t.key} ({groups} groups: [{n_out}, {n_group}, ...] after "
                                  f"{prev_out} channels)")
+        result.append(t)
         prev = t
-    return notes
+    return result, notes
 
 
 def _chain_orders(edges: Sequence[tuple[int, int]], start_nodes: Sequence[int], limit: int) -> list[list[int]]:
@@ -626,6 +634,207 @@ def _shape_order(chainable: Sequence[Layer]) -> tuple[list[int] | None, bool]:
 
 
 # -- the assembler ------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Sorted:
+    """A reader's tensors sorted by what they are."""
+
+    matrices: list[Tensor]
+    biases: dict[str, Tensor]
+    skipped: list[str]
+    warnings: list[str]
+
+
+def _sort_tensors(tensors: Sequence[Tensor], path: Path) -> _Sorted:
+    """Weights (2-D to 5-D), biases (1-D), and the keys that become no layer (with why, where it matters)."""
+    biases: dict[str, Tensor] = {}
+    matrices: list[Tensor] = []
+    skipped: list[str] = []
+    warnings: list[str] = []
+    for t in tensors:
+        _numeric(t.value, t.key, path)
+        last = re.split(r"[./]", _INDEX_SUFFIX_RE.sub("", t.key))[-1]
+        if _BUFFER_RE.search(t.key):
+            skipped.append(t.key)
+            continue
+        ndim = len(np.shape(t.value))
+        if ndim == 0 or 0 in np.shape(t.value):
+            skipped.append(t.key)
+        elif ndim == 1:
+            biases[t.key] = t
+        elif last.lower() in ("bias", "biases"):
+            skipped.append(t.key)
+        elif ndim > 5:
+            skipped.append(t.key)
+            warnings.append(f"{t.key!r} has {ndim} dimensions; not a layer topo understands, skipped")
+        else:
+            matrices.append(t)
+    return _Sorted(matrices, biases, skipped, warnings)
+
+
+def _unique_names(matrices: Sequence[Tensor]) -> list[Tensor]:
+    """The tensors with layer names: from the key unless the reader chose one, kept unique."""
+    seen: dict[str, int] = {}
+    named = []
+    for t in matrices:
+        name = t.name or layer_name_from_key(t.key)
+        if name in seen:
+            name = t.key if t.key not in seen else f"{t.key}#{seen[name]}"
+        seen[name] = seen.get(name, 0) + 1
+        named.append(replace(t, name=name))
+    return named
+
+
+def _with_biases(matrices: Sequence[Tensor], biases: Mapping[str, Tensor]) -> tuple[list[Tensor], list[str]]:
+    """The tensors with their biases (the 1-D tensor with the same prefix and the right length).
+
+    Returns the tensors and the bias keys no weight took.
+    """
+    used_bias: set[str] = set()
+    result = []
+    for t in matrices:
+        if t.bias is None:
+            for cand in _bias_candidates(t.key, t.name or ""):
+                b = biases.get(cand)
+                if b is not None and cand not in used_bias and np.shape(b.value)[0] == _n_out(t):
+                    t = replace(t, bias=b.value)
+                    used_bias.add(cand)
+                    break
+        result.append(t)
+    return result, [k for k in biases if k not in used_bias]
+
+
+def _selected(matrices: Sequence[Tensor], layers: str | None, *, natural_order: bool, format: str,
+              path: Path) -> list[Tensor]:
+    """The tensors in the order asked for, those whose name matches ``layers`` alone.
+
+    Raises
+    ------
+    TopoError
+        A bad ``layers`` expression, or no layer left.
+    """
+    selected = list(matrices)
+    if natural_order:
+        selected = sorted(selected, key=lambda t: natural_key(t.name or t.key))
+    if layers is not None:
+        try:
+            pattern = re.compile(layers)
+        except re.error as exc:
+            raise TopoError(f"option layers={layers!r} is not a valid regular expression ({exc})") from None
+        selected = [t for t in selected if pattern.search(t.name or "")]
+        if not selected:
+            raise TopoError(f"no layer name matches layers={layers!r}", path=path)
+    if not selected:
+        raise TopoError(f"no weight matrix found (a {format} file with no 2-D or convolution weights)", path=path)
+    return selected
+
+
+def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str]) -> tuple[Layer, int]:
+    """The layer of one tensor in topo's ``[out, in]`` layout, and its count of NaN weights.
+
+    Warnings about it (weights over the budget, a bias that does not fit) are appended
+    to ``warnings``.
+    """
+    name = t.name or t.key
+    ndim = len(np.shape(t.value))
+    if t.mask is not None and np.shape(t.mask) != np.shape(t.value):
+        raise TopoError(
+            f"{t.key!r}: mask shape {tuple(np.shape(t.mask))} differs from weight shape "
+            f"{tuple(np.shape(t.value))}",
+            path=path,
+        )
+    layer_info: dict[str, Any] = {"key": t.key}
+    keep_weights = _check_layer_budget(t, weights, path, warnings)
+    # a mask built from blocks of rows counts NaN in the same pass over the file
+    n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
+    weight = None
+    if ndim == 2:
+        mask, weight, facts = _linear(t, keep_weights)
+    else:
+        mask, facts = _conv(t)
+    facts = dict(facts)
+    if n_nan is None:
+        n_nan = facts.pop("nan_count", 0)
+    layer_info.update(facts)
+    layer_info.update(t.info)
+    if t.note:
+        layer_info["note"] = t.note
+    if t.kind is not None and t.kind != layer_info.get("kind"):
+        layer_info["role"] = t.kind
+    bias = t.bias
+    n_out = mask.shape[0]
+    if bias is not None and np.size(bias) != n_out:
+        warnings.append(f"{name}: bias of length {np.size(bias)} does not match {n_out} outputs; dropped")
+        bias = None
+    if bias is not None:
+        bias = np.asarray(bias)
+        if bias.dtype.kind not in "fiu":
+            bias = None
+    layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
+    if weight is not None:
+        weight = np.asarray(weight)
+        if weight.dtype.kind != "f":
+            weight = weight.astype(np.float32)
+        return Layer.from_weight(name, weight, mask=mask, **layer_kwargs), n_nan
+    if sp.isspmatrix_csr(mask) and mask.dtype == bool and mask.has_sorted_indices:
+        return Layer(name=name, mask=mask, **layer_kwargs), n_nan  # already a layer's mask: no copy
+    return Layer.from_mask(name, mask, **layer_kwargs), n_nan
+
+
+def _shape_ordered(built: Sequence[tuple[Tensor, Layer]]) -> tuple[list[tuple[Tensor, Layer]], list[str]]:
+    """The built layers in the order their shapes imply, where the declared order does not chain.
+
+    Standalone kinds keep their places. Returns the (possibly reordered) layers and
+    warnings saying what was done; no warnings means the order was kept.
+    """
+    ordered = list(built)
+    chain_slots = [i for i, (t, _) in enumerate(ordered) if t.kind not in _STANDALONE_KINDS]
+    order, ambiguous = _shape_order([ordered[i][1] for i in chain_slots])
+    if order is None:
+        return ordered, []
+    moved = [ordered[chain_slots[j]] for j in order]
+    for slot, item in zip(chain_slots, moved):
+        ordered[slot] = item
+    names = [layer.name for _, layer in moved]
+    warnings = [_summarise("layers reordered so that each one's outputs feed the next "
+                           "(the declared order does not chain)", names, limit=8)]
+    if ambiguous:
+        warnings.append("the order is ambiguous: more than one order of the layers chains by shape; "
+                        "the one closest to the declared order was kept")
+    return ordered, warnings
+
+
+def _chained(built: Sequence[tuple[Tensor, Layer]]) -> tuple[list[Layer], list[str]]:
+    """The layers, standalone where the parts do not form a chain, and a warning for each kind of break."""
+    out_layers: list[Layer] = []
+    standalone_by: dict[str, list[str]] = {"embedding": [], "attention": [], "recurrent": []}
+    mismatches: list[str] = []
+    for t, layer in built:
+        standalone = False
+        if t.kind in standalone_by:
+            standalone = True
+            standalone_by[t.kind].append(layer.name)
+        elif out_layers and not out_layers[-1].standalone and out_layers[-1].n_out != layer.n_in:
+            prev = out_layers[-1]
+            standalone = True
+            mismatches.append(f"{layer.name} [in={layer.n_in}] after {prev.name} [out={prev.n_out}]")
+        out_layers.append(layer.with_(standalone=True) if standalone else layer)
+    warnings: list[str] = []
+    if standalone_by["embedding"]:
+        warnings.append(_summarise("embeddings kept as standalone layers", standalone_by["embedding"]))
+    if standalone_by["attention"]:
+        warnings.append(
+            _summarise(
+                "attention projections (parallel branches, not a chain) kept standalone",
+                standalone_by["attention"],
+            )
+        )
+    if standalone_by["recurrent"]:
+        warnings.append(_summarise("recurrent kernels kept standalone", standalone_by["recurrent"]))
+    if mismatches:
+        warnings.append(_summarise("layers that do not chain to the previous one kept standalone", mismatches))
+    return out_layers, warnings
+
+
 def build_topology(
     tensors: Sequence[Tensor],
     *,
@@ -691,125 +900,27 @@ def build_topology(
     """
     path = Path(path)
     _policy.check_array_count(len(tensors), path=path)
-    warnings = list(warnings)
-    skipped = list(skipped)
-    biases: dict[str, Tensor] = {}
-    matrices: list[Tensor] = []
-    for t in tensors:
-        _numeric(t.value, t.key, path)
-        last = re.split(r"[./]", _INDEX_SUFFIX_RE.sub("", t.key))[-1]
-        if _BUFFER_RE.search(t.key):
-            skipped.append(t.key)
-            continue
-        ndim = len(np.shape(t.value))
-        if ndim == 0 or 0 in np.shape(t.value):
-            skipped.append(t.key)
-        elif ndim == 1:
-            biases[t.key] = t
-        elif last.lower() in ("bias", "biases"):
-            skipped.append(t.key)
-        elif ndim > 5:
-            skipped.append(t.key)
-            warnings.append(f"{t.key!r} has {ndim} dimensions; not a layer topo understands, skipped")
-        else:
-            matrices.append(t)
-
-    # Names: from the key unless the reader chose one; keep them unique.
-    seen: dict[str, int] = {}
-    for t in matrices:
-        name = t.name or layer_name_from_key(t.key)
-        if name in seen:
-            name = t.key if t.key not in seen else f"{t.key}#{seen[name]}"
-        seen[name] = seen.get(name, 0) + 1
-        t.name = name
-
-    # Biases: the 1-D tensor with the same prefix and the right length.
-    used_bias: set[str] = set()
-    for t in matrices:
-        if t.bias is not None:
-            continue
-        for cand in _bias_candidates(t.key, t.name or ""):
-            b = biases.get(cand)
-            if b is not None and cand not in used_bias and np.shape(b.value)[0] == _n_out(t):
-                t.bias = b.value
-                used_bias.add(cand)
-                break
-    skipped.extend(k for k in biases if k not in used_bias)
-
-    if natural_order:
-        matrices = sorted(matrices, key=lambda t: natural_key(t.name or t.key))
-
-    if layers is not None:
-        try:
-            pattern = re.compile(layers)
-        except re.error as exc:
-            raise TopoError(f"option layers={layers!r} is not a valid regular expression ({exc})") from None
-        matrices = [t for t in matrices if pattern.search(t.name or "")]
-        if not matrices:
-            raise TopoError(f"no layer name matches layers={layers!r}", path=path)
-    if not matrices:
-        raise TopoError(f"no weight matrix found (a {format} file with no 2-D or convolution weights)", path=path)
+    # every step returns new values: the reader's tensors and lists are left as they were
+    found = _sort_tensors(tensors, path)
+    warnings = [*warnings, *found.warnings]
+    matrices = _unique_names(found.matrices)
+    matrices, unused_biases = _with_biases(matrices, found.biases)
+    skipped = [*skipped, *found.skipped, *unused_biases]
+    matrices = _selected(matrices, layers, natural_order=natural_order, format=format, path=path)
     _policy.check_layer_count(len(matrices), path=path)
-    for t in matrices:
-        _detect_kind(t)
-    inferred_groups = _infer_groups(matrices)
+    matrices = [_with_kind(t) for t in matrices]
+    matrices, inferred_groups = _infer_groups(matrices)
     if inferred_groups:
         warnings.append(_summarise("convolution groups inferred from neighbouring shapes", inferred_groups))
 
     built: list[tuple[Tensor, Layer]] = []
     nan_layers: list[str] = []
     for t in matrices:
-        name = t.name or t.key
-        ndim = len(np.shape(t.value))
-        if t.mask is not None and np.shape(t.mask) != np.shape(t.value):
-            raise TopoError(
-                f"{t.key!r}: mask shape {tuple(np.shape(t.mask))} differs from weight shape "
-                f"{tuple(np.shape(t.value))}",
-                path=path,
-            )
-        layer_info: dict[str, Any] = {"key": t.key}
-        weight = None
-        kind = t.kind
-        keep_weights = _check_layer_budget(t, weights, path, warnings)
-        # a mask built from blocks of rows counts NaN in the same pass over the file
-        n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
-        if ndim == 2:
-            mask, weight, facts = _linear(t, keep_weights)
-        else:
-            mask, facts = _conv(t)
-        if n_nan is None:
-            n_nan = facts.pop("nan_count", 0)
+        layer, n_nan = _build_layer(t, weights=weights, path=path, warnings=warnings)
         if n_nan:
-            nan_layers.append(f"{name} ({n_nan})")
-        layer_info.update(facts)
-        layer_info.update(t.info)
-        if t.note:
-            layer_info["note"] = t.note
-        if kind is not None and kind != layer_info.get("kind"):
-            layer_info["role"] = kind
-        bias = t.bias
-        n_out = mask.shape[0]
-        if bias is not None and np.size(bias) != n_out:
-            warnings.append(f"{name}: bias of length {np.size(bias)} does not match {n_out} outputs; dropped")
-            bias = None
-        if bias is not None:
-            bias = np.asarray(bias)
-            if bias.dtype.kind not in "fiu":
-                bias = None
-        layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
-        if weight is not None:
-            weight = np.asarray(weight)
-            if weight.dtype.kind != "f":
-                weight = weight.astype(np.float32)
-            layer = Layer.from_weight(name, weight, mask=mask, **layer_kwargs)
-        elif sp.isspmatrix_csr(mask) and mask.dtype == bool and mask.has_sorted_indices:
-            layer = Layer(name=name, mask=mask, **layer_kwargs)  # already a layer's mask: no copy
-        else:
-            layer = Layer.from_mask(name, mask, **layer_kwargs)
-        del mask, weight
+            nan_layers.append(f"{t.name or t.key} ({n_nan})")
         if on_layer is not None:
             layer = on_layer(layer)
-        t.kind = kind
         built.append((t, layer))
         if progress is not None:
             progress(len(built), len(matrices))
@@ -817,47 +928,13 @@ def build_topology(
     # Order: where the declared order does not chain, the order the shapes imply.
     order_note = "natural sort of names" if natural_order else "the format's own order"
     if not keep_order:
-        chain_slots = [i for i, (t, _) in enumerate(built) if t.kind not in _STANDALONE_KINDS]
-        order, ambiguous = _shape_order([built[i][1] for i in chain_slots])
-        if order is not None:
-            moved = [built[chain_slots[j]] for j in order]
-            for slot, item in zip(chain_slots, moved):
-                built[slot] = item
-            names = [layer.name for _, layer in moved]
+        built, order_warnings = _shape_ordered(built)
+        if order_warnings:
             order_note = "inferred from shapes (the declared order does not chain)"
-            warnings.append(_summarise("layers reordered so that each one's outputs feed the next "
-                                       "(the declared order does not chain)", names, limit=8))
-            if ambiguous:
-                warnings.append("the order is ambiguous: more than one order of the layers chains by shape; "
-                                "the one closest to the declared order was kept")
+            warnings.extend(order_warnings)
 
-    # Chaining: standalone where the parts do not form a chain, always with a warning.
-    out_layers: list[Layer] = []
-    standalone_by: dict[str, list[str]] = {"embedding": [], "attention": [], "recurrent": []}
-    mismatches: list[str] = []
-    for t, layer in built:
-        standalone = False
-        if t.kind in standalone_by:
-            standalone = True
-            standalone_by[t.kind].append(layer.name)
-        elif out_layers and not out_layers[-1].standalone and out_layers[-1].n_out != layer.n_in:
-            prev = out_layers[-1]
-            standalone = True
-            mismatches.append(f"{layer.name} [in={layer.n_in}] after {prev.name} [out={prev.n_out}]")
-        out_layers.append(layer.with_(standalone=True) if standalone else layer)
-    if standalone_by["embedding"]:
-        warnings.append(_summarise("embeddings kept as standalone layers", standalone_by["embedding"]))
-    if standalone_by["attention"]:
-        warnings.append(
-            _summarise(
-                "attention projections (parallel branches, not a chain) kept standalone",
-                standalone_by["attention"],
-            )
-        )
-    if standalone_by["recurrent"]:
-        warnings.append(_summarise("recurrent kernels kept standalone", standalone_by["recurrent"]))
-    if mismatches:
-        warnings.append(_summarise("layers that do not chain to the previous one kept standalone", mismatches))
+    out_layers, chain_warnings = _chained(built)
+    warnings.extend(chain_warnings)
     if nan_layers:
         warnings.append(_summarise("NaN weights (counted as connections in the mask)", nan_layers))
 
