@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import topo.predict as predict_module
+import topo.predict.bundle as predict_module
 from topo.errors import TopoError
 from topo.predict import LEGACY_MODEL_HEADER, MODEL_KIND, load_predictor
 from topo_cli.main import main
