@@ -60,7 +60,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 import os
 import re
 from dataclasses import asdict, dataclass
@@ -70,6 +69,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from topo.errors import TopoError
+from topo.values import finite_float
 
 __all__ = [
     "AuditRow",
@@ -453,10 +453,6 @@ def _unreadable(path: Path) -> str | None:
     return None
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
-
-
 def _fit_layer(layers: Sequence[Any]) -> Any:
     """The layer whose fan-in is fitted: see the module notes."""
     best = None
@@ -531,8 +527,8 @@ def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None
         nnz=int(nnz),
         total=int(total),
         density=nnz / total if total else None,
-        layer_density_mean=_finite_or_none(densities.mean()),
-        layer_density_max=_finite_or_none(densities.max()),
+        layer_density_mean=finite_float(densities.mean()),
+        layer_density_max=finite_float(densities.max()),
         fan_in_cv_mean=float(cvs.mean()) if cvs.size else None,
         fan_in_cv_max=float(cvs.max()) if cvs.size else None,
         no_inputs=int(sum(d.no_inputs for d in degrees)),

@@ -27,7 +27,6 @@ A run folder is::
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from pathlib import Path
@@ -38,6 +37,7 @@ import numpy as np
 from topo.atomic import atomic_write_bytes, atomic_write_text
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
+from topo.values import finite_float
 
 __all__ = [
     "FORMAT_NAME",
@@ -508,10 +508,9 @@ def _json_type(value: Any) -> str:
     return "an object"
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+def _json_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A metrics record with its non-finite floats as None (JSON has no NaN)."""
+    return {k: finite_float(v) if isinstance(v, float) else v for k, v in record.items()}
 
 
 def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
@@ -521,7 +520,7 @@ def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
     """
     path = Path(run) / METRICS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps({k: _finite(v) for k, v in record.items()}, default=_json_default)
+    line = json.dumps(_json_record(record), default=_json_default)
     try:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(line + "\n")
@@ -623,6 +622,6 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
 
 def write_metrics(run: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
     """Replace ``metrics.jsonl`` with ``records`` atomically (used when a run resumes)."""
-    text = "".join(json.dumps({k: _finite(v) for k, v in r.items()}, default=_json_default) + "\n" for r in records)
+    text = "".join(json.dumps(_json_record(r), default=_json_default) + "\n" for r in records)
     return atomic_write_text(Path(run) / METRICS_FILE, text)
 

@@ -28,7 +28,7 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,14 +37,13 @@ from topo.errors import TopoError
 from topo.formats import _policy
 from topo.formats._policy import check_declared_size
 from topo.topology import Layer, Topology
+from topo.values import natural_key
 
 __all__ = [
     "Tensor",
     "MAX_TENSOR_BYTES",
     "MAX_EXPANSION",
     "EXPANSION_FLOOR_BYTES",
-    "natural_key",
-    "natural_sorted",
     "layer_name_from_key",
     "check_declared_size",
     "pair_masks",
@@ -52,7 +51,6 @@ __all__ = [
     "reading",
     "one_line",
     "read_head",
-    "finite_int",
     "layout_from_name",
     "apply_name_layouts",
 ]
@@ -133,17 +131,6 @@ class Tensor:
 
 
 # -- names --------------------------------------------------------------------------
-def natural_key(name: str) -> tuple:
-    """Sort key that orders digit runs by value: ``layers.2`` before ``layers.10``."""
-    parts = re.split(r"(\d+)", str(name))
-    return tuple((0, int(p)) if i % 2 else (1, p.lower()) for i, p in enumerate(parts))
-
-
-def natural_sorted(names: Iterable[str]) -> list[str]:
-    """``names`` in natural order (see :func:`natural_key`)."""
-    return sorted(names, key=natural_key)
-
-
 def layer_name_from_key(key: str) -> str:
     """The layer a weight key belongs to: ``fc1.weight`` -> ``fc1``, ``dense/kernel:0`` -> ``dense``."""
     stripped = _WEIGHT_SUFFIX_RE.sub("", key)
@@ -952,12 +939,3 @@ def build_topology(
         return Topology(out_layers, info=meta)
     except TopoError as exc:
         raise TopoError(str(exc), path=path) from None
-
-
-def finite_int(value: Any) -> int | None:
-    """``value`` as an int when it is a finite number, else None."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if math.isfinite(number) else None

@@ -67,11 +67,11 @@ from topo.formats._assemble import (
     Tensor,
     build_topology,
     check_declared_size,
-    natural_key,
     read_head,
     reading,
 )
 from topo.topology import Topology
+from topo.values import natural_key
 
 __all__ = ["EXTENSIONS", "sniff", "read", "is_keras3_weights", "with_tfmot_targets"]
 

@@ -42,12 +42,12 @@ from topo.formats._assemble import (
     Tensor,
     build_topology,
     check_declared_size,
-    natural_key,
     pair_masks,
     read_head,
     reading,
 )
 from topo.topology import Topology
+from topo.values import natural_key
 
 __all__ = ["EXTENSIONS", "sniff", "read", "list_epochs", "is_set_folder", "is_set_run"]
 

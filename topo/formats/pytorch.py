@@ -47,7 +47,6 @@ from topo.formats import _policy
 from topo.formats._assemble import (
     Tensor,
     build_topology,
-    finite_int,
     layer_name_from_key,
     one_line,
     pair_masks,
@@ -56,6 +55,7 @@ from topo.formats._assemble import (
 )
 from topo.formats._unpickle import MAX_ENTRIES, StoredTensor
 from topo.topology import Topology
+from topo.values import finite_float
 
 __all__ = ["EXTENSIONS", "LEGACY_MAGIC", "sniff", "read", "load_checkpoint", "load_state_dict", "state_dict_tensors"]
 
@@ -248,7 +248,8 @@ def _find_parts(obj: Any) -> tuple[dict[str, Any], dict[str, Any], list[Any], di
             notes.append(f"masks from rigl-torch's backward_masks in {key!r}")
             break
     for key in ("epoch", "global_step", "step"):
-        value = finite_int(obj.get(key)) if not isinstance(obj.get(key), bool) else None
+        number = finite_float(obj.get(key)) if not isinstance(obj.get(key), bool) else None
+        value = None if number is None else int(number)
         if value is not None:
             facts["step" if key == "global_step" else key] = value
     # Masks saved beside the weights: {"masks": {...}} or {"mask": {"masks": {...}}} or {"mask": {...}}.

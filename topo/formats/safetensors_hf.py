@@ -44,12 +44,12 @@ from topo.formats._assemble import (
     apply_name_layouts,
     build_topology,
     check_declared_size,
-    natural_key,
     one_line,
     pair_masks,
     reading,
 )
 from topo.topology import Topology
+from topo.values import natural_key
 
 __all__ = ["EXTENSIONS", "MAX_HEADER_BYTES", "StoredTensor", "sniff", "read", "read_header", "model_order"]
 

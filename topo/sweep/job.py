@@ -17,20 +17,14 @@ from typing import Any, Mapping
 
 from topo.errors import TopoError
 from topo.training.config import TrainConfig
+from topo.values import finite_float
 
-__all__ = ["sweep_job", "read_summary", "finite_or_nan", "FIGURES", "SUMMARY_KIND", "SUMMARY_VERSION"]
+__all__ = ["sweep_job", "read_summary", "FIGURES", "SUMMARY_KIND", "SUMMARY_VERSION"]
 
 SUMMARY_KIND = "topo-sweep-row"
 SUMMARY_VERSION = 1
 #: the run-level figures of a summary (and of the results table)
 FIGURES = ("final_val_acc", "final_test_acc", "best_val_acc", "epochs_done", "exploration_rate")
-
-
-def finite_or_nan(value: Any) -> float:
-    if value is None:
-        return math.nan
-    value = float(value)
-    return value if math.isfinite(value) else math.nan
 
 
 def _figures(run_dir: Path) -> dict[str, Any]:
@@ -47,7 +41,7 @@ def _figures(run_dir: Path) -> dict[str, Any]:
         raise TopoError("the run has no metrics", path=run_dir)
     final = metrics[-1]
     trained = [r for r in metrics if int(r.get("epoch", 0)) >= 1] or metrics
-    val = [finite_or_nan(r.get("val_acc")) for r in trained]
+    val = [finite_float(r.get("val_acc"), math.nan) for r in trained]
     val = [v for v in val if not math.isnan(v)]
     topologies = load_run(run_dir)
     last = topologies[-1]
@@ -61,8 +55,8 @@ def _figures(run_dir: Path) -> dict[str, Any]:
         except TopoError:  # a checkpoint without gradient statistics
             concentration.append(math.nan)
     return {
-        "final_val_acc": finite_or_nan(final.get("val_acc")),
-        "final_test_acc": finite_or_nan(final.get("test_acc")),
+        "final_val_acc": finite_float(final.get("val_acc"), math.nan),
+        "final_test_acc": finite_float(final.get("test_acc"), math.nan),
         "best_val_acc": max(val) if val else math.nan,
         "epochs_done": int(final.get("epoch", 0)),
         "layers": list(last.names),

@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import math
-import re
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from topo.sweep.grid import SweepRun
-from topo.sweep.job import FIGURES, finite_or_nan, read_summary
+from topo.sweep.job import FIGURES, read_summary
 from topo.sweep.spec import SweepSpec
+from topo.values import finite_float, natural_sorted
 
 __all__ = ["ResultsTable", "results_columns", "STATUSES", "RUNS_DIR", "SUMMARIES_DIR", "RESULTS_FILE"]
 
@@ -23,17 +23,13 @@ SUMMARIES_DIR = "summaries"
 RESULTS_FILE = "results.csv"
 
 
-def _natural(name: str) -> list:
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
-
-
 def _layer_names(summaries: Sequence[Mapping[str, Any] | None]) -> list[str]:
     names: list[str] = []
     for summary in summaries:
         for name in (summary or {}).get("layers", []) or []:
             if name not in names:
                 names.append(name)
-    return sorted(names, key=_natural)
+    return natural_sorted(names)
 
 
 def results_columns(config_keys: Sequence[str], layers: Sequence[str]) -> list[str]:
@@ -64,7 +60,7 @@ def _row(run: SweepRun, summary: Mapping[str, Any] | None, config_keys, layers, 
     summary = summary or {}
     for key in FIGURES:
         value = summary.get(key)
-        row[key] = value if key == "epochs_done" else finite_or_nan(value)
+        row[key] = value if key == "epochs_done" else finite_float(value, math.nan)
     index_of = {name: i for i, name in enumerate(summary.get("layers") or [])}
     for figure in ("fan_in_cv", "converged", "grad_concentration", "neurons_removed"):
         values = summary.get(figure) or []
@@ -72,7 +68,7 @@ def _row(run: SweepRun, summary: Mapping[str, Any] | None, config_keys, layers, 
             index = index_of.get(layer)
             value = values[index] if index is not None and index < len(values) else None
             if figure not in ("converged", "neurons_removed") and value is not None:
-                value = finite_or_nan(value)
+                value = finite_float(value, math.nan)
             row[f"{figure}_{layer}"] = value
     row["run_dir"] = str(run_dir)
     row["error"] = summary.get("error")
