@@ -1,4 +1,4 @@
-"""Helpers the study scripts in examples/ share: data folder, tables, CSV, run names, statistics.
+"""Helpers the study scripts in examples/ share: the command line, data folder, tables, CSV, run names, statistics.
 
 Not a study itself. The scripts import it with the examples folder on ``sys.path``
 (they are run as ``python examples/<study>.py`` and loaded by file in the tests).
@@ -8,12 +8,14 @@ Training a configuration into a run folder, reusing or resuming it, is
 
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
 import json
 import math
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,6 +25,10 @@ import numpy as np
 __all__ = [
     "REPO",
     "RESULTS",
+    "study_parser",
+    "study_mode",
+    "refuse_smoke_writes",
+    "progress_log",
     "output_folder",
     "smoke_refusal",
     "data_folder",
@@ -38,6 +44,94 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[1]
 #: The committed results of the studies' full (or stated) runs; smoke runs never write here.
 RESULTS = REPO / "examples" / "results"
+
+
+# -- the command line ----------------------------------------------------------------------
+def study_parser(
+    doc: str,
+    *,
+    smoke: str,
+    quick: str | None = None,
+    data_dir: str | None = None,
+    out: str,
+    runs: str | None = None,
+    path_type: Callable[[str], Any] | None = Path,
+    description: str = "line",
+) -> argparse.ArgumentParser:
+    """The options every study takes: ``--quick`` / ``--smoke``, ``--data-dir``, ``--out``, ``--runs``.
+
+    Parameters
+    ----------
+    doc : str
+        The study's docstring; its first line (``description="line"``) or first
+        paragraph (``"paragraph"``) describes it in ``--help``.
+    smoke, quick : str
+        Help of ``--smoke`` and ``--quick`` (mutually exclusive); no ``--quick`` when None.
+    data_dir, out, runs : str
+        Help of ``--data-dir``, ``--out`` and ``--runs``; no such option when None.
+    path_type : callable or None
+        What ``--out`` and ``--runs`` are parsed into (None: kept as text).
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        To which a study adds its own options.
+    """
+    first = doc.split("\n\n")[0] if description == "paragraph" else doc.splitlines()[0]
+    parser = argparse.ArgumentParser(description=first)
+    modes = parser.add_mutually_exclusive_group()
+    if quick is not None:
+        modes.add_argument("--quick", action="store_true", help=quick)
+    modes.add_argument("--smoke", action="store_true", help=smoke)
+    if data_dir is not None:
+        parser.add_argument("--data-dir", default=None, help=data_dir)
+    parser.add_argument("--out", type=path_type, default=None, help=out)
+    if runs is not None:
+        parser.add_argument("--runs", type=path_type, default=None, help=runs)
+    return parser
+
+
+def study_mode(args: argparse.Namespace) -> str:
+    """``"smoke"``, ``"quick"`` or ``"full"``, as the options say."""
+    return "smoke" if args.smoke else "quick" if getattr(args, "quick", False) else "full"
+
+
+def refuse_smoke_writes(study: str, smoke: bool, folders: Sequence[str | Path | None]) -> bool:
+    """Print :func:`smoke_refusal`'s reason on stderr and return True when there is one.
+
+    A study's ``main`` then returns 2 (a usage error).
+    """
+    refusal = smoke_refusal(study, smoke, folders)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return True
+    return False
+
+
+def progress_log(study: str | None = None, *, width: int = 6,
+                 counts: dict[str, int] | None = None) -> Callable[[str], None]:
+    """A ``log(message)`` that prints a study's progress, flushed at once.
+
+    With ``study``, every line reads ``STUDY [  12.3s] message`` (seconds since this
+    call, right-aligned in ``width``); without, the message alone. With ``counts``, a
+    message that reports a run as ``: trained,`` / ``: reused,`` / ``: resumed,``
+    counts it there.
+    """
+    import time
+
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        if counts is not None:
+            for how in ("trained", "reused", "resumed"):
+                if f": {how}," in message:
+                    counts[how] = counts.get(how, 0) + 1
+        if study is None:
+            print(message, flush=True)
+        else:
+            print(f"{study} [{time.perf_counter() - started:{width}.1f}s] {message}", flush=True)
+
+    return log
 
 
 # -- output folders -----------------------------------------------------------------------

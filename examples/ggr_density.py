@@ -37,7 +37,6 @@ training runs to ``<out>/runs/`` (git-ignored), reused when the script runs agai
 
 from __future__ import annotations
 
-import argparse
 import math
 import shlex
 import sys
@@ -49,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from _study import (cohens_d, data_folder, load_datasets, markdown_table, output_folder, pct,  # noqa: E402
-                    smoke_refusal, welch_p, write_csv)  # noqa: E402
+                    progress_log, refuse_smoke_writes, study_mode, study_parser, welch_p, write_csv)  # noqa: E402
 
 STUDY = "ggr_density"
 REPO = Path(__file__).resolve().parents[1]
@@ -401,14 +400,14 @@ def _combine(verdicts: list[str]) -> str:
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="minutes: digits (3 seeds) and covtype (2 seeds)")
-    group.add_argument("--smoke", action="store_true", help="seconds: tiny network, 1 epoch, 1 seed, digits")
-    parser.add_argument("--data-dir", help="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)")
-    parser.add_argument("--out", type=Path, default=None, help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; "
-                        "--smoke: a new temporary folder, never examples/results/)")
-    parser.add_argument("--runs", type=Path, default=None, help="scratch folder of the training runs (default OUT/runs)")
+    parser = study_parser(
+        __doc__,
+        quick="minutes: digits (3 seeds) and covtype (2 seeds)",
+        smoke="seconds: tiny network, 1 epoch, 1 seed, digits",
+        data_dir="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)",
+        out=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; --smoke: a new temporary folder, never examples/results/)",
+        runs="scratch folder of the training runs (default OUT/runs)",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration, for every data set")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for every data set")
     parser.add_argument("--update-every", type=int, default=None, help="update interval for every data set")
@@ -418,28 +417,21 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    mode = make_mode("smoke" if args.smoke else "quick" if args.quick else "full")
+    mode = make_mode(study_mode(args))
     if args.seeds is not None:
         mode.seeds = {n: tuple(range(args.seeds)) for n in mode.datasets}
     for option, target in ((args.epochs, mode.epochs), (args.update_every, mode.update_every)):
         if option is not None:
             for key in target:
                 target[key] = int(option)
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
         return 2
     out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs is not None else out / "runs" / mode.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     counts: dict[str, int] = {}
-
-    def log(message: str) -> None:
-        for how in ("trained", "reused", "resumed"):
-            if f": {how}," in message:
-                counts[how] = counts.get(how, 0) + 1
-        print(f"{STUDY} [{time.perf_counter() - started:6.1f}s] {message}", flush=True)
+    log = progress_log(STUDY, counts=counts)
 
     data, skipped = load_datasets(mode.datasets, data_folder(args.data_dir), STUDY)
     rows, files = [], []

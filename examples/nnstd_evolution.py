@@ -27,7 +27,6 @@ examples/results/nnstd_evolution/ (``--out``); training runs go to ``<out>/runs/
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shlex
@@ -39,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, output_folder, smoke_refusal, write_csv  # noqa: E402
+from _study import (data_folder, output_folder, progress_log, refuse_smoke_writes, study_mode,  # noqa: E402
+                    study_parser, write_csv)  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "nnstd_evolution"
@@ -534,28 +534,26 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="a few minutes on two cores (digits, 5 networks per method)")
-    group.add_argument("--smoke", action="store_true", help="seconds: tiny networks, 1 epoch (the test suite)")
-    parser.add_argument("--data-dir", default=None, help="folder with mnist/, fashion-mnist/, set-mlp/ (default $TOPO_DATA_DIR or ../shared/data)")
-    parser.add_argument("--out", default=None, help=f"where README.md, CSVs and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
-                        "--smoke: a new temporary folder, never examples/results/)")
-    parser.add_argument("--runs", default=None, help="scratch folder of training runs (default OUT/runs/MODE)")
+    parser = study_parser(
+        __doc__,
+        quick="a few minutes on two cores (digits, 5 networks per method)",
+        smoke="seconds: tiny networks, 1 epoch (the test suite)",
+        data_dir="folder with mnist/, fashion-mnist/, set-mlp/ (default $TOPO_DATA_DIR or ../shared/data)",
+        out=f"where README.md, CSVs and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
+            "--smoke: a new temporary folder, never examples/results/)",
+        runs="scratch folder of training runs (default OUT/runs/MODE)",
+        path_type=None,
+    )
     args = parser.parse_args(argv)
-    mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    mode = MODES[study_mode(args)]
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
         return 2
     out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs else out / "runs" / mode.name
     out.mkdir(parents=True, exist_ok=True)
     data_dir = data_folder(args.data_dir)
 
-    def log(message: str) -> None:
-        print(message, flush=True)
-
+    log = progress_log()
     started = time.perf_counter()
     log(f"{STUDY} ({mode.name}): data {data_dir}")
     part1 = published_set_part(mode, data_dir, out, log)

@@ -24,7 +24,6 @@ are reused when the script is run again.
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shlex
@@ -36,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, output_folder, smoke_refusal, write_csv  # noqa: E402
+from _study import (data_folder, output_folder, progress_log, refuse_smoke_writes, study_mode,  # noqa: E402
+                    study_parser, write_csv)  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = "pruning_classes"
@@ -334,27 +334,25 @@ def render_readme(command: str, mode: Mode, dataset, rows, summary, figure_names
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="a few minutes on two cores (MNIST, 3 seeds, 3 + 2 epochs)")
-    group.add_argument("--smoke", action="store_true", help="seconds: digits, tiny network, 1 seed (the test suite)")
-    parser.add_argument("--data-dir", default=None, help="folder with mnist/ (default $TOPO_DATA_DIR or ../shared/data)")
-    parser.add_argument("--out", default=None, help=f"where README.md, results.csv and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
-                        "--smoke: a new temporary folder, never examples/results/)")
-    parser.add_argument("--runs", default=None, help="scratch folder of training runs (default OUT/runs/MODE)")
+    parser = study_parser(
+        __doc__,
+        quick="a few minutes on two cores (MNIST, 3 seeds, 3 + 2 epochs)",
+        smoke="seconds: digits, tiny network, 1 seed (the test suite)",
+        data_dir="folder with mnist/ (default $TOPO_DATA_DIR or ../shared/data)",
+        out=f"where README.md, results.csv and figures go (default {(REPO / 'examples' / 'results' / STUDY).relative_to(REPO)}; "
+            "--smoke: a new temporary folder, never examples/results/)",
+        runs="scratch folder of training runs (default OUT/runs/MODE)",
+        path_type=None,
+    )
     args = parser.parse_args(argv)
-    mode = MODES["smoke" if args.smoke else "quick" if args.quick else "full"]
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    mode = MODES[study_mode(args)]
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
         return 2
     out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs = Path(args.runs) if args.runs else out / "runs" / mode.name
     data_dir = data_folder(args.data_dir)
 
-    def log(message: str) -> None:
-        print(message, flush=True)
-
+    log = progress_log()
     from topo.errors import TopoError
     from topo.training.data import load_dataset
 

@@ -24,7 +24,6 @@ the sweep's results.csv to the results folder.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import sys
@@ -35,7 +34,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import output_folder, smoke_refusal  # noqa: E402
+from _study import output_folder, refuse_smoke_writes, study_mode, study_parser  # noqa: E402
 
 STUDY = "structure_predicts_performance"
 RESULTS = REPO / "examples" / "results" / STUDY
@@ -252,20 +251,20 @@ def verdict(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="120 networks of 16 hidden neurons x 4 epochs (minutes on 2 cores)")
-    group.add_argument("--smoke", action="store_true", help="8 tiny networks x 1 epoch (seconds; a test)")
+    parser = study_parser(
+        __doc__,
+        description="paragraph",
+        quick="120 networks of 16 hidden neurons x 4 epochs (minutes on 2 cores)",
+        smoke="8 tiny networks x 1 epoch (seconds; a test)",
+        out="sweep folder (default runs/structure_<mode>; --smoke: a new temporary folder)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="local training processes (default 2)")
-    parser.add_argument("--out", type=Path, default=None, help="sweep folder (default runs/structure_<mode>; --smoke: a new temporary folder)")
     parser.add_argument("--results", type=Path, default=None,
                         help=f"where README.md and the figure go (default {RESULTS.relative_to(REPO)}; smoke: OUT/report, never examples/results/)")
     args = parser.parse_args(argv)
-    mode = "smoke" if args.smoke else "quick" if args.quick else "full"
+    mode = study_mode(args)
     settings = MODES[mode]
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.results])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.results]):
         return 2
     # smoke: the sweep in a new temporary folder, its report inside it
     out = args.out or (output_folder(STUDY, None, smoke=True) if args.smoke else Path("runs") / f"structure_{mode}")

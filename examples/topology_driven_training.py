@@ -31,7 +31,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import sys
@@ -43,7 +42,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, load_datasets, markdown_table, smoke_refusal, welch_p, write_csv  # noqa: E402
+from _study import (data_folder, load_datasets, markdown_table, progress_log, refuse_smoke_writes,  # noqa: E402
+                    study_mode, study_parser, welch_p, write_csv)  # noqa: E402
 
 STUDY = "topology_driven_training"
 REPO = Path(__file__).resolve().parents[1]
@@ -411,12 +411,13 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
 
 # -- main -----------------------------------------------------------------------------------
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="seconds: digits, tiny network, 2 seeds, 2 epochs")
-    parser.add_argument("--data-dir", help="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; required with --smoke)")
-    parser.add_argument("--runs", type=Path, default=None, help="scratch folder of the training runs (default OUT/runs)")
+    parser = study_parser(
+        __doc__,
+        smoke="seconds: digits, tiny network, 2 seeds, 2 epochs",
+        data_dir="folder of the data sets (default $TOPO_DATA_DIR, else ../shared/data)",
+        out=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; required with --smoke)",
+        runs="scratch folder of the training runs (default OUT/runs)",
+    )
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell (default 5)")
     parser.add_argument("--summarise-only", action="store_true",
                         help="train nothing: report the runs already finished (an incomplete study says so)")
@@ -426,13 +427,11 @@ def parse_args(argv):
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
-    mode = make_mode("smoke" if args.smoke else "full")
+    mode = make_mode(study_mode(args))
     if args.smoke and args.out is None:
         print(f"{STUDY}: --smoke writes only where --out says (never into examples/results/)", file=sys.stderr)
         return 2
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
         return 2
     if args.seeds is not None:
         mode.seeds = tuple(range(1, args.seeds + 1))
@@ -440,9 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs) if args.runs is not None else out / "runs" / mode.name
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-
-    def log(message: str) -> None:
-        print(f"{STUDY} [{time.perf_counter() - started:7.1f}s] {message}", flush=True)
+    log = progress_log(STUDY, width=7)
 
     from topo.training.trainer import train_or_resume
 
