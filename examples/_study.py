@@ -28,6 +28,7 @@ __all__ = [
     "study_parser",
     "study_mode",
     "refuse_smoke_writes",
+    "study_folders",
     "progress_log",
     "output_folder",
     "smoke_refusal",
@@ -106,6 +107,22 @@ def refuse_smoke_writes(study: str, smoke: bool, folders: Sequence[str | Path | 
         print(refusal, file=sys.stderr)
         return True
     return False
+
+
+def study_folders(study: str, args: argparse.Namespace, mode: str) -> tuple[Path, Path] | None:
+    """Where a study writes its results (``--out``) and trains (``--runs``).
+
+    Returns
+    -------
+    (Path, Path) or None
+        The results folder (:func:`output_folder`) and the runs folder (``--runs``,
+        else ``OUT/runs/MODE``); None when a ``--smoke`` run was asked to write inside
+        ``examples/results/`` (the reason printed; ``main`` then returns 2).
+    """
+    if refuse_smoke_writes(study, args.smoke, [args.out, args.runs]):
+        return None
+    out = output_folder(study, args.out, smoke=args.smoke)
+    return out, Path(args.runs) if args.runs else out / "runs" / mode
 
 
 def progress_log(study: str | None = None, *, width: int = 6,

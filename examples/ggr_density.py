@@ -47,8 +47,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import (cohens_d, data_folder, load_datasets, markdown_table, output_folder, pct,  # noqa: E402
-                    progress_log, refuse_smoke_writes, study_mode, study_parser, welch_p, write_csv)  # noqa: E402
+from _study import (cohens_d, data_folder, load_datasets, markdown_table, pct,  # noqa: E402
+                    progress_log, study_folders, study_mode, study_parser, welch_p, write_csv)  # noqa: E402
 
 STUDY = "ggr_density"
 REPO = Path(__file__).resolve().parents[1]
@@ -424,10 +424,10 @@ def main(argv: list[str] | None = None) -> int:
         if option is not None:
             for key in target:
                 target[key] = int(option)
-    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
+    folders = study_folders(STUDY, args, mode.name)
+    if folders is None:
         return 2
-    out = output_folder(STUDY, args.out, smoke=args.smoke)
-    runs = Path(args.runs) if args.runs is not None else out / "runs" / mode.name
+    out, runs = folders
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     counts: dict[str, int] = {}

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import (data_folder, output_folder, progress_log, refuse_smoke_writes, study_mode,  # noqa: E402
+from _study import (data_folder, progress_log, study_folders, study_mode,  # noqa: E402
                     study_parser, write_csv)  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -346,10 +346,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     mode = MODES[study_mode(args)]
-    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs]):
+    folders = study_folders(STUDY, args, mode.name)
+    if folders is None:
         return 2
-    out = output_folder(STUDY, args.out, smoke=args.smoke)
-    runs = Path(args.runs) if args.runs else out / "runs" / mode.name
+    out, runs = folders
     data_dir = data_folder(args.data_dir)
 
     log = progress_log()
