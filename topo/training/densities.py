@@ -25,7 +25,7 @@ import numpy as np
 
 from topo.errors import TopoError
 
-__all__ = ["DENSITY_RULES", "layer_budgets", "total_budget", "apportion"]
+__all__ = ["DENSITY_RULES", "layer_budgets", "total_budget", "apportion", "check_shapes", "resolve_layer", "solve_scale"]
 
 DENSITY_RULES = ("erk", "uniform")
 
@@ -61,7 +61,14 @@ def _check_sparsity(sparsity: float) -> None:
         raise TopoError(f"sparsity must be in [0, 1), got {sparsity!r}")
 
 
-def _check_shapes(shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+def check_shapes(shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Layer shapes as a list of positive ``(out, in)`` int pairs.
+
+    Raises
+    ------
+    TopoError
+        If ``shapes`` is empty, not a sequence of pairs, or a size is below 1.
+    """
     checked = []
     try:
         items = list(shapes)
@@ -80,7 +87,7 @@ def _check_shapes(shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     return checked
 
 
-def _resolve_layer(key, n_layers: int, names: list[str] | None, what: str) -> int:
+def resolve_layer(key, n_layers: int, names: list[str] | None, what: str) -> int:
     """Index of the layer a mapping key names (int index, negative allowed, or name)."""
     if isinstance(key, (bool, np.bool_)):
         raise TopoError(f"{what}: layer key must be an index or a name, got {key!r}")
@@ -98,7 +105,7 @@ def _resolve_layer(key, n_layers: int, names: list[str] | None, what: str) -> in
     raise TopoError(f"{what}: layer key must be an index or a name, got {key!r}")
 
 
-def _solve_scale(weights: np.ndarray, total: float, lower: np.ndarray, upper: np.ndarray):
+def solve_scale(weights: np.ndarray, total: float, lower: np.ndarray, upper: np.ndarray):
     """Real ``x = clip(c * weights, lower, upper)`` with ``sum(x) == total``.
 
     ``g(c) = sum(clip(c * w, lo, hi))`` is continuous, non-decreasing and piecewise
@@ -128,7 +135,7 @@ def _solve_scale(weights: np.ndarray, total: float, lower: np.ndarray, upper: np
         x = np.where(positive, hi, lo)
         rest = ~positive
         if total > reach and rest.any():
-            x_rest, _ = _solve_scale(np.ones(int(rest.sum())), total - hi[positive].sum(), lo[rest], hi[rest])
+            x_rest, _ = solve_scale(np.ones(int(rest.sum())), total - hi[positive].sum(), lo[rest], hi[rest])
             x[rest] = x_rest
         return x, math.inf
     wp, lop, hip = w[positive], lo[positive], hi[positive]
@@ -198,7 +205,7 @@ def apportion(weights, total: int, lower, upper) -> np.ndarray:
         raise TopoError("apportion: a lower bound exceeds its upper bound")
     if not int(lo.sum()) <= total <= int(hi.sum()):
         raise TopoError(f"cannot split {total} within bounds that allow {int(lo.sum())} to {int(hi.sum())}")
-    x, _ = _solve_scale(w, float(total), lo, hi)
+    x, _ = solve_scale(w, float(total), lo, hi)
     counts = np.clip(np.floor(x + 1e-9).astype(np.int64), lo, hi)
     fraction = x - counts
     left = total - int(counts.sum())
@@ -275,7 +282,7 @@ def layer_budgets(
         (fixed layers that need more than the budget, or free layers that cannot hold
         what is left).
     """
-    layers = _check_shapes(shapes)
+    layers = check_shapes(shapes)
     _check_sparsity(sparsity)
     if rule not in DENSITY_RULES:
         raise TopoError(f"unknown density rule {rule!r} (choose from {', '.join(DENSITY_RULES)})")
@@ -293,7 +300,7 @@ def layer_budgets(
     fixed: dict[int, int] = {}
     if density_map:
         for key, value in density_map.items():
-            index = _resolve_layer(key, n_layers, names, "density_map")
+            index = resolve_layer(key, n_layers, names, "density_map")
             try:
                 density = float(value)
             except (TypeError, ValueError):

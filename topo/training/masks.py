@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from topo.errors import TopoError
-from topo.training.densities import _check_shapes, _resolve_layer, layer_budgets
+from topo.training.densities import check_shapes, layer_budgets, resolve_layer
 from topo.training.profiles import HUB_PLACEMENTS, PROFILES, fan_in_profile, sample_mask
 
 __all__ = ["InitialMasks", "initial_masks"]
@@ -53,7 +53,7 @@ def _layer_profiles(profile, cv, hub_placement, profile_per_layer, n_layers, nam
         return settings
     if isinstance(profile_per_layer, Mapping):
         items = [
-            (_resolve_layer(key, n_layers, names, "profile_per_layer"), value)
+            (resolve_layer(key, n_layers, names, "profile_per_layer"), value)
             for key, value in profile_per_layer.items()
         ]
     else:
@@ -149,7 +149,7 @@ def initial_masks(
         For bad shapes, sparsity, rule, profile, placement, cv or prior, or a layer
         whose budget the profile cannot meet (message names the layer).
     """
-    layers = _check_shapes(shapes)
+    layers = check_shapes(shapes)
     n_layers = len(layers)
     if names is not None:
         names = [str(n) for n in names]

@@ -63,7 +63,7 @@ import numpy as np
 from scipy.special import log_expit, ndtri
 
 from topo.errors import TopoError
-from topo.training.densities import _solve_scale, apportion
+from topo.training.densities import apportion, solve_scale
 
 __all__ = [
     "PROFILES",
@@ -228,7 +228,7 @@ def _bisect(cv_of, target: float, low: float, high: float) -> float:
 def _real_fan_in(weights: np.ndarray, budget: int, n_in: int) -> np.ndarray:
     """``budget * weights / sum(weights)`` clipped to ``[1, n_in]``, excess redistributed."""
     n = weights.size
-    x, _ = _solve_scale(weights, float(budget), np.ones(n), np.full(n, float(n_in)))
+    x, _ = solve_scale(weights, float(budget), np.ones(n), np.full(n, float(n_in)))
     return x
 
 
