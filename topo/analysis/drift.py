@@ -43,6 +43,7 @@ from topo.analysis.degree import coefficient_of_variation
 from topo.analysis.fits import lognormal_params
 from topo.errors import TopoError, shorten_list
 from topo.topology import Topology
+from topo.values import finite_float
 
 __all__ = [
     "DriftResult",
@@ -422,10 +423,10 @@ def equilibrium_profile(topologies: Sequence[Topology], *, last_k: int = 3) -> d
 
 # -- profile files -------------------------------------------------------------------
 def _number(value: Any) -> float | None:
+    # a profile's numbers are JSON numbers: text and booleans are refused, not parsed
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+    return finite_float(value)
 
 
 def validate_profile(layers: Any, *, path: str | os.PathLike | None = None) -> dict[str, dict[str, float]]:
