@@ -53,6 +53,10 @@ masks), and are cached in ``<results>.features.csv`` next to the results table, 
 by run, checkpoint file, its size and modification time and
 :data:`topo.analysis.structure.FEATURES_VERSION`, so a second fit on the same sweep
 reads them back.
+
+The package, one module per purpose: :mod:`~topo.predict.features` (the features
+table and a sweep's training data), :mod:`~topo.predict.models` (candidates, baselines,
+the chosen model, predictions) and :mod:`~topo.predict.bundle` (model files).
 """
 
 from __future__ import annotations

@@ -75,6 +75,11 @@ Each run's row is also kept as
 Runs execute through :func:`topo.parallel.map_jobs`: in this process, in local
 processes (torch then uses one thread per run), or on a Dask cluster whose workers
 see ``OUT`` at the same path.
+
+The package, one module per purpose: :mod:`~topo.sweep.spec` (the TOML spec),
+:mod:`~topo.sweep.grid` (its runs, named and validated), :mod:`~topo.sweep.job` (one
+run in a worker, its summary), :mod:`~topo.sweep.results` (the results table) and
+:mod:`~topo.sweep.execute` (:func:`run_sweep`).
 """
 
 from __future__ import annotations
