@@ -42,7 +42,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, markdown_table, output_folder, run_digest, smoke_refusal, write_csv  # noqa: E402
+from _study import (data_folder, markdown_table, output_folder, refuse_smoke_writes, run_digest,  # noqa: E402
+                    study_mode, write_csv)  # noqa: E402
 
 STUDY = "gradient_hierarchy"
 REPO = Path(__file__).resolve().parents[1]
@@ -497,10 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     from topo.plotting import gradients_figure
     from topo.formats import load
 
-    mode = _modes()["smoke" if args.smoke else "quick" if args.quick else "full"]
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs_dir])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    mode = _modes()[study_mode(args)]
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs_dir]):
         return 2
     out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"

@@ -39,7 +39,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import data_folder, markdown_table, output_folder, run_digest, smoke_refusal, write_csv  # noqa: E402
+from _study import (data_folder, markdown_table, output_folder, refuse_smoke_writes, run_digest,  # noqa: E402
+                    study_mode, write_csv)  # noqa: E402
 
 STUDY = "psn_static_profiles"
 REPO = Path(__file__).resolve().parents[1]
@@ -815,13 +816,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     try:
-        mode = select(_modes()["smoke" if args.smoke else "quick" if args.quick else "full"],
+        mode = select(_modes()[study_mode(args)],
                       args.parts, args.datasets, args.profiles)
     except ValueError as error:
         parser.error(str(error))
-    refusal = smoke_refusal(STUDY, args.smoke, [args.out, args.runs_dir])
-    if refusal:
-        print(refusal, file=sys.stderr)
+    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs_dir]):
         return 2
     out = output_folder(STUDY, args.out, smoke=args.smoke)
     runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
