@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -14,7 +15,7 @@ from topo import plotting
 from topo.errors import TopoError
 from topo.plotting.labels import Labels, run_epoch_labels, shortest_run_names
 
-_PIECES = re.compile(r"(?<=[_\-./ ])")
+_WORD = re.compile(r"[^_\-/ .]+(?:\.\d[^_\-/ .]*)*")
 
 
 # -- run names ------------------------------------------------------------------------------
@@ -33,7 +34,8 @@ def test_run_names_use_parent_folders_only_where_needed():
     paths = ["/r/a/seed0", "/r/b/seed0", "/r/c/seed1"]
     # folder names collide, so one parent is taken, then the shared "seed" word is dropped
     assert shortest_run_names(paths, strip_common=False) == ["a/seed0", "b/seed0", "c/seed1"]
-    assert shortest_run_names(paths) == ["a/seed0", "b/seed0", "c/seed1"]
+    # then the seeds, last words that no longer tell the runs apart, go
+    assert shortest_run_names(paths) == ["a", "b", "c"]
     assert shortest_run_names(["/x/run_a", "/y/run_b"], strip_common=False) == ["run_a", "run_b"]
     # the same run given twice gets the same name
     assert shortest_run_names(["/x/rigl_a", "/x/rigl_b", "/x/rigl_a"]) == ["a", "b", "a"]
@@ -47,18 +49,27 @@ _name = st.lists(st.tuples(_word, st.sampled_from("_-.")), min_size=1, max_size=
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_name, min_size=2, max_size=6, unique=True))
-def test_run_names_are_unique_and_no_shorter_form_is_common(runs):
+def test_run_names_are_unique_pieces_of_the_runs_and_as_short_as_rules_allow(runs):
     names = shortest_run_names(runs)
     assert len(set(names)) == len(runs)  # unique
-    for run, name in zip(runs, names):
-        assert name and name in run  # a nonempty piece of the run's own name
-    # shortest: no further leading or trailing word is shared by every name that has one to spare
-    heads = [_PIECES.split(n) for n in names]
-    if all(len(h) > 1 for h in heads):
-        assert len({h[0] for h in heads}) > 1
-    tails = [re.split(r"(?=[_\-./ ])", n) for n in names]
-    if all(len(t) > 1 for t in tails):
-        assert len({t[-1] for t in tails}) > 1
+    words = [_WORD.findall(name) for name in names]
+    for run, name_words in zip(runs, words):
+        # a nonempty selection of the run's own words, in order
+        remaining = iter(_WORD.findall(run))
+        assert name_words and all(word in remaining for word in name_words)
+    # no shorter form by the rules: dropping every name's last word would make two collide
+    trimmed = [tuple(w[:-1]) for w in words]
+    assert not all(trimmed) or len(set(trimmed)) < len(trimmed)
+
+
+def test_run_names_of_a_sweep():
+    runs = ["digits-lognormal-cv1-sp0.9-seed0-92b67585", "digits-powerlaw-cv1-sp0.9-seed0-00d2d29c",
+            "digits-random-sp0.8-seed0-0de18615", "digits-dense-seed0-f630e436"]
+    # "digits" and "seed0" are in every name, the ids are not needed
+    assert shortest_run_names(runs) == ["lognormal-cv1-sp0.9", "powerlaw-cv1-sp0.9", "random-sp0.8", "dense"]
+    twins = ["digits-random-sp0.9-seed0-23f36a0d", "digits-random-sp0.9-seed0-abd80194", "digits-dense-seed0-f630e436"]
+    # two runs that differ only by their id keep it
+    assert shortest_run_names(twins) == ["random-sp0.9-23f36a0d", "random-sp0.9-abd80194", "dense-f630e436"]
 
 
 # -- run and epoch labels ------------------------------------------------------------------
@@ -191,3 +202,37 @@ def test_hubs_figure_leaves_out_dense_layers(erk_like_run):
     assert not plotting.hubs_figure(erk_like_run, dense="omit").axes[0].texts
     legend = plotting.hubs_figure(erk_like_run, dense="draw").axes[0].get_legend().get_texts()
     assert [t.get_text() for t in legend] == ["fc1", "fc2", "fc3"]
+
+
+# -- composition reads runs only through topo.runs -----------------------------------------
+def test_checkpoint_place(two_runs, tmp_path):
+    from topo.runs import checkpoint_place
+
+    a, _ = two_runs
+    assert checkpoint_place(a) == (os.path.abspath(a), "2")  # a run folder: its last checkpoint
+    assert checkpoint_place(a / "checkpoints" / "epoch_0001.safetensors") == (os.path.abspath(a), "1")
+    assert checkpoint_place(a / "checkpoints" / "epoch_0001_step_00000040.safetensors") == (os.path.abspath(a), "1@40")
+    foreign = tmp_path / "model.pt"
+    assert checkpoint_place(foreign) == (str(foreign), None)
+    loaded = plotting.run_checkpoints(a)[1]
+    assert checkpoint_place(loaded) == (os.path.abspath(a), "1")
+
+
+def test_composition_reads_runs_only_through_topo_runs():
+    """No plotting or report module imports the checkpoint or format readers itself."""
+    import ast
+    from pathlib import Path
+
+    import topo
+
+    root = Path(topo.__file__).parent
+    for path in [*sorted((root / "plotting").glob("*.py")), root / "report.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            for module in modules:
+                assert not module.startswith(("topo.checkpoint", "topo.formats")), f"{path.name} imports {module}"

@@ -547,6 +547,6 @@ def write_report(
     pathlib.Path
         The path written.
     """
-    from topo.checkpoint import atomic_write_text
+    from topo.atomic import atomic_write_text
 
     return atomic_write_text(path, build_report(runs, **options))

@@ -14,7 +14,9 @@ epoch selection such as ``"0-30:5"``) into those values:
 - :func:`read_profile` and :func:`save_profile` read and write fan-in profile files
   (the equilibrium lognormal of :mod:`topo.analysis.drift`), and
   :func:`load_equilibrium` reads whatever a drift equilibrium may be named by;
-- :func:`load_run_data` gathers what the report needs from one run.
+- :func:`load_run_data` gathers what the report needs from one run;
+- :func:`checkpoint_place` says which run and epoch a checkpoint is (for labels),
+  :func:`run_metrics` and :func:`epoch_checkpoint_paths` read what figures need.
 
 Profile file (JSON)::
 
@@ -38,7 +40,10 @@ __all__ = [
     "PROFILE_KIND",
     "PROFILE_VERSION",
     "RunData",
+    "checkpoint_place",
     "describe_epochs",
+    "epoch_checkpoint_paths",
+    "is_run",
     "load_equilibrium",
     "load_masks",
     "load_run",
@@ -47,6 +52,7 @@ __all__ = [
     "parse_epochs",
     "read_profile",
     "run_checkpoints",
+    "run_metrics",
     "save_profile",
 ]
 
@@ -424,3 +430,73 @@ def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: 
         except TopoError as exc:
             data.drift_error = str(exc)
     return data
+
+
+# -- where a checkpoint belongs; a run's files for figures -----------------------------------
+def is_run(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a topo run folder (it has ``run.json`` or ``checkpoints/``)."""
+    from topo.checkpoint import is_run_folder
+
+    return is_run_folder(path)
+
+
+def run_metrics(run: str | os.PathLike) -> list[dict]:
+    """A run's metrics records (``metrics.jsonl``, one per epoch; empty when there are none).
+
+    Raises
+    ------
+    TopoError
+        If ``run`` does not exist or is not a topo run folder.
+    """
+    from topo.checkpoint import is_run_folder, read_metrics
+
+    if not Path(run).exists():
+        raise TopoError("no such run folder", path=run)
+    if not is_run_folder(run):
+        raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run)
+    return read_metrics(run)
+
+
+def epoch_checkpoint_paths(run: str | os.PathLike) -> list[Path]:
+    """A run's checkpoint files at epoch ends in training order, or all of them (those
+    inside epochs too) where it has none at an epoch end."""
+    from topo.checkpoint import list_checkpoints
+
+    return list_checkpoints(run, include_steps=False) or list_checkpoints(run)
+
+
+def _point_of_file(path: Path) -> str | None:
+    from topo.checkpoint import parse_checkpoint_name
+
+    parsed = parse_checkpoint_name(path.name)
+    if parsed is None:
+        return None
+    epoch, step = parsed
+    return str(epoch) if step is None else f"{epoch}@{step}"
+
+
+def checkpoint_place(item: Topology | str | os.PathLike) -> tuple[str | None, str | None]:
+    """Which run a checkpoint belongs to and where in it: ``(run, point)``.
+
+    ``run`` is the absolute path of the run folder (a file outside any run folder
+    stands for itself; None for a Topology read from nowhere); ``point`` is the epoch
+    (``"12"``), an epoch and step (``"12@4500"``) for a checkpoint inside an epoch, or
+    None where unknown. A run folder stands for its last checkpoint. Nothing is loaded:
+    epochs come from file names, or from the Topology itself.
+    """
+    if isinstance(item, Topology):
+        where = item.info.get("path")
+        epoch, step = item.epoch, item.step
+        inside = where is not None and step is not None and "_step_" in Path(str(where)).name
+        point = None if epoch is None else (f"{epoch}@{step}" if inside else str(epoch))
+        if not where:
+            return None, point
+        path = Path(os.path.abspath(str(where)))
+        return str(path.parent.parent if path.parent.name == "checkpoints" else path), point
+    path = Path(os.path.abspath(item))
+    if path.is_dir() and is_run(path):
+        found = epoch_checkpoint_paths(path)
+        return str(path), _point_of_file(found[-1]) if found else None
+    if path.parent.name == "checkpoints":
+        return str(path.parent.parent), _point_of_file(path)
+    return str(path), _point_of_file(path)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from topo.errors import TopoError, shorten_list
-from topo.plotting.labels import Labels, checkpoint_epochs, checkpoint_label, checkpoint_point, run_epoch_labels, shortest_run_names
+from topo.plotting.labels import Labels, checkpoint_epochs, checkpoint_label, run_epoch_labels, shortest_run_names
 from topo.runs import parse_epochs, run_checkpoints  # re-exported: figures read runs through topo.runs
 from topo.topology import Layer, Topology
 
@@ -98,9 +98,9 @@ def _kept(names: list[str], notes: dict[str, str], dense: str) -> list[str]:
 
 def default_figure_path(source: str | os.PathLike | None, name: str) -> Path:
     """``RUN/figures/NAME.png`` when ``source`` is a run folder, else ``./NAME.png``."""
-    from topo.checkpoint import is_run_folder
+    from topo.runs import is_run
 
-    if source is not None and is_run_folder(source):
+    if source is not None and is_run(source):
         return Path(source) / "figures" / f"{name}.png"
     return Path(f"{name}.png")
 
@@ -471,38 +471,6 @@ def gradients_figure(
 
 
 # -- distances between checkpoints --------------------------------------------------------
-def _run_of(item: Any) -> tuple[str | None, str | None]:
-    """(the run folder, or the file where there is none; where in the run) of one checkpoint."""
-    from topo.checkpoint import is_run_folder, list_checkpoints, parse_checkpoint_name
-
-    if isinstance(item, Topology):
-        where = item.info.get("path")
-        if not where:
-            return None, checkpoint_point(item)
-        path = Path(os.path.abspath(str(where)))
-        run = path.parent.parent if path.parent.name == "checkpoints" else path
-        return str(run), checkpoint_point(item)
-    path = Path(os.path.abspath(item))
-    if path.is_dir() and is_run_folder(path):
-        # a run folder stands for its last checkpoint
-        found = list_checkpoints(path, include_steps=False) or list_checkpoints(path)
-        return str(path), _point_of_file(found[-1]) if found else None
-    if path.parent.name == "checkpoints":
-        return str(path.parent.parent), _point_of_file(path)
-    parsed = parse_checkpoint_name(path.name)
-    return str(path), None if parsed is None else _point_of_file(path)
-
-
-def _point_of_file(path: Path) -> str | None:
-    from topo.checkpoint import parse_checkpoint_name
-
-    parsed = parse_checkpoint_name(path.name)
-    if parsed is None:
-        return None
-    epoch, step = parsed
-    return str(epoch) if step is None else f"{epoch}@{step}"
-
-
 def distance_labels(items: Sequence[Any]) -> Labels:
     """Labels naming the run and epoch of each checkpoint, in the shortest unique form.
 
@@ -522,18 +490,19 @@ def distance_labels(items: Sequence[Any]) -> Labels:
     -------
     Labels
     """
-    located = [_run_of(item) for item in items]
+    from topo.runs import checkpoint_place
+
+    located = [checkpoint_place(item) for item in items]
     return run_epoch_labels([run for run, _ in located], [point for _, point in located])
 
 
 def _distance_items(items: Sequence[Any]) -> list[Any]:
     """The checkpoints to compare: a single run folder stands for all its epoch checkpoints."""
-    from topo.checkpoint import is_run_folder, list_checkpoints
+    from topo.runs import epoch_checkpoint_paths, is_run
 
     items = list(items)
-    if len(items) == 1 and isinstance(items[0], (str, os.PathLike)) and is_run_folder(items[0]):
-        run = Path(items[0])
-        items = list_checkpoints(run, include_steps=False) or list_checkpoints(run)
+    if len(items) == 1 and isinstance(items[0], (str, os.PathLike)) and is_run(items[0]):
+        items = epoch_checkpoint_paths(items[0])
     if len(items) < 2:
         raise TopoError("a distance matrix needs at least two checkpoints")
     return items
@@ -654,20 +623,16 @@ def curves_figure(
     TopoError
         If a run is not a run folder or none has metrics.
     """
-    from topo.checkpoint import is_run_folder, read_metrics
+    from topo.runs import run_metrics
     from topo.plotting.draw_training import training_curves
 
     if isinstance(runs, (str, os.PathLike)):
         runs = [runs]
     runs = list(runs)
-    for run in runs:
-        if not Path(run).exists():
-            raise TopoError("no such run folder", path=run)
-        if not is_run_folder(run):
-            raise TopoError("not a topo run folder (no run.json and no checkpoints/)", path=run)
+    metrics = [run_metrics(run) for run in runs]
     # legends name runs by the fewest trailing folders that tell them apart
     names = shortest_run_names([os.path.abspath(run) for run in runs], strip_common=False)
-    records: dict[str, list[dict]] = {name: read_metrics(run) for name, run in zip(names, runs)}
+    records: dict[str, list[dict]] = dict(zip(names, metrics))
     if not any(records.values()):
         raise TopoError("no metrics recorded (metrics.jsonl is missing or empty)", path=runs[0] if len(runs) == 1 else None)
     data = records if len(records) > 1 else next(iter(records.values()))

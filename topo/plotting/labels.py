@@ -26,10 +26,9 @@ __all__ = [
     "checkpoint_epochs",
 ]
 
-# where a run name may be cut: after (for a prefix) or before (for a suffix) these
-_SEPARATORS = "_-./ "
-_AFTER_SEPARATOR = re.compile(rf"(?<=[{re.escape(_SEPARATORS)}])")
-_BEFORE_SEPARATOR = re.compile(rf"(?=[{re.escape(_SEPARATORS)}])")
+# where a run name is cut into words: _ - / and spaces, and dots that do not sit before a
+# digit (so "sp0.9" stays one word, "model.pt" is two)
+_SEPARATOR = re.compile(r"([_\-/ ]+|\.(?!\d))")
 
 
 @dataclass(frozen=True)
@@ -64,33 +63,69 @@ def _tails(paths: Sequence[str]) -> list[str]:
     return ["/".join(p) for p in parts]
 
 
-def _common_pieces(pieces: list[list[str]], *, from_end: bool) -> int:
-    """How many leading (or trailing) pieces every name shares, leaving each at least one."""
-    limit = min(len(p) for p in pieces) - 1
-    count = 0
-    while count < limit:
-        index = -1 - count if from_end else count
-        if len({p[index] for p in pieces}) != 1:
-            break
-        count += 1
-    return count
+Words = list[tuple[str, str]]
+
+
+def _words(name: str) -> Words:
+    """A name as ``(separator before, word)`` pairs, the first with no separator."""
+    words: Words = []
+    separator = ""
+    for index, piece in enumerate(_SEPARATOR.split(name)):
+        if index % 2:
+            separator += piece
+        elif piece:
+            words.append((separator if words else "", piece))
+            separator = ""
+    return words
+
+
+def _join(words: Words) -> str:
+    return "".join((separator if index else "") + word for index, (separator, word) in enumerate(words))
+
+
+def _apart(names: list[Words]) -> bool:
+    """Whether every name has a word and no two have the same words."""
+    return all(names) and len({tuple(word for _, word in name) for name in names}) == len(names)
+
+
+def _without(name: Words, word: str) -> Words:
+    index = next(i for i, (_, w) in enumerate(name) if w == word)
+    return name[:index] + name[index + 1:]
+
+
+def _shorten(names: list[str]) -> list[str]:
+    """Drop the words every name has, then trailing words, while the names stay apart."""
+    words = [_words(name) for name in names]
+    if not _apart(words):
+        return names
+    for word in dict.fromkeys(w for _, w in words[0]):
+        if all(any(w == word for _, w in name) for name in words):
+            trial = [_without(name, word) for name in words]
+            if _apart(trial):
+                words = trial
+    # sweeps end names with seeds and ids: drop last words together while they are not needed
+    while _apart(trial := [name[:-1] for name in words]):
+        words = trial
+    return [_join(name) for name in words]
 
 
 def shortest_run_names(runs: Sequence[str | os.PathLike], *, strip_common: bool = True) -> list[str]:
     """Short names that tell runs apart, one per entry of ``runs`` (repeats get the same name).
 
     A run is named by the fewest trailing components of its path that are unique among
-    the runs given; then the words every name begins or ends with are dropped, cutting
-    only at separators (``_ - . /`` and spaces) and never to nothing. A single run keeps
-    its folder name.
+    the runs given. Then, for labels, the names are cut into words at separators
+    (``_ - / .`` and spaces; a dot before a digit is not one, so ``sp0.9`` is a word)
+    and shortened while they still tell the runs apart: a word every name has is
+    dropped, then the last words of all names together (the seeds and ids a sweep
+    appends), never a name to nothing. A single run keeps its folder name.
 
     Parameters
     ----------
     runs : sequence of str or path-like
         Run folders (or checkpoint paths, or plain names).
     strip_common : bool
-        Drop the words every name begins or ends with (for axis labels); False keeps
-        whole folder names (for headings and legends).
+        Shorten the names to the words that tell the runs apart (for axis labels);
+        False keeps whole folder names (for headings and legends).
 
     Returns
     -------
@@ -100,6 +135,8 @@ def shortest_run_names(runs: Sequence[str | os.PathLike], *, strip_common: bool 
     --------
     >>> shortest_run_names(["sweep/rigl_s0_mnist", "sweep/rigl_s1_mnist"])
     ['s0', 's1']
+    >>> shortest_run_names(["mnist-rigl-sp0.9-s0-1f3a", "mnist-set-sp0.9-s0-9c2e", "mnist-set-sp0.8-s0-77d0"])
+    ['rigl-sp0.9', 'set-sp0.9', 'set-sp0.8']
     >>> shortest_run_names(["a/seed0", "b/seed0", "a/seed0"])
     ['a', 'b', 'a']
     >>> shortest_run_names(["x/rigl_a", "y/rigl_a"], strip_common=False)
@@ -117,12 +154,7 @@ def shortest_run_names(runs: Sequence[str | os.PathLike], *, strip_common: bool 
     names = _tails(distinct)
     if not strip_common:
         return [dict(zip(distinct, names))[k] for k in keys]
-    heads = [_AFTER_SEPARATOR.split(n) for n in names]
-    cut = _common_pieces(heads, from_end=False)
-    names = ["".join(p[cut:]) for p in heads]
-    tails = [_BEFORE_SEPARATOR.split(n) for n in names]
-    cut = _common_pieces(tails, from_end=True)
-    names = ["".join(p[: len(p) - cut]) for p in tails]
+    names = _shorten(names)
     shortened = dict(zip(distinct, names))
     return [shortened[k] for k in keys]
 
@@ -199,13 +231,10 @@ def _count_repeats(labels: list[str]) -> list[str]:
 
 def checkpoint_point(topology: Topology) -> str | None:
     """Where in its run a checkpoint was taken: ``"12"``, ``"12@4500"`` for one taken inside
-    an epoch, None when it records no epoch."""
-    epoch, step = topology.epoch, topology.step
-    if epoch is None:
-        return None
-    name = Path(str(topology.info.get("path", ""))).name
-    inside = step is not None and "_step_" in name
-    return f"{epoch}@{step}" if inside else str(epoch)
+    an epoch, None when it records no epoch (see :func:`topo.runs.checkpoint_place`)."""
+    from topo.runs import checkpoint_place
+
+    return checkpoint_place(topology)[1]
 
 
 def checkpoint_label(topology: Topology, index: int | None = None) -> str:

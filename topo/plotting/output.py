@@ -63,7 +63,7 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI) -> Path
     TopoError
         If the extension is not supported.
     """
-    from topo.checkpoint import atomic_write_bytes
+    from topo.atomic import atomic_write_bytes
 
     fmt = figure_format(path)
     return atomic_write_bytes(path, figure_bytes(fig, fmt, dpi=dpi))
