@@ -196,12 +196,20 @@ def test_training_curves_handle_missing_fields(tmp_path):
     fig = plotting.training_curves([{"epoch": 1, "train_loss": 1.0}])
     assert any("no accuracy recorded" in t.get_text() for t in fig.axes[1].texts)
     fig = plotting.training_curves({"a": records, "b": [{"epoch": 1, "val_acc": 0.5, "test_acc": 0.4}]})
-    assert _legend_texts(fig.axes[1]) == ["a val_acc", "b val_acc", "b test_acc"]
+    acc_ax = fig.axes[1]
+    assert [line.get_label() for line in acc_ax.get_lines()] == ["a val_acc", "b val_acc", "b test_acc"]
+    # fields by line style in the panel, runs by colour once for the figure
+    assert _legend_texts(acc_ax) == ["val_acc", "test_acc"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["a", "b"]
+    styles = {line.get_label(): line.get_linestyle() for line in acc_ax.get_lines()}
+    assert styles["a val_acc"] == styles["b val_acc"] != styles["b test_acc"]
 
 
 def test_curves_figure_from_runs(run, run_without_grads, tmp_path):
     fig = plotting.curves_figure([run, run_without_grads])
-    assert _legend_texts(fig.axes[1]) == ["run val_acc", "run test_acc", "nograd val_acc", "nograd test_acc"]
+    labels = [line.get_label() for line in fig.axes[1].get_lines()]
+    assert labels == ["run val_acc", "run test_acc", "nograd val_acc", "nograd test_acc"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["run", "nograd"]
     empty = tmp_path / "empty"
     (empty / "checkpoints").mkdir(parents=True)
     with pytest.raises(TopoError, match="no metrics"):

@@ -148,8 +148,8 @@ def test_clustermap_title_is_inside_the_figure(two_runs, tmp_path):
 
 def test_curves_legend_names_runs(two_runs):
     fig = plotting.curves_figure(list(two_runs))
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-    assert legend == ["rigl_s0_mnist train_loss", "rigl_s1_mnist train_loss"]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["rigl_s0_mnist", "rigl_s1_mnist"]
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == ["train_loss"]
 
 
 # -- dense layers --------------------------------------------------------------------------
@@ -236,3 +236,17 @@ def test_composition_reads_runs_only_through_topo_runs():
                 continue
             for module in modules:
                 assert not module.startswith(("topo.checkpoint", "topo.formats")), f"{path.name} imports {module}"
+
+
+def test_epoch_axes_tick_whole_epochs():
+    fig = plotting.fanin_cv_curves([0, 1], {"fc1": [0.1, 0.2]})
+    ticks = fig.axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+    fig = plotting.training_curves({"a": [{"epoch": 0, "train_loss": 1.0}, {"epoch": 1, "train_loss": 0.5}],
+                                    "b": [{"epoch": 0, "train_loss": 1.1}, {"epoch": 1, "train_loss": 0.6}]})
+    assert all(float(t).is_integer() for t in fig.axes[0].get_xticks())
+    fig = plotting.turnover_curves([1], {"fc1": [0.2]})
+    assert list(fig.axes[0].get_xticks()) == [1.0]
+    # fractional positions keep fractional ticks
+    fig = plotting.fanin_cv_curves([0, 0.5], {"fc1": [0.1, 0.2]})
+    assert not all(float(t).is_integer() for t in fig.axes[0].get_xticks())

@@ -109,8 +109,22 @@ def draw_layer_lines(ax, x: Sequence[Any], series: Mapping[str, Sequence[Any]], 
         if y.size != x.size:
             raise TopoError(f"series {name!r} has {y.size} values for {x.size} epochs")
         ax.plot(x, y, marker=marker if x.size <= 40 else None, markersize=3.5, linewidth=1.6, color=colour, label=str(name))
+    integer_ticks(ax, x)
     if series:
         ax.legend(fontsize="small", frameon=True)
+
+
+def integer_ticks(ax, x: Any) -> None:
+    """Whole-number ticks on the x axis when every x is a whole number (epochs: no "0.2")."""
+    from matplotlib.ticker import MaxNLocator
+
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size and np.all(x == np.round(x)):
+        if np.unique(x).size == 1:
+            ax.set_xticks([float(x[0])])  # one epoch: one tick, not a fractional scale around it
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plain_log_labels(axis) -> None:

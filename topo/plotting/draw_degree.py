@@ -176,7 +176,7 @@ def degree_distribution(
             plain_log_labels(ax.yaxis)
             # a fitted tail that plunges must not squash the data into the top of the panel
             ax.set_ylim(ys.min() * 0.3, 1.6 * ys.max())
-            ax.legend(fontsize="x-small")
+            ax.legend(fontsize="small")
         if title:
             fig.suptitle(title)
     return finish(fig, path, dpi)

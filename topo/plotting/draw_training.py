@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from topo.plotting._shared import panels, note, palette, themed, finish
+from topo.plotting._shared import finish, integer_ticks, note, palette, panels, themed
 from topo.plotting.output import DEFAULT_DPI
 
 __all__ = ["training_curves"]
@@ -56,8 +56,8 @@ def training_curves(
     Parameters
     ----------
     records : sequence of mapping, or mapping of run name to sequence of mapping
-        One run's records, or several runs' (one colour per run, one line style
-        per field).
+        One run's records, or several runs' (one colour per run, named once in a
+        legend below the panels; one line style per field, named in each panel).
     title : str, optional
     path, dpi
         See :func:`~topo.plotting.draw_fanin.fanin_ridge`.
@@ -65,36 +65,52 @@ def training_curves(
     Returns
     -------
     matplotlib.figure.Figure
-        Two axes titled ``"Loss"`` and ``"Accuracy"``, x label ``"epoch"``.
+        Two axes titled ``"Loss"`` and ``"Accuracy"``, x label ``"epoch"``; each line is
+        labelled ``"<run> <field>"`` (``"<field>"`` for one run).
     """
     runs: Mapping[str, Sequence[Mapping[str, Any]]]
     runs = records if isinstance(records, Mapping) else {"": records}
+    several = len(runs) > 1
     styles = ["-", "--", ":", "-."]
     with themed():
+        from matplotlib.lines import Line2D
+
         fig, (ax_loss, ax_acc) = panels(2, panel_size=(5.0, 3.6))
         run_colours = palette(len(runs))
         for ax, pick, empty in ((ax_loss, 0, "no loss recorded"), (ax_acc, 1, "no accuracy recorded")):
-            drawn = 0
+            # one line style per field, the same in every run
+            fields = list(dict.fromkeys(k for run_records in runs.values() for k in _metric_keys(run_records)[pick]))
+            field_style = {key: styles[i % len(styles)] for i, key in enumerate(fields)}
+            field_colours = dict(zip(fields, palette(len(fields))))
+            drawn: list[str] = []
             for run_index, (run_name, run_records) in enumerate(runs.items()):
-                keys = _metric_keys(run_records)[pick]
-                field_colours = palette(len(keys))
-                for key_index, key in enumerate(keys):
+                for key in _metric_keys(run_records)[pick]:
                     x, y = _metric_series(run_records, key)
                     if x.size == 0:
                         continue
-                    if len(runs) > 1:
-                        colour, style = run_colours[run_index], styles[key_index % len(styles)]
-                        label = f"{run_name} {key}"
+                    if several:
+                        colour, style, label = run_colours[run_index], field_style[key], f"{run_name} {key}"
                     else:
-                        colour, style, label = field_colours[key_index], "-", key
+                        colour, style, label = field_colours[key], "-", key
                     ax.plot(x, y, linestyle=style, color=colour, marker="o" if x.size <= 40 else None,
                             markersize=3, linewidth=1.5, label=label)
-                    drawn += 1
-            if drawn:
-                ax.legend(fontsize="small")
-            else:
+                    drawn.append(key)
+                    integer_ticks(ax, x)
+            if not drawn:
                 note(ax, empty)
+            elif several:
+                # the panel's legend says which field each line style is; the runs' colours
+                # are said once, below both panels, so that no legend covers the lines
+                shown = [key for key in fields if key in drawn]
+                ax.legend([Line2D([], [], color="0.3", linestyle=field_style[k]) for k in shown], shown,
+                          fontsize="small")
+            else:
+                ax.legend(fontsize="small")
             ax.set_xlabel("epoch")
+        if several:
+            handles = [Line2D([], [], color=colour, linewidth=2.5) for colour in run_colours]
+            fig.legend(handles, [str(name) for name in runs], loc="outside lower center",
+                       ncols=min(len(runs), 2), fontsize="small", frameon=False)
         ax_loss.set_ylabel("loss")
         ax_loss.set_title("Loss")
         ax_acc.set_ylabel("accuracy")
