@@ -97,11 +97,11 @@ def all_integers(labels: Sequence[Any]) -> bool:
     return all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in labels)
 
 
-def float_array(values: Sequence[Any]) -> np.ndarray:
+def float_array(values: Any) -> np.ndarray:
     return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
 
-def draw_layer_lines(ax, x: Sequence[Any], series: Mapping[str, Sequence[Any]], *, marker: str = "o") -> None:
+def draw_layer_lines(ax, x: Any, series: Mapping[str, Any], *, marker: str = "o") -> None:
     x = float_array(x)
     colours = palette(len(series))
     for colour, (name, values) in zip(colours, series.items()):

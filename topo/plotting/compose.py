@@ -215,7 +215,7 @@ def fanin_figure(
         rows = [t[name].fan_in[p[name]] for t, p in zip(topologies, present)]
         shrunk = any(int(p[name].sum()) < t[name].n_out for t, p in zip(topologies, present))
         fan_ins[f"{name} (present neurons)" if shrunk else name] = rows
-    labels = [checkpoint_label(t, i) for i, t in enumerate(topologies)]
+    labels: list[Any] = [checkpoint_label(t, i) for i, t in enumerate(topologies)]
     labels = [int(v) if v.isdigit() else v for v in labels]
     return fanin_ridge(fan_ins, labels, log_x=log_x, notes=notes, title=title, path=path, dpi=dpi)
 
@@ -271,7 +271,7 @@ def drift_figure(
     names = [name for name in result.layers if not layers or name in layers]
     columns = [result.layers.index(name) for name in names]
     epochs = result.epochs
-    x = [float(e) for e in epochs] if all(e is not None for e in epochs) else [float(i) for i in range(result.n_checkpoints)]
+    x = [float(e) for e in epochs if e is not None] if all(e is not None for e in epochs) else [float(i) for i in range(result.n_checkpoints)]
     converged = {}
     for name, column in zip(names, columns):
         at = result.convergence[column]
@@ -378,7 +378,7 @@ def exploration_figure(
     names = [name for name in result.layers if not layers or name in layers]
     columns = [result.layers.index(name) for name in names]
     epochs = result.epochs
-    x = [float(e) for e in epochs] if all(e is not None for e in epochs) else [float(i) for i in range(len(epochs))]
+    x = [float(e) for e in epochs if e is not None] if all(e is not None for e in epochs) else [float(i) for i in range(len(epochs))]
     return exploration_curves(
         x,
         {name: result.layer_rate[:, c] for name, c in zip(names, columns)},

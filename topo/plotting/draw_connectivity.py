@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any, Mapping, Sequence
 
+from numpy.typing import ArrayLike
+
 from topo.plotting._shared import float_array, draw_layer_lines, panels, themed, finish
 from topo.plotting.output import DEFAULT_DPI
 
@@ -13,9 +15,9 @@ __all__ = ["density_curves", "exploration_curves"]
 
 def density_curves(
     epochs: Sequence[Any],
-    densities: Mapping[str, Sequence[float]],
+    densities: Mapping[str, ArrayLike],
     *,
-    overall: Sequence[float] | None = None,
+    overall: ArrayLike | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
 ):
@@ -51,10 +53,10 @@ def density_curves(
 
 def exploration_curves(
     epochs: Sequence[Any],
-    rates: Mapping[str, Sequence[float]],
+    rates: Mapping[str, ArrayLike],
     *,
-    overall: Sequence[float] | None = None,
-    active_share: Mapping[str, Sequence[float]] | None = None,
+    overall: ArrayLike | None = None,
+    active_share: Mapping[str, ArrayLike] | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
 ):

@@ -6,6 +6,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from topo.plotting._shared import float_array, line_figure, draw_layer_lines, panels, note, palette, themed, finish
 from topo.plotting.output import DEFAULT_DPI
@@ -15,7 +16,7 @@ __all__ = ["fanin_cv_curves", "drift_curves", "turnover_curves", "drift_overview
 
 def fanin_cv_curves(
     epochs: Sequence[Any],
-    cv: Mapping[str, Sequence[float]],
+    cv: Mapping[str, ArrayLike],
     *,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
@@ -61,7 +62,7 @@ def _draw_drift(ax, epochs, distances, *, tolerance=None, converged=None, log_y=
 
 def drift_curves(
     epochs: Sequence[Any],
-    distances: Mapping[str, Sequence[float]],
+    distances: Mapping[str, ArrayLike],
     *,
     tolerance: float | None = None,
     converged: Mapping[str, Any] | None = None,
@@ -99,7 +100,7 @@ def drift_curves(
 
 def turnover_curves(
     epochs: Sequence[Any],
-    turnover: Mapping[str, Sequence[float]],
+    turnover: Mapping[str, ArrayLike],
     *,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
@@ -125,10 +126,10 @@ def turnover_curves(
 
 def drift_overview(
     epochs: Sequence[Any],
-    cv: Mapping[str, Sequence[float]],
+    cv: Mapping[str, ArrayLike],
     *,
-    distances: Mapping[str, Sequence[float]] | None = None,
-    turnover: Mapping[str, Sequence[float]] | None = None,
+    distances: Mapping[str, ArrayLike] | None = None,
+    turnover: Mapping[str, ArrayLike] | None = None,
     turnover_epochs: Sequence[Any] | None = None,
     tolerance: float | None = None,
     converged: Mapping[str, Any] | None = None,

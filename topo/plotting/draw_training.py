@@ -71,7 +71,7 @@ def training_curves(
     runs: Mapping[str, Sequence[Mapping[str, Any]]]
     runs = records if isinstance(records, Mapping) else {"": records}
     several = len(runs) > 1
-    styles = ["-", "--", ":", "-."]
+    styles: list[Any] = ["-", "--", ":", "-."]
     with themed():
         from matplotlib.lines import Line2D
 

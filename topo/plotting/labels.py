@@ -252,5 +252,5 @@ def checkpoint_epochs(topologies: Sequence[Topology]) -> list[float]:
     """x positions of checkpoints: their epochs where every one has one, else their positions."""
     epochs = [t.epoch for t in topologies]
     if all(e is not None for e in epochs):
-        return [float(e) for e in epochs]
+        return [float(e) for e in epochs if e is not None]
     return [float(i) for i in range(len(topologies))]
