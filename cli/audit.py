@@ -68,7 +68,7 @@ def _regex(value):
 
 
 @click.command("audit", cls=TopoCommand, sections={
-    "Output": ["fmt", "output", "strict"],
+    "Output": ["fmt", "output", "strict", "include_dense"],
     "What is read": ["layers", "follow_symlinks"],
     "Parallelism": ["workers", "scheduler"],
 })

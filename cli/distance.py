@@ -34,7 +34,7 @@ def matrix_csv(labels: list[str], matrix) -> str:
 
 
 @click.command("distance", cls=TopoCommand, sections={
-    "Matching": ["no_match_output", "tie_break", "solver"],
+    "Matching": ["no_match_output", "tie_break", "solver", "include_dense"],
     "Output": ["fmt", "output"],
     "Parallelism": ["workers", "scheduler"],
 })
@@ -54,10 +54,12 @@ def matrix_csv(labels: list[str], matrix) -> str:
 @click.option("--solver", type=click.Choice(["auto", "dense", "sparse"]), default="auto", show_default=True,
               help="Assignment solver for the canonical rule: dense for small layers, sparse (on the "
                    "pairs of neurons that share an input) for wide ones; all give the same result.")
+@click.option("--include-dense", is_flag=True,
+              help="Average layers dense in both networks into each NNSTD too (by default only the other layers).")
 @format_option()
 def distance_command(
     checkpoints: tuple[str, ...], workers: int, scheduler: str | None, output: str | None,
-    no_match_output: bool, tie_break: str, solver: str, fmt: str,
+    no_match_output: bool, tie_break: str, solver: str, include_dense: bool, fmt: str,
 ) -> None:
     """NNSTD between every ordered pair of CHECKPOINTS (at least two).
 
@@ -66,6 +68,10 @@ def distance_command(
     pair is computed and the diagonal is 0. Ties between optimal matchings follow
     --tie-break (see `topo.analysis.distance` for the canonical rule). A progress bar
     is drawn on stderr: per layer when the pairs run in this process, else per pair.
+
+    Each NNSTD is the mean of the layer distances over the layers that are not dense
+    in both networks (two dense layers of one shape are at distance 0 and would pull
+    the mean down); --include-dense averages every layer.
     """
     if len(checkpoints) < 2:
         raise click.UsageError("give at least two checkpoints")
@@ -80,7 +86,7 @@ def distance_command(
     here = workers == 1 and scheduler is None
     with progress_bar("NNSTD layers" if here else "NNSTD pairs") as progress:
         matrix = nnstd_matrix(
-            list(checkpoints), load=load_masks, match_output=not no_match_output, tie_break=tie_break, solver=solver,
+            list(checkpoints), load=load_masks, match_output=not no_match_output, include_dense=include_dense, tie_break=tie_break, solver=solver,
             workers=workers, scheduler=scheduler,
             progress=None if here else progress, layer_progress=progress if here else None,
         )
@@ -103,11 +109,14 @@ def distance_command(
         fmt,
         title="NNSTD from row to column",
         headers={"path": "checkpoint"},
-        caption=f"{n} checkpoints; mean off-diagonal NNSTD {sum(off_diagonal) / len(off_diagonal):.4g}",
+        caption=f"{n} checkpoints; mean off-diagonal NNSTD {sum(off_diagonal) / len(off_diagonal):.4g}; "
+                + ("every layer averaged (--include-dense)" if include_dense
+                   else "layers dense in both networks left out (--include-dense counts them)"),
         json_payload={
             "labels": labels,
             "match_output": not no_match_output,
             "tie_break": tie_break,
+            "include_dense": include_dense,
             "matrix": matrix.tolist(),
         },
     )

@@ -35,7 +35,7 @@ LAYER_HEADERS = {
 
 @click.command("drift", cls=TopoCommand, sections={
     "Equilibrium": ["last_k", "tolerance", "equilibrium"],
-    "Output": ["fmt", "save_profile"],
+    "Output": ["fmt", "save_profile", "include_dense"],
 })
 @click.argument("run", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--last-k", type=click.IntRange(min=1), default=3, show_default=True,
@@ -47,9 +47,11 @@ LAYER_HEADERS = {
               help="Compare with another run's equilibrium or a profile file instead of RUN's own last checkpoints.")
 @click.option("--save-profile", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="FILE",
               help="Write the equilibrium's lognormal profile (JSON) for `topo train --init equilibrium:FILE`.")
+@click.option("--include-dense", is_flag=True,
+              help="Count dense layers in the summary of converged layers (by default only sparse layers).")
 @format_option()
 def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibrium: str | None,
-                  save_profile: str | None, fmt: str) -> None:
+                  save_profile: str | None, include_dense: bool, fmt: str) -> None:
     """Drift of RUN's fan-in distributions toward their equilibrium, and its exploration.
 
     RUN is a run folder (all its checkpoints, in training order) or checkpoint files
@@ -68,6 +70,10 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
     shrink it). Per layer: the final rate, neurons removed, the mean share of each
     neuron's possible inputs ever active, and the share of neurons present in every
     checkpoint. Only the checkpoints given are seen, so the rate is a lower bound.
+
+    Dense layers (every connection present) have equal fan-ins and converge
+    trivially: they are marked "dense" and the summary of converged layers counts
+    the sparse layers only, unless --include-dense.
 
     --format csv prints the per-checkpoint table only; json prints all three.
     """
@@ -97,8 +103,16 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         topologies, equilibrium=reference, equilibrium_source=source_name, last_k=last_k, tolerance=tolerance
     )
 
+    from topo.analysis.degree import is_dense, summary_layers
+
     rows = result.to_rows()
     layer_rows = result.layer_rows()
+    last = topologies[-1]
+    for row in layer_rows:
+        row["dense"] = is_dense(last[row["layer"]])
+    counted = summary_layers([row["dense"] for row in layer_rows], include_dense=include_dense)
+    converged = sum(layer_rows[i]["converged_at"] is not None for i in counted)
+    dense_names = [row["layer"] for row in layer_rows if row["dense"]]
     try:
         explored = exploration(topologies)
     except TopoError as exc:  # checkpoints of differently shaped networks: drift only
@@ -122,6 +136,8 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         "tolerance": result.tolerance,
         "checkpoints": rows,
         "layers": layer_rows,
+        "converged_layers": converged,
+        "summary_layers": [layer_rows[i]["layer"] for i in counted],
         "exploration": None if explored is None else explored.to_dict(),
     }
     if fmt == "json":
@@ -139,13 +155,17 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
         headers=HEADERS,
         caption=f"equilibrium: {result.equilibrium_source}",
     )
+    kind = "layers" if include_dense or len(counted) == len(layer_rows) else "sparse layers"
     emit(
-        layer_rows,
+        [{**row, "layer": f"{row['layer']} (dense)" if row["dense"] else row["layer"]} for row in layer_rows],
         LAYER_COLUMNS,
         fmt,
         title="per layer: convergence and equilibrium",
         headers=LAYER_HEADERS,
-        caption=f"converged: W1 <= {result.tolerance:g} from that checkpoint on; '-' = not converged",
+        caption=f"converged: W1 <= {result.tolerance:g} from that checkpoint on; '-' = not converged; "
+                f"{converged} of {len(counted)} {kind} converged"
+                + (f" (dense {', '.join(dense_names)} left out: equal fan-ins converge trivially; "
+                   "--include-dense counts them)" if dense_names and kind == "sparse layers" else ""),
     )
     if explored is not None:
         emit(

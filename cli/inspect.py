@@ -24,8 +24,10 @@ HEADERS = {
 
 @click.command("inspect", cls=TopoCommand)
 @click.argument("checkpoint", type=click.Path(path_type=str))
+@click.option("--include-dense", is_flag=True,
+              help="Average dense layers into the mean fan-in CV too (by default it is over the sparse layers).")
 @format_option()
-def inspect_command(checkpoint: str, fmt: str) -> None:
+def inspect_command(checkpoint: str, include_dense: bool, fmt: str) -> None:
     """Per-layer density, fan-in and sparsity pattern of CHECKPOINT.
 
     CHECKPOINT is a checkpoint file or a run folder (its last checkpoint). Columns:
@@ -37,6 +39,9 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
     whether a 2:4 kernel could run it. Where the file records the sparsity it asked
     for (a topo run's configuration), requested and achieved sparsity are shown side
     by side. JSON gives the same per layer ("pattern", "pattern_compliance", ...).
+
+    The mean fan-in CV below the table is over the sparse layers: a dense layer's
+    fan-ins all tie (CV 0) and would pull it down. --include-dense counts them.
     """
     from topo.analysis.degree import layer_degree, summarise_degrees
     from topo.analysis.patterns import layer_pattern, pattern_summary, sparsity_report
@@ -60,7 +65,12 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
             runs_2_4=found.runs_2_4, sparsity=wanted.achieved, requested_sparsity=wanted.requested,
         )
         rows.append(row)
-    summary = summarise_degrees(degrees, n_neurons=topology.n_neurons).as_dict()
+    summary = summarise_degrees(degrees, n_neurons=topology.n_neurons, include_dense=include_dense).as_dict()
+    dense = summary["dense_layers"]
+    over = ""
+    if dense and len(dense) < len(degrees):
+        over = (f" (all layers, dense {', '.join(dense)} included)" if include_dense
+                else f" (sparse layers; dense {', '.join(dense)} left out, --include-dense counts them)")
     where = []
     if topology.epoch is not None:
         where.append(f"epoch {topology.epoch}")
@@ -68,7 +78,7 @@ def inspect_command(checkpoint: str, fmt: str) -> None:
         where.append(f"step {topology.step}")
     caption = (
         f"{summary['n_layers']} layers, {summary['nnz']:,} of {summary['size']:,} connections "
-        f"(density {summary['density']:.4g}), mean fan-in CV {summary['fan_in_cv_mean']:.4g}"
+        f"(density {summary['density']:.4g}), mean fan-in CV {summary['fan_in_cv_mean']:.4g}{over}"
         f"\npatterns: {pattern_summary(patterns)}; a 2:4 kernel could run "
         f"{sum(p.runs_2_4 for p in patterns)} of {len(patterns)} layers"
     )

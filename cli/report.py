@@ -14,7 +14,10 @@ from topo_cli.command import TopoCommand
 @click.option("--title", default=None, help="Title of the report.")
 @click.option("--dpi", type=click.IntRange(30, 300), default=100, show_default=True,
               help="Resolution of the embedded figures.")
-def report_command(runs: tuple[str, ...], output: str | None, title: str | None, dpi: int) -> None:
+@click.option("--include-dense", is_flag=True,
+              help="Count dense layers in the summaries (mean fan-in CV, layers converged, NNSTD); "
+                   "by default these are over the sparse layers.")
+def report_command(runs: tuple[str, ...], output: str | None, title: str | None, dpi: int, include_dense: bool) -> None:
     """Write an HTML report on RUNS that opens offline.
 
     Per run: final accuracy and loss, per-layer density, fan-in CV and drift
@@ -23,6 +26,9 @@ def report_command(runs: tuple[str, ...], output: str | None, title: str | None,
     fan-in distribution with fits). Several runs start with a comparison table, their
     curves together and the NNSTD between their final checkpoints. Figures are
     embedded; no network access or JavaScript is needed to view it.
+
+    Dense layers (every connection present) are marked in the layer table and left
+    out of the summaries, which they would skew; --include-dense counts them.
     """
     from pathlib import Path
 
@@ -31,5 +37,5 @@ def report_command(runs: tuple[str, ...], output: str | None, title: str | None,
 
     path = Path(output) if output else (Path(runs[0]) / "report.html" if len(runs) == 1 else Path("report.html"))
     with progress_bar("report") as progress:
-        written = write_report(list(runs), path, title=title, dpi=dpi, progress=progress)
+        written = write_report(list(runs), path, title=title, dpi=dpi, include_dense=include_dense, progress=progress)
     click.echo(f"wrote {written}")

@@ -117,7 +117,7 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
     return config.get(key)
 
 
-def run_summary(data: RunData) -> dict[str, Any]:
+def run_summary(data: RunData, *, include_dense: bool = False) -> dict[str, Any]:
     """Headline figures of a run: epochs, final and best metrics, density, CV, drift convergence.
 
     Returns
@@ -126,9 +126,12 @@ def run_summary(data: RunData) -> dict[str, Any]:
         ``name``, ``method``, ``dataset``, ``sparsity``, ``epochs``, ``checkpoints``,
         ``final`` (the numeric fields of the last metrics record), ``best_val_acc``,
         ``density``, ``nnz``, ``fan_in_cv_mean``, ``converged`` (layers converged /
-        layers) and ``converged_epoch`` (the latest epoch at which a layer converged).
+        layers) and ``converged_epoch`` (the latest epoch at which a layer converged),
+        ``dense_layers`` (the last checkpoint's dense layers). The mean CV and the
+        convergence are over the sparse layers unless ``include_dense``: a dense
+        layer's fan-ins tie (CV 0) and it converges trivially.
     """
-    from topo.analysis.degree import fan_in_cv
+    from topo.analysis.degree import dense_layer_names, fan_in_cv, summary_layers
 
     summary: dict[str, Any] = {
         "name": data.name,
@@ -143,8 +146,11 @@ def run_summary(data: RunData) -> dict[str, Any]:
     epochs = [r.get("epoch") for r in data.metrics if _is_number(r.get("epoch"))]
     last = data.topologies[-1] if data.topologies else None
     summary["epochs"] = max(epochs) if epochs else (last.epoch if last is not None else None)
+    dense = dense_layer_names(last) if last is not None else []
+    summary["dense_layers"] = dense
     if last is not None:
-        cvs = np.array(fan_in_cv(last), dtype=np.float64)
+        kept = summary_layers([layer.name in dense for layer in last], include_dense=include_dense)
+        cvs = np.array(fan_in_cv(last), dtype=np.float64)[kept]
         summary["density"] = last.density
         summary["nnz"] = last.nnz
         summary["fan_in_cv_mean"] = float(np.nanmean(cvs)) if np.isfinite(cvs).any() else None
@@ -152,10 +158,12 @@ def run_summary(data: RunData) -> dict[str, Any]:
         summary.update(density=None, nnz=None, fan_in_cv_mean=None)
     if data.drift is not None:
         result = data.drift
-        done = [at for at in result.convergence if at is not None]
-        summary["converged"] = f"{len(done)}/{len(result.convergence)}"
+        counted = summary_layers([name in dense for name in result.layers], include_dense=include_dense)
+        convergence = [result.convergence[k] for k in counted]
+        done = [at for at in convergence if at is not None]
+        summary["converged"] = f"{len(done)}/{len(convergence)}"
         summary["converged_epoch"] = (
-            max(_x_of(result, at) for at in done) if len(done) == len(result.convergence) and done else None
+            max(_x_of(result, at) for at in done) if len(done) == len(convergence) and done else None
         )
     else:
         summary["converged"] = None
@@ -174,9 +182,8 @@ def layer_table(data: RunData) -> list[dict[str, Any]]:
     concentration and Spearman correlation where the checkpoint has gradient statistics.
     When a layer is dense, every row says whether it is (``dense``), and the dense layers
     have no gradient concentration or correlation (all their fan-ins tie)."""
-    from topo.analysis.degree import coefficient_of_variation
+    from topo.analysis.degree import coefficient_of_variation, is_dense
     from topo.analysis.gradients import gradient_concentration, hierarchy_strength
-    from topo.plotting.compose import is_dense
 
     if not data.topologies:
         return []
@@ -309,7 +316,9 @@ def _exploration_blocks(topologies: Sequence[Any], *, dpi: int) -> list[Block]:
     ]
 
 
-def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None]) -> list[dict]:
+def _run_sections(
+    data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, tick: Callable[[], None], include_dense: bool = False
+) -> list[dict]:
     """The sections of one run: anchor, title and blocks each, in :data:`REPORT_SECTIONS` order."""
     from topo.plotting import compose
 
@@ -322,7 +331,7 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
         sections.append({"anchor": f"{prefix}-{key}", "title": _TITLES[key], "blocks": flat})
         tick()
 
-    summary = run_summary(data)
+    summary = run_summary(data, include_dense=include_dense)
     final = summary["final"]
     cards = [(k, final[k]) for k in ("test_acc", "val_acc", "train_loss") if k in final]
     cards += [
@@ -343,6 +352,13 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
         blocks += [{"kind": "text", "text": "Last metrics record:"}, _table([final], [(k, k) for k in final])]
     if data.drift_error:
         blocks.append(_note(f"Drift not computed: {data.drift_error}"))
+    if summary["dense_layers"]:
+        dense = ", ".join(summary["dense_layers"])
+        blocks.append(_note(
+            f"Dense layers ({dense}) are counted in the mean fan-in CV and the layers converged." if include_dense
+            else f"Mean fan-in CV and layers converged are over the sparse layers; dense layers ({dense}: every "
+                 "connection present, equal fan-ins) are left out."
+        ))
     section("summary", blocks)
 
     rows = layer_table(data)
@@ -388,12 +404,12 @@ def _run_sections(data: RunData, prefix: str, *, dpi: int, max_ridge_rows: int, 
     return sections
 
 
-def _comparison(runs: Sequence[RunData], *, dpi: int) -> list[Block]:
+def _comparison(runs: Sequence[RunData], *, dpi: int, include_dense: bool = False) -> list[Block]:
     from topo.plotting import compose
 
     rows = []
     for data in runs:
-        summary = run_summary(data)
+        summary = run_summary(data, include_dense=include_dense)
         final = summary["final"]
         rows.append(
             {
@@ -420,7 +436,7 @@ def _comparison(runs: Sequence[RunData], *, dpi: int) -> list[Block]:
         def distance():
             from topo.analysis.distance import nnstd_matrix
 
-            matrix = nnstd_matrix(finals)  # topologies already loaded
+            matrix = nnstd_matrix(finals, include_dense=include_dense)  # topologies already loaded
             return compose.distance_figure(matrix=matrix, labels=compose.distance_labels(finals))
 
         blocks += [
@@ -450,6 +466,7 @@ def build_report(
     title: str | None = None,
     dpi: int = 100,
     max_ridge_rows: int = 10,
+    include_dense: bool = False,
     progress: Progress | None = None,
 ) -> str:
     """The HTML text of a report on one or more runs.
@@ -463,6 +480,10 @@ def build_report(
         Resolution of the embedded figures.
     max_ridge_rows : int
         Checkpoints shown in the fan-in ridge plot (spread evenly).
+    include_dense : bool
+        Count dense layers in the network-level summaries (mean fan-in CV, layers
+        converged, NNSTD between runs); by default they are over the sparse layers
+        and the dense layers are named apart.
     progress : callable, optional
         ``progress(done, total)`` over loading and drawing.
 
@@ -502,12 +523,14 @@ def build_report(
     title = title or (f"topo report: {loaded[0].name}" if len(loaded) == 1 else f"topo report: {len(loaded)} runs")
     comparison: list[Block] = []
     if len(loaded) > 1:
-        comparison = _comparison(loaded, dpi=dpi)
+        comparison = _comparison(loaded, dpi=dpi, include_dense=include_dense)
         tick()
     run_views = []
     for index, data in enumerate(loaded, start=1):
         prefix = f"run{index}"
-        sections = _run_sections(data, prefix, dpi=dpi, max_ridge_rows=max_ridge_rows, tick=tick)
+        sections = _run_sections(
+            data, prefix, dpi=dpi, max_ridge_rows=max_ridge_rows, tick=tick, include_dense=include_dense
+        )
         run_views.append({"anchor": prefix, "name": data.name, "sections": sections})
     generated = _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return _environment().get_template("report.html.j2").render(

@@ -21,6 +21,7 @@ from topo.analysis.degree import (
     fan_in,
     fan_in_cv,
     fan_out,
+    is_dense,
     layer_degree,
     layer_degrees,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "fan_in",
     "fan_in_cv",
     "fan_out",
+    "is_dense",
     "layer_degree",
     "layer_degrees",
     *_LAZY,

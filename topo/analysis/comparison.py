@@ -5,12 +5,20 @@
 networks: per layer the densities and fan-in CVs, the Jaccard overlap of the hub sets
 (by neuron index and after NNSTD matching), the NNSTD layer distance and, where every
 layer's shape agrees, the mask turnover; then one summary row for the network.
+
+Dense layers say nothing about topology: their fan-ins tie (so hub overlap is
+undefined, NaN), their CV is 0 and two dense layers of one shape are at NNSTD 0. The
+summary row is therefore over the sparse layers unless ``include_dense=True``: the
+mean CV of each network leaves out its own dense layers, and the hub overlaps, NNSTD
+and mask turnover leave out the layers dense in both networks. Each row says which
+side is dense (``dense_a``, ``dense_b``); the densities in the summary are always the
+whole network's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from topo.topology import Topology
@@ -35,10 +43,12 @@ class Comparison:
         ``density_a``, ``density_b``, ``fan_in_cv_a``, ``fan_in_cv_b``,
         ``hub_overlap_index``, ``hub_overlap_matched``, ``nnstd`` (the layer distance),
         ``mask_turnover`` (None where shapes differ), ``active_a``, ``active_b``
-        (``"present/width"`` neurons).
+        (``"present/width"`` neurons), ``dense_a``, ``dense_b`` (every connection
+        present), ``hub_note`` (why the hub overlap is undefined, else None).
     overall : dict
-        The network: overall densities, the mean CVs and hub overlaps over the layers,
-        the NNSTD, and the turnover weighted by the layers' edge counts.
+        The network: overall densities, the mean CVs and hub overlaps over the sparse
+        layers (see the module notes), the NNSTD over them, and their turnover weighted
+        by the layers' edge counts.
     nnstd : float
         NNSTD from A to B (normalised by A).
     fraction : float
@@ -49,6 +59,10 @@ class Comparison:
         Whether every layer's shape agrees (mask turnover is defined).
     shrunk : bool
         Whether a method removed neurons on either side (``active`` below the width).
+    include_dense : bool
+        Whether the summary row includes the dense layers.
+    excluded : list of str
+        The layers the summary row left out (dense in both networks).
     """
 
     rows: list[dict[str, Any]]
@@ -58,9 +72,13 @@ class Comparison:
     match_output: bool
     same_shapes: bool
     shrunk: bool
+    include_dense: bool = False
+    excluded: list[str] = field(default_factory=list)
 
 
-def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match_output: bool = True) -> Comparison:
+def compare_topologies(
+    a: Topology, b: Topology, *, fraction: float = 0.1, match_output: bool = True, include_dense: bool = False
+) -> Comparison:
     """Compare networks A and B layer by layer.
 
     Parameters
@@ -72,6 +90,8 @@ def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match
     match_output : bool
         Match output neurons in NNSTD (False keeps them by index: classes have fixed
         identities).
+    include_dense : bool
+        Let the summary row average the dense layers in (see the module notes).
 
     Returns
     -------
@@ -86,23 +106,26 @@ def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match
         anything is allocated.
     """
     from topo.analysis.budget import check_nnstd
-    from topo.analysis.degree import fan_in_cv
+    from topo.analysis.degree import fan_in_cv, is_dense, summary_layers
     from topo.analysis.distance import mask_turnover, nnstd
-    from topo.analysis.hubs import hub_overlap
+    from topo.analysis.hubs import fan_ins_tie, hub_overlap
 
     # NNSTD's cost matrices grow with the product of the widths: refuse before allocating
     check_nnstd(a, b, match_output=match_output)
-    result = nnstd(a, b, match_output=match_output)
+    result = nnstd(a, b, match_output=match_output, include_dense=include_dense)
     by_index = hub_overlap(a, b, fraction=fraction)
     matched = hub_overlap(a, b, matched=True, fraction=fraction, match_output=match_output, matchings=result.matchings)
     cv_a, cv_b = fan_in_cv(a), fan_in_cv(b)
     same_shapes = all(la.shape == lb.shape for la, lb in zip(a, b))
     turnover = mask_turnover(a, b) if same_shapes else [None] * len(a)
 
+    dense_a = [is_dense(layer) for layer in a]
+    dense_b = [is_dense(layer) for layer in b]
     rows = []
     for k, (layer_a, layer_b) in enumerate(zip(a, b)):
         name = layer_a.name if layer_a.name == layer_b.name else f"{layer_a.name} / {layer_b.name}"
         wa, wb = result.active_widths[k]
+        tied = [side for side, layer in (("A", layer_a), ("B", layer_b)) if fan_ins_tie(layer)]
         rows.append({
             "layer": name,
             "density_a": layer_a.density,
@@ -115,21 +138,32 @@ def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match
             "mask_turnover": turnover[k],
             "active_a": f"{wa}/{layer_a.n_out}",
             "active_b": f"{wb}/{layer_b.n_out}",
+            "dense_a": dense_a[k],
+            "dense_b": dense_b[k],
+            "hub_note": (
+                f"fan-ins tie across the whole layer in {' and '.join(tied)}: no hub set" if tied else None
+            ),
         })
+    # the pair's summary leaves out layers dense in both; each network's CV its own dense layers
+    pair = summary_layers([da and db for da, db in zip(dense_a, dense_b)], include_dense=include_dense)
+    own_a = summary_layers(dense_a, include_dense=include_dense)
+    own_b = summary_layers(dense_b, include_dense=include_dense)
     overall_turnover = None
     if same_shapes:
         # weighted by the layers' edge counts: the share of all connections that differ
-        weights = [la.nnz + lb.nnz for la, lb in zip(a, b)]
+        weights = [a[k].nnz + b[k].nnz for k in pair]
         total = sum(weights)
-        overall_turnover = sum(float(t) * w for t, w in zip(turnover, weights) if t is not None) / total if total else 0.0
+        overall_turnover = (
+            sum(float(turnover[k]) * w for k, w in zip(pair, weights) if turnover[k] is not None) / total if total else 0.0
+        )
     overall = {
         "layer": "overall",
         "density_a": a.density,
         "density_b": b.density,
-        "fan_in_cv_a": finite_mean(cv_a),
-        "fan_in_cv_b": finite_mean(cv_b),
-        "hub_overlap_index": finite_mean(by_index),
-        "hub_overlap_matched": finite_mean(matched),
+        "fan_in_cv_a": finite_mean(cv_a[k] for k in own_a),
+        "fan_in_cv_b": finite_mean(cv_b[k] for k in own_b),
+        "hub_overlap_index": finite_mean(by_index[k] for k in pair),
+        "hub_overlap_matched": finite_mean(matched[k] for k in pair),
         "nnstd": result.distance,
         "mask_turnover": overall_turnover,
     }
@@ -142,4 +176,6 @@ def compare_topologies(a: Topology, b: Topology, *, fraction: float = 0.1, match
         match_output=match_output,
         same_shapes=same_shapes,
         shrunk=shrunk,
+        include_dense=bool(include_dense),
+        excluded=[rows[k]["layer"] for k in range(len(rows)) if k not in set(pair)],
     )

@@ -1,6 +1,12 @@
 """Degree basics: fan-in, fan-out and their per-layer and whole-network summaries.
 
 Everything is read off the CSR masks with numpy; no graph is walked.
+
+Dense layers (every possible connection present, e.g. the output layer that ERK keeps
+dense) have equal fan-ins and a CV of 0; averaged in, they pull a network's mean CV
+toward 0 whatever its sparse layers do. Whole-network summaries are therefore taken
+over the sparse layers unless ``include_dense=True`` (over all layers when every layer
+is dense), and name the dense layers they left out.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ import numpy as np
 from topo.topology import Layer, Topology
 
 __all__ = [
+    "is_dense",
+    "dense_layer_names",
+    "summary_layers",
     "fan_in",
     "fan_out",
     "coefficient_of_variation",
@@ -24,6 +33,54 @@ __all__ = [
     "degree_summary",
     "summarise_degrees",
 ]
+
+
+def is_dense(layer: Layer | "LayerDegree") -> bool:
+    """True when every possible connection of the layer is present (and it has any).
+
+    Parameters
+    ----------
+    layer : Layer or LayerDegree
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> is_dense(Layer.from_mask("out", np.ones((10, 4)))), is_dense(Layer.from_mask("fc", np.eye(4)))
+    (True, False)
+    """
+    size = layer.n_out * layer.n_in
+    return size > 0 and int(layer.nnz) == size
+
+
+def dense_layer_names(layers: Sequence[Layer] | Sequence["LayerDegree"] | Topology) -> list[str]:
+    """The names of the dense layers (:func:`is_dense`), in order."""
+    return [layer.name for layer in layers if is_dense(layer)]
+
+
+def summary_layers(dense: Sequence[bool], *, include_dense: bool = False) -> list[int]:
+    """Indices of the layers a network-level summary is taken over.
+
+    Parameters
+    ----------
+    dense : sequence of bool
+        Per layer, whether it is dense.
+    include_dense : bool
+        Take every layer.
+
+    Returns
+    -------
+    list of int
+        The sparse layers' indices; all indices when ``include_dense`` or when every
+        layer is dense (a dense network is summarised as it is).
+
+    Examples
+    --------
+    >>> summary_layers([False, False, True]), summary_layers([False, True], include_dense=True)
+    ([0, 1], [0, 1])
+    """
+    flags = [bool(d) for d in dense]
+    keep = [i for i, d in enumerate(flags) if include_dense or not d]
+    return keep or list(range(len(flags)))
 
 
 def _layer(topology: Topology, layer: int | str) -> Layer:
@@ -126,9 +183,13 @@ class NetworkDegree:
     fan_in_cv_max: float
     no_inputs: int
     no_outputs: int
+    dense_layers: tuple[str, ...] = ()
+    include_dense: bool = False
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data["dense_layers"] = list(self.dense_layers)
+        return data
 
 
 def layer_degree(layer: Layer) -> LayerDegree:
@@ -159,24 +220,30 @@ def layer_degrees(topology: Topology) -> list[LayerDegree]:
     return [layer_degree(layer) for layer in topology]
 
 
-def degree_summary(topology: Topology) -> NetworkDegree:
+def degree_summary(topology: Topology, *, include_dense: bool = False) -> NetworkDegree:
     """Whole-network figures: sizes, density, fan-in CV over layers, dead neurons.
 
     ``no_inputs`` counts neurons outside the network's input layers that receive no
     connection; ``no_outputs`` counts neurons that feed nothing, among all neurons
-    that are inputs of some layer (the final outputs are not counted).
+    that are inputs of some layer (the final outputs are not counted). The fan-in CV
+    mean and maximum are over the sparse layers unless ``include_dense``
+    (:func:`summary_layers`); ``dense_layers`` names the dense ones.
     """
-    return summarise_degrees(layer_degrees(topology), n_neurons=topology.n_neurons)
+    return summarise_degrees(layer_degrees(topology), n_neurons=topology.n_neurons, include_dense=include_dense)
 
 
-def summarise_degrees(per_layer: Sequence[LayerDegree], *, n_neurons: int) -> NetworkDegree:
+def summarise_degrees(
+    per_layer: Sequence[LayerDegree], *, n_neurons: int, include_dense: bool = False
+) -> NetworkDegree:
     """:func:`degree_summary` from figures already measured per layer.
 
     For a network read layer by layer (:func:`topo.formats.scan`), whose masks were
     not all kept; ``n_neurons`` is the topology's ``n_neurons`` (it depends only on
     shapes and chaining).
     """
-    cvs = np.array([d.fan_in_cv for d in per_layer], dtype=np.float64)
+    dense = [is_dense(d) for d in per_layer]
+    kept = summary_layers(dense, include_dense=include_dense)
+    cvs = np.array([per_layer[i].fan_in_cv for i in kept], dtype=np.float64)
     finite = cvs[np.isfinite(cvs)]
     nnz = sum(d.nnz for d in per_layer)
     size = sum(d.n_in * d.n_out for d in per_layer)
@@ -190,4 +257,6 @@ def summarise_degrees(per_layer: Sequence[LayerDegree], *, n_neurons: int) -> Ne
         fan_in_cv_max=float(finite.max()) if finite.size else float("nan"),
         no_inputs=sum(d.no_inputs for d in per_layer),
         no_outputs=sum(d.no_outputs for d in per_layer),
+        dense_layers=tuple(d.name for d, flag in zip(per_layer, dense) if flag),
+        include_dense=bool(include_dense),
     )

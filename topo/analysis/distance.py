@@ -122,7 +122,9 @@ class NNSTDResult:
     Attributes
     ----------
     distance : float
-        NNSTD: the mean of ``layer_distances``, in ``[0, 1]``.
+        NNSTD: the mean of ``layer_distances`` over the layers that are not dense in
+        both networks (all layers with ``include_dense``, or when every layer is), in
+        ``[0, 1]``.
     layer_distances : list of float
         Per layer: the matched cost over network 1's number of output neurons.
     matchings : list of numpy.ndarray
@@ -135,12 +137,15 @@ class NNSTDResult:
         a method removed neurons these are below the widths: a removed neuron is an
         empty input set, 0 apart from another removed neuron and 1 from any present
         one, and the layer distance still divides by network 1's full width.
+    dense_layers : list of bool
+        Per layer, whether it is dense in both networks (every connection present).
     """
 
     distance: float
     layer_distances: list[float] = field(default_factory=list)
     matchings: list[np.ndarray] = field(default_factory=list)
     active_widths: list[tuple[int, int]] = field(default_factory=list)
+    dense_layers: list[bool] = field(default_factory=list)
 
 
 # -- one layer -----------------------------------------------------------------------
@@ -733,6 +738,7 @@ def nnstd(
     match_output: bool = True,
     tie_break: str = "canonical",
     solver: str = "auto",
+    include_dense: bool = False,
     progress: ProgressCallback | None = None,
 ) -> NNSTDResult:
     """Neural Network Sparse Topology Distance (Liu et al. 2020) from ``a`` to ``b``.
@@ -756,6 +762,11 @@ def nnstd(
         How the canonical rule's assignment is solved; all give the same result.
         "auto" takes the dense solver for small layers and LAPMOD on the sparse graph
         of overlapping pairs for large ones. The reference rule is always dense.
+    include_dense : bool
+        Average the layers that are dense in both networks into ``distance`` too
+        (of equal widths, their distance is 0 whatever the rest of the network does, so
+        they pull it toward 0); by default the mean is over the other layers (over all
+        when every layer is dense in both).
     progress : callable, optional
         ``progress(done, total)`` after each layer (and once with ``done=0``).
 
@@ -815,10 +826,14 @@ def nnstd(
         matchings.append(match)
         previous = match
         report(k + 1, n_layers)
+    from topo.analysis.degree import is_dense, summary_layers
     from topo.analysis.exploration import active_widths
 
+    dense = [is_dense(layer_a) and is_dense(layer_b) for layer_a, layer_b in zip(a, b)]
+    kept = summary_layers(dense, include_dense=include_dense)
     return NNSTDResult(
-        distance=float(np.mean(layer_distances)),
+        distance=float(np.mean([layer_distances[k] for k in kept])) if kept else float("nan"),
+        dense_layers=dense,
         layer_distances=layer_distances,
         matchings=matchings,
         active_widths=list(zip(active_widths(a), active_widths(b))),
@@ -873,6 +888,7 @@ def nnstd_matrix(
     match_output: bool = True,
     tie_break: str = "canonical",
     solver: str = "auto",
+    include_dense: bool = False,
     workers: int = 1,
     scheduler: str | None = None,
     progress: ProgressCallback | None = None,
@@ -890,7 +906,7 @@ def nnstd_matrix(
         importable by name when the pairs run in other processes.
         :func:`topo.runs.load_masks` reads checkpoint paths (masks only) and keeps the
         last 16 it read.
-    match_output, tie_break, solver : optional
+    match_output, tie_break, solver, include_dense : optional
         Passed to :func:`nnstd`.
     workers : int
         Local processes (1: in this process).
@@ -932,7 +948,9 @@ def nnstd_matrix(
             resolved.append(item)
     n = len(resolved)
     pairs = _tiled_pairs(n)
-    options = {"match_output": bool(match_output), "tie_break": tie_break, "solver": solver}
+    options = {
+        "match_output": bool(match_output), "tie_break": tie_break, "solver": solver, "include_dense": bool(include_dense)
+    }
     if workers == 1 and scheduler is None and layer_progress is not None:
         values = _pairs_here(resolved, pairs, options, load, progress, layer_progress)
     else:

@@ -10,6 +10,10 @@ whose neurons carry no common labels).
 Where a method removed neurons (no input and no output: SRigL's ablation, chain
 removal), ``fraction`` is still a share of the layer's full width; a removed neuron has
 fan-in 0 and so is a hub only when every neuron of the layer ties at 0.
+
+Where every neuron of a layer has the same fan-in (a dense layer, or a method that
+keeps fan-in constant) no neuron stands out: there is no hub set, only a tie broken by
+index. The overlap and persistence of such a layer's hubs are undefined (NaN), not 1.
 """
 
 from __future__ import annotations
@@ -23,10 +27,32 @@ import numpy as np
 from topo.errors import TopoError
 from topo.topology import Layer, Topology
 
-__all__ = ["RULES", "LayerHubs", "hub_indices", "hub_listing", "hub_overlap", "hub_persistence", "jaccard"]
+__all__ = [
+    "RULES",
+    "LayerHubs",
+    "fan_ins_tie",
+    "hub_indices",
+    "hub_listing",
+    "hub_overlap",
+    "hub_persistence",
+    "jaccard",
+]
 
 #: Names accepted by ``rule``.
 RULES = ("top", "z")
+
+
+def fan_ins_tie(layer: Layer) -> bool:
+    """True when every output neuron of the layer has the same fan-in, so that no hub set exists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fan_ins_tie(Layer.from_mask("out", np.ones((10, 4)))), fan_ins_tie(Layer.from_mask("fc", np.tril(np.ones((4, 4)))))
+    (True, False)
+    """
+    fan_in = layer.fan_in
+    return fan_in.size > 0 and bool(np.all(fan_in == fan_in[0]))
 
 
 def hub_indices(layer: Layer, *, fraction: float = 0.1, rule: str = "top", z: float = 2.0) -> np.ndarray:
@@ -126,7 +152,8 @@ def hub_overlap(
     -------
     list of float
         One Jaccard index per layer, in ``[0, 1]``; NaN where neither layer has a hub
-        (possible with ``rule="z"``).
+        (possible with ``rule="z"``) and where either layer's fan-ins all tie
+        (:func:`fan_ins_tie`: no hub set exists, e.g. a dense layer).
 
     Raises
     ------
@@ -153,6 +180,9 @@ def hub_overlap(
         raise TopoError(f"{len(matchings)} matchings given for {len(a)} layers")
     overlaps = []
     for k, (layer_a, layer_b) in enumerate(zip(a, b)):
+        if fan_ins_tie(layer_a) or fan_ins_tie(layer_b):
+            overlaps.append(float("nan"))
+            continue
         hubs_a = hub_indices(layer_a, fraction=fraction, rule=rule, z=z)
         hubs_b = hub_indices(layer_b, fraction=fraction, rule=rule, z=z)
         if matchings is not None:
@@ -180,7 +210,8 @@ def hub_persistence(
     -------
     numpy.ndarray of float64, shape ``(n_checkpoints, n_layers)``
         Row ``t``: the Jaccard index of checkpoint ``t``'s hubs with the last
-        checkpoint's, per layer; the last row is 1 (NaN where a layer has no hub).
+        checkpoint's, per layer; the last row is 1 (NaN where a layer has no hub, or
+        where either checkpoint's fan-ins all tie: :func:`fan_ins_tie`).
 
     Raises
     ------
@@ -201,6 +232,9 @@ def hub_persistence(
                 f"cannot follow hubs: {name} has {len(topology)} layers, {last_name} has {len(last)}"
             )
         for k, layer in enumerate(topology):
+            if fan_ins_tie(layer) or fan_ins_tie(last[k]):
+                result[t, k] = np.nan
+                continue
             result[t, k] = jaccard(hub_indices(layer, fraction=fraction, rule=rule, z=z), final[k])
     return result
 
@@ -223,6 +257,10 @@ class LayerHubs:
         ties in index order; ``grad_mean`` is None where training recorded none.
     cut : bool
         True when ``hubs`` lists fewer than ``n_hubs`` (a ``limit`` was reached).
+    dense : bool
+        Every connection of the layer is present.
+    tied : bool
+        Every neuron has the same fan-in (:func:`fan_ins_tie`): no hub set exists.
     """
 
     name: str
@@ -231,6 +269,8 @@ class LayerHubs:
     fan_in_mean: float | None
     hubs: list[dict[str, Any]]
     cut: bool = False
+    dense: bool = False
+    tied: bool = False
 
 
 def hub_listing(
@@ -240,6 +280,7 @@ def hub_listing(
     rule: str = "top",
     z: float = 2.0,
     limit: int | None = None,
+    include_dense: bool = False,
 ) -> list[LayerHubs]:
     """Each layer's hubs, strongest first, with their fan-in and gradient statistic.
 
@@ -251,6 +292,10 @@ def hub_listing(
     limit : int, optional
         List at most this many hubs per layer (the strongest); ``n_hubs`` still counts
         them all.
+    include_dense : bool
+        Also list the "hubs" of dense layers: the rule's picks by index, since their
+        fan-ins all tie. By default a dense layer lists none (``n_hubs`` 0). Other
+        layers whose fan-ins all tie (constant fan-in) are listed, marked ``tied``.
 
     Returns
     -------
@@ -262,9 +307,15 @@ def hub_listing(
     TopoError
         If the hub rule is invalid.
     """
+    from topo.analysis.degree import is_dense
+
     listing = []
     for layer in topology:
+        tied = fan_ins_tie(layer)
+        dense = is_dense(layer)
         hubs = hub_indices(layer, fraction=fraction, rule=rule, z=z)
+        if dense and not include_dense:
+            hubs = hubs[:0]
         fan_in = layer.fan_in
         gradient = layer.stats.get("grad_mean")
         # strongest first; ties in index order (a sort in numpy: a wide layer has a million hubs)
@@ -282,6 +333,8 @@ def hub_listing(
                 fan_in_mean=float(fan_in.mean()) if fan_in.size else None,
                 hubs=[{"neuron": i, "fan_in": f, "grad_mean": g} for i, f, g in zip(order.tolist(), values, gradients)],
                 cut=bool(cut),
+                dense=dense,
+                tied=tied,
             )
         )
     return listing

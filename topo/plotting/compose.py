@@ -25,6 +25,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from topo.analysis.degree import is_dense  # re-exported: one definition of a dense layer
 from topo.errors import TopoError, shorten_list
 from topo.plotting.labels import Labels, checkpoint_epochs, checkpoint_label, run_epoch_labels, shortest_run_names
 from topo.runs import parse_epochs, run_checkpoints  # re-exported: figures read runs through topo.runs
@@ -60,11 +61,6 @@ Progress = Callable[[int, int], None]
 
 #: What the fan-in, degree and gradient figures do with a dense layer.
 DENSE_CHOICES = ("note", "omit", "draw")
-
-
-def is_dense(layer: Layer) -> bool:
-    """Whether every possible connection of ``layer`` is present (and it has any)."""
-    return layer.n_out * layer.n_in > 0 and layer.nnz == layer.n_out * layer.n_in
 
 
 def dense_note(layer: Layer) -> str:
