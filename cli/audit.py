@@ -86,7 +86,9 @@ def _regex(value):
               help="Audit only layers whose names match REGEX (re.search).")
 @click.option("--follow-symlinks", is_flag=True, envvar="TOPO_FOLLOW_LINKS", show_envvar=True,
               help="Follow symbolic links that lead out of the audited folders (refused by default).")
-def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow_symlinks) -> None:
+@click.option("--include-dense", is_flag=True,
+              help="Count dense layers in the fan-in CV mean and maximum (by default only sparse layers).")
+def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow_symlinks, include_dense) -> None:
     """Audit everything under PATHS: one row per checkpoint, and a row for the rest.
 
     PATHS are checkpoint files and folders. Every file under a folder gets a row:
@@ -99,7 +101,8 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
     the audited folder are refused unless --follow-symlinks. Masks only are read.
 
     Columns: connections present (nnz) and possible (total), density, the mean and
-    maximum over layers of the fan-in CV (and, in csv/json, of the layer density),
+    maximum over the sparse layers of the fan-in CV (--include-dense: over all
+    layers; a dense layer's CV is 0) and, in csv/json, of the layer density over all,
     neurons without inputs / outputs, the best-fitting fan-in distribution of the
     layer with the most neurons whose fan-in varies, the hub share (connections into
     each layer's top-10% fan-in neurons, pooled), the layers' sparsity patterns
@@ -134,7 +137,7 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
     with progress_bar("auditing") as progress:
         rows = audit_entries(
             entries, workers=workers, scheduler=scheduler, progress=progress, layers=layers,
-            follow_symlinks=follow_symlinks,
+            follow_symlinks=follow_symlinks, include_dense=include_dense,
         )
     refused = [row for row in rows if row.status == "refused"]
     skipped = [row for row in rows if row.status == "skipped"]

@@ -223,3 +223,15 @@ def test_report_summary_over_sparse_layers(erk_pair, tmp_path):
     assert with_dense["converged"].endswith("/3")
     page = build_report([data], dpi=30)
     assert "over the sparse layers" in page and "dense layers (fc3" in page
+
+
+def test_audit_cv_over_sparse_layers(erk_pair):
+    from topo.audit import audit_path
+
+    masks_a, _, a, _ = erk_pair
+    hidden = [_cv(m) for m in masks_a[:2]]
+    row = audit_path(a)
+    assert row.fan_in_cv_mean == pytest.approx(np.mean(hidden)) and row.fan_in_cv_max == pytest.approx(max(hidden))
+    assert audit_path(a, include_dense=True).fan_in_cv_mean == pytest.approx(np.mean(hidden + [0.0]))
+    rows = json.loads(_invoke("audit", a, "--format", "json", "--include-dense").output)
+    assert rows[0]["fan_in_cv_mean"] == pytest.approx(np.mean(hidden + [0.0]))

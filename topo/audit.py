@@ -466,7 +466,9 @@ def _fit_layer(layers: Sequence[Any]) -> Any:
     return best
 
 
-def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None) -> AuditRow:
+def _measure(
+    topology: Any, path: Path, fmt: str | None, layer_regex: str | None, include_dense: bool = False
+) -> AuditRow:
     from topo.analysis.degree import layer_degree
 
     info = topology.info
@@ -490,7 +492,11 @@ def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None
     nnz = sum(d.nnz for d in degrees)
     total = sum(layer.size for layer in layers)
     densities = np.array([d.density for d in degrees], dtype=np.float64)
-    cvs = np.array([d.fan_in_cv for d in degrees], dtype=np.float64)
+    from topo.analysis.degree import is_dense, summary_layers
+
+    # over the sparse layers: a dense layer's fan-ins tie (CV 0) and would pull the mean down
+    kept = summary_layers([is_dense(d) for d in degrees], include_dense=include_dense)
+    cvs = np.array([degrees[i].fan_in_cv for i in kept], dtype=np.float64)
     cvs = cvs[np.isfinite(cvs)]
 
     from topo.analysis.fits import fit_fan_in
@@ -546,7 +552,9 @@ def _measure(topology: Any, path: Path, fmt: str | None, layer_regex: str | None
     )
 
 
-def audit_path(path: str | os.PathLike, *, layers: str | None = None, follow_symlinks: bool = False) -> AuditRow:
+def audit_path(
+    path: str | os.PathLike, *, layers: str | None = None, follow_symlinks: bool = False, include_dense: bool = False
+) -> AuditRow:
     """Read one checkpoint (masks only) and measure it.
 
     Parameters
@@ -559,6 +567,9 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None, follow_sym
         are audited.
     follow_symlinks : bool
         Let the reader follow links out of a model folder (as ``TOPO_FOLLOW_LINKS=1`` does).
+    include_dense : bool
+        Let the fan-in CV mean and maximum count dense layers (by default they are over
+        the sparse layers; over all when every layer is dense).
 
     Returns
     -------
@@ -584,7 +595,7 @@ def audit_path(path: str | os.PathLike, *, layers: str | None = None, follow_sym
         with _links_followed(follow_symlinks):
             fmt = detect_format(path)
             topology = load(path, format=fmt, weights=False)
-        return _measure(topology, path, fmt, layers)
+        return _measure(topology, path, fmt, layers, include_dense)
     except Exception as exc:  # one bad file must not stop an audit of thousands
         return AuditRow(path=str(path), status="refused", format=fmt, error=_message(exc, path))
 
@@ -622,6 +633,7 @@ def audit_paths(
     progress: Callable[[int, int], None] | None = None,
     layers: str | None = None,
     follow_symlinks: bool = False,
+    include_dense: bool = False,
 ) -> list[AuditRow]:
     """Audit everything under ``paths``: one row per entry of :func:`survey`, in its order.
 
@@ -640,6 +652,8 @@ def audit_paths(
         Regular expression selecting layers by name (see :func:`audit_path`).
     follow_symlinks : bool
         Follow symbolic links out of the audited folders (see :func:`survey`).
+    include_dense : bool
+        See :func:`audit_path`.
 
     Returns
     -------
@@ -658,6 +672,7 @@ def audit_paths(
     return audit_entries(
         survey(paths, follow_symlinks=follow_symlinks),
         workers=workers, scheduler=scheduler, progress=progress, layers=layers, follow_symlinks=follow_symlinks,
+        include_dense=include_dense,
     )
 
 
@@ -669,6 +684,7 @@ def audit_entries(
     progress: Callable[[int, int], None] | None = None,
     layers: str | None = None,
     follow_symlinks: bool = False,
+    include_dense: bool = False,
 ) -> list[AuditRow]:
     """One row per entry of :func:`survey`: the ``audit`` entries read, the others as they were decided.
 
@@ -681,7 +697,7 @@ def audit_entries(
     if to_read:
         from topo.parallel import map_jobs
 
-        job = functools.partial(audit_path, layers=layers, follow_symlinks=follow_symlinks)
+        job = functools.partial(audit_path, layers=layers, follow_symlinks=follow_symlinks, include_dense=include_dense)
         read = map_jobs(job, to_read, workers=workers, scheduler=scheduler, progress=progress)
     rows = iter(read)
     status = {"skip": "skipped", "refuse": "refused"}
