@@ -57,15 +57,15 @@ def hubs_command(checkpoint: str, fraction: float | None, z: float | None, inclu
     )
     cut = any(entry.cut for entry in listing)
     rows = [{"layer": entry.name, **hub} for entry in listing for hub in entry.hubs]
-    layers = [
+    layers: list[dict[str, Any]] = [
         {"name": e.name, "n_out": e.n_out, "n_hubs": e.n_hubs, "fan_in_mean": e.fan_in_mean,
          "dense": e.dense, "no_hub_set": e.tied, "hubs": e.hubs}
         for e in listing
     ]
     concentrations = []
     for entry, layer in zip(layers, topology):
-        both = {"concentration_rest": None, "concentration_all": None}
-        if "grad_mean" in layer.stats and rule == "top":
+        both: dict[str, float | None] = {"concentration_rest": None, "concentration_all": None}
+        if "grad_mean" in layer.stats and rule == "top" and fraction is not None:
             both = {f"concentration_{against}": gradient_concentration(layer, fraction=fraction, against=against)
                     for against in ("rest", "all")}
             concentrations.append(f"{layer.name} {both['concentration_rest']:.2f} / {both['concentration_all']:.2f}")

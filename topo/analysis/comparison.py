@@ -154,7 +154,7 @@ def compare_topologies(
         weights = [a[k].nnz + b[k].nnz for k in pair]
         total = sum(weights)
         overall_turnover = (
-            sum(float(turnover[k]) * w for k, w in zip(pair, weights) if turnover[k] is not None) / total if total else 0.0
+            sum(float(t) * w for t, w in zip((turnover[k] for k in pair), weights) if t is not None) / total if total else 0.0
         )
     overall = {
         "layer": "overall",
@@ -177,5 +177,5 @@ def compare_topologies(
         same_shapes=same_shapes,
         shrunk=shrunk,
         include_dense=bool(include_dense),
-        excluded=[rows[k]["layer"] for k in range(len(rows)) if k not in set(pair)],
+        excluded=[str(rows[k]["layer"]) for k in range(len(rows)) if k not in set(pair)],
     )

@@ -630,7 +630,7 @@ def _canonical_match(a: sp.csr_matrix, b: sp.csr_matrix, solver: str) -> tuple[f
     row_pos[overlaps.active_rows] = np.arange(n_rows)
     col_pos = np.full(n_b, -1, dtype=np.int64)
     col_pos[overlaps.active_cols] = np.arange(n_cols)
-    matched = None
+    matched: tuple[np.ndarray, ...] | None = None
     if overlaps.pair_bound == 0:
         matched = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
     elif solver == "dense" or (solver == "auto" and n_rows * n_cols <= DENSE_MAX_ENTRIES):

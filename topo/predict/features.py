@@ -74,12 +74,12 @@ def feature_matrix(
     matrix = np.array([[parse_number(row[name]) for name in common] for row in rows], dtype=np.float64)
     matrix[~np.isfinite(matrix)] = np.nan
     if names is None:
-        keep = []
+        varies = []
         for column in range(matrix.shape[1]):
             values = matrix[:, column]
             present = values[np.isfinite(values)]
-            keep.append(present.size > 0 and np.ptp(present) > 0)
-        keep = np.array(keep, dtype=bool)
+            varies.append(present.size > 0 and np.ptp(present) > 0)
+        keep = np.array(varies, dtype=bool)
         matrix = matrix[:, keep]
         common = [name for name, k in zip(common, keep) if k]
         if not common:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -188,7 +189,7 @@ def _assemble(
         X_val, y_val = X_train[val], y_train[val]
         X_train, y_train = X_train[keep], y_train[keep]
     else:
-        (y_train, y_val, y_test), n_classes = _remap_labels(y_train, y_val, y_test)
+        (y_train, y_val, y_test), n_classes = _remap_labels(y_train, cast(np.ndarray, y_val), y_test)
     if standardise:
         X_train, X_val, X_test = _standardise(X_train, X_val, X_test)
     parts = [np.ascontiguousarray(x, dtype=np.float32) for x in (X_train, X_val, X_test)]
@@ -270,7 +271,7 @@ def load_dataset(
     """
     if not (0.0 <= val_fraction < 1.0):
         raise TopoError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    options = dict(val_fraction=val_fraction, seed=seed)
+    options: dict[str, Any] = dict(val_fraction=val_fraction, seed=seed)
     text = str(name)
     if _looks_like_path(text) and text.strip().lower().replace("_", "-") not in DATASETS:
         return _load_path(Path(text).expanduser(), text, label_column=label_column,
@@ -312,7 +313,7 @@ def _load_path(path: Path, name: str, *, label_column, test_fraction, val_fracti
     if not path.is_file():
         raise TopoError("no such data file", path=path)
     lowered = path.name.lower()
-    options = dict(val_fraction=val_fraction, seed=seed)
+    options: dict[str, Any] = dict(val_fraction=val_fraction, seed=seed)
     if lowered.endswith(".npz"):
         return _load_npz(path, name, **options)
     if lowered.startswith("covtype") and (lowered.endswith(".data") or lowered.endswith(".data.gz")):

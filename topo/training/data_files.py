@@ -48,7 +48,7 @@ def read_bytes(path: Path) -> bytes:
     return raw
 
 
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
     0x0B: np.dtype(">i2"),

@@ -144,7 +144,7 @@ def _expected_files(name: str) -> dict[str, tuple[str, ...]]:
     """Role -> file-name patterns, preferred first."""
     if name in ("mnist", "fashion-mnist") or name.startswith("emnist-"):
         prefix = f"{name}-" if name.startswith("emnist-") else ""
-        roles = {}
+        roles: dict[str, tuple[str, ...]] = {}
         for role, stem in _MNIST_STEMS.items():
             if prefix:
                 stem = stem.replace("t10k", "test")

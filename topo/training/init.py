@@ -241,5 +241,5 @@ def starting_masks(config: TrainConfig, shapes: Sequence[tuple[int, int]], names
     )
     if masks_init:
         # start from a saved network's masks (e.g. a perturbed copy of another run's)
-        init = checkpoint_initial_masks(config.init, shapes, names)
+        init = checkpoint_initial_masks(str(config.init), shapes, names)
     return StartingMasks(init, profile_per_layer, prior)

@@ -74,7 +74,8 @@ def _module_class():
                 if prev[0] != nxt[1]:
                     raise TopoError(f"layer shapes do not chain: {prev} then {nxt}")
             self.names = layer_names(len(shapes))
-            self.layers = torch.nn.ModuleList(torch.nn.Linear(i, o) for o, i in shapes)
+            # Any: a ModuleList item is typed Module, whose .weight mypy cannot see
+            self.layers: Any = torch.nn.ModuleList(torch.nn.Linear(i, o) for o, i in shapes)
             if masks is None:
                 masks = [np.ones(s, dtype=bool) for s in shapes]
             if len(masks) != len(shapes):
