@@ -1,5 +1,10 @@
 """The sparse training backend against the masked one, on MNIST.
 
+0. The kernels of one 16,384 x 16,384 layer at 99% sparsity, batch 64: the forward
+   product (dense, CSR ``torch.sparse.mm``, an ``index_add`` gather) and the weight
+   gradient (dense ``g^T x``, ``torch.sparse.sampled_addmm`` on the mask, a chunked
+   gather), each against the dense one: the choice in
+   :mod:`topo.training.sparse_layers`.
 1. 784-16384-16384-10 at 99% sparsity (ERK), batch 64, SGD: the epoch time of
    ``topo train --backend masked`` and ``--backend sparse`` in the same process. A
    masked epoch of this network takes most of an hour here, so each backend trains two
@@ -53,6 +58,53 @@ def subset(dataset, n_train: int, n_held: int = 256):
         X_val=dataset.X_val[:n_held], y_val=dataset.y_val[:n_held],
         X_test=dataset.X_test[:n_held], y_test=dataset.y_test[:n_held],
     )
+
+
+def kernels() -> None:
+    """One 16,384 x 16,384 layer at 99% sparsity, batch 64: each kernel against the dense one."""
+    import torch
+
+    from topo.training.sparse_layers import _quiet_csr
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from _common import median_time
+
+    torch.set_num_threads(1)
+    n, batch, density = WIDE[0], BATCH, 0.01
+    generator = torch.Generator().manual_seed(0)
+    nnz = int(n * n * density)
+    flat = torch.sort(torch.randperm(n * n, generator=generator)[:nnz]).values
+    rows, cols = flat // n, flat % n
+    values = torch.randn(nnz, generator=generator)
+    crow = torch.zeros(n + 1, dtype=torch.int64)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    weight = _quiet_csr(crow, cols, values, (n, n))
+    x, g = torch.randn(batch, n, generator=generator), torch.randn(batch, n, generator=generator)
+    dense = torch.zeros(n, n)
+    dense.view(-1)[flat] = values
+
+    def gather_forward():
+        out = torch.zeros(n, batch)
+        out.index_add_(0, rows, x.t()[cols] * values[:, None])
+        return out
+
+    def gather_gradient():
+        return torch.cat([(g[:, rows[s:s + 65536]] * x[:, cols[s:s + 65536]]).sum(0) for s in range(0, nnz, 65536)])
+
+    pattern = _quiet_csr(crow, cols, torch.zeros(nnz), (n, n))
+    times = {
+        "forward: dense x W^T": median_time(lambda: x @ dense.t(), repeats=3),
+        "forward: CSR sparse.mm": median_time(lambda: torch.sparse.mm(weight, x.t()), repeats=3),
+        "forward: index_add gather": median_time(gather_forward, repeats=1),
+        "weight gradient: dense g^T x": median_time(lambda: g.t() @ x, repeats=3),
+        "weight gradient: sampled_addmm on the mask": median_time(
+            lambda: torch.sparse.sampled_addmm(pattern, g.t(), x, beta=0.0), repeats=3),
+        "weight gradient: chunked gather": median_time(gather_gradient, repeats=1),
+    }
+    print(f"0. kernels of one {n} x {n} layer at 99% sparsity, batch {batch}, one thread (medians):")
+    for name, seconds in times.items():
+        base = times["forward: dense x W^T"] if name.startswith("forward") else times["weight gradient: dense g^T x"]
+        print(f"   {name:45s} {seconds * 1e3:9.1f} ms  ({base / seconds:6.1f}x the dense one's speed)")
 
 
 def second_epoch_time(config, dataset, folder: Path) -> float:
@@ -156,6 +208,7 @@ def main() -> None:
     from topo.training.data import load_dataset
 
     mnist = load_dataset("mnist", data_dir=root, val_fraction=0.1, seed=0)
+    kernels()
     wide_network(mnist, {"masked": args.steps_masked, "sparse": args.steps_sparse})
     if args.large:
         large_network(root)

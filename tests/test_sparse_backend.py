@@ -283,3 +283,42 @@ def test_sparsify_sparse_state_round_trip(tmp_path):
     assert controller2.step == controller.step and controller2.nnz() == controller.nnz()
     x = torch.randn(4, 64)
     torch.testing.assert_close(model2(x), model(x))
+
+
+def test_cli_trains_with_the_sparse_backend_and_every_command_reads_its_checkpoints(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from topo_cli.main import main
+
+    monkeypatch.setattr(backends, "DENSE_LIMIT", 32 * 64 - 1)  # fc1 is stored without its dense weights
+    run = tmp_path / "run"
+    runner = CliRunner()
+    result = runner.invoke(main, ["train", "--backend", "sparse", "--method", "set", "--epochs", "2",
+                                  "--hidden", "32,16", "--threads", "1", "--device", "cpu", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert read_run_config(run)["network"]["backends"] == ["sparse", "sparse", "sparse"]
+    first, last = (str(p) for p in (list_checkpoints(run)[0], list_checkpoints(run)[-1]))
+    assert load_checkpoint(last)[0].weight is None
+    for args in (["inspect", last], ["compare", first, last], ["hubs", last], ["distance", first, last],
+                 ["drift", str(run)], ["inspect", "--format", "json", last]):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 0, (args, result.output)
+    text = runner.invoke(main, ["train", "--help"]).output
+    flat = " ".join(text.split())
+    assert "--backend" in flat and "masked|sparse|auto" in flat.replace(" ", "")
+    bad = runner.invoke(main, ["train", "--backend", "csr", "--epochs", "0", "--out", str(tmp_path / "x")])
+    assert bad.exit_code != 0 and "csr" in bad.output
+
+
+def test_random_fan_ins_of_layers_beyond_numpys_sampler_place_the_budget_uniformly(monkeypatch):
+    from topo.training import profiles
+
+    monkeypatch.setattr(profiles, "_HYPERGEOMETRIC_LIMIT", 1000)
+    n_out, n_in, budget = 400, 50, 2000
+    fan_in = profiles.fan_in_profile("random", n_out, n_in, budget, rng=np.random.default_rng(1))
+    assert fan_in.sum() == budget and fan_in.min() >= 0 and fan_in.max() <= n_in
+    # row counts of a uniform placement: hypergeometric, mean budget/n_out, variance below it
+    size = n_out * n_in
+    variance = budget * (n_in / size) * (1 - n_in / size) * (size - budget) / (size - 1)
+    assert fan_in.mean() == budget / n_out
+    assert abs(fan_in.var() - variance) < 0.2 * variance

@@ -192,10 +192,12 @@ class TrainingLoop:
         y = torch.as_tensor(y, dtype=torch.int64, device=self.device)
         self.model.eval()
         total_loss, correct = 0.0, 0
+        # 4096 examples a pass, fewer for layers wider than 8192 (activations of at most 2^25 floats)
+        chunk = max(1, min(4096, (1 << 25) // max(max(o for o, _ in self.shapes), 1)))
         with torch.no_grad():
-            for start in range(0, X.shape[0], 4096):
-                logits = self.model(X[start:start + 4096])
-                target = y[start:start + 4096]
+            for start in range(0, X.shape[0], chunk):
+                logits = self.model(X[start:start + chunk])
+                target = y[start:start + chunk]
                 total_loss += float(torch.nn.functional.cross_entropy(logits, target, reduction="sum"))
                 correct += int((logits.argmax(dim=1) == target).sum())
         self.model.train()

@@ -343,6 +343,8 @@ def fan_in_profile(
             raise TopoError(f"budget {budget} out of range [0, {size}] for a layer of shape ({n_out}, {n_in})")
         generator = _as_generator(rng)
         # Row counts of `budget` positions drawn uniformly from the whole matrix.
+        if size >= _HYPERGEOMETRIC_LIMIT:
+            return _uniform_position_counts(n_out, n_in, budget, generator)
         fan_in = generator.multivariate_hypergeometric(np.full(n_out, n_in, dtype=np.int64), budget)
         return fan_in.astype(np.int64)
 
@@ -409,3 +411,24 @@ def sample_mask(fan_in: np.ndarray, n_in: int, rng) -> np.ndarray:
     rows = np.broadcast_to(np.arange(n_out)[:, None], (n_out, n_in))[keep]
     mask[rows, order[keep]] = True
     return mask
+
+
+#: numpy's multivariate_hypergeometric (method "marginals") takes fewer positions than this
+_HYPERGEOMETRIC_LIMIT = 10**9
+
+
+def _uniform_position_counts(n_out: int, n_in: int, budget: int, generator) -> np.ndarray:
+    """Row counts of ``budget`` distinct positions drawn uniformly from ``[n_out, n_in]``.
+
+    The same distribution as the multivariate hypergeometric row counts, for layers too
+    large for numpy's sampler: positions are drawn with replacement and duplicates
+    redrawn until ``budget`` are distinct; memory is proportional to ``budget``.
+    """
+    size = int(n_out) * int(n_in)
+    keys = np.zeros(0, dtype=np.int64)
+    while keys.size < budget:
+        draw = generator.integers(0, size, size=budget - keys.size, dtype=np.int64)
+        merged = np.concatenate([keys, draw])
+        _, first = np.unique(merged, return_index=True)
+        keys = merged[np.sort(first)]
+    return np.bincount(keys // int(n_in), minlength=int(n_out)).astype(np.int64)
