@@ -1,29 +1,37 @@
-"""`topo inspect` of a large float16 safetensors model against streaming it with safe_open.
+"""`topo inspect` and `topo audit` of a large float16 safetensors model against streaming it with safe_open.
 
-    .venv/bin/python benchmarks/bench_large_safetensors.py               # about 0.8 GB
-    .venv/bin/python benchmarks/bench_large_safetensors.py --size-gb 1.6
+    .venv/bin/python benchmarks/bench_large_safetensors.py               # about 0.7 GB
+    .venv/bin/python benchmarks/bench_large_safetensors.py --size-gb 1.6 # the issue's figure
+    TOPO_BENCH_LARGE_GB=1.6 make bench                                    # the same, opt-in
+
+The default size is smaller than the issue's 1.6 GB so that ``make bench`` stays quick
+and light on a shared machine; ``--size-gb`` or the ``TOPO_BENCH_LARGE_GB`` variable
+asks for the full size (the largest tensor, and so the memory goal, is the same).
 
 A transformer-like stack of MLP blocks is written in a temporary folder with the
 safetensors library, in float16: ``up_proj`` weights pruned 2:4 (two of every four
 inputs kept), ``down_proj`` weights 50% unstructured. Then, in the same run, each as
-a fresh process after the file is in the page cache:
+a fresh process after the file is in the page cache, interleaved run by run:
 
-- ``topo inspect MODEL --format json`` (reads the masks one tensor, and for the mask
-  one block of rows, at a time; then measures degrees and sparsity patterns);
+- ``topo inspect MODEL --format json`` (reads the masks one tensor at a time, from a
+  memory map, a block of rows at a time; measures degrees and sparsity patterns);
+- ``topo audit MODEL --format json`` (the same reading; degrees, fits, hubs, patterns);
 - ``topo.formats.scan`` with ``layer_degree`` alone: the reading that inspect does;
 - the baseline: ``safe_open`` over every tensor, one at a time, counting its nonzeros
   (the least any reader of the whole file must do).
 
-It prints the median wall time of each and their ratio, and each one's peak resident
-memory against the goal: at most twice the largest tensor plus 300 MB, and no slower
-than the baseline.
+It prints the median wall time and CPU time of each and their ratios to the
+baseline's, and each one's peak resident memory against the goal: at most twice the
+largest tensor plus 300 MB, and no slower than the baseline. On a machine shared with
+other work the CPU time (user + system) is the steadier figure; wall time counts
+waiting for a core as well.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import os
 import statistics
 import subprocess
 import sys
@@ -114,7 +122,9 @@ def measure(command: list[str]) -> tuple[float, int, float, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size-gb", type=float, default=0.8, help="model size in GB (the issue's figure: 1.6)")
+    default_gb = float(os.environ.get("TOPO_BENCH_LARGE_GB", "0.7"))
+    parser.add_argument("--size-gb", type=float, default=default_gb,
+                        help="model size in GB (default: $TOPO_BENCH_LARGE_GB or 0.7; the issue's figure: 1.6)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
 
@@ -131,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
 
         commands = {
             "topo inspect": [topo_bin, "inspect", str(model), "--format", "json"],
+            "topo audit": [topo_bin, "audit", str(model), "--format", "json"],
             "topo scan": [sys.executable, "-c", SCAN, str(model)],
             "safe_open stream": [sys.executable, "-c", BASELINE, str(model)],
         }
@@ -145,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         report = json.loads(outputs["topo inspect"])
         baseline_nnz = int(outputs["safe_open stream"].split()[-1])
         assert report["summary"]["nnz"] == baseline_nnz, (report["summary"]["nnz"], baseline_nnz)
+        (audited,) = json.loads(outputs["topo audit"])
+        assert audited["status"] == "ok" and audited["nnz"] == baseline_nnz, audited
+        print(f"patterns found: {report['summary']['pattern']} (audit: {audited['pattern']})")
 
         goal_peak = 2 * largest + 300 * 1024**2
         # wall time and CPU time (user + system): on a shared machine the CPU time is the steadier figure
@@ -157,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:18} {medians[name]:9.2f} {cpus[name]:9.2f} {peak / 1e6:9.0f}")
         assert int(outputs["topo scan"].split()[-1]) == baseline_nnz
         print(f"connections counted by all: {baseline_nnz:,}")
-        for name in ("topo inspect", "topo scan"):
+        for name in ("topo inspect", "topo audit", "topo scan"):
             peak = max(p for _, p, _ in runs[name])
             ratio = medians[name] / medians["safe_open stream"]
             cpu_ratio = cpus[name] / cpus["safe_open stream"]

@@ -538,3 +538,68 @@ def test_every_file_under_the_fixtures_is_accounted_for():
             assert row.status == "skipped" and row.error.startswith("not a checkpoint")
         if name.endswith((".keras", ".weights.h5", ".msgpack")):
             assert row.status == "ok", row
+
+
+def _write_pruned_model(path: Path, n_tensors: int, shape: tuple[int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """float16 MLP weights, alternately 2:4 along the inputs and 50% unstructured."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    tensors = {}
+    for i in range(n_tensors):
+        w = rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
+        if i % 2 == 0:
+            groups = w.reshape(shape[0], -1, 4)
+            np.put_along_axis(groups, np.argsort(rng.random(groups.shape), axis=2)[:, :, :2], 0, axis=2)
+        else:
+            w[rng.random(shape) < 0.5] = 0
+        tensors[f"model.layers.{i}.mlp.proj.weight"] = w
+    save_file(tensors, str(path))
+    return tensors
+
+
+def test_large_safetensors_models_are_audited_one_layer_at_a_time(tmp_path, monkeypatch):
+    from topo.formats import _assemble, safetensors_hf
+
+    path = tmp_path / "model.safetensors"
+    tensors = _write_pruned_model(path, 4, (64, 256))
+    monkeypatch.setattr(safetensors_hf.StoredTensor, "__array__", lambda *a, **k: pytest.fail("whole tensor read"))
+    monkeypatch.setattr(_assemble, "ROW_BLOCK_CELLS", 1000)  # several blocks per tensor
+    row = audit_path(path)
+    masks = [tensors[f"model.layers.{i}.mlp.proj.weight"] != 0 for i in range(4)]
+    assert row.status == "ok" and row.n_layers == 4
+    assert row.nnz == sum(int(m.sum()) for m in masks)
+    assert [layer["pattern"] for layer in row.layers] == ["2:4", "unstructured", "2:4", "unstructured"]
+    assert row.layers_2_4 == 2
+    fan_in = [m.sum(axis=1) for m in masks]
+    assert row.fan_in_cv_max == pytest.approx(max(f.std() / f.mean() for f in fan_in))
+    top = [np.sort(f)[::-1][: math.ceil(0.1 * f.size)].sum() for f in fan_in]
+    assert row.hub_share == pytest.approx(sum(top) / row.nnz)
+
+
+def _peak_growth_kib(code: str, path: Path) -> int:
+    """Growth of a fresh process's peak resident memory (VmHWM) over its level after imports."""
+    import subprocess
+
+    script = (
+        "import sys\n"
+        "import topo, topo.audit, topo.analysis.patterns, topo.analysis.fits, topo.analysis.hubs, scipy.special\n"
+        "def hwm():\n"
+        "    return int([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])\n"
+        "before = hwm()\n" + code + "\nprint(hwm() - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(path)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads peak memory from /proc (Linux)")
+def test_audit_memory_is_bounded_by_the_largest_layer_not_the_model(tmp_path):
+    path = tmp_path / "model.safetensors"
+    _write_pruned_model(path, 8, (1024, 4096))  # 8 MB of float16 per tensor, 64 MB in all
+    largest_kib = 1024 * 4096 * 2 // 1024
+    streamed = _peak_growth_kib("row = topo.audit.audit_path(sys.argv[1]); assert row.status == 'ok'", path)
+    # what holding every mask at once costs (the way audits read before)
+    whole = _peak_growth_kib("net = topo.load(sys.argv[1], weights=False); assert len(net) == 8", path)
+    assert streamed < 2 * largest_kib + 16 * 1024, (streamed, whole)
+    assert streamed < whole / 2, (streamed, whole)

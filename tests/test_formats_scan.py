@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 
 from topo.analysis.degree import degree_summary, layer_degree, summarise_degrees
 from topo.formats import _assemble, load, scan
+from topo.errors import TopoError
 from topo.formats import safetensors_hf
 
 
@@ -70,11 +73,74 @@ def test_row_blocks_build_the_same_mask_as_the_whole_array(tmp_path, monkeypatch
     stored = safetensors_hf.StoredTensor(tmp_path / "m.safetensors", "fc.weight", entries["fc.weight"], start)
     assert np.array_equal(stored.read_rows(4, 9), w[4:9], equal_nan=True)
     for cells in (1, 29, 30, 100, 10**6):
-        monkeypatch.setattr(_assemble, "ROW_BLOCK_CELLS", cells)
-        mask, n_nan = _assemble._mask_by_rows(stored)
-        assert mask.has_sorted_indices
-        assert np.array_equal(mask.toarray(), w != 0)
-        assert n_nan == _assemble._nan_count(stored) == 1
+        for row_by_row in (1, 10**9):  # columns found row by row, or from the block's cell numbers
+            monkeypatch.setattr(_assemble, "ROW_BLOCK_CELLS", cells)
+            monkeypatch.setattr(_assemble, "_ROW_BY_ROW_WIDTH", row_by_row)
+            mask, n_nan = _assemble._mask_by_rows(stored)
+            assert mask.has_sorted_indices
+            assert np.array_equal(mask.toarray(), w != 0)
+            assert n_nan == _assemble._nan_count(stored) == 1
+    monkeypatch.setattr(_assemble, "_BITWISE_COUNT", None)  # numpy < 2 counts the rows' cells another way
+    assert np.array_equal(_assemble._mask_by_rows(stored)[0].toarray(), w != 0)
+
+
+# Values whose bits are the corner cases of the zero and NaN tests: signed zeros, the
+# smallest subnormal, infinities, NaN, and ordinary values.
+_SPECIAL = [0.0, -0.0, 1.0, -2.5, float("inf"), float("-inf"), float("nan"), 1e-45, 0.0, 3.0, 0.0, -0.0]
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64", "float8_e4m3fn", "float8_e5m2",
+                                   "int8", "uint8", "int32", "int64", "bool"])
+def test_masks_read_from_the_stored_bits_of_every_dtype(tmp_path, dtype):
+    """Masks-only reading tests a float's bits, not its value: -0.0 is no connection, NaN and
+    the smallest subnormal are; the truth is what torch wrote, compared as values."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file as save_torch
+
+    values = torch.tensor(_SPECIAL * 4).reshape(6, 8)
+    if dtype == "bool" or dtype.startswith(("int", "uint")):
+        values = torch.nan_to_num(values, nan=7.0, posinf=5.0, neginf=-5.0).round()
+        if dtype == "uint8" or dtype == "bool":
+            values = values.abs()
+    stored = values.to(getattr(torch, dtype))
+    save_torch({"fc.weight": stored, "fc2.weight": stored[:, :6].T.contiguous()}, str(tmp_path / "m.safetensors"))
+    as_float = stored.to(torch.float64).numpy()  # bfloat16 and float8 widen exactly
+    expected = (as_float != 0) | np.isnan(as_float)
+    n_nan = int(np.isnan(as_float).sum())
+    masks_only = load(tmp_path / "m.safetensors", weights=False)
+    with_weights = load(tmp_path / "m.safetensors")
+    assert np.array_equal(masks_only["fc"].mask.toarray(), expected)
+    assert np.array_equal(masks_only["fc2"].mask.toarray(), expected[:, :6].T)
+    assert np.array_equal(with_weights["fc"].mask.toarray(), expected)
+    nan_warnings = [w for w in masks_only.info["warnings"] if "NaN weights" in w]
+    assert nan_warnings == [w for w in with_weights.info["warnings"] if "NaN weights" in w]
+    assert bool(nan_warnings) == bool(n_nan) and (not n_nan or f"fc ({n_nan})" in nan_warnings[0])
+
+
+def test_stored_tensors_are_read_through_memory_maps_that_are_released(tmp_path, model):
+    path, tensors = model
+    scan(path, layer_degree)
+    maps = Path("/proc/self/maps")
+    if maps.exists():  # Linux: no map of the file is left once the layers are read
+        assert str(path) not in maps.read_text()
+    entries, _, start = safetensors_hf.read_header(path)
+    key = "model.layers.0.mlp.down_proj.weight"
+    stored = safetensors_hf.StoredTensor(path, key, entries[key], start)
+    blocks = list(np.array(block) for block in stored.row_blocks(5))
+    assert np.array_equal(np.concatenate(blocks), tensors[key], equal_nan=True)
+    raw = np.concatenate([np.array(block) for block in stored.row_blocks(5, raw=True)])
+    assert raw.dtype == np.uint16 and np.array_equal(raw, tensors[key].view(np.uint16))
+
+
+def test_a_tensor_cut_short_after_the_header_was_read_is_refused(tmp_path, model):
+    path, _ = model
+    entries, _, start = safetensors_hf.read_header(path)
+    key = "lm_head.weight"
+    stored = safetensors_hf.StoredTensor(path, key, entries[key], start)
+    with open(path, "r+b") as handle:  # the file shrinks between the header and the data
+        handle.truncate(stored.offset + 10)
+    with pytest.raises(TopoError, match="truncated"):
+        _assemble._mask_by_rows(stored)
 
 
 def test_scan_of_other_formats_summarises_the_loaded_layers(tmp_path):

@@ -233,3 +233,51 @@ def test_pair_share_of_a_wide_sparse_layer(rng):
     mask[40, :3] = True  # the last row is a tile on its own
     paired = 2 * int((mask[0:40:2] & mask[1:40:2]).sum()) + int(mask[40].sum())
     assert _pairs_in_full(_Connections(sp.csr_matrix(mask)), 2, 1) == pytest.approx(paired / mask.sum())
+
+
+def _masks_for_both_counters(rng):
+    """Masks of every kind and awkward shapes: odd sides, one row, one column, blocks, N:M."""
+    masks = [rng.random(shape) < density
+             for shape in [(1, 1), (1, 5), (7, 1), (9, 7), (65, 130), (130, 257), (200, 64)]
+             for density in (0.05, 0.5, 0.97)]
+    masks.append(n_of_m(rng, 70, 256, 2, 4))
+    masks.append(n_of_m(rng, 33, 96, 4, 8))
+    masks.append(np.repeat(np.repeat(rng.random((17, 19)) < 0.4, 4, axis=0), 2, axis=1)[:67, :37])
+    masks.append(np.ones((5, 9), dtype=bool))
+    masks.append(np.zeros((5, 9), dtype=bool))
+    return masks
+
+
+@pytest.mark.parametrize("chunk_cells, bit_counts", [(1, True), (2**25, True), (2**20, False)])
+def test_bitmap_and_connection_counts_agree(rng, monkeypatch, chunk_cells, bit_counts):
+    """Dense-ish layers are counted on their bitmap, sparse ones from their connections:
+    every count, and so every pattern, is the same either way (and with many chunks, and
+    without numpy 2's bit counts)."""
+    from topo.analysis import patterns
+
+    monkeypatch.setattr(patterns, "_CHUNK_CELLS", chunk_cells)  # 1: one chunk per 64 rows
+    if not bit_counts:
+        monkeypatch.setattr(patterns, "_BITWISE_COUNT", None)
+    for mask in _masks_for_both_counters(rng):
+        bitmap, connections = patterns._Bitmap(mask), patterns._Connections(mask)
+        for m in (1, 2, 3, 4, 8, 16, 32, 64, 128):
+            if m <= mask.shape[1]:
+                expected = np.bincount(block_counts(mask, m).ravel(), minlength=m + 1)
+                assert np.array_equal(bitmap.group_histogram(m), expected)
+                assert np.array_equal(connections.group_histogram(m), expected)
+                for n in range(0, m + 1, max(1, m // 4)):
+                    assert bitmap.blocks_at_most(m, n) == connections.blocks_at_most(m, n) == expected[: n + 1].sum()
+        if mask.any():
+            for rows, cols in ((2, 1), (1, 2)):
+                if rows <= mask.shape[0] and cols <= mask.shape[1]:
+                    assert bitmap.pairs_in_full(rows, cols) == connections.pairs_in_full(rows, cols)
+                    assert bitmap.pairs_in_full(rows, cols) / mask.sum() == pytest.approx(
+                        tile_stats(mask, rows, cols)[1])
+        for rows in (1, 2, 4, 64):
+            for cols in (1, 2, 8, 64):
+                assert bitmap.tile_stats(rows, cols) == connections.tile_stats(rows, cols), (mask.shape, rows, cols)
+        monkeypatch.setattr(patterns, "DENSE_COUNTING_DENSITY", 0.0)
+        by_bitmap = layer_pattern(mask)
+        monkeypatch.setattr(patterns, "DENSE_COUNTING_DENSITY", 2.0)
+        assert layer_pattern(mask) == by_bitmap
+        monkeypatch.setattr(patterns, "DENSE_COUNTING_DENSITY", 1 / 16)

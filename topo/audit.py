@@ -466,11 +466,40 @@ def _fit_layer(layers: Sequence[Any]) -> Any:
     return best
 
 
-def _measure(
-    topology: Any, path: Path, fmt: str | None, layer_regex: str | None, include_dense: bool = False
-) -> AuditRow:
-    from topo.analysis.degree import layer_degree
+@dataclass(frozen=True)
+class _LayerFacts:
+    """What an audit keeps of one layer once it is measured: never its mask, so a large
+    model is read one layer at a time (see :func:`topo.formats.scan`)."""
 
+    name: str
+    n_out: int
+    size: int
+    nnz: int
+    degree: Any
+    fan_in: np.ndarray
+    into_hubs: int
+    pattern: Any
+
+
+def _layer_facts(layer: Any) -> _LayerFacts:
+    from topo.analysis.degree import layer_degree
+    from topo.analysis.hubs import hub_indices
+    from topo.analysis.patterns import layer_pattern
+
+    fan_in = layer.fan_in
+    into_hubs = 0
+    if layer.nnz:
+        hubs = hub_indices(layer, fraction=HUB_FRACTION)
+        into_hubs = int(fan_in[np.asarray(hubs, dtype=np.int64)].sum())
+    return _LayerFacts(
+        name=layer.name, n_out=layer.n_out, size=layer.size, nnz=layer.nnz, degree=layer_degree(layer),
+        fan_in=fan_in, into_hubs=into_hubs, pattern=layer_pattern(layer),
+    )
+
+
+def _measure(topology: Any, facts: Mapping[str, _LayerFacts | None], path: Path, fmt: str | None,
+             layer_regex: str | None, include_dense: bool = False) -> AuditRow:
+    """The audit row of ``topology`` from its layers' facts (None for layers not selected)."""
     info = topology.info
     warnings = [str(w) for w in (info.get("warnings") or ())]
     common: dict[str, Any] = dict(
@@ -479,16 +508,14 @@ def _measure(
         epoch=None if info.get("epoch") is None else int(info["epoch"]),
         step=None if info.get("step") is None else int(info["step"]),
     )
-    layers = list(topology)
-    if layer_regex is not None:
-        regex = re.compile(layer_regex)
-        layers = [layer for layer in layers if regex.search(layer.name)]
-        if not layers:
-            return AuditRow(
-                status="skipped", n_layers=0, warnings=tuple(warnings),
-                error=f"no layer name matches {layer_regex!r}", **common,
-            )
-    degrees = [layer_degree(layer) for layer in layers]
+    found = [facts.get(name) for name in topology.names]
+    layers = [layer for layer in found if layer is not None]
+    if layer_regex is not None and not layers:
+        return AuditRow(
+            status="skipped", n_layers=0, warnings=tuple(warnings),
+            error=f"no layer name matches {layer_regex!r}", **common,
+        )
+    degrees = [layer.degree for layer in layers]
     nnz = sum(d.nnz for d in degrees)
     total = sum(layer.size for layer in layers)
     densities = np.array([d.density for d in degrees], dtype=np.float64)
@@ -509,16 +536,11 @@ def _measure(
     except TopoError as exc:
         warnings.append(f"fan-in fit of {fit_layer.name!r} failed: {_message(exc, path)}")
 
-    from topo.analysis.hubs import hub_indices
+    into_hubs = sum(layer.into_hubs for layer in layers)
+    from topo.analysis.patterns import pattern_summary, sparsity_report
 
-    into_hubs = 0
-    for layer in layers:
-        if layer.nnz:
-            hubs = hub_indices(layer, fraction=HUB_FRACTION)
-            into_hubs += int(layer.fan_in[np.asarray(hubs, dtype=np.int64)].sum())
-    from topo.analysis.patterns import layer_pattern, pattern_summary, sparsity_report
-
-    patterns = [layer_pattern(layer) for layer in layers]
+    patterns = [layer.pattern for layer in layers]
+    # requested sparsity depends on names and sizes only: the layers read as shapes will do
     report = sparsity_report(topology)
     requested = {entry.name: entry.requested for entry in report.layers}
     per_layer = []
@@ -555,7 +577,7 @@ def _measure(
 def audit_path(
     path: str | os.PathLike, *, layers: str | None = None, follow_symlinks: bool = False, include_dense: bool = False
 ) -> AuditRow:
-    """Read one checkpoint (masks only) and measure it.
+    """Read one checkpoint (masks only, one layer at a time where the reader can) and measure it.
 
     Parameters
     ----------
@@ -582,20 +604,24 @@ def audit_path(
     TopoError
         If ``layers`` is not a valid regular expression.
     """
-    from topo.formats import detect_format, load
+    from topo.formats import detect_format, scan
 
     path = Path(path)
-    if layers is not None:
-        _compile(layers)
+    selected = None if layers is None else _compile(layers)
     reason = _unreadable(path)
     if reason is not None:
         return AuditRow(path=str(path), status="refused", error=reason)
     fmt = None
+
+    def measure(layer: Any) -> _LayerFacts | None:
+        return _layer_facts(layer) if selected is None or selected.search(layer.name) else None
+
     try:
         with _links_followed(follow_symlinks):
             fmt = detect_format(path)
-            topology = load(path, format=fmt, weights=False)
-        return _measure(topology, path, fmt, layers, include_dense)
+            # layer by layer: a large model's masks are measured one at a time, never all held
+            topology, facts = scan(path, measure, format=fmt)
+        return _measure(topology, facts, path, fmt, layers, include_dense)
     except Exception as exc:  # one bad file must not stop an audit of thousands
         return AuditRow(path=str(path), status="refused", format=fmt, error=_message(exc, path))
 

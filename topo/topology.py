@@ -199,7 +199,14 @@ class Layer:
     @property
     def fan_out(self) -> np.ndarray:
         """Number of outputs of each input neuron, shape ``(in,)``."""
-        return np.bincount(self.mask.indices, minlength=self.n_in).astype(np.int64)
+        # bincount widens the indices it counts to int64 first: a slice at a time, that copy
+        # stays small (a large layer's whole copy would cost more than the counting)
+        indices = self.mask.indices
+        step = max(2**18, 4 * self.n_in)
+        counts = np.bincount(indices[:step], minlength=self.n_in).astype(np.int64, copy=False)
+        for start in range(step, indices.size, step):
+            counts += np.bincount(indices[start : start + step], minlength=self.n_in)
+        return counts
 
     def __repr__(self) -> str:
         extra = ", standalone" if self.standalone else ""

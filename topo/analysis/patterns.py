@@ -3,9 +3,12 @@
 A checkpoint pruned by SparseGPT, Wanda, torch.ao or neural-compressor keeps every
 weight in a dense tensor of the same size, and its config often still says sparsity
 0.0; what was pruned, and how, is only in where the zeros are. This module reads that
-from the mask alone (``[out, in]``, CSR), in vectorised numpy over the stored
-connections: nothing loops over neurons, and the cost grows with the connections,
-not with ``out * in``.
+from the mask alone (``[out, in]``, CSR), in vectorised numpy: nothing loops over
+neurons, and the cost grows with the connections, not with ``out * in``. Sparse
+masks are counted from their stored connections; masks at least
+:data:`DENSE_COUNTING_DENSITY` dense (pruned LLM layers: 50%, 2:4) from their dense
+bitmap, a chunk of rows at a time, which is faster and lighter there and gives the
+same counts.
 
 Patterns
 --------
@@ -60,7 +63,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -69,6 +72,7 @@ __all__ = [
     "BLOCK_SIZES",
     "CHANCE_LEVEL",
     "COMPLIANCE_THRESHOLD",
+    "DENSE_COUNTING_DENSITY",
     "FILL_TOLERANCE",
     "GROUP_SIZES",
     "LayerPattern",
@@ -149,6 +153,19 @@ class LayerPattern:
 
 
 # -- the counting core ----------------------------------------------------------------
+#: Layers at least this dense are counted on their dense bitmap (a byte per cell, in
+#: chunks of rows); sparser ones from their stored connections (two int64 per
+#: connection). Both give the same counts; the choice is only about time and memory.
+DENSE_COUNTING_DENSITY = 1 / 16
+#: Cells of the dense bitmap held at a time (rows of one chunk are a multiple of 64,
+#: the tallest tile, so no tile straddles two chunks).
+_CHUNK_CELLS = 2**20
+#: The bitmap's columns are padded to a multiple of this (the longest N:M block), so
+#: that blocks of every length are sums of neighbouring halves.
+_PAD_COLUMNS = max(GROUP_SIZES)
+_PAD_ROWS = max(BLOCK_SIZES)
+
+
 def _csr(mask: Any) -> sp.csr_matrix:
     """A CSR matrix with sorted indices and no stored zeros (a view when it already is one)."""
     if isinstance(mask, sp.csr_matrix) and mask.has_sorted_indices and mask.dtype == bool:
@@ -159,8 +176,16 @@ def _csr(mask: Any) -> sp.csr_matrix:
     return matrix
 
 
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
 class _Connections:
-    """The stored connections of a mask as (row, column) arrays in CSR order, computed once."""
+    """The stored connections of a mask as (row, column) arrays in CSR order, computed once.
+
+    The counting interface shared with :class:`_Bitmap`: ``n_blocks`` and
+    ``blocks_at_most`` (N:M blocks), ``pairs_in_full`` and ``tile_stats`` (tiles).
+    """
 
     def __init__(self, mask: Any) -> None:
         self.matrix = _csr(mask)
@@ -169,6 +194,7 @@ class _Connections:
         self.rows = np.repeat(np.arange(self.n_out, dtype=np.int64), np.diff(self.matrix.indptr))
         self.cols = self.matrix.indices.astype(np.int64)
         self._groups: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._histograms: dict[int, np.ndarray] = {}
 
     def groups(self, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Occupied blocks of ``m`` consecutive inputs: their rows, block columns and connections.
@@ -193,10 +219,245 @@ class _Connections:
 
     def group_histogram(self, m: int) -> np.ndarray:
         """Blocks of ``m`` inputs holding 0, 1, ..., ``m`` connections."""
-        counts = self.groups(m)[2]
-        hist = np.bincount(counts, minlength=m + 1)[: m + 1]
-        hist[0] += self.n_out * -(-self.n_in // m) - counts.size
+        if m not in self._histograms:
+            counts = self.groups(m)[2]
+            hist = np.bincount(counts, minlength=m + 1)[: m + 1]
+            hist[0] += self.n_out * -(-self.n_in // m) - counts.size
+            self._histograms[m] = hist
+        return self._histograms[m]
+
+    def n_blocks(self, m: int) -> int:
+        """Blocks of ``m`` consecutive inputs in the layer (the last of each row may be shorter)."""
+        return self.n_out * _ceil_div(self.n_in, m)
+
+    def blocks_at_most(self, m: int, n: int) -> int:
+        """Blocks of ``m`` consecutive inputs holding at most ``n`` connections."""
+        return int(self.group_histogram(m)[: n + 1].sum())
+
+    def pairs_in_full(self, rows: int, cols: int) -> int:
+        """Connections in full 2x1 (``rows=2``) or 1x2 tiles, counted straight from the
+        connections: it rules block patterns out without tallying every tile."""
+        if rows == 1:
+            # neighbours in CSR order that fill one tile: same row, columns 2j and 2j + 1
+            first = self.cols[:-1]
+            pairs = (self.rows[1:] == self.rows[:-1]) & (first % 2 == 0) & (self.cols[1:] == first + 1)
+            in_full = 2 * int(np.count_nonzero(pairs))
+            if self.n_in % 2:  # the last column alone is a tile one input wide
+                in_full += int(np.count_nonzero(self.cols == self.n_in - 1))
+            return in_full
+        n_pairs = self.n_out // 2
+        if n_pairs * self.n_in <= 16 * self.nnz + 4096:
+            keys = (self.rows // 2) * self.n_in + self.cols
+            in_full = 2 * int(np.count_nonzero(np.bincount(keys[self.rows < 2 * n_pairs]) == 2))
+        else:  # very sparse and wide: intersect the even and the odd rows instead
+            even, odd = self.matrix[0 : 2 * n_pairs : 2], self.matrix[1 : 2 * n_pairs : 2]
+            in_full = 2 * int(even.multiply(odd).nnz)
+        if self.n_out % 2:  # the last row alone is a tile one row high
+            in_full += int(self.matrix.indptr[-1] - self.matrix.indptr[-2])
+        return in_full
+
+    def tile_stats(self, rows: int, cols: int) -> tuple[int, int, int, int, int]:
+        """Of the ``rows x cols`` tiles aligned at 0 (edge tiles may be smaller): how many
+        are occupied, how many full, the connections in full tiles, the gaps in occupied
+        tiles that are not full, and the number of tiles."""
+        tile_cols = _ceil_div(self.n_in, cols)
+        n_tiles = _ceil_div(self.n_out, rows) * tile_cols
+        if rows == 1:
+            tile_row, blocks, counts = self.groups(cols)
+            tiles = tile_row * tile_cols + blocks
+        else:
+            keys = (self.rows // rows) * tile_cols + self.cols // cols
+            if n_tiles <= 16 * self.nnz + 4096:  # a count per tile is cheaper than sorting
+                per_tile = np.bincount(keys, minlength=n_tiles)
+                tiles = np.flatnonzero(per_tile)
+                counts = per_tile[tiles]
+            else:  # rows of one tile interleave in CSR order
+                keys = np.sort(keys)
+                starts = _run_starts(keys)
+                tiles, counts = keys[starts], np.diff(np.append(starts, keys.size))
+        tr, tc = np.divmod(tiles, tile_cols)
+        areas = np.minimum(rows, self.n_out - tr * rows) * np.minimum(cols, self.n_in - tc * cols)
+        full = counts == areas
+        return (
+            int(counts.size), int(np.count_nonzero(full)), int(counts[full].sum()),
+            int((areas[~full] - counts[~full]).sum()), int(n_tiles),
+        )
+
+
+#: Bytes 1, 3, 5, 7 of a 64-bit word: after ``x & (x >> 8)`` they say whether both cells
+#: of a pair of neighbouring bytes are set.
+_PAIR_BYTES = np.uint64(0x00FF00FF00FF00FF)
+#: numpy >= 2 counts set bits in one pass; a bitmap's bytes are 0 or 1, so the set bits
+#: of a 2-, 4- or 8-byte word are the connections in its 2, 4 or 8 cells.
+_BITWISE_COUNT = getattr(np, "bitwise_count", None)
+
+
+class _Levels:
+    """Connections per block of ``2**k`` inputs of one chunk, each level computed when first
+    asked for (into the arrays given: level 0 is the bitmap itself)."""
+
+    def __init__(self, arrays: list[np.ndarray]) -> None:
+        self.arrays = arrays
+        self.done = [True] + [False] * (len(arrays) - 1)
+
+    def __getitem__(self, k: int) -> np.ndarray:
+        if not self.done[k]:
+            if _BITWISE_COUNT is not None and k <= 3:
+                _BITWISE_COUNT(self.arrays[0].view(f"u{1 << k}"), out=self.arrays[k])
+            else:
+                half = self[k - 1]
+                np.add(half[:, 0::2], half[:, 1::2], out=self.arrays[k])
+            self.done[k] = True
+        return self.arrays[k]
+
+    def __len__(self) -> int:
+        return len(self.arrays)
+
+
+class _Bitmap:
+    """The same counts as :class:`_Connections`, from the dense bitmap of a dense-ish mask.
+
+    The mask is expanded a chunk of rows at a time into bytes (one per cell), padded
+    with absent cells to whole tiles and blocks. The connections in blocks of 2, 4 and
+    8 inputs are the set bits of 2-, 4- and 8-byte words, those in blocks of ``2m``
+    the sums of neighbouring blocks of ``m`` (bytes: at most 128), and full pairs the
+    bytes set in two words at once, so every count is a few vectorised passes over
+    the chunk, whatever the number of connections.
+    """
+
+    def __init__(self, mask: Any) -> None:
+        self.matrix = _csr(mask)
+        if self.matrix.dtype != bool:  # one byte per cell in the bitmap
+            self.matrix = self.matrix.astype(bool)
+        self.n_out, self.n_in = (int(d) for d in self.matrix.shape)
+        self.nnz = int(self.matrix.nnz)
+        self.width = _ceil_div(max(self.n_in, 1), _PAD_COLUMNS) * _PAD_COLUMNS
+        self.chunk_rows = max(_PAD_ROWS, _CHUNK_CELLS // self.width // _PAD_ROWS * _PAD_ROWS)
+        self._at_most: dict[tuple[int, int], int] = {}
+        self._pairs: dict[tuple[int, int], int] = {}
+        self._levels = [m for m in GROUP_SIZES if m <= self.n_in]
+        self._flags: np.ndarray | None = None
+
+    def _chunks(self) -> Iterator[tuple[int, int, "_Levels"]]:
+        """``(first row, rows, levels)`` per chunk: ``levels[k]`` holds the connections of
+        every block of ``2**k`` inputs, ``[padded rows, width / 2**k]`` (uint8). The
+        arrays are reused by the next chunk."""
+        indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
+        rows = min(self.chunk_rows, _ceil_div(self.n_out, _PAD_ROWS) * _PAD_ROWS)
+        # np.empty, not np.zeros: numpy asks the kernel for huge pages only for the former
+        bitmap = np.empty((rows, self.width), dtype=bool)
+        levels = [bitmap.view(np.uint8)]
+        while (1 << (len(levels) - 1)) < _PAD_COLUMNS:
+            levels.append(np.empty((rows, levels[-1].shape[1] // 2), dtype=np.uint8))
+        for start in range(0, self.n_out, self.chunk_rows):
+            stop = min(self.n_out, start + self.chunk_rows)
+            height = _ceil_div(stop - start, _PAD_ROWS) * _PAD_ROWS
+            local = np.full(height + 1, indptr[stop] - indptr[start], dtype=indices.dtype)
+            local[: stop - start + 1] = indptr[start : stop + 1] - indptr[start]
+            part = slice(int(indptr[start]), int(indptr[stop]))
+            # views of the layer's own arrays, written into the padded bitmap
+            chunk = sp.csr_matrix((data[part], indices[part], local), shape=(height, self.width), copy=False)
+            bitmap[:height].fill(0)
+            chunk.toarray(out=bitmap[:height])
+            yield start, stop - start, _Levels([level[:height] for level in levels])
+
+    def _scratch(self, shape: tuple[int, ...], dtype: Any = bool) -> np.ndarray:
+        """An array of ``shape`` for intermediate results, reused (its bytes are shared)."""
+        nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+        if self._flags is None or self._flags.size < nbytes:
+            self._flags = np.empty(max(nbytes, self.chunk_rows * self.width // 2), dtype=np.uint8)
+        return self._flags[:nbytes].view(dtype).reshape(shape)
+
+    def group_histogram(self, m: int) -> np.ndarray:
+        """Blocks of ``m`` inputs holding 0, 1, ..., ``m`` connections (``m`` a power of two up to 128)."""
+        level = int(m).bit_length() - 1
+        if 1 << level != m or m > _PAD_COLUMNS:
+            return _Connections(self.matrix).group_histogram(m)
+        hist = np.zeros(m + 1, dtype=np.int64)
+        blocks = _ceil_div(self.n_in, m)
+        for _, rows, levels in self._chunks():
+            hist += np.bincount(levels[level][:rows, :blocks].ravel(), minlength=m + 1)[: m + 1]
         return hist
+
+    def n_blocks(self, m: int) -> int:
+        return self.n_out * _ceil_div(self.n_in, m)
+
+    def blocks_at_most(self, m: int, n: int) -> int:
+        if 1 << (int(m).bit_length() - 1) != m or m > _PAD_COLUMNS:  # not a level of the bitmap
+            return int(self.group_histogram(m)[: n + 1].sum())
+        if (m, n) not in self._at_most:
+            self._count(m, n)
+        return self._at_most[(m, n)]
+
+    def _count(self, m: int, n: int) -> None:
+        """One pass for every count an N:M search and the 2:4 share can ask for (see
+        :func:`_n_range`), the pair shares beside them; ``(m, n)`` too if it is none of those."""
+        wanted = {(m, n), (4, 2)} | {(size, k) for size in self._levels for k in _n_range(self, size)}
+        counts = dict.fromkeys(wanted, 0)
+        pairs = {(2, 1): 0, (1, 2): 0}
+        n_row_pairs = self.n_out // 2
+        pair_blocks = _ceil_div(self.n_in, 2)
+        for start, rows, levels in self._chunks():
+            words = levels[0][:rows].view(np.uint64)
+            # inputs 2j and 2j + 1 both present: the low byte of x & (x >> 8) in each pair
+            both = np.right_shift(words, np.uint64(8), out=self._scratch(words.shape, np.uint64))
+            np.bitwise_and(both, words, out=both)
+            np.bitwise_and(both, _PAIR_BYTES, out=both)
+            full_pairs = int(np.count_nonzero(both.view(bool)))
+            pairs[(1, 2)] += 2 * full_pairs
+            paired_rows = max(0, min(rows, 2 * n_row_pairs - start)) // 2
+            all_words = levels[0].view(np.uint64)
+            even, odd = all_words[0 : 2 * paired_rows : 2], all_words[1 : 2 * paired_rows : 2]
+            both = np.bitwise_and(even, odd, out=self._scratch(even.shape, np.uint64))
+            pairs[(2, 1)] += 2 * int(np.count_nonzero(both.view(bool)))
+            for size, k in wanted:
+                if (size, k) == (2, 1):  # a pair holds at most one connection unless it is full
+                    counts[(size, k)] += rows * pair_blocks - full_pairs
+                    continue
+                level = levels[size.bit_length() - 1][:rows, : _ceil_div(self.n_in, size)]
+                counts[(size, k)] += int(np.count_nonzero(np.less_equal(level, k, out=self._scratch(level.shape))))
+        if self.n_in % 2:  # the last column alone is a tile one input wide
+            pairs[(1, 2)] += int(np.count_nonzero(self.matrix.indices == self.n_in - 1))
+        if self.n_out % 2:  # the last row alone is a tile one row high
+            pairs[(2, 1)] += int(self.matrix.indptr[-1] - self.matrix.indptr[-2])
+        self._at_most.update(counts)
+        self._pairs.update(pairs)
+
+    def pairs_in_full(self, rows: int, cols: int) -> int:
+        if (rows, cols) not in self._pairs:
+            self._count(4, 2)
+        return self._pairs[(rows, cols)]
+
+    def tile_stats(self, rows: int, cols: int) -> tuple[int, int, int, int, int]:
+        tile_cols = _ceil_div(self.n_in, cols)
+        n_tiles = _ceil_div(self.n_out, rows) * tile_cols
+        level = int(cols).bit_length() - 1
+        widths = np.minimum(cols, self.n_in - np.arange(tile_cols) * cols)
+        occupied = n_full = in_full = gaps = 0
+        for start, n_rows, levels in self._chunks():
+            per_col = levels[level]
+            height = per_col.shape[0]
+            per_tile = per_col.reshape(height // rows, rows, -1).sum(axis=1, dtype=np.uint16)
+            per_tile = per_tile[: _ceil_div(n_rows, rows), :tile_cols]
+            first_tile = start // rows
+            heights = np.minimum(rows, self.n_out - (first_tile + np.arange(per_tile.shape[0])) * rows)
+            areas = heights[:, None] * widths[None, :]
+            full = per_tile == areas
+            partial = (per_tile > 0) & ~full
+            occupied += int(np.count_nonzero(per_tile))
+            n_full += int(np.count_nonzero(full))
+            in_full += int(areas[full].sum())
+            gaps += int((areas[partial] - per_tile[partial]).sum())
+        return occupied, n_full, in_full, gaps, n_tiles
+
+
+def _counter(mask: Any) -> "_Connections | _Bitmap":
+    """The counting core for ``mask``: its bitmap when dense enough, else its connections."""
+    matrix = _csr(mask)
+    size = int(matrix.shape[0]) * int(matrix.shape[1])
+    if size and matrix.nnz >= DENSE_COUNTING_DENSITY * size:
+        return _Bitmap(matrix)
+    return _Connections(matrix)
 
 
 def _run_starts(keys: np.ndarray) -> np.ndarray:
@@ -232,7 +493,7 @@ def nm_block_counts(mask: Any, m: int) -> np.ndarray:
     """
     if int(m) < 1:
         raise ValueError(f"block length must be positive, got {m}")
-    return _Connections(mask).group_histogram(int(m))
+    return _counter(mask).group_histogram(int(m))
 
 
 def nm_compliance(mask: Any, n: int, m: int) -> float:
@@ -250,37 +511,13 @@ def nm_compliance(mask: Any, n: int, m: int) -> float:
     return float(hist[: int(n) + 1].sum() / total) if total else 1.0
 
 
-def _tile_counts(conn: _Connections, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Occupied ``rows x cols`` tiles: their connections and their sizes; and the number of tiles."""
-    tile_cols = -(-conn.n_in // cols)
-    n_tiles = -(-conn.n_out // rows) * tile_cols
-    if rows == 1:
-        tile_row, blocks, counts = conn.groups(cols)
-        tiles = tile_row * tile_cols + blocks
-    else:
-        keys = (conn.rows // rows) * tile_cols + conn.cols // cols
-        if n_tiles <= 16 * conn.nnz + 4096:  # a count per tile is cheaper than sorting
-            per_tile = np.bincount(keys, minlength=n_tiles)
-            tiles = np.flatnonzero(per_tile)
-            counts = per_tile[tiles]
-        else:  # rows of one tile interleave in CSR order
-            keys = np.sort(keys)
-            starts = _run_starts(keys)
-            tiles, counts = keys[starts], np.diff(np.append(starts, keys.size))
-    tr, tc = np.divmod(tiles, tile_cols)
-    height = np.minimum(rows, conn.n_out - tr * rows)
-    width = np.minimum(cols, conn.n_in - tc * cols)
-    return counts, height * width, n_tiles
-
-
-def _block_shares(conn: _Connections, rows: int, cols: int) -> tuple[float, float, float, int, int]:
-    counts, areas, n_tiles = _tile_counts(conn, rows, cols)
-    full = counts == areas
-    in_full = float(counts[full].sum() / conn.nnz) if conn.nnz else 1.0
+def _block_shares(conn: Any, rows: int, cols: int) -> tuple[float, float, float, int, int]:
+    occupied, n_full, in_full_count, gaps_partial, n_tiles = conn.tile_stats(rows, cols)
+    in_full = float(in_full_count / conn.nnz) if conn.nnz else 1.0
     missing = conn.n_out * conn.n_in - conn.nnz
     # gaps outside empty tiles are the gaps of the occupied, not-full tiles
-    gaps_in_empty = 1.0 - float((areas[~full] - counts[~full]).sum() / missing) if missing else 1.0
-    complying = int(n_tiles - counts.size + full.sum())
+    gaps_in_empty = 1.0 - float(gaps_partial / missing) if missing else 1.0
+    complying = int(n_tiles - occupied + n_full)
     compliance = complying / n_tiles if n_tiles else 1.0
     return compliance, in_full, gaps_in_empty, complying, n_tiles
 
@@ -314,10 +551,10 @@ def block_compliance(mask: Any, rows: int, cols: int) -> tuple[float, float, flo
     >>> block_compliance(mask, 2, 2)[0]  # the tiles over rows 0-3, columns 0-1 are half full
     0.75
     """
-    return _block_shares(_Connections(mask), int(rows), int(cols))[:3]
+    return _block_shares(_counter(mask), int(rows), int(cols))[:3]
 
 
-def _n_range(conn: _Connections, m: int) -> range:
+def _n_range(conn: Any, m: int) -> range:
     """The N that an N:M pattern could have: N <= M/2, density within FILL_TOLERANCE of N/M."""
     density = conn.nnz / (conn.n_out * conn.n_in)
     low = max(1, math.ceil(density * m / (1.0 + FILL_TOLERANCE) - 1e-9))
@@ -325,7 +562,7 @@ def _n_range(conn: _Connections, m: int) -> range:
     return range(low, high + 1)
 
 
-def _best_nm(conn: _Connections) -> tuple[int, int, float] | None:
+def _best_nm(conn: Any) -> tuple[int, int, float] | None:
     """The N:M pattern with the smallest M that fits (see the module notes), or None."""
     for m in GROUP_SIZES:
         if m > conn.n_in:
@@ -335,45 +572,27 @@ def _best_nm(conn: _Connections) -> tuple[int, int, float] | None:
             continue
         from scipy import special
 
-        hist = conn.group_histogram(m)
-        blocks = int(hist.sum())
-        complying = np.cumsum(hist)
+        blocks = conn.n_blocks(m)
         density = conn.nnz / (conn.n_out * conn.n_in)
         for n in candidates:
-            share = float(complying[n] / blocks)
+            complying = conn.blocks_at_most(m, n)
+            share = float(complying / blocks)
             if share < COMPLIANCE_THRESHOLD:
                 continue
             # as many complying blocks by chance, were the connections placed at random?
             by_chance = float(special.bdtr(n, m, density))
-            if float(special.bdtrc(int(complying[n]) - 1, blocks, by_chance)) <= CHANCE_LEVEL:
+            if float(special.bdtrc(complying - 1, blocks, by_chance)) <= CHANCE_LEVEL:
                 return n, m, share
     return None
 
 
-def _pairs_in_full(conn: _Connections, rows: int, cols: int) -> float:
+def _pairs_in_full(conn: Any, rows: int, cols: int) -> float:
     """Share of connections in full 2x1 (``rows=2``) or 1x2 tiles, counted straight from
-    the connections: it rules block patterns out without tallying every tile."""
-    if rows == 1:
-        # neighbours in CSR order that fill one tile: same row, columns 2j and 2j + 1
-        first = conn.cols[:-1]
-        pairs = (conn.rows[1:] == conn.rows[:-1]) & (first % 2 == 0) & (conn.cols[1:] == first + 1)
-        in_full = 2 * int(np.count_nonzero(pairs))
-        if conn.n_in % 2:  # the last column alone is a tile one input wide
-            in_full += int(np.count_nonzero(conn.cols == conn.n_in - 1))
-        return in_full / conn.nnz
-    n_pairs = conn.n_out // 2
-    if n_pairs * conn.n_in <= 16 * conn.nnz + 4096:
-        keys = (conn.rows // 2) * conn.n_in + conn.cols
-        in_full = 2 * int(np.count_nonzero(np.bincount(keys[conn.rows < 2 * n_pairs]) == 2))
-    else:  # very sparse and wide: intersect the even and the odd rows instead
-        even, odd = conn.matrix[0 : 2 * n_pairs : 2], conn.matrix[1 : 2 * n_pairs : 2]
-        in_full = 2 * int(even.multiply(odd).nnz)
-    if conn.n_out % 2:  # the last row alone is a tile one row high
-        in_full += int(conn.matrix.indptr[-1] - conn.matrix.indptr[-2])
-    return in_full / conn.nnz
+    the connections or the bitmap: it rules block patterns out without tallying every tile."""
+    return conn.pairs_in_full(rows, cols) / conn.nnz
 
 
-def _tiles_by_chance(conn: _Connections, area: int, complying: int, n_tiles: int) -> float:
+def _tiles_by_chance(conn: Any, area: int, complying: int, n_tiles: int) -> float:
     """Chance of at least ``complying`` of ``n_tiles`` tiles of ``area`` cells being empty
     or full, were the connections placed at random at the layer's density (a one-sided
     binomial tail; edge tiles are counted as whole ones)."""
@@ -384,7 +603,7 @@ def _tiles_by_chance(conn: _Connections, area: int, complying: int, n_tiles: int
     return float(special.bdtrc(complying - 1, n_tiles, by_chance)) if complying > 0 else 1.0
 
 
-def _best_block(conn: _Connections) -> tuple[int, int, float] | None:
+def _best_block(conn: Any) -> tuple[int, int, float] | None:
     """The largest ``R x C`` tile pattern that fits (see the module notes), or None."""
     fitting: dict[tuple[int, int], float | None] = {(1, 1): 1.0}
 
@@ -452,13 +671,13 @@ def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
     if hasattr(mask, "mask") and hasattr(mask, "name"):
         name = mask.name
         mask = mask.mask
-    conn = _Connections(mask)
+    conn = _counter(mask)
     n_out, n_in, nnz = conn.n_out, conn.n_in, conn.nnz
     size = n_out * n_in
-    hist_4 = conn.group_histogram(4) if n_in else np.zeros(5, dtype=np.int64)
-    total_4 = int(hist_4.sum())
-    compliance_2_4 = float(hist_4[:3].sum() / total_4) if total_4 else 1.0
-    runs_2_4 = bool(n_in % 4 == 0 and n_in > 0 and hist_4[3:].sum() == 0)
+    total_4 = conn.n_blocks(4) if n_in else 0
+    within_2_4 = conn.blocks_at_most(4, 2) if total_4 else 0
+    compliance_2_4 = float(within_2_4 / total_4) if total_4 else 1.0
+    runs_2_4 = bool(n_in % 4 == 0 and n_in > 0 and within_2_4 == total_4)
     pattern, compliance, n, m, block = "unstructured", None, None, None, None
     if size and nnz == size:
         pattern, compliance = "dense", 1.0

@@ -302,15 +302,38 @@ def _n_out(t: Tensor) -> int:
     return int(shape[-1] if t.layout == "in_out" else shape[0])
 
 
-#: Cells read at a time from a tensor that can be read row by row (a 16 Mi-cell block).
-ROW_BLOCK_CELLS = 2**24
+#: Cells read at a time from a tensor that can be read row by row (1 Mi cells: the
+#: scratch of one block stays in the CPU caches between the passes over it).
+ROW_BLOCK_CELLS = 2**20
+
+#: Rows at least this wide have their column indices found row by row (one short
+#: ``nonzero`` per row, written straight into int32); narrower ones through the
+#: cell numbers of the whole block, where a Python step per row would cost more.
+_ROW_BY_ROW_WIDTH = 2048
+
+#: IEEE-style floats by width: the bits that are not the sign (zero when the value is
+#: +0 or -0) and the largest of those bits that is not NaN (the infinity, all exponent
+#: bits set): the mask is ``bits & magnitude != 0``, NaN ``bits & magnitude > floor``.
+_FLOAT_BITS = {
+    np.dtype(np.float16): (np.uint16, 0x7FFF, 0x7C00),
+    np.dtype(np.float32): (np.uint32, 0x7FFFFFFF, 0x7F800000),
+    np.dtype(np.float64): (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000),
+}
 
 
-def _row_blocks(value: Any) -> Iterator[np.ndarray]:
-    """A 2-D tensor with ``read_rows(start, stop, buffer=)`` (see ``StoredTensor``) in blocks
-    of rows; each block is valid until the next one is read (one buffer serves them all)."""
+#: numpy >= 2 counts set bits in one pass (see :func:`_row_counts`).
+_BITWISE_COUNT = getattr(np, "bitwise_count", None)
+
+
+def _row_blocks(value: Any, raw: bool = False) -> Iterator[np.ndarray]:
+    """A 2-D tensor that can be read by rows (see ``StoredTensor``) in blocks of rows; each
+    block is valid until the next one is read. With ``raw`` the blocks of a stored float
+    tensor are its bits as unsigned integers (see ``StoredTensor.float_bits``)."""
     n_rows, n_cols = (int(s) for s in value.shape)
     step = max(1, ROW_BLOCK_CELLS // max(n_cols, 1))
+    if hasattr(value, "row_blocks"):  # blocks straight from a memory map of the file
+        yield from value.row_blocks(step, raw=raw)
+        return
     buffer = np.empty(min(step, n_rows) * n_cols * np.dtype(value.dtype).itemsize + 64, dtype=np.uint8)
     for start in range(0, n_rows, step):
         yield value.read_rows(start, min(n_rows, start + step), buffer=buffer)
@@ -321,33 +344,111 @@ def _by_rows(t: Tensor) -> bool:
     return t.mask is None and hasattr(t.value, "read_rows") and len(np.shape(t.value)) == 2
 
 
+def _float_bits(value: Any) -> tuple[Any, int, int] | None:
+    """``(unsigned dtype, magnitude bits, NaN floor)`` when ``value``'s zeros and NaN can be
+    told from its bits (see :data:`_FLOAT_BITS`); None otherwise."""
+    stored = getattr(value, "float_bits", None)
+    if stored is not None:  # a stored tensor in a dtype numpy lacks (bfloat16, float8)
+        return stored
+    dtype = np.dtype(getattr(value, "dtype", np.uint8))
+    return _FLOAT_BITS.get(dtype) if dtype.isnative else None
+
+
+class _NonzeroScratch:
+    """Buffers reused by every block of one tensor (fewer page faults than fresh arrays)."""
+
+    def __init__(self, cells: int, bits_dtype: Any) -> None:
+        self.nonzero = np.empty(cells, dtype=bool)
+        self.bits = None if bits_dtype is None else np.empty(cells, dtype=bits_dtype)
+
+    def find(self, block: np.ndarray, float_bits: tuple[Any, int, int] | None) -> tuple[np.ndarray, int]:
+        """``block != 0`` (NaN counts as nonzero) and the number of NaN in ``block``."""
+        nonzero = self.nonzero[: block.size].reshape(block.shape)
+        if float_bits is None:
+            np.not_equal(block, 0, out=nonzero)
+            if block.dtype.kind == "f":
+                return nonzero, int(np.count_nonzero(np.isnan(block)))
+            return nonzero, 0
+        bits_dtype, magnitude, nan_floor = float_bits
+        # integer work on the bits: float16 has no vectorised comparison in numpy
+        bits = self.bits[: block.size].reshape(block.shape)
+        np.bitwise_and(block.view(bits_dtype), bits_dtype(magnitude), out=bits)
+        np.not_equal(bits, 0, out=nonzero)
+        n_nan = 0
+        if block.size and bits.max() > nan_floor:  # NaN are rare: counted only where present
+            n_nan = int(np.count_nonzero(bits > nan_floor))
+        return nonzero, n_nan
+
+
+def _row_counts(nonzero: np.ndarray) -> np.ndarray:
+    """True cells per row of a C-contiguous 2-D boolean block."""
+    if _BITWISE_COUNT is not None and nonzero.shape[1] % 8 == 0 and nonzero.flags.c_contiguous:
+        # a bool is one byte, 0 or 1: the set bits of eight cells read as one word are its True cells
+        return _BITWISE_COUNT(nonzero.view(np.uint64)).sum(axis=1, dtype=np.int64)
+    return np.count_nonzero(nonzero, axis=1)
+
+
+def _columns_into(nonzero: np.ndarray, counts: np.ndarray, out: np.ndarray) -> None:
+    """Write the column index of every True cell of a 2-D block, row by row (CSR order), into ``out``."""
+    n_cols = nonzero.shape[1]
+    if n_cols >= _ROW_BY_ROW_WIDTH:
+        begin = 0
+        for row, end in enumerate(np.cumsum(counts).tolist()):
+            if end > begin:
+                out[begin:end] = nonzero[row].nonzero()[0]
+            begin = end
+        return
+    flat = np.flatnonzero(nonzero)  # cell numbers, less each one's row start
+    flat -= np.repeat(np.arange(nonzero.shape[0], dtype=flat.dtype) * n_cols, counts)
+    out[:] = flat
+
+
 def _mask_by_rows(value: Any) -> tuple[sp.csr_matrix, int]:
     """The CSR mask (nonzero pattern; NaN counts as nonzero) of a tensor read block by block,
-    and its number of NaN values (counted in the same pass)."""
+    and its number of NaN values.
+
+    Floats are tested on their bits (integer operations; ``-0.0`` is zero, NaN nonzero),
+    which also spares decoding bfloat16 and float8 stored tensors. A first pass counts
+    the connections of every row, a second writes their columns straight into the
+    mask's own index array (a tensor of one block is looked at once): memory holds the
+    mask and one block's scratch, nothing the size of the tensor besides.
+    """
     n_out, n_in = (int(s) for s in value.shape)
-    n_nan = 0
-    is_float = np.dtype(value.dtype).kind == "f"
-    counts: list[np.ndarray] = []
-    columns: list[np.ndarray] = []
+    float_bits = _float_bits(value)
+    raw = float_bits is not None and hasattr(value, "float_bits")
     index_dtype = np.int32 if n_in <= np.iinfo(np.int32).max else np.int64
-    column_of = np.arange(n_in, dtype=index_dtype)
-    scratch = np.empty(min(ROW_BLOCK_CELLS, max(n_out * n_in, 1)) + n_in, dtype=bool)  # reused: fewer page faults
-    for block in _row_blocks(value):
-        nonzero = np.not_equal(block, 0, out=scratch[: block.size].reshape(block.shape))
-        counts.append(np.count_nonzero(nonzero, axis=1))
-        # the column index of every nonzero cell, row by row (faster than np.nonzero)
-        columns.append(np.broadcast_to(column_of, nonzero.shape)[nonzero])
-        if is_float:
-            n_nan += int(np.count_nonzero(np.isnan(block, out=nonzero)))
-        del block, nonzero
+    step_rows = max(1, ROW_BLOCK_CELLS // max(n_in, 1))
+    scratch = _NonzeroScratch(min(step_rows, n_out) * n_in, None if float_bits is None else float_bits[0])
+    counts = np.zeros(n_out, dtype=np.int64)
+    n_nan = row = 0
+    nonzero = None
+    for block in _row_blocks(value, raw=raw):
+        nonzero, block_nan = scratch.find(block, float_bits)
+        n_nan += block_nan
+        counts[row : row + block.shape[0]] = _row_counts(nonzero)
+        row += block.shape[0]
+        del block
     indptr = np.zeros(n_out + 1, dtype=np.int64)
-    if counts:
-        np.cumsum(np.concatenate(counts), out=indptr[1:])
-    indices = np.concatenate(columns) if columns else np.zeros(0, index_dtype)
-    del columns
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(int(indptr[-1]), dtype=index_dtype)
+    if n_out <= step_rows:  # one block: its cells are still in the scratch
+        if nonzero is not None:
+            _columns_into(nonzero, counts, indices)
+    else:
+        row = 0
+        del nonzero
+        for block in _row_blocks(value, raw=raw):
+            nonzero, _ = scratch.find(block, float_bits)
+            stop = row + block.shape[0]
+            _columns_into(nonzero, counts[row:stop], indices[indptr[row] : indptr[stop]])
+            row = stop
+            del block, nonzero
+    del scratch
     if indptr[-1] <= np.iinfo(np.int32).max and index_dtype == np.int32:
         indptr = indptr.astype(np.int32)
-    return sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in)), n_nan
+    mask = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in), copy=False)
+    mask.has_sorted_indices = True  # built in CSR order: no pass over the indices to find out
+    return mask, n_nan
 
 
 def _nan_count(values: Any) -> int:

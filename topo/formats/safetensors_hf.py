@@ -11,8 +11,10 @@ those and comes first in :data:`topo.formats.READERS`. This reader takes the res
 
 The header is parsed and checked against the file's size before any tensor is
 touched (a header or tensor that declares more bytes than the file has is refused),
-then tensors are read with safetensors' numpy interface (no torch); ``BF16`` and
-``F8`` tensors, which numpy lacks, are widened to float32 from the validated bytes.
+then tensors are read one at a time (no torch); ``BF16`` and ``F8`` tensors, which
+numpy lacks, are widened to float32 from the validated bytes. Masks alone (no
+weights) are built from a read-only memory map of each tensor, a block of rows at a
+time, from the stored bits (no float is decoded): memory holds one tensor's mask.
 
 Order. safetensors writers sort tensors by dtype and name, and index files list keys
 sorted, so neither carries the model's order (``layers.10`` sorts before
@@ -29,11 +31,13 @@ from __future__ import annotations
 
 import json
 import math
+import mmap
+import os
 import re
 import struct
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -67,6 +71,17 @@ _NUMPY_DTYPE = {
     "BOOL": np.bool_, "U8": np.uint8, "I8": np.int8, "I16": np.int16, "U16": np.uint16,
     "F16": np.float16, "I32": np.int32, "U32": np.uint32, "F32": np.float32,
     "I64": np.int64, "U64": np.uint64, "F64": np.float64,
+}
+#: Stored float dtypes whose zeros and NaN can be told from their bits (unsigned dtype,
+#: the bits that are not the sign, the largest of those that is not NaN); float8 E4M3
+#: (the FN variant) has no infinity: only all ones is NaN.
+_FLOAT_BITS = {
+    "F16": (np.uint16, 0x7FFF, 0x7C00),
+    "BF16": (np.uint16, 0x7FFF, 0x7F80),
+    "F32": (np.uint32, 0x7FFFFFFF, 0x7F800000),
+    "F64": (np.uint64, 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000),
+    "F8_E4M3": (np.uint8, 0x7F, 0x7E),
+    "F8_E5M2": (np.uint8, 0x7F, 0x7C),
 }
 _GPT2_TYPES = {"gpt2", "openai-gpt", "imagegpt"}
 _CONV1D_RE = re.compile(r"(^|\.)(c_attn|q_attn|c_proj|c_fc)\.weight$")
@@ -290,25 +305,99 @@ class StoredTensor:
     def size(self) -> int:
         return math.prod(self.shape)
 
+    @property
+    def float_bits(self) -> tuple[Any, int, int] | None:
+        """For a float dtype, ``(unsigned dtype, magnitude bits, NaN floor)``: a stored value
+        is zero when ``bits & magnitude == 0`` and NaN when ``bits & magnitude > floor``
+        (read with ``read_rows(raw=True)``); None for integers and booleans."""
+        return _FLOAT_BITS.get(self.stored_dtype)
+
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         array = _read_stored(self)
         return array if dtype is None else array.astype(dtype, copy=False)
 
-    def read_rows(self, start: int, stop: int, buffer: np.ndarray | None = None) -> np.ndarray:
+    def read_rows(self, start: int, stop: int, buffer: np.ndarray | None = None, raw: bool = False) -> np.ndarray:
         """Rows ``start:stop`` (of the first axis), read from the file without keeping them.
 
         With ``buffer`` (uint8, large enough) the bytes are read into it, and the rows
-        returned may be a view of it.
+        returned may be a view of it. With ``raw`` and a float dtype (see
+        :attr:`float_bits`), the stored bits as unsigned integers, not decoded.
         """
         row_cells = math.prod(self.shape[1:])
         itemsize = _ITEMSIZE[self.stored_dtype]
         start, stop = max(0, int(start)), min(int(stop), self.shape[0] if self.shape else 0)
         nbytes = max(0, stop - start) * row_cells * itemsize
-        raw = _read_bytes(self, self.offset + start * row_cells * itemsize, nbytes, buffer)
-        return _decode(self, raw, (max(0, stop - start), *self.shape[1:]))
+        data = _read_bytes(self, self.offset + start * row_cells * itemsize, nbytes, buffer)
+        shape = (max(0, stop - start), *self.shape[1:])
+        bits = self.float_bits if raw else None
+        if bits is not None:
+            array = data.view(np.dtype(bits[0]).newbyteorder("<")).reshape(shape)
+            return array if array.dtype.isnative else array.astype(array.dtype.newbyteorder("="))
+        return _decode(self, data, shape)
+
+    def row_blocks(self, rows: int, raw: bool = False) -> Iterator[np.ndarray]:
+        """The tensor in blocks of ``rows`` rows, straight from a read-only memory map of its bytes.
+
+        Nothing is copied: each block is a view of the file's pages (numpy's native
+        little-endian layout), valid until the next block is asked for; the map is
+        released when the blocks are done. With ``raw`` and a float dtype, the stored
+        bits as unsigned integers (see :attr:`float_bits`); dtypes numpy lacks are
+        decoded block by block.
+        """
+        n_rows = self.shape[0] if self.shape else 0
+        row_cells = math.prod(self.shape[1:])
+        itemsize = _ITEMSIZE[self.stored_dtype]
+        bits = self.float_bits if raw else None
+        if bits is not None:
+            view = np.dtype(bits[0]).newbyteorder("<")
+        elif self.stored_dtype in _NUMPY_DTYPE:
+            view = np.dtype(_NUMPY_DTYPE[self.stored_dtype]).newbyteorder("<")
+        else:
+            view = None  # BF16 / F8 values: decoded per block
+        if not self.nbytes or (view is not None and not view.isnative):
+            # nothing to map, or a big-endian machine: blocks read and converted instead
+            for start in range(0, n_rows, max(1, rows)):
+                yield self.read_rows(start, start + rows, raw=raw)
+            return
+        mapping, data = _map_tensor(self)
+        try:
+            for start in range(0, n_rows, max(1, rows)):
+                stop = min(n_rows, start + max(1, rows))
+                part = data[start * row_cells * itemsize : stop * row_cells * itemsize]
+                shape = (stop - start, *self.shape[1:])
+                block = part.view(view).reshape(shape) if view is not None else _decode(self, part, shape)
+                del part
+                yield block
+                del block
+        finally:
+            del data
+            try:
+                mapping.close()
+            except BufferError:
+                pass  # the caller still holds a block (it stopped early): the map goes with it
 
     def __repr__(self) -> str:
         return f"StoredTensor({self.path.name}:{self.name}, {self.stored_dtype}, {list(self.shape)})"
+
+
+def _map_tensor(tensor: StoredTensor) -> tuple[mmap.mmap, np.ndarray]:
+    """A read-only memory map of one stored tensor's bytes, and those bytes as a uint8 array.
+
+    The file's size is checked again when it is mapped (a tensor that no longer lies
+    inside the file is refused, as a short read is). On Linux the pages are mapped at
+    once (``MAP_POPULATE``: one call instead of a fault per page).
+    """
+    with open(tensor.path, "rb") as handle:
+        if os.fstat(handle.fileno()).st_size < tensor.offset + tensor.nbytes:
+            raise TopoError(f"tensor {tensor.name!r} is truncated (file changed while reading?)", path=tensor.path)
+        start = tensor.offset - tensor.offset % mmap.ALLOCATIONGRANULARITY
+        length = tensor.offset + tensor.nbytes - start
+        if hasattr(mmap, "MAP_SHARED"):
+            flags = mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0)
+            mapping = mmap.mmap(handle.fileno(), length, flags=flags, prot=mmap.PROT_READ, offset=start)
+        else:
+            mapping = mmap.mmap(handle.fileno(), length, access=mmap.ACCESS_READ, offset=start)
+    return mapping, np.frombuffer(mapping, dtype=np.uint8, count=tensor.nbytes, offset=tensor.offset - start)
 
 
 _LAST_READ: list[Any] = [None, None]  # (key, array) of the last tensor read
