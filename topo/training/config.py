@@ -34,6 +34,7 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "DEVICES",
+    "CHECKPOINT_CONTENTS",
     "OPTION_GROUPS",
     "parse_hidden",
     "parse_density_map",
@@ -49,6 +50,8 @@ __all__ = [
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "step", "constant")
 DEVICES = ("auto", "cpu", "cuda")
+#: What a checkpoint other than the final epoch's holds (``--intermediate-checkpoints``).
+CHECKPOINT_CONTENTS = ("full", "masks")
 
 #: ``--help`` sections, in the order they are listed
 DATA, MASKS, METHOD, METHOD_OWN, OPTIMISATION, RUN = (
@@ -202,6 +205,14 @@ class _CoreConfig:
                              help="Run folder (default runs/<dataset>-<method>-<timestamp>).")
     checkpoint_every: int | None = option(None, group=RUN, low=1, metavar="STEPS",
                                           help="Also checkpoint every STEPS steps inside epochs.")
+    intermediate_checkpoints: str = option(
+        "full", group=RUN, choices=CHECKPOINT_CONTENTS, describes_where=True,
+        help="What every checkpoint but the final epoch's holds: full (weights, biases, masks) "
+             "or masks (masks and statistics only, a fraction of the size).")
+    state_every: int = option(
+        1, group=RUN, low=1, metavar="EPOCHS", describes_where=True,
+        help="Write the resume state (model, optimiser, algorithm) every EPOCHS epochs and after the "
+             "last; an interrupted run resumes after the last epoch it was written for.")
     grad_batches: int = option(4, group=RUN, low=0,
                                help="Batches used for the gradient statistic of the initial checkpoint.")
     backend: str = option(

@@ -205,11 +205,22 @@ class TrainingLoop:
         return total_loss / n, correct / n
 
     # -- checkpoints and state --------------------------------------------------------
+    def full_checkpoint(self, epoch: int, step: int) -> bool:
+        """Whether the checkpoint at ``epoch`` / ``step`` holds the weights: the final epoch's
+        always, every other one unless ``--intermediate-checkpoints masks``."""
+        final = epoch >= self.total_epochs and step >= self.total_steps
+        return final or self.config.intermediate_checkpoints != "masks"
+
+    def writes_state(self, epoch: int) -> bool:
+        """Whether the resume state is written after ``epoch`` (``--state-every``; the last always)."""
+        return epoch % int(self.config.state_every) == 0 or epoch >= self.total_epochs
+
     def checkpoint_job(self, name: str, grad_mean, *, epoch: int, step: int,
                        metrics: Mapping[str, Any] | None = None) -> Callable[[], Path]:
         """A copy of the network now, and the write of it as checkpoint ``name`` (to run later)."""
         return checkpoint_job(self.run_dir, name, self.model, grad_mean, config=self.config,
-                              dataset_name=self.data.name, epoch=epoch, step=step, metrics=metrics)
+                              dataset_name=self.data.name, epoch=epoch, step=step, metrics=metrics,
+                              weights=self.full_checkpoint(epoch, step))
 
     def save(self, name: str, grad_mean, *, epoch: int, step: int, metrics: Mapping[str, Any] | None = None) -> Path:
         """Write checkpoint ``name`` now (after any write in flight)."""
@@ -330,7 +341,8 @@ class TrainingLoop:
         # copies taken now, written on the writer's thread (checkpoint, metrics, state)
         write_checkpoint = self.checkpoint_job(checkpoint_name(epoch), grad_mean, epoch=epoch, step=self.step,
                                                metrics=record)
-        self.writer.submit(epoch_job(self.run_dir, write_checkpoint, record, self.state_job()))
+        write_state = self.state_job() if self.writes_state(epoch) else None
+        self.writer.submit(epoch_job(self.run_dir, write_checkpoint, record, write_state))
         if not self.defer_writes:
             self.writer.join()
         # what the loop waited for the epoch's checkpoint, metrics and state (reported

@@ -234,9 +234,12 @@ def to_topology(
     with torch.no_grad():
         for k, (name, layer, mask) in enumerate(zip(model.names, model.layers, model.masks)):
             mask_np = mask.detach().cpu().numpy().astype(bool)
-            weight = layer.weight.detach().to(torch.float32).cpu().numpy().copy()
-            weight[~mask_np] = 0.0
-            bias = layer.bias.detach().to(torch.float32).cpu().numpy().copy()
+            weight = bias = None  # a masks-only snapshot (see checkpoint_job) has neither
+            if layer.weight is not None:
+                weight = layer.weight.detach().to(torch.float32).cpu().numpy().copy()
+                weight[~mask_np] = 0.0
+            if layer.bias is not None:
+                bias = layer.bias.detach().to(torch.float32).cpu().numpy().copy()
             layer_stats = {key: np.asarray(value, dtype=np.float32) for key, value in (stats[k] if stats else {}).items()}
             layers.append(
                 Layer.from_mask(

@@ -4,9 +4,11 @@ A run folder (see :mod:`topo.checkpoint`) holds ``run.json`` (the whole configur
 the data set, versions, device, the initial masks' achieved fan-in CVs),
 ``metrics.jsonl`` (one record per epoch, epoch 0 being the untrained network),
 ``checkpoints/epoch_NNNN.safetensors`` (``epoch_0000`` holds the initial masks before
-any training; ``--checkpoint-every`` adds ``epoch_E_step_S`` inside epochs) and
-``state/last.pt``, everything a resumed run needs (model, optimiser, algorithm, the
-epoch and step), written atomically after every epoch and read back with
+any training; ``--checkpoint-every`` adds ``epoch_E_step_S`` inside epochs; with
+``--intermediate-checkpoints masks`` all but the final epoch's hold masks and
+statistics only) and ``state/last.pt``, everything a resumed run needs (model,
+optimiser, algorithm, the epoch and step), written atomically after every epoch (every
+``--state-every`` epochs and after the last) and read back with
 ``torch.load(weights_only=True)``.
 
 Files are written on one background thread (:class:`BackgroundWriter`): the training
@@ -42,6 +44,7 @@ from topo.checkpoint import (
     write_run_config,
 )
 from topo.errors import TopoError, first_line
+from topo.topology import Topology
 from topo.training.config import TrainConfig, config_identity
 
 __all__ = [
@@ -211,44 +214,51 @@ def checkpoint_job(
     epoch: int,
     step: int,
     metrics: Mapping[str, Any] | None = None,
+    weights: bool = True,
 ) -> Callable[[], Path]:
     """A copy of ``model`` now, and the write of it as checkpoint ``name`` (to run later).
 
     Only the tensors are copied here; building the topology (sparse masks) and writing
-    it happen when the job runs, on the writer's thread.
+    it happen when the job runs, on the writer's thread. With ``weights=False`` the
+    checkpoint holds the masks and statistics only (``--intermediate-checkpoints masks``):
+    no weight or bias is copied or written.
     """
     from topo.training.model import to_topology
 
     info = {"method": config.method, "dataset": dataset_name, "seed": config.seed}
     if metrics:
         info["metrics"] = {k: v for k, v in metrics.items() if k not in ("densities", "fan_in_cv")}
+    if not weights:
+        info["masks_only"] = True
     if hasattr(model, "kinds"):
         # a network of the sparse backend: CSR structure and values, never [out, in] for large layers
         from topo.training.backends import network_snapshot, network_topology
 
         snapshot, to_topology = network_snapshot(model), network_topology
     else:
-        snapshot = _masked_snapshot(model)
+        snapshot = _masked_snapshot(model, weights=weights)
     stats = [{"grad_mean": g} for g in grad_mean]
     path = run_dir / CHECKPOINT_DIR / name
     run_info = {"config": config.to_dict()}
 
     def write() -> Path:
         topology = to_topology(snapshot, stats=stats, info=info)
+        if not weights:  # the sparse backend's snapshot carries its values: left out here
+            topology = Topology([layer.with_(weight=None, bias=None) for layer in topology], info=topology.info)
         return save_checkpoint(topology, path, epoch=epoch, step=step, run_info=run_info)
 
     return write
 
 
-def _masked_snapshot(model):
-    """CPU copies of a MaskedMLP's weights, biases and masks."""
+def _masked_snapshot(model, *, weights: bool = True):
+    """CPU copies of a MaskedMLP's masks, and of its weights and biases unless ``weights`` is False."""
     from types import SimpleNamespace
 
     return SimpleNamespace(
         names=list(model.names),
         layers=[
-            SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True),
-                            bias=layer.bias.detach().to("cpu", copy=True))
+            SimpleNamespace(weight=layer.weight.detach().to("cpu", copy=True) if weights else None,
+                            bias=layer.bias.detach().to("cpu", copy=True) if weights else None)
             for layer in model.layers
         ],
         masks=[mask.detach().to("cpu", copy=True) for mask in model.masks],
@@ -279,18 +289,21 @@ def state_job(run_dir: Path, *, epoch: int, step: int, model, optimizer, algorit
 
 
 def epoch_job(
-    run_dir: Path, write_checkpoint: Callable[[], Any], record: Mapping[str, Any], write_state: Callable[[], None]
+    run_dir: Path, write_checkpoint: Callable[[], Any], record: Mapping[str, Any],
+    write_state: Callable[[], None] | None,
 ) -> Callable[[], None]:
     """The writes of an epoch's files, in the order checkpoint, metrics line, state.
 
-    A state on disk thus always has its epoch's checkpoint and metrics.
+    A state on disk thus always has its epoch's checkpoint and metrics. ``write_state``
+    is None for an epoch whose state is not written (``--state-every``).
     """
     metrics_line = dict(record)
 
     def write() -> None:
         write_checkpoint()
         append_metrics(run_dir, metrics_line)
-        write_state()
+        if write_state is not None:
+            write_state()
 
     return write
 
