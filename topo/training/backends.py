@@ -352,9 +352,14 @@ class MaskedSteps:
         return algorithm_update(algorithm, step, self.weights, self.model.masks, optimizer, generator)
 
     def optimizer_step(self, optimizer) -> None:
-        self.model.mask_gradients()
+        from topo.training.masking import apply_masks, mask_gradients
+
+        # the masked layers and their float masks, looked up once for both multiplications
+        # (the optimiser's step changes no mask)
+        weights, masks = self.model._partial()
+        mask_gradients(weights, masks)
         optimizer.step()
-        self.model.apply_masks()
+        apply_masks(weights, masks)
 
     def after_epoch(self, algorithm, epoch: int, optimizer, generator) -> bool:
         from topo.training.masking import algorithm_after_epoch
