@@ -150,3 +150,32 @@ def test_scan_of_other_formats_summarises_the_loaded_layers(tmp_path):
     full = load(tmp_path / "a.npz")
     assert "streamed" not in topology.info
     assert measured == {layer.name: layer.nnz for layer in full}
+
+
+def test_sharded_models_stream_with_progress_over_all_shards(tmp_path, monkeypatch):
+    """A Hugging Face folder of two shards: read layer by layer from both, memory-mapped,
+    with one progress count over every shard's layers."""
+    import json
+
+    rng = np.random.default_rng(9)
+    shards = {
+        "model-00001-of-00002.safetensors": {f"model.layers.{i}.mlp.up_proj.weight": _sparse(rng, (24, 12), dtype=np.float16)
+                                             for i in range(2)},
+        "model-00002-of-00002.safetensors": {f"model.layers.{i}.mlp.up_proj.weight": _sparse(rng, (24, 12), dtype=np.float16)
+                                             for i in range(2, 5)},
+    }
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weight_map = {}
+    for shard, tensors in shards.items():
+        save_file(tensors, str(folder / shard))
+        weight_map.update({key: shard for key in tensors})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    monkeypatch.setattr(safetensors_hf.StoredTensor, "__array__", lambda *a, **k: pytest.fail("whole tensor read"))
+    done = []
+    topology, measured = scan(folder, layer_degree, progress=lambda d, t: done.append((d, t)))
+    assert topology.info["streamed"] is True and topology.info["files"] == list(shards)
+    assert done == [(k, 5) for k in range(1, 6)]  # one count over both shards, to the end
+    every = {key: value for tensors in shards.values() for key, value in tensors.items()}
+    assert [m.nnz for m in measured.values()] == [
+        int(np.count_nonzero(every[f"model.layers.{i}.mlp.up_proj.weight"])) for i in range(5)]
