@@ -359,7 +359,7 @@ class _NonzeroScratch:
 
     def __init__(self, cells: int, bits_dtype: Any) -> None:
         self.nonzero = np.empty(cells, dtype=bool)
-        self.bits = None if bits_dtype is None else np.empty(cells, dtype=bits_dtype)
+        self.bits = np.empty(cells if bits_dtype is not None else 0, dtype=bits_dtype or np.uint8)
 
     def find(self, block: np.ndarray, float_bits: tuple[Any, int, int] | None) -> tuple[np.ndarray, int]:
         """``block != 0`` (NaN counts as nonzero) and the number of NaN in ``block``."""
