@@ -1,14 +1,24 @@
 """topo: a graph-theoretic toolkit for the connectivity of sparse neural networks.
 
 Read a network (topo's own checkpoint or another library's), view its weight masks
-as a layered directed graph, and measure it.
+as a layered directed graph, and measure it::
 
+    import topo
+    net = topo.load("runs/demo/checkpoints/epoch_0030.safetensors")
+    topo.fan_in_cv(net)
+    topo.nnstd(net, topo.load("other.pt")).distance
+    live = topo.from_module(model)            # a torch.nn.Module, while it trains
+    sparse = topo.sparsify(model, optimizer, method="rigl", density=0.1, epochs=10, steps_per_epoch=len(loader))
+
+Examples
+--------
+>>> import numpy as np
 >>> import topo
->>> net = topo.load("runs/demo/checkpoints/epoch_0030.safetensors")
->>> topo.fan_in_cv(net)
->>> topo.nnstd(net, topo.load("other.pt")).distance
->>> live = topo.from_module(model)            # a torch.nn.Module, while it trains
->>> sparse = topo.sparsify(model, optimizer, method="rigl", density=0.1, epochs=10, steps_per_epoch=len(loader))
+>>> net = topo.Topology.from_masks([np.eye(3), np.ones((2, 3))])
+>>> topo.fan_in(net, "layer1").tolist()
+[3, 3]
+>>> "nnstd" in dir(topo)
+True
 """
 
 from topo._version import __version__
@@ -67,6 +77,11 @@ def __getattr__(name: str):
 
         return getattr(topo.integrations, name)
     raise AttributeError(f"module 'topo' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public names (the lazily imported ones included) and the module's own attributes."""
+    return sorted(set(__all__) | set(globals()))
 
 __all__ = [
     "__version__",

@@ -92,6 +92,15 @@ class Layer:
         True when the layer does not chain to its neighbours.
     info : mapping, optional
         Extra facts about the layer (e.g. ``{"kind": "conv", "kernel_density": 0.3}``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> layer = Layer.from_mask("fc1", np.array([[1, 1, 0], [0, 1, 0]]))
+    >>> layer
+    Layer('fc1', 2x3, density=0.5)
+    >>> layer.fan_in.tolist(), layer.fan_out.tolist()
+    ([2, 1], [1, 2, 0])
     """
 
     name: str
@@ -229,6 +238,17 @@ class Topology(Sequence[Layer]):
     TopoError
         If there are no layers, names repeat, or two consecutive layers that do not
         stand alone fail to chain (``out`` of one differs from ``in`` of the next).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Topology.from_masks([np.ones((3, 4)), np.eye(3)], names=["fc1", "fc2"])
+    >>> len(net), net.names, net.widths
+    (2, ['fc1', 'fc2'], [4, 3, 3])
+    >>> net.nnz, net.size, round(net.density, 3)
+    (15, 21, 0.714)
+    >>> net["fc2"].fan_in.tolist()
+    [1, 1, 1]
     """
 
     def __init__(self, layers: Iterable[Layer], info: Mapping[str, Any] | None = None) -> None:

@@ -99,17 +99,42 @@ def fan_in(topology: Topology, layer: int | str) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of int64, shape ``(out,)``
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]])])
+    >>> fan_in(net, 0).tolist()
+    [2, 1]
     """
     return _layer(topology, layer).fan_in
 
 
 def fan_out(topology: Topology, layer: int | str) -> np.ndarray:
-    """Number of outputs of each input neuron of ``layer``, shape ``(in,)``."""
+    """Number of outputs of each input neuron of ``layer``, shape ``(in,)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]])], names=["fc1"])
+    >>> fan_out(net, "fc1").tolist()
+    [1, 2, 0]
+    """
     return _layer(topology, layer).fan_out
 
 
 def coefficient_of_variation(values: np.ndarray) -> float:
-    """Population standard deviation over mean; NaN when the mean is 0 or there are no values."""
+    """Population standard deviation over mean; NaN when the mean is 0 or there are no values.
+
+    Examples
+    --------
+    >>> coefficient_of_variation([1, 3])
+    0.5
+    >>> coefficient_of_variation([0, 0])
+    nan
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return float("nan")
@@ -135,6 +160,14 @@ def fan_in_cv(topology: Topology, *, present_only: bool = False) -> list[float]:
     list of float
         ``std(fan_in) / mean(fan_in)`` (population std) for each layer; NaN for a
         layer without connections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 1], [0, 1, 0]]), np.ones((2, 2))])
+    >>> fan_in_cv(net)
+    [0.5, 0.0]
     """
     if not present_only:
         return [coefficient_of_variation(layer.fan_in) for layer in topology]
@@ -149,6 +182,15 @@ class LayerDegree:
 
     ``no_inputs`` counts this layer's output neurons with fan-in 0; ``no_outputs``
     counts its input neurons that feed no output of this layer (fan-out 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]])])
+    >>> figures = layer_degree(net[0])
+    >>> figures.nnz, figures.fan_in_max, figures.no_outputs
+    (3, 2, 1)
     """
 
     name: str
@@ -172,7 +214,16 @@ class LayerDegree:
 
 @dataclass(frozen=True)
 class NetworkDegree:
-    """Whole-network degree figures."""
+    """Whole-network degree figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> summary = degree_summary(Topology.from_masks([np.eye(3), np.ones((2, 3))]))
+    >>> summary.n_layers, summary.n_neurons, summary.nnz, summary.size
+    (2, 8, 9, 15)
+    """
 
     n_layers: int
     n_neurons: int
@@ -193,7 +244,16 @@ class NetworkDegree:
 
 
 def layer_degree(layer: Layer) -> LayerDegree:
-    """Degree figures of one layer; see :class:`LayerDegree`."""
+    """Degree figures of one layer; see :class:`LayerDegree`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> figures = layer_degree(Layer.from_mask("fc1", np.array([[1, 1, 0], [0, 0, 0]])))
+    >>> figures.fan_in_min, figures.no_inputs, figures.no_outputs
+    (0, 1, 1)
+    """
     fin = layer.fan_in
     fout = layer.fan_out
     has_in = fin.size > 0
@@ -216,7 +276,16 @@ def layer_degree(layer: Layer) -> LayerDegree:
 
 
 def layer_degrees(topology: Topology) -> list[LayerDegree]:
-    """Degree figures of every layer, in order."""
+    """Degree figures of every layer, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(3), np.ones((2, 3))], names=["fc1", "fc2"])
+    >>> [(d.name, d.nnz) for d in layer_degrees(net)]
+    [('fc1', 3), ('fc2', 6)]
+    """
     return [layer_degree(layer) for layer in topology]
 
 
@@ -228,6 +297,14 @@ def degree_summary(topology: Topology, *, include_dense: bool = False) -> Networ
     that are inputs of some layer (the final outputs are not counted). The fan-in CV
     mean and maximum are over the sparse layers unless ``include_dense``
     (:func:`summary_layers`); ``dense_layers`` names the dense ones.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> summary = degree_summary(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]])]))
+    >>> summary.nnz, summary.density, summary.no_outputs
+    (3, 0.5, 1)
     """
     return summarise_degrees(layer_degrees(topology), n_neurons=topology.n_neurons, include_dense=include_dense)
 
@@ -240,6 +317,14 @@ def summarise_degrees(
     For a network read layer by layer (:func:`topo.formats.scan`), whose masks were
     not all kept; ``n_neurons`` is the topology's ``n_neurons`` (it depends only on
     shapes and chaining).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(3), np.ones((2, 3))])
+    >>> summarise_degrees(layer_degrees(net), n_neurons=net.n_neurons) == degree_summary(net)
+    True
     """
     dense = [is_dense(d) for d in per_layer]
     kept = summary_layers(dense, include_dense=include_dense)

@@ -8,12 +8,12 @@ The metrics of a :class:`~topo.integrations.monitor.TopologyMonitor` go through
 TensorBoard and W&B integrations where they are active.
 
 A callback receives the model but not the ``Trainer``, so the callback is given the
-trainer:
+trainer::
 
->>> from topo.integrations.hf import track_topology
->>> trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
->>> track_topology(trainer, every_n_steps=100)
->>> trainer.train()
+    from topo.integrations.hf import track_topology
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data)
+    track_topology(trainer, every_n_steps=100)
+    trainer.train()
 """
 
 from __future__ import annotations

@@ -5,10 +5,10 @@ The metrics of a :class:`~topo.integrations.monitor.TopologyMonitor` go to every
 logger of the ``Trainer`` through Lightning's own ``Logger.log_metrics`` (as
 Lightning's ``LearningRateMonitor`` does), so TensorBoard, W&B, MLflow and CSV logs get
 them with no code of topo's; each layer's fan-in goes as a histogram to loggers that
-draw histograms (TensorBoard's ``add_histogram``, W&B's ``Histogram``).
+draw histograms (TensorBoard's ``add_histogram``, W&B's ``Histogram``)::
 
->>> from topo.integrations.lightning import TopologyCallback
->>> trainer = lightning.Trainer(callbacks=[TopologyCallback(every_n_steps=100)])
+    from topo.integrations.lightning import TopologyCallback
+    trainer = lightning.Trainer(callbacks=[TopologyCallback(every_n_steps=100)])
 """
 
 from __future__ import annotations

@@ -723,9 +723,9 @@ def sparsify(
 
     Examples
     --------
-    >>> sparse = topo.sparsify(model, optimizer, method="rigl", density=0.1,
+    >>> sparse = topo.sparsify(model, optimizer, method="rigl", density=0.1,  # doctest: +SKIP
     ...                        epochs=10, steps_per_epoch=len(loader), update_every=100)
-    >>> for epoch in range(10):
+    >>> for epoch in range(10):  # doctest: +SKIP
     ...     for x, y in loader:
     ...         optimizer.zero_grad(); loss_fn(model(x), y).backward(); optimizer.step()
     ...     sparse.save_checkpoint("runs/mine", metrics={"epoch_loss": ...})
