@@ -43,7 +43,16 @@ _FALLBACK_BYTES = 8 * 1024**3
 
 
 class AnalysisTooLarge(TopoError):
-    """An analysis step would need more memory or time than its limit allows."""
+    """An analysis step would need more memory or time than its limit allows.
+
+    Examples
+    --------
+    >>> try:
+    ...     check_bytes(2**70, "an NNSTD cost matrix")
+    ... except AnalysisTooLarge as error:
+    ...     print(error)
+    refused: an NNSTD cost matrix needs 1048576 PiB, more than the analysis memory limit of ... (raise TOPO_MAX_ANALYSIS_BYTES to allow it)
+    """
 
 
 def _from_env(variable: str, default: int) -> int:
@@ -67,18 +76,36 @@ def _physical_memory() -> int | None:
 
 
 def max_bytes() -> int:
-    """Memory one analysis step may allocate (``TOPO_MAX_ANALYSIS_BYTES``)."""
+    """Memory one analysis step may allocate (``TOPO_MAX_ANALYSIS_BYTES``).
+
+    Examples
+    --------
+    >>> max_bytes() > 0
+    True
+    """
     physical = _physical_memory()
     return _from_env(BYTES_VARIABLE, physical // 2 if physical else _FALLBACK_BYTES)
 
 
 def max_steps() -> int:
-    """Elementary operations one analysis step may take (``TOPO_MAX_ANALYSIS_STEPS``)."""
+    """Elementary operations one analysis step may take (``TOPO_MAX_ANALYSIS_STEPS``).
+
+    Examples
+    --------
+    >>> max_steps() > 0
+    True
+    """
     return _from_env(STEPS_VARIABLE, DEFAULT_STEPS)
 
 
 def human_bytes(n: float) -> str:
-    """``n`` bytes as people read them (``728 TiB``, ``74.5 GiB``, ``512 B``)."""
+    """``n`` bytes as people read them (``728 TiB``, ``74.5 GiB``, ``512 B``).
+
+    Examples
+    --------
+    >>> human_bytes(1536), human_bytes(3 * 2**30)
+    ('1.5 KiB', '3 GiB')
+    """
     value = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if value < 1024 or unit == "PiB":
@@ -101,6 +128,14 @@ def check_bytes(nbytes: float, what: str, *, path: object | None = None, hint: s
         The file the network came from, named at the start of the message.
     hint : str
         What the user can do instead, appended after a semicolon.
+
+    Examples
+    --------
+    >>> check_bytes(1024, "a 16x16 cost matrix")  # within the limit: nothing happens
+    >>> check_bytes(2**70, "an NNSTD cost matrix")
+    Traceback (most recent call last):
+        ...
+    topo.analysis.budget.AnalysisTooLarge: refused: an NNSTD cost matrix needs 1048576 PiB, ...
     """
     limit = max_bytes()
     if nbytes > limit:
@@ -113,7 +148,15 @@ def check_bytes(nbytes: float, what: str, *, path: object | None = None, hint: s
 
 
 def check_steps(steps: float, what: str, *, path: object | None = None, hint: str = "") -> None:
-    """Raise :class:`AnalysisTooLarge` if ``what`` takes more than :func:`max_steps` operations."""
+    """Raise :class:`AnalysisTooLarge` if ``what`` takes more than :func:`max_steps` operations.
+
+    Examples
+    --------
+    >>> check_steps(1e30, "an assignment")
+    Traceback (most recent call last):
+        ...
+    topo.analysis.budget.AnalysisTooLarge: refused: an assignment takes about 1e+30 operations, ...
+    """
     limit = max_steps()
     if steps > limit:
         extra = f"; {hint}" if hint else ""

@@ -27,7 +27,13 @@ __all__ = ["Comparison", "compare_topologies", "finite_mean"]
 
 
 def finite_mean(values: Iterable[float | None]) -> float:
-    """The mean of the finite values; NaN when there are none."""
+    """The mean of the finite values; NaN when there are none.
+
+    Examples
+    --------
+    >>> finite_mean([1.0, float("nan"), None, 3.0])
+    2.0
+    """
     finite = [float(v) for v in values if v is not None and math.isfinite(v)]
     return sum(finite) / len(finite) if finite else float("nan")
 
@@ -63,6 +69,15 @@ class Comparison:
         Whether the summary row includes the dense layers.
     excluded : list of str
         The layers the summary row left out (dense in both networks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    >>> result = compare_topologies(Topology.from_masks([mask]), Topology.from_masks([mask[[1, 0, 2]]]), fraction=0.3)
+    >>> result.nnstd, result.same_shapes, result.shrunk
+    (0.0, True, False)
     """
 
     rows: list[dict[str, Any]]
@@ -104,6 +119,15 @@ def compare_topologies(
     AnalysisTooLarge
         If NNSTD's cost matrices would exceed the analysis memory limit; checked before
         anything is allocated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    >>> row = compare_topologies(Topology.from_masks([mask]), Topology.from_masks([mask[[1, 0, 2]]]), fraction=0.3).rows[0]
+    >>> row["hub_overlap_index"], row["hub_overlap_matched"], row["nnstd"]
+    (0.0, 1.0, 0.0)
     """
     from topo.analysis.budget import check_nnstd
     from topo.analysis.degree import fan_in_cv, is_dense, summary_layers

@@ -139,6 +139,15 @@ class NNSTDResult:
         one, and the layer distance still divides by network 1's full width.
     dense_layers : list of bool
         Per layer, whether it is dense in both networks (every connection present).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    >>> result = nnstd(Topology.from_masks([mask]), Topology.from_masks([mask[[1, 0, 2]]]))
+    >>> result.distance, result.layer_distances, result.matchings[0].tolist(), result.active_widths
+    (0.0, [0.0], [1, 0, 2], [(3, 3)])
     """
 
     distance: float
@@ -177,6 +186,15 @@ def layer_cost_matrix(mask_a: sp.spmatrix, mask_b: sp.spmatrix) -> np.ndarray:
     ------
     TopoError
         If the masks have different numbers of inputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> a = sp.csr_matrix(np.array([[1, 1, 0], [0, 0, 1]], dtype=bool))
+    >>> b = sp.csr_matrix(np.array([[0, 0, 1], [1, 0, 0]], dtype=bool))
+    >>> layer_cost_matrix(a, b).round(3).tolist()
+    [[1.0, 0.5], [0.0, 1.0]]
     """
     a = sp.csr_matrix(mask_a)
     b = sp.csr_matrix(mask_b)
@@ -271,6 +289,13 @@ def tie_keys(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys = tie_keys(np.array([0, 0]), np.array([0, 1]))
+    >>> float(keys[0]), bool(0.5 <= keys[1] < 1.0)
+    (0.0, True)
     """
     k1, k2, k3, k4 = _HASH_MULTIPLIERS
     with np.errstate(over="ignore"):
@@ -842,7 +867,16 @@ def nnstd(
 
 # -- many networks -------------------------------------------------------------------
 def masks_only(topology: Topology) -> Topology:
-    """The same topology without weights, biases and statistics (cheap to send to a worker)."""
+    """The same topology without weights, biases and statistics (cheap to send to a worker).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_weights([np.array([[0.5, 0.0], [0.0, -2.0]])])
+    >>> net[0].weight is None, masks_only(net)[0].weight is None, masks_only(net).nnz
+    (False, True, 2)
+    """
     return Topology(
         [
             Layer(layer.name, layer.mask, standalone=layer.standalone, source=layer.source)
@@ -933,6 +967,15 @@ def nnstd_matrix(
     TopoError
         If an item is not a Topology and no ``load`` is given, ``load`` fails, or two
         networks cannot be compared.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    >>> nets = [Topology.from_masks([mask]), Topology.from_masks([mask[[1, 0, 2]]]), Topology.from_masks([np.ones((3, 4))])]
+    >>> nnstd_matrix(nets).round(3).tolist()
+    [[0.0, 0.0, 0.583], [0.0, 0.0, 0.583], [0.583, 0.583, 0.0]]
     """
     from topo.parallel import map_jobs
 
@@ -1008,6 +1051,15 @@ def mask_turnover(a: Topology, b: Topology) -> list[float]:
     ------
     TopoError
         If the numbers of layers or a layer's shapes differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> before = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]])])
+    >>> after = Topology.from_masks([np.array([[1, 0, 1], [0, 1, 0]])])
+    >>> [round(t, 3) for t in mask_turnover(before, after)]
+    [0.333]
     """
     name_a, name_b = _name(a, "network 1"), _name(b, "network 2")
     if len(a) != len(b):

@@ -80,6 +80,16 @@ def hub_indices(layer: Layer, *, fraction: float = 0.1, rule: str = "top", z: fl
     ------
     TopoError
         If ``rule`` is unknown or ``fraction`` is outside ``(0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> layer = Layer.from_mask("fc1", np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]]))
+    >>> hub_indices(layer, fraction=0.3).tolist()
+    [0]
+    >>> hub_indices(layer, rule="z", z=1.0).tolist()
+    [0]
     """
     fan_in = layer.fan_in
     n = fan_in.size
@@ -109,7 +119,14 @@ def hub_indices(layer: Layer, *, fraction: float = 0.1, rule: str = "top", z: fl
 
 
 def jaccard(first: np.ndarray, second: np.ndarray) -> float:
-    """``|A & B| / |A | B|`` of two index sets; NaN when both are empty."""
+    """``|A & B| / |A | B|`` of two index sets; NaN when both are empty.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> round(jaccard(np.array([0, 1]), np.array([1, 2])), 3)
+    0.333
+    """
     first = np.unique(np.asarray(first))
     second = np.unique(np.asarray(second))
     union = np.union1d(first, second).size
@@ -163,6 +180,18 @@ def hub_overlap(
     AnalysisTooLarge
         If ``matched`` and NNSTD's cost matrices would exceed the analysis memory
         limit (:mod:`topo.analysis.budget`); checked before anything is allocated.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])
+    >>> a = Topology.from_masks([mask])
+    >>> b = Topology.from_masks([mask[[1, 0, 2]]])  # the same network, outputs 0 and 1 swapped
+    >>> hub_overlap(a, b, fraction=0.3)
+    [0.0]
+    >>> hub_overlap(a, b, fraction=0.3, matched=True)
+    [1.0]
     """
     if len(a) != len(b):
         name_a = a.info.get("path") or "network 1"
@@ -217,6 +246,15 @@ def hub_persistence(
     ------
     TopoError
         If no topology is given or their numbers of layers differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> early = Topology.from_masks([np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])])
+    >>> late = Topology.from_masks([np.array([[0, 1, 0, 0], [1, 1, 1, 0], [0, 1, 0, 0]])])
+    >>> hub_persistence([early, late], fraction=0.3).tolist()
+    [[0.0], [1.0]]
     """
     topologies = list(topologies)
     if not topologies:
@@ -261,6 +299,15 @@ class LayerHubs:
         Every connection of the layer is present.
     tied : bool
         Every neuron has the same fan-in (:func:`fan_ins_tie`): no hub set exists.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])], names=["fc1"])
+    >>> hubs = hub_listing(net, fraction=0.3)[0]
+    >>> hubs.name, hubs.n_out, hubs.n_hubs, hubs.hubs
+    ('fc1', 3, 1, [{'neuron': 0, 'fan_in': 3, 'grad_mean': None}])
     """
 
     name: str
@@ -306,6 +353,14 @@ def hub_listing(
     ------
     TopoError
         If the hub rule is invalid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0]])])
+    >>> [(h["neuron"], h["fan_in"]) for h in hub_listing(net, fraction=0.6)[0].hubs]
+    [(0, 3), (1, 1)]
     """
     from topo.analysis.degree import is_dense
 
