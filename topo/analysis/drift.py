@@ -92,6 +92,18 @@ class DriftResult:
         Checkpoints pooled for the equilibrium (when it came from a run).
     equilibrium_source : str
         What the equilibrium was: ``"last 3 checkpoints"``, a path, ``"profile"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> run = [Topology.from_masks([m], names=["fc1"], info={"epoch": e}) for e, m in enumerate(masks + masks[1:])]
+    >>> result = drift(run, last_k=2)
+    >>> result.layers, result.labels, result.equilibrium_source
+    (['fc1'], ['0', '1', '2'], 'last 2 checkpoints')
+    >>> result.wasserstein.round(3).tolist(), result.convergence
+    ([[0.333], [0.0], [0.0]], [1])
     """
 
     layers: list[str]
@@ -161,7 +173,16 @@ class DriftResult:
 
 # -- helpers -------------------------------------------------------------------------
 def normalised_fan_in(fan_in: np.ndarray) -> np.ndarray | None:
-    """Fan-in divided by its mean (zeros kept); None when the mean is 0 or there are no values."""
+    """Fan-in divided by its mean (zeros kept); None when the mean is 0 or there are no values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalised_fan_in(np.array([1, 2, 3])).tolist()
+    [0.5, 1.0, 1.5]
+    >>> normalised_fan_in(np.array([0, 0])) is None
+    True
+    """
     values = np.asarray(fan_in, dtype=np.float64).ravel()
     if values.size == 0:
         return None
@@ -187,6 +208,11 @@ def profile_samples(mu: float, sigma: float, n: int) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float64, shape ``(n,)``
+
+    Examples
+    --------
+    >>> profile_samples(1.0, 0.5, 4).round(3).tolist()
+    [0.667, 0.667, 1.0, 1.667]
     """
     n = max(int(n), 1)
     u = (np.arange(n) + 0.5) / n
@@ -196,7 +222,16 @@ def profile_samples(mu: float, sigma: float, n: int) -> np.ndarray:
 
 def checkpoint_labels(topologies: Sequence[Topology]) -> tuple[list[str], list[int | None], list[int | None]]:
     """Short labels for checkpoints of one run (``"5"``, ``"5@120"`` where an epoch has several,
-    ``"#3"`` without an epoch), with their epochs and steps."""
+    ``"#3"`` without an epoch), with their epochs and steps.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> run = [Topology.from_masks([np.eye(2)], info={"epoch": 5, "step": s}) for s in (100, 120)]
+    >>> checkpoint_labels(run + [Topology.from_masks([np.eye(2)])])
+    (['5@100', '5@120', '#2'], [5, 5, None], [100, 120, None])
+    """
     epochs = [t.epoch for t in topologies]
     steps = [t.step for t in topologies]
     labels = []
@@ -347,6 +382,16 @@ def drift(
     TopoError
         If there are no checkpoints, their layers differ, ``last_k`` or ``tolerance``
         is out of range, or the equilibrium lacks a layer or cannot be read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> run = [Topology.from_masks([m], names=["fc1"], info={"epoch": e}) for e, m in enumerate(masks + masks[1:])]
+    >>> result = drift(run, last_k=2)
+    >>> result.cv.round(3).tolist(), result.turnover.round(3).tolist()
+    ([[0.707], [0.408], [0.408]], [[0.5], [0.0]])
     """
     topologies = list(topologies)
     if not topologies:
@@ -411,6 +456,14 @@ def equilibrium_profile(topologies: Sequence[Topology], *, last_k: int = 3) -> d
     ------
     TopoError
         If there are no checkpoints or their layers differ.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> run = [Topology.from_masks([np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])], names=["fc1"])] * 2
+    >>> {name: round(value, 3) for name, value in equilibrium_profile(run)["fc1"].items()}
+    {'mu': 0.597, 'sigma': 0.454, 'cv': 0.478, 'mean_fan_in': 2.0}
     """
     topologies = list(topologies)
     if not topologies:
@@ -446,6 +499,15 @@ def validate_profile(layers: Any, *, path: str | os.PathLike | None = None) -> d
     ------
     TopoError
         On anything malformed, naming ``path`` when given.
+
+    Examples
+    --------
+    >>> validate_profile({"fc1": {"mu": 0.0, "sigma": 0.0}})
+    {'fc1': {'mu': 0.0, 'sigma': 0.0, 'cv': 0.0, 'mean_fan_in': 1.0}}
+    >>> validate_profile({"fc1": {"mu": 1.0}})
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: profile layer 'fc1': sigma must be a finite number >= 0, got None
     """
     if not isinstance(layers, Mapping) or not layers:
         raise TopoError("profile must map at least one layer name to its parameters", path=path)

@@ -54,6 +54,14 @@ def present_neurons(topology: Topology) -> list[np.ndarray]:
     -------
     list of numpy.ndarray of bool
         One ``[n_out]`` array per layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
+    >>> [present.tolist() for present in present_neurons(net)]
+    [[True, False, True], [True]]
     """
     layers = list(topology)
     present = []
@@ -66,7 +74,16 @@ def present_neurons(topology: Topology) -> list[np.ndarray]:
 
 
 def active_widths(topology: Topology) -> list[int]:
-    """Per layer, the number of its output neurons that are present (see :func:`present_neurons`)."""
+    """Per layer, the number of its output neurons that are present (see :func:`present_neurons`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
+    >>> net.widths, active_widths(net)
+    ([2, 3, 1], [2, 1])
+    """
     return [int(p.sum()) for p in present_neurons(topology)]
 
 
@@ -98,6 +115,16 @@ class ExplorationResult:
     final_cv_present : list of float
         Per layer, the last checkpoint's fan-in CV over its present neurons (removed
         neurons left out, so SRigL's constant fan-in reads 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> a = Topology.from_masks([np.array([[1, 0], [0, 0]])], names=["fc"], info={"epoch": 0})
+    >>> b = Topology.from_masks([np.array([[0, 1], [0, 0]])], names=["fc"], info={"epoch": 1})
+    >>> result = exploration([a, b])
+    >>> result.labels, result.layers, result.density.tolist(), result.layer_rate.tolist()
+    (['0', '1'], ['fc'], [[0.25], [0.25]], [[0.25], [0.5]])
     """
 
     labels: list[str]
