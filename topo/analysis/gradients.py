@@ -62,6 +62,18 @@ def layer_gradient_stat(layer: Layer, stat: str = "grad_mean") -> np.ndarray:
     ------
     TopoError
         If the layer does not carry it (the checkpoint has no gradient statistics).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> layer = Layer.from_mask("fc1", np.ones((2, 2)), stats={"grad_mean": np.array([0.5, 0.25])})
+    >>> layer_gradient_stat(layer).tolist()
+    [0.5, 0.25]
+    >>> layer_gradient_stat(Layer.from_mask("fc2", np.eye(2)))
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: layer 'fc2' has no 'grad_mean' statistic: the checkpoint has no gradient statistics (topo train writes them)
     """
     if stat not in layer.stats:
         have = f" (it has: {', '.join(sorted(layer.stats))})" if layer.stats else ""
@@ -103,6 +115,17 @@ def gradient_concentration(layer: Layer, *, fraction: float = 0.1, stat: str = "
     TopoError
         If the layer lacks ``stat``, ``fraction`` is not in ``(0, 1]`` or ``against``
         is not one of :data:`CONCENTRATION_BASELINES`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    >>> layer = Layer.from_mask("fc1", mask, stats={"grad_mean": np.array([0.4, 0.2, 0.1])})
+    >>> round(gradient_concentration(layer, fraction=0.3), 3)  # 0.4 over the mean 0.7 / 3
+    1.714
+    >>> round(gradient_concentration(layer, fraction=0.3, against="rest"), 3)  # 0.4 over 0.15
+    2.667
     """
     if not 0 < float(fraction) <= 1:
         raise TopoError(f"hub fraction must be in (0, 1], got {fraction}")
@@ -139,6 +162,16 @@ def hierarchy_strength(layer: Layer, *, stat: str = "grad_mean") -> float:
     ------
     TopoError
         If the layer lacks ``stat``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    >>> hierarchy_strength(Layer.from_mask("fc1", mask, stats={"grad_mean": np.array([0.4, 0.2, 0.1])}))
+    1.0
+    >>> hierarchy_strength(Layer.from_mask("fc1", mask, stats={"grad_mean": np.array([0.1, 0.2, 0.4])}))
+    -1.0
     """
     grad = layer_gradient_stat(layer, stat)
     fan_in = layer.fan_in
@@ -175,7 +208,18 @@ def gradient_rows(
     the statistic are skipped.
 
     ``topologies`` are Topologies, or references that ``load`` turns into them (e.g.
-    paths with :func:`topo.runs.load_topology`)."""
+    paths with :func:`topo.runs.load_topology`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer, Topology
+    >>> mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    >>> net = Topology([Layer.from_mask("fc1", mask, stats={"grad_mean": np.array([0.4, 0.2, 0.1])})])
+    >>> row = gradient_rows(net, fraction=0.3)[0]
+    >>> row["network"], row["layer"], round(row["fan_in_cv"], 3), round(row["concentration_rest"], 3), row["hierarchy"]
+    (0, 'fc1', 0.535, 2.667, 1.0)
+    """
     if isinstance(topologies, Topology):
         topologies = [topologies]
     rows = []
@@ -230,6 +274,20 @@ def cv_concentration_correlation(
     ------
     TopoError
         If no layer of any network has the statistic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer, Topology
+    >>> def network(mask, grad_mean):
+    ...     return Topology([Layer.from_mask("fc1", np.array(mask), stats={"grad_mean": np.array(grad_mean)})])
+    >>> nets = [
+    ...     network([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]], [0.4, 0.2, 0.1]),
+    ...     network([[1, 1, 0, 0], [1, 1, 0, 0], [1, 1, 0, 0]], [0.3, 0.2, 0.1]),
+    ...     network([[1, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 0]], [0.6, 0.1, 0.1]),
+    ... ]
+    >>> round(cv_concentration_correlation(nets, fraction=0.3), 3)
+    0.754
     """
     if against not in CONCENTRATION_BASELINES:
         raise TopoError(f"gradient concentration against {against!r}: choose from {', '.join(CONCENTRATION_BASELINES)}")
