@@ -68,14 +68,19 @@ _INTEGRATIONS = (
 
 
 def __getattr__(name: str):
+    # taken from the module that defines the name, not the package: importing a
+    # submodule of the same name (topo.integrations.sparsify) rebinds the package's
+    # attribute to that module
+    import importlib
+
     if name in _ANALYSIS:
         import topo.analysis
 
-        return getattr(topo.analysis, name)
+        return getattr(importlib.import_module(topo.analysis._LAZY[name]), name)
     if name in _INTEGRATIONS:
         import topo.integrations
 
-        return getattr(topo.integrations, name)
+        return getattr(importlib.import_module(topo.integrations._LAZY[name]), name)
     raise AttributeError(f"module 'topo' has no attribute {name!r}")
 
 
