@@ -130,6 +130,13 @@ class LayerPattern:
         Share of 4-input blocks holding at most 2 connections.
     runs_2_4 : bool
         Whether a 2:4 semi-structured kernel could run the layer as it is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = layer_pattern(np.tile([1, 1, 0, 0, 0, 1, 0, 1], (6, 2)), "fc")
+    >>> p.name, p.n_out, p.n_in, p.density, p.pattern, p.n, p.m, p.block
+    ('fc', 6, 16, 0.5, '2:4', 2, 4, None)
     """
 
     name: str
@@ -711,7 +718,16 @@ def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
 
 
 def layer_patterns(topology: Iterable[Any]) -> list[LayerPattern]:
-    """:func:`layer_pattern` of every layer of a Topology (or any iterable of Layers), in order."""
+    """:func:`layer_pattern` of every layer of a Topology (or any iterable of Layers), in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.tile([1, 1, 0, 0, 0, 1, 0, 1], (6, 2)), np.ones((2, 6))], names=["fc1", "fc2"])
+    >>> [(p.name, p.pattern) for p in layer_patterns(net)]
+    [('fc1', '2:4'), ('fc2', 'dense')]
+    """
     return [layer_pattern(layer) for layer in topology]
 
 
@@ -744,6 +760,12 @@ class LayerSparsity:
         What the file asked for this layer (None when it does not say).
     achieved : float
         ``1 - density`` of the mask.
+
+    Examples
+    --------
+    >>> layer = LayerSparsity(name="fc1", requested=0.75, achieved=0.8)
+    >>> round(layer.gap, 3), LayerSparsity(name="fc2", requested=None, achieved=0.5).gap
+    (0.05, None)
     """
 
     name: str
@@ -769,6 +791,15 @@ class SparsityReport:
         ``1 - density`` of the whole network (connections over possible connections).
     layers : tuple of LayerSparsity
         One per layer, in order.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(4)], names=["fc1"]).with_info(requested_sparsity=0.75)
+    >>> report = sparsity_report(net)
+    >>> report.requested, report.achieved, report.any_requested, report.layers[0].name
+    (0.75, 0.75, True, 'fc1')
     """
 
     requested: float | None

@@ -161,6 +161,15 @@ def chains(topology: Topology) -> list[list[int]]:
     -------
     list of list of int
         A plain MLP gives ``[[0, 1, ..., L-1]]``; a standalone layer is a chain of its own.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer, Topology
+    >>> chains(Topology.from_masks([np.ones((3, 2)), np.ones((1, 3))]))
+    [[0, 1]]
+    >>> chains(Topology([Layer.from_mask("a", np.eye(2)), Layer.from_mask("b", np.ones((1, 5)), standalone=True)]))
+    [[0], [1]]
     """
     result: list[list[int]] = []
     for index in range(len(topology)):
@@ -203,6 +212,13 @@ def log10_path_count(topology: Topology) -> float:
     -------
     float
         ``-inf`` when no input reaches an output of its chain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> round(log10_path_count(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])), 3)  # 4 paths
+    0.602
     """
     logs = np.array([_chain_log10_paths(topology, chain) for chain in chains(topology)])
     finite = logs[np.isfinite(logs)]
@@ -241,6 +257,14 @@ def count_paths(topology: Topology, *, exact: bool = False) -> float | int:
     Returns
     -------
     float or int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])
+    >>> count_paths(net), count_paths(net, exact=True)
+    (4.0, 4)
     """
     if not exact:
         return _float_path_count(topology)
@@ -285,6 +309,13 @@ def reachability(topology: Topology) -> dict[str, float]:
         (all node layers between a chain's inputs and outputs) that lie on some
         input-output path (NaN without hidden neurons); ``reach_depth``: the most
         layers the inputs' signal gets through in any chain.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> reachability(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])]))
+    {'inputs_reaching_outputs': 1.0, 'outputs_reachable': 1.0, 'on_path_fraction': 1.0, 'reach_depth': 2.0}
     """
     inputs = reaching = outputs = reached = hidden = on_path = 0
     depth = 0
@@ -330,6 +361,13 @@ def spectral_radius(layer: Layer) -> float:
     -------
     float
         0 for a layer without connections.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Layer
+    >>> round(spectral_radius(Layer.from_mask("fc1", np.array([[1, 1, 0], [0, 1, 1]]))), 3)  # sqrt(3)
+    1.732
     """
     if layer.nnz == 0:
         return 0.0
@@ -391,6 +429,13 @@ def square_clustering(topology: Topology) -> float:
     AnalysisTooLarge
         When the sparse products would exceed the analysis memory or time limit
         (:mod:`topo.analysis.budget`); checked first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> square_clustering(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])]))
+    0.5
     """
     in_degree, out_degree, _, _ = _neuron_degrees(topology)
     degree = (in_degree + out_degree).astype(np.float64)
@@ -517,6 +562,13 @@ def hidden_betweenness(
     AnalysisTooLarge
         When the graph or the breadth-first searches (one per source) would exceed
         the analysis memory or time limit (:mod:`topo.analysis.budget`); checked first.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> hidden_betweenness(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])).round(3).tolist()
+    [0.075, 0.075]
     """
     hidden = _hidden_vertices(topology)
     if hidden.size == 0:
@@ -589,6 +641,14 @@ def structure_features(
         feeds but that have no input; ``no_outputs`` neurons that feed some layer but
         have no output; ``isolated`` neurons with no edge at all.  The rest is
         described in the module docstring.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> features = structure_features(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])]))
+    >>> features["n_layers"], features["nnz"], features["paths"], features["layer0.density"]
+    (2.0, 6.0, 4.0, 0.667)
     """
     features: dict[str, float] = {}
     in_degree, out_degree, has_in, has_out = _neuron_degrees(topology)
@@ -733,6 +793,14 @@ def feature_table(
     ------
     TopoError
         If an item is not a Topology and no ``load`` is given, or ``load`` fails.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> nets = [Topology.from_masks([np.ones((2, 3)), np.ones((1, 2))]), Topology.from_masks([np.eye(2), np.ones((1, 2))])]
+    >>> [row["paths"] for row in feature_table(nets)]
+    [6.0, 2.0]
     """
     items = list(items)
     if all(isinstance(item, Topology) for item in items) or (workers == 1 and scheduler is None):
