@@ -39,6 +39,13 @@ def node_layers(topology: Topology) -> list[tuple[int, str]]:
     The network's inputs are named ``"input"``; a standalone layer's inputs are
     named ``"<layer>.input"``; every other node layer carries the name of the layer
     whose outputs it holds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> node_layers(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])], names=["fc1", "fc2"]))
+    [(3, 'input'), (2, 'fc1'), (1, 'fc2')]
     """
     slots: list[tuple[int, str]] = []
     for i, layer in enumerate(topology):
@@ -59,6 +66,14 @@ def edge_arrays(topology: Topology) -> Iterator[tuple[int, int, int, np.ndarray,
     ``sources`` are input neuron indices within node layer ``in_slot`` and
     ``targets`` output neuron indices within ``out_slot``; ``weights`` is None when
     the layer has no weight values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])
+    >>> [(k, i, o, s.tolist(), t.tolist(), w) for k, i, o, s, t, w in edge_arrays(net)]
+    [(0, 0, 1, [0, 1, 1, 2], [0, 0, 1, 1], None), (1, 1, 2, [0, 1], [0, 0], None)]
     """
     for index, (layer, (in_slot, out_slot)) in enumerate(zip(topology, topology.node_slots)):
         coo = layer.mask.tocoo()
@@ -103,6 +118,16 @@ def to_networkx(topology: Topology, *, weights: bool = True):
     networkx.DiGraph
         Nodes ``(node_layer, neuron)`` with attributes ``layer`` (node layer index),
         ``neuron`` and ``layer_name``; edges with ``weight`` where known.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> graph = to_networkx(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])], names=["fc1", "fc2"]))
+    >>> graph.number_of_nodes(), graph.number_of_edges()
+    (6, 6)
+    >>> graph.nodes[(1, 0)]
+    {'layer': 1, 'neuron': 0, 'layer_name': 'fc1'}
     """
     import networkx as nx
 
@@ -127,6 +152,14 @@ def to_igraph(topology: Topology, *, weights: bool = True):
     Vertex ``v`` is neuron ``neuron[v]`` of node layer ``layer[v]``, numbered node
     layer by node layer; vertex attributes ``layer``, ``neuron``, ``layer_name``;
     edge attribute ``weight`` where weights exist.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> graph = to_igraph(Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])]))
+    >>> graph.vcount(), graph.ecount(), graph.is_directed()
+    (6, 6, True)
     """
     import igraph as ig
 
@@ -142,7 +175,20 @@ def to_igraph(topology: Topology, *, weights: bool = True):
 
 
 def write_graphml(topology: Topology, path: str | os.PathLike, *, weights: bool = True) -> Path:
-    """Write GraphML (through igraph, which streams large graphs quickly), atomically."""
+    """Write GraphML (through igraph, which streams large graphs quickly), atomically.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import networkx as nx
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_graphml(net, pathlib.Path(folder) / "net.graphml")
+    ...     nx.read_graphml(path).number_of_edges()
+    6
+    """
     path = Path(path)
     graph = to_igraph(topology, weights=weights)
     with atomic_output(path) as tmp:
@@ -175,6 +221,18 @@ def write_gexf(topology: Topology, path: str | os.PathLike, *, weights: bool = T
     ``"layer:neuron"`` with attributes ``layer``, ``neuron``, ``layer_name``, and each
     edge's ``weight`` where the layer has weights (written with 17 significant digits,
     so the float64 value round-trips).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import networkx as nx
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = write_gexf(net, pathlib.Path(folder) / "net.gexf")
+    ...     nx.read_gexf(path).number_of_edges()
+    6
     """
     import datetime
 
@@ -238,6 +296,17 @@ def write_edgelist(topology: Topology, path: str | os.PathLike, *, weights: bool
 
     Columns: ``source_layer, source_neuron, target_layer, target_neuron, layer_name``
     and ``weight`` where weights exist. Layers are node-layer indices.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 1]]), np.array([[1, 1]])], names=["fc1", "fc2"])
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     lines = write_edgelist(net, pathlib.Path(folder) / "net.csv").read_text().splitlines()
+    >>> lines[:2], len(lines)
+    (['source_layer,source_neuron,target_layer,target_neuron,layer_name', '0,0,1,0,fc1'], 7)
     """
     import io
 
@@ -278,6 +347,18 @@ def export_graph(topology: Topology, path: str | os.PathLike, fmt: str, *, weigh
     ------
     TopoError
         If ``fmt`` is not a known format or the file cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(2)])
+    >>> EXPORT_FORMATS
+    ('graphml', 'gexf', 'edgelist')
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     len(export_graph(net, pathlib.Path(folder) / "net.csv", "edgelist").read_text().splitlines())
+    3
     """
     try:
         writer = _WRITERS[fmt]

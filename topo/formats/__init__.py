@@ -39,7 +39,18 @@ def _module(name: str):
 
 
 def detect_format(path: str | os.PathLike) -> str | None:
-    """The name of the first reader whose ``sniff`` accepts ``path``, or None."""
+    """The name of the first reader whose ``sniff`` accepts ``path``, or None.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "weights.npz"
+    ...     np.savez(path, fc1=np.eye(3))
+    ...     detect_format(path)
+    'numpy'
+    """
     for name in READERS:
         try:
             if _module(name).sniff(Path(path)):
@@ -88,6 +99,17 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     ------
     TopoError
         If the path does not exist, no reader recognises it, or the reader fails.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "weights.npz"
+    ...     np.savez(path, fc1=np.eye(3), fc2=np.ones((2, 3)))
+    ...     net = load(path)
+    >>> net.names, net.widths, net.nnz
+    (['fc1', 'fc2'], [3, 3, 2], 9)
     """
     if not isinstance(path, (str, os.PathLike)):
         from topo.integrations.live import load_object
@@ -152,6 +174,17 @@ def scan(
     ------
     TopoError
         As :func:`load`.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> import numpy as np
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "weights.npz"
+    ...     np.savez(path, fc1=np.eye(3), fc2=np.ones((2, 3)))
+    ...     net, nnz = scan(path, lambda layer: layer.nnz)
+    >>> net.names, nnz
+    (['fc1', 'fc2'], {'fc1': 3, 'fc2': 6})
     """
     import scipy.sparse as sp
 
