@@ -53,10 +53,11 @@ TODO_MODULES = frozenset(
         "topo.plotting.draw_training",
         "topo.plotting.labels",
         "topo.plotting.output",
-        "topo.predict",
+        "topo.predict.bundle",
+        "topo.predict.features",
+        "topo.predict.models",
         "topo.report",
         "topo.runlock",
-        "topo.runs",
         "topo.sweep.execute",
         "topo.sweep.grid",
         "topo.sweep.job",
@@ -74,6 +75,8 @@ TODO_MODULES = frozenset(
         "topo.training.backends",
         "topo.training.config",
         "topo.training.data",
+        "topo.training.data_files",
+        "topo.training.datasets",
         "topo.training.densities",
         "topo.training.download",
         "topo.training.init",
@@ -87,6 +90,7 @@ TODO_MODULES = frozenset(
         "topo.training.schema",
         "topo.training.sparse_layers",
         "topo.training.trainer",
+        "topo.values",
     }
 )
 

@@ -74,6 +74,22 @@ def load_topology(path: str | os.PathLike) -> Topology:
     ------
     TopoError
         If the file is missing, unsupported or cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> net = load_topology(run / "checkpoints" / "epoch_0001.safetensors")
+    >>> net.epoch, net.nnz, net["fc1"].weight is None
+    (1, 6, True)
+    >>> folder.cleanup()
     """
     from topo.formats import load
 
@@ -98,6 +114,21 @@ def load_masks(path: str | os.PathLike) -> Topology:
     ------
     TopoError
         If the file is missing, unsupported or cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> load_masks(run / "checkpoints" / "epoch_0001.safetensors").nnz
+    6
+    >>> folder.cleanup()
     """
     path = os.fspath(path)
     try:
@@ -130,6 +161,21 @@ def load_run(
     ------
     TopoError
         If the run folder has no checkpoints or a file cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> [net.epoch for net in load_run(run)], [net.epoch for net in load_run(run, last_k=2)]
+    ([0, 1, 2], [1, 2])
+    >>> folder.cleanup()
     """
     from topo.checkpoint import list_checkpoints
 
@@ -238,6 +284,21 @@ def run_checkpoints(
     TopoError
         If ``run`` is not a run folder, has no checkpoints, or lacks a requested epoch
         (the message names the epochs it has).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> [net.epoch for net in run_checkpoints(run, epochs=[0, 2])]
+    [0, 2]
+    >>> folder.cleanup()
     """
     from topo.checkpoint import list_checkpoints, parse_checkpoint_name
 
@@ -284,6 +345,23 @@ def save_profile(result_or_mapping: Any, path: str | os.PathLike) -> Path:
     TopoError
         If the mapping is not a valid profile (e.g. a layer's fit is NaN because it
         has no connections).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> from topo.analysis.drift import drift
+    >>> path = save_profile(drift(load_run(run), last_k=2), pathlib.Path(folder.name) / "profile.json")
+    >>> sorted(read_profile(path)["fc1"])
+    ['cv', 'mean_fan_in', 'mu', 'sigma']
+    >>> folder.cleanup()
     """
     from topo.analysis.drift import DriftResult, validate_profile
     from topo.checkpoint import atomic_write_text
@@ -322,6 +400,24 @@ def read_profile(path: str | os.PathLike, *, last_k: int = 3) -> dict[str, dict[
     TopoError
         Naming the file, if it is missing, not JSON, of another kind or a newer
         version, not a lognormal profile, or has a malformed layer entry.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> path = save_profile({"fc1": {"mu": 0.0, "sigma": 0.0}}, pathlib.Path(folder.name) / "profile.json")
+    >>> read_profile(path)
+    {'fc1': {'mu': 0.0, 'sigma': 0.0, 'cv': 0.0, 'mean_fan_in': 1.0}}
+    >>> {name: round(value, 3) for name, value in read_profile(run, last_k=2)["fc1"].items()}  # a run folder: its equilibrium
+    {'mu': 0.597, 'sigma': 0.454, 'cv': 0.478, 'mean_fan_in': 2.0}
+    >>> folder.cleanup()
     """
     from topo.analysis.drift import equilibrium_profile, validate_profile
     from topo.checkpoint import is_run_folder
@@ -376,6 +472,24 @@ def load_equilibrium(
     ------
     TopoError
         If the path is missing, or names neither a run folder nor a valid profile file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> equilibrium, source = load_equilibrium(run, last_k=2)
+    >>> [net.epoch for net in equilibrium], source == str(run)
+    ([1, 2], True)
+    >>> load_equilibrium({"fc1": {"mu": 0.0, "sigma": 0.0}})[1] is None
+    True
+    >>> folder.cleanup()
     """
     from topo.checkpoint import is_run_folder
 
@@ -390,7 +504,24 @@ def load_equilibrium(
 # -- what the report needs from one run ------------------------------------------------------
 @dataclass
 class RunData:
-    """What the report needs from one run, loaded once."""
+    """What the report needs from one run, loaded once.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> data = load_run_data(run)
+    >>> data.name, len(data.topologies), data.drift.labels, data.drift_error
+    ('run', 3, ['0', '1', '2'], None)
+    >>> folder.cleanup()
+    """
 
     path: Path
     name: str
@@ -408,6 +539,22 @@ def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: 
     ------
     TopoError
         If ``run`` is not a topo run folder or a file in it cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> data = load_run_data(run, name="static")
+    >>> data.name, data.metrics, [net.epoch for net in data.topologies]
+    ('static', [], [0, 1, 2])
+    >>> folder.cleanup()
     """
     from topo.analysis.drift import drift
     from topo.checkpoint import is_run_folder, list_checkpoints, read_metrics, read_run_config
