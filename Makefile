@@ -37,6 +37,7 @@ demo: $(VENV)/.installed
 	$(PY) examples/demo.py $(DEMO_RUN)
 
 test: $(VENV)/.installed-dev
+	$(BIN)/mypy
 	$(PY) -m pytest -q
 
 # mypy over topo/ and cli/ (settings in pyproject.toml)

@@ -414,11 +414,11 @@ def _read_stored(tensor: StoredTensor) -> np.ndarray:
 
 
 def _read_bytes(tensor: StoredTensor, offset: int, nbytes: int, buffer: np.ndarray | None = None) -> np.ndarray:
-    usable = buffer is not None and buffer.dtype == np.uint8 and buffer.size >= nbytes
-    raw = buffer[:nbytes] if usable else np.empty(nbytes, dtype=np.uint8)
+    raw = (buffer[:nbytes] if buffer is not None and buffer.dtype == np.uint8 and buffer.size >= nbytes
+           else np.empty(nbytes, dtype=np.uint8))
     with open(tensor.path, "rb") as handle:
         handle.seek(offset)
-        got = handle.readinto(memoryview(raw)) if nbytes else 0
+        got = handle.readinto(raw.data) if nbytes else 0
     if got != nbytes:
         raise TopoError(f"tensor {tensor.name!r} is truncated (file changed while reading?)", path=tensor.path)
     return raw
@@ -618,7 +618,7 @@ def read(
     info: dict[str, Any] = {}
     with reading(path, "safetensors file" if path.is_file() else "model folder"):
         if path.is_file():
-            tensors, _, meaningful = _safetensors_tensors(path, config=None, notes=notes)
+            tensors, _header, meaningful = _safetensors_tensors(path, config=None, notes=notes)
             fmt = "safetensors"
             files = [path]
         else:
@@ -649,7 +649,7 @@ def read(
             meaningful = True
             for file in files:
                 if file.suffix == ".safetensors":
-                    part, _, file_meaningful = _safetensors_tensors(file, config=config, notes=notes)
+                    part, _header, file_meaningful = _safetensors_tensors(file, config=config, notes=notes)
                     meaningful = meaningful and file_meaningful and len(files) == 1
                 else:
                     from topo.formats import pytorch
@@ -668,7 +668,7 @@ def read(
             shown = ", ".join(unknown[:5]) + (f", ... ({len(unknown)} in all)" if len(unknown) > 5 else "")
             notes.append(f"layout not known from the name, read as [out, in] (the torch layout): {shown}")
         _conv1d_transpose(tensors, config, notes)
-        tensors, _ = pair_masks(tensors)
+        tensors = pair_masks(tensors)[0]
         if meaningful:
             info["order"] = "the file's own order"
         else:

@@ -217,18 +217,18 @@ class SparseController:
         self.step = 0
         self.mask_updates = 0
         self.masks_changed_after_epoch = 0
-        self._generator = None
-        self._generator_epoch = None
-        self._grad_sums = None
+        self._generator: Any = None  # a torch.Generator once the algorithm needs one
+        self._generator_epoch: int | None = None
+        self._grad_sums: list[Any] | None = None
         self._grad_steps = 0
-        self._grad_epoch = None
+        self._grad_epoch: int | None = None
         self._grad_scratch: dict = {}
         self._hidden: list[tuple[Any, Any]] = []
         self._changed = False
         #: per masked layer, "sparse" (replaced by a SparseLinear) or "masked"
         self.kinds = ["masked"] * len(self._modules)
         self.backend = backend
-        self._steps = None
+        self._steps: Any = None  # SparseSteps where some layers are sparse
         self._make_sparse(backend, shapes)
         self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
@@ -342,7 +342,7 @@ class SparseController:
 
             means = [module_grad_abs_mean(m, self._grad_scratch.setdefault(k, {}))
                      for k, m in enumerate(self._all_modules)]
-        for total, mean in zip(self._grad_sums, means):
+        for total, mean in zip(self._grad_sums or [], means):
             total += mean
         self._grad_steps += 1
         if self._steps is not None:
@@ -586,7 +586,7 @@ class SparseController:
         )
 
         path = Path(path)
-        inside = bool(self.steps_per_epoch) and self.step % self.steps_per_epoch != 0
+        inside = self.steps_per_epoch is not None and self.step % self.steps_per_epoch != 0
         if epoch is None:
             if not self.steps_per_epoch and self.step > 0:
                 raise TopoError("save_checkpoint: give epoch= (the controller was built without steps_per_epoch)")

@@ -157,7 +157,8 @@ def _network_class():
                         raise TopoError(f"mask of {self.names[k]} has shape {dense.shape}, expected {shape}")
                     linear.register_buffer("mask", torch.as_tensor(dense).clone())
                     layers.append(linear)
-            self.layers = torch.nn.ModuleList(layers)
+            # Any: a ModuleList item is typed Module, whose attributes mypy cannot see
+            self.layers: Any = torch.nn.ModuleList(layers)
             self.reset_parameters(seed)
 
         @property

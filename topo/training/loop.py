@@ -135,6 +135,7 @@ class TrainingLoop:
         self.steps = steps_for(self.model)
         self.names = list(self.model.names)
         params = self.model.parameters()
+        self.optimizer: Any
         if config.optimizer == "sgd":
             self.optimizer = self.torch.optim.SGD(
                 params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay

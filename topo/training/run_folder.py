@@ -95,10 +95,10 @@ class BackgroundWriter:
     """
 
     def __init__(self) -> None:
-        self._thread = None
+        self._thread: Any = None  # a threading.Thread while a write is in flight
         self._error: BaseException | None = None
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], object]) -> None:
         """Wait for the write in flight (raising what it raised), then start ``job``."""
         import threading
 

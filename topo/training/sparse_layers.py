@@ -144,6 +144,10 @@ def _module_class():
             When set, the next backward pass keeps ``(x, grad_out)`` in :attr:`batch`.
         """
 
+        # registered as buffers in __init__ (annotations only, so that mypy knows them)
+        crow_indices: Any
+        col_indices: Any
+
         def __init__(self, shape, mask, values=None, bias=None) -> None:
             super().__init__()
             self.shape = (int(shape[0]), int(shape[1]))
