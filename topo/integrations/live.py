@@ -45,11 +45,9 @@ from typing import Any, Mapping
 
 from topo.errors import TopoError
 from topo.topology import Topology
+from topo.training.masking import MASK_BUFFER  # re-exported: the name users met here first
 
 __all__ = ["from_module", "from_state_dict", "from_file_object", "load_object", "MASK_BUFFER"]
-
-#: name of the (non-persistent) buffer in which sparsify() keeps a layer's mask
-MASK_BUFFER = "topo_weight_mask"
 
 _RECURRENT_RE = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
 

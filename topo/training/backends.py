@@ -237,7 +237,7 @@ def _mask(layer):
     """A masked layer's bool mask (a SparseNetwork's ``mask``, or sparsify()'s buffer), weight-shaped."""
     mask = getattr(layer, "mask", None)
     if mask is None:
-        from topo.integrations.live import MASK_BUFFER
+        from topo.training.masking import MASK_BUFFER
 
         mask = getattr(layer, MASK_BUFFER)
     return mask

@@ -33,7 +33,12 @@ __all__ = [
     "as_matrix",
     "total_epochs",
     "algorithm_generator",
+    "MASK_BUFFER",
 ]
+
+#: name of the (non-persistent) buffer in which a masked layer keeps its mask in a user's
+#: model (``sparsify()``); live readers and the sparse backend look for it by this name
+MASK_BUFFER = "topo_weight_mask"
 
 
 def as_matrix(tensor):
