@@ -55,7 +55,7 @@ def test_unknown_algorithm_lists_known_names():
 
 
 def test_bad_option_is_a_topo_error():
-    with pytest.raises(TopoError, match="drop-fraction"):
+    with pytest.raises(TopoError, match="drop_fraction"):
         get_algorithm("rigl", drop_fraction=1.5)
 
 

@@ -62,7 +62,7 @@ def test_zero_grown_weights_start_at_zero():
 def test_default_is_normal_and_bad_choice_names_the_option():
     assert SET().regrow_init == "normal"
     assert TrainConfig().set_regrow_init == "normal"
-    with pytest.raises(TopoError, match="set-regrow-init|regrowth"):
+    with pytest.raises(TopoError, match="set_regrow_init|regrowth"):
         TrainConfig(method="set", set_regrow_init="uniform").validate()
 
 

@@ -92,7 +92,7 @@ def test_layer_backends_choices():
     assert backends.layer_backends("sparse", shapes, nnz) == ["sparse", "sparse", "masked"]  # full layer: masked
     assert backends.layer_backends("auto", shapes, nnz) == ["sparse", "masked", "masked"]  # dense-ish, small
     assert backends.layer_backends("masked", shapes, nnz) == ["masked"] * 3
-    with pytest.raises(TopoError, match="--backend"):
+    with pytest.raises(TopoError, match="backend"):
         backends.layer_backends("csr", shapes, nnz)
 
 

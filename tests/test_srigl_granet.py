@@ -33,7 +33,7 @@ def test_both_are_registered_and_take_their_options():
     assert config.algorithm_options()["initial_sparsity"] == 0.2
     with pytest.raises(TopoError, match="--initial-sparsity.*above --sparsity"):
         TrainConfig(method="granet", initial_sparsity=0.95, sparsity=0.9).validate()
-    with pytest.raises(TopoError, match="--profile: srigl"):
+    with pytest.raises(TopoError, match="profile: srigl"):
         TrainConfig(method="srigl", profile="lognormal", cv=0.5).validate()
 
 

@@ -38,7 +38,7 @@ def test_config_validation_names_the_option():
         TrainConfig(sparsity=1.0).validate()
     with pytest.raises(TopoError, match="--method.*known"):
         TrainConfig(method="magic").validate()
-    with pytest.raises(TopoError, match="--hidden"):
+    with pytest.raises(TopoError, match="hidden"):
         parse_hidden("300,abc")
     with pytest.raises(TopoError, match="unknown training options"):
         TrainConfig.from_dict({"epochs": 1, "bogus": 2})

@@ -78,7 +78,7 @@ def _check_keys(table: Mapping[str, Any], where: str) -> None:
         if key == "out":
             raise TopoError(f"{where} out: the sweep places each run under OUT/runs; set [sweep] out instead")
         if key not in known:
-            raise TopoError(f"{where} {key}: not a training option (see TrainConfig / topo train --help)")
+            raise TopoError(f"{where} {key}: not a training option (the options are the fields of TrainConfig)")
 
 
 def _table(data: Mapping[str, Any], key: str) -> dict[str, Any]:

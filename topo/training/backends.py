@@ -90,7 +90,7 @@ def layer_backends(backend: str, shapes: Sequence[tuple[int, int]], nnz: Sequenc
         For an unknown backend.
     """
     if backend not in BACKENDS:
-        raise TopoError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        raise TopoError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     chosen = []
     for (n_out, n_in), count in zip(shapes, nnz):
         size = int(n_out) * int(n_in)
@@ -282,7 +282,7 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
         that needs it dense (or under ``masked``).
     """
     if backend not in BACKENDS:
-        raise TopoError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+        raise TopoError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     shapes = [(int(o), int(i)) for o, i in shapes]
     if backend == "masked":
         from topo.training.model import build_model

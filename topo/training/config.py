@@ -69,7 +69,7 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
         If a width is not a positive integer.
     """
     if isinstance(text, bool) or not isinstance(text, (int, str, tuple, list)):
-        raise TopoError(f"--hidden: expected widths such as [256, 256] or \"256,256\", got {text!r}")
+        raise TopoError(f"hidden: expected widths such as [256, 256] or \"256,256\", got {text!r}")
     if isinstance(text, int):
         values = [text]
     elif isinstance(text, (tuple, list)):
@@ -81,10 +81,10 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
             try:
                 values.append(int(part))
             except ValueError:
-                raise TopoError(f"--hidden: {part!r} is not an integer width (expected e.g. 300,100)") from None
+                raise TopoError(f"hidden: {part!r} is not an integer width (expected e.g. 300,100)") from None
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or int(value) < 1:
-            raise TopoError(f"--hidden: widths must be positive integers, got {value!r}")
+            raise TopoError(f"hidden: widths must be positive integers, got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -106,7 +106,7 @@ def parse_density_map(value: str | Mapping[str, Any]) -> dict[str, float]:
     if not isinstance(value, Mapping) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
     ):
-        raise TopoError(f"--density-map: expected a table of layer = density, got {value!r}")
+        raise TopoError(f"density_map: expected a table of layer = density, got {value!r}")
     return {str(k): float(v) for k, v in value.items()}
 
 
@@ -245,7 +245,7 @@ class _CoreConfig:
             if is_prior_spec(str(self.init)):
                 parse_prior(str(self.init))  # a bad prior fails here, before any training
                 if self.profile != "random" or self.cv is not None:
-                    raise TopoError(f"--init {self.init}: a prior replaces the fan-in profile; drop --profile/--cv")
+                    raise TopoError(f"init {self.init}: a prior replaces the fan-in profile; drop profile/cv")
             elif not str(self.init).startswith(("equilibrium:", "masks:")):
                 raise TopoError(
                     f"--init: expected equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P, ba:m=M or brf:r=R, got {self.init!r}"
@@ -253,7 +253,7 @@ class _CoreConfig:
         if self.density_map:
             for key, value in self.density_map.items():
                 if not (0.0 < value <= 1.0):
-                    raise TopoError(f"--density-map: density of {key!r} must be in (0, 1], got {value!r}")
+                    raise TopoError(f"density_map: density of {key!r} must be in (0, 1], got {value!r}")
         from topo.training.algorithms import get_algorithm_class
 
         get_algorithm_class(self.method).check_config(self)

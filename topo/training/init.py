@@ -45,7 +45,7 @@ def resolve_device(name: str) -> str:
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise TopoError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        raise TopoError("device 'cuda': no CUDA device is available (use 'cpu' or 'auto')")
     return name
 
 
@@ -105,7 +105,7 @@ def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict
     """
     spec = str(init)
     if not spec.startswith("equilibrium:") or not spec[len("equilibrium:"):]:
-        raise TopoError(f"--init: expected equilibrium:RUN_OR_FILE, got {spec!r}")
+        raise TopoError(f"init: expected equilibrium:RUN_OR_FILE, got {spec!r}")
     from topo.runs import read_profile
 
     profile = read_profile(spec[len("equilibrium:"):])
@@ -159,7 +159,7 @@ def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names
     spec = str(init)
     path = spec[len("masks:"):]
     if not spec.startswith("masks:") or not path:
-        raise TopoError(f"--init: expected masks:CHECKPOINT, got {spec!r}")
+        raise TopoError(f"init: expected masks:CHECKPOINT, got {spec!r}")
     topology = load(path, weights=False)
     if len(topology) != len(shapes):
         raise TopoError(

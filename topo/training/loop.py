@@ -54,7 +54,7 @@ def learning_rate(config: TrainConfig, step_index: int, total_steps: int) -> flo
         return base * 0.5 * (1.0 + math.cos(math.pi * progress))
     if config.schedule == "step":
         return base * (0.1 ** (int(progress >= 0.5) + int(progress >= 0.75)))
-    raise TopoError(f"unknown --schedule {config.schedule!r}")
+    raise TopoError(f"unknown schedule {config.schedule!r}")
 
 
 def shuffle_generator(seed: int, epoch: int):

@@ -126,15 +126,15 @@ def parse_prior(spec: str | Prior) -> Prior:
     text = str(spec).strip()
     name, _, rest = text.partition(":")
     if name not in PRIORS:
-        raise TopoError(f"--init: unknown prior {name!r} in {text!r} (choose from ws:k=K,p=P, ba:m=M or brf:r=R)")
+        raise TopoError(f"init: unknown prior {name!r} in {text!r} (choose from ws:k=K,p=P, ba:m=M or brf:r=R)")
     values: dict[str, str] = {}
     for item in filter(None, (part.strip() for part in rest.split(","))):
         key, eq, value = item.partition("=")
         key = key.strip()
         if not eq or key not in PRIORS[name]:
-            raise TopoError(f"--init {text!r}: expected {', '.join(p + '=...' for p in PRIORS[name])}, got {item!r}")
+            raise TopoError(f"init {text!r}: expected {', '.join(p + '=...' for p in PRIORS[name])}, got {item!r}")
         if key in values:
-            raise TopoError(f"--init {text!r}: {key} is given twice")
+            raise TopoError(f"init {text!r}: {key} is given twice")
         values[key] = value.strip()
 
     def positive_int(key: str) -> int | None:
@@ -145,7 +145,7 @@ def parse_prior(spec: str | Prior) -> Prior:
         except ValueError:
             number = float("nan")
         if not (number >= 1 and number == int(number)):
-            raise TopoError(f"--init {text!r}: {key} must be an integer >= 1, got {values[key]!r}")
+            raise TopoError(f"init {text!r}: {key} must be an integer >= 1, got {values[key]!r}")
         return int(number)
 
     def unit_interval(key: str, default: float) -> float:
@@ -156,7 +156,7 @@ def parse_prior(spec: str | Prior) -> Prior:
         except ValueError:
             number = float("nan")
         if not (0.0 <= number <= 1.0):
-            raise TopoError(f"--init {text!r}: {key} must be in [0, 1], got {values[key]!r}")
+            raise TopoError(f"init {text!r}: {key} must be in [0, 1], got {values[key]!r}")
         return number
 
     if name == "ws":

@@ -115,7 +115,7 @@ def inverse_temperature(step: int, end_step: int, start: float, end: float, sche
         return float(start) + (float(end) - float(start)) * progress
     if schedule == "cosine":
         return float(end) + (float(start) - float(end)) * (1.0 + math.cos(math.pi * progress)) / 2.0
-    raise TopoError(f"--chts-beta-schedule: expected one of {', '.join(BETA_SCHEDULES)}, got {schedule!r}")
+    raise TopoError(f"chts_beta_schedule: expected one of {', '.join(BETA_SCHEDULES)}, got {schedule!r}")
 
 
 def _soft_keys(log_weights: np.ndarray, beta: float, generator) -> np.ndarray:
@@ -267,7 +267,7 @@ class CHTs(RigL):
                  chts_beta_start: float = 1.0, chts_beta_end: float = 9.0, chts_beta_schedule: str = "linear",
                  chain_removal: bool = True) -> None:
         if chts_beta_schedule not in BETA_SCHEDULES:
-            raise TopoError(f"--chts-beta-schedule: expected one of {', '.join(BETA_SCHEDULES)}, got {chts_beta_schedule!r}")
+            raise TopoError(f"chts_beta_schedule: expected one of {', '.join(BETA_SCHEDULES)}, got {chts_beta_schedule!r}")
         for name, value in (("chts-beta-start", chts_beta_start), ("chts-beta-end", chts_beta_end)):
             if not float(value) >= 0.0:
                 raise TopoError(f"--{name} must be >= 0, got {value!r}")

@@ -142,7 +142,7 @@ class GGR(RigL):
     ) -> None:
         super().__init__(update_every=update_every, drop_fraction=drop_fraction, end_fraction=end_fraction)
         if not 0.0 <= float(explore_fraction) <= 1.0:
-            raise TopoError(f"--explore-fraction must be in [0, 1], got {explore_fraction!r}")
+            raise TopoError(f"explore_fraction must be in [0, 1], got {explore_fraction!r}")
         self.explore_fraction = float(explore_fraction)
         self.normalise = bool(ggr_normalise)
         self.options.update(explore_fraction=self.explore_fraction, ggr_normalise=self.normalise)

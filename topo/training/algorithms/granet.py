@@ -66,7 +66,7 @@ class GraNet(Algorithm):
     def __init__(self, *, sparsity: float = 0.9, dense_output: bool = False, update_every: int = 100,
                  drop_fraction: float = 0.3, end_fraction: float = 0.75, initial_sparsity: float = 0.5) -> None:
         if int(update_every) < 1:
-            raise TopoError(f"--update-every must be a positive number of steps, got {update_every!r}")
+            raise TopoError(f"update_every must be a positive number of steps, got {update_every!r}")
         for name, value in (("drop-fraction", drop_fraction), ("end-fraction", end_fraction)):
             if not 0.0 <= float(value) <= 1.0:
                 raise TopoError(f"--{name} must be in [0, 1], got {value!r}")

@@ -127,13 +127,13 @@ class Prune(Algorithm):
         dense_output: bool = False,
     ) -> None:
         if prune_class not in PRUNE_CLASSES:
-            raise TopoError(f"--prune-class: unknown {prune_class!r}; known: {', '.join(PRUNE_CLASSES)}")
+            raise TopoError(f"prune_class: unknown {prune_class!r}; known: {', '.join(PRUNE_CLASSES)}")
         if int(prune_steps) < 1:
-            raise TopoError(f"--prune-steps must be at least 1, got {prune_steps!r}")
+            raise TopoError(f"prune_steps must be at least 1, got {prune_steps!r}")
         if int(retrain_epochs) < 0:
-            raise TopoError(f"--retrain-epochs must be non-negative, got {retrain_epochs!r}")
+            raise TopoError(f"retrain_epochs must be non-negative, got {retrain_epochs!r}")
         if not 0.0 <= float(sparsity) < 1.0:
-            raise TopoError(f"--sparsity must be in [0, 1), got {sparsity!r}")
+            raise TopoError(f"sparsity must be in [0, 1), got {sparsity!r}")
         super().__init__(
             sparsity=float(sparsity), prune_class=prune_class, prune_steps=int(prune_steps),
             retrain_epochs=int(retrain_epochs), dense_output=bool(dense_output),

@@ -87,11 +87,11 @@ class RigL(Algorithm):
 
     def __init__(self, *, update_every: int = 100, drop_fraction: float = 0.3, end_fraction: float = 0.75) -> None:
         if int(update_every) < 1:
-            raise TopoError(f"--update-every must be a positive number of steps, got {update_every!r}")
+            raise TopoError(f"update_every must be a positive number of steps, got {update_every!r}")
         if not 0.0 <= float(drop_fraction) <= 1.0:
-            raise TopoError(f"--drop-fraction must be in [0, 1], got {drop_fraction!r}")
+            raise TopoError(f"drop_fraction must be in [0, 1], got {drop_fraction!r}")
         if not 0.0 <= float(end_fraction) <= 1.0:
-            raise TopoError(f"--end-fraction must be in [0, 1], got {end_fraction!r}")
+            raise TopoError(f"end_fraction must be in [0, 1], got {end_fraction!r}")
         super().__init__(update_every=int(update_every), drop_fraction=float(drop_fraction), end_fraction=float(end_fraction))
         self.update_every = int(update_every)
         self.drop_fraction = float(drop_fraction)

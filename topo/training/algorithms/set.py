@@ -80,9 +80,9 @@ class SET(Algorithm):
 
     def __init__(self, *, drop_fraction: float = 0.3, set_regrow_init: str = "normal") -> None:
         if not 0.0 <= float(drop_fraction) <= 1.0:
-            raise TopoError(f"--drop-fraction must be in [0, 1], got {drop_fraction!r}")
+            raise TopoError(f"drop_fraction must be in [0, 1], got {drop_fraction!r}")
         if set_regrow_init not in SET_REGROW_INITS:
-            raise TopoError(f"--set-regrow-init must be one of {', '.join(SET_REGROW_INITS)}, got {set_regrow_init!r}")
+            raise TopoError(f"set_regrow_init must be one of {', '.join(SET_REGROW_INITS)}, got {set_regrow_init!r}")
         super().__init__(drop_fraction=float(drop_fraction), set_regrow_init=str(set_regrow_init))
         self.drop_fraction = float(drop_fraction)
         self.regrow_init = str(set_regrow_init)

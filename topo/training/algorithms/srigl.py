@@ -165,7 +165,7 @@ class SRigL(RigL):
     def __init__(self, *, update_every: int = 100, drop_fraction: float = 0.3, end_fraction: float = 0.75,
                  ablation_threshold: float = 0.3) -> None:
         if not 0.0 <= float(ablation_threshold) <= 1.0:
-            raise TopoError(f"--ablation-threshold must be in [0, 1], got {ablation_threshold!r}")
+            raise TopoError(f"ablation_threshold must be in [0, 1], got {ablation_threshold!r}")
         super().__init__(update_every=update_every, drop_fraction=drop_fraction, end_fraction=end_fraction)
         self.options["ablation_threshold"] = float(ablation_threshold)
         self.ablation_threshold = float(ablation_threshold)
@@ -177,9 +177,9 @@ class SRigL(RigL):
     def check_config(cls, config: Any) -> None:
         """SRigL draws constant fan-in masks itself: no fan-in profile or random-graph prior."""
         if config.profile not in ("random", "constant") or config.cv is not None:
-            raise TopoError("--profile: srigl keeps every neuron's fan-in equal; drop --profile/--cv")
+            raise TopoError("profile: srigl keeps every neuron's fan-in equal; drop profile/cv")
         if config.init is not None and not str(config.init).startswith("masks:"):
-            raise TopoError(f"--init: srigl draws constant fan-in masks; {config.init!r} does not apply (masks: does)")
+            raise TopoError(f"init: srigl draws constant fan-in masks; {config.init!r} does not apply (masks: does)")
 
     def initial_masks(self, shapes, **mask_options):
         """The density rule's budgets, then ``k`` random inputs per neuron (see the module notes)."""
