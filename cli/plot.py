@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from topo_cli.command import GroupedOption, TopoSubgroup
@@ -13,11 +11,14 @@ _HELP_OUTPUT = "File to write; .png, .svg or .pdf. Default: RUN/figures/NAME.png
 
 def _figure_path(ctx, param, value):
     """A figure extension topo cannot write is a usage error (exit 2), found before any work."""
-    from topo.plotting.output import FIGURE_FORMATS
+    if value is not None:
+        from topo.errors import TopoError
+        from topo.plotting.output import figure_format
 
-    if value is not None and Path(value).suffix.lower() not in FIGURE_FORMATS:
-        shown = Path(value).suffix or "no extension"
-        raise click.BadParameter(f"{value}: {shown} is not a figure format topo writes; use .png, .svg or .pdf")
+        try:
+            figure_format(value)
+        except TopoError as exc:
+            raise click.BadParameter(str(exc)) from None
     return value
 
 
