@@ -59,12 +59,6 @@ TODO_MODULES = frozenset(
         "topo.predict.models",
         "topo.report",
         "topo.runlock",
-        "topo.runs",
-        "topo.sweep.execute",
-        "topo.sweep.grid",
-        "topo.sweep.job",
-        "topo.sweep.results",
-        "topo.sweep.spec",
         "topo.training.algorithms.base",
         "topo.training.algorithms.chts",
         "topo.training.algorithms.ggr",
@@ -92,7 +86,6 @@ TODO_MODULES = frozenset(
         "topo.training.schema",
         "topo.training.sparse_layers",
         "topo.training.trainer",
-        "topo.values",
     }
 )
 

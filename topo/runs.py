@@ -581,7 +581,32 @@ def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: 
 
 # -- where a checkpoint belongs; a run's files for figures -----------------------------------
 def is_run(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a topo run folder (it has ``run.json`` or ``checkpoints/``)."""
+    """Whether ``path`` is a topo run folder (it has ``run.json`` or ``checkpoints/``).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    bool
+        False for a file, a missing path or a folder of anything else.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> is_run(run), is_run(folder.name), is_run(run / "checkpoints" / "epoch_0000.safetensors")
+    (True, False, False)
+    >>> folder.cleanup()
+    """
     from topo.checkpoint import is_run_folder
 
     return is_run_folder(path)
@@ -594,6 +619,26 @@ def run_metrics(run: str | os.PathLike) -> list[dict]:
     ------
     TopoError
         If ``run`` does not exist or is not a topo run folder.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> run_metrics(run)  # checkpoints but no metrics.jsonl
+    []
+    >>> from topo.checkpoint import append_metrics
+    >>> append_metrics(run, {"epoch": 0, "val_acc": 0.25})
+    >>> append_metrics(run, {"epoch": 1, "val_acc": 0.5})
+    >>> [record["val_acc"] for record in run_metrics(run)]
+    [0.25, 0.5]
+    >>> folder.cleanup()
     """
     from topo.checkpoint import is_run_folder, read_metrics
 
@@ -606,7 +651,34 @@ def run_metrics(run: str | os.PathLike) -> list[dict]:
 
 def epoch_checkpoint_paths(run: str | os.PathLike) -> list[Path]:
     """A run's checkpoint files at epoch ends in training order, or all of them (those
-    inside epochs too) where it has none at an epoch end."""
+    inside epochs too) where it has none at an epoch end.
+
+    Parameters
+    ----------
+    run : path-like
+        A run folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Empty when the run has no checkpoints.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> _ = save_checkpoint(Topology.from_masks([masks[0]], names=["fc1"]), run / "checkpoints" / checkpoint_name(1, 5), epoch=1, step=5)
+    >>> [path.name for path in epoch_checkpoint_paths(run)]  # the one inside epoch 1 is left out
+    ['epoch_0000.safetensors', 'epoch_0001.safetensors', 'epoch_0002.safetensors']
+    >>> folder.cleanup()
+    """
     from topo.checkpoint import list_checkpoints
 
     return list_checkpoints(run, include_steps=False) or list_checkpoints(run)
@@ -630,6 +702,35 @@ def checkpoint_place(item: Topology | str | os.PathLike) -> tuple[str | None, st
     (``"12"``), an epoch and step (``"12@4500"``) for a checkpoint inside an epoch, or
     None where unknown. A run folder stands for its last checkpoint. Nothing is loaded:
     epochs come from file names, or from the Topology itself.
+
+    Parameters
+    ----------
+    item : Topology or path-like
+        A loaded checkpoint, a checkpoint file or a run folder.
+
+    Returns
+    -------
+    (str or None, str or None)
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name) / "run"
+    >>> masks = [np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 0, 0, 0]]), np.array([[1, 1, 0, 0], [1, 0, 0, 0], [0, 1, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks + masks[1:]):
+    ...     _ = save_checkpoint(Topology.from_masks([mask], names=["fc1"]), run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    >>> where, point = checkpoint_place(run / "checkpoints" / "epoch_0001.safetensors")
+    >>> pathlib.Path(where) == run.absolute(), point
+    (True, '1')
+    >>> checkpoint_place(run)[1]  # a run folder: its last checkpoint
+    '2'
+    >>> checkpoint_place(Topology.from_masks([masks[0]], names=["fc1"]))  # read from nowhere
+    (None, None)
+    >>> folder.cleanup()
     """
     if isinstance(item, Topology):
         where = item.info.get("path")

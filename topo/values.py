@@ -28,6 +28,17 @@ def finite_float(value: Any, default: Any = None) -> Any:
     -------
     float or ``default``
         ``default`` for None, NaN, infinities and whatever ``float()`` refuses.
+
+    Examples
+    --------
+    >>> import math
+    >>> import numpy as np
+    >>> finite_float("0.25"), finite_float(np.float32(2.0)), finite_float(None)
+    (0.25, 2.0, None)
+    >>> finite_float(float("inf")), finite_float("n/a", default=-1.0)
+    (None, -1.0)
+    >>> math.isnan(finite_float(float("nan"), default=math.nan))
+    True
     """
     try:
         number = float(value)
@@ -37,11 +48,47 @@ def finite_float(value: Any, default: Any = None) -> Any:
 
 
 def natural_key(name: str) -> tuple:
-    """Sort key that orders digit runs by value: ``layers.2`` before ``layers.10``."""
+    """Sort key that orders digit runs by value: ``layers.2`` before ``layers.10``.
+
+    Parameters
+    ----------
+    name : str
+        Any text (other values are turned into text); letters compare case-insensitively.
+
+    Returns
+    -------
+    tuple
+        Text parts as ``(1, lowercase text)``, digit runs as ``(0, int)``.
+
+    Examples
+    --------
+    >>> natural_key("layers.10.weight")
+    ((1, 'layers.'), (0, 10), (1, '.weight'))
+    >>> natural_key("fc2") < natural_key("fc10")
+    True
+    >>> max(["Block9", "block10"], key=natural_key)
+    'block10'
+    """
     parts = re.split(r"(\d+)", str(name))
     return tuple((0, int(p)) if i % 2 else (1, p.lower()) for i, p in enumerate(parts))
 
 
 def natural_sorted(names: Iterable[str]) -> list[str]:
-    """``names`` in natural order (see :func:`natural_key`)."""
+    """``names`` in natural order (see :func:`natural_key`).
+
+    Parameters
+    ----------
+    names : iterable of str
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> natural_sorted(["layers.10", "layers.2", "layers.1"])
+    ['layers.1', 'layers.2', 'layers.10']
+    >>> sorted(["fc10", "fc9"]), natural_sorted(["fc10", "fc9"])
+    (['fc10', 'fc9'], ['fc9', 'fc10'])
+    """
     return sorted(names, key=natural_key)

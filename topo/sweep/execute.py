@@ -35,6 +35,14 @@ class SweepResult:
         The results table's columns, in order.
     notes : list of str
         Grid combinations skipped as invalid, duplicates dropped.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> result = SweepResult(pathlib.Path("sweep"), pathlib.Path("sweep/results.csv"),
+    ...                      [{"status": "done"}, {"status": "error"}, {"status": "done"}])
+    >>> result.count("done"), result.count("pending")
+    (2, 0)
     """
 
     out_dir: Path
@@ -87,6 +95,28 @@ def run_sweep(
         file, an unreachable scheduler, a worker process that died, or another
         process running a sweep in ``out`` (:class:`topo.runlock.RunLockedError`,
         naming it). A failing run does not raise: its row has status ``error``.
+
+    Examples
+    --------
+    Two tiny runs on the bundled digits data set, then the same sweep again, which
+    finds both finished:
+
+    >>> import pathlib, tempfile
+    >>> from topo.sweep.spec import parse_sweep_spec
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> spec = parse_sweep_spec({
+    ...     "base": {"hidden": [8], "epochs": 1, "method": "static", "device": "cpu", "threads": 1},
+    ...     "grid": {"seed": [0, 1]},
+    ... })
+    >>> result = run_sweep(spec, out=pathlib.Path(folder.name) / "sweep")
+    >>> [(row["name"], row["status"], row["epochs_done"]) for row in result.rows]
+    [('seed0', 'done', 1), ('seed1', 'done', 1)]
+    >>> result.columns[:4], result.results_csv.name
+    (['run_id', 'name', 'status', 'seed'], 'results.csv')
+    >>> again = run_sweep(spec, out=result.out_dir)
+    >>> again.count("skipped"), [row["final_test_acc"] for row in again.rows] == [row["final_test_acc"] for row in result.rows]
+    (2, True)
+    >>> folder.cleanup()
     """
     notes: list[str] = []
     spec = spec_or_path if isinstance(spec_or_path, SweepSpec) else read_sweep_spec(spec_or_path)

@@ -41,6 +41,15 @@ class SweepRun:
         The run's whole configuration (validated).
     source : str
         Where in the spec it comes from: ``"grid"`` or ``"include #N"`` (1-based).
+
+    Examples
+    --------
+    >>> from topo.sweep.spec import SweepSpec
+    >>> spec = SweepSpec(name="tiny", base={"hidden": (16,)}, grid={"seed": [0]}, include=[{"seed": 1, "method": "set"}])
+    >>> for run in expand_grid(spec):
+    ...     print(run.name, run.source, run.config.method, run.run_id.startswith(run.name + "-"))
+    seed0_rigl grid rigl True
+    seed1_set include #1 set True
     """
 
     run_id: str
@@ -50,7 +59,34 @@ class SweepRun:
 
 
 def run_id_for(config: TrainConfig, name: str) -> str:
-    """``<name>-<8 hex digits of the configuration's hash>`` (see the module notes)."""
+    """``<name>-<8 hex digits of the configuration's hash>`` (see the module notes).
+
+    The hash is taken over :func:`topo.training.config.config_identity`: where or how a
+    run trains (``out``, ``data_dir``, ``threads``, ``device``, ...) does not change it.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    name : str
+        The readable part; empty gives the hex digits alone.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from topo.training.config import TrainConfig
+    >>> run_id = run_id_for(TrainConfig(seed=0), "seed0")
+    >>> run_id.startswith("seed0-"), len(run_id)
+    (True, 14)
+    >>> run_id == run_id_for(TrainConfig(seed=0, threads=2, out="elsewhere"), "seed0")
+    True
+    >>> run_id == run_id_for(TrainConfig(seed=1), "seed0")
+    False
+    >>> len(run_id_for(TrainConfig(), ""))
+    8
+    """
     text = json.dumps(config_identity(config), sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
     return f"{name}-{digest}" if name else digest
@@ -154,6 +190,23 @@ def expand_grid(spec: SweepSpec, *, notes: list[str] | None = None) -> list[Swee
         If a configuration is invalid (naming the spec file and the key), an include
         breaks a construction rule, or every grid combination was skipped and there
         are no includes.
+
+    Examples
+    --------
+    >>> from topo.sweep.spec import parse_sweep_spec
+    >>> spec = parse_sweep_spec({
+    ...     "base": {"hidden": [16], "epochs": 1},
+    ...     "grid": {"profile": ["random", "lognormal"], "cv": [0.5, 1.0]},
+    ... })
+    >>> notes = []
+    >>> [run.name for run in expand_grid(spec, notes=notes)]
+    ['lognormal_cv0.5', 'lognormal_cv1']
+    >>> print(notes[0])
+    skipped 2 grid combinations: profile 'random' takes no cv (random_cv0.5, random_cv1); add such runs with cv = "none" in [grid] or an [[include]] table
+    >>> expand_grid(parse_sweep_spec({"grid": {"lr": [0.1, -1.0]}}))
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: [grid] lr: ...
     """
     from topo.training.profiles import PROFILES
 

@@ -70,6 +70,34 @@ def _figures(run_dir: Path) -> dict[str, Any]:
 
 
 def read_summary(path: Path) -> dict[str, Any] | None:
+    """A run's summary as :func:`sweep_job` wrote it, or None.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        ``OUT/summaries/<run_id>.json``.
+
+    Returns
+    -------
+    dict or None
+        None for a missing or unreadable file, or JSON that is not a summary of this
+        version (such a run is measured again).
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "run.json"
+    >>> read_summary(path) is None
+    True
+    >>> _ = path.write_text(json.dumps({"kind": SUMMARY_KIND, "version": SUMMARY_VERSION, "status": "done"}))
+    >>> read_summary(path)["status"]
+    'done'
+    >>> _ = path.write_text(json.dumps({"kind": "something-else"}))
+    >>> read_summary(path) is None
+    True
+    >>> folder.cleanup()
+    """
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -110,6 +138,37 @@ def sweep_job(job: Mapping[str, Any]) -> dict[str, Any]:
     ``job`` (small, picklable): ``run_id``, ``config`` (TrainConfig as a dict),
     ``run_dir``, ``summary`` (path of the row's JSON), ``token`` (this sweep's
     invocation), ``data_dir`` (override or None), ``single_thread`` (bool).
+
+    Parameters
+    ----------
+    job : mapping
+        As above.
+
+    Returns
+    -------
+    dict
+        The summary written to ``job["summary"]``: ``status`` (``done``, ``resumed``,
+        ``skipped`` or ``error``), ``error`` (the message, or None) and, for a run
+        that reached its end, the figures (:data:`FIGURES`, per-layer lists).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.config import TrainConfig
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> job = {"run_id": "tiny", "run_dir": str(folder / "runs" / "tiny"), "summary": str(folder / "tiny.json"),
+    ...        "token": "abc", "data_dir": None, "single_thread": True,
+    ...        "config": TrainConfig(hidden=(8,), epochs=1, method="static", device="cpu").to_dict()}
+    >>> row = sweep_job(job)
+    >>> row["status"], row["epochs_done"], row["layers"], row["error"]
+    ('done', 1, ['fc1', 'fc2'], None)
+    >>> sweep_job(job)["status"]  # finished already: measured figures are read back
+    'skipped'
+    >>> failed = sweep_job(dict(job, run_id="bad", run_dir=str(folder / "runs" / "bad"),
+    ...                         config=dict(job["config"], dataset="no-such-set")))
+    >>> failed["status"], failed["error"][:30]  # the run's failure is its row's, not the sweep's
+    ('error', "unknown data set 'no-such-set'")
+    >>> import shutil; shutil.rmtree(folder)
     """
     from topo.atomic import atomic_write_text
 

@@ -33,7 +33,31 @@ def _layer_names(summaries: Sequence[Mapping[str, Any] | None]) -> list[str]:
 
 
 def results_columns(config_keys: Sequence[str], layers: Sequence[str]) -> list[str]:
-    """The results table's columns for these spec keys and layer names."""
+    """The results table's columns for these spec keys and layer names.
+
+    Parameters
+    ----------
+    config_keys : sequence of str
+        The configuration fields the spec names (:attr:`SweepSpec.config_keys`).
+    layers : sequence of str
+        The layers of the runs, in order.
+
+    Returns
+    -------
+    list of str
+        ``run_id``, ``name``, ``status``, the keys, the run-level figures, four
+        per-layer figures for each layer, ``run_dir``, ``error``.
+
+    Examples
+    --------
+    >>> columns = results_columns(["method", "seed"], ["fc1", "fc2"])
+    >>> columns[:5]
+    ['run_id', 'name', 'status', 'method', 'seed']
+    >>> [c for c in columns if c.endswith("fc2")]
+    ['fan_in_cv_fc2', 'converged_fc2', 'grad_concentration_fc2', 'neurons_removed_fc2']
+    >>> columns[-2:]
+    ['run_dir', 'error']
+    """
     return (
         ["run_id", "name", "status", *config_keys, *FIGURES]
         + [f"fan_in_cv_{layer}" for layer in layers]
@@ -94,7 +118,38 @@ def _csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
 
 
 class ResultsTable:
-    """The sweep's rows, refreshed from the runs' summary files and written as CSV."""
+    """The sweep's rows, refreshed from the runs' summary files and written as CSV.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    runs : sequence of SweepRun
+        The sweep's runs (:func:`topo.sweep.grid.expand_grid`), in the table's order.
+    out_dir : pathlib.Path
+        The sweep's folder: ``results.csv``, ``runs/``, ``summaries/``.
+    token : str
+        This invocation's token: only summaries that carry it are picked up by
+        :meth:`refresh` (older ones belong to an earlier invocation).
+
+    Examples
+    --------
+    Before any run has finished, every row is pending:
+
+    >>> import pathlib, tempfile
+    >>> from topo.sweep.grid import expand_grid
+    >>> from topo.sweep.spec import parse_sweep_spec
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> spec = parse_sweep_spec({"base": {"hidden": [8]}, "grid": {"seed": [0, 1]}})
+    >>> table = ResultsTable(spec, expand_grid(spec), pathlib.Path(folder.name), token="abc")
+    >>> rows, columns = table.write()
+    >>> [(row["name"], row["status"]) for row in rows]
+    [('seed0', 'pending'), ('seed1', 'pending')]
+    >>> print((pathlib.Path(folder.name) / "results.csv").read_text().splitlines()[0][:30])
+    run_id,name,status,seed,hidden
+    >>> table.summary_path(table.runs[0]).relative_to(folder.name).parent.name
+    'summaries'
+    >>> folder.cleanup()
+    """
 
     def __init__(self, spec: SweepSpec, runs: Sequence[SweepRun], out_dir: Path, token: str):
         self.spec = spec
@@ -104,9 +159,11 @@ class ResultsTable:
         self.summaries: dict[str, dict[str, Any] | None] = {run.run_id: None for run in runs}
 
     def summary_path(self, run: SweepRun) -> Path:
+        """Where ``run``'s summary is kept: ``OUT/summaries/<run_id>.json``."""
         return self.out_dir / SUMMARIES_DIR / f"{run.run_id}.json"
 
     def run_dir(self, run: SweepRun) -> Path:
+        """``run``'s folder: ``OUT/runs/<run_id>``."""
         return self.out_dir / RUNS_DIR / run.run_id
 
     def refresh(self) -> None:
@@ -119,9 +176,11 @@ class ResultsTable:
                 self.summaries[run.run_id] = summary
 
     def set(self, summary: Mapping[str, Any]) -> None:
+        """Take ``summary`` (a :func:`topo.sweep.job.sweep_job` result) as its run's row."""
         self.summaries[summary["run_id"]] = dict(summary)
 
     def rows(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """The rows in the runs' order (``pending`` where no summary is known yet) and the columns."""
         ordered = [self.summaries[run.run_id] for run in self.runs]
         layers = _layer_names(ordered)
         keys = self.spec.config_keys
@@ -130,6 +189,7 @@ class ResultsTable:
         return rows, columns
 
     def write(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Write ``results.csv`` atomically; returns :meth:`rows`."""
         from topo.atomic import atomic_write_text
 
         rows, columns = self.rows()

@@ -35,6 +35,15 @@ class SweepSpec:
         Extra runs, each field -> value, merged over ``base``.
     path : str or None
         The spec file, for messages.
+
+    Examples
+    --------
+    >>> spec = SweepSpec(name="tiny", base={"epochs": 1}, grid={"method": ["static", "rigl"], "seed": [0, 1]},
+    ...                  include=[{"method": "set", "hidden": (16,)}])
+    >>> spec.config_keys  # the results table's configuration columns
+    ['method', 'seed', 'hidden', 'epochs']
+    >>> spec.varying_keys  # what run names are made of
+    ['method', 'seed', 'hidden']
     """
 
     name: str
@@ -63,7 +72,21 @@ class SweepSpec:
 
 
 def describe_value(value: Any) -> str:
-    """A value as a message shows it (strings quoted as JSON)."""
+    """A value as a message shows it (strings quoted as JSON).
+
+    Parameters
+    ----------
+    value : object
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe_value("rigl"), describe_value(0.5), describe_value([1, 2]), describe_value(None)
+    ('"rigl"', '0.5', '[1, 2]', 'None')
+    """
     return repr(value) if not isinstance(value, str) else json.dumps(value)
 
 
@@ -104,6 +127,20 @@ def parse_sweep_spec(data: Mapping[str, Any], *, path: str | os.PathLike | None 
         For an unknown section or key, a value of the wrong type, an empty or
         non-list grid entry, a repeated grid value, a key in both ``[base]`` and
         ``[grid]``, or a spec with no runs at all; the message names the key.
+
+    Examples
+    --------
+    >>> spec = parse_sweep_spec({
+    ...     "sweep": {"name": "tiny"},
+    ...     "base": {"hidden": "16,16", "epochs": 2},
+    ...     "grid": {"method": ["static", "rigl"], "cv": ["none", 0.5]},
+    ... })
+    >>> spec.name, spec.base, spec.grid
+    ('tiny', {'hidden': (16, 16), 'epochs': 2}, {'method': ['static', 'rigl'], 'cv': [None, 0.5]})
+    >>> parse_sweep_spec({"grid": {"method": "rigl"}}, path="tiny.toml")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: tiny.toml: [grid] method: expected a list of values, got "rigl"
     """
     where_file = None if path is None else str(path)
     try:
@@ -184,6 +221,27 @@ def read_sweep_spec(path: str | os.PathLike) -> SweepSpec:
     TopoError
         If the file is missing or not valid TOML, or its content is not a valid spec
         (see :func:`parse_sweep_spec`); the message names the file and the key.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "tiny.toml"
+    >>> _ = path.write_text('''
+    ... [base]
+    ... hidden = [16]
+    ... epochs = 1
+    ...
+    ... [grid]
+    ... seed = [0, 1]
+    ...
+    ... [[include]]
+    ... method = "set"
+    ... ''')
+    >>> spec = read_sweep_spec(path)
+    >>> spec.name, spec.out, spec.grid, spec.include
+    ('tiny', None, {'seed': [0, 1]}, [{'method': 'set'}])
+    >>> folder.cleanup()
     """
     if sys.version_info >= (3, 11):
         import tomllib
