@@ -63,10 +63,28 @@ OPTION_GROUPS = (DATA, MASKS, METHOD, METHOD_OWN, OPTIMISATION, RUN)
 def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
     """Hidden widths from ``"300,100"`` (or a sequence of ints); ``""`` means no hidden layer.
 
+    Parameters
+    ----------
+    text : str, int, tuple or list
+        Comma-separated widths, one width, or a sequence of widths.
+
+    Returns
+    -------
+    tuple of int
+
     Raises
     ------
     TopoError
         If a width is not a positive integer.
+
+    Examples
+    --------
+    >>> parse_hidden("300, 100"), parse_hidden([256, 256]), parse_hidden(64), parse_hidden("")
+    ((300, 100), (256, 256), (64,), ())
+    >>> parse_hidden("300,0")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: hidden: widths must be positive integers, got 0
     """
     if isinstance(text, bool) or not isinstance(text, (int, str, tuple, list)):
         raise TopoError(f"hidden: expected widths such as [256, 256] or \"256,256\", got {text!r}")
@@ -91,10 +109,30 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
 def parse_density_map(value: str | Mapping[str, Any]) -> dict[str, float]:
     """Layer name or index -> density, from a mapping or its JSON text.
 
+    Parameters
+    ----------
+    value : str or mapping
+        ``{"fc1": 0.2, "fc3": 1}`` or its JSON text; keys are layer names or indices.
+
+    Returns
+    -------
+    dict of str to float
+
     Raises
     ------
     TopoError
         If the text is not JSON or the value not a mapping of numbers.
+
+    Examples
+    --------
+    >>> parse_density_map('{"fc1": 0.2, "fc3": 1}')
+    {'fc1': 0.2, 'fc3': 1.0}
+    >>> parse_density_map({2: 0.5})
+    {'2': 0.5}
+    >>> parse_density_map({"fc1": "dense"})
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: density_map: expected a table of layer = density, got {'fc1': 'dense'}
     """
     if isinstance(value, str):
         try:
@@ -355,7 +393,22 @@ else:
             "__doc__": (
                 "Every option of a training run: the core options, then those the registered "
                 "algorithms declare.\n\nEach field is a :func:`topo.training.schema.option`; "
-                "``topo train --help`` lists them by group with their ranges and defaults.\n"
+                "``topo train --help`` lists them by group with their ranges and defaults.\n\n"
+                "Examples\n"
+                "--------\n"
+                ">>> config = TrainConfig(hidden=\"32,16\", method=\"set\", sparsity=0.8)\n"
+                ">>> config.hidden, config.validate() is config, config.total_epochs\n"
+                "((32, 16), True, 30)\n"
+                ">>> TrainConfig(method=\"prune\", epochs=10, retrain_epochs=5).total_epochs  # training, then retraining\n"
+                "15\n"
+                ">>> TrainConfig(method=\"rigl\", update_every=50).algorithm_options()  # what RigL is built with\n"
+                "{'update_every': 50, 'drop_fraction': 0.3, 'end_fraction': 0.75}\n"
+                ">>> TrainConfig.from_json(config.to_json()) == config  # the run.json round-trip\n"
+                "True\n"
+                ">>> TrainConfig(lr=0.0).validate()\n"
+                "Traceback (most recent call last):\n"
+                "...\n"
+                "topo.errors.TopoError: ...lr: 0.0 is outside (0, inf)\n"
             ),
             "__module__": __name__,
         },
@@ -363,17 +416,49 @@ else:
 
 
 def training_options() -> list[OptionField]:
-    """Every training option (name, type, default, :class:`~topo.training.schema.Option`), in order."""
+    """Every training option (name, type, default, :class:`~topo.training.schema.Option`), in order.
+
+    Returns
+    -------
+    list of OptionField
+        The core options in declaration order, then those the algorithms declare.
+
+    Examples
+    --------
+    >>> [item.name for item in training_options()][:4]
+    ['dataset', 'data_dir', 'val_fraction', 'hidden']
+    >>> {item.spec.group for item in training_options()} <= set(OPTION_GROUPS)
+    True
+    """
     return _OPTIONS
 
 
 def training_option(name: str) -> OptionField:
     """One training option by name.
 
+    Parameters
+    ----------
+    name : str
+        The field's name, e.g. ``"drop_fraction"``.
+
+    Returns
+    -------
+    OptionField
+
     Raises
     ------
     TopoError
         If there is no such option.
+
+    Examples
+    --------
+    >>> item = training_option("lr")
+    >>> item.flag, item.default, item.spec.group, item.spec.low_open
+    ('--lr', 0.05, 'Optimisation', True)
+    >>> training_option("learning_rate")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: learning_rate: not a training option
     """
     for item in _OPTIONS:
         if item.name == name:
@@ -384,17 +469,58 @@ def training_option(name: str) -> OptionField:
 def coerce_option(name: str, value: Any, where: str) -> Any:
     """A TOML/JSON value as option ``name`` wants it; errors read ``"<where> <name>: ..."``.
 
+    Parameters
+    ----------
+    name : str
+        The option.
+    value : object
+        As TOML or JSON gave it.
+    where : str
+        Prefix of error messages (a sweep spec's section, ``"configuration"``, ...).
+
+    Returns
+    -------
+    object
+        The value, of the option's type (ranges are checked by :meth:`TrainConfig.validate`).
+
     Raises
     ------
     TopoError
         For an unknown option or a value of the wrong type.
+
+    Examples
+    --------
+    >>> coerce_option("hidden", [256, 256], "[base]"), coerce_option("cv", "none", "[grid]")
+    ((256, 256), None)
+    >>> coerce_option("dense_output", "yes", "[base]")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: [base] dense_output: expected true or false, got "yes"
     """
     item = training_option(name)
     return coerce_value(name, item.type, item.spec, value, where)
 
 
 def methods_taking(name: str) -> tuple[str, ...]:
-    """The registered methods whose constructor takes option ``name``."""
+    """The registered methods whose constructor takes option ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A training option.
+
+    Returns
+    -------
+    tuple of str
+        In registration order; empty for an option no method takes.
+
+    Examples
+    --------
+    >>> methods_taking("prune_steps"), methods_taking("ggr_normalise")
+    (('prune',), ('ggr',))
+    >>> "rigl" in methods_taking("drop_fraction"), methods_taking("seed")
+    (True, ())
+    """
     from topo.training.algorithms import available_algorithms, get_algorithm_class
 
     return tuple(m for m in available_algorithms() if name in get_algorithm_class(m).option_names)
@@ -427,6 +553,14 @@ def config_identity(config: TrainConfig) -> dict[str, Any]:
     -------
     dict
         JSON-ready values; equal for two configurations that train the same run.
+
+    Examples
+    --------
+    >>> here = config_identity(TrainConfig(method="static", out="runs/a", threads=1))
+    >>> here == config_identity(TrainConfig(method="static", out="runs/b", device="cpu"))
+    True
+    >>> "out" in here, "seed" in here, here == config_identity(TrainConfig(method="static", seed=1))
+    (False, True, False)
     """
     data = config.to_dict()
     for key in IDENTITY_EXCLUDED:
@@ -446,6 +580,15 @@ def options_not_taken(config: TrainConfig) -> frozenset[str]:
     Returns
     -------
     frozenset of str
+
+    Examples
+    --------
+    >>> "set_regrow_init" in options_not_taken(TrainConfig(method="rigl"))  # SET's own option
+    True
+    >>> "set_regrow_init" in options_not_taken(TrainConfig(method="set"))
+    False
+    >>> options_not_taken(TrainConfig()).isdisjoint(item.name for item in training_options()[:10])  # core options
+    True
     """
     taken = set(config.algorithm_options()) if config.method in _methods() else set()
     return frozenset(_DECLARED - taken)

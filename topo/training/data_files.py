@@ -35,7 +35,36 @@ _DEFAULT_LABEL_COLUMNS = ("label", "target", "Cover_Type")
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's bytes, decompressed when it is gzip (decided by its magic bytes)."""
+    """The file's bytes, decompressed when it is gzip (decided by its magic bytes).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    TopoError
+        Naming the file, if it is missing or its gzip data is corrupt or truncated.
+
+    Examples
+    --------
+    >>> import gzip, pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "plain.txt").write_bytes(b"1,2,3")
+    >>> _ = (folder / "packed").write_bytes(gzip.compress(b"1,2,3"))  # no .gz suffix needed
+    >>> read_bytes(folder / "plain.txt"), read_bytes(folder / "packed")
+    (b'1,2,3', b'1,2,3')
+    >>> _ = (folder / "cut.gz").write_bytes(gzip.compress(b"1,2,3" * 100)[:20])
+    >>> read_bytes(folder / "cut.gz")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...cut.gz: corrupt or truncated gzip data (...)
+    >>> import shutil; shutil.rmtree(folder)
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -82,6 +111,24 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
     TopoError
         Naming the file, when it is not IDX, is truncated, has trailing bytes, or has an
         unexpected number of dimensions.
+
+    Examples
+    --------
+    Two 2x3 unsigned-byte images, written by hand:
+
+    >>> import pathlib, struct, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> header = bytes([0, 0, 0x08, 3]) + struct.pack(">III", 2, 2, 3)
+    >>> _ = (folder / "images-idx3-ubyte").write_bytes(header + bytes(range(12)))
+    >>> images = read_idx(folder / "images-idx3-ubyte", ndim=3)
+    >>> images.shape, images.dtype, images[1].tolist()
+    ((2, 2, 3), dtype('uint8'), [[6, 7, 8], [9, 10, 11]])
+    >>> _ = (folder / "cut-idx3-ubyte").write_bytes(header + bytes(range(10)))
+    >>> read_idx(folder / "cut-idx3-ubyte")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...cut-idx3-ubyte: truncated IDX file: the header promises shape (2, 2, 3) (28 bytes), the data has 26 bytes
+    >>> import shutil; shutil.rmtree(folder)
     """
     path = Path(path)
     raw = read_bytes(path)
@@ -117,6 +164,36 @@ def read_idx_pair(images_path: Path, labels_path: Path, *, transpose: bool) -> t
     """Images (float32 ``[n, pixels]`` in ``[0, 1]``) and int64 labels of a pair of IDX files.
 
     ``transpose`` turns EMNIST's transposed images upright.
+
+    Parameters
+    ----------
+    images_path, labels_path : pathlib.Path
+        A 3-dimensional unsigned-byte IDX file and a 1-dimensional one.
+    transpose : bool
+        Transpose every image before flattening it.
+
+    Returns
+    -------
+    (X, y) : tuple of numpy.ndarray
+        ``X`` float32 ``[n, height * width]`` scaled by 1/255; ``y`` int64 ``[n]``, as stored.
+
+    Raises
+    ------
+    TopoError
+        As :func:`read_idx` does, and when the counts differ or the images are not bytes.
+
+    Examples
+    --------
+    >>> import pathlib, struct, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "images").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 1, 2, 2) + bytes([0, 51, 102, 255]))
+    >>> _ = (folder / "labels").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 1) + bytes([7]))
+    >>> X, y = read_idx_pair(folder / "images", folder / "labels", transpose=False)
+    >>> X.round(2).tolist(), y.tolist(), X.dtype
+    ([[0.0, 0.2, 0.4, 1.0]], [7], dtype('float32'))
+    >>> read_idx_pair(folder / "images", folder / "labels", transpose=True)[0].round(2).tolist()  # upright EMNIST
+    [[0.0, 0.4, 0.2, 1.0]]
+    >>> import shutil; shutil.rmtree(folder)
     """
     images = read_idx(images_path, ndim=3)
     labels = read_idx(labels_path, ndim=1)
@@ -154,7 +231,47 @@ def _parse_label_column(header: list[str], label_column: str | None, path: Path,
 
 def read_csv(path: Path, label_column: str | None, *, drop: Sequence[str] = (),
               defaults: Sequence[str] = _DEFAULT_LABEL_COLUMNS) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Features (float64), raw labels and feature names of a CSV file with a header row."""
+    """Features (float64), raw labels and feature names of a CSV file with a header row.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The file (gzip-compressed or not).
+    label_column : str, optional
+        The label column; default the first of ``defaults`` the header has (exactly,
+        else ignoring case).
+    drop : sequence of str
+        Columns that are neither features nor labels (ids); unnamed columns are
+        dropped too.
+    defaults : sequence of str
+        Label columns to look for when ``label_column`` is None.
+
+    Returns
+    -------
+    (features, labels, names)
+        float64 ``[rows, features]``, the labels as stored (numbers or text), and the
+        feature columns' names.
+
+    Raises
+    ------
+    TopoError
+        Naming the file: not UTF-8, empty, no label column, a row of another length,
+        or a feature that is not a number (with its row and column).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (folder / "flowers.csv").write_text("id,petal,sepal,label\\n1,1.5,3.0,iris\\n2,0.5,2.5,rose\\n")
+    >>> features, labels, names = read_csv(folder / "flowers.csv", None, drop=("id",))
+    >>> features.tolist(), labels.tolist(), names
+    ([[1.5, 3.0], [0.5, 2.5]], ['iris', 'rose'], ['petal', 'sepal'])
+    >>> read_csv(folder / "flowers.csv", "species")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...flowers.csv: no label column species (columns: id, petal, sepal, label); name it with label_column
+    >>> import shutil; shutil.rmtree(folder)
+    """
     try:
         text = read_bytes(path).decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -196,7 +313,33 @@ def read_csv(path: Path, label_column: str | None, *, drop: Sequence[str] = (),
 
 
 def read_covtype_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """``covtype.data(.gz)``: 54 integer features then the label, comma-separated, no header."""
+    """``covtype.data(.gz)``: 54 integer features then the label, comma-separated, no header.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+
+    Returns
+    -------
+    (features, labels)
+        float64 ``[rows, 54]`` and int64 ``[rows]`` (the stored labels, 1-7).
+
+    Raises
+    ------
+    TopoError
+        Naming the file, if it is not 55 comma-separated integer columns.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> rows = [",".join(map(str, [2596 + i] + [0] * 53 + [i + 1])) for i in range(3)]
+    >>> _ = (folder / "covtype.data").write_text("\\n".join(rows) + "\\n")
+    >>> features, labels = read_covtype_data(folder / "covtype.data")
+    >>> features.shape, features[:, 0].tolist(), labels.tolist()
+    ((3, 54), [2596.0, 2597.0, 2598.0], [1, 2, 3])
+    >>> import shutil; shutil.rmtree(folder)
+    """
     text = read_bytes(path)
     try:
         table = np.loadtxt(io.BytesIO(text), delimiter=",", dtype=np.int64, ndmin=2)
@@ -211,7 +354,36 @@ def read_covtype_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def read_covtype(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of covtype, from ``covtype.data(.gz)`` or a CSV with a ``Cover_Type`` column."""
+    """Features and labels of covtype, from ``covtype.data(.gz)`` or a CSV with a ``Cover_Type`` column.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``.csv`` name (an ``Id`` column is dropped) or the UCI ``covtype.data`` format
+        (:func:`read_covtype_data`).
+
+    Returns
+    -------
+    (features, labels)
+        float64 ``[rows, 54]`` and the stored labels.
+
+    Raises
+    ------
+    TopoError
+        Naming the file, if it does not have 54 feature columns or cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> header = ",".join(["Id"] + [f"f{i}" for i in range(54)] + ["Cover_Type"])
+    >>> row = ",".join(["7"] + ["1"] * 54 + ["5"])
+    >>> _ = (folder / "covtype-sample.csv").write_text(header + "\\n" + row + "\\n")
+    >>> features, labels = read_covtype(folder / "covtype-sample.csv")
+    >>> features.shape, labels.tolist()
+    ((1, 54), [5.0])
+    >>> import shutil; shutil.rmtree(folder)
+    """
     if ".csv" in path.name.lower():
         features, labels, _ = read_csv(path, "Cover_Type", drop=("Id", "id", "ID"))
         if features.shape[1] != COVTYPE_FEATURES:

@@ -80,6 +80,20 @@ def data_home(data_dir: str | os.PathLike | None = None) -> Path:
     Path
         ``data_dir``; or ``$TOPO_DATA_DIR``; or ``$XDG_CACHE_HOME/topo`` (``~/.cache/topo``
         where ``XDG_CACHE_HOME`` is unset). The folder need not exist.
+
+    Examples
+    --------
+    >>> import os
+    >>> from pathlib import Path
+    >>> from unittest import mock
+    >>> data_home("/srv/data")
+    PosixPath('/srv/data')
+    >>> with mock.patch.dict(os.environ, {"TOPO_DATA_DIR": "/mnt/sets"}):
+    ...     data_home(), data_home("/srv/data")  # the argument wins
+    (PosixPath('/mnt/sets'), PosixPath('/srv/data'))
+    >>> with mock.patch.dict(os.environ, {"TOPO_DATA_DIR": "", "XDG_CACHE_HOME": "/var/cache"}):
+    ...     data_home()
+    PosixPath('/var/cache/topo')
     """
     if data_dir is not None and str(data_dir) != "":
         return Path(data_dir).expanduser()
@@ -95,10 +109,28 @@ def data_home(data_dir: str | os.PathLike | None = None) -> Path:
 def canonical_name(name: str) -> str:
     """The registered name of data set ``name`` (case, ``_`` and aliases resolved).
 
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        One of :data:`DATASETS`.
+
     Raises
     ------
     TopoError
         If no data set has that name.
+
+    Examples
+    --------
+    >>> canonical_name("Fashion_MNIST"), canonical_name("fmnist"), canonical_name("emnist")
+    ('fashion-mnist', 'fashion-mnist', 'emnist-balanced')
+    >>> canonical_name("cifar10")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: unknown data set 'cifar10'; known: digits, ...
     """
     key = str(name).strip().lower().replace("_", "-")
     key = _ALIASES.get(key, key)
@@ -110,7 +142,22 @@ def canonical_name(name: str) -> str:
 
 
 def dataset_folder(name: str) -> str:
-    """The subfolder of the data folder that holds data set ``name``'s files."""
+    """The subfolder of the data folder that holds data set ``name``'s files.
+
+    Parameters
+    ----------
+    name : str
+        A name from :data:`DATASETS`.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> dataset_folder("fashion-mnist"), dataset_folder("emnist-letters")  # the EMNIST splits share one
+    ('fashion-mnist', 'emnist')
+    """
     return "emnist" if name.startswith("emnist-") else name
 
 
@@ -129,6 +176,13 @@ def search_folders(name: str, *, data_dir: str | os.PathLike | None = None) -> l
     list of Path
         ``HOME/<subfolder>`` (for EMNIST also ``HOME/emnist/gzip``, the folder its zip
         unpacks to), then ``HOME``.
+
+    Examples
+    --------
+    >>> [str(p) for p in search_folders("MNIST", data_dir="/srv/data")]
+    ['/srv/data/mnist', '/srv/data']
+    >>> [str(p) for p in search_folders("emnist-digits", data_dir="/srv/data")]
+    ['/srv/data/emnist', '/srv/data/emnist/gzip', '/srv/data']
     """
     name = canonical_name(name)
     home = data_home(data_dir)
@@ -193,7 +247,31 @@ def _missing_message(name: str, missing: Sequence[str], folders: Sequence[Path])
 
 
 def emnist_instructions(name: str, folder: Path, *, list_files: bool = True) -> str:
-    """How to get EMNIST (published only as one zip) and where to put its files."""
+    """How to get EMNIST (published only as one zip) and where to put its files.
+
+    Parameters
+    ----------
+    name : str
+        ``emnist-<split>``.
+    folder : pathlib.Path
+        Where the files go.
+    list_files : bool
+        Name the four files (else "these files").
+
+    Returns
+    -------
+    str
+        One sentence.
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> text = emnist_instructions("emnist-letters", Path("/srv/data/emnist"))
+    >>> text.startswith("EMNIST is published as one zip file"), text.endswith("in /srv/data/emnist")
+    (True, True)
+    >>> "emnist-letters-test-labels-idx1-ubyte.gz" in text
+    True
+    """
     split = name.split("-", 1)[1] if "-" in name else "<split>"
     files = "these files" if not list_files else ", ".join(
         f"emnist-{split}-{part}.gz"
@@ -226,6 +304,20 @@ def locate(name: str, *, data_dir: str | os.PathLike | None = None) -> dict[str,
     ------
     TopoError
         One message naming the files not found, the folders searched, and how to get them.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> (home / "covtype").mkdir()
+    >>> _ = (home / "covtype" / "covtype.data.gz").write_bytes(b"")
+    >>> {role: path.relative_to(home).as_posix() for role, path in locate("covtype", data_dir=home).items()}
+    {'table': 'covtype/covtype.data.gz'}
+    >>> locate("mnist", data_dir=home)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: mnist: data files not found: train-images-idx3-ubyte(.gz), ...; run `topo data download mnist` ...
+    >>> import shutil; shutil.rmtree(home)
     """
     name = canonical_name(name)
     if name == "digits":
@@ -260,6 +352,21 @@ def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> d
         ``name``, ``found`` (bool), ``where`` (the folder or file found, or None),
         ``files`` (list of paths found), ``get`` (``"bundled"``, ``"topo data download
         NAME"`` or ``"manual"``), ``missing`` (the error message where not found).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> dataset_status("digits")["get"]
+    'bundled'
+    >>> status = dataset_status("fashion-mnist", data_dir=home)
+    >>> status["found"], status["get"], status["missing"].startswith("fashion-mnist: data files not found")
+    (False, 'topo data download fashion-mnist', True)
+    >>> _ = (home / "covtype.csv").write_text("Cover_Type\\n1\\n")
+    >>> status = dataset_status("covtype", data_dir=home)
+    >>> status["found"], status["where"] == str(home / "covtype.csv"), dataset_status("emnist-mnist", data_dir=home)["get"]
+    (True, True, 'manual')
+    >>> import shutil; shutil.rmtree(home)
     """
     name = canonical_name(name)
     if name == "digits":

@@ -225,6 +225,39 @@ def download(
     TopoError
         Unknown or manual-only data set, every URL failing (a partial file is kept for
         resuming), or a checksum mismatch (the download is deleted).
+
+    Examples
+    --------
+    From a mirror in a local folder (``file://`` URLs work like ``http://`` ones), with
+    the checksums of its stand-in files:
+
+    >>> import gzip, hashlib, pathlib, tempfile
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> (root / "mirror").mkdir()
+    >>> checksums = {}
+    >>> for name in DOWNLOAD_FILES["mnist"]:
+    ...     payload = gzip.compress(name.encode())
+    ...     _ = (root / "mirror" / name).write_bytes(payload)
+    ...     checksums[name] = hashlib.md5(payload).hexdigest()
+    >>> sizes = []
+    >>> folder = download("mnist", data_dir=root / "data", base_url=(root / "mirror").as_uri(),
+    ...                   checksums=checksums, progress=lambda done, total: sizes.append(total))
+    >>> folder.relative_to(root).as_posix(), sorted(p.name for p in folder.iterdir())
+    ('data/mnist', ['t10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz', 'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'])
+    >>> sizes[-1] == sum(p.stat().st_size for p in folder.iterdir())
+    True
+
+    A file whose checksum is wrong is deleted, not kept:
+
+    >>> (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    >>> download("mnist", data_dir=root / "data", base_url=(root / "mirror").as_uri(),
+    ...          checksums=dict(checksums, **{"t10k-labels-idx1-ubyte.gz": "0" * 32}))
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...t10k-labels-idx1-ubyte.gz: checksum mismatch: md5 ..., expected md5 000...; the download from file://... was deleted
+    >>> sorted(p.name for p in folder.iterdir())  # the three good files were kept, not fetched again
+    ['t10k-images-idx3-ubyte.gz', 'train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz']
+    >>> import shutil; shutil.rmtree(root)
     """
     key = canonical_name(name)
     if key == "digits":

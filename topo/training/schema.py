@@ -68,6 +68,14 @@ class Option:
         ``topo train --resume`` accepts it (the rest come from the run's ``run.json``).
     cli : bool
         ``topo train`` has a flag for it.
+
+    Examples
+    --------
+    >>> spec = Option(help="Share of weights moved.", low=0.0, high=1.0, high_open=True)
+    >>> describe_range(spec), spec.allowed()
+    ('[0, 1)', None)
+    >>> Option(help="Optimiser.", choices=lambda: ("sgd", "adam")).allowed()  # read when asked
+    ('sgd', 'adam')
     """
 
     help: str
@@ -109,6 +117,18 @@ def option(default: Any, *, help: str, type: Any = None, **metadata: Any) -> Any
     Returns
     -------
     dataclasses.Field
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Config:
+    ...     rate: float = option(0.5, help="Share moved.", low=0.0, high=1.0)
+    ...     width: int | None = option(None, help="Width.", low=1, metavar="N")
+    >>> Config(), Config(rate=0.1).rate
+    (Config(rate=0.5, width=None), 0.1)
+    >>> [(item.name, item.default, item.spec.metavar) for item in option_fields(Config)]
+    [('rate', 0.5, None), ('width', None, 'N')]
     """
     spec = Option(help=help, **metadata)
     meta = {METADATA_KEY: spec}
@@ -118,13 +138,42 @@ def option(default: Any, *, help: str, type: Any = None, **metadata: Any) -> Any
 
 
 def option_of(field: dataclasses.Field) -> Option:
-    """The :class:`Option` of a field made by :func:`option` (a plain one if it has none)."""
+    """The :class:`Option` of a field made by :func:`option` (a plain one if it has none).
+
+    Parameters
+    ----------
+    field : dataclasses.Field
+
+    Returns
+    -------
+    Option
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Config:
+    ...     seed: int = option(0, help="Seed.", low=0)
+    ...     note: str = ""
+    >>> seed, note = dataclasses.fields(Config)
+    >>> option_of(seed).help, option_of(seed).low
+    ('Seed.', 0)
+    >>> option_of(note).help, option_of(note).group  # a plain field: an Option with no help
+    ('', 'Options')
+    """
     return field.metadata.get(METADATA_KEY) or Option(help="")
 
 
 @dataclass(frozen=True)
 class OptionField:
-    """One option of a configuration class: name, type, default and :class:`Option`."""
+    """One option of a configuration class: name, type, default and :class:`Option`.
+
+    Examples
+    --------
+    >>> item = OptionField("drop_fraction", float, 0.3, Option(help="Share moved.", low=0.0, high=1.0))
+    >>> item.flag, describe_range(item.spec)
+    ('--drop-fraction', '[0, 1]')
+    """
 
     name: str
     type: Any
@@ -138,7 +187,30 @@ class OptionField:
 
 
 def option_fields(cls: type) -> list[OptionField]:
-    """The options of a dataclass made of :func:`option` fields, in declaration order."""
+    """The options of a dataclass made of :func:`option` fields, in declaration order.
+
+    Parameters
+    ----------
+    cls : type
+        A dataclass; a field without an annotation takes the ``type`` given to
+        :func:`option` (as the options an algorithm declares in a dict do).
+
+    Returns
+    -------
+    list of OptionField
+
+    Examples
+    --------
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Config:
+    ...     epochs: int = option(30, help="Training epochs.", low=0, group="Optimisation")
+    ...     cv: float | None = option(None, help="Target fan-in CV.", low=0.0)
+    >>> for item in option_fields(Config):
+    ...     print(item.name, item.type, item.default, item.spec.group)
+    epochs <class 'int'> 30 Optimisation
+    cv float | None None Options
+    """
     hints = typing.get_type_hints(cls)
     return [
         OptionField(f.name, hints.get(f.name, f.metadata.get("topo.type")), f.default, option_of(f))
@@ -147,12 +219,43 @@ def option_fields(cls: type) -> list[OptionField]:
 
 
 def flag_name(name: str) -> str:
-    """``"drop_fraction"`` -> ``"--drop-fraction"``."""
+    """``"drop_fraction"`` -> ``"--drop-fraction"``.
+
+    Parameters
+    ----------
+    name : str
+        An option's name.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> flag_name("drop_fraction"), flag_name("lr")
+    ('--drop-fraction', '--lr')
+    """
     return "--" + name.replace("_", "-")
 
 
 def value_type(kind: Any) -> tuple[Any, bool]:
-    """``(inner type, may be None)`` of an annotation such as ``float | None``."""
+    """``(inner type, may be None)`` of an annotation such as ``float | None``.
+
+    Parameters
+    ----------
+    kind : type
+        An annotation.
+
+    Returns
+    -------
+    (type, bool)
+
+    Examples
+    --------
+    >>> import typing
+    >>> value_type(float | None), value_type(int), value_type(typing.Optional[str])
+    ((<class 'float'>, True), (<class 'int'>, False), (<class 'str'>, True))
+    """
     args = typing.get_args(kind)
     if type(None) in args:
         inner = [a for a in args if a is not type(None)]
@@ -161,7 +264,23 @@ def value_type(kind: Any) -> tuple[Any, bool]:
 
 
 def describe_range(spec: Option) -> str:
-    """``"[0, 1)"``-style text of a number option's range ('' when it has none)."""
+    """``"[0, 1)"``-style text of a number option's range ('' when it has none).
+
+    Parameters
+    ----------
+    spec : Option
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> describe_range(Option(help="", low=0.0, low_open=True)), describe_range(Option(help="", low=0, high=1))
+    ('(0, inf)', '[0, 1]')
+    >>> describe_range(Option(help="Name."))
+    ''
+    """
     if spec.low is None and spec.high is None:
         return ""
     low = "-inf" if spec.low is None else f"{spec.low:g}"
@@ -196,6 +315,20 @@ def check_value(name: str, kind: Any, spec: Option, value: Any) -> None:
     ------
     TopoError
         ``--name: ...``, saying what is wrong.
+
+    Examples
+    --------
+    >>> spec = Option(help="Learning rate.", low=0.0, low_open=True)
+    >>> check_value("lr", float, spec, 0.05)  # in range: nothing happens
+    >>> check_value("cv", float | None, Option(help="CV.", low=0.0), None)  # may be unset
+    >>> check_value("lr", float, spec, 0.0)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...lr: 0.0 is outside (0, inf)
+    >>> check_value("optimizer", str, Option(help="", choices=("sgd", "adam")), "lbfgs")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...optimizer: 'lbfgs' is not one of sgd, adam
     """
     label = flag_name(name)
     inner, optional = value_type(kind)
@@ -257,6 +390,16 @@ def coerce_value(name: str, kind: Any, spec: Option, value: Any, where: str) -> 
     ------
     TopoError
         ``"<where> <name>: expected ..., got ..."``.
+
+    Examples
+    --------
+    >>> coerce_value("lr", float, Option(help=""), 1, "[grid]")  # TOML's 1 is an integer
+    1.0
+    >>> coerce_value("cv", float | None, Option(help=""), "none", "[base]")
+    >>> coerce_value("epochs", int, Option(help=""), 2.5, "[base]")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: [base] epochs: expected an integer, got 2.5
     """
     inner, optional = value_type(kind)
     if optional and (value is None or (isinstance(value, str) and value.strip().lower() == "none")):
