@@ -11,6 +11,7 @@ from safetensors.numpy import save_file
 from topo.analysis.degree import degree_summary, layer_degree, summarise_degrees
 from topo.formats import _assemble, load, scan
 from topo.errors import TopoError
+from topo.topology import Layer
 from topo.formats import safetensors_hf
 
 
@@ -179,3 +180,110 @@ def test_sharded_models_stream_with_progress_over_all_shards(tmp_path, monkeypat
     every = {key: value for tensors in shards.values() for key, value in tensors.items()}
     assert [m.nnz for m in measured.values()] == [
         int(np.count_nonzero(every[f"model.layers.{i}.mlp.up_proj.weight"])) for i in range(5)]
+
+
+def _two_four(rng, shape, dtype=np.float16):
+    values = rng.normal(size=shape).astype(dtype)
+    groups = values.reshape(shape[0], -1, 4)
+    order = np.argsort(rng.random(groups.shape), axis=2)  # two of every four inputs pruned at random
+    np.put_along_axis(groups, order[:, :, :2], 0, axis=2)
+    return values
+
+
+@pytest.fixture
+def counted_model(tmp_path):
+    """Layers of every kind the counts-only path meets: 2:4, unstructured with NaN and -0.0
+    (odd sizes, not a multiple of the bitmap's padding), block 4x1, very sparse, integer,
+    and a GPT-2 Conv1D weight stored [in, out]."""
+    rng = np.random.default_rng(11)
+    unstructured = _sparse(rng, (33, 37), density=0.5, dtype=np.float16)
+    unstructured[2, 3], unstructured[4, 5], unstructured[6, 7] = np.nan, -0.0, np.inf
+    block = np.repeat(_sparse(rng, (33, 300), density=0.5), 4, axis=0)[:130]  # the last chunk is short
+    tensors = {
+        "layers.0.up.weight": _two_four(rng, (131, 200)),
+        "layers.1.down.weight": unstructured,
+        "layers.2.fc.weight": block,
+        "layers.3.fc.weight": _sparse(rng, (70, 90), density=0.03),
+        "layers.4.fc.weight": _sparse(rng, (25, 19), density=0.6).astype(np.int8),
+        "layers.5.c_fc.weight": _sparse(rng, (25, 16), density=0.5),
+    }
+    path = tmp_path / "model.safetensors"
+    save_file(tensors, str(path))
+    return path, tensors
+
+
+def _truth(tensors, key):
+    """The mask [out, in] from the raw values: nonzero, NaN included (-0.0 is zero)."""
+    values = tensors[key].astype(np.float64)
+    mask = (values != 0) | np.isnan(values)
+    return mask.T if "c_fc" in key else mask
+
+
+def test_stored_layers_are_counted_without_building_their_masks(counted_model, monkeypatch):
+    """scan hands a summariser layers counted from the stored bits in one pass: degrees and
+    patterns come without a CSR mask, and equal numpy's counts and the CSR path's patterns."""
+    from topo.analysis import patterns
+    from topo.analysis.patterns import layer_pattern
+    from topo.formats._assemble import StoredLayer
+
+    path, tensors = counted_model
+    monkeypatch.setattr(_assemble, "ROW_BLOCK_CELLS", 500)  # several blocks of rows per tensor
+    monkeypatch.setattr(patterns, "_CHUNK_CELLS", 64 * 256)  # several bitmap chunks per tensor
+    seen = {}
+
+    def summarise(layer):
+        figures = layer_degree(layer), layer_pattern(layer)
+        seen[layer.name] = (type(layer), "mask" in vars(layer))
+        return figures
+
+    _, measured = scan(path, summarise)
+    assert len(measured) == len(tensors)
+    for name, (degree, found) in measured.items():
+        key = next(k for k in tensors if k.startswith(name))
+        truth = _truth(tensors, key)
+        kind, mask_built = seen[name]
+        assert kind is (Layer if "c_fc" in key else StoredLayer)  # [in, out] goes the CSR way
+        if kind is StoredLayer:  # only a sparse layer's patterns are counted from its (small) CSR mask
+            assert mask_built == (truth.mean() < patterns.DENSE_COUNTING_DENSITY), name
+        assert degree.nnz == found.nnz == int(truth.sum())
+        assert (degree.n_out, degree.n_in) == truth.shape
+        fan_in, fan_out = truth.sum(axis=1), truth.sum(axis=0)
+        assert (degree.fan_in_min, degree.fan_in_max) == (fan_in.min(), fan_in.max())
+        assert degree.fan_in_std == pytest.approx(fan_in.std())
+        assert (degree.no_inputs, degree.no_outputs) == (int((fan_in == 0).sum()), int((fan_out == 0).sum()))
+        assert degree.fan_out_max == fan_out.max()
+        padded = np.zeros((truth.shape[0], -(-truth.shape[1] // 4) * 4), dtype=bool)
+        padded[:, : truth.shape[1]] = truth
+        assert found.compliance_2_4 == pytest.approx((padded.reshape(len(padded), -1, 4).sum(axis=2) <= 2).mean())
+        assert found == layer_pattern(truth, name)  # the same as counted from a CSR mask
+    assert measured["layers.0.up"][1].pattern == "2:4"
+    assert measured["layers.1.down"][1].pattern == "unstructured"
+    assert measured["layers.2.fc"][1].pattern == "block 4x1"
+
+
+def test_a_stored_layer_builds_its_mask_when_asked(counted_model):
+    from topo.formats._assemble import StoredLayer
+
+    path, tensors = counted_model
+    masks = {}
+
+    def summarise(layer):
+        if isinstance(layer, StoredLayer):
+            plain = layer.with_()
+            assert type(plain) is Layer and plain.source == layer.source and plain.info == layer.info
+            assert np.array_equal(plain.fan_in, layer.fan_in) and np.array_equal(plain.fan_out, layer.fan_out)
+        masks[layer.name] = layer.mask.toarray()
+        return layer.nnz
+
+    scan(path, summarise)
+    for name, mask in masks.items():
+        key = next(k for k in tensors if k.startswith(name))
+        assert np.array_equal(mask, _truth(tensors, key))
+
+
+def test_a_reader_keeps_plain_layers_when_on_layer_returns_a_stored_one(counted_model):
+    path, tensors = counted_model
+    kept = safetensors_hf.read(path, weights=False, on_layer=lambda layer: layer)
+    for layer in kept:
+        assert type(layer) is Layer
+        assert np.array_equal(layer.mask.toarray(), _truth(tensors, layer.info["key"]))

@@ -321,6 +321,51 @@ class _Levels:
         return len(self.arrays)
 
 
+class _CsrRows:
+    """The rows of a CSR mask written into a dense bitmap a chunk at a time: the source of
+    :class:`_Bitmap` for a mask held in memory.
+
+    A source of bitmap rows has ``shape``, ``nnz``, ``fill_rows(rows, bitmap)``,
+    ``last_row_count()``, ``last_column_count()`` and ``csr()``; a reader can offer one
+    that fills the bitmap from a file's stored values instead (a layer's
+    ``bitmap_rows()``), so a layer read from disk is counted without its CSR mask.
+    """
+
+    def __init__(self, mask: Any) -> None:
+        matrix = _csr(mask)
+        self.matrix = matrix if matrix.dtype == bool else matrix.astype(bool)  # one byte per cell
+        self.shape = tuple(int(d) for d in self.matrix.shape)
+        self.nnz = int(self.matrix.nnz)
+
+    def fill_rows(self, rows: int, bitmap: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Write rows ``start:stop`` of the mask, ``rows`` at a time, into the top of
+        ``bitmap`` (bool, at least ``rows`` high and as wide as the mask), every other
+        cell of the top ``rows`` (rounded up to a multiple of 64) zero; yield ``(start,
+        stop)`` once each chunk is there."""
+        indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
+        n_out, width = self.shape[0], bitmap.shape[1]
+        for start in range(0, n_out, rows):
+            stop = min(n_out, start + rows)
+            height = min(bitmap.shape[0], _ceil_div(stop - start, _PAD_ROWS) * _PAD_ROWS)
+            local = np.full(height + 1, indptr[stop] - indptr[start], dtype=indices.dtype)
+            local[: stop - start + 1] = indptr[start : stop + 1] - indptr[start]
+            part = slice(int(indptr[start]), int(indptr[stop]))
+            # views of the layer's own arrays, written into the padded bitmap
+            chunk = sp.csr_matrix((data[part], indices[part], local), shape=(height, width), copy=False)
+            bitmap[:height].fill(0)
+            chunk.toarray(out=bitmap[:height])
+            yield start, stop
+
+    def last_row_count(self) -> int:
+        return int(self.matrix.indptr[-1] - self.matrix.indptr[-2])
+
+    def last_column_count(self) -> int:
+        return int(np.count_nonzero(self.matrix.indices == self.shape[1] - 1))
+
+    def csr(self) -> sp.csr_matrix:
+        return self.matrix
+
+
 class _Bitmap:
     """The same counts as :class:`_Connections`, from the dense bitmap of a dense-ish mask.
 
@@ -333,11 +378,10 @@ class _Bitmap:
     """
 
     def __init__(self, mask: Any) -> None:
-        self.matrix = _csr(mask)
-        if self.matrix.dtype != bool:  # one byte per cell in the bitmap
-            self.matrix = self.matrix.astype(bool)
-        self.n_out, self.n_in = (int(d) for d in self.matrix.shape)
-        self.nnz = int(self.matrix.nnz)
+        rows = mask if hasattr(mask, "fill_rows") else _CsrRows(mask)
+        self.rows = rows
+        self.n_out, self.n_in = (int(d) for d in rows.shape)
+        self.nnz = int(rows.nnz)
         self.width = _ceil_div(max(self.n_in, 1), _PAD_COLUMNS) * _PAD_COLUMNS
         self.chunk_rows = max(_PAD_ROWS, _CHUNK_CELLS // self.width // _PAD_ROWS * _PAD_ROWS)
         self._at_most: dict[tuple[int, int], int] = {}
@@ -345,27 +389,23 @@ class _Bitmap:
         self._levels = [m for m in GROUP_SIZES if m <= self.n_in]
         self._flags: np.ndarray | None = None
 
+    @property
+    def matrix(self) -> sp.csr_matrix:
+        """The mask as CSR (built by the source when it holds none: only for rare counts)."""
+        return self.rows.csr()
+
     def _chunks(self) -> Iterator[tuple[int, int, "_Levels"]]:
         """``(first row, rows, levels)`` per chunk: ``levels[k]`` holds the connections of
         every block of ``2**k`` inputs, ``[padded rows, width / 2**k]`` (uint8). The
         arrays are reused by the next chunk."""
-        indptr, indices, data = self.matrix.indptr, self.matrix.indices, self.matrix.data
         rows = min(self.chunk_rows, _ceil_div(self.n_out, _PAD_ROWS) * _PAD_ROWS)
         # np.empty, not np.zeros: numpy asks the kernel for huge pages only for the former
         bitmap = np.empty((rows, self.width), dtype=bool)
         levels = [bitmap.view(np.uint8)]
         while (1 << (len(levels) - 1)) < _PAD_COLUMNS:
             levels.append(np.empty((rows, levels[-1].shape[1] // 2), dtype=np.uint8))
-        for start in range(0, self.n_out, self.chunk_rows):
-            stop = min(self.n_out, start + self.chunk_rows)
+        for start, stop in self.rows.fill_rows(self.chunk_rows, bitmap):
             height = _ceil_div(stop - start, _PAD_ROWS) * _PAD_ROWS
-            local = np.full(height + 1, indptr[stop] - indptr[start], dtype=indices.dtype)
-            local[: stop - start + 1] = indptr[start : stop + 1] - indptr[start]
-            part = slice(int(indptr[start]), int(indptr[stop]))
-            # views of the layer's own arrays, written into the padded bitmap
-            chunk = sp.csr_matrix((data[part], indices[part], local), shape=(height, self.width), copy=False)
-            bitmap[:height].fill(0)
-            chunk.toarray(out=bitmap[:height])
             yield start, stop - start, _Levels([level[:height] for level in levels])
 
     def _scratch(self, shape: tuple[int, ...], dtype: Any = bool) -> np.ndarray:
@@ -424,9 +464,9 @@ class _Bitmap:
                 level = levels[size.bit_length() - 1][:rows, : _ceil_div(self.n_in, size)]
                 counts[(size, k)] += int(np.count_nonzero(np.less_equal(level, k, out=self._scratch(level.shape))))
         if self.n_in % 2:  # the last column alone is a tile one input wide
-            pairs[(1, 2)] += int(np.count_nonzero(self.matrix.indices == self.n_in - 1))
+            pairs[(1, 2)] += self.rows.last_column_count()
         if self.n_out % 2:  # the last row alone is a tile one row high
-            pairs[(2, 1)] += int(self.matrix.indptr[-1] - self.matrix.indptr[-2])
+            pairs[(2, 1)] += self.rows.last_row_count()
         self._at_most.update(counts)
         self._pairs.update(pairs)
 
@@ -459,12 +499,13 @@ class _Bitmap:
 
 
 def _counter(mask: Any) -> "_Connections | _Bitmap":
-    """The counting core for ``mask``: its bitmap when dense enough, else its connections."""
-    matrix = _csr(mask)
-    size = int(matrix.shape[0]) * int(matrix.shape[1])
-    if size and matrix.nnz >= DENSE_COUNTING_DENSITY * size:
-        return _Bitmap(matrix)
-    return _Connections(matrix)
+    """The counting core for ``mask`` (or a source of its bitmap rows, see :class:`_CsrRows`):
+    its bitmap when dense enough, else its connections."""
+    source = mask if hasattr(mask, "fill_rows") else _CsrRows(mask)
+    size = int(source.shape[0]) * int(source.shape[1])
+    if size and source.nnz >= DENSE_COUNTING_DENSITY * size:
+        return _Bitmap(source)
+    return _Connections(source.csr())
 
 
 def _run_starts(keys: np.ndarray) -> np.ndarray:
@@ -675,7 +716,12 @@ def layer_pattern(mask: Any, name: str = "") -> LayerPattern:
     >>> layer_pattern(np.ones((3, 5))).pattern
     'dense'
     """
-    if hasattr(mask, "mask") and hasattr(mask, "name"):
+    bitmap_rows = getattr(mask, "bitmap_rows", None)
+    if bitmap_rows is not None and hasattr(mask, "name"):
+        # a layer read from a file offers its bitmap rows from the stored values: no CSR mask
+        name = mask.name
+        mask = bitmap_rows()
+    elif hasattr(mask, "mask") and hasattr(mask, "name"):
         name = mask.name
         mask = mask.mask
     conn = _counter(mask)

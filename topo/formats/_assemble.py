@@ -24,9 +24,10 @@ failure inside a reader into one :class:`~topo.errors.TopoError` naming the file
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -325,12 +326,13 @@ _FLOAT_BITS = {
 _BITWISE_COUNT = getattr(np, "bitwise_count", None)
 
 
-def _row_blocks(value: Any, raw: bool = False) -> Iterator[np.ndarray]:
-    """A 2-D tensor that can be read by rows (see ``StoredTensor``) in blocks of rows; each
-    block is valid until the next one is read. With ``raw`` the blocks of a stored float
-    tensor are its bits as unsigned integers (see ``StoredTensor.float_bits``)."""
+def _row_blocks(value: Any, raw: bool = False, rows: int | None = None) -> Iterator[np.ndarray]:
+    """A 2-D tensor that can be read by rows (see ``StoredTensor``) in blocks of ``rows``
+    rows (by default :data:`ROW_BLOCK_CELLS` cells); each block is valid until the next
+    one is read. With ``raw`` the blocks of a stored float tensor are its bits as
+    unsigned integers (see ``StoredTensor.float_bits``)."""
     n_rows, n_cols = (int(s) for s in value.shape)
-    step = max(1, ROW_BLOCK_CELLS // max(n_cols, 1))
+    step = max(1, ROW_BLOCK_CELLS // max(n_cols, 1)) if rows is None else max(1, int(rows))
     if hasattr(value, "row_blocks"):  # blocks straight from a memory map of the file
         yield from value.row_blocks(step, raw=raw)
         return
@@ -403,6 +405,12 @@ def _columns_into(nonzero: np.ndarray, counts: np.ndarray, out: np.ndarray) -> N
     out[:] = flat
 
 
+def _raw_bits(value: Any) -> tuple[tuple[Any, int, int] | None, bool]:
+    """``value``'s float bits (see :func:`_float_bits`) and whether blocks are read as those bits."""
+    float_bits = _float_bits(value)
+    return float_bits, float_bits is not None and hasattr(value, "float_bits")
+
+
 def _mask_by_rows(value: Any) -> tuple[sp.csr_matrix, int]:
     """The CSR mask (nonzero pattern; NaN counts as nonzero) of a tensor read block by block,
     and its number of NaN values.
@@ -414,9 +422,7 @@ def _mask_by_rows(value: Any) -> tuple[sp.csr_matrix, int]:
     mask and one block's scratch, nothing the size of the tensor besides.
     """
     n_out, n_in = (int(s) for s in value.shape)
-    float_bits = _float_bits(value)
-    raw = float_bits is not None and hasattr(value, "float_bits")
-    index_dtype = np.int32 if n_in <= np.iinfo(np.int32).max else np.int64
+    float_bits, raw = _raw_bits(value)
     step_rows = max(1, ROW_BLOCK_CELLS // max(n_in, 1))
     scratch = _NonzeroScratch(min(step_rows, n_out) * n_in, None if float_bits is None else float_bits[0])
     counts = np.zeros(n_out, dtype=np.int64)
@@ -428,27 +434,170 @@ def _mask_by_rows(value: Any) -> tuple[sp.csr_matrix, int]:
         counts[row : row + block.shape[0]] = _row_counts(nonzero)
         row += block.shape[0]
         del block
+    # one block: its cells are still in the scratch
+    last = nonzero if n_out <= step_rows else None
+    del nonzero
+    return _mask_from_counts(value, counts, scratch, last), n_nan
+
+
+def _mask_from_counts(value: Any, counts: np.ndarray, scratch: "_NonzeroScratch | None" = None,
+                      nonzero: np.ndarray | None = None) -> sp.csr_matrix:
+    """The CSR mask of a tensor read block by block whose connections per row, ``counts``,
+    are known: one pass writes the columns straight into the mask's index array (none
+    when ``nonzero``, the whole tensor's cells, is still at hand)."""
+    n_out, n_in = (int(s) for s in value.shape)
+    float_bits, raw = _raw_bits(value)
+    index_dtype = np.int32 if n_in <= np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n_out + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
     indices = np.empty(int(indptr[-1]), dtype=index_dtype)
-    if n_out <= step_rows:  # one block: its cells are still in the scratch
-        if nonzero is not None:
-            _columns_into(nonzero, counts, indices)
-    else:
+    if nonzero is not None:
+        _columns_into(nonzero, counts, indices)
+    elif n_out:
+        if scratch is None:
+            step_rows = max(1, ROW_BLOCK_CELLS // max(n_in, 1))
+            scratch = _NonzeroScratch(min(step_rows, n_out) * n_in, None if float_bits is None else float_bits[0])
         row = 0
-        del nonzero
         for block in _row_blocks(value, raw=raw):
-            nonzero, _ = scratch.find(block, float_bits)
+            found, _ = scratch.find(block, float_bits)
             stop = row + block.shape[0]
-            _columns_into(nonzero, counts[row:stop], indices[indptr[row] : indptr[stop]])
+            _columns_into(found, counts[row:stop], indices[indptr[row] : indptr[stop]])
             row = stop
-            del block, nonzero
+            del block, found
     del scratch
     if indptr[-1] <= np.iinfo(np.int32).max and index_dtype == np.int32:
         indptr = indptr.astype(np.int32)
     mask = sp.csr_matrix((np.ones(indices.size, dtype=bool), indices, indptr), shape=(n_out, n_in), copy=False)
     mask.has_sorted_indices = True  # built in CSR order: no pass over the indices to find out
-    return mask, n_nan
+    return mask
+
+
+def _degrees_by_rows(value: Any) -> tuple[np.ndarray, np.ndarray, int]:
+    """Connections per row and per column of a tensor read block by block (NaN counts as a
+    connection), and its number of NaN values: one pass over the stored bits, no mask kept."""
+    n_out, n_in = (int(s) for s in value.shape)
+    float_bits, raw = _raw_bits(value)
+    step_rows = max(1, ROW_BLOCK_CELLS // max(n_in, 1))
+    scratch = _NonzeroScratch(min(step_rows, n_out) * n_in, None if float_bits is None else float_bits[0])
+    per_row = np.zeros(n_out, dtype=np.int64)
+    per_column = np.zeros(n_in, dtype=np.int64)
+    # a column of one block holds at most step_rows connections: the narrowest sum that fits
+    column_sum = np.uint16 if step_rows <= np.iinfo(np.uint16).max else np.int64
+    n_nan = row = 0
+    for block in _row_blocks(value, raw=raw):
+        nonzero, block_nan = scratch.find(block, float_bits)
+        n_nan += block_nan
+        per_row[row : row + block.shape[0]] = _row_counts(nonzero)
+        per_column += np.add.reduce(nonzero.view(np.uint8), axis=0, dtype=column_sum)
+        row += block.shape[0]
+        del block, nonzero
+    return per_row, per_column, n_nan
+
+
+class _StoredRows:
+    """The bitmap rows of a stored tensor ``[out, in]`` for the pattern counts of
+    :mod:`topo.analysis.patterns` (the protocol of its ``_CsrRows``), written from the
+    stored bits a chunk at a time: the layer's CSR mask is never needed for them."""
+
+    def __init__(self, layer: "StoredLayer") -> None:
+        self.layer = layer
+        self.shape = layer.shape
+        self.nnz = layer.nnz
+
+    def fill_rows(self, rows: int, bitmap: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Rows ``start:stop`` written into the top of ``bitmap``, ``rows`` at a time, every
+        other cell of the top ``rows`` (rounded up to a multiple of 64) False."""
+        value = self.layer.stored_value
+        n_in = self.shape[1]
+        float_bits, raw = _raw_bits(value)
+        bits = None if float_bits is None else np.empty((rows, n_in), dtype=float_bits[0])
+        if bitmap.shape[1] > n_in:
+            bitmap[:, n_in:] = False
+        start = 0
+        for block in _row_blocks(value, raw=raw, rows=rows):
+            stop = start + block.shape[0]
+            target = bitmap[: stop - start, :n_in]
+            if float_bits is None:
+                np.not_equal(block, 0, out=target)
+            else:  # the mask is the bits that are not the sign (NaN counts as a connection)
+                part = bits[: stop - start]  # type: ignore[index]
+                np.bitwise_and(block, float_bits[0](float_bits[1]), out=part)
+                np.not_equal(part, 0, out=target)
+            height = min(bitmap.shape[0], -(-(stop - start) // 64) * 64)
+            bitmap[stop - start : height] = False
+            del block, target
+            yield start, stop
+            start = stop
+
+    def last_row_count(self) -> int:
+        return int(self.layer.stored_fan_in[-1])
+
+    def last_column_count(self) -> int:
+        return int(self.layer.stored_fan_out[-1])
+
+    def csr(self) -> sp.csr_matrix:
+        return self.layer.mask
+
+
+class StoredLayer(Layer):
+    """A layer of a stored tensor read for its counts: the CSR mask is built on first use.
+
+    What one pass over the stored bits gives is kept (connections per row and per
+    column), so ``fan_in``, ``fan_out``, ``nnz`` and the sparsity pattern
+    (:meth:`bitmap_rows`) cost no mask; anything that asks for ``mask`` gets it, read
+    from the file then. Handed to a reader's ``on_layer`` (:func:`topo.formats.scan`);
+    :meth:`with_` returns a plain :class:`~topo.topology.Layer`.
+    """
+
+    stored_value: Any  # the stored tensor, read by rows
+    stored_fan_in: np.ndarray  # connections per row (output neuron)
+    stored_fan_out: np.ndarray  # connections per column (input neuron)
+
+    def __init__(self, name: str, value: Any, *, fan_in: np.ndarray, fan_out: np.ndarray,
+                 bias: np.ndarray | None = None, source: str = "", info: Mapping[str, Any] | None = None) -> None:
+        from types import MappingProxyType
+
+        for key, item in (("name", str(name)), ("weight", None), ("bias", bias), ("stats", MappingProxyType({})),
+                          ("source", source), ("standalone", False), ("info", MappingProxyType(dict(info or {}))),
+                          ("stored_value", value), ("stored_fan_in", fan_in), ("stored_fan_out", fan_out)):
+            object.__setattr__(self, key, item)
+
+    @functools.cached_property
+    def mask(self) -> sp.csr_matrix:  # type: ignore[override]
+        return _mask_from_counts(self.stored_value, self.stored_fan_in)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (int(self.stored_fan_in.size), int(self.stored_fan_out.size))
+
+    @property
+    def n_out(self) -> int:
+        return int(self.stored_fan_in.size)
+
+    @property
+    def n_in(self) -> int:
+        return int(self.stored_fan_out.size)
+
+    @property
+    def nnz(self) -> int:
+        return int(self.stored_fan_in.sum())
+
+    @property
+    def fan_in(self) -> np.ndarray:
+        return self.stored_fan_in.copy()
+
+    @property
+    def fan_out(self) -> np.ndarray:
+        return self.stored_fan_out.copy()
+
+    def bitmap_rows(self) -> _StoredRows:
+        """The source of the mask's bitmap rows for :func:`topo.analysis.patterns.layer_pattern`."""
+        return _StoredRows(self)
+
+    def with_(self, **changes: Any) -> Layer:
+        """A plain Layer with some fields replaced (the mask is built unless replaced)."""
+        kept = {f.name: getattr(self, f.name) for f in fields(Layer) if f.name not in changes}
+        return Layer(**kept, **changes)
 
 
 def _nan_count(values: Any) -> int:
@@ -816,11 +965,14 @@ def _selected(matrices: Sequence[Tensor], layers: str | None, *, natural_order: 
     return selected
 
 
-def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str]) -> tuple[Layer, int]:
+def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
+                 stored: bool = False) -> tuple[Layer, int]:
     """The layer of one tensor in topo's ``[out, in]`` layout, and its count of NaN weights.
 
     Warnings about it (weights over the budget, a bias that does not fit) are appended
-    to ``warnings``.
+    to ``warnings``. With ``stored``, a masks-only tensor that can be read by rows in
+    the ``[out, in]`` layout becomes a :class:`StoredLayer` (counted, its mask built
+    only if asked for).
     """
     name = t.name or t.key
     ndim = len(np.shape(t.value))
@@ -835,7 +987,14 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str]) -
     # a mask built from blocks of rows counts NaN in the same pass over the file
     n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
     weight = None
-    if ndim == 2:
+    degrees = None
+    if stored and ndim == 2 and not keep_weights and _by_rows(t) and t.layout != "in_out":
+        # counted in one pass over the stored bits: what inspect and audit measure needs no CSR
+        degrees = _degrees_by_rows(t.value)
+        n_nan = degrees[2]
+        mask: Any = None
+        facts: Mapping[str, Any] = {"kind": "linear"}
+    elif ndim == 2:
         mask, weight, facts = _linear(t, keep_weights)
     else:
         mask, facts = _conv(t)
@@ -849,7 +1008,7 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str]) -
     if t.kind is not None and t.kind != layer_info.get("kind"):
         layer_info["role"] = t.kind
     bias = t.bias
-    n_out = mask.shape[0]
+    n_out = mask.shape[0] if mask is not None else int(np.shape(t.value)[0])
     if bias is not None and np.size(bias) != n_out:
         warnings.append(f"{name}: bias of length {np.size(bias)} does not match {n_out} outputs; dropped")
         bias = None
@@ -858,6 +1017,8 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str]) -
         if bias.dtype.kind not in "fiu":
             bias = None
     layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
+    if degrees is not None:
+        return StoredLayer(name, t.value, fan_in=degrees[0], fan_out=degrees[1], **layer_kwargs), n_nan
     if weight is not None:
         weight = np.asarray(weight)
         if weight.dtype.kind != "f":
@@ -1004,11 +1165,14 @@ def build_topology(
     built: list[tuple[Tensor, Layer]] = []
     nan_layers: list[str] = []
     for t in matrices:
-        layer, n_nan = _build_layer(t, weights=weights, path=path, warnings=warnings)
+        # a layer handed to on_layer may be a StoredLayer: counted, its mask built if asked for
+        layer, n_nan = _build_layer(t, weights=weights, path=path, warnings=warnings, stored=on_layer is not None)
         if n_nan:
             nan_layers.append(f"{t.name or t.key} ({n_nan})")
         if on_layer is not None:
             layer = on_layer(layer)
+            if isinstance(layer, StoredLayer):  # kept as it is: a plain layer, mask and all
+                layer = layer.with_()
         built.append((t, layer))
         if progress is not None:
             progress(len(built), len(matrices))
