@@ -287,3 +287,18 @@ def test_a_reader_keeps_plain_layers_when_on_layer_returns_a_stored_one(counted_
     for layer in kept:
         assert type(layer) is Layer
         assert np.array_equal(layer.mask.toarray(), _truth(tensors, layer.info["key"]))
+
+
+def test_stored_layers_kept_past_the_next_layer_read_their_own_bits_again(counted_model):
+    """Layers of one read share one bitmap buffer; a layer a summariser keeps after the
+    next one is read gets its own mask and patterns back, not the next layer's."""
+    from topo.analysis.patterns import layer_pattern
+
+    path, tensors = counted_model
+    kept = []
+    scan(path, kept.append)
+    assert len(kept) == len(tensors)
+    for layer in kept:
+        truth = _truth(tensors, layer.info["key"])
+        assert layer_pattern(layer) == layer_pattern(truth, layer.name)
+        assert np.array_equal(layer.mask.toarray(), truth)

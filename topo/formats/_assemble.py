@@ -363,9 +363,11 @@ class _NonzeroScratch:
         self.nonzero = np.empty(cells, dtype=bool)
         self.bits = np.empty(cells if bits_dtype is not None else 0, dtype=bits_dtype or np.uint8)
 
-    def find(self, block: np.ndarray, float_bits: tuple[Any, int, int] | None) -> tuple[np.ndarray, int]:
-        """``block != 0`` (NaN counts as nonzero) and the number of NaN in ``block``."""
-        nonzero = self.nonzero[: block.size].reshape(block.shape)
+    def find(self, block: np.ndarray, float_bits: tuple[Any, int, int] | None,
+             out: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+        """``block != 0`` (NaN counts as nonzero; written into ``out`` when given, a bool
+        array of the block's shape) and the number of NaN in ``block``."""
+        nonzero = self.nonzero[: block.size].reshape(block.shape) if out is None else out
         if float_bits is None:
             np.not_equal(block, 0, out=nonzero)
             if block.dtype.kind == "f":
@@ -472,9 +474,10 @@ def _mask_from_counts(value: Any, counts: np.ndarray, scratch: "_NonzeroScratch 
     return mask
 
 
-def _degrees_by_rows(value: Any) -> tuple[np.ndarray, np.ndarray, int]:
+def _degrees_by_rows(value: Any, bitmap: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Connections per row and per column of a tensor read block by block (NaN counts as a
-    connection), and its number of NaN values: one pass over the stored bits, no mask kept."""
+    connection), and its number of NaN values: one pass over the stored bits. With
+    ``bitmap`` (bool, the tensor's shape) the mask is written into it on the way."""
     n_out, n_in = (int(s) for s in value.shape)
     float_bits, raw = _raw_bits(value)
     step_rows = max(1, ROW_BLOCK_CELLS // max(n_in, 1))
@@ -485,13 +488,33 @@ def _degrees_by_rows(value: Any) -> tuple[np.ndarray, np.ndarray, int]:
     column_sum = np.uint16 if step_rows <= np.iinfo(np.uint16).max else np.int64
     n_nan = row = 0
     for block in _row_blocks(value, raw=raw):
-        nonzero, block_nan = scratch.find(block, float_bits)
+        out = None if bitmap is None else bitmap[row : row + block.shape[0]]
+        nonzero, block_nan = scratch.find(block, float_bits, out=out)
         n_nan += block_nan
         per_row[row : row + block.shape[0]] = _row_counts(nonzero)
         per_column += np.add.reduce(nonzero.view(np.uint8), axis=0, dtype=column_sum)
         row += block.shape[0]
         del block, nonzero
     return per_row, per_column, n_nan
+
+
+class _BitmapBuffer:
+    """One buffer for the bitmaps of the layers of one read, each layer's in turn: a fresh
+    array per layer would cost a page fault per page (about as much as counting it).
+    ``generation`` tells a layer whether the buffer still holds its bitmap."""
+
+    def __init__(self) -> None:
+        self.array = np.empty(0, dtype=bool)
+        self.generation = 0
+
+    def take(self, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
+        """A bool array of ``shape`` (the previous layer's bitmap is gone) and its generation."""
+        cells = int(shape[0]) * int(shape[1])
+        if self.array.size < cells:
+            self.array = np.empty(0, dtype=bool)  # the old one freed before the new one is taken
+            self.array = np.empty(cells, dtype=bool)
+        self.generation += 1
+        return self.array[:cells].reshape(shape), self.generation
 
 
 class _StoredRows:
@@ -505,29 +528,19 @@ class _StoredRows:
         self.nnz = layer.nnz
 
     def fill_rows(self, rows: int, bitmap: np.ndarray) -> Iterator[tuple[int, int]]:
-        """Rows ``start:stop`` written into the top of ``bitmap``, ``rows`` at a time, every
-        other cell of the top ``rows`` (rounded up to a multiple of 64) False."""
-        value = self.layer.stored_value
-        n_in = self.shape[1]
-        float_bits, raw = _raw_bits(value)
-        bits = None if float_bits is None else np.empty((rows, n_in), dtype=float_bits[0])
+        """Rows ``start:stop`` copied from the layer's bitmap into the top of ``bitmap``,
+        ``rows`` at a time, every other cell of the top ``rows`` (rounded up to a
+        multiple of 64) False."""
+        kept = self.layer.bitmap()
+        n_out, n_in = self.shape
         if bitmap.shape[1] > n_in:
             bitmap[:, n_in:] = False
-        start = 0
-        for block in _row_blocks(value, raw=raw, rows=rows):
-            stop = start + block.shape[0]
-            target = bitmap[: stop - start, :n_in]
-            if float_bits is None:
-                np.not_equal(block, 0, out=target)
-            else:  # the mask is the bits that are not the sign (NaN counts as a connection)
-                part = bits[: stop - start]  # type: ignore[index]
-                np.bitwise_and(block, float_bits[0](float_bits[1]), out=part)
-                np.not_equal(part, 0, out=target)
+        for start in range(0, n_out, max(1, rows)):
+            stop = min(n_out, start + max(1, rows))
+            bitmap[: stop - start, :n_in] = kept[start:stop]
             height = min(bitmap.shape[0], -(-(stop - start) // 64) * 64)
             bitmap[stop - start : height] = False
-            del block, target
             yield start, stop
-            start = stop
 
     def last_row_count(self) -> int:
         return int(self.layer.stored_fan_in[-1])
@@ -550,21 +563,34 @@ class StoredLayer(Layer):
     """
 
     stored_value: Any  # the stored tensor, read by rows
+    stored_bitmap: tuple[np.ndarray, _BitmapBuffer | None, int]  # its mask, one byte per cell, and where it lives
     stored_fan_in: np.ndarray  # connections per row (output neuron)
     stored_fan_out: np.ndarray  # connections per column (input neuron)
 
-    def __init__(self, name: str, value: Any, *, fan_in: np.ndarray, fan_out: np.ndarray,
+    def __init__(self, name: str, value: Any, *, bitmap: tuple[np.ndarray, _BitmapBuffer | None, int],
+                 fan_in: np.ndarray, fan_out: np.ndarray,
                  bias: np.ndarray | None = None, source: str = "", info: Mapping[str, Any] | None = None) -> None:
         from types import MappingProxyType
 
         for key, item in (("name", str(name)), ("weight", None), ("bias", bias), ("stats", MappingProxyType({})),
                           ("source", source), ("standalone", False), ("info", MappingProxyType(dict(info or {}))),
-                          ("stored_value", value), ("stored_fan_in", fan_in), ("stored_fan_out", fan_out)):
+                          ("stored_value", value), ("stored_bitmap", bitmap), ("stored_fan_in", fan_in),
+                          ("stored_fan_out", fan_out)):
             object.__setattr__(self, key, item)
 
     @functools.cached_property
     def mask(self) -> sp.csr_matrix:  # type: ignore[override]
-        return _mask_from_counts(self.stored_value, self.stored_fan_in)
+        return _mask_from_counts(self.stored_value, self.stored_fan_in, nonzero=self.bitmap())
+
+    def bitmap(self) -> np.ndarray:
+        """The mask as a bool array (one byte per cell), read again from the file when the
+        shared buffer it was counted into has moved on to another layer."""
+        array, buffer, generation = self.stored_bitmap
+        if buffer is not None and buffer.generation != generation:
+            array = np.empty(self.shape, dtype=bool)
+            _degrees_by_rows(self.stored_value, array)
+            object.__setattr__(self, "stored_bitmap", (array, None, 0))
+        return array
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -966,13 +992,13 @@ def _selected(matrices: Sequence[Tensor], layers: str | None, *, natural_order: 
 
 
 def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
-                 stored: bool = False) -> tuple[Layer, int]:
+                 stored: _BitmapBuffer | None = None) -> tuple[Layer, int]:
     """The layer of one tensor in topo's ``[out, in]`` layout, and its count of NaN weights.
 
     Warnings about it (weights over the budget, a bias that does not fit) are appended
-    to ``warnings``. With ``stored``, a masks-only tensor that can be read by rows in
-    the ``[out, in]`` layout becomes a :class:`StoredLayer` (counted, its mask built
-    only if asked for).
+    to ``warnings``. With ``stored`` (the buffer of the read's bitmaps), a masks-only
+    tensor that can be read by rows in the ``[out, in]`` layout becomes a
+    :class:`StoredLayer` (counted, its mask built only if asked for).
     """
     name = t.name or t.key
     ndim = len(np.shape(t.value))
@@ -988,9 +1014,11 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
     n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
     weight = None
     degrees = None
-    if stored and ndim == 2 and not keep_weights and _by_rows(t) and t.layout != "in_out":
+    if stored is not None and ndim == 2 and not keep_weights and _by_rows(t) and t.layout != "in_out":
         # counted in one pass over the stored bits: what inspect and audit measure needs no CSR
-        degrees = _degrees_by_rows(t.value)
+        # its mask kept as a bitmap (a byte per cell) for the patterns and, if asked for, the CSR
+        bitmap, generation = stored.take(np.shape(t.value))
+        degrees = _degrees_by_rows(t.value, bitmap)
         n_nan = degrees[2]
         mask: Any = None
         facts: Mapping[str, Any] = {"kind": "linear"}
@@ -1018,7 +1046,7 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
             bias = None
     layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
     if degrees is not None:
-        return StoredLayer(name, t.value, fan_in=degrees[0], fan_out=degrees[1], **layer_kwargs), n_nan
+        return StoredLayer(name, t.value, bitmap=(bitmap, stored, generation), fan_in=degrees[0], fan_out=degrees[1], **layer_kwargs), n_nan
     if weight is not None:
         weight = np.asarray(weight)
         if weight.dtype.kind != "f":
@@ -1164,9 +1192,10 @@ def build_topology(
 
     built: list[tuple[Tensor, Layer]] = []
     nan_layers: list[str] = []
+    bitmaps = _BitmapBuffer() if on_layer is not None else None
     for t in matrices:
         # a layer handed to on_layer may be a StoredLayer: counted, its mask built if asked for
-        layer, n_nan = _build_layer(t, weights=weights, path=path, warnings=warnings, stored=on_layer is not None)
+        layer, n_nan = _build_layer(t, weights=weights, path=path, warnings=warnings, stored=bitmaps)
         if n_nan:
             nan_layers.append(f"{t.name or t.key} ({n_nan})")
         if on_layer is not None:
