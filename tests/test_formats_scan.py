@@ -302,3 +302,63 @@ def test_stored_layers_kept_past_the_next_layer_read_their_own_bits_again(counte
         truth = _truth(tensors, layer.info["key"])
         assert layer_pattern(layer) == layer_pattern(truth, layer.name)
         assert np.array_equal(layer.mask.toarray(), truth)
+
+
+def _raw_safetensors(path):
+    """Every tensor of a safetensors file, decoded by hand from its bytes (the format's
+    8-byte little-endian header length, JSON header, data): the truth, without topo."""
+    import json
+    import struct
+
+    data = Path(path).read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    header.pop("__metadata__", None)
+    dtypes = {"F16": "<f2", "F32": "<f4"}
+    out = {}
+    for key, entry in header.items():
+        begin, end = entry["data_offsets"]
+        raw = data[8 + length + begin : 8 + length + end]
+        out[key] = np.frombuffer(raw, dtype=dtypes[entry["dtype"]]).reshape(entry["shape"])
+    return out
+
+
+def test_a_sharded_model_reads_as_its_shards_bytes_say(tmp_path, monkeypatch):
+    """Three shards named by an index: masks, degrees and patterns, read layer by layer
+    from memory maps, equal what the shards' bytes hold (decoded with numpy alone)."""
+    import json
+
+    from topo.analysis.patterns import layer_pattern
+
+    rng = np.random.default_rng(21)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    weight_map = {}
+    for shard in range(3):
+        name = f"model-0000{shard + 1}-of-00003.safetensors"
+        tensors = {f"model.layers.{shard}.mlp.up_proj.weight": _two_four(rng, (48, 32)),
+                   f"model.layers.{shard}.mlp.down_proj.weight": _sparse(rng, (32, 48), density=0.5, dtype=np.float16)}
+        save_file(tensors, str(folder / name))
+        weight_map.update({key: name for key in tensors})
+    (folder / "model.safetensors.index.json").write_text(json.dumps({"metadata": {}, "weight_map": weight_map}))
+    truth = {}
+    for name in sorted(set(weight_map.values())):
+        for key, values in _raw_safetensors(folder / name).items():
+            truth[key.removesuffix(".weight")] = (values != 0) | np.isnan(values)
+
+    monkeypatch.setattr(safetensors_hf.StoredTensor, "__array__", lambda *a, **k: pytest.fail("whole tensor read"))
+    full = load(folder, weights=False)
+    assert sorted(layer.name for layer in full) == sorted(truth)
+    for layer in full:
+        assert np.array_equal(layer.mask.toarray(), truth[layer.name])
+    done = []
+    topology, measured = scan(folder, lambda layer: (layer_degree(layer), layer_pattern(layer)),
+                              progress=lambda d, t: done.append((d, t)))
+    assert done == [(k, 6) for k in range(1, 7)]
+    assert topology.names == full.names
+    for name, (degree, found) in measured.items():
+        mask = truth[name]
+        assert degree.nnz == int(mask.sum()) and degree.fan_in_max == mask.sum(axis=1).max()
+        assert degree.no_outputs == int((mask.sum(axis=0) == 0).sum())
+        assert found.pattern == ("2:4" if "up_proj" in name else "unstructured")
+        assert found.runs_2_4 == bool((mask.reshape(len(mask), -1, 4).sum(axis=2) <= 2).all())
