@@ -18,7 +18,7 @@ Published claims checked (the README says where each held here and where not):
 - GraNet (Liu et al., NeurIPS 2021) at least matches RigL;
 - ITOP (Liu et al., ICML 2021): higher exploration rate goes with higher accuracy.
 
-Modes: full (default; 160 runs at the papers' width, 1000 neurons per hidden layer, 20
+Modes: full (default; 150 runs at the papers' width, 1000 neurons per hidden layer, 20
 epochs: hours on a CPU, minutes with ``--jobs`` on a GPU), ``--quick`` (784-100-100-10 for 3
 epochs, about half an hour on 2 cores), ``--smoke`` (seconds: digits, a tiny network, 2 seeds, for the tests;
 it writes only to ``--out``, never into ``examples/results/``). Runs are resumable:
@@ -243,7 +243,8 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
     files = []
     colours = dict(zip(ARMS, plt.get_cmap("tab10").colors))
     # accuracy against density
-    fig, axes = plt.subplots(1, len(mode.datasets), figsize=(5.0 * len(mode.datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(mode.datasets), figsize=(5.0 * len(mode.datasets), 3.8), squeeze=False,
+                             layout="constrained")
     for ax, dataset in zip(axes[0], mode.datasets):
         dense = cells.get((dataset, "dense", 1.0))
         for arm in METHODS:
@@ -269,7 +270,7 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
     panels = [(d, rho, k) for d in mode.datasets for rho in mode.densities for k in range(len(mode.hidden))]
     fig, axes = plt.subplots(len(mode.datasets) * len(mode.densities), len(mode.hidden),
                              figsize=(4.5 * len(mode.hidden), 3.0 * len(mode.datasets) * len(mode.densities)),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     for ax, (dataset, rho, k) in zip(axes.ravel(), panels):
         for arm in METHODS:
             cell = cells.get((dataset, arm, rho))
@@ -286,7 +287,8 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
     save_figure(fig, path, dpi=DPI)
     files.append(path)
     # exploration rate against accuracy, every sparse run
-    fig, axes = plt.subplots(1, len(mode.datasets), figsize=(5.0 * len(mode.datasets), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(mode.datasets), figsize=(5.0 * len(mode.datasets), 3.8), squeeze=False,
+                             layout="constrained")
     markers = dict(zip(mode.densities, "os^D"))
     for ax, dataset in zip(axes[0], mode.datasets):
         for arm in METHODS:
@@ -407,11 +409,39 @@ def plain_summary(mode: Mode, cells: dict) -> list[str]:
                              + ", ".join(f"{c:.2f}" for c in cv_r)
                              + f"; SRigL's largest final CV in a hidden layer is {cv_s:.3g}, and it ends "
                              f"{100 * (srigl['acc'] - rigl['acc']):+.2f} points from RigL.")
+    lines += training_curve_summary(mode, cells)
+    return lines
+
+
+def training_curve_summary(mode: Mode, cells: dict) -> list[str]:
+    """How far from converged each arm ended, and which arms ended below their best epoch."""
+    lines = []
+    tail = max(1, mode.epochs // 4)
+    for dataset in mode.datasets:
+        for rho, arm in [(1.0, "dense")] + [(d, a) for d in mode.densities for a in METHODS]:
+            cell = cells.get((dataset, arm, rho))
+            if cell is None or not cell.get("acc_curves"):
+                continue
+            curves = np.array([c for c in cell["acc_curves"] if len(c) > tail])
+            if curves.size == 0:
+                continue
+            change = 100 * float(np.mean(curves[:, -1] - curves[:, -1 - tail]))
+            best = np.argmax(curves.mean(axis=0))
+            drop = 100 * float(curves.mean(axis=0)[best] - curves.mean(axis=0)[-1])
+            if arm == "dense" or drop > 0.5:
+                line = (f"- {dataset}, {arm}" + ("" if arm == "dense" else f" at {rho:.0%}")
+                        + f": test accuracy changed {change:+.2f} points over the last {tail} epochs")
+                if drop > 0.5:
+                    line += (f", and ends {drop:.2f} points below its best epoch ({int(best)}; mean over seeds)"
+                             + ("; a likely cause, not tested here: SET keeps regrowing 30% of its connections "
+                                "after every epoch while the cosine schedule takes the learning rate to 0, so "
+                                "the connections grown late barely train" if arm == "set" else ""))
+                lines.append(line + ".")
     return lines
 
 
 # -- report ---------------------------------------------------------------------------------
-def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files, counts=None):
+def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files, counts=None, trained=None):
     from topo.checkpoint import atomic_write_text
 
     complete = done == planned
@@ -436,8 +466,7 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
         "regrowth with β from 1 to 9, chain removal on.",
         f"- Seeds: {', '.join(map(str, mode.seeds))} per cell.",
     ]
-    where = "one GPU (CUDA), one process per run" if mode.device.startswith("cuda") else "CPU, one thread per run"
-    lines += [f"- Trained on {where}" + (f" ({mode.device})" if mode.device not in ("cpu", "cuda") else "") + "."]
+    lines += [f"- Trained by: {trained_by_text(trained)}"]
     if mode.name == "full":
         steps = mode.epochs * math.ceil(54000 / mode.batch_size)
         lines += [
@@ -445,15 +474,15 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
             "SET and RigL similar widths for hundreds of epochs. Here the network has their width, 1000 neurons "
             f"per hidden layer, but two hidden layers like topo's other studies, and trains for {mode.epochs} "
             f"epochs ({steps:,} steps; about {int(0.75 * steps) // mode.update_every} mask updates for the "
-            "step-based methods), so that the 160 runs fit in one sitting on the machine named above. Accuracies "
-            "are close to converged for the dense MLP but the sparse methods would gain from longer training; "
-            "the claims below are what holds at this budget.",
+            "step-based methods), so that the 150 runs fit in one sitting on the machine named above; how far "
+            "from converged each arm ended is in the plain words below, and the claims are what holds at this "
+            "budget.",
         ]
     elif mode.name == "quick":
         lines += [
             "- **Differs from the papers**: they train MLPs of 1000+ neurons per hidden layer for 100+ epochs. "
             "This quick mode trains a 784-100-100-10 MLP for 3 epochs (211 steps each, 15 mask updates for the "
-            "step-based methods, 2 for SET), so that the 160 runs finish in about half an hour on 2 CPU cores; "
+            "step-based methods, 2 for SET), so that the 150 runs finish in about half an hour on 2 CPU cores; "
             "read its claims as what holds at this small budget, not as a replication.",
         ]
     if skipped:
@@ -480,8 +509,8 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
               "share of all possible connections active in any epoch's checkpoint (GraNet's counts its start at 50% "
               "density, so it is large by construction); hidden neurons removed counts neurons left without inputs "
               "and outputs (by chain removal for CHTs, ablation for SRigL, or by chance at 1% for the others); NNSTD is the mean over pairs of "
-              "seeds of the final networks' distance (Liu et al. 2020); time per epoch is wall clock on a loaded "
-              "shared machine, so only its ratios within one run of the study mean anything.", ""]
+              "seeds of the final networks' distance (Liu et al. 2020); time per epoch is wall clock while several "
+              "runs shared the machine (see Trained by), so only its ratios within one study mean anything.", ""]
     lines += ["## In plain words", ""] + plain_summary(mode, cells) + [""]
     lines += ["## Published claims, here", "",
               "| data set | density | claim | measured | Welch p | verdict |", "|---|---|---|---|---|---|"]
@@ -518,6 +547,49 @@ def parse_args(argv):
     if args.jobs < 1:
         parser.error("--jobs must be at least 1")
     return args
+
+
+#: where a study's runs folder says how and on what its runs were trained
+TRAINED_BY = "trained_by.json"
+
+
+def record_trained_by(runs: Path, argv: list[str], args) -> None:
+    """Add this sitting (command, device, machine) to ``runs/trained_by.json``."""
+    import os
+    import platform
+
+    import torch
+
+    from topo.checkpoint import atomic_write_text
+
+    sitting = {"command": "python examples/topology_driven_training.py " + " ".join(argv),
+               "device": args.device, "jobs": args.jobs, "cpus": os.cpu_count(), "torch": torch.__version__,
+               "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        sitting["gpu"] = torch.cuda.get_device_name(0)
+    runs.mkdir(parents=True, exist_ok=True)
+    sittings = read_trained_by(runs)
+    atomic_write_text(runs / TRAINED_BY, json.dumps(sittings + [sitting], indent=1))
+
+
+def read_trained_by(runs: Path) -> list[dict]:
+    try:
+        sittings = json.loads((runs / TRAINED_BY).read_text())
+    except (OSError, ValueError):
+        return []
+    return sittings if isinstance(sittings, list) else []
+
+
+def trained_by_text(sittings: list[dict]) -> str:
+    """One line per sitting: the command and the machine it ran on."""
+    if not sittings:
+        return "not recorded (runs trained before topo kept a record)."
+    parts = []
+    for s in sittings:
+        where = s.get("gpu") or f"{s.get('cpus', '?')} CPUs"
+        parts.append(f"`{s.get('command', '?')}` on {where} ({s.get('device', '?')}, {s.get('jobs', 1)} runs at "
+                     f"a time, {s.get('cpus', '?')} CPU cores, torch {s.get('torch', '?')})")
+    return "; ".join(parts) + "."
 
 
 #: per worker process: the data sets it loaded, by name
@@ -607,6 +679,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.stop_after is not None and time.perf_counter() - started > 60 * args.stop_after
 
     todo_dirs = {key: run_dir for key, _, run_dir in todo}
+    if todo and not args.summarise_only:
+        record_trained_by(runs, argv, args)
     if args.jobs == 1:
         for key, config, run_dir in todo:
             if out_of_time():
@@ -638,19 +712,26 @@ def main(argv: list[str] | None = None) -> int:
                         continue
                     finished(key, how, result)
 
+    from topo.checkpoint import read_metrics
+
     by_cell: dict[tuple, list[dict]] = {}
     for key in plan:  # plan order, so seeds line up across cells
         if tuple(key) in measured:
-            by_cell.setdefault(key[:3], []).append(measured[tuple(key)])
+            m = measured[tuple(key)]
+            # test accuracy after every epoch (from metrics.jsonl, kept by compacted runs too)
+            m["acc_curve"] = [float(r["test_acc"]) for r in read_metrics(run_dir_of(runs, *key))]
+            by_cell.setdefault(key[:3], []).append(m)
     cells = {}
     rows = []
     for key, ms in by_cell.items():
         accs = [m["test_acc"] for m in ms]
+        curves = [m.get("acc_curve", []) for m in ms]
         acc, ci = mean_ci(accs)
         cells[key] = {"accs": accs, "acc": acc, "ci": ci, "final_cvs": [m["final_cv"] for m in ms],
                       "cv_curves": [m["cv_curve"] for m in ms], "epochs": ms[0]["epochs"],
                       "explorations": [m["exploration"] for m in ms], "removed": [m["removed"] for m in ms],
-                      "epoch_times": [m["epoch_time"] for m in ms], "nnstd": seed_nnstd([m["final"] for m in ms])}
+                      "epoch_times": [m["epoch_time"] for m in ms], "nnstd": seed_nnstd([m["final"] for m in ms]),
+                      "acc_curves": curves}
         for m in ms:
             rows.append({"dataset": key[0], "method": key[1], "density": key[2], "test_acc": m["test_acc"],
                          **{f"final_cv_L{k + 1}": c for k, c in enumerate(m["final_cv"])},
@@ -659,7 +740,8 @@ def main(argv: list[str] | None = None) -> int:
     done = sum(len(ms) for ms in by_cell.values())
     write_csv(out / "runs.csv", rows)
     files = figures(mode, cells, out) if cells else []
-    write_report(mode, argv, out, cells, done, len(plan), skipped, time.perf_counter() - started, files, counts)
+    write_report(mode, argv, out, cells, done, len(plan), skipped, time.perf_counter() - started, files, counts,
+                 trained=read_trained_by(runs))
     log(f"done: {done} of {len(plan)} runs; {out / 'README.md'}")
     return 0
 
