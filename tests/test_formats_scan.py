@@ -205,7 +205,7 @@ def counted_model(tmp_path):
         "layers.2.fc.weight": block,
         "layers.3.fc.weight": _sparse(rng, (70, 90), density=0.03),
         "layers.4.fc.weight": _sparse(rng, (25, 19), density=0.6).astype(np.int8),
-        "layers.5.c_fc.weight": _sparse(rng, (25, 16), density=0.5),
+        "layers.5.c_fc.weight": _sparse(rng, (90, 40), density=0.5),
     }
     path = tmp_path / "model.safetensors"
     save_file(tensors, str(path))
@@ -242,9 +242,9 @@ def test_stored_layers_are_counted_without_building_their_masks(counted_model, m
         key = next(k for k in tensors if k.startswith(name))
         truth = _truth(tensors, key)
         kind, mask_built = seen[name]
-        assert kind is (Layer if "c_fc" in key else StoredLayer)  # [in, out] goes the CSR way
-        if kind is StoredLayer:  # only a sparse layer's patterns are counted from its (small) CSR mask
-            assert mask_built == (truth.mean() < patterns.DENSE_COUNTING_DENSITY), name
+        assert kind is StoredLayer, name  # [in, out] too (GPT-2 Conv1D): counted on its stored rows
+        # only a sparse layer's patterns are counted from its (small) CSR mask
+        assert mask_built == (truth.mean() < patterns.DENSE_COUNTING_DENSITY), name
         assert degree.nnz == found.nnz == int(truth.sum())
         assert (degree.n_out, degree.n_in) == truth.shape
         fan_in, fan_out = truth.sum(axis=1), truth.sum(axis=0)
@@ -298,7 +298,9 @@ def test_stored_layers_kept_past_the_next_layer_read_their_own_bits_again(counte
     kept = []
     scan(path, kept.append)
     assert len(kept) == len(tensors)
+    full = load(path, weights=False)
     for layer in kept:
+        assert dict(layer.info) == dict(full[layer.name].info)  # kind, stored layout, key
         truth = _truth(tensors, layer.info["key"])
         assert layer_pattern(layer) == layer_pattern(truth, layer.name)
         assert np.array_equal(layer.mask.toarray(), truth)

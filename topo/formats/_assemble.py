@@ -566,31 +566,43 @@ class StoredLayer(Layer):
     stored_bitmap: tuple[np.ndarray, _BitmapBuffer | None, int]  # its mask, one byte per cell, and where it lives
     stored_fan_in: np.ndarray  # connections per row (output neuron)
     stored_fan_out: np.ndarray  # connections per column (input neuron)
+    stored_transposed: bool  # stored [in, out] (a GPT-2 Conv1D weight): the bitmap is too
 
     def __init__(self, name: str, value: Any, *, bitmap: tuple[np.ndarray, _BitmapBuffer | None, int],
-                 fan_in: np.ndarray, fan_out: np.ndarray,
+                 fan_in: np.ndarray, fan_out: np.ndarray, transposed: bool = False,
                  bias: np.ndarray | None = None, source: str = "", info: Mapping[str, Any] | None = None) -> None:
         from types import MappingProxyType
 
         for key, item in (("name", str(name)), ("weight", None), ("bias", bias), ("stats", MappingProxyType({})),
                           ("source", source), ("standalone", False), ("info", MappingProxyType(dict(info or {}))),
                           ("stored_value", value), ("stored_bitmap", bitmap), ("stored_fan_in", fan_in),
-                          ("stored_fan_out", fan_out)):
+                          ("stored_fan_out", fan_out), ("stored_transposed", transposed)):
             object.__setattr__(self, key, item)
 
     @functools.cached_property
     def mask(self) -> sp.csr_matrix:  # type: ignore[override]
-        return _mask_from_counts(self.stored_value, self.stored_fan_in, nonzero=self.bitmap())
+        if not self.stored_transposed:
+            return _mask_from_counts(self.stored_value, self.stored_fan_in, nonzero=self._stored_bitmap())
+        # built in the stored layout [in, out] (its rows are the inputs), then turned once
+        mask = _mask_from_counts(self.stored_value, self.stored_fan_out, nonzero=self._stored_bitmap()).T.tocsr()
+        mask.sort_indices()
+        return mask
 
-    def bitmap(self) -> np.ndarray:
-        """The mask as a bool array (one byte per cell), read again from the file when the
+    def _stored_bitmap(self) -> np.ndarray:
+        """The mask in the stored layout, one byte per cell, read again from the file when the
         shared buffer it was counted into has moved on to another layer."""
         array, buffer, generation = self.stored_bitmap
         if buffer is not None and buffer.generation != generation:
-            array = np.empty(self.shape, dtype=bool)
+            array = np.empty(np.shape(self.stored_value), dtype=bool)
             _degrees_by_rows(self.stored_value, array)
             object.__setattr__(self, "stored_bitmap", (array, None, 0))
         return array
+
+    def bitmap(self) -> np.ndarray:
+        """The mask ``[out, in]`` as a bool array (one byte per cell; a transposed view when
+        stored ``[in, out]``)."""
+        array = self._stored_bitmap()
+        return array.T if self.stored_transposed else array
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -997,8 +1009,8 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
 
     Warnings about it (weights over the budget, a bias that does not fit) are appended
     to ``warnings``. With ``stored`` (the buffer of the read's bitmaps), a masks-only
-    tensor that can be read by rows in the ``[out, in]`` layout becomes a
-    :class:`StoredLayer` (counted, its mask built only if asked for).
+    tensor that can be read by rows becomes a :class:`StoredLayer` (counted, its mask
+    built only if asked for).
     """
     name = t.name or t.key
     ndim = len(np.shape(t.value))
@@ -1014,14 +1026,15 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
     n_nan = None if ndim == 2 and not keep_weights and _by_rows(t) else _nan_count(t.value)
     weight = None
     degrees = None
-    if stored is not None and ndim == 2 and not keep_weights and _by_rows(t) and t.layout != "in_out":
+    if stored is not None and ndim == 2 and not keep_weights and _by_rows(t):
         # counted in one pass over the stored bits: what inspect and audit measure needs no CSR
         # its mask kept as a bitmap (a byte per cell) for the patterns and, if asked for, the CSR
         bitmap, generation = stored.take(np.shape(t.value))
-        degrees = _degrees_by_rows(t.value, bitmap)
-        n_nan = degrees[2]
+        per_row, per_column, n_nan = _degrees_by_rows(t.value, bitmap)
+        transposed = t.layout == "in_out"  # stored [in, out]: its rows are the inputs
+        degrees = (per_column, per_row) if transposed else (per_row, per_column)
         mask: Any = None
-        facts: Mapping[str, Any] = {"kind": "linear"}
+        facts: Mapping[str, Any] = {"kind": "linear", "stored_layout": "[in, out]"} if transposed else {"kind": "linear"}
     elif ndim == 2:
         mask, weight, facts = _linear(t, keep_weights)
     else:
@@ -1046,7 +1059,8 @@ def _build_layer(t: Tensor, *, weights: bool, path: Path, warnings: list[str],
             bias = None
     layer_kwargs = dict(bias=bias, source=t.source or t.key, info=layer_info)
     if degrees is not None:
-        return StoredLayer(name, t.value, bitmap=(bitmap, stored, generation), fan_in=degrees[0], fan_out=degrees[1], **layer_kwargs), n_nan
+        return StoredLayer(name, t.value, bitmap=(bitmap, stored, generation), fan_in=degrees[0], fan_out=degrees[1],
+                           transposed=transposed, **layer_kwargs), n_nan
     if weight is not None:
         weight = np.asarray(weight)
         if weight.dtype.kind != "f":
