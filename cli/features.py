@@ -47,13 +47,20 @@ def features_command(checkpoints: tuple[str, ...], no_graph: bool, samples: int,
 
     csv gives one row per checkpoint; the table one row per feature.
     """
-    from topo.analysis.structure import feature_table
+    from topo.analysis.structure import GRAPH_METRICS_HINT, feature_table
+    from topo.errors import TopoError
     from topo.runs import load_topology
     from topo_cli.progress import progress_bar
 
     options: dict[str, Any] = {"graph_metrics": not no_graph, "betweenness_samples": samples, "seed": seed}
-    with progress_bar("features", enabled=len(checkpoints) > 1) as progress:
-        rows = feature_table(list(checkpoints), load=load_topology, workers=workers, progress=progress, **options)
+    try:
+        with progress_bar("features", enabled=len(checkpoints) > 1) as progress:
+            rows = feature_table(list(checkpoints), load=load_topology, workers=workers, progress=progress, **options)
+    except TopoError as exc:
+        if GRAPH_METRICS_HINT not in str(exc):
+            raise
+        # the refusal names the library's parameter; here the flag does the same
+        raise TopoError(str(exc).replace(GRAPH_METRICS_HINT, "--no-graph skips square clustering and betweenness")) from None
     names: list[str] = []
     seen: set[str] = set()
     for row in rows:

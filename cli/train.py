@@ -8,7 +8,7 @@ import click
 
 from topo.errors import TopoError, shorten_list
 from topo.training.config import OPTION_GROUPS, TrainConfig, methods_taking, training_options
-from topo.training.schema import OptionField, check_value, describe_range, value_type
+from topo.training.schema import OptionError, OptionField, check_value, describe_range, flag_name, value_type
 from topo_cli import messages
 from topo_cli.command import GroupedOption, TopoCommand
 from topo_cli.options import DATA_DIR_ENVVAR
@@ -43,23 +43,18 @@ class _OptionType(click.ParamType):
 
     def convert(self, value, param, ctx):
         spec = self.item.spec
+        if isinstance(value, str) and spec.parse is None and self.inner in (int, float):
+            try:
+                value = self.inner(value)
+            except ValueError:
+                self.fail(f"{value!r} is not {'an integer' if self.inner is int else 'a number'}", param, ctx)
         try:
-            if isinstance(value, str):
-                if spec.parse is not None:
-                    value = spec.parse(value)
-                elif self.inner is int:
-                    try:
-                        value = int(value)
-                    except ValueError:
-                        raise TopoError(f"{self.item.flag}: {value!r} is not an integer") from None
-                elif self.inner is float:
-                    try:
-                        value = float(value)
-                    except ValueError:
-                        raise TopoError(f"{self.item.flag}: {value!r} is not a number") from None
+            if isinstance(value, str) and spec.parse is not None:
+                value = spec.parse(value)
             check_value(self.item.name, self.item.type, spec, value)
-        except TopoError as exc:
-            self.fail(str(exc).split(": ", 1)[-1], param, ctx)
+        except OptionError as exc:
+            # the library names the configuration field; click names the flag before this
+            self.fail(exc.problem, param, ctx)
         return value
 
 
@@ -95,6 +90,7 @@ def _click_option(item: OptionField) -> click.Option:
 
 
 _CLI_OPTIONS = [item for item in training_options() if item.spec.cli]
+_CLI_NAMES = {item.name for item in _CLI_OPTIONS}
 #: options that --resume accepts besides itself (the rest come from the run's run.json)
 _RESUME_OPTIONS = {"resume"} | {item.name for item in _CLI_OPTIONS if item.spec.with_resume}
 
@@ -133,6 +129,7 @@ def train_command(ctx: click.Context, **options) -> None:
     RUN/checkpoints/epoch_NNNN.safetensors; epoch_0000 holds the initial masks.
     Progress and one line per epoch go to stderr.
     """
+    from topo.training.run_folder import RunFolderTaken
     from topo.training.trainer import resume, train
 
     quiet = messages.level() < messages.NORMAL  # --quiet: no progress bar and no per-epoch lines
@@ -144,12 +141,16 @@ def train_command(ctx: click.Context, **options) -> None:
             and ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
         ]
         if given:
-            flags = shorten_list("--" + name.replace("_", "-") for name in given)
+            flags = shorten_list(flag_name(name) for name in given)
             raise click.UsageError(f"--resume continues with the run's own options; drop {flags}")
         total = None
     else:
         try:
             config = TrainConfig(**{item.name: options[item.name] for item in _CLI_OPTIONS}).validate()
+        except OptionError as exc:
+            if exc.option in _CLI_NAMES:
+                raise click.BadParameter(exc.problem, param_hint=f"'{flag_name(exc.option)}'") from None
+            raise click.UsageError(str(exc)) from None
         except TopoError as exc:
             raise click.UsageError(str(exc)) from None
         if config.out is None:
@@ -183,6 +184,8 @@ def train_command(ctx: click.Context, **options) -> None:
                 )
             else:
                 result = train(config, progress=progress, on_epoch=on_epoch)
+    except RunFolderTaken as exc:
+        raise TopoError(f"{exc}: topo train --resume {exc.path}, or another --out") from None
     except KeyboardInterrupt:
         where = resume_run or (config.out if resume_run is None else None)
         hint = f"; continue with: topo train --resume {where}" if where else ""

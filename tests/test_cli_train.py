@@ -55,6 +55,29 @@ def test_bad_options_are_one_line_errors(tmp_path):
     assert result.exit_code == 2 and "--epochs" in result.output
 
 
+def test_the_library_names_the_field_and_the_command_line_its_flag(tmp_path):
+    import pytest
+
+    from topo.errors import TopoError
+    from topo.training.config import TrainConfig
+
+    # one option's range, and a rule between options that a method checks at validation
+    cases = [
+        ({"sparsity": 1.5}, ["--sparsity", "1.5"], "sparsity", "must be in [0, 1), got 1.5"),
+        ({"method": "granet", "initial_sparsity": 0.95, "sparsity": 0.9},
+         ["--method", "granet", "--initial-sparsity", "0.95", "--sparsity", "0.9"],
+         "initial_sparsity", "0.95 is above sparsity 0.9"),
+    ]
+    for values, flags, field, problem in cases:
+        with pytest.raises(TopoError) as info:
+            TrainConfig(**values).validate()
+        assert str(info.value).startswith(f"{field} {problem}") and "--" not in str(info.value)
+        result = CliRunner().invoke(main, ["train", *flags, "--out", str(tmp_path / "r")])
+        flag = "--" + field.replace("_", "-")
+        assert result.exit_code == 2 and f"Invalid value for '{flag}': {problem}" in result.output, result.output
+    assert not (tmp_path / "r").exists()
+
+
 def test_killed_process_resumes_to_the_same_run(tmp_path):
     args = ["--epochs", "30", "--update-every", "5", "--seed", "3", *TINY, "-q"]
     killed = tmp_path / "killed"

@@ -107,7 +107,7 @@ def test_sweep_values_are_coerced_by_the_schema():
     assert coerce_option("hidden", "4,4", "[grid]") == (4, 4)
     with pytest.raises(TopoError, match=r"\[grid\] batch_size: expected an integer"):
         coerce_option("batch_size", 2.5, "[grid]")
-    with pytest.raises(TopoError, match=r"\[base\] density_map: expected a table"):
+    with pytest.raises(TopoError, match=r"\[base\] density_map: must be a table"):
         parse_sweep_spec({"base": {"density_map": [1]}, "grid": {"seed": [0]}})
 
 

@@ -199,7 +199,7 @@ def test_a_run_without_a_complete_epoch_restarts_on_resume(tmp_path, monkeypatch
     run = tmp_path / "run"
     _killed_in_first_checkpoint(run, monkeypatch)
     # a plain re-run says what to do
-    with pytest.raises(TopoError, match=r"stopped before its first epoch ended; restart it with topo train --resume"):
+    with pytest.raises(TopoError, match=r"stopped before its first epoch ended; resume it \(it restarts from the beginning\)"):
         train(_config(), run_dir=run)
     result = resume(run)
     assert result.resumed_from is None and result.epochs_done == 2

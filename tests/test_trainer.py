@@ -34,10 +34,13 @@ def test_config_json_round_trip():
 
 
 def test_config_validation_names_the_option():
-    with pytest.raises(TopoError, match="--sparsity"):
+    # the configuration field that TrainConfig, sweep files and run.json share, not a flag
+    with pytest.raises(TopoError, match=r"^sparsity must be in \[0, 1\), got 1\.0$"):
         TrainConfig(sparsity=1.0).validate()
-    with pytest.raises(TopoError, match="--method.*known"):
+    with pytest.raises(TopoError, match="^method must be a known method .*got 'magic'$"):
         TrainConfig(method="magic").validate()
+    with pytest.raises(TopoError, match="^batch_size must be a positive integer, got 0$"):
+        TrainConfig(batch_size=0).validate()
     with pytest.raises(TopoError, match="hidden"):
         parse_hidden("300,abc")
     with pytest.raises(TopoError, match="unknown training options"):

@@ -62,6 +62,7 @@ from topo.topology import Layer, Topology
 
 __all__ = [
     "FEATURES_VERSION",
+    "GRAPH_METRICS_HINT",
     "LAYER_FEATURES",
     "NETWORK_FEATURES",
     "chains",
@@ -488,7 +489,9 @@ _PRODUCT_TERM_STEPS = 25
 #: bytes igraph and topo's vertex attributes take per vertex and per edge (measured)
 _GRAPH_VERTEX_BYTES = 200
 _GRAPH_EDGE_BYTES = 100
-_GRAPH_HINT = "--no-graph (graph_metrics=False) skips square clustering and betweenness"
+#: the end of a refusal of the graph metrics: how to do without them (a command line that
+#: has a flag for ``graph_metrics`` puts its flag here)
+GRAPH_METRICS_HINT = "graph_metrics=False skips square clustering and betweenness"
 
 
 def _check_square_product(topology: Topology) -> None:
@@ -498,8 +501,8 @@ def _check_square_product(topology: Topology) -> None:
     terms = _square_terms(topology)
     what = f"square clustering (sparse products of {terms:.3g} terms)"
     path = topology.info.get("path")
-    check_bytes(_PRODUCT_TERM_BYTES * terms, what, path=path, hint=_GRAPH_HINT)
-    check_steps(_PRODUCT_TERM_STEPS * terms, what, path=path, hint=_GRAPH_HINT)
+    check_bytes(_PRODUCT_TERM_BYTES * terms, what, path=path, hint=GRAPH_METRICS_HINT)
+    check_steps(_PRODUCT_TERM_STEPS * terms, what, path=path, hint=GRAPH_METRICS_HINT)
 
 
 def _check_betweenness(topology: Topology, n_sources: int) -> None:
@@ -512,13 +515,13 @@ def _check_betweenness(topology: Topology, n_sources: int) -> None:
         _GRAPH_VERTEX_BYTES * n + _GRAPH_EDGE_BYTES * edges,
         f"betweenness (a graph of {n:.3g} neurons and {edges:.3g} connections)",
         path=path,
-        hint=_GRAPH_HINT,
+        hint=GRAPH_METRICS_HINT,
     )
     check_steps(
         n_sources * (n + edges),
         f"betweenness ({n_sources} breadth-first searches over {n:.3g} neurons and {edges:.3g} connections)",
         path=path,
-        hint=_GRAPH_HINT,
+        hint=GRAPH_METRICS_HINT,
     )
 
 

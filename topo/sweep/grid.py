@@ -14,6 +14,7 @@ from typing import Any, Sequence
 from topo.errors import TopoError
 from topo.sweep.spec import SweepSpec
 from topo.training.config import TrainConfig, config_identity, options_not_taken
+from topo.training.schema import OptionError
 
 __all__ = ["SweepRun", "expand_grid", "run_id_for"]
 
@@ -155,17 +156,11 @@ def _where_is(key: str, spec: SweepSpec, source: str) -> str | None:
 
 def _validation_error(exc: TopoError, spec: SweepSpec, source: str, name: str) -> TopoError:
     """A validation message re-addressed to the spec's key."""
-    text = str(exc)
-    match = re.match(r"^--([a-z][a-z-]*): (.*)$", text)
-    where = None
-    if match:
-        key = match.group(1).replace("-", "_")
-        section = _where_is(key, spec, source)
+    if isinstance(exc, OptionError):
+        section = _where_is(exc.option, spec, source)
         if section is not None:
-            where = f"{section} {key}: {match.group(2)} (run {name})"
-    if where is None:
-        where = f"run {name} ({source}): {text}"
-    return TopoError(where, path=spec.path)
+            return TopoError(f"{section} {exc.option}: {exc.problem} (run {name})", path=spec.path)
+    return TopoError(f"run {name} ({source}): {exc}", path=spec.path)
 
 
 def expand_grid(spec: SweepSpec, *, notes: list[str] | None = None) -> list[SweepRun]:

@@ -291,7 +291,7 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
             if n_out * n_in > DENSE_LIMIT * 16:
                 raise TopoError(
                     f"a layer of {n_out} x {n_in} weights needs {n_out * n_in * 4 / 1e9:.1f} GB as a dense matrix "
-                    "under --backend masked; use --backend sparse"
+                    "under backend 'masked'; use backend 'sparse'"
                 )
         return build_model(shapes, None if masks is None else [_dense_bool(m) for m in masks], seed=seed), [
             "masked"
@@ -304,7 +304,7 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
             if kind != "sparse":
                 raise TopoError(
                     f"a layer of {n_out} x {n_in} weights is too large to train as a dense masked matrix; "
-                    "use --backend sparse"
+                    "use backend 'sparse'"
                 )
             if method is not None and method not in _STREAMED:
                 raise TopoError(

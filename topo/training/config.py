@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 from topo.errors import TopoError
 from topo.training.backends import BACKENDS
-from topo.training.schema import OptionField, check_value, coerce_value, option, option_fields
+from topo.training.schema import OptionError, OptionField, check_value, coerce_value, option, option_fields
 
 __all__ = [
     "TrainConfig",
@@ -74,7 +74,7 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
 
     Raises
     ------
-    TopoError
+    OptionError
         If a width is not a positive integer.
 
     Examples
@@ -84,10 +84,10 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
     >>> parse_hidden("300,0")
     Traceback (most recent call last):
     ...
-    topo.errors.TopoError: hidden: widths must be positive integers, got 0
+    topo.training.schema.OptionError: hidden widths must be positive integers, got 0
     """
     if isinstance(text, bool) or not isinstance(text, (int, str, tuple, list)):
-        raise TopoError(f"hidden: expected widths such as [256, 256] or \"256,256\", got {text!r}")
+        raise OptionError("hidden", f"must be widths such as [256, 256] or \"256,256\", got {text!r}")
     if isinstance(text, int):
         values = [text]
     elif isinstance(text, (tuple, list)):
@@ -99,10 +99,10 @@ def parse_hidden(text: str | int | tuple | list) -> tuple[int, ...]:
             try:
                 values.append(int(part))
             except ValueError:
-                raise TopoError(f"hidden: {part!r} is not an integer width (expected e.g. 300,100)") from None
+                raise OptionError("hidden", f"{part!r} is not an integer width (expected e.g. 300,100)") from None
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or int(value) < 1:
-            raise TopoError(f"hidden: widths must be positive integers, got {value!r}")
+            raise OptionError("hidden", f"widths must be positive integers, got {value!r}")
     return tuple(int(v) for v in values)
 
 
@@ -120,7 +120,7 @@ def parse_density_map(value: str | Mapping[str, Any]) -> dict[str, float]:
 
     Raises
     ------
-    TopoError
+    OptionError
         If the text is not JSON or the value not a mapping of numbers.
 
     Examples
@@ -132,19 +132,19 @@ def parse_density_map(value: str | Mapping[str, Any]) -> dict[str, float]:
     >>> parse_density_map({"fc1": "dense"})
     Traceback (most recent call last):
     ...
-    topo.errors.TopoError: density_map: expected a table of layer = density, got {'fc1': 'dense'}
+    topo.training.schema.OptionError: density_map must be a table of layer = density, got {'fc1': 'dense'}
     """
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise TopoError(
-                f"--density-map: not valid JSON ({exc.msg}); expected e.g. '{{\"fc1\": 0.2, \"fc3\": 1.0}}'"
+            raise OptionError(
+                "density_map", f"is not valid JSON ({exc.msg}); expected e.g. '{{\"fc1\": 0.2, \"fc3\": 1.0}}'"
             ) from None
     if not isinstance(value, Mapping) or not all(
         isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()
     ):
-        raise TopoError(f"density_map: expected a table of layer = density, got {value!r}")
+        raise OptionError("density_map", f"must be a table of layer = density, got {value!r}")
     return {str(k): float(v) for k, v in value.items()}
 
 
@@ -273,7 +273,8 @@ class _CoreConfig:
         Raises
         ------
         TopoError
-            Naming the first option that is out of range (as its flag, ``--name``).
+            Naming the first option that is out of range as its field (an
+            :class:`~topo.training.schema.OptionError` where one option is at fault).
         """
         for item in training_options():
             check_value(item.name, item.type, item.spec, getattr(self, item.name))
@@ -283,15 +284,16 @@ class _CoreConfig:
             if is_prior_spec(str(self.init)):
                 parse_prior(str(self.init))  # a bad prior fails here, before any training
                 if self.profile != "random" or self.cv is not None:
-                    raise TopoError(f"init {self.init}: a prior replaces the fan-in profile; drop profile/cv")
+                    raise OptionError("init", f"{self.init!r} is a prior, which replaces the fan-in profile; drop profile/cv")
             elif not str(self.init).startswith(("equilibrium:", "masks:")):
-                raise TopoError(
-                    f"--init: expected equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P, ba:m=M or brf:r=R, got {self.init!r}"
+                raise OptionError(
+                    "init",
+                    f"must be equilibrium:RUN_OR_FILE, masks:CHECKPOINT, ws:k=K,p=P, ba:m=M or brf:r=R, got {self.init!r}",
                 )
         if self.density_map:
             for key, value in self.density_map.items():
                 if not (0.0 < value <= 1.0):
-                    raise TopoError(f"density_map: density of {key!r} must be in (0, 1], got {value!r}")
+                    raise OptionError("density_map", f"density of {key!r} must be in (0, 1], got {value!r}")
         from topo.training.algorithms import get_algorithm_class
 
         get_algorithm_class(self.method).check_config(self)
@@ -408,7 +410,7 @@ else:
                 ">>> TrainConfig(lr=0.0).validate()\n"
                 "Traceback (most recent call last):\n"
                 "...\n"
-                "topo.errors.TopoError: ...lr: 0.0 is outside (0, inf)\n"
+                "topo.training.schema.OptionError: lr must be in (0, inf), got 0.0\n"
             ),
             "__module__": __name__,
         },

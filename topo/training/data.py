@@ -356,7 +356,7 @@ def _load_path(path: Path, name: str, *, label_column, test_fraction, val_fracti
     if path.is_dir():
         raise TopoError(
             f"a folder, not a data file: to read a data set from it, name the data set "
-            f"({', '.join(DATASETS)}) and pass this folder as the data folder (--data-dir)",
+            f"({', '.join(DATASETS)}) and pass this folder as the data folder (data_dir)",
             path=path,
         )
     if not path.is_file():

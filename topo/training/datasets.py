@@ -242,7 +242,7 @@ def _missing_message(name: str, missing: Sequence[str], folders: Sequence[Path])
         return text + emnist_instructions(name, folders[0], list_files=False)
     return (
         text
-        + f"run `topo data download {name}` (or pass --data-dir / set TOPO_DATA_DIR to a folder that has them)"
+        + f"run `topo data download {name}` (or point data_dir or TOPO_DATA_DIR at a folder that has them)"
     )
 
 

@@ -120,7 +120,7 @@ def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict
         per_layer[name] = {"profile": "lognormal", "cv": cv}
     if not per_layer:
         raise TopoError(
-            f"--init: the profile names none of this network's layers ({', '.join(names)}); it has {', '.join(profile) or 'none'}"
+            f"init: the profile names none of this network's layers ({', '.join(names)}); it has {', '.join(profile) or 'none'}"
         )
     return per_layer
 
@@ -163,13 +163,13 @@ def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names
     topology = load(path, weights=False)
     if len(topology) != len(shapes):
         raise TopoError(
-            f"--init masks: the checkpoint has {len(topology)} layers, the network {len(shapes)}", path=path
+            f"init masks: the checkpoint has {len(topology)} layers, the network {len(shapes)}", path=path
         )
     masks: list[np.ndarray] = []
     for layer, shape, name in zip(topology, shapes, names):
         if tuple(layer.shape) != tuple(shape):
             raise TopoError(
-                f"--init masks: layer {layer.name} is {layer.shape[0]}x{layer.shape[1]} ([out, in]), "
+                f"init masks: layer {layer.name} is {layer.shape[0]}x{layer.shape[1]} ([out, in]), "
                 f"the network's {name} is {shape[0]}x{shape[1]}",
                 path=path,
             )

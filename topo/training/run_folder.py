@@ -48,6 +48,7 @@ from topo.topology import Topology
 from topo.training.config import TrainConfig, config_identity
 
 __all__ = [
+    "RunFolderTaken",
     "STATE_FILE",
     "STATE_FORMAT",
     "STATE_VERSION",
@@ -360,13 +361,21 @@ def run_contents(run_dir: Path) -> list[Path]:
     return [entry for entry in run_dir.iterdir() if not is_lock_file(entry.name)]
 
 
+class RunFolderTaken(TopoError):
+    """A new run was to be written into a folder that already holds one.
+
+    The fix is to resume that run or to train into another folder; a command line
+    names its own ways of doing either.
+    """
+
+
 def check_fresh(run_dir: Path) -> None:
     """Refuse to train into a folder that holds anything (besides the lock and dead temporaries).
 
     Raises
     ------
     TopoError
-        If ``run_dir`` is a file or a folder with contents.
+        If ``run_dir`` is a file; :class:`RunFolderTaken` if it is a folder with contents.
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise TopoError("expected a run folder, found a file", path=run_dir)
@@ -374,13 +383,13 @@ def check_fresh(run_dir: Path) -> None:
     if not run_contents(run_dir):
         return
     if (run_dir / RUN_CONFIG).is_file() and not (run_dir / STATE_FILE).is_file():
-        raise TopoError(
-            f"the folder holds a run stopped before its first epoch ended; restart it with "
-            f"topo train --resume {run_dir}, or choose another --out",
+        raise RunFolderTaken(
+            "the folder holds a run stopped before its first epoch ended; resume it (it restarts from "
+            "the beginning) or choose another run folder",
             path=run_dir,
         )
-    raise TopoError(
-        "the run folder already exists and is not empty; resume it with --resume or choose another --out",
+    raise RunFolderTaken(
+        "the run folder already exists and is not empty; resume it or choose another run folder",
         path=run_dir,
     )
 
@@ -407,7 +416,7 @@ def check_run_meta(meta: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, An
         if not run_contents(run_dir):
             raise TopoError(
                 f"not a run written by topo train: the folder is empty (a run stopped before it began?); "
-                f"start one with topo train --out {run_dir}",
+                "train into it to start one",
                 path=run_dir,
             )
         raise TopoError("not a run written by topo train (no run.json)", path=run_dir)

@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 from topo.errors import TopoError
 
 __all__ = [
+    "OptionError",
     "Option",
     "option",
     "option_of",
@@ -37,6 +38,36 @@ __all__ = [
 
 #: the metadata key under which a field keeps its :class:`Option`
 METADATA_KEY = "topo.option"
+
+
+class OptionError(TopoError):
+    """A training option has a value it cannot take.
+
+    The message names the option as the configuration field that ``TrainConfig``, a
+    sweep's TOML and ``run.json`` share (``"sparsity must be in [0, 1), got 1.5"``), not
+    as a command-line flag; a command line that set the option from a flag can name the
+    flag instead, from :attr:`option` and :attr:`problem`.
+
+    Parameters
+    ----------
+    option : str
+        The option's name, e.g. ``"sparsity"``.
+    problem : str
+        What is wrong, worded to follow the name: ``"must be in [0, 1), got 1.5"``.
+
+    Examples
+    --------
+    >>> error = OptionError("sparsity", "must be in [0, 1), got 1.5")
+    >>> str(error)
+    'sparsity must be in [0, 1), got 1.5'
+    >>> error.option, error.problem
+    ('sparsity', 'must be in [0, 1), got 1.5')
+    """
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option} {problem}")
 
 
 @dataclass(frozen=True)
@@ -55,7 +86,7 @@ class Option:
         Allowed strings, or a function returning them (read from a registry when asked,
         so a method or profile registered later is allowed).
     choice_noun : str
-        What a choice is called in errors (``"unknown method 'x'"``).
+        What a choice is called in errors (``"method must be a known method (...), got 'x'"``).
     metavar : str, optional
         Placeholder for the value in ``--help``.
     parse : callable, optional
@@ -304,7 +335,7 @@ def check_value(name: str, kind: Any, spec: Option, value: Any) -> None:
     Parameters
     ----------
     name : str
-        The option's name (errors name it as its flag, ``--name``).
+        The option's name (errors name it so, as the configuration field).
     kind : type
         The option's annotation.
     spec : Option
@@ -313,8 +344,8 @@ def check_value(name: str, kind: Any, spec: Option, value: Any) -> None:
 
     Raises
     ------
-    TopoError
-        ``--name: ...``, saying what is wrong.
+    OptionError
+        ``"<name> must be ..., got ..."``, saying what is wrong.
 
     Examples
     --------
@@ -324,40 +355,38 @@ def check_value(name: str, kind: Any, spec: Option, value: Any) -> None:
     >>> check_value("lr", float, spec, 0.0)
     Traceback (most recent call last):
     ...
-    topo.errors.TopoError: ...lr: 0.0 is outside (0, inf)
+    topo.training.schema.OptionError: lr must be in (0, inf), got 0.0
     >>> check_value("optimizer", str, Option(help="", choices=("sgd", "adam")), "lbfgs")
     Traceback (most recent call last):
     ...
-    topo.errors.TopoError: ...optimizer: 'lbfgs' is not one of sgd, adam
+    topo.training.schema.OptionError: optimizer must be one of (sgd, adam), got 'lbfgs'
     """
-    label = flag_name(name)
     inner, optional = value_type(kind)
     if value is None:
         if optional:
             return
-        raise TopoError(f"{label}: must be set")
+        raise OptionError(name, "must be set")
     allowed = spec.allowed()
     if allowed is not None:
         if value not in allowed:
-            if spec.choice_noun:
-                raise TopoError(f"{label}: unknown {spec.choice_noun} {value!r}; known: {', '.join(allowed)}")
-            raise TopoError(f"{label}: {value!r} is not one of {', '.join(allowed)}")
+            noun = f"a known {spec.choice_noun}" if spec.choice_noun else "one of"
+            raise OptionError(name, f"must be {noun} ({', '.join(allowed)}), got {value!r}")
         return
     if inner is int and not isinstance(value, bool):
         if int(value) != value or (spec.low is not None and value < spec.low):
             if spec.low == 1:
-                raise TopoError(f"{label}: must be a positive integer, got {value!r}")
+                raise OptionError(name, f"must be a positive integer, got {value!r}")
             if spec.low == 0:
-                raise TopoError(f"{label}: must be a non-negative integer, got {value!r}")
-            raise TopoError(f"{label}: must be an integer of at least {spec.low}, got {value!r}")
+                raise OptionError(name, f"must be a non-negative integer, got {value!r}")
+            raise OptionError(name, f"must be an integer of at least {spec.low}, got {value!r}")
         if spec.high is not None and value > spec.high:
-            raise TopoError(f"{label}: must be an integer of at most {spec.high}, got {value!r}")
+            raise OptionError(name, f"must be an integer of at most {spec.high}, got {value!r}")
         return
     if inner is float:
         number = float(value)
         if not math.isfinite(number) or _outside(number, spec):
             where = describe_range(spec) or "(-inf, inf)"
-            raise TopoError(f"{label}: {value!r} is outside {where}")
+            raise OptionError(name, f"must be in {where}, got {value!r}")
 
 
 def _describe(value: Any) -> str:
@@ -408,8 +437,8 @@ def coerce_value(name: str, kind: Any, spec: Option, value: Any, where: str) -> 
     if spec.parse is not None:
         try:
             return spec.parse(value)
-        except TopoError as exc:
-            raise TopoError(f"{label}: {str(exc).split(': ', 1)[-1]}") from None
+        except OptionError as exc:
+            raise TopoError(f"{label}: {exc.problem}") from None
     if typing.get_origin(inner) is dict:
         if not isinstance(value, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()

@@ -181,7 +181,8 @@ class Algorithm:
         Raises
         ------
         TopoError
-            Naming the option (as ``--name``) that does not suit this method.
+            Naming the option (as its configuration field, ``name``) that does not suit
+            this method; :class:`~topo.training.schema.OptionError` where one option is at fault.
         """
 
     def __init__(self, **options: Any) -> None:

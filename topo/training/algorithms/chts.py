@@ -66,7 +66,7 @@ import numpy as np
 from topo.errors import TopoError
 from topo.training.algorithms.base import register
 from topo.training.algorithms.rigl import RigL
-from topo.training.schema import option
+from topo.training.schema import OptionError, option
 
 __all__ = ["CHTs", "ch2_l3n_scores", "inverse_temperature", "chain_removal", "soft_removal", "regrow"]
 
@@ -268,9 +268,9 @@ class CHTs(RigL):
                  chain_removal: bool = True) -> None:
         if chts_beta_schedule not in BETA_SCHEDULES:
             raise TopoError(f"chts_beta_schedule: expected one of {', '.join(BETA_SCHEDULES)}, got {chts_beta_schedule!r}")
-        for name, value in (("chts-beta-start", chts_beta_start), ("chts-beta-end", chts_beta_end)):
+        for name, value in (("chts_beta_start", chts_beta_start), ("chts_beta_end", chts_beta_end)):
             if not float(value) >= 0.0:
-                raise TopoError(f"--{name} must be >= 0, got {value!r}")
+                raise OptionError(name, f"must be >= 0, got {value!r}")
         super().__init__(update_every=update_every, drop_fraction=drop_fraction, end_fraction=end_fraction)
         self.options.update(chts_beta_start=float(chts_beta_start), chts_beta_end=float(chts_beta_end),
                             chts_beta_schedule=str(chts_beta_schedule), chain_removal=bool(chain_removal))

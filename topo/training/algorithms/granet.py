@@ -38,7 +38,7 @@ from topo.errors import TopoError
 from topo.training.algorithms.base import Algorithm, cosine_drop_fraction, register
 from topo.training.algorithms.prune import magnitude_prune
 from topo.training.algorithms.rigl import rigl_update
-from topo.training.schema import option
+from topo.training.schema import OptionError, option
 
 __all__ = ["GraNet", "cubic_sparsity"]
 
@@ -67,12 +67,12 @@ class GraNet(Algorithm):
                  drop_fraction: float = 0.3, end_fraction: float = 0.75, initial_sparsity: float = 0.5) -> None:
         if int(update_every) < 1:
             raise TopoError(f"update_every must be a positive number of steps, got {update_every!r}")
-        for name, value in (("drop-fraction", drop_fraction), ("end-fraction", end_fraction)):
+        for name, value in (("drop_fraction", drop_fraction), ("end_fraction", end_fraction)):
             if not 0.0 <= float(value) <= 1.0:
-                raise TopoError(f"--{name} must be in [0, 1], got {value!r}")
+                raise OptionError(name, f"must be in [0, 1], got {value!r}")
         if not 0.0 <= float(initial_sparsity) <= float(sparsity) < 1.0:
-            raise TopoError(
-                f"--initial-sparsity must be in [0, --sparsity], got {initial_sparsity!r} with --sparsity {sparsity!r}"
+            raise OptionError(
+                "initial_sparsity", f"must be in [0, sparsity], got {initial_sparsity!r} with sparsity {sparsity!r}"
             )
         super().__init__(
             sparsity=float(sparsity), dense_output=bool(dense_output), update_every=int(update_every),
@@ -93,9 +93,10 @@ class GraNet(Algorithm):
     def check_config(cls, config: Any) -> None:
         """The start must not be sparser than the target."""
         if config.initial_sparsity > config.sparsity:
-            raise TopoError(
-                f"--initial-sparsity: {config.initial_sparsity!r} is above --sparsity {config.sparsity!r}; "
-                "granet prunes from the initial sparsity to the target"
+            raise OptionError(
+                "initial_sparsity",
+                f"{config.initial_sparsity!r} is above sparsity {config.sparsity!r}; "
+                "granet prunes from the initial sparsity to the target",
             )
 
     # -- schedule -------------------------------------------------------------------
