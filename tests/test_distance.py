@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import linear_sum_assignment
 
 import topo
-from topo.analysis.distance import _labels_in_a, layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
+from topo.analysis.distance import labels_in_a, layer_cost_matrix, mask_turnover, nnstd, nnstd_matrix
 from topo.runs import load_masks
 from topo.errors import TopoError
 
@@ -438,7 +438,7 @@ def test_solvers_agree_with_each_other_and_reach_the_optimum(seed):
             mask_a, mask_b = padded_a, relabelled
         optimum = plain_nnstd([mask_a], [mask_b])[1][0]
         assert dense.layer_distances[k] == pytest.approx(optimum, abs=1e-12)
-        label = _labels_in_a(dense.matchings[k], masks_b[k].shape[0])
+        label = labels_in_a(dense.matchings[k], masks_b[k].shape[0])
 
 
 def test_self_distance_is_zero_with_duplicate_and_empty_neurons():

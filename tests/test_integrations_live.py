@@ -268,10 +268,10 @@ def test_errors_are_topo_errors():
 
 
 def test_live_tensors_are_read_as_views_not_copies():
-    from topo.integrations.live import _numpy_of
+    from topo.formats.memory import tensor_values
 
     layer = nn.Linear(5, 4)
-    array = _numpy_of(layer.weight)
+    array = tensor_values(layer.weight)
     assert array.ctypes.data == layer.weight.data_ptr()  # the same memory, no copy
     with torch.no_grad():
         layer.weight[0, 0] = 3.5

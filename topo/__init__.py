@@ -39,7 +39,7 @@ from topo.checkpoint import (
     save_checkpoint,
 )
 from topo.errors import TopoError
-from topo.formats import load
+from topo.integrations.live import load
 from topo.graph import to_igraph, to_networkx, write_edgelist, write_gexf, write_graphml
 from topo.topology import Layer, Topology
 

@@ -26,6 +26,8 @@ __all__ = [
     "fan_out",
     "coefficient_of_variation",
     "fan_in_cv",
+    "present_neurons",
+    "active_widths",
     "LayerDegree",
     "NetworkDegree",
     "layer_degree",
@@ -152,7 +154,7 @@ def fan_in_cv(topology: Topology, *, present_only: bool = False) -> list[float]:
     topology : Topology
     present_only : bool
         Leave out the neurons a method removed (no input and no output; see
-        :func:`topo.analysis.exploration.present_neurons`), so that a layer whose
+        :func:`present_neurons`), so that a layer whose
         active width shrank is measured over the neurons it still has.
 
     Returns
@@ -171,8 +173,6 @@ def fan_in_cv(topology: Topology, *, present_only: bool = False) -> list[float]:
     """
     if not present_only:
         return [coefficient_of_variation(layer.fan_in) for layer in topology]
-    from topo.analysis.exploration import present_neurons
-
     return [coefficient_of_variation(layer.fan_in[present]) for layer, present in zip(topology, present_neurons(topology))]
 
 
@@ -345,3 +345,49 @@ def summarise_degrees(
         dense_layers=tuple(d.name for d, flag in zip(per_layer, dense) if flag),
         include_dense=bool(include_dense),
     )
+
+
+def present_neurons(topology: Topology) -> list[np.ndarray]:
+    """Per layer, a bool array over its output neurons: present (an input or an output).
+
+    A neuron of the last layer (a network output) is present when it has an input.
+
+    Parameters
+    ----------
+    topology : Topology
+
+    Returns
+    -------
+    list of numpy.ndarray of bool
+        One ``[n_out]`` array per layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
+    >>> [present.tolist() for present in present_neurons(net)]
+    [[True, False, True], [True]]
+    """
+    layers = list(topology)
+    present = []
+    for k, layer in enumerate(layers):
+        has_input = layer.fan_in > 0
+        if k + 1 < len(layers) and layers[k + 1].n_in == layer.n_out:
+            has_input = has_input | (layers[k + 1].fan_out > 0)
+        present.append(np.asarray(has_input, dtype=bool))
+    return present
+
+
+def active_widths(topology: Topology) -> list[int]:
+    """Per layer, the number of its output neurons that are present (see :func:`present_neurons`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
+    >>> net.widths, active_widths(net)
+    ([2, 3, 1], [2, 1])
+    """
+    return [int(p.sum()) for p in present_neurons(topology)]

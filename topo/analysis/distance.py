@@ -84,6 +84,7 @@ __all__ = [
     "nnstd_matrix",
     "masks_only",
     "mask_turnover",
+    "labels_in_a",
     "layer_cost_matrix",
     "tie_keys",
     "TIE_BREAKS",
@@ -133,7 +134,7 @@ class NNSTDResult:
         where network 1 is wider and neuron ``i`` has no partner.
     active_widths : list of (int, int)
         Per layer, the output neurons present in network 1 and in network 2 (with an
-        input or an output; :func:`topo.analysis.exploration.present_neurons`). Where
+        input or an output; :func:`topo.analysis.degree.present_neurons`). Where
         a method removed neurons these are below the widths: a removed neuron is an
         empty input set, 0 apart from another removed neuron and 1 from any present
         one, and the layer distance still divides by network 1's full width.
@@ -699,13 +700,33 @@ def _by_index(a: sp.csr_matrix, b: sp.csr_matrix) -> tuple[float, np.ndarray]:
     return float(cost.sum()) + float(n_a - m), match
 
 
-def _labels_in_a(match: np.ndarray, width_b: int) -> np.ndarray:
+def labels_in_a(match: np.ndarray, width_b: int) -> np.ndarray:
     """For each neuron of network 2, its label in network 1's index space.
 
     ``match[i]`` is network 2's neuron matched to network 1's neuron ``i`` (-1: none);
     that neuron gets label ``i``. Network 2's neurons without a partner (network 2
     wider) keep their relative order as labels ``n_1, n_1 + 1, ...``, which no neuron
-    of network 1 has.
+    of network 1 has. With it, indices of network 2's neurons (its hubs, say) can be
+    compared with network 1's after an NNSTD matching.
+
+    Parameters
+    ----------
+    match : numpy.ndarray of int
+        One layer's matching, ``NNSTDResult.matchings[k]``: ``[n_1]``, network 2's
+        neuron for each of network 1's, or -1.
+    width_b : int
+        Network 2's number of neurons in that layer.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        ``[width_b]``: each of network 2's neurons' label.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels_in_a(np.array([2, 0, -1]), 4).tolist()
+    [1, 3, 0, 4]
     """
     label = np.full(width_b, -1, dtype=np.int64)
     matched = match >= 0
@@ -720,9 +741,9 @@ def _relabel_inputs(mask_b: sp.csr_matrix, match: np.ndarray, width: int) -> sp.
 
     Input ``j`` becomes the neuron of network 2 matched to network 1's neuron ``j``;
     network 2's unmatched neurons become extra inputs past network 1's width, so they
-    count in ``|b|`` but never in an intersection (see :func:`_labels_in_a`).
+    count in ``|b|`` but never in an intersection (see :func:`labels_in_a`).
     """
-    label = _labels_in_a(match, mask_b.shape[1])
+    label = labels_in_a(match, mask_b.shape[1])
     data = np.ones(mask_b.indices.size, dtype=np.int32)
     return sp.csr_matrix((data, label[mask_b.indices], mask_b.indptr), shape=(mask_b.shape[0], width))
 
@@ -851,8 +872,7 @@ def nnstd(
         matchings.append(match)
         previous = match
         report(k + 1, n_layers)
-    from topo.analysis.degree import is_dense, summary_layers
-    from topo.analysis.exploration import active_widths
+    from topo.analysis.degree import active_widths, is_dense, summary_layers
 
     dense = [is_dense(layer_a) and is_dense(layer_b) for layer_a, layer_b in zip(a, b)]
     kept = summary_layers(dense, include_dense=include_dense)

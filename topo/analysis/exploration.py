@@ -34,57 +34,12 @@ from typing import Any, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from topo.analysis.degree import active_widths, present_neurons  # re-exported: first defined here
 from topo.analysis.drift import checkpoint_labels
 from topo.errors import TopoError
 from topo.topology import Topology
 
 __all__ = ["ExplorationResult", "exploration", "present_neurons", "active_widths"]
-
-
-def present_neurons(topology: Topology) -> list[np.ndarray]:
-    """Per layer, a bool array over its output neurons: present (an input or an output).
-
-    A neuron of the last layer (a network output) is present when it has an input.
-
-    Parameters
-    ----------
-    topology : Topology
-
-    Returns
-    -------
-    list of numpy.ndarray of bool
-        One ``[n_out]`` array per layer.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from topo import Topology
-    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
-    >>> [present.tolist() for present in present_neurons(net)]
-    [[True, False, True], [True]]
-    """
-    layers = list(topology)
-    present = []
-    for k, layer in enumerate(layers):
-        has_input = layer.fan_in > 0
-        if k + 1 < len(layers) and layers[k + 1].n_in == layer.n_out:
-            has_input = has_input | (layers[k + 1].fan_out > 0)
-        present.append(np.asarray(has_input, dtype=bool))
-    return present
-
-
-def active_widths(topology: Topology) -> list[int]:
-    """Per layer, the number of its output neurons that are present (see :func:`present_neurons`).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from topo import Topology
-    >>> net = Topology.from_masks([np.array([[1, 1], [0, 0], [1, 0]]), np.array([[1, 0, 1]])])
-    >>> net.widths, active_widths(net)
-    ([2, 3, 1], [2, 1])
-    """
-    return [int(p.sum()) for p in present_neurons(topology)]
 
 
 @dataclass

@@ -215,9 +215,9 @@ def hub_overlap(
         hubs_a = hub_indices(layer_a, fraction=fraction, rule=rule, z=z)
         hubs_b = hub_indices(layer_b, fraction=fraction, rule=rule, z=z)
         if matchings is not None:
-            from topo.analysis.distance import _labels_in_a
+            from topo.analysis.distance import labels_in_a
 
-            hubs_b = _labels_in_a(matchings[k], layer_b.n_out)[hubs_b]
+            hubs_b = labels_in_a(matchings[k], layer_b.n_out)[hubs_b]
         overlaps.append(jaccard(hubs_a, hubs_b))
     return overlaps
 

@@ -75,9 +75,10 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
 
     Parameters
     ----------
-    path : path-like, binary file object, state dict or torch.nn.Module
-        Objects that are not paths go to :func:`topo.integrations.live.load_object`
-        (a ``BytesIO`` of a checkpoint, a state dict, a live module).
+    path : path-like, binary file object or state dict
+        Objects that are not paths go to :func:`topo.formats.memory.load_object`
+        (a ``BytesIO`` of a checkpoint, a state dict); :func:`topo.load` also reads a
+        live ``torch.nn.Module``.
         A checkpoint file, or a folder that one reader understands (a topo run folder
         gives its last checkpoint). Besides topo's own checkpoints: PyTorch files
         (``.pt``/``.pth``/``.bin``/``.ckpt``, read by an inert unpickler: no torch, no code run),
@@ -112,7 +113,7 @@ def load(path: str | os.PathLike, *, format: str | None = None, **options: Any) 
     (['fc1', 'fc2'], [3, 3, 2], 9)
     """
     if not isinstance(path, (str, os.PathLike)):
-        from topo.integrations.live import load_object
+        from topo.formats.memory import load_object
 
         return load_object(path, format=format, **options)
     path = Path(path)

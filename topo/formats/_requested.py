@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterable, Mapping
 
-__all__ = ["tfmot_targets", "nni_targets", "sparseml_targets", "parse_recipe", "yaml_available", "match_layers"]
+__all__ = ["tfmot_targets", "with_tfmot_targets", "nni_targets", "sparseml_targets", "parse_recipe", "yaml_available", "match_layers"]
 
 _MAX_DEPTH = 64
 
@@ -314,3 +314,35 @@ def sparseml_targets(recipe: Any, params: list[str], names: list[str]) -> dict[s
                     out[name] = target
                     break
     return out
+
+
+def with_tfmot_targets(topology: Any, config: Any) -> Any:
+    """The topology with ``info["requested_sparsity"]`` from the config's tfmot pruning wrappers.
+
+    Both Keras readers (``.keras`` archives and Keras 2 HDF5 files) call it with the
+    model config they read.
+
+    Parameters
+    ----------
+    topology : Topology
+    config : dict or None
+        The Keras model config; None leaves the topology as it is.
+
+    Returns
+    -------
+    Topology
+        ``topology`` itself where no layer asks for a sparsity, else a copy whose
+        ``info["requested_sparsity"]`` maps layer name -> target sparsity.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(2)], names=["dense"])
+    >>> with_tfmot_targets(net, None) is net
+    True
+    """
+    if config is None:
+        return topology
+    requested = match_layers(tfmot_targets(config), topology.names)
+    return topology.with_info(requested_sparsity=requested) if requested else topology

@@ -70,6 +70,7 @@ from topo.formats._assemble import (
     read_head,
     reading,
 )
+from topo.formats._requested import with_tfmot_targets  # re-exported: first defined here
 from topo.topology import Topology
 from topo.values import natural_key
 
@@ -652,11 +653,3 @@ def read(
             keep_order="names" not in notes,
         )
         return with_tfmot_targets(topology, config)
-
-
-def with_tfmot_targets(topology: Topology, config: Any) -> Topology:
-    """The topology with ``info["requested_sparsity"]`` from the config's tfmot pruning wrappers."""
-    from topo.formats._requested import match_layers, tfmot_targets
-
-    requested = match_layers(tfmot_targets(config), topology.names) if config is not None else {}
-    return topology.with_info(requested_sparsity=requested) if requested else topology

@@ -185,7 +185,7 @@ def read(
             warnings=warnings,
             skipped=skipped,
         )
-        from topo.formats.keras3 import with_tfmot_targets
+        from topo.formats._requested import with_tfmot_targets
 
         return with_tfmot_targets(topology, config)
 

@@ -37,61 +37,22 @@ accelerator are copied to the CPU, which cannot be avoided.
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
-import tempfile
+import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 from topo.errors import TopoError
+from topo.formats.memory import from_file_object, from_state_dict, state_records, tensor_values
 from topo.topology import Topology
 from topo.training.masking import MASK_BUFFER  # re-exported: the name users met here first
 
-__all__ = ["from_module", "from_state_dict", "from_file_object", "load_object", "MASK_BUFFER"]
+# from_state_dict and from_file_object are read by topo.formats.memory; re-exported here,
+# where users met them first
+__all__ = ["from_module", "from_state_dict", "from_file_object", "load", "load_object", "MASK_BUFFER"]
 
 _RECURRENT_RE = re.compile(r"^weight_(ih|hh|hr)_l\d+(_reverse)?$")
-
-
-def _cpu_view(tensor):
-    """A detached CPU tensor sharing memory with ``tensor`` where it already is on the CPU."""
-    t = tensor.detach()
-    return t if t.device.type == "cpu" else t.cpu()
-
-
-def _numpy_of(tensor):
-    """A live tensor's values as numpy (a view for CPU float32/64 and integer tensors) or CSR."""
-    import scipy.sparse as sp
-    import torch
-
-    t = _cpu_view(tensor)
-    if t.is_quantized:
-        t = t.dequantize()
-    if t.layout != torch.strided:
-        if t.layout == torch.sparse_csr:
-            return sp.csr_matrix(
-                (_dense_numpy(t.values()), t.col_indices().numpy(), t.crow_indices().numpy()), shape=tuple(t.shape)
-            )
-        coo = (t if t.layout == torch.sparse_coo else t.to_sparse_coo()).coalesce()
-        index = coo.indices().numpy()
-        return sp.coo_matrix((_dense_numpy(coo.values()), (index[0], index[1])), shape=tuple(t.shape)).tocsr()
-    return _dense_numpy(t)
-
-
-def _dense_numpy(t):
-    import torch
-
-    if t.dtype in (torch.bfloat16, torch.float16) or "float8" in str(t.dtype):
-        t = t.float()  # numpy has no bfloat16: the one place a copy is made
-    return t.numpy()
-
-
-def _stored(tensor):
-    """A live tensor as the PyTorch reader's tensor record, read lazily (and without a copy)."""
-    from topo.formats._unpickle import StoredTensor
-
-    layout = str(tensor.layout).removeprefix("torch.")
-    dtype_name = str(tensor.dtype).removeprefix("torch.")
-    return StoredTensor(tuple(tensor.shape), dtype_name, layout, lambda: _numpy_of(tensor))
 
 
 def _is_hf_conv1d(module) -> bool:
@@ -304,7 +265,7 @@ def from_module(
                     del local[key]
             if not any(value.dim() >= 2 for value in local.values()):
                 continue
-            found, _facts, notes = state_dict_tensors(_as_record(local), source=label)
+            found, _facts, notes = state_dict_tensors(state_records(local), source=label)
             warnings.extend(f"{name}: {note}" for note in notes)
             mask = getattr(sub, MASK_BUFFER, None)
             if mask is None:
@@ -328,7 +289,7 @@ def from_module(
                 if rest in ("weight", "weight_orig") or _RECURRENT_RE.match(rest) or spec["kind"] == "attention":
                     t.name = name if rest == "weight" else f"{name}.{rest.removesuffix('_weight')}"
                 if mask is not None and rest == "weight":
-                    t.mask = _numpy_of(mask)
+                    t.mask = tensor_values(mask)
                     t.note = "topo mask"
             tensors.extend(found)
     if tied:
@@ -348,137 +309,10 @@ def from_module(
     )
 
 
-def _as_record(value):
-    """A state-dict value as the PyTorch reader's tensor record: torch tensors and numeric
-    arrays (numpy, jax, ...) alike, without a copy; other values as they are."""
-    import sys
-
-    import numpy as np
-
+def _is_module(obj: Any) -> bool:
+    # torch is loaded by whoever made a module, so a module is recognised without importing it
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        return _stored(value)
-    if isinstance(value, Mapping):
-        return {k: _as_record(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)) and value and not isinstance(value[0], (int, float, bool, str)):
-        return type(value)(_as_record(v) for v in value)
-    if isinstance(value, (str, bytes, bool, int, float)) or value is None:
-        return value
-    try:
-        array = np.asarray(value)
-    except Exception:
-        return value
-    if array.dtype.kind not in "biuf":
-        return value
-    from topo.formats._unpickle import StoredTensor
-
-    return StoredTensor(array.shape, array.dtype.name, "strided", lambda: array)
-
-
-def from_state_dict(
-    mapping: Mapping[str, Any],
-    *,
-    weights: bool = True,
-    layers: str | None = None,
-    name: str = "state dict",
-) -> Topology:
-    """Read a state dict (or any mapping of names to tensors or arrays) as a Topology.
-
-    The rules are the PyTorch reader's: ``X.weight_orig`` + ``X.weight_mask``
-    (``torch.nn.utils.prune``), parametrizations with their masks (``torch.ao``), a
-    checkpoint dictionary holding the state dict under ``state_dict`` / ``model`` ...
-    with ``masks`` beside it, layers in the mapping's order.
-
-    Parameters
-    ----------
-    mapping : mapping
-        Names to ``torch.Tensor``, numpy arrays or array-likes (e.g. jax arrays); nested
-        mappings are flattened with dotted names.
-    weights : bool
-        Keep weight values (False keeps masks and biases only).
-    layers : str, optional
-        Regular expression selecting layers by name.
-    name : str
-        What to call the mapping in messages and ``info["path"]``.
-
-    Returns
-    -------
-    Topology
-        ``info["format"]`` is ``"state-dict"``.
-
-    Raises
-    ------
-    TopoError
-        If nothing in the mapping is a weight matrix, or a value is not numeric.
-
-    Examples
-    --------
-    >>> import numpy as np, topo
-    >>> net = topo.from_state_dict({"fc1.weight": np.eye(3), "fc2.weight": np.ones((2, 3))})
-    >>> [layer.shape for layer in net]
-    [(3, 3), (2, 3)]
-    """
-    from topo.formats._assemble import build_topology, reading
-    from topo.formats.pytorch import state_dict_tensors
-
-    if not isinstance(mapping, Mapping):
-        raise TopoError(f"from_state_dict expects a mapping of names to tensors, got {type(mapping).__name__}")
-    label = Path(f"<{name}>")
-    with reading(label, "state dict"):
-        converted = {str(k): _as_record(v) for k, v in mapping.items()}
-        tensors, facts, notes = state_dict_tensors(converted, source=name)
-        return build_topology(
-            tensors, path=label, format="state-dict", layers=layers, weights=weights, info=facts, warnings=notes
-        )
-
-
-def from_file_object(fileobj, *, format: str | None = None, **options: Any) -> Topology:
-    """Read a checkpoint from a binary file object (``BytesIO``, an open file, a stream).
-
-    Every format reader of :func:`topo.formats.load` works on a path (they memory-map,
-    open zip members and HDF5 files by name), so the bytes are spooled to a private
-    temporary file, read by the reader the content calls for, and the file is removed.
-
-    Parameters
-    ----------
-    fileobj : binary file object
-        Anything with ``read()`` returning bytes; read from its current position.
-    format : str, optional
-        Skip detection (a key of :data:`topo.formats.READERS`).
-    **options
-        Passed to the reader (``weights``, ``layers``).
-
-    Raises
-    ------
-    TopoError
-        A text-mode file, an empty stream, or what the reader raises.
-    """
-    from topo.formats import load
-
-    label = str(getattr(fileobj, "name", "") or f"<{type(fileobj).__name__}>")
-    suffix = Path(label).suffix if not label.startswith("<") else ""
-    with tempfile.TemporaryDirectory(prefix="topo-fileobj-") as folder:
-        path = Path(folder) / f"checkpoint{suffix}"
-        try:
-            with open(path, "wb") as handle:
-                first = fileobj.read(0)
-                if isinstance(first, str):
-                    raise TopoError(f"{label}: a text-mode file; open checkpoints in binary mode ('rb')")
-                shutil.copyfileobj(fileobj, handle, length=1 << 22)
-        except TopoError:
-            raise
-        except Exception as exc:
-            from topo.formats._assemble import one_line
-
-            raise TopoError(f"{label}: cannot read the file object ({one_line(exc)})") from None
-        if path.stat().st_size == 0:
-            raise TopoError(f"{label}: the file object holds no bytes")
-        try:
-            topology = load(path, format=format, **options)
-        except TopoError as exc:
-            message = str(exc).replace(str(path), label)
-            raise TopoError(message) from None
-    return topology.with_info(path=label)
+    return torch is not None and isinstance(obj, torch.nn.Module)
 
 
 def load_object(obj: Any, *, format: str | None = None, **options: Any) -> Topology:
@@ -489,16 +323,51 @@ def load_object(obj: Any, *, format: str | None = None, **options: Any) -> Topol
     TopoError
         For any other type, naming it.
     """
-    if hasattr(obj, "read"):
-        return from_file_object(obj, format=format, **options)
-    if isinstance(obj, Mapping):
-        return from_state_dict(obj, **options)
-    import torch  # a core dependency
-
-    if isinstance(obj, torch.nn.Module):
+    if _is_module(obj):
         return from_module(obj, **options)
+    from topo.formats.memory import load_object as load_in_memory
+
+    if hasattr(obj, "read") or isinstance(obj, Mapping):
+        return load_in_memory(obj, format=format, **options)
     raise TopoError(
         f"topo.load: cannot read a {type(obj).__name__}; give a path, a binary file object, "
         "a state dict or a torch.nn.Module"
     )
 
+
+def load(source: Any, *, format: str | None = None, **options: Any) -> Topology:
+    """Read a checkpoint file or folder, a binary file object, a state dict or a live module.
+
+    This is ``topo.load``: a path goes to :func:`topo.formats.load` (every file format
+    topo reads), anything else to :func:`load_object`.
+
+    Parameters
+    ----------
+    source : path-like, binary file object, mapping or torch.nn.Module
+        What to read.
+    format : str, optional
+        For a path or a file object: skip detection (a key of :data:`topo.formats.READERS`).
+    **options
+        Passed to the reader: ``weights=False`` keeps masks only, ``layers=REGEX``
+        keeps the layers whose name matches.
+
+    Returns
+    -------
+    Topology
+
+    Raises
+    ------
+    TopoError
+        If the source cannot be read, saying what and where.
+
+    Examples
+    --------
+    >>> import numpy as np, topo
+    >>> topo.load({"fc1.weight": np.eye(3), "fc2.weight": np.ones((2, 3))}).widths
+    [3, 3, 2]
+    """
+    if isinstance(source, (str, os.PathLike)):
+        from topo.formats import load as load_path
+
+        return load_path(source, format=format, **options)
+    return load_object(source, format=format, **options)

@@ -66,7 +66,7 @@ from which the layer's fan-in stays within the tolerance of its equilibrium,
 empty when it has not converged), ``grad_concentration_<layer>``
 (:func:`topo.analysis.gradients.gradient_concentration` of the final checkpoint),
 ``neurons_removed_<layer>`` (neurons with no input and no output at the end; see
-:func:`topo.analysis.exploration.present_neurons`), ``run_dir`` and ``error``; after
+:func:`topo.analysis.degree.present_neurons`), ``run_dir`` and ``error``; after
 ``epochs_done`` comes ``exploration_rate``, the share of all possible connections
 active in at least one checkpoint (:func:`topo.analysis.exploration.exploration`).
 Each run's row is also kept as
