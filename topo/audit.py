@@ -64,11 +64,12 @@ import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.values import finite_float
 
 __all__ = [
@@ -656,7 +657,7 @@ def audit_paths(
     *,
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     layers: str | None = None,
     follow_symlinks: bool = False,
     include_dense: bool = False,
@@ -707,7 +708,7 @@ def audit_entries(
     *,
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     layers: str | None = None,
     follow_symlinks: bool = False,
     include_dense: bool = False,

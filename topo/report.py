@@ -33,6 +33,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.runs import RunData, load_run_data  # the data of one run; re-exported as the report's names
 
 __all__ = ["REPORT_SECTIONS", "RunData", "load_run_data", "run_summary", "layer_table", "build_report", "write_report"]
@@ -84,7 +85,6 @@ _CAPTIONS = {
     "and normal fits; the AIC winner is drawn solid.",
 }
 
-Progress = Callable[[int, int], None]
 
 
 # -- numbers -----------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def build_report(
     dpi: int = 100,
     max_ridge_rows: int = 10,
     include_dense: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> str:
     """The HTML text of a report on one or more runs.
 

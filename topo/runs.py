@@ -31,9 +31,10 @@ import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from topo.errors import TopoError, shorten_list
+from topo.progress import ProgressCallback
 from topo.topology import Topology
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
 PROFILE_KIND = "topo-fanin-profile"
 PROFILE_VERSION = 1
 
-Progress = Callable[[int, int], None]
 
 
 # -- one checkpoint ------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def load_run(
     run: str | os.PathLike | Sequence[str | os.PathLike],
     *,
     last_k: int | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[Topology]:
     """Load a run's checkpoints in training order, masks and statistics only.
 
@@ -263,7 +263,7 @@ def run_checkpoints(
     *,
     epochs: Sequence[int] | None = None,
     include_steps: bool = False,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> list[Topology]:
     """A run's checkpoints in training order, masks and statistics only (no weights).
 
@@ -532,7 +532,7 @@ class RunData:
     drift_error: str | None = None
 
 
-def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: Progress | None = None) -> RunData:
+def load_run_data(run: str | os.PathLike, *, name: str | None = None, progress: ProgressCallback | None = None) -> RunData:
     """Read a run's configuration, metrics and checkpoints (masks and statistics), and its drift.
 
     Raises

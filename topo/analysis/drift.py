@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from scipy import special, stats
@@ -42,6 +42,7 @@ from scipy import special, stats
 from topo.analysis.degree import coefficient_of_variation
 from topo.analysis.fits import lognormal_params
 from topo.errors import TopoError, shorten_list
+from topo.progress import ProgressCallback
 from topo.topology import Topology
 from topo.values import finite_float
 
@@ -58,7 +59,6 @@ __all__ = [
 _MIN_PROFILE_SAMPLES = 1000
 _NAN = float("nan")
 
-Progress = Callable[[int, int], None]
 
 
 # -- results -------------------------------------------------------------------------
@@ -347,7 +347,7 @@ def drift(
     last_k: int = 3,
     tolerance: float = 0.05,
     equilibrium_source: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> DriftResult:
     """Distance of every checkpoint's fan-in distribution to the equilibrium, per layer.
 

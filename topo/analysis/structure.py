@@ -58,6 +58,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.topology import Layer, Topology
 
 __all__ = [
@@ -766,7 +767,7 @@ def feature_table(
     load: Callable[[Any], Topology] | None = None,
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     **options: Any,
 ) -> list[dict[str, float]]:
     """:func:`structure_features` of many networks, in order.

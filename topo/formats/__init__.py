@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 from topo.topology import Layer, Topology
 
 __all__ = ["READERS", "detect_format", "load", "scan"]
@@ -137,7 +138,7 @@ def scan(
     summarise: Callable[[Layer], Any],
     *,
     format: str | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     **options: Any,
 ) -> tuple[Topology, dict[str, Any]]:
     """Read a checkpoint layer by layer, keeping a summary of each layer instead of its mask.

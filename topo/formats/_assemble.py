@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from topo.errors import TopoError
 from topo.formats import _policy
 from topo.formats._policy import check_declared_size
+from topo.progress import ProgressCallback
 from topo.topology import Layer, Topology
 from topo.values import natural_key
 
@@ -1139,7 +1140,7 @@ def build_topology(
     skipped: Sequence[str] = (),
     keep_order: bool = False,
     on_layer: Callable[[Layer], Layer] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> Topology:
     """Turn a reader's tensors into a Topology.
 

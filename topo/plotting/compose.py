@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from topo.analysis.degree import is_dense  # re-exported: one definition of a dense layer
 from topo.errors import TopoError, shorten_list
 from topo.plotting.labels import Labels, checkpoint_epochs, checkpoint_label, run_epoch_labels, shortest_run_names
+from topo.progress import ProgressCallback
 from topo.runs import parse_epochs, run_checkpoints  # re-exported: figures read runs through topo.runs
 from topo.topology import Layer, Topology
 
@@ -57,7 +58,6 @@ __all__ = [
 #: The figures ``topo plot`` draws, by subcommand name.
 FIGURE_NAMES = ("fanin", "drift", "degree", "distance", "hubs", "gradients", "density", "exploration", "curves")
 
-Progress = Callable[[int, int], None]
 
 #: What the fan-in, degree and gradient figures do with a dense layer.
 DENSE_CHOICES = ("note", "omit", "draw")
@@ -158,7 +158,7 @@ def fanin_figure(
     title: str | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """Ridge plot of a run's fan-in histograms over epochs; see :func:`topo.plotting.fanin_ridge`.
 
@@ -226,7 +226,7 @@ def drift_figure(
     title: str | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """Fan-in CV, W1 distance to the equilibrium and mask turnover over a run.
 
@@ -296,7 +296,7 @@ def hubs_figure(
     dense: str = "note",
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """Overlap of every checkpoint's hubs with the final hubs; see
     :func:`topo.analysis.hubs.hub_persistence` and :func:`topo.plotting.hub_persistence_curves`.
@@ -328,7 +328,7 @@ def density_figure(
     layers: Sequence[str] | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """Layer densities over a run's checkpoints; see :func:`topo.plotting.density_curves`."""
     from topo.plotting.draw_connectivity import density_curves
@@ -346,7 +346,7 @@ def exploration_figure(
     layers: Sequence[str] | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """Exploration rate and active width over a run; see :func:`topo.plotting.exploration_curves`.
 
@@ -510,7 +510,7 @@ def distance_matrix(
     match_output: bool = True,
     workers: int = 1,
     scheduler: str | None = None,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """NNSTD between every pair of ``items`` and a short label for each.
 
@@ -554,7 +554,7 @@ def distance_figure(
     scheduler: str | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = 150,
-    progress: Progress | None = None,
+    progress: ProgressCallback | None = None,
 ):
     """NNSTD between checkpoints as a heatmap or a clustermap.
 

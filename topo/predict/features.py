@@ -14,11 +14,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
+from topo.progress import ProgressCallback
 
 __all__ = [
     "FINISHED",
@@ -228,7 +229,7 @@ def sweep_training_data(
     checkpoint: str = "last",
     cache: bool = True,
     workers: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
     feature_options: Mapping[str, Any] | None = None,
 ) -> TrainingData:
     """Features and targets of the finished runs of a ``topo sweep`` results table.

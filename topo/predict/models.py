@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from topo.errors import TopoError
 from topo.predict.features import density_columns, feature_matrix
+from topo.progress import ProgressCallback
 
 __all__ = ["CVScore", "Predictor", "cross_validate", "choose_model", "fit_predictor", "predict"]
 
@@ -325,7 +326,7 @@ def predict(
     *,
     baseline: bool = False,
     workers: int = 1,
-    progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
 ) -> np.ndarray:
     """Predict the target of networks.
 
