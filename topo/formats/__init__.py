@@ -146,8 +146,11 @@ def scan(
     For large models whose masks together would not fit in memory: readers that can
     (:data:`STREAMING_READERS`: safetensors files and Hugging Face folders) hand over
     each layer as soon as it is built, ``summarise`` measures it, and only its shape
-    is kept, so memory holds one layer at a time. Other readers load the whole
-    topology, then every layer is summarised.
+    is kept, so memory holds one layer at a time. Those layers are counted in one pass
+    over the stored bits: ``fan_in``, ``fan_out``, ``nnz`` and the sparsity pattern
+    (:func:`topo.analysis.patterns.layer_pattern`) cost no CSR mask, which is built only
+    if ``summarise`` asks for ``layer.mask``. Other readers load the whole topology,
+    then every layer is summarised.
 
     Parameters
     ----------
