@@ -57,6 +57,18 @@ def map_jobs(
     TopoError
         If ``workers`` is below 1, or the scheduler cannot be reached. An exception
         raised by a job propagates unchanged.
+
+    Examples
+    --------
+    >>> seen = []
+    >>> map_jobs(abs, [-1, 2, -3], progress=lambda done, total: seen.append((done, total)))
+    [1, 2, 3]
+    >>> seen
+    [(0, 3), (1, 3), (2, 3), (3, 3)]
+    >>> map_jobs(abs, [-1], workers=0)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: workers must be at least 1, got 0
     """
     jobs: Sequence[T] = list(items)
     total = len(jobs)

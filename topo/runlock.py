@@ -41,7 +41,35 @@ _held: dict[str, list[Any]] = {}
 
 
 class RunLockedError(TopoError):
-    """Another process holds the folder's lock; ``holder`` is what it wrote about itself."""
+    """Another process holds the folder's lock; ``holder`` is what it wrote about itself.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong, in one line.
+    path : path-like, optional
+        The folder whose lock is held.
+    holder : dict, optional
+        What the holder wrote into the lock file (pid, host, started, purpose, command).
+
+    Examples
+    --------
+    A lock taken through another open file (as another process would) refuses
+    :func:`run_lock`:
+
+    >>> import fcntl, tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = (Path(tmp) / LOCK_FILE).write_text('{"pid": 4242, "host": "node7"}')
+    ...     with open(Path(tmp) / LOCK_FILE) as other:
+    ...         fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    ...         try:
+    ...             with run_lock(tmp):
+    ...                 pass
+    ...         except RunLockedError as exc:
+    ...             print(exc.holder["pid"], "in message:", "pid 4242 on node7" in str(exc))
+    4242 in message: True
+    """
 
     def __init__(self, message: str, *, path: object | None = None, holder: dict[str, Any] | None = None) -> None:
         super().__init__(message, path=path)
@@ -49,12 +77,50 @@ class RunLockedError(TopoError):
 
 
 def is_lock_file(name: str) -> bool:
-    """Whether a file name is the run lock's (folders holding only it count as empty)."""
+    """Whether a file name is the run lock's (folders holding only it count as empty).
+
+    Parameters
+    ----------
+    name : str
+        A file name (not a path).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_lock_file(".topo.lock"), is_lock_file("run.json")
+    (True, False)
+    """
     return name == LOCK_FILE
 
 
 def lock_holder(folder: str | os.PathLike) -> dict[str, Any]:
-    """What the last holder of ``folder``'s lock wrote about itself (empty if nothing readable)."""
+    """What the last holder of ``folder``'s lock wrote about itself (empty if nothing readable).
+
+    Parameters
+    ----------
+    folder : path-like
+        A run or sweep folder.
+
+    Returns
+    -------
+    dict
+        The holder's ``pid``, ``host``, ``started``, ``purpose`` and ``command``; empty
+        when the folder has no readable lock file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     with run_lock(tmp, purpose="train"):
+    ...         holder = lock_holder(tmp)
+    >>> holder["pid"] == os.getpid(), holder["purpose"]
+    (True, 'train')
+    >>> lock_holder("no/such/folder")
+    {}
+    """
     try:
         data = json.loads((Path(folder) / LOCK_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
@@ -106,6 +172,25 @@ def run_lock(folder: str | os.PathLike, *, purpose: str = "write") -> Iterator[P
         time, command).
     TopoError
         If the folder cannot be created or the lock file cannot be opened (naming it).
+
+    Examples
+    --------
+    The lock is re-entrant within one process, and a folder it created stays only if
+    something besides the lock file was written into it:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     run = Path(tmp) / "run"
+    ...     with run_lock(run, purpose="train") as folder:
+    ...         with run_lock(run):
+    ...             _ = (folder / "run.json").write_text("{}")
+    ...     print(sorted(p.name for p in run.iterdir()))
+    ...     with run_lock(Path(tmp) / "failed"):
+    ...         pass
+    ...     print((Path(tmp) / "failed").exists())
+    ['.topo.lock', 'run.json']
+    False
     """
     import fcntl
 

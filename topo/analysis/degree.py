@@ -55,7 +55,24 @@ def is_dense(layer: Layer | "LayerDegree") -> bool:
 
 
 def dense_layer_names(layers: Sequence[Layer] | Sequence["LayerDegree"] | Topology) -> list[str]:
-    """The names of the dense layers (:func:`is_dense`), in order."""
+    """The names of the dense layers (:func:`is_dense`), in order.
+
+    Parameters
+    ----------
+    layers : Topology or sequence of Layer or LayerDegree
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.eye(3), np.ones((2, 3))], names=["fc1", "out"])
+    >>> dense_layer_names(net)
+    ['out']
+    """
     return [layer.name for layer in layers if is_dense(layer)]
 
 

@@ -97,6 +97,22 @@ class SparseController:
         Optimiser steps taken since the start (global, 1-based after the first).
     mask_updates : int
         Steps on which the algorithm changed the masks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+    ...                             torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> controller = sparsify(model, optimizer, method="static", density=0.25)
+    >>> controller.names, controller.nnz(), controller.densities()
+    (['2'], [16], [0.25])
+    >>> model(torch.randn(5, 4)).pow(2).mean().backward()
+    >>> optimizer.step()
+    >>> controller.step, int((model[2].weight != 0).sum())
+    (1, 16)
+    >>> controller.remove()
     """
 
     def __init__(

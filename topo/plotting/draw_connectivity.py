@@ -37,6 +37,15 @@ def density_curves(
     -------
     matplotlib.figure.Figure
         One axes, y label ``"density"``.
+
+    Examples
+    --------
+    >>> fig = density_curves([0, 1, 2], {"fc1": [0.1, 0.1, 0.1], "fc2": [0.2, 0.18, 0.2]},
+    ...                      overall=[0.15, 0.14, 0.15])
+    >>> [ax.get_ylabel() for ax in fig.axes], fig.axes[0].get_title()
+    (['density'], 'Layer density over training')
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['fc1', 'fc2', 'network']
     """
     with themed():
         fig, (ax,) = panels(1, panel_size=(6.0, 3.8), max_columns=1)
@@ -80,6 +89,13 @@ def exploration_curves(
     matplotlib.figure.Figure
         One axes (y label ``"exploration rate"``), two with ``active_share`` (the second
         with y label ``"active width / width"``).
+
+    Examples
+    --------
+    >>> fig = exploration_curves([0, 1, 2], {"fc1": [0.1, 0.15, 0.18]},
+    ...                          active_share={"fc1": [1.0, 0.95, 0.9]})
+    >>> [ax.get_ylabel() for ax in fig.axes]
+    ['exploration rate', 'active width / width']
     """
     with themed():
         n_panels = 2 if active_share is not None else 1

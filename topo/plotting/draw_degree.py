@@ -121,6 +121,18 @@ def degree_distribution(
     ------
     TopoError
         If ``kind`` is unknown or there are no layers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fans = {"fc1": np.array([1, 2, 2, 3, 5, 8]), "out": np.full(4, 6)}
+    >>> fits = {"fc1": {"best": "lognormal",
+    ...                 "fits": {"lognormal": {"params": {"mu": 1.0, "sigma": 0.6}, "ks": 0.1}}}}
+    >>> fig = degree_distribution(fans, fits, notes={"out": "dense: all 4×6 connections"})
+    >>> [ax.get_title() for ax in fig.axes], fig.axes[0].get_xscale()
+    (['fc1', 'out'], 'log')
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['data', 'lognormal (KS 0.100) best']
     """
     if kind not in ("ccdf", "pmf"):
         raise TopoError(f"unknown distribution view {kind!r}; use 'ccdf' or 'pmf'")

@@ -54,6 +54,16 @@ def nnstd_heatmap(
     -------
     matplotlib.figure.Figure
         Two axes: the heatmap and its colour bar (labelled ``"NNSTD"``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> distances = np.array([[0.0, 0.2, 0.5], [0.2, 0.0, 0.4], [0.5, 0.4, 0.0]])
+    >>> fig = nnstd_heatmap(distances, labels=["epoch 0", "epoch 5", "epoch 10"])
+    >>> len(fig.axes), fig.axes[1].get_ylabel()
+    (2, 'NNSTD')
+    >>> [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    ['epoch 0', 'epoch 5', 'epoch 10']
     """
     matrix, labels = _square(matrix, labels)
     n = matrix.shape[0]
@@ -115,6 +125,18 @@ def nnstd_clustermap(
     ------
     TopoError
         If the matrix has fewer than two rows, or the method is not allowed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> distances = np.array([[0.0, 0.1, 0.9], [0.1, 0.0, 0.8], [0.9, 0.8, 0.0]])
+    >>> fig = nnstd_clustermap(distances, labels=["a", "b", "c"])
+    >>> len(fig.axes) >= 3
+    True
+    >>> nnstd_clustermap(distances, method="ward")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: linkage method 'ward' is not for arbitrary distances; use average, single, complete or weighted
     """
     from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform

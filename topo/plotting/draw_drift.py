@@ -36,6 +36,13 @@ def fanin_cv_curves(
     -------
     matplotlib.figure.Figure
         One axes: x label ``"epoch"``, y label ``"fan-in CV"``, one line per layer.
+
+    Examples
+    --------
+    >>> fig = fanin_cv_curves([0, 5, 10], {"fc1": [0.0, 0.4, 0.6], "fc2": [0.0, 0.3, None]})
+    >>> ax, = fig.axes
+    >>> ax.get_xlabel(), ax.get_ylabel(), len(ax.get_lines())
+    ('epoch', 'fan-in CV', 2)
     """
     fig = line_figure(epochs, cv, ylabel="fan-in CV", title="Fan-in CV per layer")
     return finish(fig, path, dpi)
@@ -91,6 +98,12 @@ def drift_curves(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = drift_curves([0, 5, 10], {"fc1": [3.0, 1.0, 0.2]}, tolerance=0.5, converged={"fc1": 10})
+    >>> len(fig.axes)
+    1
     """
     with themed():
         fig, (ax,) = panels(1, panel_size=(6.0, 3.8), max_columns=1)
@@ -119,6 +132,12 @@ def turnover_curves(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> fig = turnover_curves([5, 10], {"fc1": [0.3, 0.1]})
+    >>> len(fig.axes), len(fig.axes[0].get_lines())
+    (1, 1)
     """
     fig = line_figure(epochs, turnover, ylabel="mask turnover", title="Mask turnover between checkpoints")
     return finish(fig, path, dpi)
@@ -163,6 +182,18 @@ def drift_overview(
     matplotlib.figure.Figure
         One to three axes, titled ``"Fan-in CV per layer"``, ``"Drift toward
         equilibrium"`` and ``"Mask turnover between checkpoints"``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     fig = drift_overview([0, 5, 10], {"fc1": [0.0, 0.4, 0.6]},
+    ...                          turnover={"fc1": [0.3, 0.1]}, path=Path(tmp) / "drift.png")
+    ...     print((Path(tmp) / "drift.png").exists())
+    True
+    >>> [ax.get_title() for ax in fig.axes]
+    ['Fan-in CV per layer', 'Mask turnover between checkpoints']
     """
     n_panels = 1 + (distances is not None) + (turnover is not None)
     with themed():

@@ -90,6 +90,19 @@ def fanin_ridge(
     TopoError
         If there are no layers, or a layer's number of histograms differs from the
         number of labels.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fans = {"fc1": [np.array([2, 2, 2, 2]), np.array([1, 2, 3, 2])],
+    ...         "fc2": [np.array([3, 3, 3]), np.array([1, 3, 5])]}
+    >>> fig = fanin_ridge(fans, labels=[0, 10])
+    >>> [ax.get_title() for ax in fig.axes], fig.axes[0].get_xlabel()
+    (['fc1', 'fc2'], 'fan-in')
+    >>> fanin_ridge(fans, labels=[0])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: layer 'fc1': 2 histograms for 1 checkpoints
     """
     from topo.analysis.degree import coefficient_of_variation
 

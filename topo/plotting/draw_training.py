@@ -67,6 +67,16 @@ def training_curves(
     matplotlib.figure.Figure
         Two axes titled ``"Loss"`` and ``"Accuracy"``, x label ``"epoch"``; each line is
         labelled ``"<run> <field>"`` (``"<field>"`` for one run).
+
+    Examples
+    --------
+    >>> records = [{"epoch": 1, "train_loss": 0.9, "test_acc": 0.70},
+    ...            {"epoch": 2, "train_loss": 0.5, "test_acc": 0.82}]
+    >>> fig = training_curves(records)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['Loss', 'Accuracy']
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['train_loss']
     """
     runs: Mapping[str, Sequence[Mapping[str, Any]]]
     runs = records if isinstance(records, Mapping) else {"": records}

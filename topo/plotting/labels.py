@@ -42,6 +42,14 @@ class Labels:
     common : str or None
         What every checkpoint shares and the labels therefore leave out, e.g.
         ``"run rigl_a"`` or ``"epoch 190"``; None when nothing is shared.
+
+    Examples
+    --------
+    >>> labels = Labels(["a", "b"], common="epoch 190")
+    >>> labels.title("NNSTD")
+    'NNSTD (epoch 190)'
+    >>> Labels(["a@10", "b@20"]).title("NNSTD")
+    'NNSTD'
     """
 
     labels: list[str]
@@ -230,16 +238,62 @@ def _count_repeats(labels: list[str]) -> list[str]:
 
 
 def checkpoint_point(topology: Topology) -> str | None:
-    """Where in its run a checkpoint was taken: ``"12"``, ``"12@4500"`` for one taken inside
-    an epoch, None when it records no epoch (see :func:`topo.runs.checkpoint_place`)."""
+    """Where in its run a checkpoint was taken (see :func:`topo.runs.checkpoint_place`).
+
+    Parameters
+    ----------
+    topology : Topology
+        A checkpoint, with ``epoch`` (and ``step``, ``path``) in its ``info``.
+
+    Returns
+    -------
+    str or None
+        ``"12"``, ``"12@4500"`` for one taken inside an epoch, None when it records no
+        epoch.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = [np.eye(2)]
+    >>> checkpoint_point(Topology.from_masks(masks, info={"epoch": 12}))
+    '12'
+    >>> checkpoint_point(Topology.from_masks(masks, info={"epoch": 12, "step": 4500,
+    ...                                                   "path": "run/checkpoints/epoch_12_step_4500.npz"}))
+    '12@4500'
+    >>> checkpoint_point(Topology.from_masks(masks)) is None
+    True
+    """
     from topo.runs import checkpoint_place
 
     return checkpoint_place(topology)[1]
 
 
 def checkpoint_label(topology: Topology, index: int | None = None) -> str:
-    """A short label for one checkpoint of a run: the epoch (``"12"``; ``"12@4500"`` for a
-    checkpoint inside an epoch), else the file name, else ``"#index"``."""
+    """A short label for one checkpoint of a run.
+
+    Parameters
+    ----------
+    topology : Topology
+    index : int, optional
+        The checkpoint's position, for the last resort.
+
+    Returns
+    -------
+    str
+        The epoch (``"12"``; ``"12@4500"`` for a checkpoint inside an epoch), else the
+        file name without its extension, else ``"#index"`` (``"?"`` without an index).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = [np.eye(2)]
+    >>> checkpoint_label(Topology.from_masks(masks, info={"epoch": 12}))
+    '12'
+    >>> checkpoint_label(Topology.from_masks(masks, info={"path": "models/pruned.pt"}))
+    'pruned'
+    >>> checkpoint_label(Topology.from_masks(masks), index=3)
+    '#3'
+    """
     point = checkpoint_point(topology)
     if point is not None:
         return point
@@ -249,7 +303,25 @@ def checkpoint_label(topology: Topology, index: int | None = None) -> str:
 
 
 def checkpoint_epochs(topologies: Sequence[Topology]) -> list[float]:
-    """x positions of checkpoints: their epochs where every one has one, else their positions."""
+    """x positions of checkpoints: their epochs where every one has one, else their positions.
+
+    Parameters
+    ----------
+    topologies : sequence of Topology
+
+    Returns
+    -------
+    list of float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nets = [Topology.from_masks([np.eye(2)], info={"epoch": e}) for e in (0, 5, 10)]
+    >>> checkpoint_epochs(nets)
+    [0.0, 5.0, 10.0]
+    >>> checkpoint_epochs(nets[:2] + [Topology.from_masks([np.eye(2)])])
+    [0.0, 1.0, 2.0]
+    """
     epochs = [t.epoch for t in topologies]
     if all(e is not None for e in epochs):
         return [float(e) for e in epochs if e is not None]

@@ -20,10 +20,29 @@ DEFAULT_DPI = 150
 def figure_format(path: str | os.PathLike) -> str:
     """The output format for ``path``, from its extension.
 
+    Parameters
+    ----------
+    path : path-like
+        The figure file to write; the extension is read case-insensitively.
+
+    Returns
+    -------
+    str
+        ``"png"``, ``"svg"`` or ``"pdf"``.
+
     Raises
     ------
     TopoError
         If the extension is not ``.png``, ``.svg`` or ``.pdf``.
+
+    Examples
+    --------
+    >>> figure_format("figures/fanin.PNG"), figure_format("drift.svg")
+    ('png', 'svg')
+    >>> figure_format("fanin.gif")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: fanin.gif: unsupported figure file extension .gif; use .png, .svg or .pdf
     """
     suffix = Path(path).suffix.lower()
     if suffix not in FIGURE_FORMATS:
@@ -35,7 +54,29 @@ def figure_format(path: str | os.PathLike) -> str:
 
 
 def figure_bytes(fig, fmt: str = "png", *, dpi: int = DEFAULT_DPI) -> bytes:
-    """Render ``fig`` to bytes in ``fmt`` (``"png"``, ``"svg"`` or ``"pdf"``)."""
+    """Render ``fig`` to bytes in ``fmt`` (``"png"``, ``"svg"`` or ``"pdf"``).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    fmt : {"png", "svg", "pdf"}
+    dpi : int
+        Resolution of raster output.
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(2, 2))
+    >>> _ = fig.add_subplot().plot([0, 1], [1, 0])
+    >>> figure_bytes(fig)[:8]
+    b'\\x89PNG\\r\\n\\x1a\\n'
+    >>> figure_bytes(fig, "pdf")[:5]
+    b'%PDF-'
+    """
     buffer = io.BytesIO()
     # a fixed date keeps SVG/PDF output reproducible
     metadata = {"Date": None} if fmt in ("svg", "pdf") else None
@@ -62,6 +103,18 @@ def save_figure(fig, path: str | os.PathLike, *, dpi: int = DEFAULT_DPI) -> Path
     ------
     TopoError
         If the extension is not supported.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(2, 2))
+    >>> _ = fig.add_subplot().plot([0, 1], [1, 0])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     written = save_figure(fig, Path(tmp) / "plots" / "line.svg")
+    ...     print(written.name, written.read_text()[:5])
+    line.svg <?xml
     """
     from topo.atomic import atomic_write_bytes
 
