@@ -50,6 +50,20 @@ def save_predictor(predictor: Predictor, path: str | os.PathLike) -> Path:
     Returns
     -------
     pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo.predict.models import fit_predictor
+    >>> density = np.linspace(0.05, 0.4, 8)
+    >>> rows = [{"density": d, "fc1.fan_in_cv": c} for d, c in zip(density, [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4])]
+    >>> predictor = fit_predictor(rows, 0.6 + 0.5 * density, target="test_acc", folds=4, n_estimators=20)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = save_predictor(predictor, Path(tmp) / "acc.skops")
+    ...     print(path.name, path.read_bytes()[:2])
+    acc.skops b'PK'
     """
     import zipfile
 
@@ -130,6 +144,28 @@ def load_predictor(path: str | os.PathLike) -> Predictor:
     TopoError
         If the file is missing, too large, written by an older topo (a pickle), names
         an untrusted type, is not a topo model bundle, or is corrupt.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo.predict.models import fit_predictor, predict
+    >>> density = np.linspace(0.05, 0.4, 8)
+    >>> rows = [{"density": d, "fc1.fan_in_cv": c} for d, c in zip(density, [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4])]
+    >>> predictor = fit_predictor(rows, 0.6 + 0.5 * density, target="test_acc", folds=4, n_estimators=20)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loaded = load_predictor(save_predictor(predictor, Path(tmp) / "acc.skops"))
+    ...     _ = (Path(tmp) / "notes.skops").write_text("not a model")
+    ...     try:
+    ...         load_predictor(Path(tmp) / "notes.skops")
+    ...     except TopoError as exc:
+    ...         print(str(exc).replace(tmp, "<tmp>"))
+    <tmp>/notes.skops: not a topo model bundle (not a skops model file)
+    >>> loaded.target, loaded.chosen == predictor.chosen, loaded.feature_names == predictor.feature_names
+    ('test_acc', True, True)
+    >>> bool(np.array_equal(predict(loaded, rows), predict(predictor, rows)))
+    True
     """
     import skops.io as sio
 

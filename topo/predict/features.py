@@ -57,6 +57,24 @@ def feature_matrix(
     ------
     TopoError
         If ``names`` is given and a row lacks one of them, or no column is left.
+
+    Examples
+    --------
+    Columns that are the same in every row (``n_layers``) are left out; a value that is
+    not a number becomes NaN:
+
+    >>> rows = [{"density": 0.1, "n_layers": 3, "fc1.fan_in_cv": 0.4},
+    ...         {"density": 0.2, "n_layers": 3, "fc1.fan_in_cv": "n/a"},
+    ...         {"density": 0.3, "n_layers": 3, "fc1.fan_in_cv": 0.6}]
+    >>> X, names = feature_matrix(rows)
+    >>> names
+    ['density', 'fc1.fan_in_cv']
+    >>> X
+    array([[0.1, 0.4],
+           [0.2, nan],
+           [0.3, 0.6]])
+    >>> feature_matrix(rows, ["n_layers"])[0].ravel().tolist()
+    [3.0, 3.0, 3.0]
     """
     rows = list(rows)
     if not rows:
@@ -93,6 +111,13 @@ def density_columns(names: Sequence[str]) -> list[int]:
 
     The per-layer densities (``<layer>.density``); where none is present, the network
     ``density``; empty where neither is.
+
+    Examples
+    --------
+    >>> density_columns(["density", "fc1.density", "fc1.fan_in_cv", "fc2.density"])
+    [1, 3]
+    >>> density_columns(["density", "nnz"]), density_columns(["nnz"])
+    ([0], [])
     """
     names = list(names)
     layers = [i for i, name in enumerate(names) if name.endswith(".density")]
@@ -102,7 +127,15 @@ def density_columns(names: Sequence[str]) -> list[int]:
 
 
 def parse_number(value: Any) -> float:
-    """``float(value)``, or NaN where ``value`` is not a number (a table cell, a missing value)."""
+    """``float(value)``, or NaN where ``value`` is not a number (a table cell, a missing value).
+
+    Examples
+    --------
+    >>> parse_number("0.91"), parse_number(3)
+    (0.91, 3.0)
+    >>> parse_number(""), parse_number(None)
+    (nan, nan)
+    """
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -128,6 +161,17 @@ class TrainingData:
         Why rows were left out (``"<run_id>: <reason>"``).
     computed : int
         How many feature rows were computed (the rest came from the cache).
+
+    Examples
+    --------
+    :func:`sweep_training_data` builds one from a sweep's results table; its fields are
+    plain values:
+
+    >>> import numpy as np
+    >>> data = TrainingData(rows=[{"density": 0.1}], y=np.array([0.9]), run_ids=["r0"],
+    ...                     target_column="final_test_acc", cache_path=None, skipped=[], computed=1)
+    >>> data.run_ids, data.y.tolist()
+    (['r0'], [0.9])
     """
 
     rows: list[dict[str, float]]
@@ -146,6 +190,17 @@ def resolve_target(columns: Sequence[str], target: str) -> str:
     ------
     TopoError
         If neither column exists.
+
+    Examples
+    --------
+    >>> resolve_target(["run_id", "final_test_acc", "best_test_acc"], "test_acc")
+    'final_test_acc'
+    >>> resolve_target(["run_id", "best_test_acc"], "best_test_acc")
+    'best_test_acc'
+    >>> resolve_target(["run_id", "best_test_acc"], "loss")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: no column for target 'loss' (looked for final_loss and loss); try one of best_test_acc
     """
     columns = list(columns)
     for candidate in (f"final_{target}", target):
@@ -260,6 +315,33 @@ def sweep_training_data(
     ------
     TopoError
         If the table cannot be read, lacks the target, or no run is usable.
+
+    Examples
+    --------
+    A results table of three finished runs and a failed one, each run with one checkpoint:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     table = ["run_id,status,final_test_acc"]
+    ...     for k, acc in enumerate([0.80, 0.85, 0.90]):
+    ...         mask = np.zeros((4, 6))
+    ...         mask[:, : k + 2] = 1
+    ...         _ = save_checkpoint(Topology.from_masks([mask, np.ones((2, 4))]),
+    ...                             Path(tmp) / "runs" / f"r{k}" / "checkpoints" / "epoch_0001.safetensors")
+    ...         table.append(f"r{k},done,{acc}")
+    ...     _ = (Path(tmp) / "results.csv").write_text("\\n".join(table + ["r3,failed,"]) + "\\n")
+    ...     data = sweep_training_data(Path(tmp) / "results.csv", target="test_acc")
+    ...     again = sweep_training_data(Path(tmp) / "results.csv", target="test_acc")
+    >>> data.run_ids, data.y.tolist(), data.target_column, data.skipped
+    (['r0', 'r1', 'r2'], [0.8, 0.85, 0.9], 'final_test_acc', ['r3: status failed'])
+    >>> [round(row["density"], 3) for row in data.rows]
+    [0.5, 0.625, 0.75]
+    >>> data.cache_path.name, data.computed, again.computed
+    ('results.features.csv', 3, 0)
     """
     from topo.analysis.structure import feature_table
     from topo.checkpoint import list_checkpoints

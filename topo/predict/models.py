@@ -33,6 +33,13 @@ class CVScore:
         R² of each fold (NaN for a fold whose targets are constant).
     predictions : numpy.ndarray
         Out-of-fold prediction of every sample.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> score = CVScore(r2=0.8, fold_r2=[0.7, 0.9, float("nan")], predictions=np.zeros(3))
+    >>> round(score.fold_mean, 3), round(score.fold_std, 3)
+    (0.8, 0.1)
     """
 
     r2: float
@@ -79,6 +86,19 @@ class Predictor:
         The topo version that fitted it.
     chosen : {"boosting", "linear"}
         The candidate with the better cross-validated R²; :func:`predict` uses it.
+
+    Examples
+    --------
+    A Predictor comes from :func:`fit_predictor` (or :func:`~topo.predict.bundle.load_predictor`):
+
+    >>> import numpy as np
+    >>> density = np.linspace(0.05, 0.4, 8)
+    >>> rows = [{"fc1.density": d, "fc1.fan_in_cv": c} for d, c in zip(density, [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4])]
+    >>> predictor = fit_predictor(rows, 0.6 + 0.5 * density, target="test_acc", folds=4, n_estimators=20)
+    >>> predictor.chosen, predictor.feature_names, predictor.n_samples
+    ('linear', ['fc1.density', 'fc1.fan_in_cv'], 8)
+    >>> predictor.best_r2 > 0.9, predictor.warnings
+    (True, [])
     """
 
     model: Any
@@ -218,6 +238,19 @@ def cross_validate(
     ------
     TopoError
         For mismatched shapes, non-finite targets, fewer than 4 samples or ``folds < 2``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.column_stack([np.linspace(0.05, 0.4, 8), [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4]])
+    >>> y = 0.6 + 0.5 * X[:, 0]
+    >>> scores = cross_validate(X, y, folds=4, n_estimators=20, feature_names=["fc1.density", "fc1.fan_in_cv"])
+    >>> sorted(scores)
+    ['boosting', 'density', 'linear', 'shuffled']
+    >>> scores["linear"].r2 > 0.9, scores["shuffled"].r2 < scores["linear"].r2
+    (True, True)
+    >>> len(scores["linear"].fold_r2), scores["linear"].predictions.shape
+    (4, (8,))
     """
     X, y, folds = _check_xy(X, y, folds)
     if int(n_estimators) < 1:
@@ -252,6 +285,18 @@ def choose_model(scores: Mapping[str, CVScore]) -> str:
     """The candidate (``"boosting"`` or ``"linear"``) with the higher cross-validated R².
 
     A NaN score never wins; a tie goes to ``"linear"``, the simpler model.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def score(r2):
+    ...     return CVScore(r2=r2, fold_r2=[r2], predictions=np.zeros(1))
+    >>> choose_model({"boosting": score(0.7), "linear": score(0.5)})
+    'boosting'
+    >>> choose_model({"boosting": score(0.5), "linear": score(0.5)})
+    'linear'
+    >>> choose_model({"boosting": score(0.2), "linear": score(float("nan"))})
+    'boosting'
     """
     boosting = float(scores["boosting"].r2)
     linear = float(scores["linear"].r2)
@@ -291,6 +336,15 @@ def fit_predictor(
     Returns
     -------
     Predictor
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> density = np.linspace(0.05, 0.4, 8)
+    >>> rows = [{"density": d, "fc1.fan_in_cv": c} for d, c in zip(density, [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4])]
+    >>> predictor = fit_predictor(rows, 0.6 + 0.5 * density, target="test_acc", folds=4, n_estimators=20)
+    >>> predictor.target, predictor.folds, sorted(predictor.cv), list(predictor.importances)[0]
+    ('test_acc', 4, ['boosting', 'density', 'linear', 'shuffled'], 'density')
     """
     from topo._version import __version__
 
@@ -349,6 +403,20 @@ def predict(
     ------
     TopoError
         If a network lacks features the model needs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> density = np.linspace(0.05, 0.4, 8)
+    >>> rows = [{"density": d, "fc1.fan_in_cv": c} for d, c in zip(density, [0.3, 0.9, 0.1, 0.5, 0.7, 0.2, 0.8, 0.4])]
+    >>> predictor = fit_predictor(rows, 0.6 + 0.5 * density, folds=4, n_estimators=20)
+    >>> predicted = predict(predictor, [{"density": 0.1, "fc1.fan_in_cv": 0.5}, {"density": 0.3, "fc1.fan_in_cv": 0.5}])
+    >>> predicted.shape, bool(predicted[1] > predicted[0])
+    ((2,), True)
+    >>> predict(predictor, [{"density": 0.1}])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: network 1 lacks 1 feature(s) the model needs, e.g. fc1.fan_in_cv (a different architecture than the model was fitted on?)
     """
     from topo.analysis.structure import feature_table
 
