@@ -21,7 +21,6 @@ import topo
 TODO_MODULES = frozenset(
     {
         "topo.atomic",
-        "topo.audit",
         "topo.checkpoint",
         "topo.errors",
         "topo.formats._assemble",

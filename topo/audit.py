@@ -155,6 +155,12 @@ class AuditRow:
         Warnings the reader attached (``topology.info["warnings"]``) and notes of the audit.
     error : str or None
         Why it was refused or skipped (one line).
+
+    Examples
+    --------
+    >>> row = AuditRow(path="models/a.pt", status="refused", error="not a torch file")
+    >>> row.ok, row.as_dict()["error"], row.as_dict()["warnings"]
+    (False, 'not a torch file', [])
     """
 
     path: str
@@ -208,6 +214,12 @@ class Entry:
         row ``skipped`` with ``reason``) or ``"refuse"`` (a row ``refused`` with
         ``reason``, without reading it).
     reason : str or None
+
+    Examples
+    --------
+    >>> entry = Entry(Path("models/.partial.pt"), "skip", "hidden file (name starts with a dot)")
+    >>> entry.action, entry.reason
+    ('skip', 'hidden file (name starts with a dot)')
     """
 
     path: Path
@@ -385,6 +397,35 @@ def survey(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False)
     ------
     TopoError
         If a path does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmp.name)
+    >>> mask = np.zeros((4, 6))
+    >>> mask[0, :4] = mask[1:, 0] = 1
+    >>> net = Topology.from_masks([mask, np.ones((2, 4))], names=["fc1", "out"])
+    >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
+    >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    >>> _ = (folder / "notes.txt").write_text("hello")
+
+    >>> _ = (folder / ".partial.safetensors").write_bytes(b"")
+    >>> for entry in survey([folder]):
+    ...     print(entry.path.name, entry.action, entry.reason)
+    .partial.safetensors skip hidden file (name starts with a dot)
+    a.safetensors audit None
+    broken.pt audit None
+    notes.txt skip not a checkpoint: no reader recognises its content
+    >>> survey([folder / "missing.pt"])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../missing.pt: no such file or folder
+    >>> tmp.cleanup()
     """
     from topo.formats._policy import follow_links
 
@@ -413,10 +454,40 @@ def find_checkpoints(paths: Iterable[str | os.PathLike], *, follow_symlinks: boo
     Files named in ``paths`` are always included; under folders, files that a reader
     recognises or that have a checkpoint suffix, and model folders.
 
+    Parameters
+    ----------
+    paths : iterable of path-like
+    follow_symlinks : bool
+        See :func:`survey`.
+
+    Returns
+    -------
+    list of pathlib.Path
+
     Raises
     ------
     TopoError
         If a path does not exist.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmp.name)
+    >>> mask = np.zeros((4, 6))
+    >>> mask[0, :4] = mask[1:, 0] = 1
+    >>> net = Topology.from_masks([mask, np.ones((2, 4))], names=["fc1", "out"])
+    >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
+    >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    >>> _ = (folder / "notes.txt").write_text("hello")
+
+    >>> [path.name for path in find_checkpoints([folder])]
+    ['a.safetensors', 'broken.pt']
+    >>> tmp.cleanup()
     """
     return [entry.path for entry in survey(paths, follow_symlinks=follow_symlinks) if entry.action == "audit"]
 
@@ -604,6 +675,34 @@ def audit_path(
     ------
     TopoError
         If ``layers`` is not a valid regular expression.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmp.name)
+    >>> mask = np.zeros((4, 6))
+    >>> mask[0, :4] = mask[1:, 0] = 1
+    >>> net = Topology.from_masks([mask, np.ones((2, 4))], names=["fc1", "out"])
+    >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
+    >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    >>> _ = (folder / "notes.txt").write_text("hello")
+
+    >>> row = audit_path(folder / "a.safetensors")
+    >>> row.status, row.format, row.epoch, row.nnz, row.total, row.density
+    ('ok', 'topo', 3, 15, 32, 0.46875)
+    >>> row.best_fit_layer, round(row.fan_in_cv_mean, 3), row.no_outputs
+    ('fc1', 0.742, 2)
+    >>> audit_path(folder / "a.safetensors", layers="^fc").n_layers
+    1
+    >>> broken = audit_path(folder / "broken.pt")
+    >>> broken.status, broken.error
+    ('refused', 'not a torch file (neither a torch zip archive nor a legacy torch.save pickle)')
+    >>> tmp.cleanup()
     """
     from topo.formats import detect_format, scan
 
@@ -693,6 +792,29 @@ def audit_paths(
     TopoError
         If a path does not exist, ``layers`` is not a valid regular expression, or
         the Dask scheduler cannot be reached.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmp.name)
+    >>> mask = np.zeros((4, 6))
+    >>> mask[0, :4] = mask[1:, 0] = 1
+    >>> net = Topology.from_masks([mask, np.ones((2, 4))], names=["fc1", "out"])
+    >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
+    >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    >>> _ = (folder / "notes.txt").write_text("hello")
+
+    >>> for row in audit_paths([folder]):
+    ...     print(Path(row.path).name, row.status, row.density)
+    a.safetensors ok 0.46875
+    broken.pt refused None
+    notes.txt skipped None
+    >>> tmp.cleanup()
     """
     if layers is not None:
         _compile(layers)
@@ -715,7 +837,46 @@ def audit_entries(
 ) -> list[AuditRow]:
     """One row per entry of :func:`survey`: the ``audit`` entries read, the others as they were decided.
 
-    Parameters are those of :func:`audit_paths`.
+    Parameters
+    ----------
+    entries : sequence of Entry
+        As :func:`survey` returns them.
+    workers, scheduler, progress, layers, follow_symlinks, include_dense
+        See :func:`audit_paths`.
+
+    Returns
+    -------
+    list of AuditRow
+        One per entry, in order.
+
+    Raises
+    ------
+    TopoError
+        If ``layers`` is not a valid regular expression, or the Dask scheduler cannot
+        be reached.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = Path(tmp.name)
+    >>> mask = np.zeros((4, 6))
+    >>> mask[0, :4] = mask[1:, 0] = 1
+    >>> net = Topology.from_masks([mask, np.ones((2, 4))], names=["fc1", "out"])
+    >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
+    >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
+    >>> _ = (folder / "notes.txt").write_text("hello")
+
+    >>> entries = survey([folder])
+    >>> [(entry.path.name, entry.action) for entry in entries]
+    [('a.safetensors', 'audit'), ('broken.pt', 'audit'), ('notes.txt', 'skip')]
+    >>> [row.status for row in audit_entries(entries)]
+    ['ok', 'refused', 'skipped']
+    >>> tmp.cleanup()
     """
     if layers is not None:
         _compile(layers)
