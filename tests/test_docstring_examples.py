@@ -37,8 +37,6 @@ TODO_MODULES = frozenset(
         "topo.formats.orbax",
         "topo.formats.pytorch",
         "topo.formats.safetensors_hf",
-        "topo.integrations.hf",
-        "topo.integrations.lightning",
         "topo.integrations.live",
         "topo.plotting.compose",
         "topo.report",

@@ -52,6 +52,39 @@ class TopologyCallback(TrainerCallback):
         Prepended to every metric name.
     **monitor_options
         For a new :class:`~topo.integrations.monitor.TopologyMonitor`.
+
+    Examples
+    --------
+    The callback logs through the Trainer it is given (:func:`track_topology` builds it,
+    gives it the trainer and adds it):
+
+    >>> import tempfile
+    >>> import torch
+    >>> import transformers
+    >>> class Classifier(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    ...     def forward(self, x, labels):
+    ...         return {"loss": torch.nn.functional.cross_entropy(self.net(x), labels)}
+    >>> _ = torch.manual_seed(0)
+    >>> data = [{"x": torch.randn(4), "labels": torch.tensor(k % 2)} for k in range(8)]
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     args = transformers.TrainingArguments(tmp, max_steps=4, per_device_train_batch_size=2, use_cpu=True,
+    ...                                           report_to=[], save_strategy="no", disable_tqdm=True)
+    ...     trainer = transformers.Trainer(model=Classifier(), args=args, train_dataset=data)
+    ...     trainer.remove_callback(transformers.PrinterCallback)  # keep the logs off the screen
+    ...     callback = TopologyCallback(trainer, every_n_steps=2, histograms=False)
+    ...     trainer.add_callback(callback)
+    ...     _ = trainer.train()
+    >>> [entry["step"] for entry in callback.monitor.history]
+    [0.0, 2.0, 4.0]
+    >>> [entry["topology/net.0/density"] for entry in trainer.state.log_history if "topology/density" in entry]
+    [1.0, 1.0, 1.0]
+    >>> TopologyCallback(every_n_steps=-1)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: every_n_steps must be >= 0, got -1
     """
 
     def __init__(
@@ -124,6 +157,25 @@ def track_topology(trainer, **options: Any) -> TopologyCallback:
 
     ``options`` are :class:`TopologyCallback`'s (``every_n_steps``, ``histograms``,
     ``monitor`` ...) and a new monitor's (``layers``, ``hub_fraction``, ``nnstd``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> import transformers
+    >>> class Regressor(torch.nn.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = torch.nn.Linear(3, 1)
+    ...     def forward(self, x, labels):
+    ...         return {"loss": (self.fc(x).squeeze(-1) - labels).pow(2).mean()}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     args = transformers.TrainingArguments(tmp, max_steps=2, use_cpu=True, report_to=[], save_strategy="no")
+    ...     trainer = transformers.Trainer(model=Regressor(), args=args,
+    ...                                    train_dataset=[{"x": torch.ones(3), "labels": torch.tensor(1.0)}] * 4)
+    ...     callback = track_topology(trainer, every_n_steps=0, histograms=False)
+    >>> callback.trainer is trainer, callback in trainer.callback_handler.callbacks
+    (True, True)
     """
     callback = TopologyCallback(trainer, **options)
     trainer.add_callback(callback)

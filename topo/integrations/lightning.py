@@ -35,6 +35,23 @@ def log_histograms(loggers, histograms: dict[str, Any], step: int) -> int:
 
     TensorBoard-like experiments (``add_histogram``) and W&B runs (``log`` with
     ``wandb.Histogram``) are recognised; other loggers are left alone.
+
+    Examples
+    --------
+    A logger whose experiment draws histograms (TensorBoard's ``SummaryWriter`` has
+    ``add_histogram``) gets them; a CSV logger does not:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from types import SimpleNamespace
+    >>> from lightning.pytorch.loggers import CSVLogger
+    >>> drawn = []
+    >>> writer = SimpleNamespace(add_histogram=lambda tag, values, global_step: drawn.append((tag, global_step)))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     loggers = [SimpleNamespace(experiment=writer), CSVLogger(tmp)]
+    ...     sent = log_histograms(loggers, {"topology/fc1/fan_in": np.array([2, 3, 1])}, step=10)
+    >>> sent, drawn
+    (1, [('topology/fc1/fan_in', 10)])
     """
     sent = 0
     for logger in loggers:
@@ -71,6 +88,32 @@ class TopologyCallback(Callback):
     **monitor_options
         For a new :class:`~topo.integrations.monitor.TopologyMonitor` (``layers``,
         ``hub_fraction``, ``nnstd``, ``example_input``).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import torch
+    >>> import lightning
+    >>> class Classifier(lightning.LightningModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    ...     def training_step(self, batch, batch_idx):
+    ...         x, y = batch
+    ...         return torch.nn.functional.cross_entropy(self.net(x), y)
+    ...     def configure_optimizers(self):
+    ...         return torch.optim.SGD(self.parameters(), lr=0.1)
+    >>> _ = torch.manual_seed(0)
+    >>> data = torch.utils.data.TensorDataset(torch.randn(8, 4), torch.randint(0, 2, (8,)))
+    >>> callback = TopologyCallback(every_n_steps=2, histograms=False)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     trainer = lightning.Trainer(max_steps=4, default_root_dir=tmp, callbacks=[callback], accelerator="cpu",
+    ...                                 enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+    ...     trainer.fit(Classifier(), torch.utils.data.DataLoader(data, batch_size=2))
+    >>> [entry["step"] for entry in callback.monitor.history]
+    [0.0, 2.0, 4.0]
+    >>> callback.monitor.compute()["net.0/density"], callback.monitor.compute()["nnstd"]
+    (1.0, 0.0)
     """
 
     def __init__(
