@@ -413,7 +413,6 @@ def survey(paths: Iterable[str | os.PathLike], *, follow_symlinks: bool = False)
     >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
     >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
     >>> _ = (folder / "notes.txt").write_text("hello")
-
     >>> _ = (folder / ".partial.safetensors").write_bytes(b"")
     >>> for entry in survey([folder]):
     ...     print(entry.path.name, entry.action, entry.reason)
@@ -484,7 +483,6 @@ def find_checkpoints(paths: Iterable[str | os.PathLike], *, follow_symlinks: boo
     >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
     >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
     >>> _ = (folder / "notes.txt").write_text("hello")
-
     >>> [path.name for path in find_checkpoints([folder])]
     ['a.safetensors', 'broken.pt']
     >>> tmp.cleanup()
@@ -691,7 +689,6 @@ def audit_path(
     >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
     >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
     >>> _ = (folder / "notes.txt").write_text("hello")
-
     >>> row = audit_path(folder / "a.safetensors")
     >>> row.status, row.format, row.epoch, row.nnz, row.total, row.density
     ('ok', 'topo', 3, 15, 32, 0.46875)
@@ -808,7 +805,6 @@ def audit_paths(
     >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
     >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
     >>> _ = (folder / "notes.txt").write_text("hello")
-
     >>> for row in audit_paths([folder]):
     ...     print(Path(row.path).name, row.status, row.density)
     a.safetensors ok 0.46875
@@ -870,7 +866,6 @@ def audit_entries(
     >>> _ = save_checkpoint(net, folder / "a.safetensors", epoch=3)
     >>> _ = (folder / "broken.pt").write_bytes(b"not a checkpoint")
     >>> _ = (folder / "notes.txt").write_text("hello")
-
     >>> entries = survey([folder])
     >>> [(entry.path.name, entry.action) for entry in entries]
     [('a.safetensors', 'audit'), ('broken.pt', 'audit'), ('notes.txt', 'skip')]
