@@ -120,6 +120,13 @@ def _config_value(config: Mapping[str, Any], key: str) -> Any:
 def run_summary(data: RunData, *, include_dense: bool = False) -> dict[str, Any]:
     """Headline figures of a run: epochs, final and best metrics, density, CV, drift convergence.
 
+    Parameters
+    ----------
+    data : RunData
+        As :func:`load_run_data` returns it.
+    include_dense : bool
+        Count dense layers in the mean CV and the convergence.
+
     Returns
     -------
     dict
@@ -130,6 +137,29 @@ def run_summary(data: RunData, *, include_dense: bool = False) -> dict[str, Any]
         ``dense_layers`` (the last checkpoint's dense layers). The mean CV and the
         convergence are over the sparse layers unless ``include_dense``: a dense
         layer's fan-ins tie (CV 0) and it converges trivially.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import append_metrics, checkpoint_name, save_checkpoint, write_run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> run = Path(tmp.name) / "rigl_a"
+    >>> _ = write_run_config(run, {"method": "rigl", "dataset": "mnist", "sparsity": 0.5})
+    >>> for epoch in range(3):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.5).astype(int)
+    ...     net = Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"])
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    ...     if epoch:
+    ...         append_metrics(run, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + 0.1 * epoch})
+    >>> summary = run_summary(load_run_data(run))
+    >>> summary["name"], summary["method"], summary["epochs"], summary["checkpoints"], summary["best_val_acc"]
+    ('rigl_a', 'rigl', 2, 3, 0.7)
+    >>> summary["final"], summary["nnz"], summary["dense_layers"], summary["converged"]
+    ({'epoch': 2, 'train_loss': 0.5, 'val_acc': 0.7}, 34, ['out'], '0/1')
+    >>> tmp.cleanup()
     """
     from topo.analysis.degree import dense_layer_names, fan_in_cv, summary_layers
 
@@ -177,11 +207,49 @@ def _x_of(result: Any, index: int) -> Any:
 
 
 def layer_table(data: RunData) -> list[dict[str, Any]]:
-    """One row per layer of the last checkpoint: shape, density and fan-in CV at the first
-    and last checkpoint, drift (final W1, converged epoch, equilibrium CV), and the gradient
-    concentration and Spearman correlation where the checkpoint has gradient statistics.
-    When a layer is dense, every row says whether it is (``dense``), and the dense layers
-    have no gradient concentration or correlation (all their fan-ins tie)."""
+    """One row per layer of the last checkpoint.
+
+    Each row holds the shape, density and fan-in CV at the first and last checkpoint,
+    drift (final W1, converged epoch, equilibrium CV), and the gradient concentration
+    and Spearman correlation where the checkpoint has gradient statistics. When a layer
+    is dense, every row says whether it is (``dense``), and the dense layers have no
+    gradient concentration or correlation (all their fan-ins tie).
+
+    Parameters
+    ----------
+    data : RunData
+        As :func:`load_run_data` returns it.
+
+    Returns
+    -------
+    list of dict
+        Keys ``layer``, ``shape``, ``nnz``, ``density_first``, ``density``,
+        ``fan_in_mean``, ``cv_first``, ``cv``, and where they apply ``w1_final``,
+        ``converged_at``, ``equilibrium_cv``, ``dense``, ``concentration``,
+        ``spearman``; empty when the run has no checkpoint.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import append_metrics, checkpoint_name, save_checkpoint, write_run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> run = Path(tmp.name) / "rigl_a"
+    >>> _ = write_run_config(run, {"method": "rigl", "dataset": "mnist", "sparsity": 0.5})
+    >>> for epoch in range(3):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.5).astype(int)
+    ...     net = Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"])
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    ...     if epoch:
+    ...         append_metrics(run, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + 0.1 * epoch})
+    >>> for row in layer_table(load_run_data(run)):
+    ...     print(row["layer"], row["shape"], row["nnz"], row["dense"], round(row["density"], 3))
+    fc1 6×8 22 False 0.458
+    out 2×6 12 True 1.0
+    >>> tmp.cleanup()
+    """
     from topo.analysis.degree import coefficient_of_variation, is_dense
     from topo.analysis.gradients import gradient_concentration, hierarchy_strength
 
@@ -496,6 +564,33 @@ def build_report(
     ------
     TopoError
         If a path is not a run folder or a file cannot be read.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import append_metrics, checkpoint_name, save_checkpoint, write_run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> run = Path(tmp.name) / "rigl_a"
+    >>> _ = write_run_config(run, {"method": "rigl", "dataset": "mnist", "sparsity": 0.5})
+    >>> for epoch in range(3):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.5).astype(int)
+    ...     net = Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"])
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    ...     if epoch:
+    ...         append_metrics(run, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + 0.1 * epoch})
+    >>> html = build_report(run, dpi=30)
+    >>> html.startswith("<!DOCTYPE html>"), "<title>topo report: rigl_a</title>" in html
+    (True, True)
+    >>> html.count('src="data:image/png;base64,')
+    7
+    >>> build_report([])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: no runs to report on
+    >>> tmp.cleanup()
     """
     from topo import __version__
 
@@ -565,10 +660,44 @@ def write_report(
 ) -> Path:
     """Build the report (see :func:`build_report`) and write it to ``path`` atomically.
 
+    Parameters
+    ----------
+    runs : run folder(s)
+    path : path-like
+        The HTML file to write; its folder is created.
+    **options
+        Passed to :func:`build_report` (``title``, ``dpi``, ...).
+
     Returns
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    TopoError
+        As :func:`build_report`.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from pathlib import Path
+    >>> from topo import Topology
+    >>> from topo.checkpoint import append_metrics, checkpoint_name, save_checkpoint, write_run_config
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> run = Path(tmp.name) / "rigl_a"
+    >>> _ = write_run_config(run, {"method": "rigl", "dataset": "mnist", "sparsity": 0.5})
+    >>> for epoch in range(3):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.5).astype(int)
+    ...     net = Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"])
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch)
+    ...     if epoch:
+    ...         append_metrics(run, {"epoch": epoch, "train_loss": 1.0 / epoch, "val_acc": 0.5 + 0.1 * epoch})
+    >>> written = write_report(run, Path(tmp.name) / "report.html", title="RigL, 50 %", dpi=30)
+    >>> written.name, "<h1>RigL, 50 %</h1>" in written.read_text(encoding="utf-8")
+    ('report.html', True)
+    >>> tmp.cleanup()
     """
     from topo.atomic import atomic_write_text
 

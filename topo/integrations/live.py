@@ -318,10 +318,34 @@ def _is_module(obj: Any) -> bool:
 def load_object(obj: Any, *, format: str | None = None, **options: Any) -> Topology:
     """:func:`topo.load` for what is not a path: a module, a state dict, a file object.
 
+    Parameters
+    ----------
+    obj : torch.nn.Module, mapping or binary file object
+        Read by :func:`from_module`, :func:`from_state_dict` or :func:`from_file_object`.
+    format : str, optional
+        For a file object: skip detection.
+    **options
+        Passed to the function that reads ``obj``.
+
+    Returns
+    -------
+    Topology
+
     Raises
     ------
     TopoError
         For any other type, naming it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    >>> load_object(model).names, load_object(model.state_dict()).nnz
+    (['0', '2'], 18)
+    >>> load_object(42)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: topo.load: cannot read a int; give a path, a binary file object, a state dict or a torch.nn.Module
     """
     if _is_module(obj):
         return from_module(obj, **options)

@@ -64,7 +64,22 @@ DENSE_CHOICES = ("note", "omit", "draw")
 
 
 def dense_note(layer: Layer) -> str:
-    """The short note drawn for a dense layer instead of its histogram: ``"dense: all 10×100 connections"``."""
+    """The short note drawn for a dense layer instead of its histogram: ``"dense: all 10×100 connections"``.
+
+    Parameters
+    ----------
+    layer : Layer
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> dense_note(Layer.from_mask("out", np.ones((10, 100))))
+    'dense: all 10×100 connections'
+    """
     return f"dense: all {layer.n_out}×{layer.n_in} connections"
 
 
@@ -93,7 +108,31 @@ def _kept(names: list[str], notes: dict[str, str], dense: str) -> list[str]:
 
 
 def default_figure_path(source: str | os.PathLike | None, name: str) -> Path:
-    """``RUN/figures/NAME.png`` when ``source`` is a run folder, else ``./NAME.png``."""
+    """``RUN/figures/NAME.png`` when ``source`` is a run folder, else ``./NAME.png``.
+
+    Parameters
+    ----------
+    source : path-like or None
+        What the figure is drawn from (a run folder, a checkpoint, nothing).
+    name : str
+        The figure's name (one of :data:`FIGURE_NAMES`).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from topo.checkpoint import write_run_config
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     _ = write_run_config(Path(tmp) / "run", {"method": "rigl"})
+    ...     print(default_figure_path(Path(tmp) / "run", "fanin").relative_to(tmp))
+    run/figures/fanin.png
+    >>> default_figure_path(None, "distance")
+    PosixPath('distance.png')
+    """
     from topo.runs import is_run
 
     if source is not None and is_run(source):
@@ -102,7 +141,25 @@ def default_figure_path(source: str | os.PathLike | None, name: str) -> Path:
 
 
 def select_evenly(n: int, k: int | None) -> list[int]:
-    """Up to ``k`` indices of ``range(n)`` spread evenly, first and last included."""
+    """Up to ``k`` indices of ``range(n)`` spread evenly, first and last included.
+
+    Parameters
+    ----------
+    n : int
+        How many there are.
+    k : int or None
+        The most to keep (None: all; 1: the last only).
+
+    Returns
+    -------
+    list of int
+        Sorted, without repeats.
+
+    Examples
+    --------
+    >>> select_evenly(10, 4), select_evenly(3, 5), select_evenly(10, 1)
+    ([0, 3, 6, 9], [0, 1, 2], [9])
+    """
     if k is None or n <= k:
         return list(range(n))
     if k <= 1:
@@ -113,10 +170,31 @@ def select_evenly(n: int, k: int | None) -> list[int]:
 def select_layers(topology: Topology, layers: Sequence[str] | None) -> list[str]:
     """The layer names to draw: ``layers`` (checked against the topology) or all of them.
 
+    Parameters
+    ----------
+    topology : Topology
+    layers : sequence of str or None
+
+    Returns
+    -------
+    list of str
+        In the topology's order.
+
     Raises
     ------
     TopoError
         If a name is not a layer of ``topology``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> net = Topology.from_masks([np.eye(3), np.ones((2, 3))], names=["fc1", "out"])
+    >>> select_layers(net, None), select_layers(net, ["out"])
+    (['fc1', 'out'], ['out'])
+    >>> select_layers(net, ["fc9"])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: no layer named 'fc9'; layers are: fc1, out
     """
     names = topology.names
     if not layers:
@@ -193,6 +271,18 @@ def fanin_figure(
     ------
     TopoError
         If a layer or epoch is not in the run, or ``dense="omit"`` leaves no layer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> [ax.get_title() for ax in fanin_figure(run).axes]
+    ['fc1', 'out']
+    >>> [ax.get_title() for ax in fanin_figure(run, dense="omit").axes]
+    ['fc1']
     """
     from topo.plotting.draw_fanin import fanin_ridge
 
@@ -246,6 +336,16 @@ def drift_figure(
     -------
     matplotlib.figure.Figure
         Three axes: fan-in CV, drift, turnover.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> [ax.get_title() for ax in drift_figure(run).axes]
+    ['Fan-in CV per layer', 'Drift toward equilibrium', 'Mask turnover between checkpoints']
     """
     from topo.analysis.drift import DriftResult, drift
     from topo.plotting.draw_drift import drift_overview
@@ -304,6 +404,36 @@ def hubs_figure(
     A layer dense at every checkpoint has no hubs (all fan-ins tie), so it gets no line:
     ``dense="note"`` says so on the figure, ``"omit"`` leaves it out silently and
     ``"draw"`` draws its line anyway.
+
+    Parameters
+    ----------
+    source : run folder or sequence of Topology
+    layers : sequence of str, optional
+    fraction, rule, z
+        Passed to :func:`topo.analysis.hubs.hub_persistence`.
+    dense : {"note", "omit", "draw"}
+    path, dpi, progress
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    TopoError
+        If a layer is not in the run, or every layer drawn is dense.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> fig = hubs_figure(run)
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['fc1']
     """
     from topo.analysis.hubs import hub_persistence
     from topo.plotting.draw_hubs import hub_persistence_curves
@@ -330,7 +460,30 @@ def density_figure(
     dpi: int = 150,
     progress: ProgressCallback | None = None,
 ):
-    """Layer densities over a run's checkpoints; see :func:`topo.plotting.density_curves`."""
+    """Layer densities over a run's checkpoints; see :func:`topo.plotting.density_curves`.
+
+    Parameters
+    ----------
+    source : run folder or sequence of Topology
+    layers : sequence of str, optional
+    path, dpi, progress
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> fig = density_figure(run)
+    >>> [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    ['fc1', 'out', 'network']
+    """
     from topo.plotting.draw_connectivity import density_curves
 
     topologies = _topologies(source, progress=progress)
@@ -362,6 +515,16 @@ def exploration_figure(
     Returns
     -------
     matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> [ax.get_ylabel() for ax in exploration_figure(run).axes]
+    ['exploration rate', 'active width / width']
     """
     from topo.analysis.exploration import ExplorationResult, exploration
     from topo.plotting.draw_connectivity import exploration_curves
@@ -402,6 +565,32 @@ def degree_figure(
     ``source`` is a Topology, a checkpoint file or a run folder (its last checkpoint).
     A dense layer (one fan-in shared by all neurons, nothing to fit) follows ``dense``:
     ``"note"``, ``"omit"`` or ``"draw"``, as in :func:`fanin_figure`.
+
+    Parameters
+    ----------
+    source : Topology or path
+    layers : sequence of str, optional
+    kind : {"ccdf", "pmf"}
+    fit : bool
+        Draw the fitted distributions.
+    dense : {"note", "omit", "draw"}
+    path, dpi
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> fig = degree_figure(run[-1])
+    >>> [ax.get_title() for ax in fig.axes], fig.get_suptitle()
+    (['fc1', 'out'], 'Fan-in distribution, epoch 10')
     """
     from topo.analysis.fits import fit_fan_in
     from topo.plotting.draw_degree import degree_distribution
@@ -434,10 +623,39 @@ def gradients_figure(
     A dense layer (every neuron at the same fan-in, so no hubs and no correlation)
     follows ``dense``: ``"note"``, ``"omit"`` or ``"draw"``, as in :func:`fanin_figure`.
 
+    Parameters
+    ----------
+    source : Topology or path
+    layers : sequence of str, optional
+    fraction : float
+        Share of neurons counted as hubs for the gradient concentration.
+    stat : str
+        The per-neuron statistic drawn.
+    dense : {"note", "omit", "draw"}
+    path, dpi
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
     Raises
     ------
     TopoError
         If no chosen layer carries the gradient statistic.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fc1 = Layer.from_mask("fc1", np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]]),
+    ...                       stats={"grad_mean": np.array([0.3, 0.05, 0.1])})
+    >>> fig = gradients_figure(Topology([fc1], info={"epoch": 4}))
+    >>> fig.axes[0].get_xlabel(), fig.get_suptitle()
+    ('fan-in', 'Gradient against fan-in, epoch 4')
+    >>> gradients_figure(Topology.from_masks([np.eye(2)]))
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: no layer has the 'grad_mean' statistic: the checkpoint has no gradient statistics (topo train writes them)
     """
     from topo.analysis.gradients import gradient_concentration, hierarchy_strength
     from topo.plotting.draw_hubs import gradient_vs_fanin
@@ -485,6 +703,16 @@ def distance_labels(items: Sequence[Any]) -> Labels:
     Returns
     -------
     Labels
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> run = [Topology.from_masks([np.eye(2)], info={"epoch": epoch}) for epoch in (0, 5, 10)]
+    >>> distance_labels(run)
+    Labels(labels=['0', '5', '10'], common=None)
+    >>> distance_labels(["sweep/rigl_a/checkpoints/epoch_0190.safetensors",
+    ...                  "sweep/rigl_b/checkpoints/epoch_0190.safetensors"])
+    Labels(labels=['a', 'b'], common='epoch 190')
     """
     from topo.runs import checkpoint_place
 
@@ -531,6 +759,17 @@ def distance_matrix(
     ------
     TopoError
         If fewer than two checkpoints are given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> matrix, labels = distance_matrix(run)
+    >>> matrix.shape, labels, bool(np.allclose(matrix, matrix.T)), matrix.diagonal().tolist()
+    ((3, 3), ['0', '5', '10'], True, [0.0, 0.0, 0.0])
     """
     from topo.analysis.distance import nnstd_matrix
     from topo.runs import load_masks
@@ -579,6 +818,21 @@ def distance_figure(
     ------
     TopoError
         If ``style`` is unknown or there are fewer than two checkpoints.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def checkpoint(epoch):
+    ...     fc1 = (np.random.default_rng(epoch).random((6, 8)) < 0.4).astype(int)
+    ...     return Topology.from_masks([fc1, np.ones((2, 6))], names=["fc1", "out"], info={"epoch": epoch})
+    >>> run = [checkpoint(epoch) for epoch in (0, 5, 10)]
+    >>> fig = distance_figure(run)
+    >>> fig.axes[0].get_title(), fig.axes[1].get_ylabel()
+    ('NNSTD between checkpoints', 'NNSTD')
+    >>> matrix = np.array([[0.0, 0.3], [0.3, 0.0]])
+    >>> fig = distance_figure(matrix=matrix, labels=Labels(["a", "b"], common="epoch 190"))
+    >>> fig.axes[0].get_title()
+    'NNSTD between checkpoints (epoch 190)'
     """
     from topo.analysis.distance import nnstd_matrix
     from topo.plotting.draw_distance import nnstd_clustermap, nnstd_heatmap
@@ -614,10 +868,39 @@ def curves_figure(
 ):
     """Loss and accuracy from the runs' ``metrics.jsonl``; see :func:`topo.plotting.training_curves`.
 
+    Parameters
+    ----------
+    runs : run folder or iterable of run folders
+        Several runs are drawn together, named by the fewest trailing folders that
+        tell them apart.
+    title, path, dpi
+        As for the other figures.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
     Raises
     ------
     TopoError
         If a run is not a run folder or none has metrics.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from topo.checkpoint import append_metrics, write_run_config
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     for name, losses in (("rigl", [0.9, 0.5]), ("set", [1.0, 0.7])):
+    ...         run = Path(tmp) / name
+    ...         _ = write_run_config(run, {"method": name})
+    ...         for epoch, loss in enumerate(losses, start=1):
+    ...             append_metrics(run, {"epoch": epoch, "train_loss": loss})
+    ...     fig = curves_figure([Path(tmp) / "rigl", Path(tmp) / "set"])
+    >>> [ax.get_title() for ax in fig.axes[:2]]
+    ['Loss', 'Accuracy']
+    >>> [line.get_label() for line in fig.axes[0].get_lines()]
+    ['rigl train_loss', 'set train_loss']
     """
     from topo.runs import run_metrics
     from topo.plotting.draw_training import training_curves
