@@ -102,8 +102,13 @@ def drift_curves(
     Examples
     --------
     >>> fig = drift_curves([0, 5, 10], {"fc1": [3.0, 1.0, 0.2]}, tolerance=0.5, converged={"fc1": 10})
-    >>> len(fig.axes)
-    1
+    >>> ax, = fig.axes
+    >>> ax.get_ylabel()
+    'W1 distance to equilibrium'
+    >>> [line.get_linestyle() for line in ax.get_lines()]  # the layer, where it converged, the tolerance
+    ['-', ':', '--']
+    >>> drift_curves([0, 5, 10], {"fc1": [3.0, 1.0, 0.2]}, log_y=True).axes[0].get_yscale()
+    'log'
     """
     with themed():
         fig, (ax,) = panels(1, panel_size=(6.0, 3.8), max_columns=1)
@@ -136,8 +141,9 @@ def turnover_curves(
     Examples
     --------
     >>> fig = turnover_curves([5, 10], {"fc1": [0.3, 0.1]})
-    >>> len(fig.axes), len(fig.axes[0].get_lines())
-    (1, 1)
+    >>> ax, = fig.axes
+    >>> ax.get_ylabel(), ax.get_lines()[0].get_ydata().tolist()
+    ('mask turnover', [0.3, 0.1])
     """
     fig = line_figure(epochs, turnover, ylabel="mask turnover", title="Mask turnover between checkpoints")
     return finish(fig, path, dpi)
