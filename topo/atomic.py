@@ -30,6 +30,48 @@ def atomic_output(path: str | os.PathLike) -> Iterator[str]:
 
     For writers that insist on a file name of their own (igraph, networkx). On any
     exception the temporary file is removed and ``path`` is left as it was.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write; missing parent folders are created.
+
+    Yields
+    ------
+    str
+        The temporary file to write to (``.NAME.XXXX.tmp`` in the same folder).
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be created or written to, or the rename fails; the
+        error names ``path``, not the temporary file.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "edges.txt")
+    ...     with atomic_output(path) as tmp:
+    ...         with open(tmp, "w") as handle:
+    ...             _ = handle.write("0 1")
+    ...         print(is_temp_file(os.path.basename(tmp)), os.path.exists(path))
+    ...     print(open(path).read(), sorted(os.listdir(folder)))
+    True False
+    0 1 ['edges.txt']
+
+    A failed write leaves the old file as it was, and no temporary behind:
+
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = os.path.join(folder, "edges.txt")
+    ...     _ = atomic_write_text(path, "old")
+    ...     try:
+    ...         with atomic_output(path) as tmp:
+    ...             raise RuntimeError("writer failed")
+    ...     except RuntimeError:
+    ...         pass
+    ...     print(open(path).read(), os.listdir(folder))
+    old ['edges.txt']
     """
     path = Path(path)
     try:
@@ -62,12 +104,56 @@ def _naming(exc: OSError, path: Path) -> OSError:
 
 
 def is_temp_file(name: str) -> bool:
-    """Whether a file name is one of :func:`atomic_output`'s temporaries (``.NAME.XXXX.tmp``)."""
+    """Whether a file name is one of :func:`atomic_output`'s temporaries (``.NAME.XXXX.tmp``).
+
+    Parameters
+    ----------
+    name : str
+        A file name (not a path).
+
+    Returns
+    -------
+    bool
+        True for names that start with a dot and end with :data:`TEMP_SUFFIX`.
+
+    Examples
+    --------
+    >>> is_temp_file(".metrics.jsonl.k2j4x9.tmp")
+    True
+    >>> is_temp_file("metrics.jsonl"), is_temp_file(".tmp")
+    (False, False)
+    """
     return name.startswith(".") and name.endswith(TEMP_SUFFIX) and len(name) > len(TEMP_SUFFIX) + 2
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, flushed to disk before the rename."""
+    """Write ``data`` to ``path`` atomically, flushed to disk before the rename.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write (replaced if it exists; missing parent folders are created).
+    data : bytes
+        The whole content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written; ``path`` is then left as it was.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_bytes(pathlib.Path(folder) / "sub" / "mask.bin", bytes([1, 0, 1]))
+    ...     print(path.name, list(path.read_bytes()))
+    mask.bin [1, 0, 1]
+    """
     with atomic_output(path) as tmp:
         with open(tmp, "wb") as handle:
             handle.write(data)
@@ -77,5 +163,26 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text (UTF-8) atomically; see :func:`atomic_write_bytes`."""
+    """Write text (UTF-8) atomically; see :func:`atomic_write_bytes`.
+
+    Parameters
+    ----------
+    path : path-like
+        The file to write.
+    text : str
+        The whole content, encoded as UTF-8.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = atomic_write_text(pathlib.Path(folder) / "run.json", '{"method": "rigl"}')
+    ...     print(path.read_text())
+    {"method": "rigl"}
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))

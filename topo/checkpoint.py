@@ -119,6 +119,29 @@ def save_checkpoint(
     -------
     pathlib.Path
         The path written.
+
+    Raises
+    ------
+    TopoError
+        If safetensors cannot serialise a tensor (an object array, for example).
+    OSError
+        If the file cannot be written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from safetensors.numpy import load_file
+    >>> net = Topology.from_masks([np.ones((2, 3)), np.eye(2)], names=["fc1", "fc2"])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = save_checkpoint(net, pathlib.Path(folder.name) / "epoch_0004.safetensors", epoch=4)
+    >>> tensors = load_file(str(path))
+    >>> sorted(tensors), tensors["layers.1.mask"].tolist()
+    (['layers.0.mask', 'layers.1.mask'], [[True, False], [False, True]])
+    >>> read_checkpoint_metadata(path)["epoch"]
+    4
+    >>> folder.cleanup()
     """
     from safetensors.numpy import save as st_save
 
@@ -245,6 +268,11 @@ def _one_line(exc: BaseException) -> str:
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """Read a topo checkpoint's metadata without loading any tensor.
 
+    Parameters
+    ----------
+    path : path-like
+        A ``.safetensors`` file written by :func:`save_checkpoint`.
+
     Returns
     -------
     dict
@@ -254,6 +282,21 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     ------
     TopoError
         If the file is missing, not safetensors, or not a topo checkpoint.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> net = Topology.from_masks([np.ones((2, 3)), np.eye(2)], names=["fc1", "fc2"])
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = save_checkpoint(net, pathlib.Path(folder.name) / "c.safetensors", epoch=2, run_info={"method": "rigl"})
+    >>> meta = read_checkpoint_metadata(path)
+    >>> [layer["name"] for layer in meta["layers"]], meta["layers"][0]["shape"]
+    (['fc1', 'fc2'], [2, 3])
+    >>> meta["epoch"], meta["step"], meta["run"]
+    (2, None, {'method': 'rigl'})
+    >>> folder.cleanup()
     """
     path = Path(path)
     with _open(path) as handle:
@@ -316,7 +359,25 @@ def _parse_metadata(raw: Mapping[str, str], path: Path) -> dict[str, Any]:
 
 
 def is_topo_metadata(raw: Mapping[str, Any] | None) -> bool:
-    """Whether a safetensors header's metadata declares a topo checkpoint."""
+    """Whether a safetensors header's metadata declares a topo checkpoint.
+
+    Parameters
+    ----------
+    raw : mapping or None
+        The string metadata of a safetensors header (``None`` when it has none).
+
+    Returns
+    -------
+    bool
+        True when its ``format`` entry is :data:`FORMAT_NAME`.
+
+    Examples
+    --------
+    >>> is_topo_metadata({"format": "topo-checkpoint", "format_version": "2"})
+    True
+    >>> is_topo_metadata({"format": "pt"}), is_topo_metadata(None)
+    (False, False)
+    """
     return isinstance(raw, Mapping) and raw.get("format") == FORMAT_NAME
 
 
@@ -326,6 +387,29 @@ def is_topo_checkpoint(path: str | os.PathLike) -> bool:
     Only the header is read, and only its ``format`` entry decides: a topo checkpoint
     whose other metadata is damaged is still recognised as one, so that loading it
     says what is wrong instead of another reader guessing at it.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder; a missing or unreadable one is not a checkpoint.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from safetensors.numpy import save_file
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> ours = save_checkpoint(Topology.from_masks([np.eye(2)]), folder / "ours.safetensors")
+    >>> save_file({"fc1.weight": np.eye(2)}, str(folder / "theirs.safetensors"))
+    >>> is_topo_checkpoint(ours), is_topo_checkpoint(folder / "theirs.safetensors"), is_topo_checkpoint(folder / "none")
+    (True, False, False)
+    >>> temporary.cleanup()
     """
     try:
         with _open(Path(path)) as handle:
@@ -354,6 +438,26 @@ def load_checkpoint(path: str | os.PathLike, *, weights: bool = True) -> Topolog
     ------
     TopoError
         If the file is missing, truncated, corrupt or not a topo checkpoint.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> weights = [np.array([[0.5, 0.0, -1.0], [0.0, 2.0, 0.0]]), np.array([[1.0, 0.0], [0.0, 3.0]])]
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(folder.name) / "epoch_0001.safetensors"
+    >>> _ = save_checkpoint(Topology.from_weights(weights, names=["fc1", "fc2"]), path, epoch=1)
+    >>> net = load_checkpoint(path)
+    >>> net.names, net.widths, net.nnz, net.epoch
+    (['fc1', 'fc2'], [3, 2, 2], 5, 1)
+    >>> net["fc1"].weight[0].tolist(), load_checkpoint(path, weights=False)["fc1"].weight is None
+    ([0.5, 0.0, -1.0], True)
+    >>> load_checkpoint(pathlib.Path(folder.name) / "missing.safetensors")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../missing.safetensors: no such file
+    >>> folder.cleanup()
     """
     path = Path(path)
     with _open(path) as handle:
@@ -397,14 +501,52 @@ def load_checkpoint(path: str | os.PathLike, *, weights: bool = True) -> Topolog
 
 # -- run folders -------------------------------------------------------------------
 def checkpoint_name(epoch: int, step: int | None = None) -> str:
-    """File name of a run's checkpoint: ``epoch_0003.safetensors`` or ``epoch_0003_step_00000450.safetensors``."""
+    """File name of a run's checkpoint: ``epoch_0003.safetensors`` or ``epoch_0003_step_00000450.safetensors``.
+
+    Parameters
+    ----------
+    epoch : int
+        The epoch that ended (or, with ``step``, the epoch in progress).
+    step : int, optional
+        The global step, for a checkpoint taken inside an epoch.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> checkpoint_name(3)
+    'epoch_0003.safetensors'
+    >>> checkpoint_name(3, step=450)
+    'epoch_0003_step_00000450.safetensors'
+    """
     if step is None:
         return f"epoch_{int(epoch):04d}{_SAFETENSORS_SUFFIX}"
     return f"epoch_{int(epoch):04d}_step_{int(step):08d}{_SAFETENSORS_SUFFIX}"
 
 
 def parse_checkpoint_name(name: str) -> tuple[int, int | None] | None:
-    """``(epoch, step)`` from a checkpoint file name, or None if it is not one."""
+    """``(epoch, step)`` from a checkpoint file name, or None if it is not one.
+
+    Parameters
+    ----------
+    name : str
+        A file name (not a path), as :func:`checkpoint_name` makes them.
+
+    Returns
+    -------
+    tuple of (int, int or None), or None
+
+    Examples
+    --------
+    >>> parse_checkpoint_name("epoch_0003_step_00000450.safetensors")
+    (3, 450)
+    >>> parse_checkpoint_name("epoch_0012.safetensors")
+    (12, None)
+    >>> parse_checkpoint_name("model.safetensors") is None
+    True
+    """
     match = _NAME_RE.match(name)
     if not match:
         return None
@@ -412,7 +554,28 @@ def parse_checkpoint_name(name: str) -> tuple[int, int | None] | None:
 
 
 def is_run_folder(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a topo run folder (has ``run.json`` or a ``checkpoints/`` folder)."""
+    """Whether ``path`` is a topo run folder (has ``run.json`` or a ``checkpoints/`` folder).
+
+    Parameters
+    ----------
+    path : path-like
+        Any path; a file or a missing path is not a run folder.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> is_run_folder(folder.name)
+    False
+    >>> _ = write_run_config(folder.name, {"method": "set"})
+    >>> is_run_folder(folder.name)
+    True
+    >>> folder.cleanup()
+    """
     path = Path(path)
     return path.is_dir() and ((path / RUN_CONFIG).is_file() or (path / CHECKPOINT_DIR).is_dir())
 
@@ -432,10 +595,30 @@ def list_checkpoints(run: str | os.PathLike, *, include_steps: bool = True) -> l
     include_steps : bool
         Also list checkpoints taken inside epochs.
 
+    Returns
+    -------
+    list of pathlib.Path
+
     Raises
     ------
     TopoError
         If ``run`` is not a run folder.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name)
+    >>> net = Topology.from_masks([np.eye(2)])
+    >>> for epoch, step in [(0, None), (1, None), (1, 20), (2, None)]:
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch, step))
+    >>> [path.name for path in list_checkpoints(run)]
+    ['epoch_0000.safetensors', 'epoch_0001_step_00000020.safetensors', 'epoch_0001.safetensors', 'epoch_0002.safetensors']
+    >>> len(list_checkpoints(run, include_steps=False))
+    3
+    >>> folder.cleanup()
     """
     run = Path(run)
     if not run.exists():
@@ -463,7 +646,31 @@ def list_checkpoints(run: str | os.PathLike, *, include_steps: bool = True) -> l
 
 
 def write_run_config(run: str | os.PathLike, config: Mapping[str, Any]) -> Path:
-    """Write ``run.json`` atomically (creates the run folder)."""
+    """Write ``run.json`` atomically (creates the run folder).
+
+    Parameters
+    ----------
+    run : path-like
+        The run folder.
+    config : mapping
+        The run's configuration; numpy scalars and arrays, paths, sets and tuples
+        are written as their JSON equivalents.
+
+    Returns
+    -------
+    pathlib.Path
+        The ``run.json`` written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = write_run_config(pathlib.Path(folder.name) / "run", {"method": "rigl", "density": np.float64(0.1)})
+    >>> path.name, read_run_config(path.parent)
+    ('run.json', {'method': 'rigl', 'density': 0.1})
+    >>> folder.cleanup()
+    """
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(run / RUN_CONFIG, json.dumps(dict(config), default=_json_default, indent=2) + "\n")
@@ -472,11 +679,34 @@ def write_run_config(run: str | os.PathLike, config: Mapping[str, Any]) -> Path:
 def read_run_config(run: str | os.PathLike) -> dict[str, Any]:
     """Read ``run.json``; an empty dict when the run has none.
 
+    Parameters
+    ----------
+    run : path-like
+        The run folder.
+
+    Returns
+    -------
+    dict
+
     Raises
     ------
     TopoError
         If the file cannot be read, is not UTF-8 JSON, is nested too deeply, or is
         not a JSON object.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name)
+    >>> read_run_config(run)
+    {}
+    >>> _ = (run / "run.json").write_text("[1, 2]")
+    >>> read_run_config(run)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../run.json: run configuration is not a JSON object (found an array)
+    >>> folder.cleanup()
     """
     path = Path(run) / RUN_CONFIG
     if not path.exists():
@@ -517,6 +747,25 @@ def append_metrics(run: str | os.PathLike, record: Mapping[str, Any]) -> None:
     """Append one JSON line to ``metrics.jsonl`` and flush it to disk.
 
     Non-finite floats are written as ``null`` so that the file stays valid JSON.
+
+    Parameters
+    ----------
+    run : path-like
+        The run folder (created if missing).
+    record : mapping
+        One epoch's metrics.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name)
+    >>> append_metrics(run, {"epoch": 1, "train_loss": 0.5})
+    >>> append_metrics(run, {"epoch": 2, "train_loss": float("nan")})
+    >>> print((run / "metrics.jsonl").read_text().strip())
+    {"epoch": 1, "train_loss": 0.5}
+    {"epoch": 2, "train_loss": null}
+    >>> folder.cleanup()
     """
     path = Path(run) / METRICS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -582,12 +831,37 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
     Every line must be a UTF-8 JSON object; the fields topo writes (``epoch``,
     ``step``, losses, accuracies, densities, ...) must have their types.
 
+    Parameters
+    ----------
+    run : path-like
+        The run folder.
+
+    Returns
+    -------
+    list of dict
+        One record per line, in file order; empty when the run has no metrics.
+
     Raises
     ------
     TopoError
         Naming the file and the line, for a line that is not UTF-8, not JSON (other
         than a last line cut short), nested too deeply, not an object, or has a
         wrongly typed field.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name)
+    >>> _ = (run / "metrics.jsonl").write_text('{"epoch": 1, "val_acc": 0.81}' + chr(10) + '{"epoch": 2, "val_a')
+    >>> read_metrics(run)
+    [{'epoch': 1, 'val_acc': 0.81}]
+    >>> _ = (run / "metrics.jsonl").write_text('{"epoch": -1}' + chr(10))
+    >>> read_metrics(run)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../metrics.jsonl: line 1: 'epoch' is not a non-negative integer (-1)
+    >>> folder.cleanup()
     """
     path = Path(run) / METRICS_FILE
     if not path.exists():
@@ -621,7 +895,32 @@ def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
 
 
 def write_metrics(run: str | os.PathLike, records: Iterable[Mapping[str, Any]]) -> Path:
-    """Replace ``metrics.jsonl`` with ``records`` atomically (used when a run resumes)."""
+    """Replace ``metrics.jsonl`` with ``records`` atomically (used when a run resumes).
+
+    Parameters
+    ----------
+    run : path-like
+        The run folder.
+    records : iterable of mappings
+        The records to keep, one line each (non-finite floats become ``null``).
+
+    Returns
+    -------
+    pathlib.Path
+        The ``metrics.jsonl`` written.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(folder.name)
+    >>> for epoch in (1, 2, 3):
+    ...     append_metrics(run, {"epoch": epoch})
+    >>> _ = write_metrics(run, read_metrics(run)[:2])
+    >>> [record["epoch"] for record in read_metrics(run)]
+    [1, 2]
+    >>> folder.cleanup()
+    """
     text = "".join(json.dumps(_json_record(r), default=_json_default) + "\n" for r in records)
     return atomic_write_text(Path(run) / METRICS_FILE, text)
 

@@ -15,6 +15,30 @@ class TopoError(ValueError):
 
     It subclasses :class:`ValueError` (a bad input is a bad value), so code that
     already guards a call with ``except ValueError`` keeps working.
+
+    Parameters
+    ----------
+    message : str
+        What went wrong; line breaks are folded into spaces so the text stays one line.
+    path : path-like, optional
+        The file or folder concerned; the message then starts with it.
+
+    Attributes
+    ----------
+    path : str or None
+        ``path`` as a string, or None when none was given.
+
+    Examples
+    --------
+    >>> error = TopoError("not a checkpoint format topo recognises", path="runs/model.bin")
+    >>> str(error)
+    'runs/model.bin: not a checkpoint format topo recognises'
+    >>> error.path
+    'runs/model.bin'
+    >>> str(TopoError("truncated header\\nexpected 8 bytes"))
+    'truncated header expected 8 bytes'
+    >>> isinstance(error, ValueError)
+    True
     """
 
     def __init__(self, message: str, *, path: object | None = None) -> None:
@@ -28,7 +52,26 @@ class TopoError(ValueError):
 
 
 def first_line(exc: BaseException) -> str:
-    """The first line of an exception's text (its type's name when it has none), for a one-line message."""
+    """The first line of an exception's text (its type's name when it has none), for a one-line message.
+
+    Parameters
+    ----------
+    exc : BaseException
+        Any exception, often one raised by a third-party library.
+
+    Returns
+    -------
+    str
+        The first line of ``str(exc)`` with surrounding blanks removed, or the
+        exception type's name when the text is empty.
+
+    Examples
+    --------
+    >>> first_line(OSError("Unable to open file\\n(truncated file: eof = 96)"))
+    'Unable to open file'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
 

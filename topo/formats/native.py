@@ -24,7 +24,36 @@ def _run_of(path: Path) -> Path:
 
 
 def sniff(path: Path) -> bool:
-    """A topo checkpoint file, or a run folder (or its ``checkpoints/``) with at least one checkpoint."""
+    """A topo checkpoint file, or a run folder (or its ``checkpoints/``) with at least one checkpoint.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the safetensors header's ``format`` entry, not by the suffix;
+        never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> from safetensors.numpy import save_file
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name) / "run"
+    >>> path = save_checkpoint(Topology.from_masks([np.eye(2)]), run / "checkpoints" / "epoch_0000.safetensors")
+    >>> sniff(path), sniff(run), sniff(run / "checkpoints")
+    (True, True, True)
+    >>> save_file({"fc1.weight": np.eye(2)}, str(run / "other.safetensors"))
+    >>> sniff(run / "other.safetensors")
+    False
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if path.is_dir():
@@ -47,6 +76,43 @@ def read(path: Path, *, weights: bool = True, **_: Any) -> Topology:
 
     A run's checkpoint that is a link out of the run folder is refused (see
     :func:`topo.formats._policy.confine`).
+
+    Parameters
+    ----------
+    path : path-like
+        A topo checkpoint, a run folder, or a run's ``checkpoints/`` folder.
+    weights : bool
+        Also load weight values.
+
+    Returns
+    -------
+    Topology
+        With ``info["requested_sparsity"]`` when the run's configuration gives it
+        (see :func:`requested_sparsity`).
+
+    Raises
+    ------
+    TopoError
+        If the run has no checkpoints, the file is over the reading limits, or the
+        checkpoint is damaged.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from topo import Topology
+    >>> from topo.checkpoint import checkpoint_name, save_checkpoint
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name) / "run"
+    >>> masks = [np.ones((2, 3)), np.array([[1, 0, 0], [0, 1, 1]])]
+    >>> for epoch, mask in enumerate(masks):
+    ...     net = Topology.from_masks([mask], names=["fc1"])
+    ...     _ = save_checkpoint(net, run / "checkpoints" / checkpoint_name(epoch), epoch=epoch,
+    ...                         run_info={"config": {"sparsity": 0.5}})
+    >>> net = read(run)
+    >>> net.epoch, net.nnz, net.info["requested_sparsity"]
+    (1, 3, {'*': 0.5})
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if path.is_dir():
@@ -72,6 +138,25 @@ def requested_sparsity(run: Any, names: list[str]) -> dict[str, float] | None:
     :mod:`topo.analysis.patterns`: ``"*"`` is the whole network's ``sparsity``; layers
     fixed by ``density_map`` (by name or index) or ``dense_output`` (the last layer)
     get their own. None when the checkpoint was not written by ``topo train``.
+
+    Parameters
+    ----------
+    run : object
+        A checkpoint's ``info["run"]``; its ``config`` entry is ``topo train``'s configuration.
+    names : list of str
+        The layers' names, in order (``density_map`` may name layers by index).
+
+    Returns
+    -------
+    dict of str to float, or None
+
+    Examples
+    --------
+    >>> run = {"config": {"sparsity": 0.9, "density_map": {"0": 0.5}, "dense_output": True}}
+    >>> requested_sparsity(run, ["fc1", "fc2", "out"])
+    {'*': 0.9, 'fc1': 0.5, 'out': 0.0}
+    >>> requested_sparsity({"method": "external"}, ["fc1"]) is None
+    True
     """
     config = run.get("config") if isinstance(run, dict) else None
     if not isinstance(config, dict):

@@ -84,7 +84,31 @@ def _confined_set_files(folder: Path, root: Path) -> list[Path]:
 
 
 def is_set_folder(path: Path) -> bool:
-    """A folder holding ``weight_l0.npz`` (a SET / NNSTD epoch folder)."""
+    """A folder holding ``weight_l0.npz`` (a SET / NNSTD epoch folder).
+
+    Parameters
+    ----------
+    path : path-like
+        Any path.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import scipy.sparse as sp
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name) / "epoch_010"
+    >>> folder.mkdir()
+    >>> is_set_folder(folder)
+    False
+    >>> sp.save_npz(folder / "weight_l0.npz", sp.random(5, 3, density=0.5, format="csr", random_state=0))
+    >>> is_set_folder(folder), is_set_run(folder.parent)
+    (True, True)
+    >>> temporary.cleanup()
+    """
     path = Path(path)
     return path.is_dir() and (path / "weight_l0.npz").is_file()
 
@@ -103,7 +127,32 @@ def _epoch_folders(path: Path) -> list[Path]:
 
 
 def is_set_run(path: Path) -> bool:
-    """A folder of ``epoch_*`` SET folders (one SET run)."""
+    """A folder of ``epoch_*`` SET folders (one SET run).
+
+    Parameters
+    ----------
+    path : path-like
+        Any path.
+
+    Returns
+    -------
+    bool
+        True when at least one ``epoch_N`` subfolder is a SET folder (see :func:`is_set_folder`).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import scipy.sparse as sp
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name)
+    >>> is_set_run(run)
+    False
+    >>> (run / "epoch_000").mkdir()
+    >>> sp.save_npz(run / "epoch_000" / "weight_l0.npz", sp.eye(4, 3, format="csr"))
+    >>> is_set_run(run), is_set_run(run / "epoch_000")
+    (True, False)
+    >>> temporary.cleanup()
+    """
     path = Path(path)
     return path.is_dir() and bool(_epoch_folders(path))
 
@@ -126,6 +175,21 @@ def list_epochs(path: str | Path) -> list[Path]:
     ------
     TopoError
         If the path is neither.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import scipy.sparse as sp
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name)
+    >>> for epoch in (0, 50, 100):
+    ...     (run / f"epoch_{epoch:03d}").mkdir()
+    ...     sp.save_npz(run / f"epoch_{epoch:03d}" / "weight_l0.npz", sp.eye(4, 3, format="csr"))
+    >>> [folder.name for folder in list_epochs(run)]
+    ['epoch_000', 'epoch_050', 'epoch_100']
+    >>> list_epochs(run / "epoch_050") == [run / "epoch_050"]
+    True
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if is_set_folder(path):
@@ -150,7 +214,33 @@ def _is_npz(path: Path) -> bool:
 
 
 def sniff(path: Path) -> bool:
-    """A ``.npy`` file, a zip of ``.npy`` members, a SET epoch folder or a SET run folder."""
+    """A ``.npy`` file, a zip of ``.npy`` members, a SET epoch folder or a SET run folder.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the content (the ``.npy`` magic, a zip of ``.npy`` members), not
+        the suffix; never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, zipfile
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> np.save(folder / "fc1.npy", np.eye(3))
+    >>> np.savez(folder / "weights.data", fc1=np.eye(3))
+    >>> with zipfile.ZipFile(folder / "notes.npz", "w") as archive:
+    ...     archive.writestr("readme.txt", "not arrays")
+    >>> sniff(folder / "fc1.npy"), sniff(folder / "weights.data.npz"), sniff(folder / "notes.npz")
+    (True, True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if path.is_dir():
@@ -381,6 +471,34 @@ def read(
     TopoError
         Bad options, corrupt or truncated files, members that declare too much
         data, object or non-numeric arrays, no weights.
+
+    Examples
+    --------
+    A plain archive: a ``kernel`` is ``[in, out]`` by its name, 1-D arrays are biases.
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> import scipy.sparse as sp
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> kernel = np.array([[1.0, 0.0], [0.0, 2.0], [3.0, 0.0]])
+    >>> np.savez(folder / "mlp.npz", dense_kernel=kernel, dense_bias=np.zeros(2))
+    >>> net = read(folder / "mlp.npz")
+    >>> net.names, net["dense"].shape, net.nnz, net.info["format"]
+    (['dense'], (2, 3), 3, 'npz')
+    >>> net["dense"].fan_in.tolist(), net["dense"].bias.tolist()
+    ([2, 1], [0.0, 0.0])
+
+    A SET run folder: each ``weight_lK.npz`` is ``(n_in + 1, n_out)`` with the bias as its
+    last row, and the run reads as its last epoch.
+
+    >>> set_layer = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 0.5], [1.0, 1.0], [0.1, 0.2]]))
+    >>> (folder / "run" / "epoch_005").mkdir(parents=True)
+    >>> sp.save_npz(folder / "run" / "epoch_005" / "weight_l0.npz", set_layer)
+    >>> net = read(folder / "run")
+    >>> net.names, net.widths, net.epoch, net["l0"].bias.tolist()
+    (['l0'], [3, 2], 5, [0.1, 0.2])
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if order not in ("archive", "natural"):

@@ -100,7 +100,31 @@ def _is_torchscript(names: list[str]) -> bool:
 
 
 def sniff(path: Path) -> bool:
-    """A zip archive with a top-level ``data.pkl`` or a legacy ``torch.save`` pickle."""
+    """A zip archive with a top-level ``data.pkl`` or a legacy ``torch.save`` pickle.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the content, not the suffix; never raises, never unpickles.
+
+    Examples
+    --------
+    >>> import pathlib, pickle, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> torch.save({"fc.weight": torch.eye(2)}, folder / "model.pt")
+    >>> torch.save({"fc.weight": torch.eye(2)}, folder / "legacy.pt", _use_new_zipfile_serialization=False)
+    >>> _ = (folder / "plain.pkl").write_bytes(pickle.dumps({"fc.weight": [[1.0]]}))
+    >>> sniff(folder / "model.pt"), sniff(folder / "legacy.pt"), sniff(folder / "plain.pkl")
+    (True, True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if not path.is_file():
@@ -117,7 +141,35 @@ def sniff(path: Path) -> bool:
 
 
 def load_state_dict(path: Path) -> Any:
-    """The file's contents as plain dicts, lists and stored tensors (see :func:`load_checkpoint`)."""
+    """The file's contents as plain dicts, lists and stored tensors (see :func:`load_checkpoint`).
+
+    Parameters
+    ----------
+    path : path-like
+        A ``torch.save`` file.
+
+    Returns
+    -------
+    object
+        The first item of :func:`load_checkpoint`'s result.
+
+    Raises
+    ------
+    TopoError
+        As :func:`load_checkpoint`.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.pt"
+    >>> torch.save({"epoch": 3, "state_dict": {"fc.weight": torch.tensor([[0.0, 1.5]])}}, path)
+    >>> state = load_state_dict(path)
+    >>> state["epoch"], state["state_dict"]["fc.weight"].array().tolist()
+    (3, [[0.0, 1.5]])
+    >>> temporary.cleanup()
+    """
     return load_checkpoint(path)[0]
 
 
@@ -135,11 +187,32 @@ def load_checkpoint(path: Path) -> tuple[Any, list[str]]:
     notes : list of str
         What was found that a user should know (a whole pickled module).
 
+    Parameters
+    ----------
+    path : path-like
+        A ``torch.save`` file (zip-based or legacy).
+
     Raises
     ------
     TopoError
         The file is empty, truncated, corrupt, a TorchScript archive (it carries
         code), or declares sizes over the limits.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.pt"
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> torch.save(torch.nn.Linear(3, 2), path)  # a whole module, not only its state dict
+    >>> obj, notes = load_checkpoint(path)
+    >>> sorted(obj), obj["weight"].shape, obj["weight"].dtype_name
+    (['bias', 'weight'], (2, 3), 'float32')
+    >>> notes
+    ['a whole pickled module (torch.nn.modules.linear.Linear) read inertly: its parameters and buffers']
+    >>> temporary.cleanup()
     """
     from topo.formats import _unpickle
 
@@ -393,6 +466,36 @@ def state_dict_tensors(obj: Any, *, source: str) -> tuple[list[Tensor], dict[str
         ``epoch`` / ``step`` where the checkpoint records them.
     notes : list of str
         How the weights and masks were found (for ``info["warnings"]``).
+
+    Raises
+    ------
+    TopoError
+        If the object holds no tensors, or a tensor is complex or a sparse tensor of
+        more than two dimensions.
+
+    Examples
+    --------
+    A ``torch.nn.utils.prune`` checkpoint under Lightning's ``state_dict`` key:
+    ``weight_orig`` and ``weight_mask`` become one weight with its mask.
+
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "pruned.ckpt"
+    >>> state = {
+    ...     "fc.weight_orig": torch.tensor([[0.5, 0.2], [0.1, 0.4]]),
+    ...     "fc.weight_mask": torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+    ...     "fc.bias": torch.zeros(2),
+    ... }
+    >>> torch.save({"global_step": 120, "state_dict": state}, path)
+    >>> tensors, facts, notes = state_dict_tensors(load_state_dict(path), source=path.name)
+    >>> [(t.key, t.note) for t in tensors]
+    [('fc.weight', "torch.nn.utils.prune mask 'fc.weight_mask'"), ('fc.bias', '')]
+    >>> tensors[0].mask.tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    >>> facts
+    {'step': 120}
+    >>> temporary.cleanup()
     """
     flat, masks, listed, facts, notes = _find_parts(obj)
     state: dict[str, Any] = {}
@@ -507,6 +610,25 @@ def read(
     ------
     TopoError
         Refused (unsafe pickle, TorchScript), truncated, corrupt, or no weights.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "mlp.pt"
+    >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    >>> with torch.no_grad():
+    ...     model[0].weight.copy_(torch.tensor([[1.0, 0, 0, 0], [0, 1.0, 1.0, 0], [0, 0, 0, 1.0]]))
+    ...     model[2].weight.fill_(0.5)  # doctest: +ELLIPSIS
+    Parameter...
+    >>> torch.save({"epoch": 7, "model_state_dict": model.state_dict()}, path)
+    >>> net = read(path)
+    >>> net.names, net.widths, net.nnz, net.epoch
+    (['0', '2'], [4, 3, 2], 10, 7)
+    >>> net["0"].fan_in.tolist()
+    [1, 2, 1]
+    >>> temporary.cleanup()
     """
     path = Path(path)
     obj, found = load_checkpoint(path)

@@ -115,12 +115,40 @@ def read_header(path: Path) -> tuple[dict[str, dict[str, Any]], dict[str, str], 
     data_start : int
         Byte offset where tensor data begins.
 
+    Parameters
+    ----------
+    path : path-like
+        A ``.safetensors`` file.
+
     Raises
     ------
     TopoError
         Too short, a header or tensor that declares more bytes than the file holds,
         malformed JSON, unknown dtypes, inconsistent shapes, overlapping tensors, or
         over a budget.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from safetensors.numpy import save_file
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.safetensors"
+    >>> save_file({"fc.weight": np.ones((2, 3), np.float32)}, str(path), metadata={"origin": "doc"})
+    >>> entries, metadata, data_start = read_header(path)
+    >>> entries["fc.weight"]
+    {'dtype': 'F32', 'shape': [2, 3], 'data_offsets': [0, 24]}
+    >>> metadata, data_start == path.stat().st_size - 24
+    ({'origin': 'doc'}, True)
+
+    A file cut short is refused before any tensor is read:
+
+    >>> _ = path.write_bytes(path.read_bytes()[:-8])
+    >>> read_header(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...model.safetensors: ...
+    >>> temporary.cleanup()
     """
     path = Path(path)
     stat = path.stat()
@@ -217,7 +245,33 @@ def _hf_files(folder: Path) -> dict[str, Path]:
 
 
 def sniff(path: Path) -> bool:
-    """A safetensors file that is not a topo checkpoint, or a Hugging Face model folder."""
+    """A safetensors file that is not a topo checkpoint, or a Hugging Face model folder.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the header, not the suffix; never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from safetensors.numpy import save_file
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> save_file({"fc.weight": np.eye(2, dtype=np.float32)}, str(folder / "model.safetensors"))
+    >>> _ = save_checkpoint(Topology.from_masks([np.eye(2)]), folder / "topo.safetensors")
+    >>> sniff(folder / "model.safetensors"), sniff(folder / "topo.safetensors"), sniff(folder)
+    (True, False, True)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if path.is_dir():
@@ -280,6 +334,37 @@ class StoredTensor:
     against the header (inside the file, no overlap); ``BF16`` and ``F8`` become
     float32. Only the most recently read tensor is kept in memory, so reading a
     model tensor by tensor holds one tensor at a time.
+
+    Parameters
+    ----------
+    path : Path
+        The safetensors file.
+    name : str
+        The tensor's name in the header.
+    entry : mapping
+        Its header entry (``dtype``, ``shape``, ``data_offsets``; see :func:`read_header`).
+    data_start : int
+        Byte offset where the file's tensor data begins.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> from safetensors.numpy import save_file
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.safetensors"
+    >>> save_file({"fc.weight": np.arange(6, dtype=np.float16).reshape(3, 2)}, str(path))
+    >>> entries, _, data_start = read_header(path)
+    >>> tensor = StoredTensor(path, "fc.weight", entries["fc.weight"], data_start)
+    >>> tensor
+    StoredTensor(model.safetensors:fc.weight, F16, [3, 2])
+    >>> tensor.shape, tensor.dtype, tensor.size
+    ((3, 2), dtype('float16'), 6)
+    >>> np.asarray(tensor).tolist()
+    [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]
+    >>> tensor.read_rows(1, 2).tolist()
+    [[2.0, 3.0]]
+    >>> temporary.cleanup()
     """
 
     __slots__ = ("path", "name", "stored_dtype", "shape", "offset", "nbytes")
@@ -487,6 +572,34 @@ def model_order(names: Sequence[str], config: Mapping[str, Any] | None = None) -
     blocks by number (encoders before decoders), attention before MLP inside each;
     heads last. Returns the names in that order and notes (e.g. a block count that
     disagrees with ``config.json``).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Tensor names.
+    config : mapping, optional
+        The model's ``config.json``; its block count (``num_hidden_layers``,
+        ``n_layer``, ...) is checked against the names.
+
+    Returns
+    -------
+    ordered : list of str
+    notes : list of str
+
+    Examples
+    --------
+    >>> names = ["lm_head.weight", "model.layers.10.mlp.down_proj.weight",
+    ...          "model.layers.2.mlp.down_proj.weight", "model.layers.2.self_attn.q_proj.weight",
+    ...          "model.embed_tokens.weight"]
+    >>> for name in model_order(names)[0]:
+    ...     print(name)
+    model.embed_tokens.weight
+    model.layers.2.self_attn.q_proj.weight
+    model.layers.2.mlp.down_proj.weight
+    model.layers.10.mlp.down_proj.weight
+    lm_head.weight
+    >>> model_order(["h.0.attn.c_attn.weight", "h.1.attn.c_attn.weight", "wte.weight"], {"n_layer": 3})
+    (['wte.weight', 'h.0.attn.c_attn.weight', 'h.1.attn.c_attn.weight'], ['config.json says 3 layers but the weights have blocks h: 2'])
     """
     notes: list[str] = []
     blocks_seen: dict[str, set[int]] = {}
@@ -609,6 +722,30 @@ def read(
     TopoError
         Truncated or corrupt files, headers that declare more than the file holds,
         shards outside the folder, unsupported dtypes, no weights.
+
+    Examples
+    --------
+    A Hugging Face style folder: safetensors stores names sorted, so the model's
+    order comes from the names (block 2 before block 10).
+
+    >>> import json, pathlib, tempfile
+    >>> import numpy as np
+    >>> from safetensors.numpy import save_file
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> tensors = {
+    ...     "encoder.layers.10.fc.weight": np.eye(3, dtype=np.float32),
+    ...     "encoder.layers.2.fc.weight": np.array([[1, 0, 0], [0, 1, 1], [0, 0, 0]], np.float32),
+    ...     "encoder.layers.2.fc.bias": np.zeros(3, np.float32),
+    ... }
+    >>> save_file(tensors, str(folder / "model.safetensors"))
+    >>> _ = (folder / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    >>> net = read(folder)
+    >>> net.names, net.nnz, net.info["format"], net.info["model_type"]
+    (['encoder.layers.2.fc', 'encoder.layers.10.fc'], 6, 'huggingface', 'bert')
+    >>> net["encoder.layers.2.fc"].fan_in.tolist(), read(folder, weights=False)["encoder.layers.2.fc"].weight is None
+    ([1, 2, 0], True)
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if not path.exists():
