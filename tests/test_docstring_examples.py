@@ -20,16 +20,6 @@ import topo
 #: module once it is done (the last test fails while a finished module stays listed)
 TODO_MODULES = frozenset(
     {
-        "topo.formats._assemble",
-        "topo.formats._hdf5",
-        "topo.formats._policy",
-        "topo.formats._requested",
-        "topo.formats._unpickle",
-        "topo.formats.flax_msgpack",
-        "topo.formats.keras3",
-        "topo.formats.keras_h5",
-        "topo.formats.onnx_model",
-        "topo.formats.orbax",
         "topo.training.algorithms.base",
         "topo.training.algorithms.chts",
         "topo.training.algorithms.ggr",

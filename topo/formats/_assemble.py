@@ -117,6 +117,17 @@ class Tensor:
         Where it came from (free text), e.g. ``"model.pt:fc1.weight"``.
     note : str
         A remark kept in the layer's ``info["note"]`` (e.g. how the mask was found).
+    info : dict
+        Extra facts kept in the layer's ``info``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> kernel = Tensor("dense/kernel:0", np.ones((4, 3)), layout="in_out", source="model.h5:dense/kernel:0")
+    >>> kernel.key, kernel.layout, kernel.mask is None, kernel.groups
+    ('dense/kernel:0', 'in_out', True, 1)
+    >>> build_topology([kernel], path="model.h5", format="doc")["dense"].shape  # [out, in]
+    (3, 4)
     """
 
     key: str
@@ -134,7 +145,28 @@ class Tensor:
 
 # -- names --------------------------------------------------------------------------
 def layer_name_from_key(key: str) -> str:
-    """The layer a weight key belongs to: ``fc1.weight`` -> ``fc1``, ``dense/kernel:0`` -> ``dense``."""
+    """The layer a weight key belongs to: ``fc1.weight`` -> ``fc1``, ``dense/kernel:0`` -> ``dense``.
+
+    Parameters
+    ----------
+    key : str
+        A weight's name in its file.
+
+    Returns
+    -------
+    str
+        The key without its weight suffix (``.weight``, ``/kernel``, ``_weight``, ...)
+        and index (``:0``); the key itself when nothing is left.
+
+    Examples
+    --------
+    >>> layer_name_from_key("encoder.layers.3.fc1.weight")
+    'encoder.layers.3.fc1'
+    >>> layer_name_from_key("dense/kernel:0"), layer_name_from_key("params/Dense_0/kernel")
+    ('dense', 'params/Dense_0')
+    >>> layer_name_from_key("weight")
+    'weight'
+    """
     stripped = _WEIGHT_SUFFIX_RE.sub("", key)
     stripped = _INDEX_SUFFIX_RE.sub("", stripped)
     return stripped or _INDEX_SUFFIX_RE.sub("", key) or key
@@ -201,6 +233,26 @@ def apply_name_layouts(tensors: Sequence["Tensor"]) -> list[str]:
     Tensors whose name says nothing keep the layout the reader gave them; the keys of
     those with two or more dimensions (masks and known buffers aside) are returned, so the reader can decide them
     another way and say so in its warnings (never silently).
+
+    Parameters
+    ----------
+    tensors : sequence of Tensor
+        Changed in place (their ``layout``).
+
+    Returns
+    -------
+    list of str
+        Keys of the 2-D and larger tensors whose names say nothing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tensors = [Tensor("Dense_0/kernel", np.ones((3, 2))), Tensor("fc.weight", np.ones((2, 2))),
+    ...            Tensor("W_1", np.ones((2, 2)))]
+    >>> apply_name_layouts(tensors)
+    ['W_1']
+    >>> [t.layout for t in tensors]
+    ['in_out', 'out_in', 'out_in']
     """
     unknown = []
     for t in tensors:
@@ -214,14 +266,56 @@ def apply_name_layouts(tensors: Sequence["Tensor"]) -> list[str]:
 
 # -- guards -------------------------------------------------------------------------
 def one_line(exc: BaseException) -> str:
-    """The first line of an exception's message (or its type name)."""
+    """The first line of an exception's message (or its type name).
+
+    Parameters
+    ----------
+    exc : BaseException
+        Often raised by a third-party library on corrupt input.
+
+    Returns
+    -------
+    str
+        The first line, stripped and cut at 300 characters; the exception type's
+        name when the message is empty.
+
+    Examples
+    --------
+    >>> one_line(ValueError("  bad header" + chr(10) + "  at byte 8"))
+    'bad header'
+    >>> one_line(ValueError("x" * 400)) == "x" * 300, one_line(EOFError())
+    (True, 'EOFError')
+    """
     text = str(exc).strip().splitlines()
     line = text[0].strip() if text else ""
     return line[:300] if line else type(exc).__name__
 
 
 def read_head(path: Path, n: int = 64) -> bytes:
-    """The first ``n`` bytes of a file, or ``b""`` when it cannot be read."""
+    """The first ``n`` bytes of a file, or ``b""`` when it cannot be read.
+
+    Parameters
+    ----------
+    path : Path
+        The file.
+    n : int
+        How many bytes at most.
+
+    Returns
+    -------
+    bytes
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "w.npy"
+    >>> np.save(path, np.eye(2))
+    >>> read_head(path, 6)[1:], read_head(path.parent / "missing", 6)  # the .npy magic, after its first byte
+    (b'NUMPY', b'')
+    >>> temporary.cleanup()
+    """
     try:
         with open(path, "rb") as handle:
             return handle.read(n)
@@ -231,7 +325,34 @@ def read_head(path: Path, n: int = 64) -> bytes:
 
 @contextlib.contextmanager
 def reading(path: Path, what: str) -> Iterator[None]:
-    """Turn every failure inside a reader into one TopoError that names the file."""
+    """Turn every failure inside a reader into one TopoError that names the file.
+
+    Parameters
+    ----------
+    path : Path
+        The file being read.
+    what : str
+        What kind of file it is (for the message), e.g. ``"ONNX model"``.
+
+    Raises
+    ------
+    TopoError
+        For any exception raised inside the block: a TopoError without a path gets
+        this one; other exceptions become ``not a readable WHAT (first line)``.
+
+    Examples
+    --------
+    >>> with reading("model.onnx", "ONNX model"):
+    ...     raise KeyError("graph")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.onnx: not a readable ONNX model ('graph')
+    >>> with reading("model.onnx", "ONNX model"):
+    ...     raise TopoError("no weights")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.onnx: no weights
+    """
     try:
         yield
     except TopoError as exc:
@@ -256,6 +377,26 @@ def pair_masks(tensors: Sequence[Tensor]) -> tuple[list[Tensor], list[str]]:
     ``X.weight`` is paired with ``X.weight_mask``, ``X.mask``, ``X_mask`` or
     ``X.weight.mask`` of the same shape. Masks without a weight stay as tensors of
     their own (a mask-only layer). Returns the tensors and a list of notes.
+
+    Parameters
+    ----------
+    tensors : sequence of Tensor
+        A reader's tensors; the weights that receive a mask are changed in place.
+
+    Returns
+    -------
+    tensors : list of Tensor
+        The tensors without the masks that were attached.
+    notes : list of str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> tensors = [Tensor("fc1.weight", np.eye(2)), Tensor("fc1.weight_mask", np.array([[1, 1], [0, 1]])),
+    ...            Tensor("fc2.mask", np.ones((1, 2)))]
+    >>> kept, notes = pair_masks(tensors)
+    >>> [t.key for t in kept], kept[0].mask.tolist(), kept[0].note
+    (['fc1.weight', 'fc2.mask'], [[1, 1], [0, 1]], "mask from 'fc1.weight_mask'")
     """
     by_key = {t.key: t for t in tensors}
     used: set[str] = set()
@@ -1189,6 +1330,26 @@ def build_topology(
     TopoError
         Non-numeric arrays, a bad ``layers`` expression, no layer left, or
         inconsistent shapes.
+
+    Examples
+    --------
+    An embedding becomes a standalone layer (with a warning), a bias is attached to
+    the weight with its prefix, and a ``kernel`` ``[in, out]`` is turned ``[out, in]``:
+
+    >>> import numpy as np
+    >>> tensors = [
+    ...     Tensor("embed.weight", np.ones((10, 4))),
+    ...     Tensor("fc1.weight", np.array([[1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 3.0, 0.0]])),
+    ...     Tensor("fc1.bias", np.array([0.5, -0.5])),
+    ...     Tensor("fc2.kernel", np.ones((2, 3)), layout="in_out"),
+    ... ]
+    >>> net = build_topology(tensors, path="model.bin", format="doc")
+    >>> net.names, [layer.shape for layer in net], [layer.standalone for layer in net]
+    (['embed', 'fc1', 'fc2'], [(4, 10), (2, 4), (3, 2)], [True, False, False])
+    >>> net["fc1"].fan_in.tolist(), net["fc1"].bias.tolist(), net.info["warnings"]
+    ([2, 1], [0.5, -0.5], ['embeddings kept as standalone layers: embed'])
+    >>> build_topology(tensors, path="model.bin", format="doc", layers="^fc").names
+    ['fc1', 'fc2']
     """
     path = Path(path)
     _policy.check_array_count(len(tensors), path=path)

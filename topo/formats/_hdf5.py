@@ -40,7 +40,28 @@ _MAX_LINK_DEPTH = 16
 
 
 def h5py_module(path: Path):
-    """The h5py module, or a TopoError naming the ``h5`` extra."""
+    """The h5py module, or a TopoError naming the ``h5`` extra.
+
+    Parameters
+    ----------
+    path : Path
+        The file about to be read (for the message).
+
+    Returns
+    -------
+    module
+        ``h5py``, imported on first use.
+
+    Raises
+    ------
+    TopoError
+        If h5py is not installed.
+
+    Examples
+    --------
+    >>> h5py_module("model.h5").__name__
+    'h5py'
+    """
     try:
         import h5py
     except ImportError:
@@ -53,6 +74,32 @@ def open_file(source: Path | bytes, path: Path):
 
     External-link traversal is left to :func:`member`, which refuses them before h5py
     would follow one.
+
+    Parameters
+    ----------
+    source : Path or bytes
+        The file, or its whole content.
+    path : Path
+        The file the user named (for messages).
+
+    Returns
+    -------
+    h5py.File
+        Open for reading; close it (or use it in a ``with`` block).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("dense/kernel", data=np.eye(2))
+    >>> with open_file(path.read_bytes(), path) as f:  # bytes, as from a zip member
+    ...     f["dense/kernel"].shape
+    (2, 2)
+    >>> temporary.cleanup()
     """
     h5py = h5py_module(path)
     if isinstance(source, (bytes, bytearray)):
@@ -75,10 +122,44 @@ def member(root: Any, relpath: str, path: Path, *, _depth: int = 0) -> Any:
     Each component is looked up as a link first: an external link is refused, a soft
     link is followed only as a path inside the same file (with a bound on chains).
 
+    Parameters
+    ----------
+    root : h5py.Group
+        Where the path starts (often the open file).
+    relpath : str
+        A ``/``-separated path below ``root``.
+    path : Path
+        The file (for messages).
+
+    Returns
+    -------
+    h5py.Group, h5py.Dataset or None
+
     Raises
     ------
     TopoError
         For external links, soft-link loops, or an object that lives in another file.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("dense/kernel", data=np.eye(2))
+    ...     f["alias"] = h5py.SoftLink("/dense")
+    ...     f["stolen"] = h5py.ExternalLink("/etc/secrets.h5", "/data")
+    >>> with h5py.File(path, "r") as f:
+    ...     print(member(f, "alias/kernel", path).name, member(f, "dense/bias", path))
+    /dense/kernel None
+    >>> with h5py.File(path, "r") as f:
+    ...     member(f, "stolen", path)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../model.h5: refused: HDF5 member 'stolen' is an external link to '/etc/secrets.h5':'/data' (topo reads nothing outside the given file)
+    >>> temporary.cleanup()
     """
     h5py = h5py_module(path)
     if _depth > _MAX_LINK_DEPTH:
@@ -120,7 +201,41 @@ def _same_file(obj: Any, root: Any, path: Path, where: str) -> None:
 
 
 def children(group: Any, path: Path) -> list[str]:
-    """Names of a group's members (links are resolved later, by :func:`member`)."""
+    """Names of a group's members (links are resolved later, by :func:`member`).
+
+    Parameters
+    ----------
+    group : h5py.Group
+        The group to list.
+    path : Path
+        The file (for messages).
+
+    Returns
+    -------
+    list of str
+        In the file's order (h5py lists names alphabetically unless the file tracks
+        creation order).
+
+    Raises
+    ------
+    TopoError
+        If the group's link table cannot be read.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("dense/kernel", data=np.eye(2))
+    ...     _ = f.create_dataset("dense/bias", data=np.zeros(2))
+    >>> with h5py.File(path, "r") as f:
+    ...     children(f["dense"], path)
+    ['bias', 'kernel']
+    >>> temporary.cleanup()
+    """
     try:
         return [str(k) for k in group.keys()]
     except Exception as exc:
@@ -184,14 +299,48 @@ def string_attr(obj: Any, name: str, path: Path, *, required: bool = True) -> li
 
     Parameters
     ----------
+    obj : h5py.Group or h5py.Dataset
+        What holds the attribute.
+    name : str
+        The attribute's name.
+    path : Path
+        The file (for messages).
     required : bool
         When False, an attribute of another type is treated as absent instead of
         refused (for attributes that are only informative).
+
+    Returns
+    -------
+    list of str or None
 
     Raises
     ------
     TopoError
         When the attribute exists but is not fixed-length strings (and ``required``).
+
+    Examples
+    --------
+    Keras 2 writes ``layer_names`` as fixed-length byte strings:
+
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     f.attrs["layer_names"] = np.array([b"dense", b"dense_1"])
+    ...     f.attrs["epochs"] = 3
+    >>> with h5py.File(path, "r") as f:
+    ...     print(string_attr(f, "layer_names", path), string_attr(f, "missing", path))
+    ...     print(string_attr(f, "epochs", path, required=False))
+    ['dense', 'dense_1'] None
+    None
+    >>> with h5py.File(path, "r") as f:
+    ...     string_attr(f, "epochs", path)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../model.h5: HDF5 attribute 'epochs' of '/' is not a string or a list of strings
+    >>> temporary.cleanup()
     """
     h5py = h5py_module(path)
     try:
@@ -231,7 +380,27 @@ def string_attr(obj: Any, name: str, path: Path, *, required: bool = True) -> li
 
 
 def file_budget(path: Path, file_size: int) -> Any:
-    """The running total of one file's declared bytes (HDF5 data may be compressed)."""
+    """The running total of one file's declared bytes (HDF5 data may be compressed).
+
+    Parameters
+    ----------
+    path : Path
+        The file (for messages).
+    file_size : int
+        Its size on disk.
+
+    Returns
+    -------
+    topo.formats._policy.FileBudget
+        Compressed: the declared total may be up to ``TOPO_MAX_EXPANSION`` times the file.
+
+    Examples
+    --------
+    >>> budget = file_budget("model.h5", 1000)
+    >>> budget.take(8000, "dataset 'dense/kernel'")
+    >>> budget.total, budget.compressed
+    (8000, True)
+    """
     from topo.formats._policy import FileBudget
 
     return FileBudget(path, available=int(file_size), compressed=True)
@@ -251,12 +420,39 @@ def read_dataset(dataset: Any, path: Path, what: str, budget: Any = None) -> np.
     budget : topo.formats._policy.FileBudget, optional
         The running total for the file (:func:`file_budget`).
 
+    Returns
+    -------
+    numpy.ndarray
+
     Raises
     ------
     TopoError
         Non-numeric data; external storage; a virtual dataset; a declared size that
         the storage the file allocated for it cannot hold (never-written datasets,
         implausible compression ratios).
+
+    Examples
+    --------
+    A dataset declared but never written costs nothing in the file, yet reading it
+    would allocate its whole shape: it is refused.
+
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.h5"
+    >>> with h5py.File(path, "w") as f:
+    ...     _ = f.create_dataset("kernel", data=np.array([[1.0, 0.0], [0.0, 2.0]]))
+    ...     _ = f.create_dataset("empty", shape=(1000, 1000), dtype="f4")
+    >>> with h5py.File(path, "r") as f:
+    ...     read_dataset(f["kernel"], path, "'kernel'").tolist()
+    [[1.0, 0.0], [0.0, 2.0]]
+    >>> with h5py.File(path, "r") as f:
+    ...     read_dataset(f["empty"], path, "'empty'")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../model.h5: refused: dataset 'empty' declares 4,000,000 bytes but was never written (the file stores none of it)
+    >>> temporary.cleanup()
     """
     if dataset.dtype.kind not in "biuf":
         raise TopoError(f"dataset {what} has non-numeric dtype {dataset.dtype}", path=path)

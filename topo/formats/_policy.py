@@ -60,6 +60,18 @@ class Limits:
 
     Every field has an environment variable ``TOPO_MAX_<FIELD>`` (upper case),
     e.g. ``TOPO_MAX_NEURONS=50000000``; :func:`limits` reads them.
+
+    Examples
+    --------
+    >>> defaults = Limits()
+    >>> defaults.neurons, defaults.layers, defaults.tensor_bytes == 4 * 1024**3
+    (10000000, 10000, True)
+    >>> small = Limits(neurons=100)
+    >>> check_layer_shape(50, 80, path="model.pt", what="layer 'fc1'", current=small)
+    >>> check_layer_shape(50, 800, path="model.pt", what="layer 'fc2'", current=small)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.pt: refused: layer 'fc2' declares 50 x 800 neurons, more than the limit of 100 neurons per side (raise TOPO_MAX_NEURONS to allow it)
     """
 
     #: Bytes of one array as declared (4 GiB).
@@ -85,10 +97,32 @@ _ENV = {name: f"TOPO_MAX_{name.upper()}" for name in Limits.__dataclass_fields__
 def limits() -> Limits:
     """The current limits: the defaults of :class:`Limits`, overridden by ``TOPO_MAX_*``.
 
+    Returns
+    -------
+    Limits
+
     Raises
     ------
     TopoError
         If such an environment variable is set but is not a positive integer.
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = os.environ.pop("TOPO_MAX_LAYERS", None)
+    >>> limits().layers
+    10000
+    >>> os.environ["TOPO_MAX_LAYERS"] = "20_000"
+    >>> limits().layers
+    20000
+    >>> os.environ["TOPO_MAX_LAYERS"] = "many"
+    >>> limits()
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: environment variable TOPO_MAX_LAYERS='many' is not an integer
+    >>> del os.environ["TOPO_MAX_LAYERS"]
+    >>> if saved is not None:
+    ...     os.environ["TOPO_MAX_LAYERS"] = saved
     """
     environ = os.environ
     raws = tuple(environ.get(variable) for variable in _ENV.values())
@@ -153,6 +187,22 @@ def check_declared_size(
     ------
     TopoError
         If the declared size is negative or over a limit.
+
+    Examples
+    --------
+    >>> check_declared_size(400, path="w.npz", what="member 'w.npy'", available=1000)
+    >>> check_declared_size(4000, path="w.npz", what="member 'w.npy'", available=1000)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: w.npz: member 'w.npy' declares 4,000 bytes but the file holds only 1,000 (truncated or corrupt)
+
+    A compressed member may expand (here 50 times 2 MB is allowed), but not without bound:
+
+    >>> check_declared_size(10**8, path="w.npz", what="member 'w.npy'", available=2 * 10**6, compressed=True)
+    >>> check_declared_size(10**9, path="w.npz", what="member 'w.npy'", available=2 * 10**6, compressed=True)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: w.npz: refused: member 'w.npy' would expand to 1,000,000,000 bytes from 2,000,000 (a decompression bomb?), more than the limit of 50x (raise TOPO_MAX_EXPANSION to allow it)
     """
     current = limits() if current is None else current
     limit = current.tensor_bytes if limit is None else int(limit)
@@ -256,7 +306,30 @@ class FileBudget:
 
 
 def check_array_count(count: int, *, path: Path | str, current: Limits | None = None) -> None:
-    """Refuse a file that holds more than ``limits().arrays`` arrays."""
+    """Refuse a file that holds more than ``limits().arrays`` arrays.
+
+    Parameters
+    ----------
+    count : int
+        The number of arrays the file declares.
+    path : path-like
+        The file (for the message).
+    current : Limits, optional
+        The limits to apply; :func:`limits` by default.
+
+    Raises
+    ------
+    TopoError
+        If ``count`` is over the limit.
+
+    Examples
+    --------
+    >>> check_array_count(3, path="model.onnx", current=Limits(arrays=3))
+    >>> check_array_count(4, path="model.onnx", current=Limits(arrays=3))
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.onnx: refused: this file holds 4 arrays, more than the limit of 3 arrays (raise TOPO_MAX_ARRAYS to allow it)
+    """
     cap = (limits() if current is None else current).arrays
     if count > cap:
         raise TopoError(
@@ -265,7 +338,30 @@ def check_array_count(count: int, *, path: Path | str, current: Limits | None = 
 
 
 def check_layer_count(count: int, *, path: Path | str, current: Limits | None = None) -> None:
-    """Refuse a network of more than ``limits().layers`` layers."""
+    """Refuse a network of more than ``limits().layers`` layers.
+
+    Parameters
+    ----------
+    count : int
+        The number of layers (2-D and convolution weights) the file declares.
+    path : path-like
+        The file (for the message).
+    current : Limits, optional
+        The limits to apply; :func:`limits` by default.
+
+    Raises
+    ------
+    TopoError
+        If ``count`` is over the limit.
+
+    Examples
+    --------
+    >>> check_layer_count(12, path="model.safetensors")
+    >>> check_layer_count(12, path="model.safetensors", current=Limits(layers=10))
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.safetensors: refused: this network has 12 layers, more than the limit of 10 layers (raise TOPO_MAX_LAYERS to allow it)
+    """
     cap = (limits() if current is None else current).layers
     if count > cap:
         raise TopoError(
@@ -297,6 +393,16 @@ def check_layer_shape(
     TopoError
         If either side has more than ``neurons`` neurons, or a dense layer more than
         ``dense_cells`` cells.
+
+    Examples
+    --------
+    A 100,000 x 100,000 layer is allowed as a sparse layer, not as a dense array:
+
+    >>> check_layer_shape(100_000, 100_000, path="big.safetensors", what="layer 'fc1'", dense=False)
+    >>> check_layer_shape(100_000, 100_000, path="big.safetensors", what="layer 'fc1'")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: big.safetensors: refused: layer 'fc1' would be a dense 100,000 x 100,000 array, more than the limit of 2,147,483,648 cells (raise TOPO_MAX_DENSE_CELLS to allow it)
     """
     current = limits() if current is None else current
     n_out, n_in = int(n_out), int(n_in)
@@ -318,7 +424,30 @@ def check_layer_shape(
 
 
 def check_dense_cells(cells: int, *, path: Path | str, what: str) -> None:
-    """Refuse a dense array of more than ``limits().dense_cells`` cells before it is allocated."""
+    """Refuse a dense array of more than ``limits().dense_cells`` cells before it is allocated.
+
+    Parameters
+    ----------
+    cells : int
+        The cells the dense array would have.
+    path : path-like
+        The file (for the message).
+    what : str
+        The array (for the message).
+
+    Raises
+    ------
+    TopoError
+        If ``cells`` is over ``limits().dense_cells``.
+
+    Examples
+    --------
+    >>> check_dense_cells(2**20, path="model.h5", what="dataset 'dense/kernel'")
+    >>> check_dense_cells(2**32, path="model.h5", what="dataset 'dense/kernel'")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.h5: refused: dataset 'dense/kernel' would be a dense array of 4,294,967,296 cells, more than the limit of 2,147,483,648 cells (raise TOPO_MAX_DENSE_CELLS to allow it)
+    """
     cap = limits().dense_cells
     if int(cells) > cap:
         raise TopoError(
@@ -330,7 +459,25 @@ def check_dense_cells(cells: int, *, path: Path | str, what: str) -> None:
 
 # -- paths ----------------------------------------------------------------------------
 def follow_links() -> bool:
-    """Whether ``TOPO_FOLLOW_LINKS`` lifts the path rule (``1``, ``true``, ``yes``)."""
+    """Whether ``TOPO_FOLLOW_LINKS`` lifts the path rule (``1``, ``true``, ``yes``).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import os
+    >>> saved = os.environ.pop("TOPO_FOLLOW_LINKS", None)
+    >>> follow_links()
+    False
+    >>> os.environ["TOPO_FOLLOW_LINKS"] = "Yes"
+    >>> follow_links()
+    True
+    >>> del os.environ["TOPO_FOLLOW_LINKS"]
+    >>> if saved is not None:
+    ...     os.environ["TOPO_FOLLOW_LINKS"] = saved
+    """
     return os.environ.get("TOPO_FOLLOW_LINKS", "").strip().lower() in ("1", "true", "yes", "on")
 
 
@@ -366,6 +513,28 @@ def confine(member: Path | str, folder: Path | str, *, what: str = "file") -> Pa
     TopoError
         Naming ``member``, when it (or a link on its way) leads outside ``folder``,
         unless ``TOPO_FOLLOW_LINKS`` is set.
+
+    Examples
+    --------
+    A shard inside the model folder is fine; a link to a file elsewhere is refused.
+
+    >>> import os, pathlib, tempfile
+    >>> saved = os.environ.pop("TOPO_FOLLOW_LINKS", None)
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> root = pathlib.Path(temporary.name).resolve()
+    >>> (root / "model").mkdir()
+    >>> _ = (root / "model" / "shard-1.safetensors").write_bytes(bytes(8))
+    >>> _ = (root / "secret.txt").write_text("not a shard")
+    >>> (root / "model" / "shard-2.safetensors").symlink_to(root / "secret.txt")
+    >>> confine(root / "model" / "shard-1.safetensors", root / "model", what="shard").name
+    'shard-1.safetensors'
+    >>> confine(root / "model" / "shard-2.safetensors", root / "model", what="shard")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../shard-2.safetensors: refused: shard is a link to .../secret.txt, outside the folder .../model (set TOPO_FOLLOW_LINKS=1 to allow)
+    >>> temporary.cleanup()
+    >>> if saved is not None:
+    ...     os.environ["TOPO_FOLLOW_LINKS"] = saved
     """
     member = Path(member)
     try:
@@ -382,7 +551,30 @@ def confine(member: Path | str, folder: Path | str, *, what: str = "file") -> Pa
 
 
 def check_member_name(name: str, *, path: Path | str, what: str = "member") -> None:
-    """Refuse an archive member name that is absolute or climbs out (``..``)."""
+    """Refuse an archive member name that is absolute or climbs out (``..``).
+
+    Parameters
+    ----------
+    name : str
+        The member's name as the archive stores it (``/`` or backslash separated).
+    path : path-like
+        The archive (for the message).
+    what : str
+        What the member is (for the message).
+
+    Raises
+    ------
+    TopoError
+        If the name is absolute, has a drive letter, or has a ``..`` part.
+
+    Examples
+    --------
+    >>> check_member_name("model.weights.h5", path="model.keras")
+    >>> check_member_name("../../etc/passwd", path="model.keras")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: model.keras: refused: member '../../etc/passwd' names a path outside the archive
+    """
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or ".." in pure.parts or (len(name) > 1 and name[1] == ":"):
         raise TopoError(f"refused: {what} {name!r} names a path outside the archive", path=path)

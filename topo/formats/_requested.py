@@ -226,7 +226,18 @@ def _modifiers(recipe: Any, depth: int = 0, seen: set[int] | None = None) -> Ite
 
 
 def yaml_available() -> bool:
-    """Whether PyYAML can be imported (SparseML recipes are read only then)."""
+    """Whether PyYAML can be imported (SparseML recipes are read only then).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import importlib.util
+    >>> yaml_available() == (importlib.util.find_spec("yaml") is not None)
+    True
+    """
     try:
         import yaml  # noqa: F401
     except ImportError:
@@ -236,7 +247,27 @@ def yaml_available() -> bool:
 
 def parse_recipe(text: str) -> Any:
     """A SparseML recipe's YAML (``!GMPruningModifier`` tags read as keys); None without PyYAML
-    or when the text is not YAML."""
+    or when the text is not YAML.
+
+    Parameters
+    ----------
+    text : str
+        The recipe: plain YAML, or front matter between ``---`` lines.
+
+    Returns
+    -------
+    object
+        The parsed YAML (a ``!Tag`` mapping becomes ``{"Tag": mapping}``), or None.
+        It is loaded with a safe loader: tags build nothing but dicts.
+
+    Examples
+    --------
+    >>> lines = ["modifiers:", "  - !GMPruningModifier", "    params: [fc1.weight]", "    final_sparsity: 0.9"]
+    >>> parse_recipe(chr(10).join(lines))  # needs PyYAML (installed with topo's dev extras)
+    {'modifiers': [{'GMPruningModifier': {'params': ['fc1.weight'], 'final_sparsity': 0.9}}]}
+    >>> parse_recipe("modifiers: [unclosed") is None
+    True
+    """
     try:
         import yaml
     except ImportError:

@@ -77,6 +77,14 @@ class InertGlobal:
     ----------
     module, name : str
         As written in the pickle (``torch.nn.modules.linear``, ``Linear``).
+
+    Examples
+    --------
+    >>> linear = InertGlobal("torch.nn.modules.linear", "Linear")
+    >>> linear.qualname
+    'torch.nn.modules.linear.Linear'
+    >>> linear
+    <global torch.nn.modules.linear.Linear>
     """
 
     __slots__ = ("module", "name")
@@ -111,6 +119,26 @@ class InertObject:
         What ``APPEND(S)`` / ``ADDITEMS`` added.
     entries : dict
         What ``SETITEM(S)`` set.
+
+    Examples
+    --------
+    A checkpoint whose pickle asks the loader to call a function gets a record of
+    the call instead; nothing is called (the doctest would show the print).
+
+    >>> import pathlib, tempfile, zipfile
+    >>> import torch
+    >>> class Exploit:
+    ...     def __reduce__(self):  # what unpickling would call: print (os.system would do the same)
+    ...         return (print, ("this never runs",))
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.pt"
+    >>> torch.save({"fc.weight": torch.eye(2), "payload": Exploit()}, path)
+    >>> with zipfile.ZipFile(path) as archive:
+    ...     obj = load_zip(path, archive, "model/data.pkl")
+    >>> record = obj["payload"]
+    >>> record, record.cls, record.args
+    (<inert __builtin__.print>, <global __builtin__.print>, ('this never runs',))
+    >>> temporary.cleanup()
     """
 
     __slots__ = ("cls", "args", "kwargs", "state", "items", "entries")
@@ -233,6 +261,17 @@ class StoredTensor:
         The torch dtype's name (``float32``, ``bfloat16``, ...).
     layout : str
         ``"strided"``, ``"sparse_coo"`` or ``"sparse_csr"`` (and ``"sparse_csc"``).
+
+    Examples
+    --------
+    The loaders make them; the values are read only when :meth:`array` is called.
+
+    >>> import numpy as np
+    >>> tensor = StoredTensor((2, 3), "float32", "strided", lambda: np.ones((2, 3), np.float32))
+    >>> tensor, tensor.ndim
+    (<tensor float32[2, 3] strided>, 2)
+    >>> float(tensor.array().sum())
+    6.0
     """
 
     __slots__ = ("shape", "dtype_name", "layout", "_read", "_array", "is_parameter")
@@ -776,6 +815,26 @@ def load_zip(path: Path, archive: zipfile.ZipFile, pickle_name: str) -> Any:
     ------
     TopoError
         Corrupt, truncated, or over a size limit.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile, zipfile
+    >>> import torch
+    >>> class Exploit:
+    ...     def __reduce__(self):  # what unpickling would call: print (os.system would do the same)
+    ...         return (print, ("this never runs",))
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.pt"
+    >>> torch.save({"fc.weight": torch.eye(2), "payload": Exploit()}, path)
+    >>> with zipfile.ZipFile(path) as archive:
+    ...     [name for name in archive.namelist() if name.endswith(".pkl")]
+    ...     obj = load_zip(path, archive, "model/data.pkl")
+    ['model/data.pkl']
+    >>> obj["fc.weight"], obj["fc.weight"].array().tolist()
+    (<tensor float32[2, 2] strided>, [[1.0, 0.0], [0.0, 1.0]])
+    >>> obj["payload"]  # torch.save pickles at protocol 2, which names builtins the Python 2 way
+    <inert __builtin__.print>
+    >>> temporary.cleanup()
     """
     path = Path(path)
     prefix = pickle_name[: -len("data.pkl")]
@@ -830,10 +889,37 @@ def load_legacy(path: Path) -> Any:
     object) and the list of storage keys, followed by each storage as an int64
     element count and its raw bytes.
 
+    Parameters
+    ----------
+    path : Path
+        The file.
+
+    Returns
+    -------
+    object
+        As :func:`load_zip`.
+
     Raises
     ------
     TopoError
         Not a legacy torch file, corrupt, truncated, or over a size limit.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "old.pt"
+    >>> torch.save({"fc.weight": torch.tensor([[0.0, 2.0]])}, path, _use_new_zipfile_serialization=False)
+    >>> obj = load_legacy(path)
+    >>> obj["fc.weight"], obj["fc.weight"].array().tolist()
+    (<tensor float32[1, 2] strided>, [[0.0, 2.0]])
+    >>> _ = path.write_bytes(path.read_bytes()[:-4])  # cut short inside the storage
+    >>> load_legacy(path)  # the readers add the file's name (see topo.formats.pytorch.read)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: storage '...' runs past the end of the file (truncated)
+    >>> temporary.cleanup()
     """
     path = Path(path)
     size = path.stat().st_size
@@ -908,7 +994,27 @@ def _state_dict_of(record: InertObject) -> dict | None:
 
 
 def is_module_record(value: Any) -> bool:
-    """Whether ``value`` is the record of a pickled ``torch.nn.Module`` (or a look-alike)."""
+    """Whether ``value`` is the record of a pickled ``torch.nn.Module`` (or a look-alike).
+
+    Parameters
+    ----------
+    value : object
+        Anything an inert load returned.
+
+    Returns
+    -------
+    bool
+        True for an :class:`InertObject` whose state has ``_parameters`` and ``_modules`` dicts.
+
+    Examples
+    --------
+    >>> record = InertObject(InertGlobal("torch.nn.modules.linear", "Linear"))
+    >>> is_module_record(record)
+    False
+    >>> record.state = {"_parameters": {}, "_buffers": {}, "_modules": {}}
+    >>> is_module_record(record), is_module_record({"_parameters": {}})
+    (True, False)
+    """
     if not isinstance(value, InertObject):
         return False
     state = _state_dict_of(value)
@@ -924,11 +1030,39 @@ def plain(obj: Any) -> Any:
     is a dict (with what ``SETITEMS`` stored), else what it held, else None.
     Dicts, lists and tuples are rebuilt; tensors and numbers are kept.
 
+    Parameters
+    ----------
+    obj : object
+        What :func:`load_zip` or :func:`load_legacy` returned.
+
+    Returns
+    -------
+    object
+        Dicts, lists, numbers, strings and :class:`StoredTensor` only.
+
     Raises
     ------
     TopoError
         More than :data:`MAX_ENTRIES` entries (shared references can make a small
         pickle a huge tree).
+
+    Examples
+    --------
+    A whole pickled model becomes nested dicts keyed like its ``state_dict()``:
+
+    >>> import pathlib, tempfile, zipfile
+    >>> import torch
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "model.pt"
+    >>> torch.save(torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.ReLU()), path)
+    >>> with zipfile.ZipFile(path) as archive:
+    ...     record = load_zip(path, archive, "model/data.pkl")
+    >>> record, is_module_record(record)
+    (<inert torch.nn.modules.container.Sequential>, True)
+    >>> tree = plain(record)
+    >>> sorted(tree), sorted(tree["0"]), tree["0"]["weight"].shape, tree["1"]
+    (['0', '1'], ['bias', 'weight'], (2, 3), {})
+    >>> temporary.cleanup()
     """
     visits = [0]
     done: dict[int, tuple[Any, Any]] = {}

@@ -77,7 +77,35 @@ def checkpoint_files(folder: Path) -> list[tuple[int, Path]]:
 
 def sniff(path: Path) -> bool:
     """A msgpack map that holds Flax's array extension near its start, or a folder of
-    ``flax.training.checkpoints`` files (``checkpoint_<step>``)."""
+    ``flax.training.checkpoints`` files (``checkpoint_<step>``).
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the content, not the suffix; never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import msgpack
+    >>> import numpy as np
+    >>> def packed(array):  # Flax's array extension: type 1, payload [shape, dtype name, C-order bytes]
+    ...     return msgpack.ExtType(1, msgpack.packb([list(array.shape), array.dtype.name, array.tobytes()]))
+    >>> kernel = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], dtype=np.float32)  # [in, out]
+    >>> state = {"step": 30, "params": {"Dense_0": {"kernel": packed(kernel), "bias": packed(np.zeros(2, np.float32))}}}
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "state.msgpack"
+    >>> _ = path.write_bytes(msgpack.packb(state))
+    >>> _ = (path.parent / "plain.msgpack").write_bytes(msgpack.packb({"step": 30}))
+    >>> sniff(path), sniff(path.parent / "plain.msgpack")
+    (True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if path.is_dir():
@@ -159,11 +187,47 @@ def _unchunk(node: dict, path: Path, where: str) -> np.ndarray:
 def decode(path: Path) -> Any:
     """The state dict of a Flax msgpack file, with arrays as numpy arrays.
 
+    Parameters
+    ----------
+    path : Path
+        A file written by ``flax.serialization.to_bytes`` or ``msgpack_serialize``.
+
+    Returns
+    -------
+    object
+        The msgpack tree (usually a dict) with Flax's arrays as numpy arrays.
+
     Raises
     ------
     TopoError
         Not msgpack, truncated, arrays whose declared size differs from the bytes
         stored, unknown dtypes, more than the file budget.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import msgpack
+    >>> import numpy as np
+    >>> def packed(array):  # Flax's array extension: type 1, payload [shape, dtype name, C-order bytes]
+    ...     return msgpack.ExtType(1, msgpack.packb([list(array.shape), array.dtype.name, array.tobytes()]))
+    >>> kernel = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], dtype=np.float32)  # [in, out]
+    >>> state = {"step": 30, "params": {"Dense_0": {"kernel": packed(kernel), "bias": packed(np.zeros(2, np.float32))}}}
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "state.msgpack"
+    >>> _ = path.write_bytes(msgpack.packb(state))
+    >>> tree = decode(path)
+    >>> tree["step"], tree["params"]["Dense_0"]["kernel"].dtype, tree["params"]["Dense_0"]["kernel"].shape
+    (30, dtype('float32'), (3, 2))
+
+    An array whose declared shape asks for more bytes than it stores is refused:
+
+    >>> lying = msgpack.ExtType(1, msgpack.packb([[1000, 1000], "float32", bytes(8)]))
+    >>> _ = path.write_bytes(msgpack.packb({"params": {"w": lying}}))
+    >>> decode(path)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: .../state.msgpack: an array declares shape (1000, 1000) of float32 (4,000,000 bytes) but stores 8 bytes
+    >>> temporary.cleanup()
     """
     path = Path(path)
     msgpack = _msgpack(path)
@@ -296,6 +360,28 @@ def read(
     TopoError
         Without msgpack; files that are not msgpack or hold no arrays; arrays whose
         declared size differs from their bytes; over the file budget.
+
+    Examples
+    --------
+    A state dict in the layout ``flax.serialization.to_bytes`` writes, made here with
+    msgpack: the ``kernel`` is ``[in, out]`` and comes out as an ``[out, in]`` layer.
+
+    >>> import pathlib, tempfile
+    >>> import msgpack
+    >>> import numpy as np
+    >>> def packed(array):  # Flax's array extension: type 1, payload [shape, dtype name, C-order bytes]
+    ...     return msgpack.ExtType(1, msgpack.packb([list(array.shape), array.dtype.name, array.tobytes()]))
+    >>> kernel = np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], dtype=np.float32)  # [in, out]
+    >>> state = {"step": 30, "params": {"Dense_0": {"kernel": packed(kernel), "bias": packed(np.zeros(2, np.float32))}}}
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "state.msgpack"
+    >>> _ = path.write_bytes(msgpack.packb(state))
+    >>> net = read(path)
+    >>> net.names, net["Dense_0"].shape, net.nnz
+    (['Dense_0'], (2, 3), 3)
+    >>> net.info["collection"], net.info["format"], net["Dense_0"].fan_in.tolist()
+    ('params', 'flax-msgpack', [2, 1])
+    >>> temporary.cleanup()
     """
     path = Path(path)
     facts: dict[str, Any] = {}

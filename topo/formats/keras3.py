@@ -116,7 +116,32 @@ def _is_zip_archive(path: Path) -> bool:
 
 
 def is_keras3_weights(handle: Any) -> bool:
-    """Whether an open HDF5 file has Keras 3's layout (``layers/``, ``vars/``, no ``layer_names``)."""
+    """Whether an open HDF5 file has Keras 3's layout (``layers/``, ``vars/``, no ``layer_names``).
+
+    Parameters
+    ----------
+    handle : h5py.File
+        The open file.
+
+    Returns
+    -------
+    bool
+        False for Keras 2's layout (a ``layer_names`` attribute or ``model_weights``).
+
+    Examples
+    --------
+    >>> import io
+    >>> import h5py
+    >>> import numpy as np
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     f["layers/dense/vars/0"] = np.eye(2)
+    ...     print(is_keras3_weights(f))
+    True
+    >>> with h5py.File(io.BytesIO(), "w") as f:
+    ...     f.attrs["layer_names"] = [b"dense"]
+    ...     print(is_keras3_weights(f))
+    False
+    """
     root = handle
     if "layer_names" in root.attrs or "model_weights" in root:
         return False
@@ -129,7 +154,33 @@ def _is_unzipped_model(folder: Path) -> bool:
 
 def sniff(path: Path) -> bool:
     """A ``.keras`` archive, the folder ``model.save(..., zipped=False)`` writes, or an
-    HDF5 file with Keras 3's weight layout."""
+    HDF5 file with Keras 3's weight layout.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the content, not the suffix; never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> with h5py.File(folder / "mlp.weights.h5", "w") as f:
+    ...     f["layers/dense/vars/0"] = np.eye(2)
+    >>> with h5py.File(folder / "keras2.h5", "w") as f:
+    ...     f.attrs["layer_names"] = [b"dense"]
+    >>> sniff(folder / "mlp.weights.h5"), sniff(folder / "keras2.h5")
+    (True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if path.is_dir():
@@ -565,6 +616,37 @@ def read(
         Without h5py; archives without ``model.weights.h5``; corrupt files; HDF5
         external storage, external links or virtual datasets; datasets that declare
         more data than the file stores.
+
+    Examples
+    --------
+    A ``.keras`` archive in the layout Keras 3 writes, built here with zipfile and
+    h5py: the layers take their names from the config, and the Dense kernels
+    (``[in, out]``) come out as ``[out, in]`` layers.
+
+    >>> import io, json, pathlib, tempfile, zipfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> kernels = {"dense": np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), "dense_1": np.ones((2, 1))}
+    >>> weights = io.BytesIO()
+    >>> with h5py.File(weights, "w") as f:
+    ...     for key, kernel in kernels.items():
+    ...         f[f"layers/{key}/vars/0"] = kernel
+    ...         f[f"layers/{key}/vars/1"] = np.zeros(kernel.shape[1])
+    >>> config = {"class_name": "Sequential", "config": {"name": "mlp", "layers": [
+    ...     {"class_name": "Dense", "config": {"name": "hidden"}},
+    ...     {"class_name": "Dense", "config": {"name": "out"}}]}}
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "mlp.keras"
+    >>> with zipfile.ZipFile(path, "w") as archive:
+    ...     archive.writestr("config.json", json.dumps(config))
+    ...     archive.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
+    ...     archive.writestr("model.weights.h5", weights.getvalue())
+    >>> net = read(path)
+    >>> net.names, net.widths, net.nnz
+    (['hidden', 'out'], [3, 2, 1], 6)
+    >>> net.info["format"], net.info["keras_version"], net["hidden"].fan_in.tolist()
+    ('keras', '3.6.0', [2, 2])
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if path.is_dir():

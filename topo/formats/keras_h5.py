@@ -56,7 +56,32 @@ _SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192)
 
 
 def sniff(path: Path) -> bool:
-    """An HDF5 file (its signature at offset 0 or after a user block)."""
+    """An HDF5 file (its signature at offset 0 or after a user block).
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the signature; never raises. Keras 3 ``.weights.h5`` files are HDF5
+        too: :mod:`topo.formats.keras3`, tried before this reader, takes those.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(temporary.name)
+    >>> with h5py.File(folder / "weights.hdf5", "w", userblock_size=512) as f:
+    ...     f.attrs["layer_names"] = [b"dense"]
+    >>> _ = (folder / "notes.h5").write_text("not HDF5")
+    >>> sniff(folder / "weights.hdf5"), sniff(folder / "notes.h5")
+    (True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if not path.is_file():
@@ -123,6 +148,31 @@ def read(
     TopoError
         Without h5py, for HDF5 files that are not Keras weights, corrupt files,
         datasets that declare more data than the file can hold, non-numeric data.
+
+    Examples
+    --------
+    A file in the layout Keras 2's ``save_weights`` writes, made here with h5py: the
+    Dense kernels are ``[in, out]`` and come out as ``[out, in]`` layers.
+
+    >>> import pathlib, tempfile
+    >>> import h5py
+    >>> import numpy as np
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "mlp.h5"
+    >>> kernels = {"dense": np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), "dense_1": np.ones((2, 1))}
+    >>> with h5py.File(path, "w") as f:
+    ...     f.attrs["layer_names"] = [name.encode() for name in kernels]
+    ...     for name, kernel in kernels.items():
+    ...         group = f.create_group(name)
+    ...         group.attrs["weight_names"] = [f"{name}/kernel:0".encode(), f"{name}/bias:0".encode()]
+    ...         _ = group.create_dataset(f"{name}/kernel:0", data=kernel)
+    ...         _ = group.create_dataset(f"{name}/bias:0", data=np.zeros(kernel.shape[1]))
+    >>> net = read(path)
+    >>> net.names, net.widths, net.nnz, net.info["format"]
+    (['dense', 'dense_1'], [3, 2, 1], 6, 'keras-h5')
+    >>> net["dense"].fan_in.tolist()
+    [2, 2]
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if not path.is_file():

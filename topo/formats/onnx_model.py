@@ -64,7 +64,41 @@ _ITEMSIZE = {1: 4, 2: 1, 3: 1, 4: 2, 5: 2, 6: 4, 7: 8, 9: 1, 10: 2, 11: 8, 12: 4
 
 
 def sniff(path: Path) -> bool:
-    """A protobuf that starts like an ONNX ModelProto (``ir_version`` then a model field)."""
+    """A protobuf that starts like an ONNX ModelProto (``ir_version`` then a model field).
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the first bytes, not the suffix; never raises.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> import onnx
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> w1 = np.array([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]], np.float32)  # Gemm with transB=1: [out, in]
+    >>> w2 = np.array([[1.0], [0.5]], np.float32)  # MatMul: [in, out]
+    >>> nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h"], name="fc1", transB=1),
+    ...          helper.make_node("Relu", ["h"], ["r"]),
+    ...          helper.make_node("MatMul", ["r", "fc2.weight"], ["y"], name="fc2")]
+    >>> constants = [numpy_helper.from_array(w1, "fc1.weight"), numpy_helper.from_array(np.zeros(2, np.float32), "fc1.bias"),
+    ...              numpy_helper.from_array(w2, "fc2.weight")]
+    >>> graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+    ...                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], initializer=constants)
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "mlp.onnx"
+    >>> onnx.save(helper.make_model(graph, producer_name="doc"), str(path))
+    >>> _ = (path.parent / "notes.onnx").write_text("not a model")
+    >>> sniff(path), sniff(path.parent / "notes.onnx")
+    (True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if not path.is_file():
@@ -153,6 +187,35 @@ def read(
     TopoError
         Without onnx, corrupt or truncated files, external data outside the model's
         folder, tensors that declare more data than stored, no weights.
+
+    Examples
+    --------
+    A two-layer model built with onnx's helpers: the ``Gemm`` weight (``transB=1``)
+    is ``[out, in]``, the ``MatMul`` weight ``[in, out]``; both come out ``[out, in]``,
+    in the graph's order.
+
+    >>> import pathlib, tempfile
+    >>> import numpy as np
+    >>> import onnx
+    >>> from onnx import TensorProto, helper, numpy_helper
+    >>> w1 = np.array([[1.0, 0.0, 1.0], [0.0, 2.0, 0.0]], np.float32)  # Gemm with transB=1: [out, in]
+    >>> w2 = np.array([[1.0], [0.5]], np.float32)  # MatMul: [in, out]
+    >>> nodes = [helper.make_node("Gemm", ["x", "fc1.weight", "fc1.bias"], ["h"], name="fc1", transB=1),
+    ...          helper.make_node("Relu", ["h"], ["r"]),
+    ...          helper.make_node("MatMul", ["r", "fc2.weight"], ["y"], name="fc2")]
+    >>> constants = [numpy_helper.from_array(w1, "fc1.weight"), numpy_helper.from_array(np.zeros(2, np.float32), "fc1.bias"),
+    ...              numpy_helper.from_array(w2, "fc2.weight")]
+    >>> graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3])],
+    ...                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], initializer=constants)
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> path = pathlib.Path(temporary.name) / "mlp.onnx"
+    >>> onnx.save(helper.make_model(graph, producer_name="doc"), str(path))
+    >>> net = read(path)
+    >>> net.names, net.widths, net.nnz, net.info["producer"]
+    (['fc1', 'fc2'], [3, 2, 1], 5, 'doc')
+    >>> net["fc1"].fan_in.tolist(), net["fc1"].bias.tolist()
+    ([2, 1], [0.0, 0.0])
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if not path.is_file():

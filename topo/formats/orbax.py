@@ -67,7 +67,39 @@ def _items(folder: Path) -> list[Path]:
 
 
 def sniff(path: Path) -> bool:
-    """An Orbax item folder, a step folder of items, or a CheckpointManager folder of steps."""
+    """An Orbax item folder, a step folder of items, or a CheckpointManager folder of steps.
+
+    Parameters
+    ----------
+    path : path-like
+        Any file or folder.
+
+    Returns
+    -------
+    bool
+        Decided by the ``_METADATA`` files; never raises.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> import numpy as np
+    >>> import tensorstore as ts
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name) / "run"
+    >>> item = run / "100" / "default"  # CheckpointManager: step 100, item "default"
+    >>> arrays = {("params", "Dense_0", "kernel"): np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], np.float32),
+    ...           ("params", "Dense_0", "bias"): np.zeros(2, np.float32)}
+    >>> tree = {}
+    >>> for keys, array in arrays.items():  # one zarr array per leaf, as Orbax writes with use_ocdbt=False
+    ...     spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(item / ".".join(keys))}}
+    ...     store = ts.open(spec, create=True, dtype=array.dtype.name, shape=array.shape).result()
+    ...     store.write(array).result()
+    ...     tree[str(keys)] = {"key_metadata": [{"key": k} for k in keys], "value_metadata": {"value_type": "np.ndarray"}}
+    >>> _ = (item / "_METADATA").write_text(json.dumps({"tree_metadata": tree, "use_ocdbt": False}))
+    >>> sniff(item), sniff(run), sniff(item / "_METADATA")
+    (True, True, False)
+    >>> temporary.cleanup()
+    """
     try:
         path = Path(path)
         if not path.is_dir():
@@ -86,10 +118,44 @@ def sniff(path: Path) -> bool:
 def find_item(path: Path) -> tuple[Path, dict[str, Any]]:
     """The item folder to read under ``path``, and facts (``step``, ``steps``, ``item``).
 
+    Parameters
+    ----------
+    path : Path
+        An item folder, a step folder of items, or a ``CheckpointManager`` folder of steps.
+
+    Returns
+    -------
+    item : Path
+    facts : dict
+        ``step`` and ``steps`` where the folder has them, and ``item`` (the item's
+        folder name) when it was chosen among a step's items.
+
     Raises
     ------
     TopoError
         No item, or several items none of which is an obvious model.
+
+    Examples
+    --------
+    >>> import json, pathlib, tempfile
+    >>> import numpy as np
+    >>> import tensorstore as ts
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name) / "run"
+    >>> item = run / "100" / "default"  # CheckpointManager: step 100, item "default"
+    >>> arrays = {("params", "Dense_0", "kernel"): np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], np.float32),
+    ...           ("params", "Dense_0", "bias"): np.zeros(2, np.float32)}
+    >>> tree = {}
+    >>> for keys, array in arrays.items():  # one zarr array per leaf, as Orbax writes with use_ocdbt=False
+    ...     spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(item / ".".join(keys))}}
+    ...     store = ts.open(spec, create=True, dtype=array.dtype.name, shape=array.shape).result()
+    ...     store.write(array).result()
+    ...     tree[str(keys)] = {"key_metadata": [{"key": k} for k in keys], "value_metadata": {"value_type": "np.ndarray"}}
+    >>> _ = (item / "_METADATA").write_text(json.dumps({"tree_metadata": tree, "use_ocdbt": False}))
+    >>> found, facts = find_item(run)
+    >>> found == item, facts
+    (True, {'steps': [100], 'step': 100, 'item': 'default'})
+    >>> temporary.cleanup()
     """
     facts: dict[str, Any] = {}
     folder = path
@@ -207,6 +273,34 @@ def read(
     TopoError
         Without tensorstore; not an Orbax checkpoint; links out of the folder;
         arrays over the budget; unreadable stores.
+
+    Examples
+    --------
+    A ``CheckpointManager`` folder in Orbax's layout, written here with tensorstore:
+    the ``params`` collection gives the layers, and a ``kernel`` ``[in, out]`` comes
+    out as an ``[out, in]`` layer.
+
+    >>> import json, pathlib, tempfile
+    >>> import numpy as np
+    >>> import tensorstore as ts
+    >>> temporary = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(temporary.name) / "run"
+    >>> item = run / "100" / "default"  # CheckpointManager: step 100, item "default"
+    >>> arrays = {("params", "Dense_0", "kernel"): np.array([[1.0, 0.0], [0.0, 0.0], [0.5, 2.0]], np.float32),
+    ...           ("params", "Dense_0", "bias"): np.zeros(2, np.float32)}
+    >>> tree = {}
+    >>> for keys, array in arrays.items():  # one zarr array per leaf, as Orbax writes with use_ocdbt=False
+    ...     spec = {"driver": "zarr", "kvstore": {"driver": "file", "path": str(item / ".".join(keys))}}
+    ...     store = ts.open(spec, create=True, dtype=array.dtype.name, shape=array.shape).result()
+    ...     store.write(array).result()
+    ...     tree[str(keys)] = {"key_metadata": [{"key": k} for k in keys], "value_metadata": {"value_type": "np.ndarray"}}
+    >>> _ = (item / "_METADATA").write_text(json.dumps({"tree_metadata": tree, "use_ocdbt": False}))
+    >>> net = read(run)
+    >>> net.names, net["Dense_0"].shape, net.nnz, net["Dense_0"].fan_in.tolist()
+    (['Dense_0'], (2, 3), 3, [2, 1])
+    >>> net.info["step"], net.info["item"], net.info["storage"], net.info["collection"]
+    (100, 'default', 'zarr', 'params')
+    >>> temporary.cleanup()
     """
     path = Path(path)
     if not path.is_dir():
