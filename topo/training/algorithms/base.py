@@ -124,24 +124,46 @@ def select_positions(scores, candidates, n: int, generator, *, largest: bool):
     import torch
 
     index = torch.nonzero(candidates, as_tuple=False).reshape(-1)
-    n = int(min(max(int(n), 0), index.numel()))
+    count = index.numel()
+    n = int(min(max(int(n), 0), count))
     if n == 0:
         return index[:0]
-    index = index[torch.randperm(index.numel(), generator=generator)]
-    values = scores[index]
-    if n == index.numel():
+    # the random order of the candidates: drawn even when it decides nothing, so that
+    # the generator advances alike whatever the scores are
+    order = torch.randperm(count, generator=generator)
+    if n == count:
         return index
+    values = scores[index]
     if values.is_floating_point() and bool(torch.isnan(values).any()):
-        order = torch.sort(values, stable=True, descending=largest).indices[:n]
-        return index[order]
-    # The same set as a stable sort's first n, without sorting everything: all values
-    # strictly beyond the n-th best, then the ties at it in their (random) order.
-    threshold = torch.topk(values, n, largest=largest, sorted=False).values
-    threshold = threshold.min() if largest else threshold.max()
-    beyond = values > threshold if largest else values < threshold
-    ties = torch.nonzero(values == threshold, as_tuple=False).reshape(-1)
-    need = n - int(beyond.sum())
-    return torch.cat([index[beyond], index[ties[:need]]])
+        picked = torch.sort(values[order], stable=True, descending=largest).indices[:n]
+        return index[order[picked]]
+    # The same set as a stable sort's first n of the candidates in random order, with
+    # no sort and no gather in that order: every value strictly beyond the n-th best,
+    # then the ties at it, the first ones in the random order where not all are needed.
+    threshold = _kth_smallest(values, count - n + 1 if largest else n)
+    chosen = values > threshold if largest else values < threshold
+    ties = values == threshold
+    need = n - int(torch.count_nonzero(chosen))
+    if need < int(torch.count_nonzero(ties)):
+        first = torch.nonzero(ties[order], as_tuple=False).reshape(-1)[:need]
+        ties = torch.zeros_like(ties)
+        ties[order[first]] = True
+    chosen |= ties
+    return index[chosen]
+
+
+def _kth_smallest(values, k: int):
+    """The ``k``-th smallest (1-based) of a flat tensor without NaN, as a 0-d tensor of its dtype.
+
+    numpy's introselect on CPU float tensors (several times faster there than
+    ``torch.kthvalue``), ``torch.kthvalue`` elsewhere; both give the exact value.
+    """
+    import torch
+
+    if values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64):
+        array = values.detach().numpy()
+        return torch.as_tensor(np.partition(array, k - 1)[k - 1])
+    return torch.kthvalue(values, k).values
 
 
 def random_positions(candidates, n: int, generator):

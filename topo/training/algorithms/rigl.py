@@ -69,7 +69,7 @@ def rigl_update(weight, grad, mask, n: int, generator):
     torch.Tensor of bool
         The new mask, with exactly as many active positions as ``mask``.
     """
-    n = int(min(n, int(mask.sum())))
+    n = int(min(n, _active(mask)))
     if n <= 0:
         return mask.clone()
     dropped = magnitude_drop(weight, mask, n, generator)
@@ -77,6 +77,13 @@ def rigl_update(weight, grad, mask, n: int, generator):
     new = dropped.reshape(-1).clone()
     new[grow] = True
     return new.reshape(mask.shape)
+
+
+def _active(mask) -> int:
+    """The number of active positions of a bool mask (without the int64 copy of a bool sum)."""
+    import torch
+
+    return int(torch.count_nonzero(torch.as_tensor(mask)))
 
 
 @register("rigl")
@@ -112,7 +119,7 @@ class RigL(Algorithm):
     def counts(self, step: int, masks) -> list[int]:
         """Connections moved per layer at ``step``: ``floor(α_t · nnz)`` (0 for frozen layers)."""
         alpha = self.fraction(step)
-        return [0 if k in self.frozen else int(math.floor(alpha * int(m.sum()))) for k, m in enumerate(masks)]
+        return [0 if k in self.frozen else int(math.floor(alpha * _active(m))) for k, m in enumerate(masks)]
 
     def update(self, step, weights, grads, masks, generator):
         counts = self.counts(step, masks)
