@@ -334,10 +334,13 @@ class MaskedSteps:
     def __init__(self, model) -> None:
         self.model = model
         self._scratch: dict = {}
+        # the weights are the same Parameter objects for the model's life (loading a
+        # state and moving to a device change their data in place)
+        self._weights = [layer.weight for layer in model.layers]
 
     @property
     def weights(self):
-        return [layer.weight for layer in self.model.layers]
+        return list(self._weights)
 
     def before_backward(self, algorithm, step: int) -> None:
         """Nothing: the dense gradient is always there."""
@@ -347,10 +350,33 @@ class MaskedSteps:
 
         return grad_abs_mean(self.weights, self._scratch)
 
+    def add_grad_abs_mean(self, sums) -> None:
+        """Add this step's :meth:`grad_abs_mean` to ``sums`` (in place), allocating nothing.
+
+        The same arithmetic as ``s += g`` over :meth:`grad_abs_mean` (``|g|`` into a
+        buffer, a row sum, a division by the row's length), so the sums are the same
+        bit for bit; only the per-step Python and the allocations are gone.
+        """
+        import torch
+
+        scratch = self._scratch
+        for k, (weight, total) in enumerate(zip(self._weights, sums)):
+            grad = weight.grad
+            if grad is None:
+                continue  # adding zeros to sums that started at +0 changes nothing
+            buffers = scratch.get(("add", k))
+            if buffers is None or buffers[0].shape != grad.shape or buffers[0].dtype != grad.dtype \
+                    or buffers[0].device != grad.device:
+                buffers = (torch.empty_like(grad), torch.empty(grad.shape[0], dtype=grad.dtype, device=grad.device))
+                scratch[("add", k)] = buffers
+            absolute, row = buffers
+            torch.abs(grad, out=absolute)
+            total.add_(torch.sum(absolute, dim=1, out=row).div_(grad.shape[1]))
+
     def update(self, algorithm, step: int, optimizer, generator) -> bool:
         from topo.training.masking import algorithm_update
 
-        return algorithm_update(algorithm, step, self.weights, self.model.masks, optimizer, generator)
+        return algorithm_update(algorithm, step, self._weights, self.model.masks, optimizer, generator)
 
     def optimizer_step(self, optimizer) -> None:
         from topo.training.masking import apply_masks, mask_gradients
@@ -360,7 +386,8 @@ class MaskedSteps:
         weights, masks = self.model._partial()
         mask_gradients(weights, masks)
         optimizer.step()
-        apply_masks(weights, masks)
+        if not _keeps_masked_weights_zero(optimizer):
+            apply_masks(weights, masks)
 
     def after_epoch(self, algorithm, epoch: int, optimizer, generator) -> bool:
         from topo.training.masking import algorithm_after_epoch
@@ -408,6 +435,11 @@ class SparseSteps:
         """Per layer, each output neuron's mean ``|dL/dW|`` (sparse layers: over active connections)."""
         return [module_grad_abs_mean(layer, self._scratch.setdefault(k, {}))
                 for k, layer in enumerate(self.model.layers)]
+
+    def add_grad_abs_mean(self, sums) -> None:
+        """Add this step's :meth:`grad_abs_mean` to ``sums`` (in place)."""
+        for total, mean in zip(sums, self.grad_abs_mean()):
+            total += mean
 
     def _dense_views(self, with_grads: bool):
         import torch
@@ -650,6 +682,21 @@ class SparseSteps:
 
     def kinds(self) -> list[str]:
         return list(self.model.kinds)
+
+
+def _keeps_masked_weights_zero(optimizer) -> bool:
+    """Whether ``optimizer``'s step leaves every masked weight exactly as it was (zero).
+
+    torch's own SGD and Adam (which ``topo train`` builds) move a weight only by its
+    gradient, its weight decay term and its state (momentum, Adam's moments); at a
+    masked position all three are zero (the gradient is masked before the step, the
+    weight is zero, and the state is zeroed wherever a mask switches a weight off or
+    on), so the step writes a zero there and multiplying by the mask afterwards would
+    change no bit. Any other optimiser is masked after its step.
+    """
+    import torch
+
+    return type(optimizer) in (torch.optim.SGD, torch.optim.Adam)
 
 
 def _random_inactive(active_sorted, n: int, size: int, generator):

@@ -310,8 +310,7 @@ class TrainingLoop:
             self._check_finite(loss_value, epoch, batch)
             loss_sum += loss_value * int(x.shape[0])
             correct += (logits.detach().argmax(dim=1) == y).sum()
-            for s, g in zip(grad_sums, self._grad_abs_mean()):
-                s += g
+            self.steps.add_grad_abs_mean(grad_sums)
             # the step shared with sparsify() (topo.training.masking, .backends): update, or mask and step
             changed = self.steps.update(self.algorithm, step, self.optimizer, algo_rng)
             if changed:
