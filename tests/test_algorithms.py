@@ -245,3 +245,29 @@ def test_prune_schedule_and_dense_start():
     assert algo.after_epoch(4, weights, masks, _gen()) is None
     step1 = algo.after_epoch(5, weights, masks, _gen())
     assert [int(m.sum()) for m in step1] == [12 - round(0.4 * 12), 6 - round(0.4 * 6)]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "int64"])
+def test_select_positions_on_wide_layers_is_the_stable_sorts_choice(dtype):
+    """The selection by the n-th best value (introselect, or kthvalue for other dtypes) and ties
+    in the generator's order picks the set a full stable sort of the randomly ordered candidates picks."""
+    import torch
+
+    from topo.training.algorithms.base import select_positions
+
+    g = torch.Generator().manual_seed(1)
+    for trial in range(12):
+        size = 20_000 + 997 * trial
+        raw = torch.rand(size, generator=g)
+        # every third trial: few distinct values, so that many ties sit at the n-th best
+        scores = (raw * 7).floor() if trial % 3 == 0 else raw
+        scores = scores.to(getattr(torch, dtype)) if dtype != "int64" else (raw * 50).long()
+        candidates = torch.rand(size, generator=g) < (0.1 if trial % 2 else 0.9)
+        n = int(candidates.sum()) * (trial + 1) // 14
+        for largest in (True, False):
+            picked = select_positions(scores, candidates, n, torch.Generator().manual_seed(trial), largest=largest)
+            index = torch.nonzero(candidates).reshape(-1)
+            index = index[torch.randperm(index.numel(), generator=torch.Generator().manual_seed(trial))]
+            expected = index[torch.sort(scores[index], stable=True, descending=largest).indices[:n]]
+            assert picked.numel() == n
+            assert torch.equal(torch.sort(picked).values, torch.sort(expected).values)

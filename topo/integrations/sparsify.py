@@ -198,6 +198,12 @@ class SparseController:
         kernels = [tuple(int(k) for k in m.weight.shape[2:]) for m in self._modules]
         # convolutions: RigL's Erdős–Rényi-kernel counts the kernel's dimensions too
         kernel_option = {"kernel_sizes": kernels} if any(kernels) else {}
+        from topo.training import backends
+        from topo.training.algorithms.base import Algorithm
+
+        # layers above DENSE_LIMIT weights are drawn row by row, never as a dense [out, in]
+        # draw (where the method draws with the shared rule, which can)
+        by_rows = type(self.algorithm).initial_masks is Algorithm.initial_masks
         init = self.algorithm.initial_masks(
             shapes,
             sparsity=1.0 - density,
@@ -210,16 +216,19 @@ class SparseController:
             seed=self.seed,
             names=self.names,
             **kernel_option,
+            **({"sparse_above": backends.DENSE_LIMIT} if by_rows else {}),
         )
         self.initial_cv = [float(c) for c in init.achieved_cv]
         self.budgets = [int(b) for b in init.budgets]
         self._mask_buffer = MASK_BUFFER
-        for module, mask in zip(self._modules, init.masks):
-            weight = module.weight
-            tensor = torch.as_tensor(np.asarray(mask), dtype=torch.bool).reshape(weight.shape).to(weight.device)
+        #: per masked layer, "sparse" (replaced by a SparseLinear) or "masked"
+        self.kinds = _layer_kinds(backend, shapes, init.masks, self._modules)
+        for module, mask, kind in zip(self._modules, init.masks, self.kinds):
+            if kind == "sparse":
+                continue  # built from its mask below, without a dense copy of it
             if hasattr(module, MASK_BUFFER):
                 delattr(module, MASK_BUFFER)
-            module.register_buffer(MASK_BUFFER, tensor, persistent=False)
+            module.register_buffer(MASK_BUFFER, _mask_tensor(mask, module.weight), persistent=False)
         self.algorithm.setup(
             masks=init.masks,
             steps_per_epoch=self.steps_per_epoch or 0,
@@ -229,7 +238,6 @@ class SparseController:
         from topo.training.masking import FloatMaskCache, apply_masks
 
         self._float_masks = FloatMaskCache()
-        apply_masks(self.weights, self._float_masks.get(self.weights, self.masks))
         self.step = 0
         self.mask_updates = 0
         self.masks_changed_after_epoch = 0
@@ -241,43 +249,41 @@ class SparseController:
         self._grad_scratch: dict = {}
         self._hidden: list[tuple[Any, Any]] = []
         self._changed = False
-        #: per masked layer, "sparse" (replaced by a SparseLinear) or "masked"
-        self.kinds = ["masked"] * len(self._modules)
         self.backend = backend
         self._steps: Any = None  # SparseSteps where some layers are sparse
-        self._make_sparse(backend, shapes)
+        self._make_sparse(init.masks)
+        masked = [k for k, kind in enumerate(self.kinds) if kind == "masked"]
+        weights, masks = self.weights, self.masks
+        apply_masks([weights[k] for k in masked],
+                    self._float_masks.get([weights[k] for k in masked], [masks[k] for k in masked]))
         self._handles = [
             optimizer.register_step_pre_hook(self._before_step),
             optimizer.register_step_post_hook(self._after_step),
         ]
 
-    def _make_sparse(self, backend: str, shapes) -> None:
-        """Under ``backend`` sparse or auto, replace the chosen Linear layers by SparseLinear ones.
+    def _make_sparse(self, masks) -> None:
+        """Replace the layers :attr:`kinds` makes sparse by SparseLinear ones, built from
+        their initial ``masks`` (dense or CSR; a CSR one is never formed densely).
 
         Each keeps its active weights (its ``values`` Parameter takes the weight's place in the
         optimiser, with fresh state) and its bias Parameter; convolutions stay masked.
         """
         import torch
 
-        from topo.training.backends import BACKENDS, SparseSteps, layer_backends
+        from topo.training.backends import SparseSteps
         from topo.training.sparse_layers import sparse_linear
 
-        if backend not in BACKENDS:
-            raise TopoError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "masked":
+        if "sparse" not in self.kinds:
             return
-        nnz = [int(m.sum()) for m in self.masks]
-        kinds = [
-            kind if isinstance(module, torch.nn.Linear) else "masked"
-            for kind, module in zip(layer_backends(backend, shapes, nnz), self._modules)
-        ]
         for k, (name, module) in enumerate(zip(self.names, list(self._modules))):
-            if kinds[k] != "sparse":
+            if self.kinds[k] != "sparse":
                 continue
-            mask = getattr(module, self._mask_buffer)
             weight = module.weight.detach()
-            layer = sparse_linear(tuple(weight.shape), mask.cpu(), weight[mask].cpu(), bias=module.bias)
-            layer.values.data = layer.values.data.to(weight.device)
+            layer = sparse_linear(tuple(weight.shape), masks[k], bias=module.bias)
+            with torch.no_grad():
+                # the active weights, row-major (as weight[mask] gives them)
+                rows, cols = layer.row_indices().to(weight.device), layer.col_indices.to(weight.device)
+                layer.values.data = weight[rows, cols].to(torch.float32)
             layer.crow_indices = layer.crow_indices.to(weight.device)
             layer.col_indices = layer.col_indices.to(weight.device)
             parent_name, _, child = name.rpartition(".")
@@ -287,10 +293,9 @@ class SparseController:
             self.optimizer.state.pop(module.weight, None)
             self._modules[k] = layer
             self._all_modules[self._all_names.index(name)] = layer
-        self.kinds = kinds
         from types import SimpleNamespace
 
-        self._steps = SparseSteps(SimpleNamespace(layers=self._modules, names=self.names, kinds=kinds))
+        self._steps = SparseSteps(SimpleNamespace(layers=self._modules, names=self.names, kinds=self.kinds))
         self._steps.before_backward(self.algorithm, 1)
 
     # -- what it controls --------------------------------------------------------------
@@ -631,6 +636,45 @@ class SparseController:
                                   run_info=config)
         append_metrics(path, record)
         return written
+
+
+def _layer_kinds(backend: str, shapes, masks, modules) -> list[str]:
+    """Per masked layer, ``"sparse"`` or ``"masked"`` under ``backend`` (convolutions stay masked).
+
+    Raises
+    ------
+    TopoError
+        For an unknown backend.
+    """
+    import torch
+
+    from topo.training.backends import BACKENDS, _mask_nnz, layer_backends
+
+    if backend not in BACKENDS:
+        raise TopoError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "masked":
+        return ["masked"] * len(modules)
+    kinds = layer_backends(backend, shapes, [_mask_nnz(m) for m in masks])
+    return [kind if isinstance(module, torch.nn.Linear) else "masked" for kind, module in zip(kinds, modules)]
+
+
+def _mask_tensor(mask, weight):
+    """A layer's mask as a bool tensor of its weight's shape and device.
+
+    A CSR mask (a layer drawn row by row) is scattered into the tensor straight from its
+    indices, without a dense intermediate of another type.
+    """
+    import scipy.sparse as sp
+    import torch
+
+    if not sp.issparse(mask):
+        return torch.as_tensor(np.asarray(mask), dtype=torch.bool).reshape(weight.shape).to(weight.device)
+    csr = sp.csr_matrix(mask)
+    n_out, n_in = csr.shape
+    rows = np.repeat(np.arange(n_out, dtype=np.int64), np.diff(csr.indptr))
+    flat = torch.zeros(n_out * n_in, dtype=torch.bool, device=weight.device)
+    flat[torch.from_numpy(rows * n_in + csr.indices.astype(np.int64)).to(weight.device)] = True
+    return flat.reshape(weight.shape)
 
 
 def _sparse_layer(name: str, module):
