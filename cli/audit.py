@@ -162,5 +162,8 @@ def audit_command(paths, fmt, output, workers, scheduler, strict, layers, follow
 
     if refused:
         messages.note(f"{len(refused)} of {len(rows)} refused")
+        if any("outside the audited folder" in (row.error or "") for row in refused):
+            # the rows name the library's parameter; here the flag does the same
+            messages.note("links out of the audited folder are read with --follow-symlinks")
     if strict and (refused or empty):
         sys.exit(STRICT_EXIT)

@@ -213,6 +213,7 @@ def test_symlink_rows_and_follow_option(folder, tmp_path):
     assert rows["link.safetensors"]["status"] == "refused"
     assert "outside the audited folder" in rows["link.safetensors"]["error"]
     assert rows["link.safetensors"]["nnz"] is None
+    assert "links out of the audited folder are read with --follow-symlinks" in result.stderr
 
     result = run(folder, "--format", "json", "--follow-symlinks", "--strict")
     assert result.exit_code == 0, result.output

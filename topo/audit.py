@@ -344,7 +344,7 @@ class _Walk:
             if not self.follow_symlinks and not _inside(target, root):
                 self.found.append(Entry(
                     entry, "refuse",
-                    f"symbolic link to {target}, outside the audited folder (--follow-symlinks follows it)",
+                    f"symbolic link to {target}, outside the audited folder (follow_symlinks=True follows it)",
                 ))
                 return
         try:
@@ -358,7 +358,7 @@ class _Walk:
                     self.found.append(Entry(
                         entry, "refuse",
                         f"{escaping.name} is a symbolic link to {os.path.realpath(escaping)}, outside the "
-                        "audited folder (--follow-symlinks follows it)",
+                        "audited folder (follow_symlinks=True follows it)",
                     ))
                 else:
                     self.found.append(Entry(entry, "audit"))
