@@ -31,16 +31,12 @@ TODO_MODULES = frozenset(
         "topo.training.algorithms.static",
         "topo.training.backends",
         "topo.training.densities",
-        "topo.training.init",
-        "topo.training.loop",
         "topo.training.masking",
         "topo.training.masks",
         "topo.training.model",
         "topo.training.priors",
         "topo.training.profiles",
-        "topo.training.run_folder",
         "topo.training.sparse_layers",
-        "topo.training.trainer",
     }
 )
 

@@ -35,10 +35,28 @@ __all__ = [
 def resolve_device(name: str) -> str:
     """The torch device of ``--device``: ``auto`` is ``cuda`` when available, else ``cpu``.
 
+    Parameters
+    ----------
+    name : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    str
+        ``"cpu"`` or ``"cuda"``.
+
     Raises
     ------
     TopoError
         If ``cuda`` is asked for and none is available.
+
+    Examples
+    --------
+    >>> import torch
+    >>> resolve_device("cpu")
+    'cpu'
+    >>> resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    True
     """
     import torch
 
@@ -50,7 +68,28 @@ def resolve_device(name: str) -> str:
 
 
 def set_determinism(config: TrainConfig, device: str) -> int:
-    """Fix torch's thread count (and on CUDA its algorithms); returns the thread count."""
+    """Fix torch's thread count (and on CUDA its algorithms); returns the thread count.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its ``threads`` (default ``min(cores, 8)``).
+    device : str
+        The resolved device (:func:`resolve_device`).
+
+    Returns
+    -------
+    int
+        The number of torch CPU threads now set.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> set_determinism(TrainConfig(threads=1), "cpu"), torch.get_num_threads()
+    (1, 1)
+    >>> torch.set_num_threads(before)  # this process's setting, as it was
+    """
     import torch
 
     threads = int(config.threads) if config.threads else min(os.cpu_count() or 1, 8)
@@ -64,7 +103,19 @@ def set_determinism(config: TrainConfig, device: str) -> int:
 
 
 def library_versions() -> dict[str, str]:
-    """The versions of topo, torch and numpy, as a run records them."""
+    """The versions of topo, torch and numpy, as a run records them.
+
+    Returns
+    -------
+    dict of str to str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> versions = library_versions()
+    >>> sorted(versions), versions["numpy"] == np.__version__
+    (['numpy', 'topo', 'torch'], True)
+    """
     import torch
 
     from topo._version import __version__
@@ -84,6 +135,12 @@ def load_training_data(config: TrainConfig, data_dir=None):
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> data = load_training_data(TrainConfig(dataset="digits", val_fraction=0.25, seed=1))
+    >>> data.name, len(data.y_val), len(data.y_train) + len(data.y_val) + len(data.y_test)
+    ('digits', 360, 1797)
     """
     from topo.training.data import load_dataset
 
@@ -98,10 +155,34 @@ def load_training_data(config: TrainConfig, data_dir=None):
 def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict[str, Any]]:
     """``profile_per_layer`` for ``--init equilibrium:RUN_OR_FILE``: lognormal, the profile's CVs.
 
+    Parameters
+    ----------
+    init : str
+        ``"equilibrium:"`` and a profile file or run folder (:func:`topo.runs.read_profile`).
+    names : list of str
+        The network's layer names; layers the profile lacks (or has no CV for) are left
+        to the configuration's own profile.
+
+    Returns
+    -------
+    dict
+        ``{layer: {"profile": "lognormal", "cv": cv}}``.
+
     Raises
     ------
     TopoError
         If the profile cannot be read or names none of the network's layers.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.runs import save_profile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> path = save_profile({"fc1": {"mu": 2.0, "sigma": 0.5}}, folder / "profile.json")
+    >>> per_layer = equilibrium_profile_per_layer(f"equilibrium:{path}", ["fc1", "fc2"])
+    >>> per_layer["fc1"]["profile"], round(per_layer["fc1"]["cv"], 4), "fc2" in per_layer
+    ('lognormal', 0.5329, False)
+    >>> import shutil; shutil.rmtree(folder)
     """
     spec = str(init)
     if not spec.startswith("equilibrium:") or not spec[len("equilibrium:"):]:
@@ -151,6 +232,23 @@ def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names
     TopoError
         If ``init`` names no path, the checkpoint cannot be read, or its layer count
         or a layer's shape differs from the network's.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo import Topology
+    >>> from topo.checkpoint import save_checkpoint
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> saved = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]]), np.array([[1, 0], [1, 1]])], names=["a", "b"])
+    >>> path = save_checkpoint(saved, folder / "net.safetensors")
+    >>> init = checkpoint_initial_masks(f"masks:{path}", [(2, 3), (2, 2)], ["fc1", "fc2"])
+    >>> init.masks[0].astype(int).tolist(), init.budgets, [round(cv, 3) for cv in init.achieved_cv]
+    ([[1, 1, 0], [0, 1, 0]], [3, 3], [0.333, 0.333])
+    >>> checkpoint_initial_masks(f"masks:{path}", [(2, 3), (4, 2)], ["fc1", "fc2"])
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...net.safetensors: ...layer b is 2x2 ([out, in]), the network's fc2 is 4x2
+    >>> import shutil; shutil.rmtree(folder)
     """
     from topo.analysis.degree import coefficient_of_variation
     from topo.formats import load
@@ -190,6 +288,12 @@ class StartingMasks:
         The per-layer fan-in profiles of ``--init equilibrium:...``.
     prior : str or None
         The random-graph prior of ``--init ws:...`` / ``ba:...``.
+
+    Examples
+    --------
+    >>> start = starting_masks(TrainConfig(method="static", sparsity=0.5, init="ws:k=4,p=0.1"), [(8, 64), (10, 8)], ["fc1", "fc2"])
+    >>> start.prior, start.profile_per_layer, start.initial.budgets
+    ('ws:k=4,p=0.1', None, [237, 59])
     """
 
     initial: Any
@@ -210,6 +314,20 @@ def starting_masks(config: TrainConfig, shapes: Sequence[tuple[int, int]], names
     TopoError
         As the algorithm, :func:`equilibrium_profile_per_layer` and
         :func:`checkpoint_initial_masks` raise.
+
+    Examples
+    --------
+    A 64-8-10 network at half its weights, the budget split by ERK:
+
+    >>> config = TrainConfig(method="static", sparsity=0.5, hidden=(8,), seed=0)
+    >>> start = starting_masks(config, [(8, 64), (10, 8)], ["fc1", "fc2"])
+    >>> [mask.shape for mask in start.initial.masks], start.initial.budgets, sum(start.initial.budgets)
+    ([(8, 64), (10, 8)], [237, 59], 296)
+    >>> start.profile_per_layer is None and start.prior is None
+    True
+    >>> again = starting_masks(config, [(8, 64), (10, 8)], ["fc1", "fc2"])  # the same seed, the same masks
+    >>> all((a == b).all() for a, b in zip(start.initial.masks, again.initial.masks))
+    True
     """
     from topo.training.algorithms import get_algorithm
     from topo.training.backends import DENSE_LIMIT

@@ -45,6 +45,33 @@ def learning_rate(config: TrainConfig, step_index: int, total_steps: int) -> flo
 
     ``constant``: ``lr``; ``cosine``: ``lr (1 + cos(π i / total)) / 2``; ``step``:
     ``lr`` times 0.1 after half and again after three quarters of the steps.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its ``lr`` and ``schedule``.
+    step_index : int
+        The step, counted from 0 over the whole run.
+    total_steps : int
+        The run's steps; 0 or less gives ``lr``.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TopoError
+        For an unknown schedule.
+
+    Examples
+    --------
+    >>> cosine = TrainConfig(lr=0.1, schedule="cosine")
+    >>> [round(learning_rate(cosine, i, 100), 4) for i in (0, 50, 99)]
+    [0.1, 0.05, 0.0]
+    >>> step = TrainConfig(lr=0.1, schedule="step")
+    >>> [round(learning_rate(step, i, 100), 4) for i in (49, 50, 75)]
+    [0.1, 0.01, 0.001]
     """
     base = float(config.lr)
     if total_steps <= 0 or config.schedule == "constant":
@@ -61,6 +88,25 @@ def shuffle_generator(seed: int, epoch: int):
     """The torch generator that orders epoch ``epoch``'s training examples.
 
     Seeded from ``(seed, epoch)`` alone (a 63-bit seed mixed by numpy's SeedSequence).
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    epoch : int
+
+    Returns
+    -------
+    torch.Generator
+
+    Examples
+    --------
+    >>> import torch
+    >>> first = torch.randperm(10, generator=shuffle_generator(0, 1))
+    >>> torch.equal(first, torch.randperm(10, generator=shuffle_generator(0, 1)))  # resumed runs shuffle alike
+    True
+    >>> torch.equal(first, torch.randperm(10, generator=shuffle_generator(0, 2)))  # each epoch its own order
+    False
     """
     import torch
 
@@ -85,6 +131,32 @@ class TrainingLoop:
         ``on_epoch(record)`` after every epoch of :meth:`run_epoch`.
     on_step : callable or None
         ``on_step(epoch, global_step)`` after every step.
+
+    Examples
+    --------
+    What :func:`topo.training.trainer.train` puts together, on a toy data set of eight
+    examples in memory:
+
+    >>> import pathlib, tempfile
+    >>> from topo.training.data import Dataset
+    >>> from topo.training.init import starting_masks
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> X = np.eye(8, dtype=np.float32)
+    >>> y = np.arange(8) % 2
+    >>> data = Dataset("toy", X, y, X, y, X, y, n_features=8, n_classes=2, source="memory")
+    >>> config = TrainConfig(hidden=(4,), epochs=2, batch_size=4, method="static", sparsity=0.5, device="cpu")
+    >>> loop = TrainingLoop(config, folder, data, "cpu", None, None, None)
+    >>> loop.steps_per_epoch, loop.total_steps
+    (2, 4)
+    >>> masks = starting_masks(config, [(4, 8), (2, 4)], ["fc1", "fc2"]).initial.masks
+    >>> loop.build(masks)
+    >>> loop.algorithm.setup(masks=masks, steps_per_epoch=2, epochs=2, total_steps=4)
+    >>> record = loop.run_epoch(1)
+    >>> record["epoch"], record["step"], record["nnz"], 0.0 <= record["val_acc"] <= 1.0
+    (1, 2, 20, True)
+    >>> sorted(path.name for path in folder.rglob("*") if path.is_file())
+    ['epoch_0001.safetensors', 'last.pt', 'metrics.jsonl']
+    >>> import shutil; shutil.rmtree(folder)
     """
 
     def __init__(self, config: TrainConfig, run_dir: Path, dataset, device: str, progress, on_epoch, on_step):

@@ -79,7 +79,27 @@ RUN_KIND = "topo-train-run"
 
 
 def default_run_dir(config: TrainConfig, *, root: str | os.PathLike = "runs") -> Path:
-    """``runs/<dataset>-<method>-<YYYYmmdd-HHMMSS>``."""
+    """``runs/<dataset>-<method>-<YYYYmmdd-HHMMSS>``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its ``dataset`` (a path's file stem) and ``method`` name the folder.
+    root : path-like
+        The folder of runs.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> path = default_run_dir(TrainConfig(dataset="mnist", method="set"))
+    >>> path.parent.name, path.name.startswith("mnist-set-"), len(path.name)
+    ('runs', True, 25)
+    >>> default_run_dir(TrainConfig(dataset="data/toy.npz"), root="/tmp/runs").name.startswith("toy-rigl-")
+    True
+    """
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     dataset = Path(str(config.dataset)).stem if ("/" in str(config.dataset) or os.sep in str(config.dataset)) else config.dataset
     return Path(root) / f"{dataset}-{config.method}-{stamp}"
@@ -93,6 +113,21 @@ class BackgroundWriter:
     next steps can change the model while the files are written; a new job, and
     :meth:`join`, first wait for the one before, and an error raised by a job is raised
     again in the training thread at that point. Every file is still written atomically.
+
+    Examples
+    --------
+    >>> written = []
+    >>> writer = BackgroundWriter()
+    >>> writer.submit(lambda: written.append("epoch 1"))
+    >>> writer.submit(lambda: written.append("epoch 2"))  # waits for the first
+    >>> writer.join()
+    >>> written
+    ['epoch 1', 'epoch 2']
+    >>> writer.submit(lambda: 1 / 0)
+    >>> writer.join()  # the job's error, raised in the caller's thread
+    Traceback (most recent call last):
+    ...
+    ZeroDivisionError: division by zero
     """
 
     def __init__(self) -> None:
@@ -163,6 +198,26 @@ def write_new_run_config(
     backends : sequence of str, optional
         Per layer, ``"sparse"`` or ``"masked"``: what ``--backend`` chose
         (:mod:`topo.training.backends`); stored as ``network.backends``.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.checkpoint import read_run_config
+    >>> from topo.training.data import load_dataset
+    >>> from topo.training.init import library_versions, starting_masks
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(8,), method="static")
+    >>> data = load_dataset("digits")
+    >>> shapes, names = [(8, 64), (10, 8)], ["fc1", "fc2"]
+    >>> write_new_run_config(folder / "run", config, data, names=names, shapes=shapes, algorithm={"name": "static"},
+    ...                      starting=starting_masks(config, shapes, names), versions=library_versions(),
+    ...                      device="cpu", threads=1, steps_per_epoch=21, total_epochs=30, total_steps=630)
+    >>> meta = read_run_config(folder / "run")
+    >>> meta["kind"], meta["network"], meta["dataset"]["n_classes"], meta["initial"]["budgets"]
+    ('topo-train-run', {'layers': ['fc1', 'fc2'], 'shapes': [[8, 64], [10, 8]], 'backends': ['masked', 'masked']}, 10, [47, 12])
+    >>> TrainConfig.from_dict(meta["config"]) == config
+    True
+    >>> import shutil; shutil.rmtree(folder)
     """
     init = starting.initial
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -223,6 +278,44 @@ def checkpoint_job(
     it happen when the job runs, on the writer's thread. With ``weights=False`` the
     checkpoint holds the masks and statistics only (``--intermediate-checkpoints masks``):
     no weight or bias is copied or written.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+    name : str
+        The checkpoint's file name (:func:`topo.checkpoint.checkpoint_name`).
+    model : MaskedMLP or SparseNetwork
+    grad_mean : sequence of numpy.ndarray
+        Per layer, each output neuron's mean ``|dL/dW|``.
+    config : TrainConfig
+    dataset_name : str
+    epoch, step : int
+    metrics : mapping, optional
+        The epoch's record, kept in the checkpoint's info.
+    weights : bool
+        Copy and write the weights and biases.
+
+    Returns
+    -------
+    callable
+        ``job()`` writes the checkpoint and returns its path.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> from topo.checkpoint import load_checkpoint
+    >>> from topo.training.model import build_model
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> model = build_model([(2, 3)], [np.array([[1, 1, 0], [0, 1, 0]], dtype=bool)])
+    >>> job = checkpoint_job(folder, "epoch_0001.safetensors", model, [np.array([0.5, 0.25], np.float32)],
+    ...                      config=TrainConfig(method="static"), dataset_name="toy", epoch=1, step=10)
+    >>> with torch.no_grad():
+    ...     _ = model.layers[0].weight.fill_(7.0)  # training goes on; the job holds a copy
+    >>> net = load_checkpoint(job())
+    >>> net.epoch, net.step, net.nnz, net["fc1"].stats["grad_mean"].tolist(), bool((net["fc1"].weight == 7).any())
+    (1, 10, 3, [0.5, 0.25], False)
+    >>> import shutil; shutil.rmtree(folder)
     """
     from topo.training.model import to_topology
 
@@ -267,7 +360,36 @@ def _masked_snapshot(model, *, weights: bool = True):
 
 
 def state_job(run_dir: Path, *, epoch: int, step: int, model, optimizer, algorithm) -> Callable[[], None]:
-    """A copy of everything a resumed run needs now, and its write to ``state/last.pt``."""
+    """A copy of everything a resumed run needs now, and its write to ``state/last.pt``.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+    epoch, step : int
+        How far the run has trained.
+    model, optimizer, algorithm
+        Anything with a ``state_dict()``.
+
+    Returns
+    -------
+    callable
+        ``job()`` writes ``run_dir / STATE_FILE`` atomically.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> import torch
+    >>> from topo.training.algorithms import get_algorithm
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> model = torch.nn.Linear(3, 2)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> job = state_job(folder, epoch=4, step=80, model=model, optimizer=optimizer, algorithm=get_algorithm("static"))
+    >>> job()
+    >>> state = load_state(folder / STATE_FILE)
+    >>> state["epoch"], state["step"], sorted(state["model"])
+    (4, 80, ['bias', 'weight'])
+    >>> import shutil; shutil.rmtree(folder)
+    """
     import torch
 
     state = {
@@ -297,6 +419,33 @@ def epoch_job(
 
     A state on disk thus always has its epoch's checkpoint and metrics. ``write_state``
     is None for an epoch whose state is not written (``--state-every``).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+    write_checkpoint : callable
+        The epoch's :func:`checkpoint_job`.
+    record : mapping
+        The epoch's metrics record (copied now), appended to ``metrics.jsonl``.
+    write_state : callable or None
+        The epoch's :func:`state_job`.
+
+    Returns
+    -------
+    callable
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.checkpoint import read_metrics
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> order = []
+    >>> job = epoch_job(folder, lambda: order.append("checkpoint"), {"epoch": 3, "val_acc": 0.5},
+    ...                 lambda: order.append("state"))
+    >>> job()
+    >>> order, read_metrics(folder)
+    (['checkpoint', 'state'], [{'epoch': 3, 'val_acc': 0.5}])
+    >>> import shutil; shutil.rmtree(folder)
     """
     metrics_line = dict(record)
 
@@ -310,7 +459,28 @@ def epoch_job(
 
 
 def copy_to_cpu(value):
-    """A copy of a (nested) state on the CPU: tensors cloned, so later steps cannot change it."""
+    """A copy of a (nested) state on the CPU: tensors cloned, so later steps cannot change it.
+
+    Parameters
+    ----------
+    value : tensor, numpy.ndarray, dict, list or other
+        Dicts and lists are copied through; other values are returned as they are.
+
+    Returns
+    -------
+    object
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = {"weight": torch.ones(2), "moments": [np.zeros(2)], "step": 5}
+    >>> copy = copy_to_cpu(state)
+    >>> _ = state["weight"].add_(1.0)
+    >>> copy["weight"].tolist(), state["weight"].tolist(), copy["step"]
+    ([1.0, 1.0], [2.0, 2.0], 5)
+    >>> copy["moments"][0] is state["moments"][0]
+    False
+    """
     if hasattr(value, "detach"):
         return value.detach().to("cpu", copy=True)
     if isinstance(value, np.ndarray):
@@ -327,6 +497,25 @@ def clean_temp_files(run_dir: Path) -> list[Path]:
     """Remove the temporaries that atomic writes killed mid-way left in a run folder.
 
     Call it only while holding the run's lock, so that no live writer owns them.
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / ".metrics.jsonl.k3j9x0ab.tmp").write_text("{")  # a killed write's leftover
+    >>> _ = (run / "notes.txt").write_text("mine")
+    >>> [path.name for path in clean_temp_files(run)], sorted(path.name for path in run.iterdir())
+    (['.metrics.jsonl.k3j9x0ab.tmp'], ['notes.txt'])
+    >>> import shutil; shutil.rmtree(run)
     """
     import re
 
@@ -353,7 +542,30 @@ def clean_temp_files(run_dir: Path) -> list[Path]:
 
 
 def run_contents(run_dir: Path) -> list[Path]:
-    """What a run folder holds, without the run lock (which does not make a folder a run)."""
+    """What a run folder holds, without the run lock (which does not make a folder a run).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+
+    Returns
+    -------
+    list of pathlib.Path
+        Empty for a missing folder.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> sorted(path.name for path in run_contents(run))  # the lock file, .topo.lock, is left out
+    ['checkpoints', 'metrics.jsonl', 'run.json', 'state']
+    >>> run_contents(folder / "nothing")
+    []
+    >>> import shutil; shutil.rmtree(folder)
+    """
     from topo.runlock import is_lock_file
 
     if not run_dir.is_dir():
@@ -366,6 +578,18 @@ class RunFolderTaken(TopoError):
 
     The fix is to resume that run or to train into another folder; a command line
     names its own ways of doing either.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = (run / "metrics.jsonl").write_text("")
+    >>> try:
+    ...     check_fresh(run)
+    ... except RunFolderTaken as exc:
+    ...     print(isinstance(exc, TopoError), str(exc).endswith("resume it or choose another run folder"))
+    True True
+    >>> import shutil; shutil.rmtree(run)
     """
 
 
@@ -376,6 +600,20 @@ def check_fresh(run_dir: Path) -> None:
     ------
     TopoError
         If ``run_dir`` is a file; :class:`RunFolderTaken` if it is a folder with contents.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> check_fresh(folder / "new")  # missing or empty: fine
+    >>> check_fresh(run)
+    Traceback (most recent call last):
+    ...
+    topo.training.run_folder.RunFolderTaken: ...run: the run folder already exists and is not empty; ...
+    >>> import shutil; shutil.rmtree(folder)
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise TopoError("expected a run folder, found a file", path=run_dir)
@@ -410,6 +648,23 @@ def check_run_meta(meta: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, An
     ------
     TopoError
         If the folder is not a run written by ``topo train`` or its ``run.json`` is invalid.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> from topo.checkpoint import read_run_config
+    >>> meta, stored = check_run_meta(read_run_config(run), run)
+    >>> stored == config, meta["network"]["shapes"]
+    (True, [[4, 64], [10, 4]])
+    >>> check_run_meta({"kind": "topo-train-run", "config": {"lr": -1.0}, "network": {"shapes": [[4, 64]]}}, run)
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...run.json: 'config' is not a valid training configuration: ...
+    >>> import shutil; shutil.rmtree(folder)
     """
     where = run_dir / RUN_CONFIG
     if not meta:
@@ -453,6 +708,24 @@ def load_state(state_path: Path) -> dict[str, Any]:
     TopoError
         If the file is unreadable, holds objects topo does not load, or is not a
         (valid, not newer) topo training state.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> state = load_state(run / STATE_FILE)
+    >>> state["format"], state["epoch"], sorted(state)
+    ('topo-train-state', 2, ['algorithm', 'epoch', 'format', 'model', 'optimizer', 'step', 'version'])
+    >>> import torch
+    >>> torch.save({"epoch": 1}, folder / "other.pt")
+    >>> load_state(folder / "other.pt")
+    Traceback (most recent call last):
+    ...
+    topo.errors.TopoError: ...other.pt: not a topo training state file
+    >>> import shutil; shutil.rmtree(folder)
     """
     import torch
 
@@ -489,7 +762,31 @@ def load_state(state_path: Path) -> dict[str, Any]:
 
 
 def has_trained_epochs(run_dir: Path) -> bool:
-    """Whether a run folder holds the results of any training epoch (epoch 1 or later)."""
+    """Whether a run folder holds the results of any training epoch (epoch 1 or later).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+
+    Returns
+    -------
+    bool
+        True also when ``metrics.jsonl`` is unreadable (nothing is thrown away then).
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> has_trained_epochs(run)
+    True
+    >>> drop_epochs_after(run, 0)  # only the untrained network left
+    >>> has_trained_epochs(run)
+    False
+    >>> import shutil; shutil.rmtree(folder)
+    """
     checkpoints = run_dir / CHECKPOINT_DIR
     if checkpoints.is_dir():
         for entry in checkpoints.iterdir():
@@ -504,7 +801,24 @@ def has_trained_epochs(run_dir: Path) -> bool:
 
 
 def empty_run_folder(run_dir: Path) -> None:
-    """Remove what a run wrote (all but the run lock, which the caller holds)."""
+    """Remove what a run wrote (all but the run lock, which the caller holds).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> empty_run_folder(run)
+    >>> run_contents(run), [path.name for path in run.iterdir()]
+    ([], ['.topo.lock'])
+    >>> import shutil; shutil.rmtree(folder)
+    """
     import shutil
 
     for entry in run_contents(run_dir):
@@ -515,7 +829,27 @@ def empty_run_folder(run_dir: Path) -> None:
 
 
 def drop_epochs_after(run_dir: Path, epoch: int) -> None:
-    """Remove the checkpoints and metrics of epochs after ``epoch`` (what an interrupted epoch left)."""
+    """Remove the checkpoints and metrics of epochs after ``epoch`` (what an interrupted epoch left).
+
+    Parameters
+    ----------
+    run_dir : pathlib.Path
+    epoch : int
+        The last epoch to keep.
+
+    Examples
+    --------
+    >>> import pathlib, tempfile
+    >>> from topo.training.trainer import train
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
+    >>> run = train(config, run_dir=folder / "run").run_dir
+    >>> drop_epochs_after(run, 1)
+    >>> from topo.checkpoint import read_metrics
+    >>> [path.name for path in list_checkpoints(run)], [record["epoch"] for record in read_metrics(run)]
+    (['epoch_0000.safetensors', 'epoch_0001.safetensors'], [0, 1])
+    >>> import shutil; shutil.rmtree(folder)
+    """
     for path in list_checkpoints(run_dir):
         parsed = parse_checkpoint_name(path.name)
         if parsed is None:
@@ -527,7 +861,27 @@ def drop_epochs_after(run_dir: Path, epoch: int) -> None:
 
 
 def holds_same_run(meta: Mapping[str, Any], config: TrainConfig) -> bool:
-    """Whether ``run.json``'s configuration is ``config`` (see :func:`topo.training.config.config_identity`)."""
+    """Whether ``run.json``'s configuration is ``config`` (see :func:`topo.training.config.config_identity`).
+
+    Parameters
+    ----------
+    meta : mapping
+        A ``run.json``'s content.
+    config : TrainConfig
+
+    Returns
+    -------
+    bool
+        False also when the stored configuration cannot be read.
+
+    Examples
+    --------
+    >>> meta = {"config": TrainConfig(seed=3, threads=1).to_dict()}
+    >>> holds_same_run(meta, TrainConfig(seed=3, threads=4, out="elsewhere"))  # where and how do not count
+    True
+    >>> holds_same_run(meta, TrainConfig(seed=4)), holds_same_run({"config": {"lr": "fast"}}, TrainConfig())
+    (False, False)
+    """
     try:
         stored = TrainConfig.from_dict(meta["config"])
     except (TopoError, TypeError, ValueError):
