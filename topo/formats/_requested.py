@@ -53,6 +53,17 @@ def _schedule_target(schedule: Any) -> float | None:
 def tfmot_targets(config: Any) -> dict[str, float]:
     """Wrapper name -> target sparsity of every ``PruneLowMagnitude`` wrapper in a Keras config.
 
+    Parameters
+    ----------
+    config : object
+        A Keras model config (``config.json``, or tf.keras's ``model_config``), walked
+        to a bounded depth.
+
+    Returns
+    -------
+    dict of str to float
+        The wrapper's name -> its pruning schedule's final target sparsity.
+
     Examples
     --------
     >>> tfmot_targets({"class_name": "Sequential", "config": {"layers": [
@@ -100,6 +111,21 @@ def match_layers(targets: Mapping[str, float], names: Iterable[str]) -> dict[str
 
     ``"*"`` passes through. Names that match no layer are dropped.
 
+    Parameters
+    ----------
+    targets : mapping of str to float
+        Target sparsity by the name the file uses (a parameter such as ``fc1.weight``,
+        a module or a wrapper name), and ``"*"`` for the whole network.
+    names : iterable of str
+        The topology's layer names.
+
+    Returns
+    -------
+    dict of str to float
+        ``"*"`` first where given, then the layers each name matches (without a
+        ``.weight``/``.kernel`` suffix): the name itself, a layer below it
+        (``block`` -> ``block/a``), or a layer path ending in it, dots read as ``/``.
+
     Examples
     --------
     >>> match_layers({"*": 0.5, "fc1.weight": 0.8, "block": 0.6}, ["fc1", "block/a", "head"])
@@ -144,6 +170,11 @@ def nni_targets(config_list: Any, names: list[str], kinds: Mapping[str, str] | N
         Layer name -> topo's layer kind (``linear``, ``conv``, ``embedding``): an entry's
         ``op_types`` (``Linear``, ``Conv2d``) then select by kind; a layer of unknown kind
         is selected by any ``op_types``.
+
+    Returns
+    -------
+    dict of str to float
+        Layer name -> target sparsity, for the layers some entry selects.
 
     Examples
     --------
@@ -303,6 +334,11 @@ def sparseml_targets(recipe: Any, params: list[str], names: list[str]) -> dict[s
         Parameter names of the weights (``fc1.weight``), one per layer of ``names``.
     names : list of str
         The topology's layer names, in the same order as ``params``.
+
+    Returns
+    -------
+    dict of str to float
+        Layer name -> the final sparsity of the pruning modifier that selects it.
 
     Examples
     --------
