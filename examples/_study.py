@@ -29,6 +29,7 @@ __all__ = [
     "study_mode",
     "refuse_smoke_writes",
     "study_folders",
+    "study_command",
     "progress_log",
     "output_folder",
     "smoke_refusal",
@@ -56,6 +57,8 @@ def study_parser(
     data_dir: str | None = None,
     out: str,
     runs: str | None = None,
+    runs_flag: str = "--runs",
+    device: str | None = None,
     path_type: Callable[[str], Any] | None = Path,
     description: str = "line",
 ) -> argparse.ArgumentParser:
@@ -70,6 +73,12 @@ def study_parser(
         Help of ``--smoke`` and ``--quick`` (mutually exclusive); no ``--quick`` when None.
     data_dir, out, runs : str
         Help of ``--data-dir``, ``--out`` and ``--runs``; no such option when None.
+    runs_flag : str
+        The flag of ``--runs`` (``"--runs-dir"`` in the studies that named it so); its
+        value is ``args.runs`` either way.
+    device : str, optional
+        Help of ``--device`` (``cpu``, ``cuda`` or ``auto``; default ``cpu``); no such
+        option when None.
     path_type : callable or None
         What ``--out`` and ``--runs`` are parsed into (None: kept as text).
 
@@ -88,7 +97,10 @@ def study_parser(
         parser.add_argument("--data-dir", default=None, help=data_dir)
     parser.add_argument("--out", type=path_type, default=None, help=out)
     if runs is not None:
-        parser.add_argument("--runs", type=path_type, default=None, help=runs)
+        parser.add_argument(runs_flag, dest="runs", type=path_type, default=None, help=runs,
+                            metavar=runs_flag.lstrip("-").replace("-", "_").upper())
+    if device is not None:
+        parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"), help=device)
     return parser
 
 
@@ -109,20 +121,40 @@ def refuse_smoke_writes(study: str, smoke: bool, folders: Sequence[str | Path | 
     return False
 
 
-def study_folders(study: str, args: argparse.Namespace, mode: str) -> tuple[Path, Path] | None:
+def study_folders(study: str, args: argparse.Namespace, mode: str, *,
+                  runs_per_mode: bool = True) -> tuple[Path, Path] | None:
     """Where a study writes its results (``--out``) and trains (``--runs``).
+
+    Parameters
+    ----------
+    study : str
+    args : argparse.Namespace
+        From :func:`study_parser` (``out``, ``runs``, ``smoke``).
+    mode : str
+    runs_per_mode : bool
+        The default runs folder is ``OUT/runs/MODE``; False: ``OUT/runs`` (the studies
+        whose finished runs already live there, which must keep being reused).
 
     Returns
     -------
     (Path, Path) or None
         The results folder (:func:`output_folder`) and the runs folder (``--runs``,
-        else ``OUT/runs/MODE``); None when a ``--smoke`` run was asked to write inside
+        else the default); None when a ``--smoke`` run was asked to write inside
         ``examples/results/`` (the reason printed; ``main`` then returns 2).
     """
     if refuse_smoke_writes(study, args.smoke, [args.out, args.runs]):
         return None
     out = output_folder(study, args.out, smoke=args.smoke)
-    return out, Path(args.runs) if args.runs else out / "runs" / mode
+    if args.runs:
+        return out, Path(args.runs)
+    return out, out / "runs" / mode if runs_per_mode else out / "runs"
+
+
+def study_command(study: str, argv: Sequence[str]) -> str:
+    """The command line that ran a study, as its README quotes it: ``python examples/STUDY.py ARGS``."""
+    import shlex
+
+    return shlex.join(["python", f"examples/{study}.py", *argv])
 
 
 def progress_log(study: str | None = None, *, width: int = 6,

@@ -31,9 +31,7 @@ Writes ``README.md``, ``results.csv`` and PNG figures into
 
 from __future__ import annotations
 
-import argparse
 import math
-import shlex
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -42,12 +40,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import (data_folder, markdown_table, output_folder, refuse_smoke_writes, run_digest,  # noqa: E402
-                    study_mode, write_csv)  # noqa: E402
+from _study import (REPO, RESULTS, data_folder, markdown_table, run_digest, study_command,  # noqa: E402
+                    study_folders, study_mode, study_parser, write_csv)  # noqa: E402
 
 STUDY = "gradient_hierarchy"
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / "examples" / "results" / STUDY
+DEFAULT_OUT = RESULTS / STUDY
 
 SPARSITY = 0.9
 HUB_FRACTION = 0.1
@@ -483,15 +480,18 @@ def reading(rows: list[dict], mode: Mode, correlations: dict, hidden: set[str]) 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    group = parser.add_mutually_exclusive_group()
-    group.add_argument("--quick", action="store_true", help="digits, 5 seeds, a few minutes on two cores")
-    group.add_argument("--smoke", action="store_true", help="seconds: tiny widths, 1 epoch")
-    parser.add_argument("--out", help=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; "
-                        "--smoke: a new temporary folder, never examples/results/)")
-    parser.add_argument("--runs-dir", help="scratch folder for the training runs (default OUT/runs)")
-    parser.add_argument("--data-dir", help="data folder (default $TOPO_DATA_DIR, else ../shared/data)")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    parser = study_parser(
+        __doc__,
+        description="paragraph",
+        quick="digits, 5 seeds, a few minutes on two cores",
+        smoke="seconds: tiny widths, 1 epoch",
+        data_dir="data folder (default $TOPO_DATA_DIR, else ../shared/data)",
+        out=f"results folder (default {DEFAULT_OUT.relative_to(REPO)}; --smoke: a new temporary folder, never examples/results/)",
+        runs="scratch folder for the training runs (default OUT/runs)",
+        runs_flag="--runs-dir",
+        device="where to train (default cpu)",
+        path_type=None,
+    )
     args = parser.parse_args(argv)
 
     from topo.checkpoint import read_metrics
@@ -499,12 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     from topo.formats import load
 
     mode = _modes()[study_mode(args)]
-    if refuse_smoke_writes(STUDY, args.smoke, [args.out, args.runs_dir]):
+    folders = study_folders(STUDY, args, mode.name, runs_per_mode=False)  # finished runs live in OUT/runs
+    if folders is None:
         return 2
-    out = output_folder(STUDY, args.out, smoke=args.smoke)
-    runs_dir = Path(args.runs_dir) if args.runs_dir else out / "runs"
+    out, runs_dir = folders
     out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(["python", f"examples/{STUDY}.py", *argv])
+    command = study_command(STUDY, argv)
     started = time.perf_counter()
     data = load_data(mode, data_folder(args.data_dir, existing=False))
     if data is None:
