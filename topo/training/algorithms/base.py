@@ -40,7 +40,38 @@ _REGISTRY: dict[str, type["Algorithm"]] = {}
 
 
 def register(name: str) -> Callable[[type["Algorithm"]], type["Algorithm"]]:
-    """Class decorator: make an :class:`Algorithm` subclass available under ``name``."""
+    """Class decorator: make an :class:`Algorithm` subclass available under ``name``.
+
+    Registration sets the class's ``name`` and adds the options it declares in
+    ``declared_options`` to its ``option_names``.
+
+    Parameters
+    ----------
+    name : str
+        The method's name in ``topo train --method``, sweep files and run.json.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged otherwise.
+
+    Raises
+    ------
+    ValueError
+        If another class is already registered as ``name``.
+
+    Examples
+    --------
+    >>> from topo.training.algorithms import SET, Static
+    >>> Static.name, SET.name
+    ('static', 'set')
+    >>> SET.option_names  # its constructor option plus the option SET declares
+    ('drop_fraction', 'set_regrow_init')
+    >>> register("set")(Static)
+    Traceback (most recent call last):
+        ...
+    ValueError: algorithm name 'set' registered twice
+    """
 
     def decorate(cls: type["Algorithm"]) -> type["Algorithm"]:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
@@ -56,17 +87,46 @@ def register(name: str) -> Callable[[type["Algorithm"]], type["Algorithm"]]:
 
 
 def available_algorithms() -> tuple[str, ...]:
-    """Registered algorithm names, in registration order."""
+    """Registered algorithm names, in registration order.
+
+    Returns
+    -------
+    tuple of str
+
+    Examples
+    --------
+    >>> available_algorithms()[:8]  # the built-in methods come first
+    ('static', 'rigl', 'set', 'ggr', 'prune', 'srigl', 'granet', 'chts')
+    """
     return tuple(_REGISTRY)
 
 
 def get_algorithm_class(name: str) -> type["Algorithm"]:
     """The class registered as ``name``.
 
+    Parameters
+    ----------
+    name : str
+        A registered name (see :func:`available_algorithms`).
+
+    Returns
+    -------
+    type
+        The :class:`Algorithm` subclass.
+
     Raises
     ------
     TopoError
         For an unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> get_algorithm_class("rigl").__name__
+    'RigL'
+    >>> get_algorithm_class("sgd")
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: unknown training method 'sgd'; known: static, rigl, set, ...
     """
     try:
         return _REGISTRY[name]
@@ -80,10 +140,31 @@ def get_algorithm(name: str, **options: Any) -> "Algorithm":
     Options the algorithm does not take are ignored, so a caller can pass the whole
     set of algorithm options of the command line.
 
+    Parameters
+    ----------
+    name : str
+        A registered name (see :func:`available_algorithms`).
+    **options
+        Algorithm options, named as the :class:`~topo.training.config.TrainConfig` fields.
+
+    Returns
+    -------
+    Algorithm
+
     Raises
     ------
     TopoError
         For an unknown name (listing the known ones) or an option out of range.
+
+    Examples
+    --------
+    >>> algo = get_algorithm("rigl", update_every=50, drop_fraction=0.2, hidden=(64,))
+    >>> algo.describe()  # ``hidden`` is not a RigL option, so it is left out
+    {'name': 'rigl', 'update_every': 50, 'drop_fraction': 0.2, 'end_fraction': 0.75}
+    >>> get_algorithm("set", drop_fraction=1.5)
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: drop_fraction must be in [0, 1], got 1.5
     """
     cls = get_algorithm_class(name)
     wanted = {k: v for k, v in options.items() if k in cls.option_names}
@@ -91,7 +172,30 @@ def get_algorithm(name: str, **options: Any) -> "Algorithm":
 
 
 def cosine_drop_fraction(step: int, alpha: float, end_step: int) -> float:
-    """RigL's drop fraction at ``step``: ``alpha * (1 + cos(pi * step / end_step)) / 2``."""
+    """RigL's drop fraction at ``step``: ``alpha * (1 + cos(pi * step / end_step)) / 2``.
+
+    Parameters
+    ----------
+    step : int
+        The training step; steps past ``end_step`` count as ``end_step``.
+    alpha : float
+        The drop fraction at step 0.
+    end_step : int
+        The step at which the fraction reaches 0 (0 or less: always 0).
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> cosine_drop_fraction(0, 0.3, 100)
+    0.3
+    >>> round(cosine_drop_fraction(50, 0.3, 100), 6)  # half-way: half of alpha
+    0.15
+    >>> cosine_drop_fraction(200, 0.3, 100)
+    0.0
+    """
     if end_step <= 0:
         return 0.0
     return float(alpha) * (1.0 + float(np.cos(np.pi * min(step, end_step) / end_step))) / 2.0
@@ -113,6 +217,7 @@ def select_positions(scores, candidates, n: int, generator, *, largest: bool):
     n : int
         How many to pick; at most the number of candidates.
     generator : torch.Generator
+        Breaks ties.
     largest : bool
         Pick the largest scores (True) or the smallest (False).
 
@@ -120,6 +225,17 @@ def select_positions(scores, candidates, n: int, generator, *, largest: bool):
     -------
     torch.Tensor of int64
         The picked positions (as a set: their order carries no meaning).
+
+    Examples
+    --------
+    >>> import torch
+    >>> scores = torch.tensor([0.5, 0.1, 0.9, 0.3, 0.7])
+    >>> candidates = torch.tensor([True, True, False, True, True])
+    >>> g = torch.Generator().manual_seed(0)
+    >>> sorted(select_positions(scores, candidates, 2, g, largest=True).tolist())  # 0.9 is not a candidate
+    [0, 4]
+    >>> sorted(select_positions(scores, candidates, 2, g, largest=False).tolist())
+    [1, 3]
     """
     import torch
 
@@ -187,6 +303,21 @@ class Algorithm:
     become :class:`~topo.training.config.TrainConfig` fields, ``topo train`` flags and
     sweep keys, and are added to ``option_names`` on registration. Checks between
     options go in :meth:`check_config`.
+
+    Examples
+    --------
+    The base class is the ``static`` rule: masks never change.
+
+    >>> import torch
+    >>> algo = get_algorithm("static")
+    >>> masks = [torch.tensor([[True, False], [False, True]]), torch.ones(1, 2, dtype=torch.bool)]
+    >>> algo.setup(masks=masks, steps_per_epoch=10, epochs=3, total_steps=30)
+    >>> algo.frozen  # layers that start fully dense are left alone
+    {1}
+    >>> algo.is_update_step(10), algo.after_epoch(1, None, masks, None)
+    (False, None)
+    >>> algo.state_dict()
+    {'name': 'static', 'total_steps': 30, 'steps_per_epoch': 10, 'epochs': 3, 'frozen': [1]}
     """
 
     name: ClassVar[str] = ""

@@ -79,11 +79,27 @@ def ch2_l3n_scores(mask):
     Parameters
     ----------
     mask : numpy.ndarray or scipy.sparse matrix, bool, shape ``[out, in]``
+        The layer's active weights.
 
     Returns
     -------
     scipy.sparse.csr_matrix of float64, shape ``[out, in]``
         ``S``; only its entries at missing links (``mask == 0``) are link scores.
+
+    Examples
+    --------
+    Output 2 and input 0 are joined by two paths of length 3 (through input 1 and
+    outputs 0 or 1); output 3 and input 3 form a component of their own, so no
+    missing link to them has a path of length 3 and all score 0:
+
+    >>> import numpy as np
+    >>> mask = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    >>> scores = ch2_l3n_scores(mask).toarray()
+    >>> np.where(mask, -1, scores)  # -1 marks the active links
+    array([[-1., -1.,  3.,  0.],
+           [-1., -1.,  3.,  0.],
+           [ 7., -1., -1.,  0.],
+           [ 0.,  0.,  0., -1.]])
     """
     import scipy.sparse as sp
 
@@ -105,7 +121,37 @@ def ch2_l3n_scores(mask):
 
 
 def inverse_temperature(step: int, end_step: int, start: float, end: float, schedule: str) -> float:
-    """``β_t`` at ``step`` (see the module docstring); ``end`` from ``end_step`` on."""
+    """``β_t`` at ``step`` (see the module docstring); ``end`` from ``end_step`` on.
+
+    Parameters
+    ----------
+    step : int
+        The training step.
+    end_step : int
+        T_end, the step at which ``β`` reaches ``end``.
+    start, end : float
+        ``β`` at step 0 and at ``end_step``.
+    schedule : {"linear", "cosine", "constant"}
+        The path between them (``constant`` stays at ``start``).
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    TopoError
+        For an unknown schedule.
+
+    Examples
+    --------
+    >>> [inverse_temperature(step, 100, 1.0, 9.0, "linear") for step in (0, 25, 100, 150)]
+    [1.0, 3.0, 9.0, 9.0]
+    >>> round(inverse_temperature(25, 100, 1.0, 9.0, "cosine"), 4)  # slower at first
+    2.1716
+    >>> inverse_temperature(50, 100, 1.0, 9.0, "constant")
+    1.0
+    """
     if schedule == "constant":
         return float(start)
     if end_step <= 0:
@@ -152,6 +198,16 @@ def chain_removal(masks):
     -------
     list of numpy.ndarray of bool
         New masks in which every hidden neuron has inputs and outputs, or neither.
+
+    Examples
+    --------
+    Hidden neuron 1 has no inputs, so its output (layer 1's column 1) goes too:
+
+    >>> import numpy as np
+    >>> first = np.array([[1, 1], [0, 0], [1, 0]], dtype=bool)
+    >>> second = np.array([[1, 1, 0], [0, 1, 1]], dtype=bool)
+    >>> [m.astype(int).tolist() for m in chain_removal([first, second])]
+    [[[1, 1], [0, 0], [1, 0]], [[1, 0, 0], [0, 0, 1]]]
     """
     new = [np.asarray(m, dtype=bool).copy() for m in masks]
     changed = True
@@ -179,10 +235,23 @@ def soft_removal(weight, mask, n_remove: int, beta: float, generator) -> np.ndar
     beta : float
         Inverse temperature: the kept weights are drawn with probability ∝ ``|w|^β``.
     generator : torch.Generator
+        Draws the kept weights.
 
     Returns
     -------
     numpy.ndarray of bool
+
+    Examples
+    --------
+    At a high β the smallest weights are almost surely the ones removed:
+
+    >>> import numpy as np, torch
+    >>> weight = np.array([[0.9, -0.1, 0.5], [0.01, 0.8, -0.3]])
+    >>> soft_removal(weight, weight != 0, 2, 9.0, torch.Generator().manual_seed(0)).astype(int)
+    array([[1, 0, 1],
+           [0, 1, 1]])
+    >>> int(soft_removal(weight, weight != 0, 2, 0.0, torch.Generator()).sum())  # β = 0: uniform, same count
+    4
     """
     mask = np.asarray(mask, dtype=bool)
     weight = np.asarray(weight)
@@ -202,15 +271,35 @@ def regrow(mask, budget: int, beta: float, generator, *, present_rows=None, pres
     Parameters
     ----------
     mask : array-like of bool, ``[out, in]``
+        The layer after removal.
     budget : int
+        The number of active weights to grow back to.
     beta : float
+        Inverse temperature: new links are drawn with probability ∝ ``CH2-L3n^β``.
     generator : torch.Generator
+        Draws the new links.
     present_rows, present_cols : array-like of bool, optional
         Outputs and inputs that may take new links (neurons not removed); default all.
 
     Returns
     -------
     numpy.ndarray of bool
+        At most ``budget`` active positions (fewer only where no more are free).
+
+    Examples
+    --------
+    With the scores of :func:`ch2_l3n_scores`'s example, one new link at a high β
+    is the best-scored one, (2, 0):
+
+    >>> import numpy as np, torch
+    >>> mask = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 0, 1]], dtype=bool)
+    >>> grown = regrow(mask, 8, 50.0, torch.Generator().manual_seed(0))
+    >>> np.argwhere(grown & ~mask).tolist()
+    [[2, 0]]
+    >>> rows = np.array([True, True, True, False])  # output 3 was removed
+    >>> grown = regrow(mask, 16, 1.0, torch.Generator(), present_rows=rows)
+    >>> int(grown.sum()), bool(grown[3, :3].any())  # every free position of rows 0-2, none of row 3
+    (13, False)
     """
     mask = np.asarray(mask, dtype=bool)
     n_out, n_in = mask.shape
@@ -241,7 +330,39 @@ def regrow(mask, budget: int, beta: float, generator, *, present_rows=None, pres
 
 @register("chts")
 class CHTs(RigL):
-    """CHTs: see the module docstring for the exact rule."""
+    """CHTs: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    update_every, drop_fraction, end_fraction
+        As for :class:`~topo.training.algorithms.rigl.RigL`.
+    chts_beta_start, chts_beta_end : float
+        β at the first update and at T_end (non-negative).
+    chts_beta_schedule : {"linear", "cosine", "constant"}
+        The path of β between them.
+    chain_removal : bool
+        Remove hidden neurons left without inputs or outputs.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> algo = CHTs(update_every=10, drop_fraction=0.5, end_fraction=1.0)
+    >>> start = algo.initial_masks([(6, 5), (3, 6)], sparsity=0.5, seed=0)
+    >>> masks = [torch.from_numpy(m) for m in start.masks]
+    >>> algo.setup(masks=masks, steps_per_epoch=10, epochs=2, total_steps=20)
+    >>> algo.beta(10)  # half-way from 1 to 9
+    5.0
+    >>> _ = torch.manual_seed(0)
+    >>> weights = [torch.randn(6, 5) * masks[0], torch.randn(3, 6) * masks[1]]
+    >>> new = algo.update(10, weights, [None, None], masks, torch.Generator().manual_seed(0))
+    >>> algo.budgets, [int(m.sum()) for m in new]  # each layer grows back to its budget
+    ([13, 11], [13, 11])
+    """
 
     option_names = ("update_every", "drop_fraction", "end_fraction")
     declared_options = {

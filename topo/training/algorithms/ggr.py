@@ -49,7 +49,34 @@ def _protected_inputs(weight, mask):
 
 
 def ggr_drop_counts(masks, fraction: float, layers=None) -> list[int]:
-    """``n_l = min(floor(fraction · nnz_l), nnz_l - r_l)`` for the given layers, 0 for the others."""
+    """``n_l = min(floor(fraction · nnz_l), nnz_l - r_l)`` for the given layers, 0 for the others.
+
+    Parameters
+    ----------
+    masks : sequence of torch.Tensor
+        Per layer ``[out, in]`` bool masks.
+    fraction : float
+        α_t, the share of each layer's active weights dropped.
+    layers : collection of int, optional
+        The layers that take part (default all).
+
+    Returns
+    -------
+    list of int
+        Per layer, how many active weights GGR drops.
+
+    Examples
+    --------
+    A layer keeps one input per output neuron that has any, so the second layer
+    (one weight, one neuron with inputs) drops nothing:
+
+    >>> import torch
+    >>> masks = [torch.tensor([[True, True, False], [True, True, False]]), torch.tensor([[True, False], [False, False]])]
+    >>> ggr_drop_counts(masks, 0.5)
+    [2, 0]
+    >>> ggr_drop_counts(masks, 0.5, layers={1})
+    [0, 0]
+    """
     counts = []
     for k, mask in enumerate(masks):
         if layers is not None and k not in layers:
@@ -73,6 +100,7 @@ def ggr_update(weights, grads, masks, fraction: float, explore_fraction: float, 
     explore_fraction : float
         β, the share of the pooled regrowth placed at random.
     generator : torch.Generator
+        Breaks ties and draws the exploration positions.
     normalise : bool
         Divide each layer's |gradient| by its mean over the layer's candidates.
     layers : collection of int, optional
@@ -82,6 +110,22 @@ def ggr_update(weights, grads, masks, fraction: float, explore_fraction: float, 
     -------
     list of torch.Tensor of bool
         The total number of active positions equals the input's.
+
+    Examples
+    --------
+    Layer 0 drops its two smallest weights (0.1 and -0.2; 0.9 and 0.5 are each
+    neuron's protected input); the pooled two grow where the gradient is largest,
+    one in each layer, so the second layer gains a weight the first lost:
+
+    >>> import torch
+    >>> weights = [torch.tensor([[0.9, 0.1, 0.0], [0.5, -0.2, 0.0]]), torch.tensor([[0.3, 0.0], [0.0, 0.0]])]
+    >>> grads = [torch.tensor([[0.0, 0.0, 0.1], [0.0, 0.0, 0.2]]), torch.tensor([[0.0, 5.0], [0.0, 0.0]])]
+    >>> masks = [w != 0 for w in weights]
+    >>> new = ggr_update(weights, grads, masks, 0.5, 0.0, torch.Generator())
+    >>> [m.int().tolist() for m in new]
+    [[[1, 0, 0], [1, 0, 1]], [[1, 1], [0, 0]]]
+    >>> [int(m.sum()) for m in masks], [int(m.sum()) for m in new]
+    ([4, 1], [3, 2])
     """
     import torch
 
@@ -127,7 +171,34 @@ def ggr_update(weights, grads, masks, fraction: float, explore_fraction: float, 
 
 @register("ggr")
 class GGR(RigL):
-    """Global gradient-based redistribution: see the module docstring for the exact rule."""
+    """Global gradient-based redistribution: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    update_every, drop_fraction, end_fraction
+        As for :class:`~topo.training.algorithms.rigl.RigL`.
+    explore_fraction : float
+        β in ``[0, 1]``, the share of the pooled regrowth placed at random.
+    ggr_normalise : bool
+        Score candidates by ``|g|`` over the mean of their layer.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> algo = GGR(update_every=5, drop_fraction=0.5, explore_fraction=0.0)
+    >>> weights = [torch.tensor([[0.9, 0.1, 0.0], [0.5, -0.2, 0.0]]), torch.tensor([[0.3, 0.0], [0.0, 0.0]])]
+    >>> grads = [torch.tensor([[0.0, 0.0, 0.1], [0.0, 0.0, 0.2]]), torch.tensor([[0.0, 5.0], [0.0, 0.0]])]
+    >>> masks = [w != 0 for w in weights]
+    >>> algo.setup(masks=masks, steps_per_epoch=5, epochs=4, total_steps=20)
+    >>> new = algo.update(5, weights, grads, masks, torch.Generator())
+    >>> [int(m.sum()) for m in new]  # the total (5) stays, the layers' shares move
+    [3, 2]
+    """
 
     option_names = ("update_every", "drop_fraction", "end_fraction", "explore_fraction", "ggr_normalise")
 

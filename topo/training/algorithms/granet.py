@@ -44,7 +44,28 @@ __all__ = ["GraNet", "cubic_sparsity"]
 
 
 def cubic_sparsity(j: int, n: int, initial: float, final: float) -> float:
-    """Zhu & Gupta's schedule: ``s_j = final + (initial - final) (1 - j / n)^3`` (``final`` for ``n <= 0``)."""
+    """Zhu & Gupta's schedule: ``s_j = final + (initial - final) (1 - j / n)^3`` (``final`` for ``n <= 0``).
+
+    Parameters
+    ----------
+    j : int
+        The pruning step, clipped to ``[0, n]``.
+    n : int
+        The number of pruning steps.
+    initial, final : float
+        The sparsity at step 0 and at step ``n``.
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    >>> [round(cubic_sparsity(j, 4, 0.5, 0.9), 4) for j in range(5)]  # fast at first, then slower
+    [0.5, 0.7312, 0.85, 0.8938, 0.9]
+    >>> cubic_sparsity(1, 0, 0.5, 0.9)
+    0.9
+    """
     if n <= 0:
         return float(final)
     j = min(max(int(j), 0), int(n))
@@ -53,7 +74,41 @@ def cubic_sparsity(j: int, n: int, initial: float, final: float) -> float:
 
 @register("granet")
 class GraNet(Algorithm):
-    """GraNet: see the module docstring for the exact rule."""
+    """GraNet: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    sparsity : float
+        s_f, the target in ``[0, 1)``.
+    dense_output : bool
+        Leave the output layer dense.
+    update_every, drop_fraction, end_fraction
+        ΔT, α and the share of all steps after which masks stay fixed (as in RigL).
+    initial_sparsity : float
+        s_i in ``[0, sparsity]``, the sparsity of the initial masks.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    A 4x4 layer starting at half density reaches 75% sparsity in three pruning steps:
+
+    >>> import torch
+    >>> algo = GraNet(sparsity=0.75, initial_sparsity=0.5, update_every=10, end_fraction=1.0)
+    >>> mask = torch.zeros(4, 4, dtype=torch.bool)
+    >>> mask[:, :2] = True
+    >>> algo.setup(masks=[mask], steps_per_epoch=10, epochs=3, total_steps=30)
+    >>> algo.pruning_steps(), [algo.target_nnz(step) for step in algo.pruning_steps()]
+    ([10, 20, 30], [5, 4, 4])
+    >>> _ = torch.manual_seed(0)
+    >>> weight, grad = torch.randn(4, 4) * mask, torch.randn(4, 4)
+    >>> new = algo.update(10, [weight], [grad], [mask], torch.Generator().manual_seed(0))
+    >>> int(new[0].sum())
+    5
+    """
 
     option_names = ("sparsity", "dense_output", "update_every", "drop_fraction", "end_fraction")
     declared_options = {

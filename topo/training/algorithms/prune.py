@@ -34,7 +34,34 @@ PRUNE_CLASSES = ("class-blinded", "class-uniform", "class-distribution")
 
 
 def prune_targets(shapes, sparsity: float, prune_class: str, prunable) -> tuple[list[int] | None, int]:
-    """Active-weight targets: ``(per-layer keep counts or None, total keep count)`` over ``prunable``."""
+    """Active-weight targets: ``(per-layer keep counts or None, total keep count)`` over ``prunable``.
+
+    Parameters
+    ----------
+    shapes : sequence of (int, int)
+        Per layer ``(out, in)``.
+    sparsity : float
+        Target share of switched-off positions.
+    prune_class : {"class-blinded", "class-uniform", "class-distribution"}
+        Only ``class-uniform`` has per-layer targets.
+    prunable : collection of int
+        The layers pruning counts over.
+
+    Returns
+    -------
+    tuple
+        ``(list of int or None, int)``: the per-layer keep counts (all layers; those
+        not prunable keep their size) and the total over ``prunable``.
+
+    Examples
+    --------
+    >>> prune_targets([(2, 3), (2, 2)], 0.5, "class-uniform", {0, 1})
+    ([3, 2], 5)
+    >>> prune_targets([(2, 3), (2, 2)], 0.5, "class-blinded", {0, 1})
+    (None, 5)
+    >>> prune_targets([(2, 3), (2, 2)], 0.5, "class-uniform", {0})  # layer 1 keeps all 4
+    ([3, 4], 3)
+    """
     sizes = [int(o) * int(i) for o, i in shapes]
     if prune_class == "class-uniform":
         per_layer = [s - int(round(sparsity * s)) if k in prunable else s for k, s in enumerate(sizes)]
@@ -53,6 +80,7 @@ def magnitude_prune(weights, masks, sparsity: float, *, prune_class: str = "clas
     sparsity : float
         Target share of switched-off positions in the prunable layers.
     prune_class : {"class-blinded", "class-uniform", "class-distribution"}
+        How the target is shared between layers (see the module docstring).
     prunable : collection of int, optional
         Layers that may be pruned (default all).
     generator : torch.Generator, optional
@@ -66,6 +94,26 @@ def magnitude_prune(weights, masks, sparsity: float, *, prune_class: str = "clas
     ------
     TopoError
         For an unknown prune class.
+
+    Examples
+    --------
+    Layer 1's weights are ten times layer 0's. One global threshold prunes layer 0
+    away; the uniform class halves each layer; dividing by each layer's spread
+    keeps what stands out within its layer:
+
+    >>> import torch
+    >>> weights = [torch.tensor([[0.1, 0.2], [0.3, 0.4]]), torch.tensor([[1.0, 2.0], [3.0, 8.0]])]
+    >>> masks = [torch.ones(2, 2, dtype=torch.bool)] * 2
+    >>> for prune_class in ("class-blinded", "class-uniform", "class-distribution"):
+    ...     pruned = magnitude_prune(weights, masks, 0.5, prune_class=prune_class)
+    ...     print(prune_class, [m.int().tolist() for m in pruned])
+    class-blinded [[[0, 0], [0, 0]], [[1, 1], [1, 1]]]
+    class-uniform [[[0, 0], [1, 1]], [[0, 0], [1, 1]]]
+    class-distribution [[[0, 1], [1, 1]], [[0, 0], [0, 1]]]
+    >>> magnitude_prune(weights, masks, 0.5, prune_class="class-random")
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: unknown prune class 'class-random'; known: class-blinded, class-uniform, class-distribution
     """
     import torch
 
@@ -113,7 +161,44 @@ def magnitude_prune(weights, masks, sparsity: float, *, prune_class: str = "clas
 
 @register("prune")
 class Prune(Algorithm):
-    """Dense training, then magnitude pruning, then retraining: see the module docstring."""
+    """Dense training, then magnitude pruning, then retraining: see the module docstring.
+
+    Parameters
+    ----------
+    sparsity : float
+        The target in ``[0, 1)``.
+    prune_class : {"class-blinded", "class-uniform", "class-distribution"}
+        How the target is shared between layers.
+    prune_steps : int
+        K, the number of pruning steps (at least 1).
+    retrain_epochs : int
+        Epochs trained after the dense phase, shared out between the steps.
+    dense_output : bool
+        Leave the output layer dense.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    Three dense epochs, then two steps to 80% over four retraining epochs:
+
+    >>> import torch
+    >>> algo = Prune(sparsity=0.8, prune_steps=2, retrain_epochs=4)
+    >>> start = algo.initial_masks([(2, 5)])
+    >>> bool(start.masks[0].all())  # pruning starts dense
+    True
+    >>> masks = [torch.from_numpy(start.masks[0])]
+    >>> algo.setup(masks=masks, steps_per_epoch=10, epochs=3, total_steps=70)
+    >>> algo.schedule()  # (epoch, sparsity) of each step
+    [(3, 0.4), (5, 0.8)]
+    >>> weights = [torch.arange(1.0, 11.0).reshape(2, 5)]
+    >>> algo.after_epoch(3, weights, masks, torch.Generator())[0].int()  # the 4 smallest go
+    tensor([[0, 0, 0, 0, 1],
+            [1, 1, 1, 1, 1]], dtype=torch.int32)
+    """
 
     option_names = ("sparsity", "prune_class", "prune_steps", "retrain_epochs", "dense_output")
 

@@ -43,6 +43,19 @@ def magnitude_drop(weight, mask, n: int, generator, *, protect=None):
     Returns
     -------
     torch.Tensor of bool, same shape
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.tensor([[0.5, -0.1, 0.3], [0.05, -0.9, 0.2]])
+    >>> mask = torch.ones(2, 3, dtype=torch.bool)
+    >>> magnitude_drop(weight, mask, 2, torch.Generator()).int()
+    tensor([[1, 0, 1],
+            [0, 1, 1]], dtype=torch.int32)
+    >>> protect = torch.tensor([[False, True, False], [False, False, False]])
+    >>> magnitude_drop(weight, mask, 2, torch.Generator(), protect=protect).int()
+    tensor([[1, 1, 1],
+            [0, 1, 0]], dtype=torch.int32)
     """
     candidates = mask.reshape(-1).clone()
     if protect is not None:
@@ -63,11 +76,28 @@ def rigl_update(weight, grad, mask, n: int, generator):
     n : int
         Connections to move; clipped to the number of active weights.
     generator : torch.Generator
+        Breaks ties.
 
     Returns
     -------
     torch.Tensor of bool
         The new mask, with exactly as many active positions as ``mask``.
+
+    Examples
+    --------
+    The smallest active weight (0.1) goes, the inactive position with the largest
+    gradient (``|-2.0|``) comes in:
+
+    >>> import torch
+    >>> weight = torch.tensor([[0.5, 0.0, 0.1], [0.0, -0.8, 0.0]])
+    >>> grad = torch.tensor([[0.0, 0.3, 0.0], [-2.0, 0.1, 0.4]])
+    >>> mask = torch.tensor([[True, False, True], [False, True, False]])
+    >>> new = rigl_update(weight, grad, mask, 1, torch.Generator())
+    >>> new.int()
+    tensor([[1, 0, 0],
+            [1, 1, 0]], dtype=torch.int32)
+    >>> int(new.sum()) == int(mask.sum())
+    True
     """
     n = int(min(n, _active(mask)))
     if n <= 0:
@@ -88,7 +118,38 @@ def _active(mask) -> int:
 
 @register("rigl")
 class RigL(Algorithm):
-    """RigL: see the module docstring for the exact rule."""
+    """RigL: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    update_every : int
+        ΔT, steps between mask updates.
+    drop_fraction : float
+        α in ``[0, 1]``, the share moved at step 0 (cosine-decayed).
+    end_fraction : float
+        The share of all steps after which masks stay fixed.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> algo = RigL(update_every=10, drop_fraction=0.5, end_fraction=0.5)
+    >>> masks = [torch.tensor([[True, True, False, False], [True, True, False, False]])]
+    >>> algo.setup(masks=masks, steps_per_epoch=10, epochs=4, total_steps=40)
+    >>> algo.end_step, [s for s in range(1, 41) if algo.is_update_step(s)]
+    (20, [10, 20])
+    >>> algo.counts(10, masks)  # floor(0.5 * (1 + cos(pi/2)) / 2 * 4)
+    [1]
+    >>> weights = [torch.tensor([[0.9, 0.1, 0.0, 0.0], [-0.5, 0.7, 0.0, 0.0]])]
+    >>> grads = [torch.tensor([[0.0, 0.0, 0.2, 3.0], [0.0, 0.0, 0.1, 0.0]])]
+    >>> algo.update(10, weights, grads, masks, torch.Generator())[0].int()
+    tensor([[1, 0, 0, 1],
+            [1, 1, 0, 0]], dtype=torch.int32)
+    """
 
     option_names: ClassVar[tuple[str, ...]] = ("update_every", "drop_fraction", "end_fraction")
 

@@ -33,7 +33,27 @@ SET_REGROW_STD = 0.1
 
 
 def set_drop_counts(weight, mask, fraction: float) -> tuple[int, int]:
-    """``(n_nonnegative, n_negative)`` weights SET drops from one layer."""
+    """``(n_nonnegative, n_negative)`` weights SET drops from one layer.
+
+    Parameters
+    ----------
+    weight, mask : torch.Tensor
+        ``[out, in]`` weights and bool mask; only active positions count.
+    fraction : float
+        ζ, the share of each sign's active weights dropped (rounded down).
+
+    Returns
+    -------
+    tuple of int
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.tensor([[0.5, -0.2, 0.1], [-0.7, 0.3, -0.4]])
+    >>> mask = torch.tensor([[True, True, True], [True, True, False]])
+    >>> set_drop_counts(weight, mask, 0.5)  # 3 active >= 0, 2 active < 0
+    (1, 1)
+    """
     active = mask.reshape(-1)
     values = weight.reshape(-1)
     n_pos = int(((values >= 0) & active).sum())
@@ -51,6 +71,23 @@ def set_update(weight, mask, fraction: float, generator):
     fraction : float
         ζ, the share of the non-negative and of the negative weights dropped.
     generator : torch.Generator
+        Breaks ties among the dropped and draws the grown positions.
+
+    Returns
+    -------
+    torch.Tensor of bool
+        ``[out, in]``, with as many active positions as ``mask``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.tensor([[0.5, -0.2, 0.1, 0.0], [-0.7, 0.3, -0.4, 0.0]])
+    >>> mask = torch.tensor([[True, True, True, False], [True, True, True, False]])
+    >>> new = set_update(weight, mask, 0.5, torch.Generator().manual_seed(0))
+    >>> int(new.sum())  # the number of active weights stays exact
+    6
+    >>> bool(new[0, 0] & new[1, 0] & new[1, 1])  # the drop takes 0.1 and -0.2, never 0.5, -0.7, 0.3
+    True
     """
     flat_w = weight.reshape(-1)
     active = mask.reshape(-1)
@@ -67,7 +104,35 @@ def set_update(weight, mask, fraction: float, generator):
 
 @register("set")
 class SET(Algorithm):
-    """SET: see the module docstring for the exact rule."""
+    """SET: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    drop_fraction : float
+        ζ in ``[0, 1]``.
+    set_regrow_init : {"normal", "zero"}
+        The values grown weights start at.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> algo = SET(drop_fraction=0.5)
+    >>> masks = [torch.tensor([[True, True, False], [True, False, True]])]
+    >>> algo.setup(masks=masks, steps_per_epoch=5, epochs=3, total_steps=15)
+    >>> weights = [torch.tensor([[0.4, -0.3, 0.0], [0.2, 0.0, -0.6]])]
+    >>> new = algo.after_epoch(1, weights, masks, torch.Generator().manual_seed(0))
+    >>> int(new[0].sum())
+    4
+    >>> algo.after_epoch(3, weights, masks, torch.Generator()) is None  # the last epoch keeps its weights
+    True
+    >>> algo.grown_values(3, torch.Generator().manual_seed(0)).shape
+    torch.Size([3])
+    """
 
     option_names = ("drop_fraction",)
     declared_options = {

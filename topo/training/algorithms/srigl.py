@@ -52,12 +52,52 @@ __all__ = ["SRigL", "constant_fan_in_mask", "srigl_layer_update", "fan_in_target
 
 
 def fan_in_target(budget: int, n_out: int, n_in: int) -> int:
-    """``k = clamp(round(budget / n_out), 1, n_in)``: the constant fan-in of a layer's budget."""
+    """``k = clamp(round(budget / n_out), 1, n_in)``: the constant fan-in of a layer's budget.
+
+    Parameters
+    ----------
+    budget : int
+        The layer's number of active weights.
+    n_out, n_in : int
+        The layer's shape.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> fan_in_target(10, 4, 8)  # round(2.5) is 2 (to even)
+    2
+    >>> fan_in_target(1, 4, 8), fan_in_target(100, 4, 8)  # at least 1, at most n_in
+    (1, 8)
+    """
     return int(min(max(int(round(int(budget) / max(int(n_out), 1))), 1), int(n_in)))
 
 
 def constant_fan_in_mask(n_out: int, n_in: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    """A bool ``[n_out, n_in]`` mask whose every row has ``k`` inputs drawn uniformly at random."""
+    """A bool ``[n_out, n_in]`` mask whose every row has ``k`` inputs drawn uniformly at random.
+
+    Parameters
+    ----------
+    n_out, n_in : int
+        The mask's shape.
+    k : int
+        Inputs per row, at most ``n_in``.
+    rng : numpy.random.Generator
+        Draws the inputs.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = constant_fan_in_mask(3, 5, 2, np.random.default_rng(0))
+    >>> mask.shape, mask.sum(axis=1).tolist()
+    ((3, 5), [2, 2, 2])
+    """
     order = np.argsort(rng.random((int(n_out), int(n_in))), axis=1)[:, : int(k)]
     mask = np.zeros((int(n_out), int(n_in)), dtype=bool)
     np.put_along_axis(mask, order, True, axis=1)
@@ -99,6 +139,7 @@ def srigl_layer_update(weight, grad, mask, budget: int, fan_in: int, n: int, gen
     n : int
         Weights to drop by magnitude (``floor(α_t · nnz)``).
     generator : torch.Generator
+        Breaks ties.
     removed_inputs : torch.Tensor of bool, optional
         ``[in]``: inputs whose neuron the previous layer has removed.
     may_ablate : bool
@@ -110,6 +151,22 @@ def srigl_layer_update(weight, grad, mask, budget: int, fan_in: int, n: int, gen
     -------
     (torch.Tensor of bool, int)
         The new mask and its fan-in ``k'``; every active row has exactly ``k'`` inputs.
+
+    Examples
+    --------
+    Three neurons of fan-in 2 (budget 6). Dropping the two smallest weights leaves
+    neuron 2 with no salient weight (its gradient is 0 too), below ``0.5 · 2``, so it
+    is ablated; the other two share the budget at ``k' = 6 // 2 = 3`` and each grows
+    its input of largest gradient:
+
+    >>> import torch
+    >>> weight = torch.tensor([[0.9, 0.8, 0.0, 0.0], [0.0, 0.7, 0.6, 0.0], [0.01, 0.0, 0.0, 0.02]])
+    >>> grad = torch.tensor([[0.0, 0.0, 0.5, 0.1], [0.3, 0.0, 0.0, 0.2], [0.0, 0.0, 0.0, 0.0]])
+    >>> new, k = srigl_layer_update(weight, grad, weight != 0, 6, 2, 2, torch.Generator(), threshold=0.5)
+    >>> new.int(), k
+    (tensor([[1, 1, 1, 0],
+            [1, 1, 1, 0],
+            [0, 0, 0, 0]], dtype=torch.int32), 3)
     """
     import torch
 
@@ -151,7 +208,36 @@ def srigl_layer_update(weight, grad, mask, budget: int, fan_in: int, n: int, gen
 
 @register("srigl")
 class SRigL(RigL):
-    """SRigL: see the module docstring for the exact rule."""
+    """SRigL: see the module docstring for the exact rule.
+
+    Parameters
+    ----------
+    update_every, drop_fraction, end_fraction
+        As for :class:`~topo.training.algorithms.rigl.RigL`.
+    ablation_threshold : float
+        γ_sal in ``[0, 1]``; 0 never ablates.
+
+    Raises
+    ------
+    TopoError
+        For an option out of range.
+
+    Examples
+    --------
+    >>> import torch
+    >>> algo = SRigL(update_every=10, drop_fraction=0.5)
+    >>> start = algo.initial_masks([(4, 6), (2, 4)], sparsity=0.5, seed=0)
+    >>> [m.sum(axis=1).tolist() for m in start.masks], start.budgets  # constant fan-in per layer
+    ([[2, 2, 2, 2], [3, 3]], [8, 6])
+    >>> masks = [torch.from_numpy(m) for m in start.masks]
+    >>> algo.setup(masks=masks, steps_per_epoch=10, epochs=4, total_steps=40)
+    >>> _ = torch.manual_seed(0)
+    >>> weights = [torch.randn(4, 6) * masks[0], torch.randn(2, 4) * masks[1]]
+    >>> grads = [torch.randn(4, 6), torch.randn(2, 4)]
+    >>> new = algo.update(10, weights, grads, masks, torch.Generator().manual_seed(0))
+    >>> [sorted(set(m.sum(dim=1).tolist()) - {0}) for m in new]  # one fan-in per layer still
+    [[2], [3]]
+    """
 
     option_names = ("update_every", "drop_fraction", "end_fraction")
     declared_options = {
