@@ -84,10 +84,34 @@ def layer_backends(backend: str, shapes: Sequence[tuple[int, int]], nnz: Sequenc
     other layer sparse; ``auto`` those of at least :data:`AUTO_MIN_SIZE` weights and at
     most :data:`AUTO_MAX_DENSITY` density.
 
+    Parameters
+    ----------
+    backend : {"masked", "sparse", "auto"}
+        The run's choice.
+    shapes : sequence of (int, int)
+        ``(out, in)`` per layer.
+    nnz : sequence of int
+        Active weights per layer.
+
+    Returns
+    -------
+    list of str
+
     Raises
     ------
     TopoError
         For an unknown backend.
+
+    Examples
+    --------
+    >>> layer_backends("sparse", [(4, 6), (2, 4)], [12, 8])  # the second layer is full
+    ['sparse', 'masked']
+    >>> layer_backends("auto", [(2048, 2048), (10, 2048)], [200_000, 2_048])  # large and sparse, or small
+    ['sparse', 'masked']
+    >>> layer_backends("gpu", [(4, 6)], [12])
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: backend: 'gpu' is not one of masked, sparse, auto
     """
     if backend not in BACKENDS:
         raise TopoError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -125,14 +149,32 @@ def _network_class():
         Parameters
         ----------
         shapes : sequence of (out, in)
+            Weight shapes, chained.
         masks : sequence of masks (scipy sparse, numpy or torch bool ``[out, in]``), or None
             None builds empty sparse layers and dense masked ones (to load a state into).
         kinds : sequence of {"sparse", "masked"}
+            Per layer, how it is stored.
         seed : int
             Seeds the initial weights, with :class:`~topo.training.model.MaskedMLP`'s rule
             (normal, standard deviation ``sqrt(2 / fan_in_i)``, biases zero), drawn as
             the whole ``[out, in]`` matrix (so equal to the masked backend's) for layers
             of at most :data:`DENSE_LIMIT` weights and for the active weights only beyond.
+
+        Examples
+        --------
+        The same seed and masks give the masked backend's network, stored sparsely:
+
+        >>> import torch
+        >>> from topo.training.backends import build_network
+        >>> from topo.training.masks import initial_masks
+        >>> masks = initial_masks([(8, 6), (3, 8)], 0.5, seed=0).masks
+        >>> sparse, kinds = build_network("sparse", [(8, 6), (3, 8)], masks, seed=0)
+        >>> masked, _ = build_network("masked", [(8, 6), (3, 8)], masks, seed=0)
+        >>> type(sparse).__name__, kinds, [layer.nnz for layer in sparse.layers]
+        ('SparseNetwork', ['sparse', 'sparse'], [20, 16])
+        >>> x = torch.randn(5, 6, generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(sparse(x), masked(x), atol=1e-6)
+        True
         """
 
         def __init__(self, shapes, masks, kinds, *, seed: int = 0) -> None:
@@ -253,6 +295,9 @@ def __getattr__(name: str):
         if _SPARSE_NETWORK is None:
             _SPARSE_NETWORK = _network_class()
         return _SPARSE_NETWORK
+    if name == "__test__":
+        # doctest asks for __test__ with getattr: the class's Examples then run too
+        return {"SparseNetwork": __getattr__("SparseNetwork")}
     raise AttributeError(name)
 
 
@@ -263,9 +308,13 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
     Parameters
     ----------
     backend : {"masked", "sparse", "auto"}
+        The run's choice.
     shapes : sequence of (out, in)
+        Weight shapes, chained.
     masks : sequence of masks, or None (dense masked layers, empty sparse ones: to load a state)
+        The initial masks.
     seed : int
+        Seeds the initial weights.
     method : str, optional
         The algorithm's name: layers above :data:`DENSE_LIMIT` weights are refused for
         methods without a streamed update.
@@ -280,6 +329,23 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
     TopoError
         For an unknown backend, or a layer too large to form densely under a method
         that needs it dense (or under ``masked``).
+
+    Examples
+    --------
+    >>> from topo.training.masks import initial_masks
+    >>> masks = initial_masks([(8, 6), (3, 8)], 0.5, seed=0).masks
+    >>> model, kinds = build_network("masked", [(8, 6), (3, 8)], masks)
+    >>> type(model).__name__, kinds
+    ('MaskedMLP', ['masked', 'masked'])
+    >>> model, kinds = build_network("auto", [(8, 6), (3, 8)], masks)  # small layers stay masked
+    >>> type(model).__name__, kinds
+    ('SparseNetwork', ['masked', 'masked'])
+    >>> import scipy.sparse as sp
+    >>> huge = sp.csr_matrix((100_000, 100_000), dtype=bool)
+    >>> build_network("sparse", [(100_000, 100_000)], [huge], method="granet")
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: method 'granet' needs dense gradients of every layer, ...
     """
     if backend not in BACKENDS:
         raise TopoError(f"backend: {backend!r} is not one of {', '.join(BACKENDS)}")
@@ -316,20 +382,94 @@ def build_network(backend: str, shapes, masks, *, seed: int = 0, method: str | N
 
 
 def saved_kinds(state, n_layers: int) -> list[str]:
-    """Per layer, the kind a saved ``state_dict()`` holds (a sparse layer saves ``values``)."""
+    """Per layer, the kind a saved ``state_dict()`` holds (a sparse layer saves ``values``).
+
+    Parameters
+    ----------
+    state : mapping or None
+        A network's ``state_dict()``.
+    n_layers : int
+        The number of layers.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    TopoError
+        If ``state`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = [np.eye(4, dtype=bool), np.ones((2, 4), dtype=bool)]
+    >>> model, kinds = build_network("sparse", [(4, 4), (2, 4)], masks)
+    >>> saved_kinds(model.state_dict(), 2)
+    ['sparse', 'masked']
+    """
     if state is None:
         raise TopoError("a saved network state is needed to rebuild a sparse network")
     return ["sparse" if f"layers.{k}.values" in state else "masked" for k in range(n_layers)]
 
 
 def empty_network(shapes, kinds, *, seed: int = 0):
-    """A :class:`SparseNetwork` of ``kinds`` without connections, to load a saved state into."""
+    """A :class:`SparseNetwork` of ``kinds`` without connections, to load a saved state into.
+
+    Parameters
+    ----------
+    shapes : sequence of (out, in)
+        Weight shapes, chained.
+    kinds : sequence of {"sparse", "masked"}
+        Per layer, as :func:`saved_kinds` reads them.
+    seed : int
+        Seeds the (overwritten) initial weights.
+
+    Returns
+    -------
+    SparseNetwork
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> masks = [np.eye(4, dtype=bool), np.ones((2, 4), dtype=bool)]
+    >>> model, _ = build_network("sparse", [(4, 4), (2, 4)], masks, seed=3)
+    >>> state = model.state_dict()
+    >>> again = empty_network([(4, 4), (2, 4)], saved_kinds(state, 2))
+    >>> again.layers[0].nnz
+    0
+    >>> again.load_network_state(state)
+    >>> again.layers[0].nnz, torch.equal(again.layers[0].values, model.layers[0].values)
+    (4, True)
+    """
     return __getattr__("SparseNetwork")(shapes, None, kinds, seed=seed)
 
 
 # -- the steps of a training loop ---------------------------------------------------------
 class MaskedSteps:
-    """The masked backend's step (:mod:`topo.training.masking`) over a MaskedMLP."""
+    """The masked backend's step (:mod:`topo.training.masking`) over a MaskedMLP.
+
+    Parameters
+    ----------
+    model : MaskedMLP
+        The network trained.
+
+    Examples
+    --------
+    One optimiser step keeps the masked weights at zero:
+
+    >>> import numpy as np, torch
+    >>> from topo.training.model import build_model
+    >>> model = build_model([(3, 4)], [np.eye(3, 4, dtype=bool)])
+    >>> steps = MaskedSteps(model)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> model(torch.ones(2, 4)).sum().backward()
+    >>> steps.grad_abs_mean()[0].shape
+    torch.Size([3])
+    >>> steps.optimizer_step(optimizer)
+    >>> steps.counts()[0], int((model.layers[0].weight != 0).sum())
+    ([3], 3)
+    """
 
     def __init__(self, model) -> None:
         self.model = model
@@ -413,6 +553,31 @@ class SparseSteps:
     The algorithm sees every layer as dense matrices when all layers are at most
     :data:`DENSE_LIMIT` weights (the same inputs as under ``masked``, so the same new
     masks); otherwise the streamed updates of RigL and SET run layer by layer.
+
+    Parameters
+    ----------
+    model : SparseNetwork
+        The network trained.
+
+    Examples
+    --------
+    A RigL update step on a sparse network keeps every layer's number of weights:
+
+    >>> import torch
+    >>> from topo.training.algorithms import RigL
+    >>> from topo.training.masks import initial_masks
+    >>> masks = initial_masks([(8, 6), (3, 8)], 0.5, seed=0).masks
+    >>> model, _ = build_network("sparse", [(8, 6), (3, 8)], masks)
+    >>> steps = SparseSteps(model)
+    >>> algo = RigL(update_every=1, drop_fraction=0.5, end_fraction=1.0)
+    >>> algo.setup(masks=[torch.from_numpy(m) for m in masks], steps_per_epoch=2, epochs=1, total_steps=2)
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    >>> steps.before_backward(algo, 1)  # step 1 updates: keep the batch for the dense gradient
+    >>> model(torch.randn(4, 6, generator=torch.Generator().manual_seed(0))).pow(2).sum().backward()
+    >>> steps.update(algo, 1, optimizer, torch.Generator())
+    True
+    >>> steps.counts()[0], steps.kinds()
+    ([20, 16], ['sparse', 'sparse'])
     """
 
     def __init__(self, model) -> None:
@@ -723,7 +888,31 @@ def _random_inactive(active_sorted, n: int, size: int, generator):
 
 def module_grad_abs_mean(module, scratch: dict | None = None):
     """One layer's per-output-neuron mean ``|dL/dW|``: over all inputs for a dense or masked
-    layer, over the active connections for a sparse one (zeros without a gradient)."""
+    layer, over the active connections for a sparse one (zeros without a gradient).
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        A ``Linear`` (or masked) layer, or a :class:`~topo.training.sparse_layers.SparseLinear`.
+    scratch : dict, optional
+        Buffers kept between steps (see :func:`topo.training.masking.grad_abs_mean`).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[out]``.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from topo.training.sparse_layers import sparse_linear
+    >>> layer = sparse_linear((2, 3), np.array([[1, 0, 1], [0, 1, 0]], dtype=bool))
+    >>> layer(torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    >>> module_grad_abs_mean(layer)  # (1 + 3) / 2 and 2 / 1: over the active connections
+    tensor([2., 2.])
+    >>> module_grad_abs_mean(torch.nn.Linear(3, 2))  # no backward pass yet
+    tensor([0., 0.])
+    """
     import torch
 
     from topo.training.masking import grad_abs_mean
@@ -739,7 +928,26 @@ def module_grad_abs_mean(module, scratch: dict | None = None):
 
 
 def steps_for(model):
-    """The step object of a model: :class:`SparseSteps` for a SparseNetwork, else :class:`MaskedSteps`."""
+    """The step object of a model: :class:`SparseSteps` for a SparseNetwork, else :class:`MaskedSteps`.
+
+    Parameters
+    ----------
+    model : MaskedMLP or SparseNetwork
+        The network trained.
+
+    Returns
+    -------
+    MaskedSteps or SparseSteps
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> masks = [np.eye(4, dtype=bool)]
+    >>> type(steps_for(build_network("masked", [(4, 4)], masks)[0])).__name__
+    'MaskedSteps'
+    >>> type(steps_for(build_network("sparse", [(4, 4)], masks)[0])).__name__
+    'SparseSteps'
+    """
     if hasattr(model, "kinds"):
         return SparseSteps(model)
     return MaskedSteps(model)
@@ -751,6 +959,32 @@ def network_topology(model, *, stats=None, info=None, source: str = "topo train"
 
     Built from CPU copies, so it may run on a writer's thread while training goes on
     only if ``model`` is such a copy (:func:`network_snapshot`).
+
+    Parameters
+    ----------
+    model : SimpleNamespace
+        A :func:`network_snapshot`.
+    stats : sequence of mappings, optional
+        Per layer, per-output-neuron statistics.
+    info : mapping, optional
+        The topology's info.
+    source : str
+        Recorded as every layer's source.
+
+    Returns
+    -------
+    Topology
+
+    Examples
+    --------
+    >>> from topo.training.masks import initial_masks
+    >>> masks = initial_masks([(8, 6), (3, 8)], 0.5, seed=0).masks
+    >>> model, _ = build_network("sparse", [(8, 6), (3, 8)], masks)
+    >>> topology = network_topology(network_snapshot(model), info={"epoch": 1})
+    >>> topology
+    Topology([fc1:8x6, fc2:3x8], density=0.5)
+    >>> bool((topology[0].mask.toarray() == masks[0]).all())  # the same connections
+    True
     """
     from topo.topology import Layer, Topology
 
@@ -781,7 +1015,28 @@ def network_topology(model, *, stats=None, info=None, source: str = "topo train"
 
 
 def network_snapshot(model):
-    """CPU numpy copies of a :class:`SparseNetwork`'s layers, for :func:`network_topology`."""
+    """CPU numpy copies of a :class:`SparseNetwork`'s layers, for :func:`network_topology`.
+
+    Parameters
+    ----------
+    model : SparseNetwork
+        The network.
+
+    Returns
+    -------
+    SimpleNamespace
+        ``names`` and ``layers`` (one dict of arrays per layer, with its ``kind``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> model, _ = build_network("sparse", [(4, 4), (2, 4)], [np.eye(4, dtype=bool), np.ones((2, 4), dtype=bool)])
+    >>> snapshot = network_snapshot(model)
+    >>> snapshot.names, [layer["kind"] for layer in snapshot.layers]
+    (['fc1', 'fc2'], ['sparse', 'masked'])
+    >>> snapshot.layers[0]["col"].tolist()  # the identity's column indices
+    [0, 1, 2, 3]
+    """
     from types import SimpleNamespace
 
     import torch

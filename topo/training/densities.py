@@ -46,6 +46,18 @@ def total_budget(total_size: int, sparsity: float) -> int:
     Returns
     -------
     int
+
+    Raises
+    ------
+    TopoError
+        For a sparsity outside ``[0, 1)``.
+
+    Examples
+    --------
+    >>> total_budget(100, 0.9)
+    10
+    >>> total_budget(5, 0.5)  # 2.5 rounds up
+    3
     """
     _check_sparsity(sparsity)
     exact = (1.0 - float(sparsity)) * int(total_size)
@@ -64,10 +76,28 @@ def _check_sparsity(sparsity: float) -> None:
 def check_shapes(shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """Layer shapes as a list of positive ``(out, in)`` int pairs.
 
+    Parameters
+    ----------
+    shapes : sequence of pairs of int
+        ``(out, in)`` of each layer.
+
+    Returns
+    -------
+    list of (int, int)
+
     Raises
     ------
     TopoError
         If ``shapes`` is empty, not a sequence of pairs, or a size is below 1.
+
+    Examples
+    --------
+    >>> check_shapes([[3, 4], (2, 3)])
+    [(3, 4), (2, 3)]
+    >>> check_shapes([(3, 0)])
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: layer 0: shape must be positive, got (3, 0)
     """
     checked = []
     try:
@@ -88,7 +118,40 @@ def check_shapes(shapes: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def resolve_layer(key, n_layers: int, names: list[str] | None, what: str) -> int:
-    """Index of the layer a mapping key names (int index, negative allowed, or name)."""
+    """Index of the layer a mapping key names (int index, negative allowed, or name).
+
+    Parameters
+    ----------
+    key : int or str
+        A layer index (negative counts from the end) or a layer name.
+    n_layers : int
+        The number of layers.
+    names : list of str or None
+        The layer names, if the layers have any.
+    what : str
+        The setting the key comes from, for messages (e.g. ``"density_map"``).
+
+    Returns
+    -------
+    int
+        The index in ``[0, n_layers)``.
+
+    Raises
+    ------
+    TopoError
+        For an index out of range, an unknown name, or a key of another type.
+
+    Examples
+    --------
+    >>> resolve_layer(-1, 3, None, "density_map")
+    2
+    >>> resolve_layer("fc2", 3, ["fc1", "fc2", "fc3"], "density_map")
+    1
+    >>> resolve_layer("out", 3, ["fc1", "fc2", "fc3"], "density_map")
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: density_map: no layer named 'out' (layers: fc1, fc2, fc3)
+    """
     if isinstance(key, (bool, np.bool_)):
         raise TopoError(f"{what}: layer key must be an index or a name, got {key!r}")
     if isinstance(key, (int, np.integer)):
@@ -116,7 +179,28 @@ def solve_scale(weights: np.ndarray, total: float, lower: np.ndarray, upper: np.
     Entries with weight 0 sit at ``lower`` unless the others are all at ``upper`` and
     budget is left, in which case the left budget is spread over them evenly.
 
-    Returns the real ``x`` (float64) and the scale ``c`` (``inf`` in that last case).
+    Parameters
+    ----------
+    weights : numpy.ndarray of float
+        Non-negative weights.
+    total : float
+        The sum to reach.
+    lower, upper : numpy.ndarray of float
+        Bounds per entry.
+
+    Returns
+    -------
+    (numpy.ndarray of float64, float)
+        The real ``x`` and the scale ``c`` (``inf`` in that last case).
+
+    Examples
+    --------
+    The entry of weight 2 is capped at 3, so the other two share the 7 left:
+
+    >>> import numpy as np
+    >>> x, scale = solve_scale(np.array([1.0, 1.0, 2.0]), 10.0, np.zeros(3), np.array([10.0, 10.0, 3.0]))
+    >>> x.tolist(), scale
+    ([3.5, 3.5, 3.0], 7.0)
     """
     w = np.asarray(weights, dtype=np.float64)
     lo = np.asarray(lower, dtype=np.float64)
@@ -192,6 +276,18 @@ def apportion(weights, total: int, lower, upper) -> np.ndarray:
     ------
     TopoError
         If ``total`` lies outside ``[sum(lower), sum(upper)]`` or a weight is negative.
+
+    Examples
+    --------
+    Real shares 3.5, 3.5, 3 (the last capped); the unit left over goes to the first
+    of the tied remainders:
+
+    >>> apportion([1, 1, 2], 10, [0, 0, 0], [10, 10, 3]).tolist()
+    [4, 3, 3]
+    >>> apportion([1, 1], 30, [0, 0], [10, 10])
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: cannot split 30 within bounds that allow 0 to 20
     """
     w = np.asarray(weights, dtype=np.float64)
     lo = np.asarray(lower, dtype=np.int64)
@@ -281,6 +377,19 @@ def layer_budgets(
         ``density_map`` key or value out of range, or budgets that cannot be met
         (fixed layers that need more than the budget, or free layers that cannot hold
         what is left).
+
+    Examples
+    --------
+    A 784-100-10 network at 90% sparsity keeps 7,940 weights; ERK gives the small
+    output layer a larger share than the uniform rule:
+
+    >>> shapes = [(100, 784), (10, 100)]
+    >>> layer_budgets(shapes, 0.9), layer_budgets(shapes, 0.9, rule="uniform")
+    ([7061, 879], [7840, 100])
+    >>> layer_budgets(shapes, 0.9, dense_output=True)
+    [6940, 1000]
+    >>> layer_budgets(shapes, 0.9, density_map={"fc2": 0.5}, names=["fc1", "fc2"])
+    [7440, 500]
     """
     layers = check_shapes(shapes)
     _check_sparsity(sparsity)

@@ -42,7 +42,26 @@ MASK_BUFFER = "topo_weight_mask"
 
 
 def as_matrix(tensor):
-    """``tensor`` viewed as ``[out, numel / out]``, detached, on the CPU (a view where it is there)."""
+    """``tensor`` viewed as ``[out, numel / out]``, detached, on the CPU (a view where it is there).
+
+    Parameters
+    ----------
+    tensor : torch.Tensor
+        A weight (or its mask or gradient) whose first dimension is its outputs.
+
+    Returns
+    -------
+    torch.Tensor
+        2-D.
+
+    Examples
+    --------
+    A convolution kernel ``[out, in, kh, kw]`` becomes ``[out, in * kh * kw]``:
+
+    >>> import torch
+    >>> as_matrix(torch.zeros(8, 3, 5, 5, requires_grad=True)).shape
+    torch.Size([8, 75])
+    """
     t = tensor.detach()
     t = t.reshape(t.shape[0], -1)
     return t if t.device.type == "cpu" else t.cpu()
@@ -53,6 +72,22 @@ class FloatMaskCache:
 
     Multiplying by a float mask avoids the temporary that a bool mask costs on every
     step; the cache is keyed by each mask's in-place version counter, storage and dtype.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cache = FloatMaskCache()
+    >>> weight, mask = torch.ones(2, 2), torch.tensor([[True, False], [False, True]])
+    >>> first = cache.get([weight], [mask])[0]
+    >>> first
+    tensor([[1., 0.],
+            [0., 1.]])
+    >>> cache.get([weight], [mask])[0] is first  # unchanged mask: the same tensor
+    True
+    >>> _ = mask.fill_(True)  # an in-place change bumps the version: rebuilt
+    >>> cache.get([weight], [mask])[0]
+    tensor([[1., 1.],
+            [1., 1.]])
     """
 
     def __init__(self) -> None:
@@ -71,7 +106,24 @@ class FloatMaskCache:
 
 
 def apply_masks(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
-    """Set every masked weight to exactly zero (in place)."""
+    """Set every masked weight to exactly zero (in place).
+
+    Parameters
+    ----------
+    weights : sequence of torch.Tensor
+        The weights, modified in place.
+    float_masks : sequence of torch.Tensor
+        0/1 masks of the weights' shapes and dtypes (:class:`FloatMaskCache`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.nn.Parameter(torch.tensor([[0.5, -0.3], [0.2, 0.9]]))
+    >>> apply_masks([weight], [torch.tensor([[1.0, 0.0], [0.0, 1.0]])])
+    >>> weight.data
+    tensor([[0.5000, 0.0000],
+            [0.0000, 0.9000]])
+    """
     import torch
 
     with torch.no_grad():
@@ -80,7 +132,25 @@ def apply_masks(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
 
 
 def mask_gradients(weights: Sequence[Any], float_masks: Sequence[Any]) -> None:
-    """Zero the gradient at masked positions (after the dense gradient has been read)."""
+    """Zero the gradient at masked positions (after the dense gradient has been read).
+
+    Parameters
+    ----------
+    weights : sequence of torch.Tensor
+        The weights whose ``.grad`` is modified in place (those without one are skipped).
+    float_masks : sequence of torch.Tensor
+        0/1 masks of the weights' shapes and dtypes.
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.nn.Parameter(torch.ones(2, 2))
+    >>> weight.sum().backward()
+    >>> mask_gradients([weight], [torch.tensor([[1.0, 0.0], [0.0, 1.0]])])
+    >>> weight.grad
+    tensor([[1., 0.],
+            [0., 1.]])
+    """
     import torch
 
     with torch.no_grad():
@@ -95,6 +165,7 @@ def grad_abs_mean(weights: Sequence[Any], scratch: dict | None = None) -> list[A
     Parameters
     ----------
     weights : sequence of torch.nn.Parameter
+        Weights after a backward pass.
     scratch : dict, optional
         Kept by the caller between steps: holds one buffer per weight for ``|g|``, so
         that a step allocates nothing (``|g|`` into a buffer, then a row sum, is several
@@ -105,6 +176,16 @@ def grad_abs_mean(weights: Sequence[Any], scratch: dict | None = None) -> list[A
     list of torch.Tensor
         Float tensors of length ``out`` on the weights' devices; zeros for a weight
         without a gradient (a layer the batch did not reach).
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.nn.Parameter(torch.zeros(2, 3))
+    >>> (weight * torch.tensor([[1.0, -2.0, 3.0], [0.0, 0.0, 6.0]])).sum().backward()
+    >>> grad_abs_mean([weight])  # (1 + 2 + 3) / 3 and 6 / 3
+    [tensor([2., 2.])]
+    >>> grad_abs_mean([torch.nn.Parameter(torch.zeros(2, 2))])  # no gradient yet
+    [tensor([0., 0.])]
     """
     import torch
 
@@ -133,6 +214,26 @@ def reset_optimizer_state(optimizer, param, positions) -> None:
     other state tensor of the parameter's shape). Called for weights that were switched
     off or grown, so that a grown weight starts without history and a dropped one
     cannot carry stale momentum back.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Its state for ``param`` is modified in place (nothing happens without state).
+    param : torch.nn.Parameter
+        The weight.
+    positions : torch.Tensor of bool
+        Where to zero the state, in ``param``'s shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> weight = torch.nn.Parameter(torch.ones(1, 3))
+    >>> optimizer = torch.optim.SGD([weight], lr=0.1, momentum=0.9)
+    >>> weight.sum().backward()
+    >>> optimizer.step()
+    >>> reset_optimizer_state(optimizer, weight, torch.tensor([[False, True, False]]))
+    >>> optimizer.state[weight]["momentum_buffer"]
+    tensor([[1., 0., 1.]])
     """
     import torch
 
@@ -156,9 +257,11 @@ def install_masks(weights: Sequence[Any], masks: Sequence[Any], optimizer, new_m
     Parameters
     ----------
     weights : sequence of torch.nn.Parameter
+        The masked weights; those switched off are zeroed in place.
     masks : sequence of bool tensors
         The current masks, the weights' shapes; overwritten.
     optimizer : torch.optim.Optimizer or None
+        Its state is zeroed where the connectivity changed.
     new_masks : sequence of bool tensors or arrays
         One per layer, in the weight's shape or as ``[out, numel / out]``.
 
@@ -171,6 +274,20 @@ def install_masks(weights: Sequence[Any], masks: Sequence[Any], optimizer, new_m
     ------
     TopoError
         If a new mask has the wrong number of elements.
+
+    Examples
+    --------
+    >>> import torch
+    >>> weights = [torch.nn.Parameter(torch.tensor([[0.5, 0.0], [0.0, 0.7]])), torch.nn.Parameter(torch.ones(1, 2))]
+    >>> masks = [torch.tensor([[True, False], [False, True]]), torch.ones(1, 2, dtype=torch.bool)]
+    >>> install_masks(weights, masks, None, [torch.tensor([[False, True], [False, True]]), torch.ones(1, 2)])
+    [True, False]
+    >>> weights[0].data  # 0.5 was switched off; the grown weight starts at 0
+    tensor([[0.0000, 0.0000],
+            [0.0000, 0.7000]])
+    >>> masks[0]
+    tensor([[False,  True],
+            [False,  True]])
     """
     import torch
 
@@ -204,7 +321,45 @@ def _grads(weights: Sequence[Any]) -> list[Any]:
 def algorithm_update(algorithm, step: int, weights: Sequence[Any], masks: Sequence[Any], optimizer, generator) -> bool:
     """Run the algorithm's update at global step ``step`` (1-based) if it wants one.
 
-    Returns whether any mask changed; the caller then skips this step's optimiser step.
+    Parameters
+    ----------
+    algorithm : Algorithm
+        Set up for this run (:meth:`~topo.training.algorithms.base.Algorithm.setup`).
+    step : int
+        The global step.
+    weights : sequence of torch.nn.Parameter
+        The masked weights, after the backward pass (their ``.grad`` is the dense gradient).
+    masks : sequence of bool tensors
+        The current masks; overwritten by the new ones.
+    optimizer : torch.optim.Optimizer or None
+        Its state is zeroed where the connectivity changed.
+    generator : torch.Generator
+        The algorithm's randomness.
+
+    Returns
+    -------
+    bool
+        Whether any mask changed; the caller then skips this step's optimiser step.
+
+    Examples
+    --------
+    RigL at its first update step moves ``floor(α_1 · 2) = 1`` connection
+    (``α_1 = (1 + cos(π / 4)) / 2``): the smaller weight goes, the position of
+    largest gradient comes in:
+
+    >>> import torch
+    >>> from topo.training.algorithms import RigL
+    >>> weight = torch.nn.Parameter(torch.tensor([[0.9, 0.1, 0.0, 0.0]]))
+    >>> mask = torch.tensor([[True, True, False, False]])
+    >>> algo = RigL(update_every=1, drop_fraction=1.0, end_fraction=1.0)
+    >>> algo.setup(masks=[mask], steps_per_epoch=4, epochs=1, total_steps=4)
+    >>> (weight * torch.tensor([[0.0, 0.0, 0.2, 3.0]])).sum().backward()
+    >>> algorithm_update(algo, 0, [weight], [mask], None, torch.Generator())  # not an update step
+    False
+    >>> algorithm_update(algo, 1, [weight], [mask], None, torch.Generator())
+    True
+    >>> mask
+    tensor([[ True, False, False,  True]])
     """
     if not algorithm.is_update_step(step):
         return False
@@ -217,7 +372,39 @@ def algorithm_update(algorithm, step: int, weights: Sequence[Any], masks: Sequen
 
 
 def algorithm_after_epoch(algorithm, epoch: int, weights: Sequence[Any], masks: Sequence[Any], optimizer, generator) -> bool:
-    """Run the algorithm's end-of-epoch hook for epoch ``epoch`` (1-based); whether masks changed."""
+    """Run the algorithm's end-of-epoch hook for epoch ``epoch`` (1-based); whether masks changed.
+
+    New masks are installed as by :func:`install_masks`, then the grown weights take
+    the algorithm's start values (SET draws them; most algorithms leave them at 0).
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+        Set up for this run.
+    epoch : int
+        The epoch just finished.
+    weights, masks, optimizer, generator
+        As for :func:`algorithm_update`.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> import torch
+    >>> from topo.training.algorithms import SET
+    >>> weight = torch.nn.Parameter(torch.tensor([[0.9, 0.1, 0.0, 0.0], [0.0, 0.0, -0.4, -0.8]]))
+    >>> mask = weight.detach() != 0
+    >>> algo = SET(drop_fraction=0.5, set_regrow_init="zero")
+    >>> algo.setup(masks=[mask], steps_per_epoch=4, epochs=2, total_steps=8)
+    >>> algorithm_after_epoch(algo, 1, [weight], [mask], None, torch.Generator().manual_seed(0))
+    True
+    >>> int(mask.sum()), bool(mask[0, 0] and mask[1, 3])  # same count; the largest of each sign stay
+    (4, True)
+    >>> algorithm_after_epoch(algo, 2, [weight], [mask], None, torch.Generator())  # SET leaves the last epoch alone
+    False
+    """
     new_masks = algorithm.after_epoch(epoch, [as_matrix(w) for w in weights], [as_matrix(m) for m in masks], generator)
     if new_masks is None:
         return False
@@ -246,7 +433,25 @@ def initialise_grown(algorithm, weights: Sequence[Any], before: Sequence[Any], a
 
 
 def total_epochs(algorithm, epochs: int) -> int:
-    """Epochs a run trains in all: ``epochs``, plus the algorithm's retraining epochs (pruning)."""
+    """Epochs a run trains in all: ``epochs``, plus the algorithm's retraining epochs (pruning).
+
+    Parameters
+    ----------
+    algorithm : Algorithm
+        The run's algorithm.
+    epochs : int
+        The training epochs before any retraining.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from topo.training.algorithms import Prune, RigL
+    >>> total_epochs(RigL(), 10), total_epochs(Prune(retrain_epochs=5), 10)
+    (10, 15)
+    """
     extra = int(getattr(algorithm, "retrain_epochs", 0) or 0)
     return int(epochs) + (extra if int(epochs) > 0 else 0)
 
@@ -256,6 +461,26 @@ def algorithm_generator(seed: int, epoch: int):
 
     Seeded from ``(seed, epoch)`` alone, so a run resumed at an epoch boundary draws
     what an uninterrupted one draws, in ``topo train`` and in ``sparsify()`` alike.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    epoch : int
+        The epoch.
+
+    Returns
+    -------
+    torch.Generator
+
+    Examples
+    --------
+    >>> import torch
+    >>> a, b = algorithm_generator(0, 3), algorithm_generator(0, 3)
+    >>> torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=b))
+    True
+    >>> algorithm_generator(0, 3).initial_seed() == algorithm_generator(0, 4).initial_seed()
+    False
     """
     import numpy as np
     import torch

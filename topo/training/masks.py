@@ -39,6 +39,13 @@ class InitialMasks:
         for a layer without weights.
     budgets : list of int
         Number of weights of each mask.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result = InitialMasks(masks=[np.eye(2, dtype=bool)], achieved_cv=[0.0], budgets=[2])
+    >>> result.budgets, int(result.masks[0].sum())
+    ([2], 2)
     """
 
     masks: list[np.ndarray]
@@ -148,6 +155,22 @@ def initial_masks(
     TopoError
         For bad shapes, sparsity, rule, profile, placement, cv or prior, or a layer
         whose budget the profile cannot meet (message names the layer).
+
+    Examples
+    --------
+    A 20-8-4 network at 75% sparsity, fan-ins decreasing exponentially at a CV near 0.5:
+
+    >>> result = initial_masks([(8, 20), (4, 8)], 0.75, profile="exponential", cv=0.5, seed=0)
+    >>> result.budgets, sum(result.budgets)  # ERK's split of round(0.25 * 192)
+    ([34, 14], 48)
+    >>> [mask.sum(axis=1).tolist() for mask in result.masks]
+    [[8, 7, 5, 4, 3, 3, 2, 2], [6, 4, 2, 2]]
+    >>> [round(cv, 3) for cv in result.achieved_cv]
+    [0.496, 0.474]
+    >>> initial_masks([(8, 20), (4, 8)], 0.75, dense_output=True).budgets  # the output layer is full
+    [16, 32]
+    >>> type(initial_masks([(8, 20), (4, 8)], 0.75, sparse_above=100).masks[0]).__name__
+    'csr_matrix'
     """
     layers = check_shapes(shapes)
     n_layers = len(layers)

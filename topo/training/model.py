@@ -34,12 +34,46 @@ __all__ = [
 
 
 def layer_names(n_layers: int) -> list[str]:
-    """``["fc1", "fc2", ...]``."""
+    """``["fc1", "fc2", ...]``: the names of an MLP's layers, input side first.
+
+    Parameters
+    ----------
+    n_layers : int
+        The number of layers.
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> layer_names(3)
+    ['fc1', 'fc2', 'fc3']
+    """
     return [f"fc{i + 1}" for i in range(n_layers)]
 
 
 def layer_shapes(n_features: int, hidden: Sequence[int], n_classes: int) -> list[tuple[int, int]]:
-    """Weight shapes ``[out, in]`` of the MLP ``n_features - hidden... - n_classes``."""
+    """Weight shapes ``[out, in]`` of the MLP ``n_features - hidden... - n_classes``.
+
+    Parameters
+    ----------
+    n_features : int
+        Inputs of the network.
+    hidden : sequence of int
+        Widths of the hidden layers.
+    n_classes : int
+        Outputs of the network.
+
+    Returns
+    -------
+    list of (int, int)
+
+    Examples
+    --------
+    >>> layer_shapes(784, [100, 50], 10)
+    [(100, 784), (50, 100), (10, 50)]
+    """
     widths = [int(n_features), *[int(h) for h in hidden], int(n_classes)]
     return [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
 
@@ -65,6 +99,19 @@ def _module_class():
         ``sqrt(2 / fan_in_i)`` where ``fan_in_i`` is output neuron i's number of active
         inputs (He initialisation scaled to the sparse fan-in, so that a sparse layer's
         activations have the variance of a dense one's); biases start at zero.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from topo.training.model import build_model
+        >>> band = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=bool)
+        >>> model = build_model([(3, 4), (2, 3)], [band, np.ones((2, 3), dtype=bool)], seed=0)
+        >>> model.names, model.nnz(), model.densities()
+        (['fc1', 'fc2'], [6, 6], [0.5, 1.0])
+        >>> model(torch.zeros(5, 4)).shape
+        torch.Size([5, 2])
+        >>> bool((model.layers[0].weight[~model.masks[0]] == 0).all())  # masked weights are exactly 0
+        True
         """
 
         def __init__(self, shapes: Sequence[tuple[int, int]], masks: Sequence[Any] | None = None, *, seed: int = 0):
@@ -183,6 +230,9 @@ def __getattr__(name: str):
         if _MASKED_MLP is None:
             _MASKED_MLP = _module_class()
         return _MASKED_MLP
+    if name == "__test__":
+        # doctest asks for __test__ with getattr: the class's Examples then run too
+        return {"MaskedMLP": __getattr__("MaskedMLP")}
     raise AttributeError(name)
 
 
@@ -192,6 +242,7 @@ def build_model(shapes: Sequence[tuple[int, int]], masks: Sequence[Any] | None =
     Parameters
     ----------
     shapes : sequence of (out, in)
+        Weight shapes, chained (each layer's ``out`` is the next one's ``in``).
     masks : sequence of bool arrays, optional
         Dense when omitted.
     seed : int
@@ -205,6 +256,16 @@ def build_model(shapes: Sequence[tuple[int, int]], masks: Sequence[Any] | None =
     ------
     TopoError
         If the shapes do not chain or a mask has the wrong shape.
+
+    Examples
+    --------
+    >>> model = build_model([(3, 4), (2, 3)])
+    >>> model.nnz()  # dense without masks
+    [12, 6]
+    >>> build_model([(3, 4), (2, 5)])
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: layer shapes do not chain: (3, 4) then (2, 5)
     """
     return __getattr__("MaskedMLP")(shapes, masks, seed=seed)
 
@@ -221,12 +282,31 @@ def to_topology(
     Parameters
     ----------
     model : MaskedMLP
+        The model.
     stats : sequence of mappings, optional
         Per layer, per-output-neuron statistics (e.g. ``{"grad_mean": array}``).
     info : mapping, optional
         The topology's info (epoch, step, metrics, ...).
     source : str
         Recorded as every layer's source.
+
+    Returns
+    -------
+    Topology
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> band = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=bool)
+    >>> topology = to_topology(build_model([(3, 4), (2, 3)], [band, np.ones((2, 3), dtype=bool)]), info={"epoch": 0})
+    >>> topology
+    Topology([fc1:3x4, fc2:2x3], density=0.6667)
+    >>> topology[0].mask.toarray().astype(int)
+    array([[1, 1, 0, 0],
+           [0, 1, 1, 0],
+           [0, 0, 1, 1]])
+    >>> topology.info["epoch"], topology[1].info["activation"]
+    (0, 'none')
     """
     import torch
 
@@ -260,10 +340,32 @@ def from_topology(topology: Topology, *, seed: int = 0):
 
     Layers without weights get the model's initialisation (seeded by ``seed``).
 
+    Parameters
+    ----------
+    topology : Topology
+        Chained layers, input side first.
+    seed : int
+        Seeds the initialisation of layers without weights.
+
+    Returns
+    -------
+    MaskedMLP
+
     Raises
     ------
     TopoError
         If the layers do not chain (standalone layers are not an MLP).
+
+    Examples
+    --------
+    A round trip keeps masks and weights:
+
+    >>> import numpy as np, torch
+    >>> band = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=bool)
+    >>> model = build_model([(3, 4), (2, 3)], [band, np.ones((2, 3), dtype=bool)], seed=1)
+    >>> again = from_topology(to_topology(model))
+    >>> torch.equal(again.layers[0].weight, model.layers[0].weight), again.nnz()
+    (True, [6, 6])
     """
     import torch
 
@@ -282,7 +384,29 @@ def from_topology(topology: Topology, *, seed: int = 0):
 
 def reset_optimizer_state(optimizer, param, positions) -> None:
     """Zero the optimiser's per-weight state of ``param`` at ``positions``
-    (see :func:`topo.training.masking.reset_optimizer_state`)."""
+    (see :func:`topo.training.masking.reset_optimizer_state`).
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+        Its state for ``param`` is modified in place.
+    param : torch.nn.Parameter
+        A weight of the model.
+    positions : torch.Tensor of bool
+        Where to zero the state, in ``param``'s shape.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = build_model([(1, 3)])
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> model(torch.ones(1, 3)).sum().backward()
+    >>> optimizer.step()
+    >>> weight = model.layers[0].weight
+    >>> reset_optimizer_state(optimizer, weight, torch.tensor([[True, False, False]]))
+    >>> optimizer.state[weight]["momentum_buffer"]
+    tensor([[0., 1., 1.]])
+    """
     from topo.training.masking import reset_optimizer_state as reset
 
     reset(optimizer, param, positions)
@@ -300,13 +424,28 @@ def install_masks(model, optimizer, new_masks) -> list[bool]:
     Parameters
     ----------
     model : MaskedMLP
+        Its masks are replaced, its weights zeroed where switched off.
     optimizer : torch.optim.Optimizer or None
+        Its state is zeroed where the connectivity changed.
     new_masks : sequence of bool tensors or arrays, one per layer
+        As an algorithm's hook returns them.
 
     Returns
     -------
     list of bool
         Per layer, whether its mask changed.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> band = np.array([[1, 1, 0, 0], [0, 1, 1, 0], [0, 0, 1, 1]], dtype=bool)
+    >>> model = build_model([(3, 4), (2, 3)], [band, np.ones((2, 3), dtype=bool)])
+    >>> moved = band.copy()
+    >>> moved[0] = [True, False, False, True]
+    >>> install_masks(model, None, [moved, np.ones((2, 3), dtype=bool)])
+    [True, False]
+    >>> model.nnz(), float(model.layers[0].weight[0, 3].detach())  # the grown weight starts at 0
+    ([6, 6], 0.0)
     """
     from topo.training.masking import install_masks as install
 

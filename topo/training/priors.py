@@ -82,9 +82,18 @@ class Prior:
     Attributes
     ----------
     name : {"ws", "ba", "brf"}
+        The model.
     params : dict
         ``{"k": int | None, "p": float}`` for ``ws``, ``{"m": int | None}`` for ``ba``,
         ``{"r": float}`` for ``brf``.
+
+    Examples
+    --------
+    >>> prior = Prior("ws", {"k": 4, "p": 0.2})
+    >>> prior.spec
+    'ws:k=4,p=0.2'
+    >>> Prior("ba", {"m": None}).spec  # a parameter left to the budget is not written
+    'ba'
     """
 
     name: str
@@ -98,7 +107,23 @@ class Prior:
 
 
 def is_prior_spec(spec: Any) -> bool:
-    """Whether ``spec`` names a prior (``ws``, ``ba`` or ``brf``, with or without parameters)."""
+    """Whether ``spec`` names a prior (``ws``, ``ba`` or ``brf``, with or without parameters).
+
+    Parameters
+    ----------
+    spec : object
+        An ``--init`` value, or anything else.
+
+    Returns
+    -------
+    bool
+        Only the model name is looked at; :func:`parse_prior` checks the parameters.
+
+    Examples
+    --------
+    >>> is_prior_spec("ws:k=2"), is_prior_spec("ba"), is_prior_spec("masks:run/epoch_0.npz"), is_prior_spec(None)
+    (True, True, False, False)
+    """
     if not isinstance(spec, str):
         return False
     return spec.split(":", 1)[0] in PRIORS
@@ -110,16 +135,30 @@ def parse_prior(spec: str | Prior) -> Prior:
     Parameters
     ----------
     spec : str or Prior
+        The ``--init`` text; a :class:`Prior` is returned as it is.
 
     Returns
     -------
     Prior
+        Parameters not given take their defaults (``p`` 0.1, ``r`` 0.3) or None
+        (``k``, ``m``: derived from each layer's budget).
 
     Raises
     ------
     TopoError
         For an unknown model, an unknown or repeated parameter, or a value out of range
         (``k``, ``m``: integers >= 1; ``p``, ``r`` in [0, 1]).
+
+    Examples
+    --------
+    >>> parse_prior("ws:k=4")
+    Prior(name='ws', params={'k': 4, 'p': 0.1})
+    >>> parse_prior("brf").params
+    {'r': 0.3}
+    >>> parse_prior("ws:p=2")
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: init 'ws:p=2': p must be in [0, 1], got '2'
     """
     if isinstance(spec, Prior):
         return spec
@@ -184,13 +223,30 @@ def adjust_to_budget(mask: np.ndarray, budget: int, rng: np.random.Generator) ->
     Parameters
     ----------
     mask : numpy.ndarray of bool, shape ``[out, in]``
+        The model's mask (not modified).
     budget : int
+        The number of edges wanted, in ``[0, out * in]``.
     rng : numpy.random.Generator
+        Chooses the edges removed or added.
 
     Returns
     -------
     numpy.ndarray of bool
         A new mask with ``budget`` True entries.
+
+    Raises
+    ------
+    TopoError
+        For a budget outside ``[0, out * in]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> int(adjust_to_budget(np.eye(3, dtype=bool), 5, np.random.default_rng(0)).sum())
+    5
+    >>> fewer = adjust_to_budget(np.ones((2, 3), dtype=bool), 2, np.random.default_rng(0))
+    >>> fewer.sum(axis=1).tolist()  # every output keeps an input
+    [1, 1]
     """
     mask = np.array(mask, dtype=bool, copy=True)
     n_out, n_in = mask.shape
@@ -242,10 +298,30 @@ def watts_strogatz_mask(
     p : float
         Rewiring probability per edge.
     rng : numpy.random.Generator
+        Draws the rewiring and the budget adjustment.
 
     Returns
     -------
     numpy.ndarray of bool
+
+    Raises
+    ------
+    TopoError
+        For a bad shape or budget.
+
+    Examples
+    --------
+    Without rewiring, each output takes the two inputs nearest to it on the ring:
+
+    >>> import numpy as np
+    >>> watts_strogatz_mask(4, 8, 8, p=0.0, rng=np.random.default_rng(0)).astype(int)
+    array([[1, 1, 0, 0, 0, 0, 0, 0],
+           [0, 0, 1, 1, 0, 0, 0, 0],
+           [0, 0, 0, 0, 1, 1, 0, 0],
+           [0, 0, 0, 0, 0, 0, 1, 1]])
+    >>> rewired = watts_strogatz_mask(4, 8, 8, p=0.5, rng=np.random.default_rng(0))
+    >>> rewired.sum(axis=1).tolist()  # rewiring moves edges, every output keeps its degree
+    [2, 2, 2, 2]
     """
     _check_layer(n_out, n_in, budget)
     k = int(round(budget / n_out)) if k is None else int(k)
@@ -289,10 +365,23 @@ def barabasi_albert_mask(
     m : int, optional
         Edges per arriving neuron; default ``max(1, round(budget / (n_in + n_out)))``.
     rng : numpy.random.Generator
+        Draws the arrival order, the attachments and the budget adjustment.
 
     Returns
     -------
     numpy.ndarray of bool
+
+    Raises
+    ------
+    TopoError
+        For a bad shape or budget.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = barabasi_albert_mask(4, 8, 10, rng=np.random.default_rng(0))
+    >>> int(mask.sum()), mask.sum(axis=1).tolist()  # one output became a hub
+    (10, [1, 1, 7, 1])
     """
     _check_layer(n_out, n_in, budget)
     n = n_in + n_out
@@ -337,10 +426,28 @@ def receptive_field_mask(
     r : float
         Randomness in [0, 1]: 0 takes each output's nearest inputs, 1 draws them uniformly.
     rng : numpy.random.Generator
+        Draws the inputs (and which outputs take the remainder).
 
     Returns
     -------
     numpy.ndarray of bool
+
+    Raises
+    ------
+    TopoError
+        For a bad shape, budget or ``r``.
+
+    Examples
+    --------
+    At ``r = 0`` every output takes its nearest inputs along the diagonal:
+
+    >>> import numpy as np
+    >>> receptive_field_mask(2, 4, 4, r=0.0, rng=np.random.default_rng(0)).astype(int)
+    array([[1, 1, 0, 0],
+           [0, 0, 1, 1]])
+    >>> uniform = receptive_field_mask(3, 10, 7, r=1.0, rng=np.random.default_rng(0))
+    >>> sorted(uniform.sum(axis=1).tolist())  # fan-in floor(7 / 3), one output takes the remainder
+    [2, 2, 3]
     """
     _check_layer(n_out, n_in, budget)
     r = float(r)
@@ -373,8 +480,11 @@ def prior_mask(prior: str | Prior, n_out: int, n_in: int, budget: int, rng: np.r
     prior : str or Prior
         ``"ws:k=K,p=P"`` / ``"ba:m=M"`` / ``"brf:r=R"`` or a parsed :class:`Prior`.
     n_out, n_in : int
+        Layer shape.
     budget : int
+        Exact number of edges of the result; the whole size gives a dense mask.
     rng : numpy.random.Generator
+        All the model's randomness.
 
     Returns
     -------
@@ -384,6 +494,17 @@ def prior_mask(prior: str | Prior, n_out: int, n_in: int, budget: int, rng: np.r
     ------
     TopoError
         For a bad prior or budget.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prior_mask("brf:r=0", 2, 4, 4, np.random.default_rng(0)).astype(int)
+    array([[1, 1, 0, 0],
+           [0, 0, 1, 1]])
+    >>> int(prior_mask("ba:m=2", 5, 6, 12, np.random.default_rng(0)).sum())
+    12
+    >>> bool(prior_mask("ws", 2, 3, 6, np.random.default_rng(0)).all())  # a full budget is dense
+    True
     """
     prior = parse_prior(prior)
     if budget == n_out * n_in:

@@ -170,6 +170,20 @@ def profile_weights(name: str, n: int, t: float) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of float64, shape ``(n,)``
+
+    Raises
+    ------
+    TopoError
+        For a name that is not a parametric family or a negative ``t``.
+
+    Examples
+    --------
+    ``linear`` at ``t = 1`` is ``2 - 2u`` at ``u = 1/8, 3/8, 5/8, 7/8``, over its maximum:
+
+    >>> profile_weights("linear", 4, 1.0).round(4).tolist()
+    [1.0, 0.7143, 0.4286, 0.1429]
+    >>> profile_weights("exponential", 3, 0.0).tolist()  # t = 0 is constant
+    [1.0, 1.0, 1.0]
     """
     if name not in PARAMETRIC_PROFILES:
         raise TopoError(f"{name!r} is not a parametric fan-in profile (choose from {', '.join(PARAMETRIC_PROFILES)})")
@@ -203,6 +217,15 @@ def max_cv(name: str, n: int) -> float:
     Returns
     -------
     float
+
+    Examples
+    --------
+    >>> round(max_cv("step", 10), 6)  # one neuron high, nine low: sqrt(1/0.1 - 1)
+    3.0
+    >>> round(max_cv("exponential", 8), 4)  # all on one neuron: sqrt(8 - 1)
+    2.6458
+    >>> max_cv("constant", 8)
+    0.0
     """
     if name == "constant":
         return 0.0
@@ -319,6 +342,21 @@ def fan_in_profile(
     TopoError
         For an unknown profile or placement, a budget out of range, a missing,
         negative or unreachable ``cv``, or a ``cv`` given to ``random``.
+
+    Examples
+    --------
+    An 8-neuron layer keeping 64 of 160 weights, exponentially decreasing at a CV
+    near 0.5 (rounding to integers moves it a little):
+
+    >>> fan_in = fan_in_profile("exponential", 8, 20, 64, cv=0.5)
+    >>> fan_in.tolist(), int(fan_in.sum()), round(float(fan_in.std() / fan_in.mean()), 2)
+    ([16, 12, 10, 8, 6, 5, 4, 3], 64, 0.52)
+    >>> fan_in_profile("constant", 3, 10, 10).tolist()
+    [4, 3, 3]
+    >>> fan_in_profile("exponential", 8, 20, 64, cv=5.0)
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: profile 'exponential' reaches a fan-in CV of at most 2.646 on a layer of 8 neurons; asked for 5
     """
     if name not in PROFILES:
         raise TopoError(f"unknown fan-in profile {name!r} (choose from {', '.join(PROFILES)})")
@@ -391,6 +429,13 @@ def sample_mask(fan_in: np.ndarray, n_in: int, rng) -> np.ndarray:
     ------
     TopoError
         If a fan-in is outside ``[0, n_in]`` or ``fan_in`` is not 1-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = sample_mask(np.array([3, 1, 0]), 5, rng=0)
+    >>> mask.shape, mask.sum(axis=1).tolist()
+    ((3, 5), [3, 1, 0])
     """
     k = np.asarray(fan_in)
     n_in = int(n_in)

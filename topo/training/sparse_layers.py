@@ -48,6 +48,23 @@ def csr_structure(mask) -> tuple[Any, Any]:
     """``(crow_indices, col_indices)`` int64 tensors of a mask (scipy sparse, numpy or torch bool).
 
     Columns are sorted within each row, so values stored in this order are row-major.
+
+    Parameters
+    ----------
+    mask : scipy sparse matrix, numpy.ndarray or torch.Tensor
+        ``[out, in]``, bool (or 0/1).
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor)
+        ``crow_indices`` ``[out + 1]`` and ``col_indices`` ``[nnz]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> crow, col = csr_structure(np.array([[1, 0, 1], [0, 1, 0]], dtype=bool))
+    >>> crow.tolist(), col.tolist()
+    ([0, 2, 3], [0, 2, 1])
     """
     import scipy.sparse as sp
     import torch
@@ -142,6 +159,25 @@ def _module_class():
             The CSR structure (persistent buffers: they are part of ``state_dict()``).
         keep_batch : bool
             When set, the next backward pass keeps ``(x, grad_out)`` in :attr:`batch`.
+
+        Examples
+        --------
+        >>> import numpy as np, torch
+        >>> from topo.training.sparse_layers import sparse_linear
+        >>> layer = sparse_linear((2, 3), np.array([[1, 0, 1], [0, 1, 0]], dtype=bool), values=[1.0, 2.0, 3.0])
+        >>> layer
+        SparseLinear(out=2, in=3, nnz=3)
+        >>> layer.dense_weight()
+        tensor([[1., 0., 2.],
+                [0., 3., 0.]])
+        >>> out = layer(torch.tensor([[1.0, 2.0, 3.0]]))  # [1 + 2*3, 3*2]
+        >>> out.detach()
+        tensor([[7., 6.]])
+        >>> out.sum().backward()
+        >>> layer.values.grad  # dL/dW at the stored positions only: x_j for each (i, j)
+        tensor([1., 3., 2.])
+        >>> layer.fan_in().tolist()
+        [2, 1]
         """
 
         # registered as buffers in __init__ (annotations only, so that mypy knows them)
@@ -254,21 +290,80 @@ def __getattr__(name: str):
         if _SPARSE_LINEAR is None:
             _SPARSE_LINEAR = _module_class()
         return _SPARSE_LINEAR
+    if name == "__test__":
+        # doctest asks for __test__ with getattr: the class's Examples then run too
+        return {"SparseLinear": __getattr__("SparseLinear")}
     raise AttributeError(name)
 
 
 def sparse_linear(shape, mask, values=None, bias=None):
-    """A :class:`SparseLinear` of ``shape`` with ``mask`` (and its row-major ``values``)."""
+    """A :class:`SparseLinear` of ``shape`` with ``mask`` (and its row-major ``values``).
+
+    Parameters
+    ----------
+    shape : (int, int)
+        ``(out, in)``.
+    mask : scipy sparse, numpy or torch bool array ``[out, in]``
+        The active connections.
+    values : array-like, optional
+        ``[nnz]`` weights in row-major order (zeros when omitted).
+    bias : torch.nn.Parameter or array-like, optional
+        ``[out]`` (zeros when omitted).
+
+    Returns
+    -------
+    SparseLinear
+
+    Raises
+    ------
+    TopoError
+        If the mask does not fit ``shape`` or ``values`` has another length.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> layer = sparse_linear((1000, 1000), sp.eye(1000, format="csr", dtype=bool))
+    >>> layer.nnz, tuple(layer.values.shape)  # 1,000 weights stored, not 1,000,000
+    (1000, (1000,))
+    >>> sparse_linear((2, 2), sp.eye(2, dtype=bool), values=[1.0])
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: 1 values for a mask of 2 connections
+    """
     return __getattr__("SparseLinear")(shape, mask, values, bias)
 
 
 def dense_gradient(layer):
     """``dL/dW`` ``[out, in]`` of the batch :attr:`SparseLinear.batch` kept: ``g^T x``.
 
+    Parameters
+    ----------
+    layer : SparseLinear
+        After a backward pass with ``keep_batch`` set.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[out, in]``, at every position (active or not).
+
     Raises
     ------
     TopoError
         If no batch was kept (set ``keep_batch`` before the backward pass).
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> layer = sparse_linear((2, 3), np.array([[1, 0, 1], [0, 1, 0]], dtype=bool))
+    >>> dense_gradient(layer)
+    Traceback (most recent call last):
+        ...
+    topo.errors.TopoError: no batch kept for the dense gradient (keep_batch was not set before backward)
+    >>> layer.keep_batch = True
+    >>> layer(torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    >>> dense_gradient(layer)  # g = [1, 1], x = [1, 2, 3]
+    tensor([[1., 2., 3.],
+            [1., 2., 3.]])
     """
     if layer.batch is None:
         raise TopoError("no batch kept for the dense gradient (keep_batch was not set before backward)")
@@ -291,6 +386,7 @@ def top_gradient_positions(layer, excluded_flat, n: int, *, block_elements: int 
     excluded_flat : torch.Tensor of int64
         Sorted row-major flat positions that may not be picked (the active ones).
     n : int
+        How many positions to find.
     block_elements : int
         Bound on the entries of one block.
 
@@ -298,6 +394,26 @@ def top_gradient_positions(layer, excluded_flat, n: int, *, block_elements: int 
     -------
     torch.Tensor of int64
         Up to ``n`` flat positions, sorted.
+
+    Raises
+    ------
+    TopoError
+        If no batch was kept.
+
+    Examples
+    --------
+    The gradient is ``[[1, 2, 3], [1, 2, 3]]`` (see :func:`dense_gradient`); among
+    the inactive positions 1, 3 and 5 the largest are 5 (3) and 1 (2), also when
+    every block holds a single row:
+
+    >>> import numpy as np, torch
+    >>> layer = sparse_linear((2, 3), np.array([[1, 0, 1], [0, 1, 0]], dtype=bool))
+    >>> layer.keep_batch = True
+    >>> layer(torch.tensor([[1.0, 2.0, 3.0]])).sum().backward()
+    >>> top_gradient_positions(layer, layer.flat_positions(), 2).tolist()
+    [1, 5]
+    >>> top_gradient_positions(layer, layer.flat_positions(), 2, block_elements=1).tolist()
+    [1, 5]
     """
     import torch
 
@@ -346,12 +462,27 @@ def sample_mask_csr(fan_in, n_in: int, rng):
     Parameters
     ----------
     fan_in : array_like of int, shape ``(out,)``
+        Inputs per neuron, each in ``[0, n_in]``.
     n_in : int
+        Number of inputs of the layer.
     rng : numpy.random.Generator
+        Draws the columns.
 
     Returns
     -------
     scipy.sparse.csr_matrix of bool, shape ``(out, n_in)``
+
+    Raises
+    ------
+    TopoError
+        If a fan-in is outside ``[0, n_in]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = sample_mask_csr([3, 0, 2], 100_000, np.random.default_rng(0))
+    >>> mask.shape, mask.nnz, np.diff(mask.indptr).tolist()
+    ((3, 100000), 5, [3, 0, 2])
     """
     import scipy.sparse as sp
 
