@@ -53,7 +53,7 @@ def register(name: str) -> Callable[[type["Algorithm"]], type["Algorithm"]]:
     Returns
     -------
     callable
-        The decorator; it returns the class unchanged otherwise.
+        The decorator; it returns the class it registers.
 
     Raises
     ------
