@@ -155,7 +155,8 @@ def sweep_job(job: Mapping[str, Any]) -> dict[str, Any]:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.config import TrainConfig
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> job = {"run_id": "tiny", "run_dir": str(folder / "runs" / "tiny"), "summary": str(folder / "tiny.json"),
     ...        "token": "abc", "data_dir": None, "single_thread": True,
     ...        "config": TrainConfig(hidden=(8,), epochs=1, method="static", device="cpu").to_dict()}

@@ -309,7 +309,8 @@ def load_dataset(
 
     >>> import pathlib, tempfile
     >>> import numpy as np
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> rng = np.random.default_rng(0)
     >>> np.savez(folder / "toy.npz", X_train=rng.random((20, 3)), y_train=np.repeat([5, 7], 10),
     ...          X_test=rng.random((4, 3)), y_test=np.array([5, 7, 5, 7]))

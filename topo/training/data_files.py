@@ -53,7 +53,8 @@ def read_bytes(path: Path) -> bytes:
     Examples
     --------
     >>> import gzip, pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> _ = (folder / "plain.txt").write_bytes(b"1,2,3")
     >>> _ = (folder / "packed").write_bytes(gzip.compress(b"1,2,3"))  # no .gz suffix needed
     >>> read_bytes(folder / "plain.txt"), read_bytes(folder / "packed")
@@ -117,7 +118,8 @@ def read_idx(path: str | os.PathLike, *, ndim: int | None = None) -> np.ndarray:
     Two 2x3 unsigned-byte images, written by hand:
 
     >>> import pathlib, struct, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> header = bytes([0, 0, 0x08, 3]) + struct.pack(">III", 2, 2, 3)
     >>> _ = (folder / "images-idx3-ubyte").write_bytes(header + bytes(range(12)))
     >>> images = read_idx(folder / "images-idx3-ubyte", ndim=3)
@@ -185,7 +187,8 @@ def read_idx_pair(images_path: Path, labels_path: Path, *, transpose: bool) -> t
     Examples
     --------
     >>> import pathlib, struct, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> _ = (folder / "images").write_bytes(bytes([0, 0, 8, 3]) + struct.pack(">III", 1, 2, 2) + bytes([0, 51, 102, 255]))
     >>> _ = (folder / "labels").write_bytes(bytes([0, 0, 8, 1]) + struct.pack(">I", 1) + bytes([7]))
     >>> X, y = read_idx_pair(folder / "images", folder / "labels", transpose=False)
@@ -261,7 +264,8 @@ def read_csv(path: Path, label_column: str | None, *, drop: Sequence[str] = (),
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> _ = (folder / "flowers.csv").write_text("id,petal,sepal,label\\n1,1.5,3.0,iris\\n2,0.5,2.5,rose\\n")
     >>> features, labels, names = read_csv(folder / "flowers.csv", None, drop=("id",))
     >>> features.tolist(), labels.tolist(), names
@@ -332,7 +336,8 @@ def read_covtype_data(path: Path) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> rows = [",".join(map(str, [2596 + i] + [0] * 53 + [i + 1])) for i in range(3)]
     >>> _ = (folder / "covtype.data").write_text("\\n".join(rows) + "\\n")
     >>> features, labels = read_covtype_data(folder / "covtype.data")
@@ -375,7 +380,8 @@ def read_covtype(path: Path) -> tuple[np.ndarray, np.ndarray]:
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> header = ",".join(["Id"] + [f"f{i}" for i in range(54)] + ["Cover_Type"])
     >>> row = ",".join(["7"] + ["1"] * 54 + ["5"])
     >>> _ = (folder / "covtype-sample.csv").write_text(header + "\\n" + row + "\\n")

@@ -308,7 +308,8 @@ def locate(name: str, *, data_dir: str | os.PathLike | None = None) -> dict[str,
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> home_tmp = tempfile.TemporaryDirectory()
+    >>> home = pathlib.Path(home_tmp.name)
     >>> (home / "covtype").mkdir()
     >>> _ = (home / "covtype" / "covtype.data.gz").write_bytes(b"")
     >>> {role: path.relative_to(home).as_posix() for role, path in locate("covtype", data_dir=home).items()}
@@ -356,7 +357,8 @@ def dataset_status(name: str, *, data_dir: str | os.PathLike | None = None) -> d
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> home = pathlib.Path(tempfile.mkdtemp())
+    >>> home_tmp = tempfile.TemporaryDirectory()
+    >>> home = pathlib.Path(home_tmp.name)
     >>> dataset_status("digits")["get"]
     'bundled'
     >>> status = dataset_status("fashion-mnist", data_dir=home)

@@ -232,7 +232,8 @@ def download(
     the checksums of its stand-in files:
 
     >>> import gzip, hashlib, pathlib, tempfile
-    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> root_tmp = tempfile.TemporaryDirectory()
+    >>> root = pathlib.Path(root_tmp.name)
     >>> (root / "mirror").mkdir()
     >>> checksums = {}
     >>> for name in DOWNLOAD_FILES["mnist"]:

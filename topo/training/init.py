@@ -177,7 +177,8 @@ def equilibrium_profile_per_layer(init: str, names: list[str]) -> dict[str, dict
     --------
     >>> import pathlib, tempfile
     >>> from topo.runs import save_profile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> path = save_profile({"fc1": {"mu": 2.0, "sigma": 0.5}}, folder / "profile.json")
     >>> per_layer = equilibrium_profile_per_layer(f"equilibrium:{path}", ["fc1", "fc2"])
     >>> per_layer["fc1"]["profile"], round(per_layer["fc1"]["cv"], 4), "fc2" in per_layer
@@ -238,7 +239,8 @@ def checkpoint_initial_masks(init: str, shapes: Sequence[tuple[int, int]], names
     >>> import pathlib, tempfile
     >>> from topo import Topology
     >>> from topo.checkpoint import save_checkpoint
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> saved = Topology.from_masks([np.array([[1, 1, 0], [0, 1, 0]]), np.array([[1, 0], [1, 1]])], names=["a", "b"])
     >>> path = save_checkpoint(saved, folder / "net.safetensors")
     >>> init = checkpoint_initial_masks(f"masks:{path}", [(2, 3), (2, 2)], ["fc1", "fc2"])

@@ -140,7 +140,8 @@ class TrainingLoop:
     >>> import pathlib, tempfile
     >>> from topo.training.data import Dataset
     >>> from topo.training.init import starting_masks
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> X = np.eye(8, dtype=np.float32)
     >>> y = np.arange(8) % 2
     >>> data = Dataset("toy", X, y, X, y, X, y, n_features=8, n_classes=2, source="memory")

@@ -205,7 +205,8 @@ def write_new_run_config(
     >>> from topo.checkpoint import read_run_config
     >>> from topo.training.data import load_dataset
     >>> from topo.training.init import library_versions, starting_masks
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), method="static")
     >>> data = load_dataset("digits")
     >>> shapes, names = [(8, 64), (10, 8)], ["fc1", "fc2"]
@@ -306,7 +307,8 @@ def checkpoint_job(
     >>> import torch
     >>> from topo.checkpoint import load_checkpoint
     >>> from topo.training.model import build_model
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> model = build_model([(2, 3)], [np.array([[1, 1, 0], [0, 1, 0]], dtype=bool)])
     >>> job = checkpoint_job(folder, "epoch_0001.safetensors", model, [np.array([0.5, 0.25], np.float32)],
     ...                      config=TrainConfig(method="static"), dataset_name="toy", epoch=1, step=10)
@@ -380,7 +382,8 @@ def state_job(run_dir: Path, *, epoch: int, step: int, model, optimizer, algorit
     >>> import pathlib, tempfile
     >>> import torch
     >>> from topo.training.algorithms import get_algorithm
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> model = torch.nn.Linear(3, 2)
     >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     >>> job = state_job(folder, epoch=4, step=80, model=model, optimizer=optimizer, algorithm=get_algorithm("static"))
@@ -438,7 +441,8 @@ def epoch_job(
     --------
     >>> import pathlib, tempfile
     >>> from topo.checkpoint import read_metrics
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> order = []
     >>> job = epoch_job(folder, lambda: order.append("checkpoint"), {"epoch": 3, "val_acc": 0.5},
     ...                 lambda: order.append("state"))
@@ -510,7 +514,8 @@ def clean_temp_files(run_dir: Path) -> list[Path]:
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> run_tmp = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(run_tmp.name)
     >>> _ = (run / ".metrics.jsonl.k3j9x0ab.tmp").write_text("{")  # a killed write's leftover
     >>> _ = (run / "notes.txt").write_text("mine")
     >>> [path.name for path in clean_temp_files(run)], sorted(path.name for path in run.iterdir())
@@ -557,7 +562,8 @@ def run_contents(run_dir: Path) -> list[Path]:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> sorted(path.name for path in run_contents(run))  # the lock file, .topo.lock, is left out
@@ -582,7 +588,8 @@ class RunFolderTaken(TopoError):
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> run = pathlib.Path(tempfile.mkdtemp())
+    >>> run_tmp = tempfile.TemporaryDirectory()
+    >>> run = pathlib.Path(run_tmp.name)
     >>> _ = (run / "metrics.jsonl").write_text("")
     >>> try:
     ...     check_fresh(run)
@@ -605,7 +612,8 @@ def check_fresh(run_dir: Path) -> None:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> check_fresh(folder / "new")  # missing or empty: fine
@@ -653,7 +661,8 @@ def check_run_meta(meta: Mapping[str, Any], run_dir: Path) -> tuple[dict[str, An
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> from topo.checkpoint import read_run_config
@@ -713,7 +722,8 @@ def load_state(state_path: Path) -> dict[str, Any]:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> state = load_state(run / STATE_FILE)
@@ -777,7 +787,8 @@ def has_trained_epochs(run_dir: Path) -> bool:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> has_trained_epochs(run)
@@ -811,7 +822,8 @@ def empty_run_folder(run_dir: Path) -> None:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> empty_run_folder(run)
@@ -841,7 +853,8 @@ def drop_epochs_after(run_dir: Path, epoch: int) -> None:
     --------
     >>> import pathlib, tempfile
     >>> from topo.training.trainer import train
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(4,), epochs=2, method="static", sparsity=0.5, device="cpu", threads=1)
     >>> run = train(config, run_dir=folder / "run").run_dir
     >>> drop_epochs_after(run, 1)

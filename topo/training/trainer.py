@@ -99,7 +99,8 @@ class TrainResult:
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), epochs=1, method="static", device="cpu", threads=1)
     >>> result = train(config, run_dir=folder / "run")
     >>> result.epochs_done, [record["epoch"] for record in result.metrics], result.resumed_from
@@ -141,7 +142,8 @@ def iter_train(
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), epochs=3, method="set", device="cpu", threads=1)
     >>> for record in iter_train(config, run_dir=folder / "run"):
     ...     print(record["epoch"], record["nnz"])
@@ -271,7 +273,8 @@ def train(
     A 64-8-10 network on the bundled digits, 90% sparse, one epoch of SET:
 
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), epochs=1, method="set", sparsity=0.9, device="cpu", threads=1)
     >>> epochs = []
     >>> result = train(config, run_dir=folder / "run", on_epoch=lambda record: epochs.append(record["epoch"]))
@@ -344,7 +347,8 @@ def resume(
     A run stopped after its first epoch ends as the uninterrupted run does:
 
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), epochs=3, method="rigl", update_every=5, device="cpu", threads=1)
     >>> epochs = iter_train(config, run_dir=folder / "stopped")
     >>> [next(epochs)["epoch"], next(epochs)["epoch"]]
@@ -473,7 +477,8 @@ def train_or_resume(
     Examples
     --------
     >>> import pathlib, tempfile
-    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> folder_tmp = tempfile.TemporaryDirectory()
+    >>> folder = pathlib.Path(folder_tmp.name)
     >>> config = TrainConfig(hidden=(8,), epochs=1, method="static", device="cpu", threads=1)
     >>> result, status = train_or_resume(config, folder / "run")
     >>> status, result.epochs_done
