@@ -154,7 +154,7 @@ FINAL_MASKS = "final_masks.npz"
 
 def save_measures(run_dir: Path, measured: dict[str, Any]) -> None:
     """Write ``measured`` (less its final Topology) and the final masks (CSR parts) into ``run_dir``."""
-    from topo.checkpoint import atomic_write_text
+    from topo.atomic import atomic_output, atomic_write_text
 
     final = measured["final"]
     parts: dict[str, np.ndarray] = {}
@@ -167,9 +167,8 @@ def save_measures(run_dir: Path, measured: dict[str, Any]) -> None:
         # the smallest type that holds a column index: a 1000-wide layer's masks in half the bytes
         parts[f"{k}_indices"] = mask.indices.astype(np.uint16 if mask.shape[1] <= 1 << 16 else np.int64)
     parts["names"] = np.asarray([layer.name for layer in final])
-    tmp = run_dir / (FINAL_MASKS + ".part.npz")
-    np.savez_compressed(tmp, **parts)
-    tmp.replace(run_dir / FINAL_MASKS)
+    with atomic_output(run_dir / FINAL_MASKS) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, **parts)
     plain = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in measured.items() if k != "final"}
     atomic_write_text(run_dir / MEASURES, json.dumps(plain))
 
@@ -564,7 +563,7 @@ def record_trained_by(runs: Path, argv: list[str], args) -> None:
 
     sitting = {"command": "python examples/topology_driven_training.py " + " ".join(argv),
                "device": args.device, "jobs": args.jobs, "cpus": os.cpu_count(), "torch": torch.__version__,
-               "machine": platform.machine(), "processor": platform.processor() or platform.machine()}
+               "machine": platform.machine()}
     if args.device.startswith("cuda") and torch.cuda.is_available():
         sitting["gpu"] = torch.cuda.get_device_name(0)
     runs.mkdir(parents=True, exist_ok=True)
@@ -586,7 +585,7 @@ def trained_by_text(sittings: list[dict]) -> str:
         return "not recorded (runs trained before topo kept a record)."
     parts = []
     for s in sittings:
-        where = s.get("gpu") or f"{s.get('cpus', '?')} CPUs"
+        where = s.get("gpu") or "CPU"
         parts.append(f"`{s.get('command', '?')}` on {where} ({s.get('device', '?')}, {s.get('jobs', 1)} runs at "
                      f"a time, {s.get('cpus', '?')} CPU cores, torch {s.get('torch', '?')})")
     return "; ".join(parts) + "."
@@ -614,12 +613,6 @@ def train_and_measure(config, run_dir: Path, data_dir: Path | None, compact: boo
     if compact:
         compact_run(run_dir)
     return how, {k: v for k, v in measured.items() if k != "final"}
-
-
-def _worker_init() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -694,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         pending = list(todo)
         running: dict[Any, tuple] = {}
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(max_workers=args.jobs, mp_context=context) as pool:
             while pending or running:
                 while pending and len(running) < args.jobs and not out_of_time():
                     key, config, run_dir = pending.pop(0)
