@@ -411,6 +411,8 @@ def parse_args(argv):
     parser.add_argument("--seeds", type=int, default=None, help="seeds per configuration, for every data set")
     parser.add_argument("--epochs", type=int, default=None, help="epochs for every data set")
     parser.add_argument("--update-every", type=int, default=None, help="update interval for every data set")
+    parser.add_argument("--datasets", default=None, metavar="NAME,...",
+                        help="train only these of the mode's data sets (default all); the README names those left out")
     return parser.parse_args(argv)
 
 
@@ -418,6 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     mode = make_mode(study_mode(args))
+    left_out: list[str] = []
+    if args.datasets is not None:
+        wanted = [n.strip() for n in args.datasets.split(",") if n.strip()]
+        unknown = [n for n in wanted if n not in mode.datasets]
+        if unknown or not wanted:
+            print(f"ggr_density: --datasets {args.datasets}: {mode.name} mode has {', '.join(mode.datasets)}",
+                  file=sys.stderr)
+            return 2
+        left_out = [n for n in mode.datasets if n not in wanted]
+        mode.datasets = tuple(n for n in mode.datasets if n in wanted)
     if args.seeds is not None:
         mode.seeds = {n: tuple(range(args.seeds)) for n in mode.datasets}
     for option, target in ((args.epochs, mode.epochs), (args.update_every, mode.update_every)):
@@ -434,6 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     log = progress_log(STUDY, counts=counts)
 
     data, skipped = load_datasets(mode.datasets, data_folder(args.data_dir), STUDY)
+    skipped.update({name: "not asked for: --datasets" for name in left_out})
     rows, files = [], []
     for name in mode.datasets:
         if name in data:

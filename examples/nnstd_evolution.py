@@ -101,6 +101,23 @@ def matrix_summary(matrix: np.ndarray) -> dict:
     }
 
 
+def nnstd_rows(topologies) -> tuple[np.ndarray, dict]:
+    """The NNSTD matrix over the sparse layers (topo's default) and the summary row.
+
+    ``nnstd_mean_all_layers`` is the paper's mean, which counts a dense layer (distance 0
+    after matching) as one more layer; it equals ``nnstd_mean`` where every layer is sparse.
+    """
+    from topo.analysis.distance import nnstd_matrix
+
+    matrix = nnstd_matrix(topologies)
+    row = matrix_summary(matrix)
+    if any(layer.density >= 1.0 for layer in topologies[0]):
+        row["nnstd_mean_all_layers"] = matrix_summary(nnstd_matrix(topologies, include_dense=True))["nnstd_mean"]
+    else:
+        row["nnstd_mean_all_layers"] = row["nnstd_mean"]
+    return matrix, row
+
+
 def mean_turnover(topologies) -> float:
     """Mean over pairs and sparse layers of topo.analysis.distance.mask_turnover."""
     from topo.analysis.distance import mask_turnover
@@ -191,7 +208,6 @@ def read_test_set(name: str, data_dir: Path, limit: int | None = None):
 
 def published_set_part(mode: Mode, data_dir: Path | None, out: Path, log) -> dict | None:
     import topo
-    from topo.analysis.distance import nnstd_matrix
 
     set_dir = data_dir / "set-mlp" if data_dir is not None else None
     if set_dir is None or not set_dir.is_dir():
@@ -207,10 +223,10 @@ def published_set_part(mode: Mode, data_dir: Path | None, out: Path, log) -> dic
     for epoch in mode.set_epochs:
         started = time.perf_counter()
         topologies = [topo.formats.load(f / f"epoch_{epoch:03d}", weights=False) for f in folders]
-        matrix = nnstd_matrix(topologies)
+        matrix, summary = nnstd_rows(topologies)
         matrices[epoch] = matrix
         row = {"family": "published SET (set-mlp)", "epoch": epoch, "networks": len(folders)}
-        row.update(matrix_summary(matrix))
+        row.update(summary)
         row["turnover_mean"] = mean_turnover(topologies)
         row["random_reference"] = random_reference(topologies[0])
         rows.append(row)
@@ -296,7 +312,6 @@ def variant_checkpoints(mode: Mode, dataset, runs: Path, log) -> list[Path]:
 
 
 def own_runs_part(mode: Mode, data_dir: Path | None, out: Path, runs: Path, log) -> dict | None:
-    from topo.analysis.distance import nnstd_matrix
     from topo.checkpoint import load_checkpoint, read_metrics
     from topo.errors import TopoError
     from topo.training.config import TrainConfig
@@ -339,10 +354,10 @@ def own_runs_part(mode: Mode, data_dir: Path | None, out: Path, runs: Path, log)
         for epoch in mode.nnstd_epochs:
             topologies = [load_checkpoint(r / "checkpoints" / f"epoch_{epoch:04d}.safetensors", weights=False)
                           for r in run_dirs]
-            matrix = nnstd_matrix(topologies)
+            matrix, summary = nnstd_rows(topologies)
             matrices[(method, epoch)] = matrix
             row = {"family": family, "epoch": epoch, "networks": len(run_dirs)}
-            row.update(matrix_summary(matrix))
+            row.update(summary)
             row["turnover_mean"] = mean_turnover(topologies)
             row["random_reference"] = random_reference(topologies[0])
             rows.append(row)
@@ -357,6 +372,57 @@ def own_runs_part(mode: Mode, data_dir: Path | None, out: Path, runs: Path, log)
     return {"rows": rows, "matrices": matrices, "accuracy": accuracy, "figures": figures, "labels": labels,
             "n_train": len(dataset.y_train), "n_test": len(dataset.y_test),
             "densities": read_metrics(runs / "base")[0]["densities"], "train_seconds": train_seconds}
+
+
+# -- an earlier run of the study ------------------------------------------------------
+def read_previous(folder: Path) -> dict:
+    """An earlier run's ``results.csv`` and ``accuracy.csv`` (and ``about.txt``, one line
+    saying how it was made), to compare topo's own runs with.
+
+    results.csv files written before the column ``nnstd_mean_all_layers`` existed hold the
+    paper's mean (dense output layer counted) in ``nnstd_mean``.
+    """
+    import csv
+
+    with open(folder / "results.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    with open(folder / "accuracy.csv", newline="") as handle:
+        accuracy = list(csv.DictReader(handle))
+    about = folder / "about.txt"
+    for row in rows:
+        row.setdefault("nnstd_mean_all_layers", row["nnstd_mean"])
+    return {"rows": rows, "accuracy": accuracy, "folder": folder,
+            "about": about.read_text().strip() if about.is_file() else str(folder)}
+
+
+def previous_section(previous: dict, part2: dict) -> list[str]:
+    """README lines: topo's SET and RigL figures of this run beside the earlier run's."""
+    from scipy.stats import ttest_ind
+
+    lines = [f"## Against the earlier run ({previous['about']})", "",
+             "Mean NNSTD with the dense output layer counted (the only mean both runs recorded), per epoch, and the "
+             "final test accuracy of the networks (mean ± SD; Welch's t-test between the two runs).", "",
+             "| family | epoch | earlier | this run | change |", "|---|---|---|---|---|"]
+    moved = []
+    for family in dict.fromkeys(r["family"] for r in part2["rows"]):
+        before = {int(r["epoch"]): float(r["nnstd_mean_all_layers"]) for r in previous["rows"] if r["family"] == family}
+        now = {r["epoch"]: r["nnstd_mean_all_layers"] for r in part2["rows"] if r["family"] == family}
+        shared = [e for e in now if e in before]
+        for epoch in shared:
+            change = f"{now[epoch] - before[epoch]:+.3f}".replace("-0.000", "+0.000")  # no sign from CSV rounding
+            lines.append(f"| {family} | {epoch} | {fmt(before[epoch])} | {fmt(now[epoch])} | {change} |")
+        acc_before = [float(a["final_test_acc"]) for a in previous["accuracy"] if a["family"] == family]
+        acc_now = [a["final_test_acc"] for a in part2["accuracy"] if a["family"] == family]
+        if shared:
+            last = shared[-1]
+            text = (f"{family}: final mean NNSTD {fmt(before[last])} -> {fmt(now[last])} "
+                    f"({(now[last] - before[last]) / before[last]:+.0%})")
+            if len(acc_before) > 1 and len(acc_now) > 1:
+                p = float(ttest_ind(acc_now, acc_before, equal_var=False).pvalue)
+                text += (f"; test accuracy {pct(np.mean(acc_before))} ± {pct(np.std(acc_before, ddof=1))} -> "
+                         f"{pct(np.mean(acc_now))} ± {pct(np.std(acc_now, ddof=1))} (Welch p {p:.2g})")
+            moved.append(text)
+    return lines + [""] + [f"- {line}" for line in moved] + [""]
 
 
 # -- the report -----------------------------------------------------------------------
@@ -453,7 +519,7 @@ def dataset_note(part1: dict | None) -> str:
     return text + "."[: int(not text.endswith("."))]
 
 
-def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_dir) -> str:
+def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_dir, previous: dict | None = None) -> str:
     from topo.training.config import TrainConfig
 
     regrow = TrainConfig().set_regrow_init  # the runs are made with the default
@@ -491,12 +557,13 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
     for row in claim_rows(mode, part1, part2):
         lines.append("| " + " | ".join(cell.replace("|", "/") for cell in row) + " |")
     lines += ["", "The paper's values are stated qualitatively here (its heatmaps were not transcribed). "
-              "NNSTD is `topo.analysis.distance.nnstd_matrix` (the paper's method: optimal neuron matching layer by layer, "
-              "the dense output layer included with distance 0 in the mean); mask turnover is "
+              "NNSTD is `topo.analysis.distance.nnstd_matrix` (the paper's method: optimal neuron matching layer by layer), "
+              "averaged over the sparse layers, topo's default; the column 'dense counted' is the paper's mean, which "
+              "counts the dense output layer (distance 0 after matching) as one more layer. Mask turnover is "
               "`mask_turnover` averaged over the sparse layers (no neuron matching).", ""]
-    header = ("| family | epoch | networks | mean NNSTD | min | max | neighbours (abs(i-j)=1) | Spearman(NNSTD, abs(i-j)) "
-              "| mask turnover | NNSTD to a random network |")
-    sep = "|---|---|---|---|---|---|---|---|---|---|"
+    header = ("| family | epoch | networks | mean NNSTD | dense counted | min | max | neighbours (abs(i-j)=1) "
+              "| Spearman(NNSTD, abs(i-j)) | mask turnover | NNSTD to a random network |")
+    sep = "|---|---|---|---|---|---|---|---|---|---|---|"
     for title, part in (("Published SET networks (../shared/data/set-mlp)", part1), ("topo's own runs", part2)):
         lines += [f"## {title}", ""]
         if part is None:
@@ -504,7 +571,8 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
             continue
         lines += [header, sep]
         for r in part["rows"]:
-            lines.append(f"| {r['family']} | {r['epoch']} | {r['networks']} | {fmt(r['nnstd_mean'])} | {fmt(r['nnstd_min'])} | "
+            lines.append(f"| {r['family']} | {r['epoch']} | {r['networks']} | {fmt(r['nnstd_mean'])} | "
+                         f"{fmt(r['nnstd_mean_all_layers'])} | {fmt(r['nnstd_min'])} | "
                          f"{fmt(r['nnstd_max'])} | {fmt(r['nnstd_neighbours'])} | {fmt(r['chain_spearman'], 2)} | {fmt(r['turnover_mean'])} | {fmt(r['random_reference'])} |")
         lines += ["", "| family | network | final test accuracy | source | topo eval Fashion-MNIST | topo eval MNIST |", "|---|---|---|---|---|---|"]
         for a in part["accuracy"]:
@@ -513,6 +581,8 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
         lines.append("")
         for name in part["figures"]:
             lines += [f"![{name}]({name})", ""]
+    if previous is not None and part2 is not None:
+        lines += previous_section(previous, part2)
     lines += [
         "## Notes",
         "",
@@ -523,8 +593,9 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
         "- How much the chain order still shows is the Spearman column: NNSTD against the distance abs(i-j) of two networks "
         "in the chain of variants (1 = networks made further apart stay further apart).",
         dataset_note(part1),
-        "- NNSTD counts the dense output layer (distance 0) in the mean, as the published code does, so its maximum for "
-        "three sparse layers and one dense layer is 0.75.",
+        "- The published code counts the dense output layer (distance 0) in the mean, so its maximum for three sparse "
+        "layers and one dense layer is 0.75; topo's default mean over the sparse layers reaches 1 (the published "
+        "set-mlp networks have no dense layer, so both means agree there).",
         f"- Training runs are in `{(REPO / 'examples' / 'results' / STUDY / 'runs').relative_to(REPO)}/<mode>` (git-ignored); "
         "a re-run reuses finished runs and resumes interrupted ones.",
         f"- Data folder: {os.path.relpath(data_dir, REPO) if data_dir is not None else 'not found'}.",
@@ -544,8 +615,19 @@ def main(argv: list[str] | None = None) -> int:
         runs="scratch folder of training runs (default OUT/runs/MODE)",
         path_type=None,
     )
+    parser.add_argument("--previous", type=Path, default=None, metavar="FOLDER",
+                        help="results folder of an earlier run of this study (its results.csv, accuracy.csv and "
+                             "an optional about.txt saying how it was made): the README compares topo's SET and "
+                             "RigL figures with it")
     args = parser.parse_args(argv)
     mode = MODES[study_mode(args)]
+    previous = None
+    if args.previous is not None:
+        try:
+            previous = read_previous(args.previous)
+        except (OSError, KeyError, ValueError) as error:
+            print(f"nnstd_evolution: --previous {args.previous}: cannot read its results ({error})", file=sys.stderr)
+            return 2
     folders = study_folders(STUDY, args, mode.name)
     if folders is None:
         return 2
@@ -566,7 +648,7 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(out / "results.csv", rows)
     write_csv(out / "accuracy.csv", (part1["accuracy"] if part1 else []) + (part2["accuracy"] if part2 else []))
     shown = ["python", "examples/nnstd_evolution.py", *(argv if argv is not None else sys.argv[1:])]
-    atomic_write_text(out / "README.md", render_readme(shlex.join(shown), mode, part1, part2, elapsed, data_dir))
+    atomic_write_text(out / "README.md", render_readme(shlex.join(shown), mode, part1, part2, elapsed, data_dir, previous))
     log(f"wrote {out / 'README.md'} in {elapsed:.0f} s")
     return 0
 

@@ -45,3 +45,19 @@ def test_smoke_writes_claims_csv_and_figures(tmp_path):
 
     assert study.main(argv) == 0
     assert "(0 runs trained, 3 reused" in (out / "README.md").read_text()
+
+
+def test_datasets_outside_the_mode_are_a_usage_error(tmp_path, capsys):
+    assert _study().main(["--smoke", "--out", str(tmp_path / "out"), "--datasets", "mnist"]) == 2
+    assert "smoke mode has digits" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "README.md").exists()
+
+
+def test_datasets_left_out_are_named(tmp_path):
+    out = tmp_path / "out"
+    assert _study().main(["--quick", "--out", str(out), "--datasets", "digits", "--seeds", "1", "--epochs", "1",
+                          "--data-dir", str(tmp_path / "no-data")]) == 0
+    readme = (out / "README.md").read_text()
+    assert "covtype (not asked for: --datasets)" in readme
+    with open(out / "results.csv", newline="") as handle:
+        assert {r["dataset"] for r in csv.DictReader(handle)} == {"digits"}

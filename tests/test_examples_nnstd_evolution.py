@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from conftest import shared_data_dir
 
 from example_scripts import load_example
@@ -42,3 +44,27 @@ def test_smoke_writes_the_report(tmp_path):
         assert float(published[1]["nnstd_mean"]) > float(published[0]["nnstd_mean"])
         assert "| Their topologies drift far apart during training |" in readme
         assert (tmp_path / "set_mlp_nnstd_epoch190.png").is_file()
+
+
+def test_dense_layer_counted_and_earlier_run_compared(tmp_path):
+    """The paper's mean counts the dense output layer as distance 0; --previous compares runs."""
+    runs = tmp_path / "runs"
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert _study().main(["--smoke", "--out", str(first), "--runs", str(runs)]) == 0
+    rows = [r for r in csv.DictReader((first / "results.csv").open()) if r["family"].startswith("topo ")]
+    # smoke: two sparse hidden layers and the dense output layer, which matches at distance 0
+    for r in rows:
+        assert float(r["nnstd_mean_all_layers"]) == pytest.approx(float(r["nnstd_mean"]) * 2 / 3, rel=1e-4)
+    (first / "about.txt").write_text("the first smoke run\n")
+    assert _study().main(["--smoke", "--out", str(second), "--runs", str(runs), "--previous", str(first)]) == 0
+    readme = (second / "README.md").read_text()
+    assert "## Against the earlier run (the first smoke run)" in readme
+    # the same finished runs are reused, so nothing moved
+    for r in rows:
+        assert f"| {r['family']} | {r['epoch']} | {float(r['nnstd_mean_all_layers']):.3f} | " \
+               f"{float(r['nnstd_mean_all_layers']):.3f} | +0.000 |" in readme
+
+
+def test_previous_folder_without_results_is_a_usage_error(tmp_path, capsys):
+    assert _study().main(["--smoke", "--out", str(tmp_path / "out"), "--previous", str(tmp_path / "nothing")]) == 2
+    assert "--previous" in capsys.readouterr().err
