@@ -48,7 +48,8 @@ LAYER_HEADERS = {
 @click.option("--save-profile", type=click.Path(dir_okay=False, path_type=str), default=None, metavar="FILE",
               help="Write the equilibrium's lognormal profile (JSON) for `topo train --init equilibrium:FILE`.")
 @click.option("--include-dense", is_flag=True,
-              help="Count dense layers in the summary of converged layers (by default only sparse layers).")
+              help="Count dense layers in the summary of converged layers and in the network's exploration "
+                   "rate (by default only sparse layers).")
 @format_option()
 def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibrium: str | None,
                   save_profile: str | None, include_dense: bool, fmt: str) -> None:
@@ -73,7 +74,8 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
 
     Dense layers (every connection present) have equal fan-ins and converge
     trivially: they are marked "dense" and the summary of converged layers counts
-    the sparse layers only, unless --include-dense.
+    the sparse layers only, unless --include-dense. The network's exploration rate
+    likewise sums over the layers sparse at the first checkpoint.
 
     --format csv prints the per-checkpoint table only; json prints all three.
     """
@@ -114,7 +116,7 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
     converged = sum(layer_rows[i]["converged_at"] is not None for i in counted)
     dense_names = [row["layer"] for row in layer_rows if row["dense"]]
     try:
-        explored = exploration(topologies)
+        explored = exploration(topologies, include_dense=include_dense)
     except TopoError as exc:  # checkpoints of differently shaped networks: drift only
         explored = None
         click.echo(f"exploration not computed: {exc}", err=True)
@@ -172,7 +174,9 @@ def drift_command(run: tuple[str, ...], last_k: int, tolerance: float, equilibri
             explored.layer_rows(),
             EXPLORATION_COLUMNS,
             fmt,
-            title=f"per layer: exploration (network: {explored.final_rate:.4f} of all possible connections)",
+            title=f"per layer: exploration (network: {explored.final_rate:.4f} of the possible connections"
+                  + (f" of the sparse layers; dense {', '.join(explored.dense)} left out)"
+                     if len(explored.counted) < len(explored.layers) else ")"),
             headers=EXPLORATION_HEADERS,
             caption="explored: share of possible connections ever active; removed: neurons with no input and no output",
         )

@@ -155,3 +155,17 @@ def test_sweep_rows_carry_exploration_and_removed_neurons(tmp_path):
     assert [srigl[f"neurons_removed_{n}"] for n in ("fc1", "fc2", "fc3")] == exploration(run).neurons_removed
     again = run_sweep(spec, out=tmp_path / "out", workers=1)  # read back from the summaries
     assert [r["exploration_rate"] for r in again.rows] == [static["exploration_rate"], srigl["exploration_rate"]]
+
+
+def test_dense_layers_are_left_out_of_the_network_rate(three):
+    """A layer dense at the first checkpoint has nothing to explore; it would dilute R."""
+    dense_out = Topology.from_masks([np.ones((2, 1))], names=["out"]).layers
+    run = [Topology([*t.layers, *dense_out], info=t.info) for t in three]
+    result = exploration(run)
+    np.testing.assert_allclose(result.rate, [4 / 9, 5 / 9, 7 / 9])  # as without the dense layer
+    assert result.counted == ["fc1", "fc2"] and result.dense == ["out"]
+    # --include-dense: its 2 connections, always active, join numerator and denominator
+    np.testing.assert_allclose(exploration(run, include_dense=True).rate, [6 / 11, 7 / 11, 9 / 11])
+    assert exploration(run, include_dense=True).counted == ["fc1", "fc2", "out"]
+    # a network of dense layers only keeps its rate (1), not an empty sum
+    assert exploration([Topology(dense_out)]).rate.tolist() == [1.0]

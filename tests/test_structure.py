@@ -185,3 +185,15 @@ def test_feature_table_accepts_paths(tmp_path):
     rows = feature_table([path, topology], load=load_topology, graph_metrics=False)
     assert rows[0] == pytest.approx(rows[1], nan_ok=True)
     assert math.isnan(rows[0]["betweenness_mean"])
+
+
+def test_fan_in_cv_mean_leaves_dense_layers_out():
+    """A dense layer's fan-in CV is 0 by construction; it must not pull the network's mean down."""
+    rng = np.random.default_rng(3)
+    sparse = [rng.random((20, 30)) < 0.2, rng.random((10, 20)) < 0.3]
+    expected = [np.std(m.sum(axis=1)) / np.mean(m.sum(axis=1)) for m in sparse]
+    with_dense = structure_features(Topology.from_masks([*sparse, np.ones((4, 10))]), graph_metrics=False)
+    assert with_dense["fan_in_cv_mean"] == pytest.approx(np.mean(expected))
+    assert with_dense["fan_in_cv_max"] == pytest.approx(max(expected))
+    # all dense: the mean is over every layer (0), not undefined
+    assert structure_features(Topology.from_masks([np.ones((3, 4))]), graph_metrics=False)["fan_in_cv_mean"] == 0.0

@@ -368,13 +368,13 @@ _EXPLORATION_COLUMNS = [
 ]
 
 
-def _exploration_blocks(topologies: Sequence[Any], *, dpi: int) -> list[Block]:
+def _exploration_blocks(topologies: Sequence[Any], *, dpi: int, include_dense: bool = False) -> list[Block]:
     """The exploration figure and its per-layer table, or a note why there is none."""
     from topo.analysis.exploration import exploration
     from topo.plotting import compose
 
     try:
-        result = exploration(topologies)
+        result = exploration(topologies, include_dense=include_dense)
     except TopoError as exc:
         return [_note(f"Not available: {exc}")]
     return [
@@ -448,7 +448,7 @@ def _run_sections(
             section("drift", _figure(lambda: compose.drift_figure(data.drift), "fan-in CV, drift and turnover", _CAPTIONS["drift"], dpi=dpi))
         else:
             section("drift", _note(f"Not available: {data.drift_error or 'no drift'}"))
-        section("exploration", _exploration_blocks(topologies, dpi=dpi))
+        section("exploration", _exploration_blocks(topologies, dpi=dpi, include_dense=include_dense))
         section("density", _figure(lambda: compose.density_figure(topologies), "layer densities", _CAPTIONS["density"], dpi=dpi))
         section("hubs", _figure(lambda: compose.hubs_figure(topologies, dense="omit"), "hub persistence", _CAPTIONS["hubs"],
                                 dpi=dpi), _dense_note(dense_run))

@@ -11,6 +11,11 @@ the share of all possible connections that were active in at least one of the ma
 ``M^(t)`` seen so far. ITOP reports that accuracy tracks ``R``: a run that explores
 more finds better sparse networks.
 
+The sums run over the sparse layers: a layer dense at the first checkpoint (ERK often
+makes the output layer dense) has explored all of itself from the start and would only
+dilute ``R``. ``include_dense=True`` sums over every layer, as does a network whose
+layers are all dense.
+
 :func:`exploration` computes ``R`` from a run's checkpoints (cumulatively, at every
 checkpoint, for the whole network and per layer) and, per neuron:
 
@@ -35,6 +40,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from topo.analysis.degree import active_widths, present_neurons  # re-exported: first defined here
+from topo.analysis.degree import is_dense, summary_layers
 from topo.analysis.drift import checkpoint_labels
 from topo.errors import TopoError
 from topo.topology import Topology
@@ -53,7 +59,8 @@ class ExplorationResult:
     epochs : list of int or None
     layers : list of str
     rate : numpy.ndarray
-        ``[n_checkpoints]``: the network's exploration rate ``R`` up to each checkpoint.
+        ``[n_checkpoints]``: the network's exploration rate ``R`` up to each checkpoint,
+        over the layers in ``counted``.
     layer_rate : numpy.ndarray
         ``[n_checkpoints, n_layers]``: the same per layer.
     density : numpy.ndarray
@@ -70,6 +77,11 @@ class ExplorationResult:
     final_cv_present : list of float
         Per layer, the last checkpoint's fan-in CV over its present neurons (removed
         neurons left out, so SRigL's constant fan-in reads 0).
+    counted : list of str
+        The layers ``rate`` sums over.
+    dense : list of str
+        The layers dense at the first checkpoint (left out of ``rate`` unless
+        ``include_dense``).
 
     Examples
     --------
@@ -94,6 +106,10 @@ class ExplorationResult:
     active_share: list[np.ndarray] = field(default_factory=list)
     #: per layer, the fan-in CV of the last checkpoint over its present neurons only
     final_cv_present: list[float] = field(default_factory=list)
+    #: the layers ``rate`` sums over (the sparse ones, unless ``include_dense``)
+    counted: list[str] = field(default_factory=list)
+    #: the layers dense at the first checkpoint
+    dense: list[str] = field(default_factory=list)
 
     @property
     def final_rate(self) -> float:
@@ -147,6 +163,8 @@ class ExplorationResult:
             "labels": list(self.labels),
             "rate": [float(v) for v in self.rate],
             "final_rate": self.final_rate,
+            "counted_layers": list(self.counted),
+            "dense_layers": list(self.dense),
             "checkpoints": self.to_rows(),
             "layers": self.layer_rows(),
             "neurons": {
@@ -164,13 +182,16 @@ def _where(topology: Topology, index: int) -> str:
     return str(path) if path else f"checkpoint {index}"
 
 
-def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
+def exploration(topologies: Sequence[Topology], *, include_dense: bool = False) -> ExplorationResult:
     """The exploration rate and per-neuron activity of a run (see the module notes).
 
     Parameters
     ----------
     topologies : sequence of Topology
         The run's checkpoints in training order, all with the same layers and shapes.
+    include_dense : bool
+        Sum the network's rate over every layer, the dense ones too (default: over the
+        layers that are sparse at the first checkpoint).
 
     Returns
     -------
@@ -190,6 +211,13 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
     >>> b = Topology.from_masks([np.array([[0, 1], [0, 0]])], names=["fc"])
     >>> exploration([a, b]).rate.tolist()
     [0.25, 0.5]
+
+    A dense layer beside it would only dilute the rate, so it is left out unless asked:
+
+    >>> out = Topology.from_masks([np.ones((2, 2))], names=["out"]).layers
+    >>> a2, b2 = (Topology([*t.layers, *out]) for t in (a, b))
+    >>> exploration([a2, b2]).rate.tolist(), exploration([a2, b2], include_dense=True).rate.tolist()
+    ([0.25, 0.5], [0.625, 0.75])
     """
     topologies = list(topologies)
     if not topologies:
@@ -205,6 +233,9 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
             )
     n_ckpt, n_layers = len(topologies), len(names)
     sizes = np.array([o * i for o, i in shapes], dtype=np.float64)
+    dense = [is_dense(layer) for layer in first]
+    counted = summary_layers(dense, include_dense=include_dense)
+    counted_size = sizes[counted].sum()
     ever = [sp.csr_matrix(shape, dtype=np.int8) for shape in shapes]
     rate = np.zeros(n_ckpt)
     layer_rate = np.zeros((n_ckpt, n_layers))
@@ -216,7 +247,7 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
             ever[j] = ((ever[j] + layer.mask.astype(np.int8)) > 0).astype(np.int8)
             layer_rate[t, j] = ever[j].nnz / sizes[j] if sizes[j] else float("nan")
             density[t, j] = layer.density
-        rate[t] = sum(e.nnz for e in ever) / sizes.sum() if sizes.sum() else float("nan")
+        rate[t] = sum(ever[j].nnz for j in counted) / counted_size if counted_size else float("nan")
         for j, present in enumerate(present_neurons(topology)):
             active_width[t, j] = int(present.sum())
             present_count[j] += present
@@ -231,4 +262,5 @@ def exploration(topologies: Sequence[Topology]) -> ExplorationResult:
         labels=labels, epochs=epochs, layers=list(names), rate=rate, layer_rate=layer_rate, density=density,
         active_width=active_width, width=[o for o, _ in shapes], explored_fan_in=explored, active_share=share,
         final_cv_present=fan_in_cv(topologies[-1], present_only=True),
+        counted=[names[j] for j in counted], dense=[name for name, d in zip(names, dense) if d],
     )

@@ -57,6 +57,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from topo.analysis.degree import is_dense, summary_layers
 from topo.errors import TopoError
 from topo.progress import ProgressCallback
 from topo.topology import Layer, Topology
@@ -78,7 +79,7 @@ __all__ = [
 ]
 
 #: bumped when a feature's definition changes (caches keyed on it)
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: fan_in_cv_mean/max over the sparse layers
 
 #: per-layer features, named ``"<layer>.<feature>"`` in :func:`structure_features`
 LAYER_FEATURES = (
@@ -643,8 +644,10 @@ def structure_features(
         layer feeds, ``out_degree_*`` over neurons that feed some layer, ``degree_*``
         (in + out) over all neurons.  ``no_inputs`` counts neurons that some layer
         feeds but that have no input; ``no_outputs`` neurons that feed some layer but
-        have no output; ``isolated`` neurons with no edge at all.  The rest is
-        described in the module docstring.
+        have no output; ``isolated`` neurons with no edge at all.
+        ``fan_in_cv_mean`` and ``fan_in_cv_max`` are over the sparse layers (over
+        every layer when all are dense).  The rest is described in the module
+        docstring.
 
     Examples
     --------
@@ -679,7 +682,9 @@ def structure_features(
         features[f"{prefix}_std"] = std
         features[f"{prefix}_cv"] = cv
         features[f"{prefix}_skew"] = skew
-    layer_cvs = np.array([_moments(layer.fan_in)[2] for layer in topology])
+    # over the sparse layers: a dense layer's CV is 0 by construction and would pull the mean down
+    kept = summary_layers([is_dense(layer) for layer in topology])
+    layer_cvs = np.array([_moments(topology[i].fan_in)[2] for i in kept])
     finite_cvs = layer_cvs[np.isfinite(layer_cvs)]
     features["fan_in_cv_mean"] = float(finite_cvs.mean()) if finite_cvs.size else float("nan")
     features["fan_in_cv_max"] = float(finite_cvs.max()) if finite_cvs.size else float("nan")

@@ -542,6 +542,7 @@ def exploration_figure(
         x,
         {name: result.layer_rate[:, c] for name, c in zip(names, columns)},
         overall=result.rate,
+        overall_label="network" if len(result.counted) == len(result.layers) else "network (sparse layers)",
         active_share={name: result.active_width[:, c] / max(result.width[c], 1) for name, c in zip(names, columns)},
         path=path,
         dpi=dpi,

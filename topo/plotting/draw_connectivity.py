@@ -65,6 +65,7 @@ def exploration_curves(
     rates: Mapping[str, ArrayLike],
     *,
     overall: ArrayLike | None = None,
+    overall_label: str = "network",
     active_share: Mapping[str, ArrayLike] | None = None,
     path: str | os.PathLike | None = None,
     dpi: int = DEFAULT_DPI,
@@ -78,6 +79,8 @@ def exploration_curves(
         Layer name -> share of its possible connections active at least once so far.
     overall : sequence of float, optional
         The whole network's exploration rate, drawn as a dashed black line.
+    overall_label : str
+        Its legend entry (say which layers it sums over when not all).
     active_share : mapping of str to sequence of float, optional
         Layer name -> share of its neurons still present (an input or an output); drawn
         in a second panel when given.
@@ -103,7 +106,8 @@ def exploration_curves(
         ax = axes[0]
         draw_layer_lines(ax, epochs, rates)
         if overall is not None:
-            ax.plot(float_array(epochs), float_array(overall), color="black", linestyle="--", linewidth=1.6, label="network")
+            ax.plot(float_array(epochs), float_array(overall), color="black", linestyle="--", linewidth=1.6,
+                    label=overall_label)
             ax.legend(fontsize="small")
         ax.set_xlabel("epoch")
         ax.set_ylabel("exploration rate")
