@@ -70,7 +70,7 @@ MODES = {
         "priors": PRIORS,
         "sparsities": SPARSITIES,
         "methods": METHODS,
-        "seeds": [0, 1, 2],
+        "seeds": [0, 1, 2, 3, 4],
         "cvs": LOGNORMAL_CVS,
         "folds": 5,
         "trees": 300,
