@@ -654,7 +654,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
                   "allow more in this session."]
     if not_run:
         parts += ["", f"Parts not run in this invocation (`--parts`): {', '.join(not_run)}. "
-                  + (NOT_RUN_FULL if mode.name == "full" else "")]
+                  + (not_run_full(not_run) if mode.name == "full" else "")]
     parts += ["", f"Wall time of this invocation: {elapsed:.0f} s ({counts['trained']} runs trained, "
               f"{counts['reused']} reused: finished before, or shared between parts); the runs' own training time (sum of their "
               f"epoch times, whenever they were trained): {counts.get('train_seconds', 0.0):.0f} s.", "",
@@ -760,12 +760,26 @@ def differs_from_paper(mode: Mode) -> str:
             "MNIST, Fashion-MNIST and Forest Cover), covtype is a 15,000-row sample of the 581,012 rows, and digits "
             "(8x8 images) stands in for nothing in the paper. The paper states no intervals; ours are 95% t "
             "intervals of the seed-paired gap.")
-#: why full mode's remaining parts were left out, with their cost measured on this machine
-NOT_RUN_FULL = (
-    "Full mode of those parts was not run: the sparsity sweep (6 configurations x 5 seeds x 30 MNIST epochs, "
-    "dense shared) and the CV sweep (3 families x 6 CVs x 5 seeds x 30 MNIST epochs) need about 0.7 and 1.3 "
-    "CPU-hours at the 1.5-2 s per MNIST epoch measured here, and the profiled-output variant on digits a few "
-    "minutes; this machine's CPU went to the main comparison. Their quick-mode results are in `quick/`.")
+#: seconds of one MNIST epoch of the 300-100 MLP on one thread: the median over the full-mode runs of the
+#: main comparison on this machine (1.30 s MNIST, 1.29 s Fashion-MNIST; two runs at a time on two cores)
+MNIST_EPOCH_SECONDS = 1.3
+
+#: full mode's cost of each part beside the main comparison, in MNIST epochs (for the note on parts not run)
+PART_EPOCHS = {"sparsity": 6 * 5 * 30, "cv": 3 * 6 * 5 * 30}
+PART_WHAT = {"sparsity": "the sparsity sweep (6 configurations x 5 seeds x 30 MNIST epochs, dense shared)",
+             "cv": "the CV sweep (3 families x 6 CVs x 5 seeds x 30 MNIST epochs)",
+             "profiled-output": "the profiled-output variant (digits, a few minutes)"}
+
+
+def not_run_full(not_run: list[str]) -> str:
+    """Why full mode's parts in ``not_run`` are missing, with their cost measured on this machine."""
+    costs = [PART_WHAT[p] + (f", about {PART_EPOCHS[p] * MNIST_EPOCH_SECONDS / 3600:.1f} CPU-hours" if p in PART_EPOCHS
+                             else "") for p in not_run if p in PART_WHAT]
+    if not costs:
+        return ""
+    return ("Not run in full mode here: " + "; ".join(costs) + f" (at the {MNIST_EPOCH_SECONDS:g} s per MNIST epoch "
+            "measured here on one thread); this machine's two shared cores went to the main comparison and the other "
+            "studies. Their quick-mode results are in `quick/`.")
 
 
 def full_reading(table: dict, series: list) -> list[str]:

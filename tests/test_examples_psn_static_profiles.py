@@ -124,3 +124,12 @@ def test_finished_only_reports_without_training(tmp_path):
         rows = {r["profile"]: r for r in csv.DictReader(handle)}
     assert rows["lognormal"]["status"] == "not run" and rows["random"]["status"] == "ok"
     assert len(list((out / "runs").iterdir())) == 2
+
+
+def test_cost_note_names_only_the_parts_not_run():
+    study = load_example("psn_static_profiles")
+    note = study.not_run_full(["cv"])
+    assert "CV sweep" in note and "sparsity sweep" not in note and "profiled-output" not in note
+    hours = 3 * 6 * 5 * 30 * study.MNIST_EPOCH_SECONDS / 3600
+    assert f"about {hours:.1f} CPU-hours" in note
+    assert study.not_run_full([]) == ""
