@@ -140,6 +140,7 @@ def measure_run(run_dir: Path, records: list[dict]) -> dict[str, Any]:
         "epochs": [int(r["epoch"]) for r in records],
         "final_cv": [float(c) for c in fan_in_cv(final, present_only=True)],
         "exploration": float(explored.rate[-1]),
+        "exploration_layers": list(explored.counted),  # the layers it sums over (sparse at the start)
         "removed": int(sum(widths[k] - present[k] for k in hidden)),
         "epoch_time": float(np.mean([r["epoch_time"] for r in records if r["epoch"] >= 1] or [math.nan])),
         "final": final,
@@ -504,8 +505,13 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
                            "n/a" if not math.isfinite(cell["nnstd"]) else f"{cell['nnstd']:.3f}",
                            f"{np.mean(cell['epoch_times']):.2f}"])
     lines += [markdown_table(header, rows, cell=str), ""]
+    older = sum(cell.get("explorations_all_layers", 0) for cell in cells.values())
     lines += ["Fan-in CV is over present neurons (those a method removed are left out); the exploration rate is the "
-              "share of all possible connections active in any epoch's checkpoint (GraNet's counts its start at 50% "
+              "share of the sparse layers' possible connections active in any epoch's checkpoint (layers dense at "
+              "the start are left out"
+              + (f"; {older} of the {sum(len(c['accs']) for c in cells.values())} runs were measured before that "
+                 "rule, and their rates count every layer" if older else "")
+              + "; GraNet's counts its start at 50% "
               "density, so it is large by construction); hidden neurons removed counts neurons left without inputs "
               "and outputs (by chain removal for CHTs, ablation for SRigL, or by chance at 1% for the others); NNSTD is the mean over pairs of "
               "seeds of the final networks' distance (Liu et al. 2020); time per epoch is wall clock while several "
@@ -723,6 +729,8 @@ def main(argv: list[str] | None = None) -> int:
         cells[key] = {"accs": accs, "acc": acc, "ci": ci, "final_cvs": [m["final_cv"] for m in ms],
                       "cv_curves": [m["cv_curve"] for m in ms], "epochs": ms[0]["epochs"],
                       "explorations": [m["exploration"] for m in ms], "removed": [m["removed"] for m in ms],
+                      # runs measured before the rate left dense layers out say nothing of its layers
+                      "explorations_all_layers": sum("exploration_layers" not in m for m in ms),
                       "epoch_times": [m["epoch_time"] for m in ms], "nnstd": seed_nnstd([m["final"] for m in ms]),
                       "acc_curves": curves}
         for m in ms:

@@ -83,6 +83,13 @@ def test_parallel_compacted_runs_summarise_the_same(tmp_path, capsys):
     assert study.main(argv) == 0  # summarised again from the measures alone
     assert "16 of 16 runs finished before; 0 to train" in capsys.readouterr().out
     assert (out / "README.md").read_text().split("## Results")[1] == readme.split("## Results")[1]
+    assert "share of the sparse layers' possible connections" in readme and "measured before that rule" not in readme
+    # a run measured before the rate left dense layers out is named as such, not silently mixed in
+    plain = json.loads((runs[0] / study.MEASURES).read_text())
+    assert plain.pop("exploration_layers")
+    (runs[0] / study.MEASURES).write_text(json.dumps(plain))
+    assert study.main(argv) == 0
+    assert "1 of the 16 runs were measured before that rule" in (out / "README.md").read_text()
 
 
 def test_smoke_needs_an_output_folder(tmp_path):
