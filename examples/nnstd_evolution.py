@@ -593,9 +593,10 @@ def render_readme(command: str, mode: Mode, part1, part2, elapsed: float, data_d
         "- How much the chain order still shows is the Spearman column: NNSTD against the distance abs(i-j) of two networks "
         "in the chain of variants (1 = networks made further apart stay further apart).",
         dataset_note(part1),
-        "- The published code counts the dense output layer (distance 0) in the mean, so its maximum for three sparse "
-        "layers and one dense layer is 0.75; topo's default mean over the sparse layers reaches 1 (the published "
-        "set-mlp networks have no dense layer, so both means agree there).",
+        "- The published code counts dense layers (distance 0 after matching) in the mean, so with one dense layer "
+        "among four its maximum is 0.75; topo's default mean over the sparse layers reaches 1. Both are in the tables "
+        "('mean NNSTD' and 'dense counted'; they agree where every layer is sparse). The distance to a random "
+        "network is over the sparse layers too.",
         f"- Training runs are in `{(REPO / 'examples' / 'results' / STUDY / 'runs').relative_to(REPO)}/<mode>` (git-ignored); "
         "a re-run reuses finished runs and resumes interrupted ones.",
         f"- Data folder: {os.path.relpath(data_dir, REPO) if data_dir is not None else 'not found'}.",
