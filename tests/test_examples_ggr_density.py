@@ -21,6 +21,7 @@ def test_smoke_writes_claims_csv_and_figures(tmp_path):
     assert readme.startswith("# ggr_density")
     assert "python examples/ggr_density.py --smoke" in readme
     assert "| claim | paper | topo (setting) | agrees? |" in readme
+    assert "What differs from the paper: only its abstract could be consulted here" in readme
     assert "GGR finds better subnetworks than fixed ERK densities at very high sparsity (digits)" in readme
     assert "| sparsity | rigl-erk | ggr-erk | ggr-uniform |" in readme
     for name in ("accuracy_digits.png", "densities_digits.png", "density_digits_ggr-uniform_sp95.png",
