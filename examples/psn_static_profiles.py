@@ -654,7 +654,7 @@ def report(rows: list[dict], mode: Mode, out: Path, command: str, elapsed: float
                   "allow more in this session."]
     if not_run:
         parts += ["", f"Parts not run in this invocation (`--parts`): {', '.join(not_run)}. "
-                  + (not_run_full(not_run) if mode.name == "full" else "")]
+                  + (not_run_full(not_run, mode) if mode.name == "full" else "")]
     parts += ["", f"Wall time of this invocation: {elapsed:.0f} s ({counts['trained']} runs trained, "
               f"{counts['reused']} reused: finished before, or shared between parts); the runs' own training time (sum of their "
               f"epoch times, whenever they were trained): {counts.get('train_seconds', 0.0):.0f} s.", "",
@@ -764,17 +764,34 @@ def differs_from_paper(mode: Mode) -> str:
 #: main comparison on this machine (1.30 s MNIST, 1.29 s Fashion-MNIST; two runs at a time on two cores)
 MNIST_EPOCH_SECONDS = 1.3
 
-#: full mode's cost of each part beside the main comparison, in MNIST epochs (for the note on parts not run)
-PART_EPOCHS = {"sparsity": 6 * 5 * 30, "cv": 3 * 6 * 5 * 30}
-PART_WHAT = {"sparsity": "the sparsity sweep (6 configurations x 5 seeds x 30 MNIST epochs, dense shared)",
-             "cv": "the CV sweep (3 families x 6 CVs x 5 seeds x 30 MNIST epochs)",
+#: what each part beside the main comparison trains (for the note on parts not run)
+PART_WHAT = {"sparsity": "the sparsity sweep", "cv": "the CV sweep",
              "profiled-output": "the profiled-output variant (digits, a few minutes)"}
 
 
-def not_run_full(not_run: list[str]) -> str:
+def part_cost(mode: "Mode", part: str) -> tuple[str, int]:
+    """``(what it trains, MNIST epochs)`` of a sweep part of ``mode``."""
+    epochs = mode.epochs[mode.sweep_dataset]
+    if part == "sparsity":
+        configs = len(mode.sweep_sparsities) * len(mode.sweep_profiles)
+        return (f"{len(mode.sweep_sparsities)} sparsities x {len(mode.sweep_profiles)} profiles x "
+                f"{len(mode.sweep_seeds)} seeds x {epochs} MNIST epochs, dense shared",
+                configs * len(mode.sweep_seeds) * epochs)
+    configs = len(mode.cv_families) * len(mode.cv_values)
+    return (f"{len(mode.cv_families)} families x {len(mode.cv_values)} CVs x {len(mode.cv_seeds)} seeds x "
+            f"{epochs} MNIST epochs", configs * len(mode.cv_seeds) * epochs)
+
+
+def not_run_full(not_run: list[str], mode: "Mode | None" = None) -> str:
     """Why full mode's parts in ``not_run`` are missing, with their cost measured on this machine."""
-    costs = [PART_WHAT[p] + (f", about {PART_EPOCHS[p] * MNIST_EPOCH_SECONDS / 3600:.1f} CPU-hours" if p in PART_EPOCHS
-                             else "") for p in not_run if p in PART_WHAT]
+    mode = mode or _modes()["full"]
+    costs = []
+    for part in not_run:
+        if part in ("sparsity", "cv"):
+            what, epochs = part_cost(mode, part)
+            costs.append(f"{PART_WHAT[part]} ({what}), about {epochs * MNIST_EPOCH_SECONDS / 3600:.1f} CPU-hours")
+        elif part in PART_WHAT:
+            costs.append(PART_WHAT[part])
     if not costs:
         return ""
     return ("Not run in full mode here: " + "; ".join(costs) + f" (at the {MNIST_EPOCH_SECONDS:g} s per MNIST epoch "

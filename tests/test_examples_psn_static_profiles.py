@@ -130,6 +130,9 @@ def test_cost_note_names_only_the_parts_not_run():
     study = load_example("psn_static_profiles")
     note = study.not_run_full(["cv"])
     assert "CV sweep" in note and "sparsity sweep" not in note and "profiled-output" not in note
-    hours = 3 * 6 * 5 * 30 * study.MNIST_EPOCH_SECONDS / 3600
+    full = study._modes()["full"]
+    runs = len(full.cv_families) * len(full.cv_values) * len(full.cv_seeds)
+    hours = runs * full.epochs["mnist"] * study.MNIST_EPOCH_SECONDS / 3600
     assert f"about {hours:.1f} CPU-hours" in note
+    assert "3 families x 6 CVs x 5 seeds x 30 MNIST epochs" in note
     assert study.not_run_full([]) == ""
