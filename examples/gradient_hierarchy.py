@@ -40,7 +40,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import (REPO, RESULTS, data_folder, markdown_table, run_digest, study_command,  # noqa: E402
+from _study import (MNIST_EPOCH_SECONDS, REPO, RESULTS, data_folder, markdown_table, run_digest,  # noqa: E402
+                    study_command,  # noqa: E402
                     study_folders, study_mode, study_parser, write_csv)  # noqa: E402
 
 STUDY = "gradient_hierarchy"
@@ -58,9 +59,6 @@ WEAK_R = 0.5
 #: the two definitions of concentration: hubs' mean gradient over the rest's, or over all neurons'
 DEFINITIONS = {"rest": "hubs against the rest", "all": "hubs against all"}
 SEEDS = (0, 1, 2, 3, 4)
-#: seconds of one MNIST epoch of the 300-100 MLP on one thread, for the cost note: the median epoch of the
-#: static-profile study's 195 full-mode MNIST and Fashion-MNIST runs of this MLP on this machine (1.30 s)
-MNIST_EPOCH_SECONDS = 1.3
 
 
 @dataclass

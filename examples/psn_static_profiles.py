@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
-from _study import (REPO, RESULTS, data_folder, markdown_table, run_digest, study_command,  # noqa: E402
+from _study import (MNIST_EPOCH_SECONDS, REPO, RESULTS, data_folder, markdown_table, run_digest,  # noqa: E402
+                    study_command,  # noqa: E402
                     study_folders, study_mode, study_parser, write_csv)  # noqa: E402
 
 STUDY = "psn_static_profiles"
@@ -760,9 +761,6 @@ def differs_from_paper(mode: Mode) -> str:
             "MNIST, Fashion-MNIST and Forest Cover), covtype is a 15,000-row sample of the 581,012 rows, and digits "
             "(8x8 images) stands in for nothing in the paper. The paper states no intervals; ours are 95% t "
             "intervals of the seed-paired gap.")
-#: seconds of one MNIST epoch of the 300-100 MLP on one thread: the median over the full-mode runs of the
-#: main comparison on this machine (1.30 s MNIST, 1.29 s Fashion-MNIST; two runs at a time on two cores)
-MNIST_EPOCH_SECONDS = 1.3
 
 #: what each part beside the main comparison trains (for the note on parts not run)
 PART_WHAT = {"sparsity": "the sparsity sweep", "cv": "the CV sweep",
