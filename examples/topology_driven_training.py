@@ -4,8 +4,8 @@ Issue 15, part 4. MNIST and Fashion-MNIST, MLPs at 10% and 1% of the connections
 layer densities), five seeds per cell, eight arms: the dense MLP, static ERK masks, SET,
 RigL, GGR, SRigL, GraNet and CHTs (CH2-L3n soft regrowth, BRF initialisation, chain
 removal). Per cell: test accuracy with a 95% t-interval over the seeds, the final fan-in
-CV per layer (present neurons), the exploration rate (ITOP: the share of all possible
-connections ever active), the hidden neurons removed, the mean NNSTD between the seeds'
+CV per layer (present neurons), the exploration rate (ITOP: the share of the sparse
+layers' possible connections ever active), the hidden neurons removed, the mean NNSTD between the seeds'
 final networks, and training time per epoch. Figures: accuracy against density, fan-in
 CV over epochs per method, exploration rate against accuracy.
 
@@ -286,7 +286,22 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
     path = out / "fanin_cv_trajectories.png"
     save_figure(fig, path, dpi=DPI)
     files.append(path)
-    # exploration rate against accuracy, every sparse run
+    files.append(exploration_figure(mode, cells, out))
+    plt.close("all")
+    return files
+
+
+def exploration_figure(mode: Mode, cells: dict, out: Path) -> Path:
+    """Exploration rate against test accuracy, one point per sparse run (cells need only
+    ``explorations`` and ``accs``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from topo.plotting import save_figure
+
+    colours = dict(zip(ARMS, plt.get_cmap("tab10").colors))
     fig, axes = plt.subplots(1, len(mode.datasets), figsize=(5.0 * len(mode.datasets), 3.8), squeeze=False,
                              layout="constrained")
     markers = dict(zip(mode.densities, "os^D"))
@@ -299,16 +314,15 @@ def figures(mode: Mode, cells: dict, out: Path) -> list[Path]:
                 ax.scatter(cell["explorations"], cell["accs"], color=colours[arm], marker=markers[rho], s=18,
                            label=f"{arm} {rho:.0%}")
         ax.set_xscale("log")
-        ax.set_xlabel("exploration rate (share of connections ever active)")
+        ax.set_xlabel("exploration rate (sparse layers, log scale)")
         ax.set_ylabel("test accuracy")
         ax.set_title(dataset)
-    axes[0][-1].legend(fontsize=6, ncol=2)
+    axes[0][-1].legend(fontsize=7, ncol=2)
     fig.suptitle("Exploration rate against test accuracy (one point per run)")
     path = out / "exploration_vs_accuracy.png"
     save_figure(fig, path, dpi=DPI)
-    files.append(path)
-    plt.close("all")
-    return files
+    plt.close(fig)
+    return path
 
 
 # -- claims ---------------------------------------------------------------------------------
@@ -333,8 +347,6 @@ def verdict(diff: float, p: float, *, want: str) -> str:
 
 
 def claims(mode: Mode, cells: dict) -> list[str]:
-    from scipy import stats
-
     lines = []
     for dataset in mode.datasets:
         for rho in mode.densities:
@@ -359,20 +371,31 @@ def claims(mode: Mode, cells: dict) -> list[str]:
                 worst = max(max(cv[:-1] or cv) for cv in cell["final_cvs"])
                 lines.append(f"| {dataset} | {rho:.0%} | SRigL keeps fan-in CV 0 (hidden layers) | largest final CV "
                              f"{worst:.3g} | - | {'held' if worst < 1e-9 else 'did not hold'} |")
-            # ITOP: exploration rate against accuracy over the dynamic methods' runs
-            xs, ys = [], []
-            for arm in ("set", "rigl", "ggr", "srigl", "granet", "chts"):
-                cell = cells.get((dataset, arm, rho))
-                if cell is not None:
-                    xs += cell["explorations"]
-                    ys += cell["accs"]
-            if len(xs) >= 3:
-                rs = stats.spearmanr(xs, ys)
-                rho_s, p = float(rs.statistic), float(rs.pvalue)
-                ok = "held" if rho_s > 0 and p < 0.05 else ("direction only" if rho_s > 0 else "did not hold")
-                lines.append(f"| {dataset} | {rho:.0%} | ITOP: exploration rate tracks accuracy (dynamic runs) | "
-                             f"Spearman {rho_s:+.2f} over {len(xs)} runs | {p:.3g} | {ok} |")
+            lines += itop_claim(dataset, rho, cells)
     return lines
+
+
+#: the claims table's row label of the ITOP claim
+ITOP_CLAIM = "ITOP: exploration rate tracks accuracy (dynamic runs)"
+
+
+def itop_claim(dataset: str, rho: float, cells: dict) -> list[str]:
+    """The ITOP row of one cell: Spearman's rank correlation of exploration rate and accuracy
+    over the dynamic methods' runs (none with fewer than 3 runs)."""
+    from scipy import stats
+
+    xs, ys = [], []
+    for arm in ("set", "rigl", "ggr", "srigl", "granet", "chts"):
+        cell = cells.get((dataset, arm, rho))
+        if cell is not None:
+            xs += cell["explorations"]
+            ys += cell["accs"]
+    if len(xs) < 3:
+        return []
+    rs = stats.spearmanr(xs, ys)
+    rho_s, p = float(rs.statistic), float(rs.pvalue)
+    ok = "held" if rho_s > 0 and p < 0.05 else ("direction only" if rho_s > 0 else "did not hold")
+    return [f"| {dataset} | {rho:.0%} | {ITOP_CLAIM} | Spearman {rho_s:+.2f} over {len(xs)} runs | {p:.3g} | {ok} |"]
 
 
 def plain_summary(mode: Mode, cells: dict) -> list[str]:
@@ -506,9 +529,7 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
                            f"{np.mean(cell['epoch_times']):.2f}"])
     lines += [markdown_table(header, rows, cell=str), ""]
     older = sum(cell.get("explorations_all_layers", 0) for cell in cells.values())
-    lines += ["Fan-in CV is over present neurons (those a method removed are left out); the exploration rate is the "
-              "share of the sparse layers' possible connections active in any epoch's checkpoint (layers dense at "
-              "the start are left out"
+    lines += ["Fan-in CV is over present neurons (those a method removed are left out); " + EXPLORATION_RULE
               + (f"; {older} of the {sum(len(c['accs']) for c in cells.values())} runs were measured before that "
                  "rule, and their rates count every layer" if older else "")
               + "; GraNet's counts its start at 50% "
@@ -524,6 +545,126 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
               "\"direction only\" is the claimed direction without significance.", ""]
     lines += ["## Figures", ""] + [f"![{p.stem}]({p.name})" for p in files]
     atomic_write_text(out / "README.md", "\n".join(lines) + "\n")
+
+
+#: how the results table's exploration rate is defined (the old rule said "all possible connections")
+EXPLORATION_RULE = ("the exploration rate is the share of the sparse layers' possible connections active in any "
+                    "epoch's checkpoint (layers dense at the start are left out")
+OLD_EXPLORATION_RULE = "the exploration rate is the share of all possible connections active in any epoch's checkpoint ("
+
+
+# -- restating rates measured over every layer ---------------------------------------------
+def sparse_layer_rate(rate_all_layers: float, sizes: list[int], dense_at_start: list[bool]) -> float:
+    """The exploration rate over the sparse layers, from the rate over every layer.
+
+    A layer dense at the first checkpoint has all its connections active from the start, so
+    it adds its whole size ``D`` to both the union ``U`` and the possible connections ``P``:
+    ``R_all = (U + D) / (P + D)``, hence ``R = U / P = (R_all (P + D) - D) / P`` exactly. A
+    network dense everywhere keeps its rate (1).
+
+    >>> round(sparse_layer_rate(0.55, [90, 10], [False, True]), 6)  # U = 45 of P = 90
+    0.5
+    """
+    total = sum(sizes)
+    dense = sum(size for size, full in zip(sizes, dense_at_start) if full)
+    if dense == total:
+        return rate_all_layers
+    return (rate_all_layers * total - dense) / (total - dense)
+
+
+def start_layers(mode: Mode, dataset: str, arm: str, density: float, n_features: int,
+                 n_classes: int) -> tuple[list[int], list[bool]]:
+    """Each layer's size and whether it is dense at the start of a run of this cell.
+
+    The masks come from the trainer's own initialisation of the cell's configuration (no
+    training); which layers are dense depends on the budget split, not on the seed.
+    """
+    from scipy import sparse
+
+    from topo.training.init import starting_masks
+
+    widths = [n_features, *mode.hidden, n_classes]
+    shapes = [(widths[k + 1], widths[k]) for k in range(len(widths) - 1)]
+    config = arm_config(mode, dataset, arm, density, mode.seeds[0])
+    masks = starting_masks(config, shapes, [f"layer{k + 1}" for k in range(len(shapes))]).initial.masks
+    sizes = [rows * cols for rows, cols in shapes]
+    active = [int(m.nnz) if sparse.issparse(m) else int(np.count_nonzero(m)) for m in masks]
+    return sizes, [a == size for a, size in zip(active, sizes)]
+
+
+def restate_exploration(mode: Mode, out: Path, data: dict, command: str) -> int:
+    """Restate the rates of ``out``'s runs.csv, measured over every layer, over the sparse layers.
+
+    Rewrites runs.csv (the old rate kept as ``exploration_rate_all_layers``), the README's
+    exploration column, footnote and ITOP claims, and the exploration figure; returns the
+    number of runs restated (0 where runs.csv already holds sparse-layer rates).
+    """
+    import csv
+
+    from topo.atomic import atomic_write_text
+    from topo.errors import TopoError
+
+    path = out / "runs.csv"
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError as error:
+        raise TopoError(f"{path}: cannot read the study's runs ({error.strerror or error})") from None
+    if not rows or "exploration_rate" not in rows[0]:
+        raise TopoError(f"{path}: no exploration_rate column to restate")
+    if "exploration_rate_all_layers" in rows[0]:
+        return 0
+    layers: dict[tuple, tuple] = {}
+    cells: dict[tuple, dict] = {}
+    for row in rows:
+        dataset, arm, density = row["dataset"], row["method"], float(row["density"])
+        if dataset not in data:
+            raise TopoError(f"{path}: data set {dataset!r} is not loaded, so its layers' sizes are unknown")
+        key = (dataset, arm, density)
+        if key not in layers:
+            layers[key] = start_layers(mode, dataset, arm, density, data[dataset].n_features, data[dataset].n_classes)
+        old = float(row["exploration_rate"])
+        row["exploration_rate_all_layers"] = row["exploration_rate"]
+        row["exploration_rate"] = f"{sparse_layer_rate(old, *layers[key]):.6g}"
+        cell = cells.setdefault(key, {"explorations": [], "accs": []})
+        cell["explorations"].append(float(row["exploration_rate"]))
+        cell["accs"].append(float(row["test_acc"]))
+    write_csv(path, rows)
+    exploration_figure(mode, cells, out)
+    readme = out / "README.md"
+    if readme.is_file():
+        atomic_write_text(readme, restated_readme(readme.read_text(), mode, cells, command, len(rows)))
+    return len(rows)
+
+
+def restated_readme(text: str, mode: Mode, cells: dict, command: str, restated: int) -> str:
+    """``text`` with the exploration column, its footnote and the ITOP claims from ``cells``."""
+    lines = text.split("\n")
+    out_lines: list[str] = []
+    column = None
+    for line in lines:
+        parts = [part.strip() for part in line.strip().strip("|").split("|")] if line.startswith("| ") else []
+        if "exploration rate" in parts:
+            column = parts.index("exploration rate")
+        elif not line.startswith("|"):
+            column = None
+        if column is not None and len(parts) > column and parts[2] in ARMS:
+            rho = 1.0 if parts[2] == "dense" else next(
+                (d for d in mode.densities if f"{d:.0%}" == parts[1]), None)
+            cell = cells.get((parts[0], parts[2], rho))
+            if cell is not None:
+                parts[column] = f"{np.mean(cell['explorations']):.4f}"
+                line = "| " + " | ".join(parts) + " |"
+        elif len(parts) > 2 and parts[2] == ITOP_CLAIM:
+            rho = next((d for d in mode.densities if f"{d:.0%}" == parts[1]), None)
+            line = "\n".join(itop_claim(parts[0], rho, cells)) or line
+        out_lines.append(line.replace(OLD_EXPLORATION_RULE, EXPLORATION_RULE + "; "))
+        if line.startswith("Generated by `"):
+            out_lines += ["", f"Exploration rates restated over the sparse layers by `{command}` ({restated} runs): "
+                          "they were measured over every layer, and a layer dense at the start adds its whole size "
+                          "to both the connections ever active and the possible ones, so the restated rate is exact; "
+                          "runs.csv keeps the old rate as `exploration_rate_all_layers`."]
+    return "\n".join(out_lines)
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -545,6 +686,10 @@ def parse_args(argv):
                         help="torch device the runs train on (cpu, cuda; default cpu); the README names it")
     parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                         help="start no run after MINUTES minutes; the runs left stay for a later sitting")
+    parser.add_argument("--restate-exploration", action="store_true",
+                        help="train nothing: restate the exploration rates of OUT/runs.csv, measured over every "
+                             "layer by an older version, over the sparse layers (rewrites runs.csv, the README's "
+                             "rates and ITOP claims, and the exploration figure)")
     parser.add_argument("--compact-runs", action="store_true",
                         help="once a run is measured, delete its checkpoints and resume state "
                              "(its measures and final masks stay, enough to summarise the study)")
@@ -642,6 +787,18 @@ def main(argv: list[str] | None = None) -> int:
 
     data, skipped = load_datasets(mode.datasets, data_dir, STUDY)
     mode.datasets = tuple(d for d in mode.datasets if d in data)
+    if args.restate_exploration:
+        from topo.errors import TopoError
+
+        command = "python examples/topology_driven_training.py " + " ".join(argv)
+        try:
+            restated = restate_exploration(mode, out, data, command)
+        except TopoError as error:
+            print(f"{STUDY}: {error}", file=sys.stderr)
+            return 2
+        log(f"restated {restated} runs' exploration rates over the sparse layers" if restated
+            else f"{out / 'runs.csv'} already holds sparse-layer exploration rates; nothing restated")
+        return 0
     plan = run_plan(mode)
     measured: dict[tuple, dict] = {}
     counts: dict[str, int] = {}

@@ -110,3 +110,73 @@ def test_mean_ci_is_the_t_interval():
     # sd 1, n 3: t(0.975, 2) = 4.302653 times 1 / sqrt(3)
     assert mean == 2.0 and half == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
     assert math.isnan(study.mean_ci([0.5])[1])
+
+
+def test_restate_exploration_matches_the_sparse_layer_rule(tmp_path, monkeypatch, capsys):
+    """Rates measured over every layer, restated from runs.csv alone, equal exploration()'s
+    sparse-layer rates of the same runs (a 64-64-8-10 MLP at 30%: ERK leaves the output layer
+    dense, and GraNet's 50% start the last two)."""
+    import numpy as np
+
+    from topo.analysis.exploration import exploration
+    from topo.runs import load_run
+
+    study = _study()
+    make_mode = study.make_mode
+
+    def small_mode(name):
+        mode = make_mode(name)
+        mode.hidden, mode.densities, mode.seeds = (64, 8), (0.3,), (1,)
+        return mode
+
+    monkeypatch.setattr(study, "make_mode", small_mode)
+    out = tmp_path / "out"
+    argv = ["--smoke", "--out", str(out), "--data-dir", str(tmp_path / "no-data")]
+    assert study.main(argv) == 0
+    mode = small_mode("smoke")
+    truth, old = {}, {}
+    for arm in study.ARMS:
+        density = 1.0 if arm == "dense" else 0.3
+        topologies = load_run(study.run_dir_of(out / "runs" / "smoke", "digits", arm, density, 1))
+        truth[arm] = exploration(topologies).rate[-1]
+        old[arm] = exploration(topologies, include_dense=True).rate[-1]
+    assert sum(not np.isclose(truth[a], old[a]) for a in study.METHODS) >= 6  # the rule matters here
+
+    # put the tables back as an older version wrote them: every layer counted
+    with open(out / "runs.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        row["exploration_rate"] = f"{old[row['method']]:.6g}"
+    study.write_csv(out / "runs.csv", rows)
+    readme = (out / "README.md").read_text().replace(study.EXPLORATION_RULE + "; ", study.OLD_EXPLORATION_RULE)
+    assert study.OLD_EXPLORATION_RULE in readme
+    (out / "README.md").write_text(readme)
+
+    assert study.main(argv + ["--restate-exploration"]) == 0
+    with open(out / "runs.csv", newline="") as handle:
+        restated = list(csv.DictReader(handle))
+    assert len(restated) == len(rows)
+    for row in restated:
+        assert float(row["exploration_rate"]) == pytest.approx(truth[row["method"]], abs=2e-6), row["method"]
+        assert float(row["exploration_rate_all_layers"]) == pytest.approx(old[row["method"]], rel=1e-5)
+    text = (out / "README.md").read_text()
+    assert "Exploration rates restated over the sparse layers" in text
+    assert study.EXPLORATION_RULE in text and study.OLD_EXPLORATION_RULE not in text
+    assert f"| digits | 30% | rigl | 1 |" in text
+    rigl_row = next(line for line in text.splitlines() if line.startswith("| digits | 30% | rigl |"))
+    assert f"| {truth['rigl']:.4f} |" in rigl_row
+
+    # a second restatement finds nothing to do and changes nothing
+    before = (out / "runs.csv").read_text()
+    capsys.readouterr()
+    assert study.main(argv + ["--restate-exploration"]) == 0
+    assert "nothing restated" in capsys.readouterr().out
+    assert (out / "runs.csv").read_text() == before
+
+
+def test_restate_exploration_without_runs_is_one_line(tmp_path, capsys):
+    study = _study()
+    argv = ["--smoke", "--out", str(tmp_path / "empty"), "--data-dir", str(tmp_path / "no-data"), "--restate-exploration"]
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "runs.csv" in err
