@@ -21,6 +21,7 @@ each at the final checkpoint and averaged over the trained epochs (1..E).
 Usage::
 
     python examples/gradient_hierarchy.py            # full mode: MNIST, 5 seeds (hours)
+    python examples/gradient_hierarchy.py --jobs 2   # the same, two runs at a time
     python examples/gradient_hierarchy.py --quick    # digits, 5 seeds, a few minutes
     python examples/gradient_hierarchy.py --smoke    # seconds (tests)
 
@@ -134,6 +135,44 @@ def train_or_reuse(config, data, runs_dir: Path, counts: dict) -> Path:
     _, how = train_or_resume(config, run_dir, dataset=data, replace_other=True)
     counts["reused" if how == "reused" else "trained"] += 1
     return run_dir
+
+
+#: the data set a worker process loaded once (``--jobs``)
+_WORKER_DATA: dict = {}
+
+
+def _load_worker_data(mode_name: str, data_dir: Path) -> None:
+    _WORKER_DATA["data"] = load_data(_modes()[mode_name], data_dir)
+
+
+def _train_in_worker(config, runs_dir: Path) -> str:
+    counts = {"trained": 0, "reused": 0}
+    train_or_reuse(config, _WORKER_DATA["data"], runs_dir, counts)
+    return "reused" if counts["reused"] else "trained"
+
+
+def train_in_parallel(mode: Mode, configs: list, data_dir: Path, runs_dir: Path, jobs: int) -> int:
+    """Train (or resume) the runs of ``configs`` not yet finished, ``jobs`` at a time, each in a
+    process of its own that loads the data once; returns how many were trained.
+
+    The study then reads every run as a finished one, in its usual order.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    trained = 0
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_load_worker_data,
+                             initargs=(mode.name, data_dir)) as pool:
+        futures = {pool.submit(_train_in_worker, config, runs_dir): config for config in configs}
+        for done, future in enumerate(as_completed(futures), 1):
+            config = futures[future]
+            how = future.result()
+            trained += how == "trained"
+            if how == "trained":
+                print(f"[{STUDY}] {done}/{len(configs)} {config.profile} cv {config.cv} seed {config.seed}: "
+                      f"trained ({jobs} at a time)", flush=True)
+    return trained
 
 
 # -- measures -------------------------------------------------------------------------------
@@ -491,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         device="where to train (default cpu)",
         path_type=None,
     )
+    parser.add_argument("--jobs", type=int, default=1, metavar="N",
+                        help="train N runs at once, each in its own process with one thread (default 1)")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be at least 1")
 
     from topo.checkpoint import read_metrics
     from topo.plotting import gradients_figure
@@ -514,10 +557,17 @@ def main(argv: list[str] | None = None) -> int:
     finals = []
     examples: dict[str, Path] = {}
     jobs = [(p, cv, s) for p, cv in configurations(mode) for s in mode.seeds]
+    if args.jobs > 1:
+        configs = [make_config(mode, profile, cv, seed, args.device) for profile, cv, seed in jobs]
+        counts["trained"] = train_in_parallel(mode, configs, data_folder(args.data_dir, existing=False), runs_dir,
+                                              args.jobs)
+        counts["reused"] = len(jobs) - counts["trained"]
+    # after a parallel phase every run below is found finished; it was counted there already
+    tally = {"trained": 0, "reused": 0} if args.jobs > 1 else counts
     for index, (profile, cv, seed) in enumerate(jobs, 1):
         config = make_config(mode, profile, cv, seed, args.device)
         tick = time.perf_counter()
-        run_dir = train_or_reuse(config, data, runs_dir, counts)
+        run_dir = train_or_reuse(config, data, runs_dir, tally)
         records = read_metrics(run_dir)
         test_acc = records[-1]["test_acc"]
         counts["train_seconds"] = counts.get("train_seconds", 0.0) + sum(float(r.get("epoch_time") or 0) for r in records)

@@ -54,3 +54,29 @@ def test_smoke_writes_table_csv_and_figures(tmp_path):
         assert (rest > every) == (every > 1) or abs(every - 1) < 1e-9
     high = [float(r["fan_in_cv"]) for r in rows if r["profile"] == "lognormal" and r["cv"] == "2.0" and r["layer"] == "fc1"]
     assert high and abs(high[0] - 2.0) < 0.1
+
+
+def test_jobs_trains_in_workers_and_matches_one_at_a_time(tmp_path, capsys):
+    """--jobs 2 trains the runs in worker processes; the results equal those of one process,
+    and a second pass reuses every run."""
+    study = _study()
+    data = ["--data-dir", str(tmp_path / "no-data")]
+    assert study.main(["--smoke", "--out", str(tmp_path / "one")] + data) == 0
+    capsys.readouterr()
+    assert study.main(["--smoke", "--out", str(tmp_path / "two"), "--jobs", "2"] + data) == 0
+    printed = capsys.readouterr().out
+    assert "trained (2 at a time)" in printed
+    assert "(6 runs trained, 0 reused)" in (tmp_path / "two" / "README.md").read_text()
+
+    def table(folder):
+        with open(folder / "results.csv", newline="") as handle:
+            return [{k: v for k, v in row.items() if k != "run"} for row in csv.DictReader(handle)]
+
+    assert table(tmp_path / "two") == table(tmp_path / "one")
+    assert study.main(["--smoke", "--out", str(tmp_path / "two"), "--jobs", "2"] + data) == 0
+    assert "(0 runs trained, 6 reused)" in (tmp_path / "two" / "README.md").read_text()
+
+
+def test_jobs_must_be_positive(tmp_path):
+    with pytest.raises(SystemExit):
+        _study().main(["--smoke", "--out", str(tmp_path / "out"), "--jobs", "0"])
