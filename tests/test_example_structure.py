@@ -22,3 +22,19 @@ def test_study_smoke(tmp_path):
     payload = json.loads((results / "study.json").read_text())
     assert payload["used"] == payload["networks"] == 8
     assert set(payload["last"]["cv"]) == {"boosting", "linear", "shuffled", "density"}
+
+
+def test_study_on_another_dataset_needs_its_data_folder(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("structure_study", REPO / "examples" / "structure_predicts_performance.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    missing = tmp_path / "no-data"
+    argv = ["--smoke", "--dataset", "mnist", "--data-dir", str(missing), "--out", str(tmp_path / "sweep"),
+            "--results", str(tmp_path / "report")]
+    assert study.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(missing) in err and "mnist" in err
+    assert not (tmp_path / "report" / "README.md").exists()
+    assert study.sweep_spec("full", "mnist")["base"]["dataset"] == "mnist"
+    assert study.sweep_spec("full", "mnist")["sweep"]["name"] == "structure_full_mnist"
+    assert study.sweep_spec("full")["sweep"]["name"] == "structure_full"  # digits keeps its folder
