@@ -203,6 +203,26 @@ def headline_lines(mode: str, settings: dict, report: dict, dataset: str = "digi
     ]
 
 
+def other_datasets(results_dir: Path, dataset: str) -> list[str]:
+    """Lines that point the digits README at the same study on the other data sets, where run."""
+    lines = []
+    for other in DATASETS:
+        summary = results_dir / other / "study.json"
+        if other == dataset or not summary.is_file():
+            continue
+        try:
+            payload = json.loads(summary.read_text())
+            cv = payload["last"]["cv"]
+            best = max((name for name in cv if name != "shuffled"), key=lambda name: cv[name]["r2"])
+            density = max(payload["last"]["density_only"][name]["r2"] for name in ("boosting", "linear"))
+        except (OSError, ValueError, KeyError):
+            continue
+        lines.append(f"The same study on {other}: [{other}/README.md]({other}/README.md) (mode {payload.get('mode')}, "
+                     f"{payload.get('networks')} networks; final checkpoint, {best}: R² {cv[best]['r2']:.2f}, "
+                     f"density alone {density:.2f}).")
+    return lines + [""] if lines else []
+
+
 def verdict(report: dict) -> str:
     _, final, final_density, final_within = report["last"]
     _, initial, initial_density, initial_within = report["first"]
@@ -381,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         "# Structure predicts performance (Stier et al. 2021), repeated with topo",
         "",
         *headline_lines(mode, settings, report, dataset),
+        *other_datasets(results_dir, dataset),
         "```",
         command,
         "```",

@@ -38,3 +38,21 @@ def test_study_on_another_dataset_needs_its_data_folder(tmp_path, capsys):
     assert study.sweep_spec("full", "mnist")["base"]["dataset"] == "mnist"
     assert study.sweep_spec("full", "mnist")["sweep"]["name"] == "structure_full_mnist"
     assert study.sweep_spec("full")["sweep"]["name"] == "structure_full"  # digits keeps its folder
+
+
+def test_digits_readme_points_at_the_other_datasets(tmp_path):
+    spec = importlib.util.spec_from_file_location("structure_study", REPO / "examples" / "structure_predicts_performance.py")
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    assert study.other_datasets(tmp_path, "digits") == []
+    (tmp_path / "mnist").mkdir()
+    payload = {"mode": "full", "networks": 300,
+               "last": {"cv": {"boosting": {"r2": 0.84}, "linear": {"r2": 0.82}, "shuffled": {"r2": 0.9}},
+                        "density_only": {"boosting": {"r2": 0.40}, "linear": {"r2": 0.31}}}}
+    (tmp_path / "mnist" / "study.json").write_text(json.dumps(payload))
+    (tmp_path / "covtype").mkdir()
+    (tmp_path / "covtype" / "study.json").write_text("{torn")  # a damaged summary is passed over
+    lines = study.other_datasets(tmp_path, "digits")
+    assert lines[0] == ("The same study on mnist: [mnist/README.md](mnist/README.md) (mode full, 300 networks; "
+                        "final checkpoint, boosting: R² 0.84, density alone 0.40).")
+    assert lines[1:] == [""]
