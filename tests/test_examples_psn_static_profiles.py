@@ -136,3 +136,33 @@ def test_cost_note_names_only_the_parts_not_run():
     assert f"about {hours:.1f} CPU-hours" in note
     assert "3 families x 6 CVs x 5 seeds x 30 MNIST epochs" in note
     assert study.not_run_full([]) == ""
+
+
+def test_cost_note_of_a_mode_trimmed_by_parts():
+    """--parts cv alone leaves the sparsity sweep out of the mode; its cost is still that of the full mode's."""
+    study = load_example("psn_static_profiles")
+    full = study._modes()["full"]
+    trimmed = study.select(full, parts=("cv",))
+    assert trimmed.sweep_dataset == ""
+    note = study.not_run_full(["sparsity", "main"], trimmed)
+    runs = len(full.sweep_sparsities) * len(full.sweep_profiles) * len(full.sweep_seeds)
+    hours = runs * full.epochs["mnist"] * study.MNIST_EPOCH_SECONDS / 3600
+    assert "sparsity sweep" in note and f"about {hours:.1f} CPU-hours" in note
+
+
+def test_sweep_reading_states_the_trend_from_the_cells():
+    study = load_example("psn_static_profiles")
+
+    def cell(gap):
+        return {"gap": gap, "low": gap - 0.1, "high": gap + 0.1, "status": "ok"}
+
+    sweep = {"random": [cell(0.4), cell(1.0), cell(6.0)], "constant": [cell(0.5), cell(0.9), None]}
+    cv_sweep = {"lognormal": [cell(0.5), cell(0.7), cell(0.9)], "step": [cell(0.5), cell(0.6), cell(0.7)]}
+    lines = study.sweep_reading(sweep, [0.8, 0.95, 0.99], "mnist", cv_sweep, [0.0, 1.0, 2.0], "mnist")
+    assert "random +0.40 at 80.0%" in lines[0] and "random +6.00 at 99.0% (+5.90 to +6.10)" in lines[0]
+    assert "constant +0.90 at 95.0%" in lines[0]  # its last buildable cell
+    assert "every profile lies within 0.6 pp at 80% only." in lines[0]
+    # slope over (0, .5), (1, .7), (2, .9), (0, .5), (1, .6), (2, .7): 0.15 pp per unit CV
+    assert "by +0.15 pp per unit CV (least squares over 6 cells, CV 0-2)" in lines[1]
+    assert "lognormal at CV 2 (+0.90, +0.80 to +1.00)" in lines[1]
+    assert study.sweep_reading({}, [], "", {}, [], "") == []
