@@ -342,7 +342,9 @@ def write_report(mode, argv, out, drift_out, compare_out, skipped, elapsed, coun
     lines += [
         f"Mode **{mode.name}**: MLP hidden {'-'.join(map(str, mode.hidden))}, sparsity {mode.sparsity:.0%}, RigL "
         f"(drop fraction 0.3, cosine decay, end at 75% of training), SGD momentum 0.9, cosine LR 0.05, batch {mode.batch_size}, "
-        f"threads=1. Drift runs: seed {mode.drift_seed}, starts {', '.join(mode.starts)}. "
+        f"threads=1. Drift runs: seed {mode.drift_seed}, starts {', '.join(mode.starts)} (one seed per start: "
+        "whether a start reached the equilibrium is judged against the seed-to-seed spread of the comparison's "
+        "ERK runs, below). "
         f"Comparison: seeds {', '.join(map(str, mode.seeds))} ({len(mode.seeds)} per arm, paired by seed). "
         f"Wall time of this invocation: {elapsed / 60:.1f} min ({counts.get('trained', 0)} runs trained, "
         f"{counts.get('reused', 0)} reused, {counts.get('resumed', 0)} resumed).",
