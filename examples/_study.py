@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -353,6 +354,24 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float:
         return math.nan
     with np.errstate(all="ignore"):
         return float(stats.ttest_ind(x, y, equal_var=False).pvalue)
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float]:
+    """The ``level`` confidence interval of mean a - mean b from Welch's t-test (the test of
+    :func:`welch_p`); NaNs with fewer than 2 values on a side.
+
+    >>> [round(v, 3) for v in welch_interval([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])]
+    [-1.267, 3.267]
+    """
+    from scipy import stats
+
+    x, y = np.asarray(a, float), np.asarray(b, float)
+    if len(x) < 2 or len(y) < 2:
+        return math.nan, math.nan
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # identical values: scipy warns, the interval is still right
+        low, high = stats.ttest_ind(x, y, equal_var=False).confidence_interval(confidence_level=level)
+    return float(low), float(high)
 
 
 def cohens_d(a: Sequence[float], b: Sequence[float]) -> float:

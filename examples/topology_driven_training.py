@@ -46,7 +46,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from _study import (data_folder, load_datasets, markdown_table, progress_log, refuse_smoke_writes,  # noqa: E402
-                    study_mode, study_parser, welch_p, write_csv)  # noqa: E402
+                    study_mode, study_parser, welch_interval, welch_p, write_csv)  # noqa: E402
 
 STUDY = "topology_driven_training"
 REPO = Path(__file__).resolve().parents[1]
@@ -330,12 +330,12 @@ def _fmt(acc: float, ci: float) -> str:
     return f"{100 * acc:.2f}%" + ("" if not math.isfinite(ci) else f" ± {100 * ci:.2f}")
 
 
-def compare(cells, a_key, b_key) -> tuple[float, float] | None:
-    """(mean a - mean b, Welch p) or None where a cell is missing."""
+def compare(cells, a_key, b_key) -> tuple[float, float, tuple[float, float]] | None:
+    """(mean a - mean b, Welch p, its 95% interval) or None where a cell is missing."""
     if a_key not in cells or b_key not in cells:
         return None
     a, b = cells[a_key]["accs"], cells[b_key]["accs"]
-    return float(np.mean(a) - np.mean(b)), welch_p(a, b)
+    return float(np.mean(a) - np.mean(b)), welch_p(a, b), welch_interval(a, b)
 
 
 def verdict(diff: float, p: float, *, want: str) -> str:
@@ -362,8 +362,9 @@ def claims(mode: Mode, cells: dict) -> list[str]:
                 res = compare(cells, (dataset, a, ra), (dataset, b, rb))
                 if res is None:
                     continue
-                diff, p = res
-                lines.append(f"| {dataset} | {rho:.0%} | {text} | {100 * diff:+.2f} points | "
+                diff, p, (low, high) = res
+                interval = "" if not math.isfinite(low) else f" (95% interval {100 * low:+.2f} to {100 * high:+.2f})"
+                lines.append(f"| {dataset} | {rho:.0%} | {text} | {100 * diff:+.2f} points{interval} | "
                              f"{'n/a' if not math.isfinite(p) else f'{p:.3g}'} | {verdict(diff, p, want=want)} |")
             # SRigL's constant fan-in
             cell = cells.get((dataset, "srigl", rho))
@@ -407,7 +408,7 @@ def plain_summary(mode: Mode, cells: dict) -> list[str]:
             chts = cells.get((dataset, "chts", rho))
             if dense is None or chts is None:
                 continue
-            diff, p = compare(cells, (dataset, "chts", rho), (dataset, "dense", 1.0))
+            diff, p, _ = compare(cells, (dataset, "chts", rho), (dataset, "dense", 1.0))
             if diff > 0 and math.isfinite(p) and p < 0.05:
                 word = "beats"
             elif diff > 0:
@@ -538,8 +539,7 @@ def write_report(mode, argv, out, cells, done, planned, skipped, elapsed, files,
               "seeds of the final networks' distance (Liu et al. 2020); time per epoch is wall clock while several "
               "runs shared the machine (see Trained by), so only its ratios within one study mean anything.", ""]
     lines += ["## In plain words", ""] + plain_summary(mode, cells) + [""]
-    lines += ["## Published claims, here", "",
-              "| data set | density | claim | measured | Welch p | verdict |", "|---|---|---|---|---|---|"]
+    lines += ["## Published claims, here", "", CLAIMS_HEADER, "|---|---|---|---|---|---|"]
     lines += claims(mode, cells)
     lines += ["", "\"held\" needs p < 0.05 in the claimed direction (for \"matches\": no significant deficit); "
               "\"direction only\" is the claimed direction without significance.", ""]
@@ -593,11 +593,13 @@ def start_layers(mode: Mode, dataset: str, arm: str, density: float, n_features:
 
 
 def restate_exploration(mode: Mode, out: Path, data: dict, command: str) -> int:
-    """Restate the rates of ``out``'s runs.csv, measured over every layer, over the sparse layers.
+    """Rebuild what ``out``'s runs.csv determines, restating older all-layer exploration rates.
 
-    Rewrites runs.csv (the old rate kept as ``exploration_rate_all_layers``), the README's
-    exploration column, footnote and ITOP claims, and the exploration figure; returns the
-    number of runs restated (0 where runs.csv already holds sparse-layer rates).
+    Rates an older version measured over every layer are restated over the sparse layers
+    (runs.csv keeps them as ``exploration_rate_all_layers``); then the README's exploration
+    column, its footnote and the claims table, and the exploration figure, are rebuilt from
+    runs.csv alone. Returns the number of runs whose rate was restated (0 where runs.csv
+    already holds sparse-layer rates).
     """
     import csv
 
@@ -612,37 +614,51 @@ def restate_exploration(mode: Mode, out: Path, data: dict, command: str) -> int:
         raise TopoError(f"{path}: cannot read the study's runs ({error.strerror or error})") from None
     if not rows or "exploration_rate" not in rows[0]:
         raise TopoError(f"{path}: no exploration_rate column to restate")
-    if "exploration_rate_all_layers" in rows[0]:
-        return 0
+    restate = "exploration_rate_all_layers" not in rows[0]
+    cv_columns = sorted((c for c in rows[0] if c.startswith("final_cv_L")), key=lambda c: int(c[len("final_cv_L"):]))
     layers: dict[tuple, tuple] = {}
     cells: dict[tuple, dict] = {}
     for row in rows:
         dataset, arm, density = row["dataset"], row["method"], float(row["density"])
-        if dataset not in data:
-            raise TopoError(f"{path}: data set {dataset!r} is not loaded, so its layers' sizes are unknown")
         key = (dataset, arm, density)
-        if key not in layers:
-            layers[key] = start_layers(mode, dataset, arm, density, data[dataset].n_features, data[dataset].n_classes)
-        old = float(row["exploration_rate"])
-        row["exploration_rate_all_layers"] = row["exploration_rate"]
-        row["exploration_rate"] = f"{sparse_layer_rate(old, *layers[key]):.6g}"
-        cell = cells.setdefault(key, {"explorations": [], "accs": []})
+        if restate:
+            if dataset not in data:
+                raise TopoError(f"{path}: data set {dataset!r} is not loaded, so its layers' sizes are unknown")
+            if key not in layers:
+                layers[key] = start_layers(mode, dataset, arm, density, data[dataset].n_features,
+                                           data[dataset].n_classes)
+            row["exploration_rate_all_layers"] = row["exploration_rate"]
+            row["exploration_rate"] = f"{sparse_layer_rate(float(row['exploration_rate']), *layers[key]):.6g}"
+        cell = cells.setdefault(key, {"explorations": [], "accs": [], "final_cvs": []})
         cell["explorations"].append(float(row["exploration_rate"]))
         cell["accs"].append(float(row["test_acc"]))
-    write_csv(path, rows)
+        cell["final_cvs"].append([float(row[c]) for c in cv_columns])
+    if restate:
+        write_csv(path, rows)
     exploration_figure(mode, cells, out)
     readme = out / "README.md"
     if readme.is_file():
-        atomic_write_text(readme, restated_readme(readme.read_text(), mode, cells, command, len(rows)))
-    return len(rows)
+        text = restated_readme(readme.read_text(), mode, cells, command, len(rows) if restate else 0)
+        atomic_write_text(readme, text)
+    return len(rows) if restate else 0
+
+
+#: the header of the README's claims table
+CLAIMS_HEADER = "| data set | density | claim | measured | Welch p | verdict |"
 
 
 def restated_readme(text: str, mode: Mode, cells: dict, command: str, restated: int) -> str:
-    """``text`` with the exploration column, its footnote and the ITOP claims from ``cells``."""
+    """``text`` with the exploration column, its footnote and the claims table from ``cells``
+    (a note on the restatement added where ``restated`` runs' rates were restated)."""
     lines = text.split("\n")
     out_lines: list[str] = []
     column = None
+    in_claims = False
     for line in lines:
+        if in_claims:
+            if line.startswith("|"):
+                continue  # the old rows: rebuilt below the separator
+            in_claims = False
         parts = [part.strip() for part in line.strip().strip("|").split("|")] if line.startswith("| ") else []
         if "exploration rate" in parts:
             column = parts.index("exploration rate")
@@ -655,11 +671,12 @@ def restated_readme(text: str, mode: Mode, cells: dict, command: str, restated: 
             if cell is not None:
                 parts[column] = f"{np.mean(cell['explorations']):.4f}"
                 line = "| " + " | ".join(parts) + " |"
-        elif len(parts) > 2 and parts[2] == ITOP_CLAIM:
-            rho = next((d for d in mode.densities if f"{d:.0%}" == parts[1]), None)
-            line = "\n".join(itop_claim(parts[0], rho, cells)) or line
         out_lines.append(line.replace(OLD_EXPLORATION_RULE, EXPLORATION_RULE + "; "))
-        if line.startswith("Generated by `"):
+        if line == CLAIMS_HEADER:
+            out_lines.append("|---|---|---|---|---|---|")
+            out_lines += claims(mode, cells)
+            in_claims = True
+        if line.startswith("Generated by `") and restated:
             out_lines += ["", f"Exploration rates restated over the sparse layers by `{command}` ({restated} runs): "
                           "they were measured over every layer, and a layer dense at the start adds its whole size "
                           "to both the connections ever active and the possible ones, so the restated rate is exact; "
@@ -687,9 +704,9 @@ def parse_args(argv):
     parser.add_argument("--stop-after", type=float, default=None, metavar="MINUTES",
                         help="start no run after MINUTES minutes; the runs left stay for a later sitting")
     parser.add_argument("--restate-exploration", action="store_true",
-                        help="train nothing: restate the exploration rates of OUT/runs.csv, measured over every "
-                             "layer by an older version, over the sparse layers (rewrites runs.csv, the README's "
-                             "rates and ITOP claims, and the exploration figure)")
+                        help="train nothing: rebuild from OUT/runs.csv the README's exploration rates and claims "
+                             "table and the exploration figure, first restating over the sparse layers the rates "
+                             "an older version measured over every layer")
     parser.add_argument("--compact-runs", action="store_true",
                         help="once a run is measured, delete its checkpoints and resume state "
                              "(its measures and final masks stay, enough to summarise the study)")

@@ -26,6 +26,7 @@ def test_smoke_trains_every_arm_and_writes_the_report(tmp_path, capsys):
     assert "| data set | density | method | n | test accuracy (95% CI) |" in readme
     assert "| data set | density | claim | measured | Welch p | verdict |" in readme
     assert "- digits, 10% of the connections: CHTs " in readme and "SRigL's largest final CV in a hidden layer is 0," in readme
+    assert "points (95% interval " in readme  # two seeds a cell: Welch's interval of each difference
     for claim in ("CHTs beats the dense MLP", "RigL beats SET", "SRigL matches RigL",
                   "SRigL keeps fan-in CV 0 (hidden layers)", "ITOP: exploration rate tracks accuracy"):
         assert claim in readme, claim
@@ -150,6 +151,9 @@ def test_restate_exploration_matches_the_sparse_layer_rule(tmp_path, monkeypatch
     study.write_csv(out / "runs.csv", rows)
     readme = (out / "README.md").read_text().replace(study.EXPLORATION_RULE + "; ", study.OLD_EXPLORATION_RULE)
     assert study.OLD_EXPLORATION_RULE in readme
+    claims_before = readme.split(study.CLAIMS_HEADER)[1].split("\n\n")[0]
+    # the claims table is rebuilt from runs.csv: rows an older version wrote are replaced
+    readme = readme.replace("| RigL beats SET |", "| RigL beats SET (an old row) |")
     (out / "README.md").write_text(readme)
 
     assert study.main(argv + ["--restate-exploration"]) == 0
@@ -166,12 +170,18 @@ def test_restate_exploration_matches_the_sparse_layer_rule(tmp_path, monkeypatch
     rigl_row = next(line for line in text.splitlines() if line.startswith("| digits | 30% | rigl |"))
     assert f"| {truth['rigl']:.4f} |" in rigl_row
 
-    # a second restatement finds nothing to do and changes nothing
-    before = (out / "runs.csv").read_text()
+    claims_after = text.split(study.CLAIMS_HEADER)[1].split("\n\n")[0]
+    assert "(an old row)" not in text and "| RigL beats SET |" in claims_after
+    assert claims_after.count("\n| digits | 30% |") == claims_before.count("\n| digits | 30% |")
+    assert "| -" in claims_after or "| +" in claims_after
+
+    # a second pass restates nothing and changes nothing
+    before, readme_before = (out / "runs.csv").read_text(), text
     capsys.readouterr()
     assert study.main(argv + ["--restate-exploration"]) == 0
     assert "nothing restated" in capsys.readouterr().out
     assert (out / "runs.csv").read_text() == before
+    assert (out / "README.md").read_text() == readme_before
 
 
 def test_restate_exploration_without_runs_is_one_line(tmp_path, capsys):
