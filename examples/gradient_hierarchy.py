@@ -42,8 +42,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the shared helpers beside this script
 from _study import (MNIST_EPOCH_SECONDS, REPO, RESULTS, data_folder, markdown_table, run_digest,  # noqa: E402
-                    study_command,  # noqa: E402
-                    study_folders, study_mode, study_parser, write_csv)  # noqa: E402
+                    study_command, study_folders, study_mode, study_parser, write_csv)  # noqa: E402
 
 STUDY = "gradient_hierarchy"
 DEFAULT_OUT = RESULTS / STUDY

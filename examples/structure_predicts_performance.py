@@ -313,8 +313,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # smoke: the sweep in a new temporary folder, its report inside it
     dataset = args.dataset
-    spec_name = sweep_spec(mode, dataset)["sweep"]["name"]
-    out = args.out or (output_folder(STUDY, None, smoke=True) if args.smoke else Path("runs") / spec_name)
+    spec_table = sweep_spec(mode, dataset)
+    out = args.out or (output_folder(STUDY, None, smoke=True) if args.smoke
+                       else Path("runs") / spec_table["sweep"]["name"])
     results_dir = args.results or (
         out / "report" if mode == "smoke" else RESULTS if dataset == "digits" else RESULTS / dataset)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -329,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     from topo.sweep import parse_sweep_spec, run_sweep
 
     started = time.perf_counter()
-    spec = parse_sweep_spec(sweep_spec(mode, dataset))
+    spec = parse_sweep_spec(spec_table)
     # a --data-dir given is used as given (a wrong one is an error, not a fallback)
     data_dir = None if dataset == "digits" else data_folder(args.data_dir, existing=args.data_dir is None)
     if dataset != "digits" and (data_dir is None or not data_dir.is_dir()):
